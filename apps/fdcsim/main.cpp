@@ -1,0 +1,35 @@
+// fdcsim: predicts how an LLM serving cluster performs under FDC KV dimensionality compression.
+#include <exception>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/simulate_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fdcsim " FDCSIM_VERSION
+               ": simulate LLM serving clusters under FDC KV dimensionality compression.\n"
+               "Exit codes: 0 ok, 2 bad input (command line, config, trace), 3 internal error, 4 output not writable."};
+  app.set_version_flag("--version", "fdcsim " FDCSIM_VERSION);
+  app.require_subcommand(1);
+  fdc::cli::SimulateOptions sim_opts;
+  fdc::cli::add_simulate_command(app, sim_opts);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return fdc::cli::kExitBadInput;
+  }
+  try {
+    if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
+  } catch (const std::exception& e) {
+    std::cerr << "fdcsim: unexpected error: " << e.what() << "\n";
+    return fdc::cli::kExitInternal;
+  }
+  return fdc::cli::kExitOk;
+}

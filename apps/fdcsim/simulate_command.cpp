@@ -1,0 +1,138 @@
+#include "apps/fdcsim/simulate_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/summary_table.h"
+#include "core/error.h"
+#include "sim/experiment.h"
+#include "sim/simulator.h"
+
+namespace fdc::cli {
+
+void add_simulate_command(CLI::App& app, SimulateOptions& o) {
+  CLI::App* sub = app.add_subcommand("simulate", "Simulate a serving cluster on a workload (one experiment config)");
+  sub->add_option("--config,-c", o.config,
+                  "Experiment JSON (see docs/config.md); without it the embedded default runs "
+                  "(Llama-2-13B, FDC 50%, one p4de server, ShareGPT-like Poisson load)");
+  sub->add_option("--set", o.overrides,
+                  "Override a config value: --set scheduler.max_num_seqs=128 (value parsed as JSON, else a string); "
+                  "repeatable");
+  sub->add_option("--out,-o", o.out_dir, "Output folder (default: results/<experiment name>)");
+  sub->add_option("--trace-out", o.trace_out,
+                  "Also write a Chrome/Perfetto trace of iterations (JSON) to this file; capped at "
+                  "outputs.trace_max_iterations iterations");
+  sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout; errors still go to stderr");
+  sub->add_flag("--progress", o.progress, "Show the progress bar even when stderr is not a terminal");
+}
+
+namespace {
+
+class ProgressBar {
+ public:
+  ProgressBar(bool enabled, uint64_t expected) : enabled_(enabled), expected_(expected) {}
+  void update(const sim::Progress& p, bool final_update) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    if (!final_update && (elapsed < 1.0 || std::chrono::duration<double>(now - last_).count() < 0.2)) return;
+    if (final_update && !shown_) return;  // runs under a second show no bar
+    last_ = now;
+    shown_ = true;
+    const double frac = expected_ ? std::min(1.0, static_cast<double>(p.completed) / static_cast<double>(expected_)) : 0;
+    const int width = 30, filled = static_cast<int>(frac * width);
+    std::string bar(static_cast<size_t>(filled), '#');
+    bar.resize(width, '.');
+    std::fprintf(stderr, "\r[%s] %5.1f%%  %llu arrived, %llu done, simulated %.1f s, wall %.1f s", bar.c_str(),
+                 frac * 100.0, static_cast<unsigned long long>(p.arrived), static_cast<unsigned long long>(p.completed),
+                 p.now.seconds(), elapsed);
+    if (final_update) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  bool enabled_;
+  uint64_t expected_;
+  bool shown_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;
+};
+
+std::unique_ptr<std::ofstream> open_out(const std::filesystem::path& p) {
+  auto f = std::make_unique<std::ofstream>(p, std::ios::binary);
+  if (!*f) throw std::ios_base::failure(p.string() + ": cannot open for writing");
+  return f;
+}
+
+}  // namespace
+
+int run_simulate(const SimulateOptions& o) {
+  try {
+    sim::Experiment exp = sim::load_experiment(o.config, o.overrides);
+    auto cost = sim::make_cost_model(exp);
+    const std::filesystem::path out = o.out_dir.empty() ? std::filesystem::path("results") / exp.name : std::filesystem::path(o.out_dir);
+    std::error_code ec;
+    std::filesystem::create_directories(out, ec);
+    if (ec) {
+      std::cerr << "fdcsim: " << out.string() << ": cannot create output folder: " << ec.message() << "\n";
+      return kExitIo;
+    }
+    auto req_csv = exp.outputs.per_request_csv ? open_out(out / "requests.csv") : nullptr;
+    auto kv_csv = open_out(out / "kv_utilization.csv");
+    std::unique_ptr<std::ofstream> trace = o.trace_out.empty() ? nullptr : open_out(o.trace_out);
+
+    sim::Simulator simulator(exp, *cost, sim::OutputStreams{req_csv.get(), kv_csv.get(), trace.get()});
+    // The resolved config is complete once the simulator is built; write it before running.
+    {
+      auto f = open_out(out / "config.resolved.json");
+      *f << exp.resolved.dump(2) << "\n";
+    }
+    uint64_t expected = 0;
+    if (exp.resolved.contains("workload") && exp.resolved["workload"].contains("num_requests") &&
+        exp.resolved["workload"]["num_requests"].is_number_unsigned())
+      expected = exp.resolved["workload"]["num_requests"].get<uint64_t>();
+    ProgressBar bar(!o.quiet && (o.progress || isatty(STDERR_FILENO)), expected);
+    const auto t0 = std::chrono::steady_clock::now();
+    bool done = false;
+    simulator.run([&](const sim::Progress& p) { bar.update(p, done); });
+    done = true;
+    bar.update(sim::Progress{simulator.totals().arrived, simulator.totals().completed, Nanos(0)}, true);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    Json summary = simulator.summary();
+    {
+      auto f = open_out(out / "summary.json");
+      *f << summary.dump(2) << "\n";
+    }
+    for (auto* f : {req_csv.get(), kv_csv.get(), trace.get()}) {
+      if (f && !f->flush()) throw std::ios_base::failure("an output file could not be written in " + out.string());
+    }
+    if (!o.quiet) {
+      print_summary_table(std::cout, summary);
+      std::cout << "\n  outputs in " << out.string() << ": summary.json, config.resolved.json, kv_utilization.csv"
+                << (req_csv ? ", requests.csv" : "") << (trace ? ", trace " + o.trace_out : "") << "\n";
+    }
+    const auto& t = simulator.totals();
+    std::fprintf(stderr, "fdcsim: simulated %llu requests, %llu events in %.3f s wall (%.0f events/s, %.0f requests/s)\n",
+                 static_cast<unsigned long long>(t.arrived), static_cast<unsigned long long>(t.events), wall,
+                 static_cast<double>(t.events) / std::max(wall, 1e-9), static_cast<double>(t.arrived) / std::max(wall, 1e-9));
+    return kExitOk;
+  } catch (const InputError& e) {
+    std::cerr << "fdcsim: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const InternalError& e) {
+    std::cerr << "fdcsim: " << e.what() << "\n";
+    return kExitInternal;
+  } catch (const std::ios_base::failure& e) {
+    std::cerr << "fdcsim: " << e.what() << "\n";
+    return kExitIo;
+  }
+}
+
+}  // namespace fdc::cli

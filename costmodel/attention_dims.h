@@ -1,0 +1,75 @@
+// Kept attention dimensions per layer and KV head after FDC compression, and how they split over
+// the GPUs of a replica. Produced by the FDC policy (sim/policy.h); read by the cost model and the
+// KV memory layout.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace fdc::costmodel {
+
+// Kept dims of one KV head (and of every query head in its GQA group, which share its rotation).
+// Important tokens keep (qk_hi, v_hi); unimportant ones keep the first (qk_lo, v_lo) of those,
+// since SVD dims are ordered. Without token classes lo == hi.
+struct KvHeadDims {
+  int qk_hi = 0, v_hi = 0, qk_lo = 0, v_lo = 0;
+  friend bool operator==(const KvHeadDims&, const KvHeadDims&) = default;
+};
+
+struct LayerDims {
+  std::vector<KvHeadDims> kv_heads;  // [num_kv_heads]
+  // Token slots of each KV block kept at hi dims: ceil(important_fraction * block_size) of the
+  // block's block_size slots (the rest at lo dims). 1.0 without token classes.
+  double important_fraction = 1.0;
+  friend bool operator==(const LayerDims&, const LayerDims&) = default;
+};
+
+struct ModelDims {
+  std::vector<LayerDims> layers;  // [num_layers]
+};
+
+// Layers with identical dims are costed once and multiplied by their count.
+struct LayerGroup {
+  LayerDims dims;
+  int count = 0;
+};
+std::vector<LayerGroup> group_layers(const ModelDims& dims);
+
+// Hi-dims token slots in a block of block_size tokens: ceil(fraction * block_size), exact for
+// fractions given to 1e-9.
+int important_slots(double important_fraction, int block_size);
+
+// Replica parallelism inside one server: tensor parallel (weights and heads sharded) times
+// sequence parallel (Ulysses: full weights per GPU, tokens sharded for projections/MLP, heads
+// sharded for attention through all-to-all).
+struct ParallelConfig {
+  int tp = 1;
+  int sp = 1;
+  int gpus() const { return tp * sp; }
+};
+
+// Per-GPU attention work of one layer, for the most loaded GPU of the replica. Query heads are
+// split contiguously over the tp*sp GPUs (uneven counts: some GPUs get one more); a GPU holds the
+// KV heads its query heads need (a KV head is replicated when its group spans GPUs).
+struct LayerShard {
+  // Sums over the query heads on the GPU.
+  int64_t q_heads = 0;
+  int64_t q_qk_dims = 0;      // sum of qk_hi over query heads (compressed q width)
+  int64_t q_v_dims = 0;       // sum of v_hi over query heads (attention output width)
+  // Per-context-token attention work, split by token class.
+  int64_t score_dims_hi = 0;  // sum over query heads of (qk_hi + v_hi): FLOPs/2 per hi key
+  int64_t score_dims_lo = 0;  // sum over query heads of (qk_lo + v_lo)
+  // Sums over the KV heads held by the GPU.
+  int64_t kv_heads = 0;
+  int64_t kv_dims_hi = 0;     // sum of (qk_hi + v_hi): cached elements per hi token
+  int64_t kv_dims_lo = 0;     // sum of (qk_lo + v_lo)
+  int64_t k_dims_hi = 0;      // sum of qk_hi over KV heads (compressed k width from the projection)
+  int64_t v_dims_hi = 0;      // sum of v_hi over KV heads
+};
+
+// Work of GPU `gpu` (0-based) of a replica with `gpus` GPUs, for layer `layer`.
+LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu);
+// Element-wise maximum over all GPUs of the replica (the straggler sets the time).
+LayerShard max_shard(const LayerDims& layer, int num_heads, int gpus);
+
+}  // namespace fdc::costmodel

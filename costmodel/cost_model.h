@@ -1,0 +1,28 @@
+// The cost model interface: the time of one iteration of one replica. The simulator calls only
+// this; the roofline (v0) and fitted profiles implement it, so a new model replaces the old one
+// without touching the simulator.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/time.h"
+#include "costmodel/batch.h"
+#include "costmodel/ops.h"
+
+namespace fdc::costmodel {
+
+class CostModel {
+ public:
+  virtual ~CostModel() = default;
+  // Time of one forward pass over `batch` (not empty) on one replica.
+  virtual Nanos iteration_time(const Batch& batch) const = 0;
+  // Same, filling a per-op breakdown (slower; for reports and traces).
+  virtual Nanos iteration_time(const Batch& batch, OpBreakdown& breakdown) const = 0;
+  // One line for reports: which model, which profile, whether extrapolated.
+  virtual std::string describe() const = 0;
+  // True when the figures come from a spec sheet rather than measurements on this GPU.
+  virtual bool extrapolated() const = 0;
+};
+
+}  // namespace fdc::costmodel

@@ -1,0 +1,61 @@
+// The ops of one transformer forward pass, each with its FLOPs and bytes from its shape: the one
+// place these formulas live (used by the roofline, the benchmarks' napkin math and the reports).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace fdc::costmodel {
+
+enum class OpKind : int {
+  kNorm,
+  kQkvProj,
+  kRopeRotate,
+  kAllToAllQkv,
+  kAttnPrefill,
+  kAttnDecode,
+  kAllToAllOut,
+  kOutProj,
+  kAllReduce,
+  kResidual,
+  kMlpUp,
+  kMlpAct,
+  kMlpDown,
+  kLmHead,
+  kAllGather,
+  kIterationOverhead,
+  kCount
+};
+constexpr int kNumOpKinds = static_cast<int>(OpKind::kCount);
+std::string_view op_name(OpKind k);
+
+// Work of one op on one GPU.
+struct OpWork {
+  double flops = 0;       // floating-point operations (a multiply-add counts 2)
+  double bytes = 0;       // bytes moved through device memory (each input read once, outputs written once)
+  double comm_bytes = 0;  // bytes each GPU sends over the intra-server link (collectives)
+};
+
+// GEMM out[m,n] = a[m,k] * b[k,n], element size e bytes.
+inline OpWork gemm_work(double m, double n, double k, double e) {
+  return {2.0 * m * n * k, e * (m * k + k * n + m * n), 0.0};
+}
+// Element-wise op reading `in` elements and writing `out` elements.
+inline OpWork elementwise_work(double in, double out, double e, double flops_per_elem = 1.0) {
+  return {flops_per_elem * in, e * (in + out), 0.0};
+}
+
+// Collective factors as nccl-tests defines bus bandwidth: data each GPU sends per payload byte.
+// all-to-all over g GPUs: (g-1)/g of the local buffer; ring all-reduce: 2(g-1)/g; all-gather: (g-1)/g.
+inline double alltoall_send_factor(int g) { return g > 1 ? static_cast<double>(g - 1) / g : 0.0; }
+inline double allreduce_send_factor(int g) { return g > 1 ? 2.0 * (g - 1) / g : 0.0; }
+inline double allgather_send_factor(int g) { return g > 1 ? static_cast<double>(g - 1) / g : 0.0; }
+
+// Per-op time totals of one iteration, on request.
+struct OpBreakdown {
+  std::array<double, kNumOpKinds> seconds{};
+  std::array<OpWork, kNumOpKinds> work{};
+};
+
+}  // namespace fdc::costmodel

@@ -1,0 +1,159 @@
+#include "costmodel/roofline.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace fdc::costmodel {
+
+RooflineParams parse_roofline_params(const ConfigNode& n) {
+  RooflineParams p;
+  p.gemm_efficiency = n.get_or<double>("gemm_efficiency", p.gemm_efficiency, {0.0, 1.0, true});
+  p.attention_efficiency = n.get_or<double>("attention_efficiency", p.attention_efficiency, {0.0, 1.0, true});
+  p.memory_efficiency = n.get_or<double>("memory_efficiency", p.memory_efficiency, {0.0, 1.0, true});
+  p.link_efficiency = n.get_or<double>("link_efficiency", p.link_efficiency, {0.0, 1.0, true});
+  p.kernel_launch_us = n.get_or<double>("kernel_launch_us", p.kernel_launch_us, Bounds::non_negative());
+  p.collective_latency_us = n.get_or<double>("collective_latency_us", p.collective_latency_us, Bounds::non_negative());
+  p.iteration_overhead_us = n.get_or<double>("iteration_overhead_us", p.iteration_overhead_us, Bounds::non_negative());
+  return p;
+}
+
+RooflineCostModel::RooflineCostModel(const ModelSpec& model, const HardwareSpec& hw, const ModelDims& dims,
+                                     ParallelConfig par, RooflineParams params)
+    : model_(model), hw_(hw), par_(par), params_(params) {
+  gemm_rate_ = hw.bf16_dense_tflops * 1e12 * params.gemm_efficiency;
+  attn_rate_ = hw.bf16_dense_tflops * 1e12 * params.attention_efficiency;
+  mem_rate_ = hw.hbm_bandwidth_gb_per_s * 1e9 * params.memory_efficiency;
+  link_rate_ = hw.nvlink_bandwidth_gb_per_s * 1e9 * params.link_efficiency;
+  const double t = par.tp, d = model.head_dim;
+  const int group = model.group_size();
+  for (const LayerGroup& lg : group_layers(dims)) {
+    Group g;
+    g.count = lg.count;
+    g.shard = max_shard(lg.dims, model.num_heads, par.gpus());
+    g.f_hi = lg.dims.important_fraction;
+    // Totals over the layer (all heads), sharded over tp.
+    double q_qk = 0, q_v = 0, k_qk = 0, k_v = 0, rot = 0;
+    for (size_t j = 0; j < lg.dims.kv_heads.size(); ++j) {
+      const KvHeadDims& h = lg.dims.kv_heads[j];
+      q_qk += group * h.qk_hi;
+      q_v += group * h.v_hi;
+      k_qk += h.qk_hi;
+      k_v += h.v_hi;
+      if (h.qk_hi < model.head_dim) rot += (group + 1) * d * h.qk_hi;  // d x r rotation per head
+    }
+    if (model.rope) {
+      // W_q, W_k cannot absorb the rotation (RoPE sits between): full q and k come out of the
+      // projection; a fused RoPE(+rotation) kernel writes the compressed ones.
+      g.qkv_out = ((model.num_heads + model.num_kv_heads) * d + k_v) / t;
+      g.rope_in = (model.num_heads + model.num_kv_heads) * d / t;
+      g.rope_out = (q_qk + k_qk) / t;
+      g.rotate_macs = rot / t;
+    } else {
+      g.qkv_out = (q_qk + k_qk + k_v) / t;  // rotations folded into W_q, W_k, W_v
+    }
+    g.a2a_qkv = (q_qk + k_qk + k_v) / t;
+    g.a2a_out = q_v / t;
+    g.out_in = q_v / t;  // W_o' = R_v^T W_o: K dim shrinks with r_v
+    groups_.push_back(g);
+  }
+}
+
+namespace {
+inline double roof(const OpWork& w, double flop_rate, double byte_rate) {
+  return std::max(w.flops / flop_rate, w.bytes / byte_rate);
+}
+}  // namespace
+
+template <bool kBreakdown>
+Nanos RooflineCostModel::compute(const Batch& batch, OpBreakdown* bd) const {
+  const BatchTotals& b = batch.totals;
+  const double e = model_.dtype_bytes, D = model_.hidden, F = model_.ffn_hidden, t = par_.tp;
+  const int sp = par_.sp;
+  const double M = std::ceil(static_cast<double>(b.new_tokens) / sp);  // rows per GPU
+  const double launch = params_.kernel_launch_us * 1e-6;
+  const double alpha = params_.collective_latency_us * 1e-6;
+  double total = 0;
+  auto add = [&](OpKind k, const OpWork& w, double seconds, double times) {
+    total += seconds * times;
+    if constexpr (kBreakdown) {
+      auto i = static_cast<size_t>(k);
+      bd->seconds[i] += seconds * times;
+      bd->work[i].flops += w.flops * times;
+      bd->work[i].bytes += w.bytes * times;
+      bd->work[i].comm_bytes += w.comm_bytes * times;
+    }
+  };
+  auto kernel = [&](OpKind k, const OpWork& w, double flop_rate, double times) {
+    add(k, w, roof(w, flop_rate, mem_rate_) + launch, times);
+  };
+  auto collective = [&](OpKind k, double payload_bytes, double send_factor, double times) {
+    OpWork w{0, 0, payload_bytes * send_factor};
+    add(k, w, alpha + w.comm_bytes / link_rate_, times);
+  };
+
+  for (const Group& g : groups_) {
+    const double n = g.count;
+    const LayerShard& s = g.shard;
+    const double f = g.f_hi;
+    kernel(OpKind::kNorm, elementwise_work(M * D, M * D, e, 4.0), mem_rate_, 2 * n);
+    kernel(OpKind::kQkvProj, gemm_work(M, g.qkv_out, D, e), gemm_rate_, n);
+    if (g.rope_in > 0) {
+      OpWork w = elementwise_work(M * g.rope_in, M * g.rope_out, e, 6.0);
+      w.flops += 2.0 * M * g.rotate_macs;
+      kernel(OpKind::kRopeRotate, w, gemm_rate_, n);
+    }
+    if (sp > 1) collective(OpKind::kAllToAllQkv, M * g.a2a_qkv * e, alltoall_send_factor(sp), n);
+    const double kv_tok = e * (f * static_cast<double>(s.kv_dims_hi) + (1 - f) * static_cast<double>(s.kv_dims_lo));
+    const double score = f * static_cast<double>(s.score_dims_hi) + (1 - f) * static_cast<double>(s.score_dims_lo);
+    const double qo = e * static_cast<double>(s.q_qk_dims + s.q_v_dims);
+    const double kv_new = e * static_cast<double>(s.kv_dims_hi);
+    if (b.prefill_seqs > 0) {
+      OpWork w{2.0 * b.prefill_pairs * score,
+               static_cast<double>(b.prefill_kv_tokens) * kv_tok + static_cast<double>(b.prefill_tokens) * (qo + kv_new), 0};
+      kernel(OpKind::kAttnPrefill, w, attn_rate_, n);
+    }
+    if (b.decode_seqs > 0) {
+      OpWork w{2.0 * static_cast<double>(b.decode_kv_tokens) * score,
+               static_cast<double>(b.decode_kv_tokens) * kv_tok + static_cast<double>(b.decode_seqs) * (qo + kv_new), 0};
+      kernel(OpKind::kAttnDecode, w, attn_rate_, n);
+    }
+    if (sp > 1) collective(OpKind::kAllToAllOut, M * g.a2a_out * e, alltoall_send_factor(sp), n);
+    kernel(OpKind::kOutProj, gemm_work(M, D, g.out_in, e), gemm_rate_, n);
+    if (par_.tp > 1) collective(OpKind::kAllReduce, M * D * e, allreduce_send_factor(par_.tp), 2 * n);
+    kernel(OpKind::kResidual, elementwise_work(2 * M * D, M * D, e), mem_rate_, 2 * n);
+    if (model_.mlp == MlpKind::kGated) {
+      kernel(OpKind::kMlpUp, gemm_work(M, 2 * F / t, D, e), gemm_rate_, n);
+      kernel(OpKind::kMlpAct, elementwise_work(2 * M * F / t, M * F / t, e, 4.0), mem_rate_, n);
+    } else {
+      kernel(OpKind::kMlpUp, gemm_work(M, F / t, D, e), gemm_rate_, n);
+      kernel(OpKind::kMlpAct, elementwise_work(M * F / t, M * F / t, e, 1.0), mem_rate_, n);
+    }
+    kernel(OpKind::kMlpDown, gemm_work(M, D, F / t, e), gemm_rate_, n);
+  }
+  // Once per iteration: final norm and LM head on the rows that emit a token.
+  const double rows = std::ceil(static_cast<double>(b.logits_rows) / sp);
+  if (rows > 0) {
+    kernel(OpKind::kNorm, elementwise_work(rows * D, rows * D, e, 4.0), mem_rate_, 1);
+    kernel(OpKind::kLmHead, gemm_work(rows, model_.vocab / t, D, e), gemm_rate_, 1);
+    if (par_.tp > 1) collective(OpKind::kAllGather, rows * (model_.vocab / t) * e, allgather_send_factor(par_.tp), 1);
+  }
+  add(OpKind::kIterationOverhead, OpWork{}, params_.iteration_overhead_us * 1e-6, 1);
+  return Nanos::from_seconds(total);
+}
+
+Nanos RooflineCostModel::iteration_time(const Batch& batch) const { return compute<false>(batch, nullptr); }
+
+Nanos RooflineCostModel::iteration_time(const Batch& batch, OpBreakdown& breakdown) const {
+  return compute<true>(batch, &breakdown);
+}
+
+std::string RooflineCostModel::describe() const {
+  std::ostringstream os;
+  os << "roofline v0 from the " << hw_.gpu << " spec sheet (extrapolated): gemm " << params_.gemm_efficiency
+     << ", attention " << params_.attention_efficiency << ", memory " << params_.memory_efficiency << ", link "
+     << params_.link_efficiency << " of peak";
+  return os.str();
+}
+
+}  // namespace fdc::costmodel

@@ -1,0 +1,132 @@
+#include "sim/experiment.h"
+
+#include <filesystem>
+
+#include "configs/embedded_configs.h"
+#include "core/error.h"
+#include "traces/workload.h"
+
+namespace fdc::sim {
+
+namespace {
+
+// A referenced config: loaded document plus where it came from.
+struct Ref {
+  std::shared_ptr<Json> doc;
+  std::string source;
+};
+
+std::string embedded_names(std::string_view kind) {
+  std::string out;
+  for (const auto& c : configs::embedded_configs())
+    if (c.kind == kind) out += (out.empty() ? "" : ", ") + std::string(c.name);
+  return out;
+}
+
+Ref resolve_ref(const ConfigNode& root, const std::string& key, std::string_view kind, const std::string& base_dir) {
+  const Json& v = root.raw(key);
+  if (v.is_object()) return {std::make_shared<Json>(v), root.where(key)};
+  if (!v.is_string())
+    root.fail(key, "a name (" + embedded_names(kind) + "), a path to a .json file, or an inline object");
+  const std::string s = v.get<std::string>();
+  const bool is_path = s.find('/') != std::string::npos || (s.size() > 5 && s.substr(s.size() - 5) == ".json");
+  if (is_path) {
+    std::filesystem::path p(s);
+    if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+    return {std::make_shared<Json>(load_json_file(p.string())), p.string()};
+  }
+  const auto* c = configs::find_embedded_config(kind, s);
+  if (!c) root.fail(key, "a known " + std::string(kind) + " name (" + embedded_names(kind) + ") or a .json path");
+  return {std::make_shared<Json>(parse_json_text(std::string(c->text), std::string(c->path))), std::string(c->path)};
+}
+
+}  // namespace
+
+Experiment load_experiment_json(Json input, const std::string& source, const std::string& base_dir) {
+  Experiment e;
+  e.source = source;
+  e.resolved = Json::object();
+  ConfigNode root(input, source, "", e.resolved);
+  e.name = root.get_or<std::string>("name", "unnamed");
+  root.get_or<std::string>("comment", "");
+  e.seed = root.get_or<uint64_t>("seed", 42);
+
+  // Referenced documents: parse each with its own source name, record the resolved object.
+  Ref model_ref = resolve_ref(root, "model", "models", base_dir);
+  Ref hw_ref = resolve_ref(root, "hardware", "hardware", base_dir);
+  Ref policy_ref = resolve_ref(root, "policy", "policies", base_dir);
+  e.resolved["model"] = Json::object();
+  e.resolved["hardware"] = Json::object();
+  e.resolved["policy"] = Json::object();
+  e.model = costmodel::parse_model(ConfigNode(*model_ref.doc, model_ref.source, "", e.resolved["model"]));
+  e.hardware = costmodel::parse_hardware(ConfigNode(*hw_ref.doc, hw_ref.source, "", e.resolved["hardware"]));
+  e.policy = parse_policy(ConfigNode(*policy_ref.doc, policy_ref.source, "", e.resolved["policy"]));
+
+  ConfigNode cluster = root.child_or_empty("cluster");
+  e.servers = cluster.get_or<int>("servers", 1, Bounds::at_least(1));
+  e.parallel.tp = cluster.get_or<int>("tp", 1, Bounds::at_least(1));
+  e.parallel.sp = cluster.get_or<int>("sp", 1, Bounds::at_least(1));
+  e.router = cluster.get_enum_or("router", "round_robin", {"round_robin", "least_outstanding"}) == "round_robin"
+                 ? RouterKind::kRoundRobin
+                 : RouterKind::kLeastOutstanding;
+  cluster.finish();
+  const int g = e.parallel.gpus();
+  if (e.hardware.gpus_per_server % g != 0)
+    cluster.fail("tp", "tp * sp dividing the server's " + std::to_string(e.hardware.gpus_per_server) +
+                           " GPUs (tp=" + std::to_string(e.parallel.tp) + ", sp=" + std::to_string(e.parallel.sp) + ")");
+  if (e.model.num_heads < g)
+    cluster.fail("sp", "tp * sp <= the model's " + std::to_string(e.model.num_heads) + " attention heads");
+
+  e.scheduler = parse_scheduler_config(root.child_or_empty("scheduler"));
+  if (e.scheduler.max_model_len == 0) {
+    e.scheduler.max_model_len = e.model.max_model_len;
+    e.resolved["scheduler"]["max_model_len"] = e.model.max_model_len;
+  }
+  e.memory = parse_memory_config(root.child_or_empty("memory"));
+
+  ConfigNode cm = root.child_or_empty("costmodel");
+  cm.get_enum_or("kind", "roofline", {"roofline"});
+  e.roofline = costmodel::parse_roofline_params(cm);
+  cm.finish();
+
+  ConfigNode slo = root.child_or_empty("slo");
+  e.slo.ttft_ms = slo.get_or<double>("ttft_ms", 2000.0, Bounds::positive());
+  e.slo.tpot_ms = slo.get_or<double>("tpot_ms", 200.0, Bounds::positive());
+  slo.finish();
+
+  ConfigNode out = root.child_or_empty("outputs");
+  e.outputs.per_request_csv = out.get_or<bool>("per_request_csv", true);
+  e.outputs.kv_sample_interval_ms = out.get_or<double>("kv_sample_interval_ms", 1000.0, Bounds::positive());
+  e.outputs.trace_max_iterations = out.get_or<int64_t>("trace_max_iterations", 200000, Bounds::at_least(1));
+  out.finish();
+
+  e.workload = traces::make_request_source(root.child("workload"), e.seed, base_dir);
+  root.finish();
+
+  e.dims = resolve_policy(e.policy, e.model, e.scheduler.block_size);
+  return e;
+}
+
+std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e) {
+  return std::make_unique<costmodel::RooflineCostModel>(e.model, e.hardware, e.dims, e.parallel, e.roofline);
+}
+
+Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides) {
+  Json input;
+  std::string source, base_dir;
+  if (config_path.empty()) {
+    const auto* c = configs::find_embedded_config("experiments", "default");
+    FDC_CHECK(c != nullptr, "the embedded default experiment is missing");
+    source = std::string(c->path) + " (embedded default)";
+    input = parse_json_text(std::string(c->text), source);
+  } else {
+    source = config_path;
+    input = load_json_file(config_path);
+    base_dir = std::filesystem::path(config_path).parent_path().string();
+  }
+  for (const auto& o : overrides) apply_override(input, o);
+  if (!overrides.empty()) source += " with --set overrides";
+  return load_experiment_json(std::move(input), source, base_dir);
+}
+
+}  // namespace fdc::sim

@@ -1,0 +1,69 @@
+// One simulation's full configuration, read strictly from JSON (keys in docs/config.md) with
+// `--set` overrides applied first. Model, hardware and policy may be given by name (an embedded
+// config from configs/), by path (a .json file, relative to the config's folder) or inline.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "costmodel/attention_dims.h"
+#include "costmodel/cost_model.h"
+#include "costmodel/hardware_spec.h"
+#include "costmodel/model_spec.h"
+#include "costmodel/roofline.h"
+#include "sim/kv_memory.h"
+#include "sim/policy.h"
+#include "sim/scheduler.h"
+#include "traces/request.h"
+
+namespace fdc::sim {
+
+enum class RouterKind { kRoundRobin, kLeastOutstanding };
+
+struct SloConfig {
+  double ttft_ms = 0;  // a request meets the SLO when TTFT <= ttft_ms and TPOT <= tpot_ms
+  double tpot_ms = 0;  // TPOT: mean gap between output tokens ((JCT - TTFT) / (output - 1))
+};
+
+struct OutputConfig {
+  bool per_request_csv = true;
+  double kv_sample_interval_ms = 1000;  // KV utilisation time series sampling period
+  int64_t trace_max_iterations = 200000;  // cap on iterations written by --trace-out
+};
+
+struct Experiment {
+  std::string name;
+  std::string source;  // config file, or "<embedded default>"
+  uint64_t seed = 0;
+  costmodel::ModelSpec model;
+  costmodel::HardwareSpec hardware;
+  PolicySpec policy;
+  costmodel::ModelDims dims;  // the policy resolved for the model
+  costmodel::ParallelConfig parallel;
+  int servers = 1;
+  RouterKind router = RouterKind::kRoundRobin;
+  SchedulerConfig scheduler;
+  MemoryConfig memory;
+  costmodel::RooflineParams roofline;
+  SloConfig slo;
+  OutputConfig outputs;
+  std::unique_ptr<traces::RequestSource> workload;
+  Json resolved;  // every value used, defaults included
+
+  int replicas_per_server() const { return hardware.gpus_per_server / parallel.gpus(); }
+  int num_replicas() const { return servers * replicas_per_server(); }
+};
+
+// The cost model the experiment names (roofline v0 for now), built for its model, hardware,
+// policy dims and parallelism.
+std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e);
+
+// config_path "" = the embedded default experiment. Throws InputError on any bad input.
+Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides);
+// Same from an in-memory JSON (tests); base_dir resolves relative paths.
+Experiment load_experiment_json(Json input, const std::string& source, const std::string& base_dir);
+
+}  // namespace fdc::sim

@@ -1,0 +1,349 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace fdc::sim {
+
+namespace {
+
+// Nanoseconds as milliseconds with all 6 decimals: exact, and the same text on every platform.
+void append_ms(std::string& s, int64_t ns) {
+  char buf[40];
+  const int64_t a = ns < 0 ? -ns : ns;
+  int n = std::snprintf(buf, sizeof buf, "%s%" PRId64 ".%06" PRId64, ns < 0 ? "-" : "", a / 1000000, a % 1000000);
+  s.append(buf, static_cast<size_t>(n));
+}
+// Nanoseconds as microseconds with 3 decimals (Chrome trace timestamps).
+void append_us(std::string& s, int64_t ns) {
+  char buf[40];
+  int n = std::snprintf(buf, sizeof buf, "%" PRId64 ".%03" PRId64, ns / 1000, ns % 1000);
+  s.append(buf, static_cast<size_t>(n));
+}
+void append_int(std::string& s, int64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%" PRId64, v);
+  s.append(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+Simulator::Simulator(Experiment& e, const costmodel::CostModel& cost, OutputStreams streams)
+    : exp_(e), cost_(cost), out_(streams) {
+  layout_ = make_kv_layout(e.model, e.dims, e.parallel, e.hardware.gpu_memory_gib, e.memory, e.scheduler.block_size);
+  const int per_server = e.replicas_per_server();
+  replicas_.reserve(static_cast<size_t>(e.num_replicas()));
+  for (int i = 0; i < e.num_replicas(); ++i) {
+    replicas_.push_back(Replica{Scheduler(e.scheduler, layout_.num_blocks), i / per_server, false, 0});
+  }
+  heap_.reserve(replicas_.size() + 2);
+}
+
+void Simulator::push(int64_t time, uint32_t kind, uint32_t replica) {
+  heap_.push_back(Event{time, next_seq_++, kind, replica});
+  std::push_heap(heap_.begin(), heap_.end(), Later{});
+}
+
+uint32_t Simulator::route() {
+  const auto n = static_cast<uint32_t>(replicas_.size());
+  if (exp_.router == RouterKind::kRoundRobin) {
+    uint32_t r = rr_next_;
+    rr_next_ = (rr_next_ + 1) % n;
+    return r;
+  }
+  uint32_t best = 0;
+  for (uint32_t i = 1; i < n; ++i)
+    if (replicas_[i].outstanding < replicas_[best].outstanding) best = i;
+  return best;
+}
+
+void Simulator::run(const std::function<void(const Progress&)>& progress) {
+  if (out_.requests_csv)
+    *out_.requests_csv << "request_id,replica,status,reason,arrival_ms,prompt_tokens,output_tokens,queue_ms,ttft_ms,"
+                          "tpot_ms,jct_ms,preemptions\n";
+  if (out_.kv_csv) *out_.kv_csv << "time_s,mean_kv_utilization,max_kv_utilization,running_seqs,waiting_seqs\n";
+  if (out_.trace_json) {
+    *out_.trace_json << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n";
+    for (size_t r = 0; r < replicas_.size(); ++r)
+      *out_.trace_json << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" << replicas_[r].server
+                       << ",\"tid\":" << r << ",\"args\":{\"name\":\"replica " << r << "\"}},\n";
+  }
+  std::optional<traces::RequestSpec> pending = exp_.workload->next();
+  if (pending) push(pending->arrival.ns(), 0, 0);
+  next_kv_sample_ = Nanos(0);
+
+  while (!heap_.empty()) {
+    std::pop_heap(heap_.begin(), heap_.end(), Later{});
+    const Event ev = heap_.back();
+    heap_.pop_back();
+    FDC_CHECK(ev.time >= now_.ns(), "time went backwards: event at " << ev.time << " ns after " << now_.ns() << " ns");
+    if (out_.kv_csv && ev.time >= next_kv_sample_.ns()) sample_kv_until(Nanos(ev.time));
+    now_ = Nanos(ev.time);
+    ++totals_.events;
+    if (ev.kind == 0) {
+      traces::RequestSpec r = *pending;
+      pending = exp_.workload->next();
+      if (pending) {
+        FDC_CHECK(pending->arrival >= r.arrival, "workload produced arrivals out of order");
+        push(pending->arrival.ns(), 0, 0);
+      }
+      on_arrival(r);
+    } else {
+      on_iteration_end(ev.replica);
+    }
+    if (progress && (totals_.events & 0xFFFF) == 0) progress(Progress{totals_.arrived, totals_.completed, now_});
+  }
+  flush_tbt();
+  if (out_.kv_csv) sample_kv_until(now_);
+  if (out_.trace_json) *out_.trace_json << "{}]}\n";
+
+  // Invariants of every run.
+  FDC_CHECK(totals_.arrived == totals_.completed + totals_.rejected,
+            totals_.arrived << " arrived, " << totals_.completed << " completed, " << totals_.rejected << " rejected");
+  for (const auto& rep : replicas_) {
+    FDC_CHECK(!rep.sched.has_work() && !rep.busy, "a replica still has work at the end");
+    FDC_CHECK(rep.sched.kv().used_blocks() == 0, "KV blocks still in use at the end");
+  }
+  FDC_CHECK(used_blocks_total_ == 0, "KV block accounting drifted: " << used_blocks_total_);
+  if (progress) progress(Progress{totals_.arrived, totals_.completed, now_});
+}
+
+void Simulator::on_arrival(const traces::RequestSpec& r) {
+  ++totals_.arrived;
+  if (totals_.first_arrival.ns() < 0) totals_.first_arrival = r.arrival;
+  const uint32_t idx = route();
+  Replica& rep = replicas_[idx];
+  if (auto rej = rep.sched.check_admissible(r.prompt_tokens, r.output_tokens)) {
+    ++totals_.rejected;
+    ++totals_.rejected_by_reason[rej->code];
+    if (out_.requests_csv && exp_.outputs.per_request_csv) {
+      line_.clear();
+      append_int(line_, static_cast<int64_t>(r.id));
+      line_ += ',';
+      append_int(line_, idx);
+      line_ += ",rejected,";
+      line_ += rej->code;
+      line_ += ',';
+      append_ms(line_, r.arrival.ns());
+      line_ += ',';
+      append_int(line_, r.prompt_tokens);
+      line_ += ',';
+      append_int(line_, r.output_tokens);
+      line_ += ",,,,,0\n";
+      *out_.requests_csv << line_;
+    }
+    return;
+  }
+  rep.sched.add(r.id, r.arrival, r.prompt_tokens, r.output_tokens);
+  ++rep.outstanding;
+  if (!rep.busy) start_iteration(idx);
+}
+
+void Simulator::start_iteration(uint32_t r) {
+  Replica& rep = replicas_[r];
+  const int64_t before = rep.sched.kv().used_blocks();
+  rep.sched.schedule(now_);
+  const int64_t used = rep.sched.kv().used_blocks();
+  used_blocks_total_ += used - before;
+  totals_.preemptions += rep.sched.preempted().size();
+  const costmodel::Batch& batch = rep.sched.batch();
+  if (batch.empty()) {
+    FDC_CHECK(!rep.sched.has_work(), "replica " << r << " has " << rep.sched.num_waiting() << " waiting and "
+                                                << rep.sched.num_running() << " running but scheduled nothing");
+    rep.busy = false;
+    return;
+  }
+  const Nanos dur = cost_.iteration_time(batch);
+  FDC_CHECK(dur.ns() > 0, "the cost model returned a non-positive iteration time");
+  rep.busy = true;
+  ++totals_.iterations;
+  totals_.busy_seconds += dur.seconds();
+  const double util = static_cast<double>(used) / static_cast<double>(layout_.num_blocks);
+  totals_.kv_block_seconds += static_cast<double>(used) * dur.seconds();
+  totals_.kv_max_utilization = std::max(totals_.kv_max_utilization, util);
+  if (out_.trace_json && totals_.iterations <= static_cast<uint64_t>(exp_.outputs.trace_max_iterations)) {
+    const auto& t = batch.totals;
+    const char* kind = t.prefill_seqs == 0 ? "decode" : (t.decode_seqs == 0 ? "prefill" : "mixed");
+    line_.clear();
+    line_ += "{\"name\":\"";
+    line_ += kind;
+    line_ += "\",\"ph\":\"X\",\"pid\":";
+    append_int(line_, rep.server);
+    line_ += ",\"tid\":";
+    append_int(line_, r);
+    line_ += ",\"ts\":";
+    append_us(line_, now_.ns());
+    line_ += ",\"dur\":";
+    append_us(line_, dur.ns());
+    line_ += ",\"args\":{\"seqs\":";
+    append_int(line_, t.num_seqs);
+    line_ += ",\"new_tokens\":";
+    append_int(line_, t.new_tokens);
+    line_ += ",\"decode_seqs\":";
+    append_int(line_, t.decode_seqs);
+    line_ += ",\"decode_kv_tokens\":";
+    append_int(line_, t.decode_kv_tokens);
+    line_ += ",\"prefill_tokens\":";
+    append_int(line_, t.prefill_tokens);
+    line_ += ",\"kv_blocks_used\":";
+    append_int(line_, used);
+    line_ += "}},\n";
+    *out_.trace_json << line_;
+  }
+  push(now_.ns() + dur.ns(), 1, r);
+}
+
+void Simulator::flush_tbt() {
+  if (tbt_run_ > 0) totals_.tbt.add(tbt_gap_, tbt_run_);
+  tbt_run_ = 0;
+}
+
+void Simulator::on_iteration_end(uint32_t r) {
+  Replica& rep = replicas_[r];
+  Scheduler& sched = rep.sched;
+  const int64_t before = sched.kv().used_blocks();
+  sched.complete(now_);
+  used_blocks_total_ += sched.kv().used_blocks() - before;
+  const auto& emitted = sched.emitted();
+  const auto& prev = sched.emitted_prev_token();
+  for (size_t k = 0; k < emitted.size(); ++k) {
+    const Sequence& s = sched.seq(emitted[k]);
+    if (s.generated == 1) {
+      totals_.ttft.add((now_ - s.arrival).seconds());
+      totals_.queue.add((s.first_scheduled - s.arrival).seconds());
+    } else {
+      // Most sequences of a decode batch share the same gap: add runs of equal gaps at once.
+      const double gap = (now_ - prev[k]).seconds();
+      if (gap != tbt_gap_) {
+        flush_tbt();
+        tbt_gap_ = gap;
+      }
+      ++tbt_run_;
+    }
+  }
+  for (SlotId f : sched.finished()) {
+    const Sequence& s = sched.seq(f);
+    ++totals_.completed;
+    --rep.outstanding;
+    totals_.prompt_tokens += static_cast<uint64_t>(s.prompt);
+    totals_.output_tokens += static_cast<uint64_t>(s.output);
+    const double ttft = (s.first_token - s.arrival).seconds();
+    const double tpot = s.output > 1 ? (s.last_token - s.first_token).seconds() / (s.output - 1) : 0.0;
+    totals_.jct.add((s.last_token - s.arrival).seconds());
+    totals_.tpot.add(tpot);
+    if (ttft * 1e3 <= exp_.slo.ttft_ms && tpot * 1e3 <= exp_.slo.tpot_ms) ++totals_.slo_met;
+    totals_.last_completion = std::max(totals_.last_completion, now_);
+    if (out_.requests_csv && exp_.outputs.per_request_csv) write_request_row(s, r);
+  }
+  if (sched.has_work()) {
+    start_iteration(r);
+  } else {
+    rep.busy = false;
+  }
+}
+
+void Simulator::write_request_row(const Sequence& s, uint32_t replica) {
+  line_.clear();
+  append_int(line_, static_cast<int64_t>(s.request_id));
+  line_ += ',';
+  append_int(line_, replica);
+  line_ += ",completed,,";
+  append_ms(line_, s.arrival.ns());
+  line_ += ',';
+  append_int(line_, s.prompt);
+  line_ += ',';
+  append_int(line_, s.output);
+  line_ += ',';
+  append_ms(line_, (s.first_scheduled - s.arrival).ns());
+  line_ += ',';
+  append_ms(line_, (s.first_token - s.arrival).ns());
+  line_ += ',';
+  append_ms(line_, s.output > 1 ? (s.last_token - s.first_token).ns() / (s.output - 1) : 0);
+  line_ += ',';
+  append_ms(line_, (s.last_token - s.arrival).ns());
+  line_ += ',';
+  append_int(line_, s.preemptions);
+  line_ += '\n';
+  *out_.requests_csv << line_;
+}
+
+void Simulator::sample_kv_until(Nanos t) {
+  const Nanos interval = Nanos::from_ms(exp_.outputs.kv_sample_interval_ms);
+  while (next_kv_sample_ <= t) {
+    double mx = 0;
+    uint64_t running = 0, waiting = 0;
+    for (const auto& rep : replicas_) {
+      mx = std::max(mx, static_cast<double>(rep.sched.kv().used_blocks()) / static_cast<double>(layout_.num_blocks));
+      running += rep.sched.num_running();
+      waiting += rep.sched.num_waiting();
+    }
+    const double mean = static_cast<double>(used_blocks_total_) /
+                        (static_cast<double>(layout_.num_blocks) * static_cast<double>(replicas_.size()));
+    char buf[160];
+    int n = std::snprintf(buf, sizeof buf, "%.3f,%.6f,%.6f,%" PRIu64 ",%" PRIu64 "\n", next_kv_sample_.seconds(), mean,
+                          mx, running, waiting);
+    out_.kv_csv->write(buf, n);
+    next_kv_sample_ += interval;
+  }
+}
+
+Json Simulator::summary() const {
+  const auto& t = totals_;
+  const double start = t.first_arrival.ns() < 0 ? 0.0 : t.first_arrival.seconds();
+  const double span = std::max(0.0, t.last_completion.seconds() - start);
+  auto per_s = [&](double x) { return span > 0 ? x / span : 0.0; };
+  Json j;
+  j["experiment"] = exp_.name;
+  j["config_source"] = exp_.source;
+  j["seed"] = exp_.seed;
+  j["model"] = exp_.model.name;
+  j["hardware"] = exp_.hardware.name;
+  j["policy"] = exp_.policy.name;
+  j["workload"] = exp_.workload->describe();
+  j["cost_model"] = {{"description", cost_.describe()}, {"extrapolated", cost_.extrapolated()}};
+  j["cluster"] = {{"servers", exp_.servers},
+                  {"gpus", exp_.servers * exp_.hardware.gpus_per_server},
+                  {"replicas", replicas_.size()},
+                  {"tp", exp_.parallel.tp},
+                  {"sp", exp_.parallel.sp},
+                  {"router", exp_.router == RouterKind::kRoundRobin ? "round_robin" : "least_outstanding"},
+                  {"price_per_hour_usd", exp_.hardware.price_per_hour_usd * exp_.servers}};
+  j["kv_cache"] = {{"blocks_per_replica", layout_.num_blocks},
+                   {"block_size_tokens", layout_.block_size},
+                   {"bytes_per_token_replica", layout_.bytes_per_token_replica()},
+                   {"tokens_per_replica", layout_.num_blocks * layout_.block_size},
+                   {"weight_gib_per_gpu", static_cast<double>(layout_.weight_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
+                   {"kv_budget_gib_per_gpu", static_cast<double>(layout_.kv_budget_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
+                   {"mean_utilization", span > 0 ? t.kv_block_seconds / (static_cast<double>(layout_.num_blocks) *
+                                                                          static_cast<double>(replicas_.size()) * span)
+                                                 : 0.0},
+                   {"max_utilization", t.kv_max_utilization}};
+  j["requests"] = {{"arrived", t.arrived},
+                   {"completed", t.completed},
+                   {"rejected", t.rejected},
+                   {"rejected_by_reason", t.rejected_by_reason},
+                   {"preemptions", t.preemptions}};
+  j["makespan_s"] = span;
+  j["throughput"] = {{"requests_per_s", per_s(static_cast<double>(t.completed))},
+                     {"output_tokens_per_s", per_s(static_cast<double>(t.output_tokens))},
+                     {"total_tokens_per_s", per_s(static_cast<double>(t.prompt_tokens + t.output_tokens))}};
+  j["slo"] = {{"ttft_ms", exp_.slo.ttft_ms},
+              {"tpot_ms", exp_.slo.tpot_ms},
+              {"met", t.slo_met},
+              {"attainment", t.completed ? static_cast<double>(t.slo_met) / static_cast<double>(t.completed) : 0.0},
+              {"goodput_requests_per_s", per_s(static_cast<double>(t.slo_met))}};
+  j["latency"] = {{"ttft", t.ttft.to_json_ms()},
+                  {"tbt", t.tbt.to_json_ms()},
+                  {"tpot", t.tpot.to_json_ms()},
+                  {"jct", t.jct.to_json_ms()},
+                  {"queue", t.queue.to_json_ms()}};
+  j["gpu_busy_fraction"] =
+      span > 0 ? t.busy_seconds / (static_cast<double>(replicas_.size()) * span) : 0.0;
+  j["simulation"] = {{"events", t.events}, {"iterations", t.iterations}};
+  return j;
+}
+
+}  // namespace fdc::sim
