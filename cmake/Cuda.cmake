@@ -33,3 +33,5 @@ if(FDCSIM_MPI)
   endif()
 endif()
 message(STATUS "fdcsim: CUDA=${FDCSIM_HAVE_CUDA} NCCL=${FDCSIM_HAVE_NCCL} MPI=${FDCSIM_HAVE_MPI}")
+file(WRITE ${PROJECT_BINARY_DIR}/fdcsim-features.txt
+  "cuda=${FDCSIM_HAVE_CUDA}\nnccl=${FDCSIM_HAVE_NCCL}\nmpi=${FDCSIM_HAVE_MPI}\n")

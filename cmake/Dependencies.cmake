@@ -1,6 +1,6 @@
 # CPU dependencies, all from Debian packages (scripts/setup.sh installs them).
 find_package(nlohmann_json 3.10 REQUIRED)
-find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+find_package(Boost 1.74 REQUIRED)
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(CLI11 CONFIG QUIET)
 if(NOT CLI11_FOUND)

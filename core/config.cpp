@@ -108,7 +108,9 @@ bool convert(const Json& v, T& out) {
       if (x > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
       out = static_cast<T>(x);
     } else if (v.is_number_integer()) {
-      return false;  // negative
+      const int64_t x = v.get<int64_t>();
+      if (x < 0 || static_cast<uint64_t>(x) > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+      out = static_cast<T>(x);
     } else if (v.is_number_float()) {
       double d = v.get<double>();
       if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > 9.0e15) return false;

@@ -14,6 +14,7 @@ MemoryConfig parse_memory_config(const ConfigNode& n) {
   MemoryConfig m;
   m.gpu_memory_utilization = n.get_or<double>("gpu_memory_utilization", m.gpu_memory_utilization, {0.0, 1.0, true});
   m.activation_reserve_gib = n.get_or<double>("activation_reserve_gib", m.activation_reserve_gib, Bounds::non_negative());
+  m.num_blocks_override = n.get_or<int64_t>("num_blocks_override", 0, Bounds::non_negative());
   n.finish();
   return m;
 }
@@ -68,7 +69,7 @@ KvLayout make_kv_layout(const costmodel::ModelSpec& m, const costmodel::ModelDim
     throw InputError(os.str());
   }
   k.kv_budget_bytes_per_gpu = static_cast<int64_t>(budget);
-  k.num_blocks = k.kv_budget_bytes_per_gpu / k.block_bytes_max_gpu;
+  k.num_blocks = mem.num_blocks_override > 0 ? mem.num_blocks_override : k.kv_budget_bytes_per_gpu / k.block_bytes_max_gpu;
   FDC_INPUT_CHECK(k.num_blocks < (int64_t{1} << 31), "KV block count " << k.num_blocks << " exceeds 2^31; use a larger block_size");
   return k;
 }

@@ -16,6 +16,7 @@ namespace fdc::sim {
 struct MemoryConfig {
   double gpu_memory_utilization = 0.9;  // share of GPU memory the engine may use (vLLM's default)
   double activation_reserve_gib = 2.0;  // activations and workspace, per GPU
+  int64_t num_blocks_override = 0;      // > 0: use exactly this many KV blocks per replica (what-if, tests)
 };
 MemoryConfig parse_memory_config(const ConfigNode& node);
 

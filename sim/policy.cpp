@@ -65,8 +65,18 @@ PolicySpec parse_policy(const ConfigNode& n) {
     read_rank(n, "r_qk_lo", "qk_lo_fraction", p.r_qk_lo, p.qk_lo_fraction, 0.5);
     read_rank(n, "r_v_lo", "v_lo_fraction", p.r_v_lo, p.v_lo_fraction, 0.5);
     const Json& f = n.raw("important_fraction");
-    auto bad = [&] { n.fail("important_fraction", "a number in [0, 1] or an array of them (one per layer)"); };
-    if (f.is_number()) {
+    auto bad = [&] {
+      n.fail("important_fraction",
+             "a number in [0, 1], an array of them (one per layer), or {\"shallowest\": f0, \"deepest\": f1} "
+             "(linear over depth)");
+    };
+    if (f.is_object()) {
+      if (f.size() != 2 || !f.contains("shallowest") || !f.contains("deepest") || !f["shallowest"].is_number() ||
+          !f["deepest"].is_number())
+        bad();
+      p.ramp = true;
+      p.important_fraction = {f["shallowest"].get<double>(), f["deepest"].get<double>()};
+    } else if (f.is_number()) {
       p.important_fraction.push_back(f.get<double>());
     } else if (f.is_array() && !f.empty()) {
       for (const auto& x : f) {
@@ -124,10 +134,11 @@ costmodel::ModelDims resolve_policy(const PolicySpec& p, const costmodel::ModelS
                                                            << ") must not exceed the high ones (" << qk << ", " << v
                                                            << ")");
         const auto& f = p.important_fraction;
-        FDC_INPUT_CHECK(f.size() == 1 || static_cast<int>(f.size()) == m.num_layers,
+        FDC_INPUT_CHECK(p.ramp || f.size() == 1 || static_cast<int>(f.size()) == m.num_layers,
                         p.source << ": important_fraction has " << f.size() << " entries; model " << m.name << " has "
                                  << m.num_layers << " layers (give one value or one per layer)");
-        const double frac = f.size() == 1 ? f[0] : f[l];
+        const double depth = m.num_layers > 1 ? static_cast<double>(l) / (m.num_layers - 1) : 0.0;
+        const double frac = p.ramp ? f[0] + (f[1] - f[0]) * depth : (f.size() == 1 ? f[0] : f[l]);
         layer.important_fraction =
             static_cast<double>(costmodel::important_slots(frac, block_size)) / static_cast<double>(block_size);
       }

@@ -22,8 +22,10 @@ struct PolicySpec {
   double qk_fraction = 1, v_fraction = 1, qk_lo_fraction = 1, v_lo_fraction = 1;
   int r_qk = 0, r_v = 0, r_qk_lo = 0, r_v_lo = 0;  // 0 = use the fraction
   int rank_multiple = 8;
-  // kHybrid: fraction of tokens kept at hi dims, per layer (one value = every layer).
+  // kHybrid: fraction of tokens kept at hi dims, per layer (one value = every layer; with ramp,
+  // {shallowest, deepest} interpolated linearly over depth).
   std::vector<double> important_fraction;
+  bool ramp = false;
   // kTable: [layer][kv_head] ranks.
   std::vector<std::vector<int>> table_qk, table_v;
 };

@@ -160,6 +160,7 @@ void Simulator::start_iteration(uint32_t r) {
   FDC_CHECK(dur.ns() > 0, "the cost model returned a non-positive iteration time");
   rep.busy = true;
   ++totals_.iterations;
+  totals_.max_batch_seqs = std::max<uint64_t>(totals_.max_batch_seqs, static_cast<uint64_t>(batch.totals.num_seqs));
   totals_.busy_seconds += dur.seconds();
   const double util = static_cast<double>(used) / static_cast<double>(layout_.num_blocks);
   totals_.kv_block_seconds += static_cast<double>(used) * dur.seconds();
@@ -342,7 +343,7 @@ Json Simulator::summary() const {
                   {"queue", t.queue.to_json_ms()}};
   j["gpu_busy_fraction"] =
       span > 0 ? t.busy_seconds / (static_cast<double>(replicas_.size()) * span) : 0.0;
-  j["simulation"] = {{"events", t.events}, {"iterations", t.iterations}};
+  j["simulation"] = {{"events", t.events}, {"iterations", t.iterations}, {"max_batch_seqs", t.max_batch_seqs}};
   return j;
 }
 

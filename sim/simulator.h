@@ -35,6 +35,7 @@ struct Progress {
 struct SimulationTotals {
   uint64_t arrived = 0, completed = 0, rejected = 0, preemptions = 0, slo_met = 0;
   uint64_t events = 0, iterations = 0;
+  uint64_t max_batch_seqs = 0;  // most sequences in one iteration of any replica
   uint64_t prompt_tokens = 0, output_tokens = 0;  // of completed requests
   std::map<std::string, uint64_t> rejected_by_reason;
   Nanos first_arrival = Nanos(-1), last_completion;

@@ -1,0 +1,102 @@
+// The simulate command as a user runs it: exit codes and messages for bad input.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/simulate_command.h"
+#include "tests/test_paths.h"
+
+using namespace fdc;
+
+namespace {
+struct Result {
+  int code;
+  std::string err;
+};
+Result simulate(const std::string& config, std::vector<std::string> sets) {
+  static int n = 0;
+  cli::SimulateOptions o;
+  o.config = config;
+  o.overrides = std::move(sets);
+  o.out_dir = (std::filesystem::temp_directory_path() / ("fdcsim-cli-test-" + std::to_string(n++))).string();
+  o.quiet = true;
+  std::ostringstream err;
+  auto* old = std::cerr.rdbuf(err.rdbuf());
+  int code = cli::run_simulate(o);
+  std::cerr.rdbuf(old);
+  return {code, err.str()};
+}
+std::string write_temp(const std::string& name, const std::string& text) {
+  auto p = std::filesystem::temp_directory_path() / name;
+  std::ofstream(p) << text;
+  return p.string();
+}
+}  // namespace
+
+TEST_CASE("the embedded default runs and writes its outputs") {
+  Result r = simulate("", {"workload.num_requests=50"});
+  CHECK(r.code == cli::kExitOk);
+}
+
+TEST_CASE("bad input: non-zero exit and a message naming the file and key or line") {
+  SUBCASE("unknown key") {
+    Result r = simulate("", {"scheduler.max_num_seq=12"});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("/scheduler/max_num_seq: unknown key") != std::string::npos);
+  }
+  SUBCASE("wrong type") {
+    Result r = simulate("", {"scheduler.max_num_seqs=\"many\""});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("/scheduler/max_num_seqs: expected an integer >= 1, found a string") != std::string::npos);
+  }
+  SUBCASE("negative and zero rates") {
+    for (const char* v : {"-2", "0"}) {
+      Result r = simulate("", {std::string("workload.arrival.rate_per_s=") + v});
+      CHECK(r.code == cli::kExitBadInput);
+      CHECK(r.err.find("/workload/arrival/rate_per_s: expected a number > 0") != std::string::npos);
+    }
+  }
+  SUBCASE("missing trace") {
+    Result r = simulate("", {"workload.lengths={\"source\":\"length_csv\",\"path\":\"/nonexistent/trace.csv\"}"});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("/nonexistent/trace.csv") != std::string::npos);
+  }
+  SUBCASE("empty trace") {
+    std::string p = write_temp("fdcsim-empty.csv", "");
+    Result r = simulate("", {"workload.lengths={\"source\":\"length_csv\",\"path\":\"" + p + "\"}"});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find(p) != std::string::npos);
+  }
+  SUBCASE("malformed trace line") {
+    std::string p = write_temp("fdcsim-bad.csv",
+                               "num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n10,5,15,2\n12,abc,15,2\n");
+    Result r = simulate("", {"workload.lengths={\"source\":\"length_csv\",\"path\":\"" + p + "\"}"});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find(p + ":3") != std::string::npos);
+  }
+  SUBCASE("malformed config file") {
+    std::string p = write_temp("fdcsim-bad.json", "{\n \"seed\": 1,\n}\n");
+    Result r = simulate(p, {});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find(p + ":3:") != std::string::npos);
+  }
+  SUBCASE("missing config file") {
+    Result r = simulate("/nonexistent/exp.json", {});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("/nonexistent/exp.json: cannot open") != std::string::npos);
+  }
+  SUBCASE("model that does not fit") {
+    Result r = simulate("", {"model=llama-2-70b"});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("does not fit") != std::string::npos);
+  }
+  SUBCASE("policy that does not fit the model") {
+    Result r = simulate("", {"model=llama-2-7b", "policy=fdc-table-llama-2-13b"});
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("model llama-2-7b has 32") != std::string::npos);
+  }
+}

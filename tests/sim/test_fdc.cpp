@@ -1,0 +1,131 @@
+// FDC policies through the whole simulator and the cost model's formulas.
+#include <doctest/doctest.h>
+
+#include "costmodel/roofline.h"
+#include "sim/kv_memory.h"
+#include "sim/simulator.h"
+#include "tests/sim/sim_fixtures.h"
+
+using namespace fdc;
+
+namespace {
+Json llama13b_experiment(const std::string& policy, int num_requests = 300) {
+  return Json{{"name", "fdc-test"},
+              {"seed", 3},
+              {"model", "llama-2-13b"},
+              {"hardware", "p4de"},
+              {"policy", policy},
+              {"cluster", {{"servers", 1}}},
+              {"workload",
+               {{"num_requests", num_requests},
+                {"lengths", {{"source", "fixed"}, {"prompt_tokens", 1500}, {"output_tokens", 300}}},
+                {"arrival", {{"process", "burst"}}}}}};
+}
+Json run_summary(Json j) {
+  sim::Experiment e = sim::load_experiment_json(std::move(j), "test.json", "");
+  auto cost = sim::make_cost_model(e);
+  sim::Simulator s(e, *cost, {});
+  s.run();
+  Json out = s.summary();
+  out.erase("policy");
+  out.erase("config_source");
+  return out;
+}
+}  // namespace
+
+TEST_CASE("FDC at full rank gives exactly the result of no compression") {
+  Json full = {{"name", "full"}, {"kind", "fdc_uniform"}, {"qk_fraction", 1.0}, {"v_fraction", 1.0}};
+  Json a = run_summary(llama13b_experiment("none"));
+  Json j = llama13b_experiment("none");
+  j["policy"] = full;
+  Json c = run_summary(j);
+  CHECK(a == c);
+}
+
+TEST_CASE("FDC at half rank halves KV bytes per token and runs more sequences at once") {
+  Json none = run_summary(llama13b_experiment("none", 1200));
+  Json half = run_summary(llama13b_experiment("fdc-uniform-50", 1200));
+  const double bpt_none = none["kv_cache"]["bytes_per_token_replica"].get<double>();
+  const double bpt_half = half["kv_cache"]["bytes_per_token_replica"].get<double>();
+  // Llama-2-13B: 40 layers x 40 heads x (128 + 128) dims x 2 bytes = 800 KiB per token.
+  CHECK(bpt_none == 40.0 * 40 * 256 * 2);
+  CHECK(bpt_half == bpt_none / 2);
+  // The burst saturates memory: the peak batch is bounded by KV capacity, which doubles (and a bit
+  // more, since W_v' and W_o' shrink too).
+  const auto seqs_none = none["simulation"]["max_batch_seqs"].get<uint64_t>();
+  const auto seqs_half = half["simulation"]["max_batch_seqs"].get<uint64_t>();
+  CHECK(seqs_half >= 2 * seqs_none - 1);
+  CHECK(half["kv_cache"]["tokens_per_replica"].get<int64_t>() > 2 * none["kv_cache"]["tokens_per_replica"].get<int64_t>());
+  CHECK(half["makespan_s"].get<double>() < none["makespan_s"].get<double>());
+}
+
+TEST_CASE("TP and SP change memory and communication as the formulas say") {
+  using namespace costmodel;
+  sim::Experiment e = sim::load_experiment_json(llama13b_experiment("fdc-uniform-50"), "test.json", "");
+  const ModelSpec& m = e.model;
+  const int64_t w1 = sim::weight_bytes_per_gpu(m, e.dims, {1, 1});
+  CHECK(sim::weight_bytes_per_gpu(m, e.dims, {2, 1}) == (w1 + 1) / 2);
+  CHECK(sim::weight_bytes_per_gpu(m, e.dims, {1, 2}) == w1);  // SP keeps full weights on every GPU
+  sim::MemoryConfig mem;
+  auto k1 = sim::make_kv_layout(m, e.dims, {1, 1}, 80, mem, 16);
+  auto ktp = sim::make_kv_layout(m, e.dims, {2, 1}, 80, mem, 16);
+  auto ksp = sim::make_kv_layout(m, e.dims, {1, 2}, 80, mem, 16);
+  CHECK(ktp.block_bytes_max_gpu * 2 == k1.block_bytes_max_gpu);  // heads split over 2 GPUs
+  CHECK(ksp.block_bytes_max_gpu * 2 == k1.block_bytes_max_gpu);
+  CHECK(ksp.block_bytes_replica == k1.block_bytes_replica);
+
+  // One prefill of 1024 tokens: per-GPU bytes of each collective.
+  costmodel::Batch b;
+  b.add({1024, 0, true});
+  const double e2 = 2, D = m.hidden, L = m.num_layers;
+  {
+    RooflineCostModel sp2(m, e.hardware, e.dims, {1, 2}, e.roofline);
+    OpBreakdown bd;
+    sp2.iteration_time(b, bd);
+    // Ulysses all-to-all #1: 512 local tokens x (q 40x64 + k 40x64 + v 40x64) x 2 B, half of it sent.
+    const double a2a1 = 512.0 * (3 * 40 * 64) * e2 * 0.5 * L;
+    const double a2a2 = 512.0 * (40 * 64) * e2 * 0.5 * L;  // outputs are r_v wide
+    CHECK(bd.work[static_cast<size_t>(OpKind::kAllToAllQkv)].comm_bytes == doctest::Approx(a2a1));
+    CHECK(bd.work[static_cast<size_t>(OpKind::kAllToAllOut)].comm_bytes == doctest::Approx(a2a2));
+    CHECK(bd.work[static_cast<size_t>(OpKind::kAllReduce)].comm_bytes == 0);
+  }
+  {
+    RooflineCostModel tp2(m, e.hardware, e.dims, {2, 1}, e.roofline);
+    OpBreakdown bd;
+    tp2.iteration_time(b, bd);
+    // Two ring all-reduces per layer of 1024 x hidden x 2 B, each GPU sending 2(g-1)/g of it.
+    CHECK(bd.work[static_cast<size_t>(OpKind::kAllReduce)].comm_bytes == doctest::Approx(2 * L * 1024 * D * e2 * 1.0));
+    CHECK(bd.work[static_cast<size_t>(OpKind::kAllToAllQkv)].comm_bytes == 0);
+  }
+  {
+    // FDC shrinks the all-to-all in proportion to the kept dims.
+    sim::Experiment none = sim::load_experiment_json(llama13b_experiment("none"), "test.json", "");
+    RooflineCostModel sp_none(none.model, none.hardware, none.dims, {1, 2}, none.roofline);
+    RooflineCostModel sp_half(m, e.hardware, e.dims, {1, 2}, e.roofline);
+    OpBreakdown a, h;
+    sp_none.iteration_time(b, a);
+    sp_half.iteration_time(b, h);
+    const auto i = static_cast<size_t>(OpKind::kAllToAllQkv);
+    CHECK(h.work[i].comm_bytes * 2 == doctest::Approx(a.work[i].comm_bytes));
+  }
+}
+
+TEST_CASE("decode attention bytes follow the kept dims, per token class") {
+  using namespace costmodel;
+  sim::Experiment none = sim::load_experiment_json(llama13b_experiment("none"), "t.json", "");
+  sim::Experiment hyb = sim::load_experiment_json(llama13b_experiment("fdc-hybrid"), "t.json", "");
+  Batch b;
+  for (int i = 0; i < 32; ++i) b.add({1, 4095, true});
+  OpBreakdown a, h;
+  RooflineCostModel(none.model, none.hardware, none.dims, {1, 1}, none.roofline).iteration_time(b, a);
+  RooflineCostModel(hyb.model, hyb.hardware, hyb.dims, {1, 1}, hyb.roofline).iteration_time(b, h);
+  const auto i = static_cast<size_t>(OpKind::kAttnDecode);
+  // Expected hybrid KV bytes: per layer, hi slots (ceil(f*16)/16) at 96+96 dims, the rest at 32+32.
+  double expect = 0;
+  for (const auto& layer : hyb.dims.layers) {
+    const double f = layer.important_fraction;
+    expect += 32.0 * 4096 * 40 * 2 * (f * 192 + (1 - f) * 64) + 32.0 * 40 * 2 * (96 + 96 + 192);
+  }
+  CHECK(h.work[i].bytes == doctest::Approx(expect));
+  CHECK(a.work[i].bytes == doctest::Approx(40.0 * (32.0 * 4096 * 40 * 2 * 256 + 32.0 * 40 * 2 * (128 + 128 + 256))));
+}
