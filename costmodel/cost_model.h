@@ -19,6 +19,10 @@ class CostModel {
   virtual Nanos iteration_time(const Batch& batch) const = 0;
   // Same, filling a per-op breakdown (slower; for reports and traces).
   virtual Nanos iteration_time(const Batch& batch, OpBreakdown& breakdown) const = 0;
+  // Time of a decode-only `batch` with every sequence's context longer by `extra_context` tokens:
+  // the later iterations of a steady decode run. The default builds the shifted batch; models
+  // whose forms need only sums override it with an O(1) version.
+  virtual Nanos decode_time_shifted(const Batch& batch, int64_t extra_context) const;
   // One line for reports: which model, which profile, whether extrapolated.
   virtual std::string describe() const = 0;
   // True when the figures come from a spec sheet rather than measurements on this GPU.

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sstream>
 
+#include "core/error.h"
+
 namespace fdc::costmodel {
 
 RooflineParams parse_roofline_params(const ConfigNode& n) {
@@ -66,8 +68,7 @@ inline double roof(const OpWork& w, double flop_rate, double byte_rate) {
 }  // namespace
 
 template <bool kBreakdown>
-Nanos RooflineCostModel::compute(const Batch& batch, OpBreakdown* bd) const {
-  const BatchTotals& b = batch.totals;
+Nanos RooflineCostModel::compute(const BatchTotals& b, OpBreakdown* bd) const {
   const double e = model_.dtype_bytes, D = model_.hidden, F = model_.ffn_hidden, t = par_.tp;
   const int sp = par_.sp;
   const double M = std::ceil(static_cast<double>(b.new_tokens) / sp);  // rows per GPU
@@ -142,10 +143,17 @@ Nanos RooflineCostModel::compute(const Batch& batch, OpBreakdown* bd) const {
   return Nanos::from_seconds(total);
 }
 
-Nanos RooflineCostModel::iteration_time(const Batch& batch) const { return compute<false>(batch, nullptr); }
+Nanos RooflineCostModel::iteration_time(const Batch& batch) const { return compute<false>(batch.totals, nullptr); }
 
 Nanos RooflineCostModel::iteration_time(const Batch& batch, OpBreakdown& breakdown) const {
-  return compute<true>(batch, &breakdown);
+  return compute<true>(batch.totals, &breakdown);
+}
+
+Nanos RooflineCostModel::decode_time_shifted(const Batch& batch, int64_t extra_context) const {
+  BatchTotals t = batch.totals;
+  FDC_CHECK(t.prefill_seqs == 0, "decode_time_shifted on a batch with prefills");
+  t.decode_kv_tokens += t.decode_seqs * extra_context;
+  return compute<false>(t, nullptr);
 }
 
 std::string RooflineCostModel::describe() const {

@@ -33,6 +33,7 @@ class RooflineCostModel final : public CostModel {
 
   Nanos iteration_time(const Batch& batch) const override;
   Nanos iteration_time(const Batch& batch, OpBreakdown& breakdown) const override;
+  Nanos decode_time_shifted(const Batch& batch, int64_t extra_context) const override;
   std::string describe() const override;
   bool extrapolated() const override { return true; }
 
@@ -50,7 +51,7 @@ class RooflineCostModel final : public CostModel {
     double out_in = 0;       // output projection K dim per GPU
   };
   template <bool kBreakdown>
-  Nanos compute(const Batch& batch, OpBreakdown* breakdown) const;
+  Nanos compute(const BatchTotals& b, OpBreakdown* breakdown) const;
 
   ModelSpec model_;
   HardwareSpec hw_;

@@ -100,6 +100,10 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   e.outputs.trace_max_iterations = out.get_or<int64_t>("trace_max_iterations", 200000, Bounds::at_least(1));
   out.finish();
 
+  ConfigNode simc = root.child_or_empty("simulator");
+  e.fast_forward = simc.get_or<bool>("fast_forward", true);
+  simc.finish();
+
   e.workload = traces::make_request_source(root.child("workload"), e.seed, base_dir);
   root.finish();
 

@@ -50,6 +50,7 @@ struct Experiment {
   costmodel::RooflineParams roofline;
   SloConfig slo;
   OutputConfig outputs;
+  bool fast_forward = true;  // simulator.fast_forward: skip steady decode stretches (exact)
   std::unique_ptr<traces::RequestSource> workload;
   Json resolved;  // every value used, defaults included
 

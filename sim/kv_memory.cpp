@@ -80,7 +80,7 @@ KvBlockManager::KvBlockManager(int64_t num_blocks) : num_blocks_(num_blocks) {
   for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));  // block 0 first
 }
 
-void KvBlockManager::allocate(std::vector<int32_t>& table, int64_t n) {
+void KvBlockManager::allocate_slow(std::vector<int32_t>& table, int64_t n) {
   FDC_CHECK(n >= 0 && n <= free_blocks(), "allocating " << n << " KV blocks with " << free_blocks() << " free of "
                                                          << num_blocks_ << ": capacity exceeded");
   for (int64_t i = 0; i < n; ++i) {

@@ -48,11 +48,15 @@ class KvBlockManager {
   int64_t used_blocks() const { return num_blocks_ - free_blocks(); }
   bool can_allocate(int64_t n) const { return n <= free_blocks(); }
   // Appends n block ids to `table`. Precondition: can_allocate(n).
-  void allocate(std::vector<int32_t>& table, int64_t n);
+  void allocate(std::vector<int32_t>& table, int64_t n) {
+    if (n == 0) return;
+    allocate_slow(table, n);
+  }
   // Returns every block of `table` and clears it.
   void release(std::vector<int32_t>& table);
 
  private:
+  void allocate_slow(std::vector<int32_t>& table, int64_t n);
   int64_t num_blocks_;
   std::vector<int32_t> free_;  // stack: the most recently freed block is reused first
 };

@@ -12,17 +12,18 @@ constexpr unsigned kBins = 200 * 12;  // 200 per decade over 12 decades
 
 LatencyStats::LatencyStats() : hist_(boost::histogram::make_histogram_with(std::vector<double>(), Axis(kBins, kLo, kHi))) {}
 
-void LatencyStats::add(double seconds, uint64_t count) {
+void LatencyStats::add(Nanos value, uint64_t count) {
   if (count == 0) return;
+  const int64_t ns = value.ns();
   if (count_ == 0) {
-    min_ = max_ = seconds;
+    min_ns_ = max_ns_ = ns;
   } else {
-    min_ = std::min(min_, seconds);
-    max_ = std::max(max_, seconds);
+    min_ns_ = std::min(min_ns_, ns);
+    max_ns_ = std::max(max_ns_, ns);
   }
   count_ += count;
-  sum_ += seconds * static_cast<double>(count);
-  hist_(std::max(seconds, kLo * 0.5), boost::histogram::weight(static_cast<double>(count)));
+  sum_ns_ += ns * static_cast<int64_t>(count);
+  hist_(std::max(value.seconds(), kLo * 0.5), boost::histogram::weight(static_cast<double>(count)));
 }
 
 double LatencyStats::quantile(double q) const {
@@ -36,19 +37,19 @@ double LatencyStats::quantile(double q) const {
     if (cum + c >= target) {
       double v;
       if (i < 0) {
-        v = min_;
+        v = min();
       } else if (i >= static_cast<int>(axis.size())) {
-        v = max_;
+        v = max();
       } else {
         const double lo = axis.bin(i).lower(), hi = axis.bin(i).upper();
         const double frac = c > 0 ? (target - cum) / c : 0.0;
         v = lo * std::pow(hi / lo, std::clamp(frac, 0.0, 1.0));
       }
-      return std::clamp(v, min_, max_);
+      return std::clamp(v, min(), max());
     }
     cum += c;
   }
-  return max_;
+  return max();
 }
 
 Json LatencyStats::to_json_ms() const {

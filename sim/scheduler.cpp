@@ -140,8 +140,10 @@ void Scheduler::schedule_decode_all(Nanos now) {
     SlotId s = running_[i];
     const Sequence& q = seqs_[s];
     FDC_CHECK(q.pending() == 1, "decode of a sequence with " << q.pending() << " pending tokens");
-    const int64_t need = blocks_for_tokens(q.computed + 1, cfg_.block_size) - static_cast<int64_t>(q.blocks.size());
-    if (!reserve_blocks(i, need)) break;  // s itself was preempted: it was the last
+    // One more cached token needs a new block only when the table is full (no division here:
+    // this loop runs for every sequence of every decode iteration).
+    const int64_t need = q.computed + 1 > static_cast<int64_t>(q.blocks.size()) * cfg_.block_size ? 1 : 0;
+    if (need && !reserve_blocks(i, need)) break;  // s itself was preempted: it was the last
     kv_.allocate(seqs_[s].blocks, need);
     push(s, 1, now);
     ++i;
@@ -158,8 +160,8 @@ void Scheduler::schedule_chunked(Nanos now) {
       ++i;
       continue;
     }
-    const int64_t need = blocks_for_tokens(seqs_[s].computed + 1, B) - static_cast<int64_t>(seqs_[s].blocks.size());
-    if (!reserve_blocks(i, need)) break;
+    const int64_t need = seqs_[s].computed + 1 > static_cast<int64_t>(seqs_[s].blocks.size()) * B ? 1 : 0;
+    if (need && !reserve_blocks(i, need)) break;
     kv_.allocate(seqs_[s].blocks, need);
     push(s, 1, now);
     budget -= 1;
@@ -216,6 +218,74 @@ void Scheduler::complete(Nanos now) {
   batch_.clear();
   batch_slots_.clear();
   batch_take_.clear();
+}
+
+}  // namespace fdc::sim
+
+namespace fdc::sim {
+
+bool Scheduler::steady_decode() const {
+  if (batch_.empty() || !waiting_.empty() || !preempted_.empty() || batch_slots_.size() != running_.size() ||
+      batch_.totals.decode_seqs != batch_.totals.num_seqs)
+    return false;
+  // A one-token prompt (or last prefill chunk of one token) looks like a decode but emits a first token.
+  for (SlotId s : running_)
+    if (seqs_[s].generated == 0) return false;
+  return true;
+}
+
+int64_t Scheduler::steady_decode_horizon(int64_t max_iterations, std::vector<int64_t>& new_blocks) const {
+  const int B = cfg_.block_size;
+  new_blocks.assign(1, 0);
+  int64_t finish = INT64_MAX;  // iteration (1-based) in which the first sequence emits its last token
+  phase_count_.assign(static_cast<size_t>(B), 0);
+  for (SlotId s : running_) {
+    const Sequence& q = seqs_[s];
+    finish = std::min<int64_t>(finish, q.output - q.generated);
+    ++phase_count_[static_cast<size_t>(q.computed % B)];
+  }
+  // Iteration j (scheduled when j-1 ends) caches token computed+j: a new block for every
+  // sequence whose computed + j - 1 is a multiple of B.
+  int64_t free = kv_.free_blocks();
+  int64_t k = 1;
+  while (k < finish && k < max_iterations) {
+    const int64_t j = k + 1;
+    const int64_t phase = ((1 - j) % B + B) % B;
+    const int64_t need = phase_count_[static_cast<size_t>(phase)];
+    if (need > free) break;
+    free -= need;
+    new_blocks.push_back(need);
+    k = j;
+  }
+  return k;
+}
+
+void Scheduler::advance_steady_decode(int64_t k, Nanos kth_end) {
+  const int B = cfg_.block_size;
+  phase_members_.resize(static_cast<size_t>(B));
+  for (auto& m : phase_members_) m.clear();
+  for (uint32_t i = 0; i < running_.size(); ++i)
+    phase_members_[static_cast<size_t>(seqs_[running_[i]].computed % B)].push_back(i);
+  // Scheduling iterations 2..k+1, each in running order, as schedule_decode_all would.
+  for (int64_t j = 2; j <= k + 1; ++j) {
+    const auto phase = static_cast<size_t>(((1 - j) % B + B) % B);
+    for (uint32_t i : phase_members_[phase]) kv_.allocate(seqs_[running_[i]].blocks, 1);
+  }
+  batch_.clear();
+  batch_slots_.clear();
+  batch_take_.clear();
+  preempted_.clear();
+  for (SlotId s : running_) {
+    Sequence& q = seqs_[s];
+    q.computed += static_cast<int32_t>(k);
+    q.generated += static_cast<int32_t>(k);
+    q.last_token = kth_end;
+    FDC_CHECK(!q.finished() && static_cast<int64_t>(q.blocks.size()) * B >= q.computed + 1,
+              "steady decode advanced past a finish or a block boundary");
+    batch_.add({1, q.computed, true});
+    batch_slots_.push_back(s);
+    batch_take_.push_back(1);
+  }
 }
 
 }  // namespace fdc::sim

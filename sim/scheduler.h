@@ -64,6 +64,23 @@ class Scheduler {
   // the next schedule() call, which recycles them.
   void complete(Nanos now);
 
+  // --- Steady decode runs -----------------------------------------------------------------
+  // After schedule(): true when the batch decodes every running sequence by one token and nothing
+  // waits. Until a sequence finishes, a KV block cannot be had or a request arrives, every next
+  // iteration is then the same batch with one more token of context per sequence, so a caller
+  // may advance several iterations at once (advance_steady_decode) with results identical to
+  // stepping.
+  bool steady_decode() const;
+  // The number K >= 1 of iterations, counting the one just scheduled, that can run back to back:
+  // iterations 1..K-1 end without a finish and iterations 2..K get their blocks without
+  // preemption. new_blocks[j] = blocks allocated when iteration j+1 is scheduled (new_blocks[0]
+  // = 0: the current iteration's are already allocated). At most max_iterations.
+  int64_t steady_decode_horizon(int64_t max_iterations, std::vector<int64_t>& new_blocks) const;
+  // Exactly what k rounds of complete() then schedule() would do within a steady run of more
+  // than k iterations: each sequence gains k tokens (the k-th ending at `kth_end`), blocks are
+  // allocated in the same order, and iteration k+1 is left scheduled. 1 <= k < horizon.
+  void advance_steady_decode(int64_t k, Nanos kth_end);
+
   const costmodel::Batch& batch() const { return batch_; }
   const std::vector<SlotId>& batch_slots() const { return batch_slots_; }
   const std::vector<SlotId>& preempted() const { return preempted_; }
@@ -101,6 +118,8 @@ class Scheduler {
   std::vector<int32_t> batch_take_;
   std::vector<SlotId> preempted_, emitted_, finished_, to_recycle_;
   std::vector<Nanos> emitted_prev_;
+  mutable std::vector<int64_t> phase_count_;            // steady runs: sequences per computed % block_size
+  std::vector<std::vector<uint32_t>> phase_members_;    // steady runs: running indices per phase
 };
 
 }  // namespace fdc::sim

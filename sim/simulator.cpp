@@ -37,13 +37,14 @@ Simulator::Simulator(Experiment& e, const costmodel::CostModel& cost, OutputStre
   const int per_server = e.replicas_per_server();
   replicas_.reserve(static_cast<size_t>(e.num_replicas()));
   for (int i = 0; i < e.num_replicas(); ++i) {
-    replicas_.push_back(Replica{Scheduler(e.scheduler, layout_.num_blocks), i / per_server, false, 0});
+    replicas_.push_back(Replica{Scheduler(e.scheduler, layout_.num_blocks), i / per_server, false, 0, 0, Run{}});
   }
-  heap_.reserve(replicas_.size() + 2);
+  heap_.reserve(2 * replicas_.size() + 2);
+  fast_forward_ = e.fast_forward && out_.trace_json == nullptr;
 }
 
-void Simulator::push(int64_t time, uint32_t kind, uint32_t replica) {
-  heap_.push_back(Event{time, next_seq_++, kind, replica});
+void Simulator::push(int64_t time, uint32_t kind, uint32_t replica, uint64_t version) {
+  heap_.push_back(Event{time, kind, replica, version});
   std::push_heap(heap_.begin(), heap_.end(), Later{});
 }
 
@@ -72,7 +73,7 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
                        << ",\"tid\":" << r << ",\"args\":{\"name\":\"replica " << r << "\"}},\n";
   }
   std::optional<traces::RequestSpec> pending = exp_.workload->next();
-  if (pending) push(pending->arrival.ns(), 0, 0);
+  if (pending) push(pending->arrival.ns(), kArrival, 0);
   next_kv_sample_ = Nanos(0);
 
   while (!heap_.empty()) {
@@ -83,17 +84,17 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
     if (out_.kv_csv && ev.time >= next_kv_sample_.ns()) sample_kv_until(Nanos(ev.time));
     now_ = Nanos(ev.time);
     ++totals_.events;
-    if (ev.kind == 0) {
+    if (ev.kind == kArrival) {
       traces::RequestSpec r = *pending;
       pending = exp_.workload->next();
       if (pending) {
         FDC_CHECK(pending->arrival >= r.arrival, "workload produced arrivals out of order");
-        push(pending->arrival.ns(), 0, 0);
+        push(pending->arrival.ns(), kArrival, 0);
       }
       on_arrival(r);
-    } else {
+    } else if (ev.version == replicas_[ev.replica].version) {
       on_iteration_end(ev.replica);
-    }
+    }  // else: an iteration end replaced when an arrival cut a steady decode stretch
     if (progress && (totals_.events & 0xFFFF) == 0) progress(Progress{totals_.arrived, totals_.completed, now_});
   }
   flush_tbt();
@@ -137,6 +138,25 @@ void Simulator::on_arrival(const traces::RequestSpec& r) {
     }
     return;
   }
+  if (rep.run.active()) {
+    // Cut the stretch at the iteration in progress: it ends after `now`; the request is seen
+    // when it ends, as in step-by-step simulation (iteration ends precede arrivals at equal times).
+    const auto& ends = rep.run.ends;
+    const size_t done = static_cast<size_t>(std::upper_bound(ends.begin(), ends.end(), now_.ns()) - ends.begin());
+    FDC_CHECK(done < ends.size(), "arrival after the end of a steady stretch");
+    if (done + 1 < ends.size()) {
+      const int64_t end = ends[done];
+      if (done == 0) {
+        rep.run.ends.clear();  // only iteration 1 remains: an ordinary iteration
+        rep.run.used.clear();
+      } else {
+        rep.run.ends.resize(done + 1);
+        rep.run.used.resize(done + 1);
+      }
+      ++rep.version;
+      push(end, kIterationEnd, idx, rep.version);
+    }
+  }
   rep.sched.add(r.id, r.arrival, r.prompt_tokens, r.output_tokens);
   ++rep.outstanding;
   if (!rep.busy) start_iteration(idx);
@@ -161,10 +181,9 @@ void Simulator::start_iteration(uint32_t r) {
   rep.busy = true;
   ++totals_.iterations;
   totals_.max_batch_seqs = std::max<uint64_t>(totals_.max_batch_seqs, static_cast<uint64_t>(batch.totals.num_seqs));
-  totals_.busy_seconds += dur.seconds();
-  const double util = static_cast<double>(used) / static_cast<double>(layout_.num_blocks);
-  totals_.kv_block_seconds += static_cast<double>(used) * dur.seconds();
-  totals_.kv_max_utilization = std::max(totals_.kv_max_utilization, util);
+  totals_.busy_ns += dur.ns();
+  totals_.kv_block_ns += static_cast<SimulationTotals::Int128>(used) * dur.ns();
+  totals_.kv_max_used_blocks = std::max(totals_.kv_max_used_blocks, used);
   if (out_.trace_json && totals_.iterations <= static_cast<uint64_t>(exp_.outputs.trace_max_iterations)) {
     const auto& t = batch.totals;
     const char* kind = t.prefill_seqs == 0 ? "decode" : (t.decode_seqs == 0 ? "prefill" : "mixed");
@@ -194,17 +213,90 @@ void Simulator::start_iteration(uint32_t r) {
     line_ += "}},\n";
     *out_.trace_json << line_;
   }
-  push(now_.ns() + dur.ns(), 1, r);
+  if (fast_forward_ && rep.sched.steady_decode()) {
+    plan_run(r, dur, used);
+    return;
+  }
+  push(now_.ns() + dur.ns(), kIterationEnd, r, rep.version);
+}
+
+void Simulator::plan_run(uint32_t r, Nanos first_duration, int64_t used) {
+  Replica& rep = replicas_[r];
+  const int64_t horizon = rep.sched.steady_decode_horizon(1 << 16, new_blocks_);
+  if (horizon < 2) {
+    push(now_.ns() + first_duration.ns(), kIterationEnd, r, rep.version);
+    return;
+  }
+  Run& run = rep.run;
+  run.start = now_.ns();
+  run.ends.clear();
+  run.used.clear();
+  int64_t t = now_.ns() + first_duration.ns();
+  run.ends.push_back(t);
+  run.used.push_back(used);
+  for (int64_t j = 1; j < horizon; ++j) {
+    used += new_blocks_[static_cast<size_t>(j)];
+    t += cost_.decode_time_shifted(rep.sched.batch(), j).ns();
+    run.ends.push_back(t);
+    run.used.push_back(used);
+  }
+  push(run.ends.back(), kIterationEnd, r, rep.version);
+}
+
+// Applies iterations 1..K-1 of a stretch ending now (iteration K is completed by the caller, as any
+// iteration): their metrics, then the scheduler's state, exactly as stepping would.
+void Simulator::finish_run(uint32_t r) {
+  Replica& rep = replicas_[r];
+  Run& run = rep.run;
+  const size_t K = run.ends.size();
+  FDC_CHECK(K >= 2, "a steady stretch of " << K << " iterations");
+  Scheduler& sched = rep.sched;
+  // Iteration 1: each sequence's gap since its own previous token.
+  for (SlotId s : sched.batch_slots()) add_tbt(run.ends[0] - sched.seq(s).last_token.ns(), 1);
+  const auto n = static_cast<uint64_t>(sched.batch_slots().size());
+  for (size_t j = 1; j < K; ++j) {
+    const int64_t d = run.ends[j] - run.ends[j - 1];
+    if (j + 1 < K) add_tbt(d, n);  // iteration K's tokens are added when it completes
+    ++totals_.iterations;
+    totals_.busy_ns += d;
+    totals_.kv_block_ns += static_cast<SimulationTotals::Int128>(run.used[j]) * d;
+    totals_.kv_max_used_blocks = std::max(totals_.kv_max_used_blocks, run.used[j]);
+  }
+  const int64_t before = sched.kv().used_blocks();
+  sched.advance_steady_decode(static_cast<int64_t>(K - 1), Nanos(run.ends[K - 2]));
+  FDC_CHECK(sched.kv().used_blocks() == run.used[K - 1], "steady stretch block plan drifted");
+  used_blocks_total_ += sched.kv().used_blocks() - before;
+  run.ends.clear();
+  run.used.clear();
+}
+
+int64_t Simulator::used_blocks_at(const Replica& rep, Nanos t) const {
+  if (!rep.run.active()) return rep.sched.kv().used_blocks();
+  // Iteration j's blocks are taken when iteration j-1 ends; the state just before t counts the
+  // iterations that started before t.
+  const auto& ends = rep.run.ends;
+  const size_t started_after_first =
+      static_cast<size_t>(std::lower_bound(ends.begin(), ends.end() - 1, t.ns()) - ends.begin());
+  return rep.run.used[started_after_first];
+}
+
+void Simulator::add_tbt(int64_t gap_ns, uint64_t count) {
+  if (gap_ns != tbt_gap_) {
+    flush_tbt();
+    tbt_gap_ = gap_ns;
+  }
+  tbt_run_ += count;
 }
 
 void Simulator::flush_tbt() {
-  if (tbt_run_ > 0) totals_.tbt.add(tbt_gap_, tbt_run_);
+  if (tbt_run_ > 0) totals_.tbt.add(Nanos(tbt_gap_), tbt_run_);
   tbt_run_ = 0;
 }
 
 void Simulator::on_iteration_end(uint32_t r) {
   Replica& rep = replicas_[r];
   Scheduler& sched = rep.sched;
+  if (rep.run.active()) finish_run(r);
   const int64_t before = sched.kv().used_blocks();
   sched.complete(now_);
   used_blocks_total_ += sched.kv().used_blocks() - before;
@@ -213,16 +305,10 @@ void Simulator::on_iteration_end(uint32_t r) {
   for (size_t k = 0; k < emitted.size(); ++k) {
     const Sequence& s = sched.seq(emitted[k]);
     if (s.generated == 1) {
-      totals_.ttft.add((now_ - s.arrival).seconds());
-      totals_.queue.add((s.first_scheduled - s.arrival).seconds());
+      totals_.ttft.add(now_ - s.arrival);
+      totals_.queue.add(s.first_scheduled - s.arrival);
     } else {
-      // Most sequences of a decode batch share the same gap: add runs of equal gaps at once.
-      const double gap = (now_ - prev[k]).seconds();
-      if (gap != tbt_gap_) {
-        flush_tbt();
-        tbt_gap_ = gap;
-      }
-      ++tbt_run_;
+      add_tbt((now_ - prev[k]).ns(), 1);  // most sequences of a batch share a gap: runs are added at once
     }
   }
   for (SlotId f : sched.finished()) {
@@ -231,11 +317,11 @@ void Simulator::on_iteration_end(uint32_t r) {
     --rep.outstanding;
     totals_.prompt_tokens += static_cast<uint64_t>(s.prompt);
     totals_.output_tokens += static_cast<uint64_t>(s.output);
-    const double ttft = (s.first_token - s.arrival).seconds();
-    const double tpot = s.output > 1 ? (s.last_token - s.first_token).seconds() / (s.output - 1) : 0.0;
-    totals_.jct.add((s.last_token - s.arrival).seconds());
+    const Nanos ttft = s.first_token - s.arrival;
+    const Nanos tpot(s.output > 1 ? (s.last_token - s.first_token).ns() / (s.output - 1) : 0);
+    totals_.jct.add(s.last_token - s.arrival);
     totals_.tpot.add(tpot);
-    if (ttft * 1e3 <= exp_.slo.ttft_ms && tpot * 1e3 <= exp_.slo.tpot_ms) ++totals_.slo_met;
+    if (ttft.ms() <= exp_.slo.ttft_ms && tpot.ms() <= exp_.slo.tpot_ms) ++totals_.slo_met;
     totals_.last_completion = std::max(totals_.last_completion, now_);
     if (out_.requests_csv && exp_.outputs.per_request_csv) write_request_row(s, r);
   }
@@ -274,18 +360,20 @@ void Simulator::write_request_row(const Sequence& s, uint32_t replica) {
 void Simulator::sample_kv_until(Nanos t) {
   const Nanos interval = Nanos::from_ms(exp_.outputs.kv_sample_interval_ms);
   while (next_kv_sample_ <= t) {
-    double mx = 0;
+    int64_t mx = 0, total = 0;
     uint64_t running = 0, waiting = 0;
     for (const auto& rep : replicas_) {
-      mx = std::max(mx, static_cast<double>(rep.sched.kv().used_blocks()) / static_cast<double>(layout_.num_blocks));
+      const int64_t used = used_blocks_at(rep, next_kv_sample_);
+      mx = std::max(mx, used);
+      total += used;
       running += rep.sched.num_running();
       waiting += rep.sched.num_waiting();
     }
-    const double mean = static_cast<double>(used_blocks_total_) /
-                        (static_cast<double>(layout_.num_blocks) * static_cast<double>(replicas_.size()));
+    const double blocks = static_cast<double>(layout_.num_blocks);
+    const double mean = static_cast<double>(total) / (blocks * static_cast<double>(replicas_.size()));
     char buf[160];
     int n = std::snprintf(buf, sizeof buf, "%.3f,%.6f,%.6f,%" PRIu64 ",%" PRIu64 "\n", next_kv_sample_.seconds(), mean,
-                          mx, running, waiting);
+                          static_cast<double>(mx) / blocks, running, waiting);
     out_.kv_csv->write(buf, n);
     next_kv_sample_ += interval;
   }
@@ -318,10 +406,12 @@ Json Simulator::summary() const {
                    {"tokens_per_replica", layout_.num_blocks * layout_.block_size},
                    {"weight_gib_per_gpu", static_cast<double>(layout_.weight_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
                    {"kv_budget_gib_per_gpu", static_cast<double>(layout_.kv_budget_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
-                   {"mean_utilization", span > 0 ? t.kv_block_seconds / (static_cast<double>(layout_.num_blocks) *
-                                                                          static_cast<double>(replicas_.size()) * span)
+                   {"mean_utilization", span > 0 ? static_cast<double>(t.kv_block_ns) * 1e-9 /
+                                                       (static_cast<double>(layout_.num_blocks) *
+                                                        static_cast<double>(replicas_.size()) * span)
                                                  : 0.0},
-                   {"max_utilization", t.kv_max_utilization}};
+                   {"max_utilization",
+                    static_cast<double>(t.kv_max_used_blocks) / static_cast<double>(layout_.num_blocks)}};
   j["requests"] = {{"arrived", t.arrived},
                    {"completed", t.completed},
                    {"rejected", t.rejected},
@@ -342,8 +432,9 @@ Json Simulator::summary() const {
                   {"jct", t.jct.to_json_ms()},
                   {"queue", t.queue.to_json_ms()}};
   j["gpu_busy_fraction"] =
-      span > 0 ? t.busy_seconds / (static_cast<double>(replicas_.size()) * span) : 0.0;
-  j["simulation"] = {{"events", t.events}, {"iterations", t.iterations}, {"max_batch_seqs", t.max_batch_seqs}};
+      span > 0 ? static_cast<double>(t.busy_ns) * 1e-9 / (static_cast<double>(replicas_.size()) * span) : 0.0;
+  // The event count depends on fast-forward, so it is reported on stderr, not here.
+  j["simulation"] = {{"iterations", t.iterations}, {"max_batch_seqs", t.max_batch_seqs}};
   return j;
 }
 

@@ -1,7 +1,13 @@
 // The discrete-event simulator: requests arrive, a router sends each to a replica, and each
 // replica runs iterations (one event each) whose durations come from the cost model. Integer
-// nanosecond time; events ordered by (time, sequence number); the same config and seed give
-// byte-identical outputs.
+// nanosecond time; events ordered by (time, kind, replica): at equal times iteration ends come
+// before arrivals, replicas in index order. The same config and seed give byte-identical outputs.
+//
+// Fast-forward (simulator.fast_forward, on by default): a stretch of decode iterations in which
+// nothing waits, finishes or runs out of KV blocks is one event; an arrival routed to the
+// replica cuts the stretch at the iteration in progress. The results are exactly those of
+// stepping one iteration at a time (tests/sim/test_fast_forward.cpp compares them byte for byte);
+// only the event count differs. It is off while a Chrome trace is written.
 #pragma once
 
 #include <cstdint>
@@ -34,15 +40,16 @@ struct Progress {
 
 struct SimulationTotals {
   uint64_t arrived = 0, completed = 0, rejected = 0, preemptions = 0, slo_met = 0;
-  uint64_t events = 0, iterations = 0;
+  uint64_t events = 0, iterations = 0;  // events depend on fast-forward; iterations do not
   uint64_t max_batch_seqs = 0;  // most sequences in one iteration of any replica
   uint64_t prompt_tokens = 0, output_tokens = 0;  // of completed requests
   std::map<std::string, uint64_t> rejected_by_reason;
   Nanos first_arrival = Nanos(-1), last_completion;
   LatencyStats ttft, tbt, jct, queue, tpot;
-  double busy_seconds = 0;          // replica-seconds spent in iterations
-  double kv_block_seconds = 0;      // integral of used blocks over time, all replicas
-  double kv_max_utilization = 0;    // highest used/num_blocks of any replica
+  int64_t busy_ns = 0;              // replica time spent in iterations
+  __extension__ using Int128 = __int128;
+  Int128 kv_block_ns = 0;           // integral of used blocks over time, all replicas (exact)
+  int64_t kv_max_used_blocks = 0;   // most blocks in use on one replica
 };
 
 class Simulator {
@@ -58,30 +65,47 @@ class Simulator {
   const KvLayout& kv_layout() const { return layout_; }
 
  private:
+  // A steady decode stretch in flight: iterations 1..ends.size(), iteration 1 already accounted.
+  struct Run {
+    int64_t start = 0;              // when iteration 1 started
+    std::vector<int64_t> ends;      // end time of each iteration
+    std::vector<int64_t> used;      // KV blocks in use during each iteration
+    bool active() const { return !ends.empty(); }
+  };
   struct Replica {
     Scheduler sched;
     int server = 0;
     bool busy = false;
     uint64_t outstanding = 0;
+    uint64_t version = 0;  // bumps when a pending iteration-end event is replaced
+    Run run;
   };
+  static constexpr uint32_t kIterationEnd = 0, kArrival = 1;
   struct Event {
     int64_t time;
-    uint64_t seq;
-    uint32_t kind;  // 0 arrival, 1 iteration end
+    uint32_t kind;
     uint32_t replica;
+    uint64_t version;
   };
   struct Later {
     bool operator()(const Event& a, const Event& b) const {
-      return a.time != b.time ? a.time > b.time : a.seq > b.seq;
+      if (a.time != b.time) return a.time > b.time;
+      if (a.kind != b.kind) return a.kind > b.kind;
+      if (a.replica != b.replica) return a.replica > b.replica;
+      return a.version > b.version;
     }
   };
 
-  void push(int64_t time, uint32_t kind, uint32_t replica);
+  void push(int64_t time, uint32_t kind, uint32_t replica, uint64_t version = 0);
+  void plan_run(uint32_t r, Nanos first_duration, int64_t used);
+  void finish_run(uint32_t r);
+  int64_t used_blocks_at(const Replica& rep, Nanos t) const;
   uint32_t route();
   void on_arrival(const traces::RequestSpec& r);
   void start_iteration(uint32_t r);
   void on_iteration_end(uint32_t r);
   void flush_tbt();
+  void add_tbt(int64_t gap_ns, uint64_t count);
   void sample_kv_until(Nanos t);
   void write_request_row(const Sequence& s, uint32_t replica);
 
@@ -91,13 +115,14 @@ class Simulator {
   KvLayout layout_;
   std::vector<Replica> replicas_;
   std::vector<Event> heap_;
-  uint64_t next_seq_ = 0;
+  bool fast_forward_ = true;
+  std::vector<int64_t> new_blocks_;  // scratch for plan_run
   Nanos now_;
   uint32_t rr_next_ = 0;
   int64_t used_blocks_total_ = 0;
   Nanos next_kv_sample_;
   SimulationTotals totals_;
-  double tbt_gap_ = -1;  // run of equal TBT gaps not yet added to the histogram
+  int64_t tbt_gap_ = -1;  // run of equal TBT gaps (ns) not yet added to the histogram
   uint64_t tbt_run_ = 0;
   std::string line_;     // reused row buffer
 };

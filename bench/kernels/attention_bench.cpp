@@ -1,0 +1,318 @@
+// Benchmarks of the FDC attention kernels on Llama-2-13B shapes (40 heads, head dim 128, bf16).
+// Each case reports time, GB/s, TFLOP/s and % of its roofline: the device-to-device copy
+// bandwidth (bytes read + written) and a cuBLAS bf16 GEMM rate, both measured in the same run.
+// PyTorch SDPA, the external reference, is timed by scripts/gpu/sdpa_reference.py in the same
+// device call; the full-rank kernel is the in-run reference for the compressed cases.
+#include <benchmark/benchmark.h>
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/attention/attention.h"
+#include "kernels/attention/cost.h"
+#include "kernels/attention/plan.h"
+#include "kernels/attention/reference.h"
+#include "kernels/common/cuda_check.h"
+
+using namespace fdc::kernels;
+using namespace fdc::kernels::attn;
+
+namespace {
+
+constexpr int kHeads = 40;
+constexpr float kScale = 0.08838834764f;  // 1/sqrt(128): the original head dim sets the scale
+
+struct Roofline {
+  double copy_gbps = 0;    // bytes read + written per second / 1e9
+  double gemm_tflops = 0;  // bf16 GEMM, fp32 accumulate
+};
+Roofline g_roof;
+
+// Fills a device buffer of 16-bit values with random bf16 in [-1, 1] (64 MiB pattern repeated).
+void fill_random(uint16_t* dst, size_t count, uint64_t seed) {
+  const size_t chunk = std::min<size_t>(count, size_t{32} << 20);
+  std::vector<uint16_t> host(chunk);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (auto& x : host) x = float_to_bf16_bits(u(rng));
+  for (size_t at = 0; at < count; at += chunk)
+    CUDA_CHECK(cudaMemcpy(dst + at, host.data(), std::min(chunk, count - at) * 2, cudaMemcpyHostToDevice));
+}
+
+struct Events {
+  cudaEvent_t a{}, b{};
+  Events() {
+    CUDA_CHECK(cudaEventCreate(&a));
+    CUDA_CHECK(cudaEventCreate(&b));
+  }
+  ~Events() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  template <typename F>
+  double time_s(F&& f) {
+    CUDA_CHECK(cudaEventRecord(a));
+    f();
+    CUDA_CHECK(cudaEventRecord(b));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    return ms * 1e-3;
+  }
+};
+
+void measure_rooflines() {
+  const size_t bytes = size_t{2} << 30;
+  DeviceBuffer<uint8_t> src(bytes), dst(bytes);
+  CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
+  Events ev;
+  std::vector<double> t;
+  for (int i = 0; i < 12; ++i)
+    t.push_back(ev.time_s([&] { CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice)); }));
+  std::sort(t.begin(), t.end());
+  g_roof.copy_gbps = 2.0 * bytes / t[t.size() / 2] / 1e9;
+
+  const int n = 8192;
+  DeviceBuffer<uint16_t> A(size_t{n} * n), B(size_t{n} * n), C(size_t{n} * n);
+  fill_random(A.data(), A.size(), 1);
+  fill_random(B.data(), B.size(), 2);
+  cublasHandle_t h;
+  if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) return;
+  const float one = 1.f, zero = 0.f;
+  auto gemm = [&] {
+    cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, A.data(), CUDA_R_16BF, n, B.data(), CUDA_R_16BF, n, &zero,
+                 C.data(), CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  };
+  gemm();
+  t.clear();
+  for (int i = 0; i < 10; ++i) t.push_back(ev.time_s(gemm));
+  std::sort(t.begin(), t.end());
+  g_roof.gemm_tflops = 2.0 * n * n * static_cast<double>(n) / t[t.size() / 2] / 1e12;
+  cublasDestroy(h);
+  std::printf("rooflines: device copy %.0f GB/s (read + write), cuBLAS bf16 GEMM %.0f TFLOP/s\n", g_roof.copy_gbps,
+              g_roof.gemm_tflops);
+}
+
+// Head ranks spread over 32..128 (multiples of 16): average 80.
+std::vector<HeadRanks> spread_ranks() {
+  std::vector<HeadRanks> r;
+  for (int h = 0; h < kHeads; ++h) {
+    const int rk = 32 + 16 * ((h * 5) % 7);
+    const int rv = 32 + 16 * ((h * 3 + 2) % 7);
+    r.push_back({rk, rv, rk, rv});
+  }
+  return r;
+}
+
+// A paged cache of `batch` sequences x `len` tokens (random bf16 values), device resident.
+struct BenchCache {
+  HeadLayout L;
+  int64_t hi_pages = 0, lo_pages = 0;  // declared before pt: make_page_table writes them
+  PageTable pt;
+  DeviceBuffer<uint16_t> hi, lo;
+  DeviceBuffer<int> hi_indptr, hi_indices, lo_indptr, lo_indices;
+  DeviceBuffer<HeadInfo> heads;
+  BenchCache(HeadLayout layout, const std::vector<int>& num_hi, const std::vector<int>& num_lo)
+      : L(std::move(layout)),
+        pt(make_page_table(num_hi, num_lo, L.block_size(), 42, &hi_pages, &lo_pages)),
+        hi(static_cast<size_t>(hi_pages * L.page_elems(TokenClass::kHi))),
+        lo(static_cast<size_t>(lo_pages * L.page_elems(TokenClass::kLo))),
+        hi_indptr(pt.hi_indptr),
+        hi_indices(pt.hi_indices.empty() ? std::vector<int>{0} : pt.hi_indices),
+        lo_indptr(pt.lo_indptr),
+        lo_indices(pt.lo_indices.empty() ? std::vector<int>{0} : pt.lo_indices),
+        heads(L.head_info()) {
+    fill_random(hi.data(), hi.size(), 3);
+    fill_random(lo.data(), lo.size(), 4);
+  }
+  PagedCacheParams params() const {
+    PagedCacheParams p;
+    p.hi_pool = hi.data();
+    p.lo_pool = lo.data();
+    p.page_elems_hi = L.page_elems(TokenClass::kHi);
+    p.page_elems_lo = L.page_elems(TokenClass::kLo);
+    p.block_size = L.block_size();
+    p.hi_page_indptr = hi_indptr.data();
+    p.hi_page_indices = hi_indices.data();
+    p.lo_page_indptr = lo_indptr.data();
+    p.lo_page_indices = lo_indices.data();
+    return p;
+  }
+};
+
+void report(benchmark::State& state, double seconds_median, double bytes, double flops, bool bytes_bound) {
+  state.counters["ms"] = seconds_median * 1e3;
+  state.counters["GB/s"] = bytes / seconds_median / 1e9;
+  state.counters["TFLOP/s"] = flops / seconds_median / 1e12;
+  // Decode: KV bytes over the copy roofline (copy counts read + write, so a read-only stream's
+  // ceiling is the copy rate). Prefill: FLOPs over the cuBLAS GEMM rate.
+  const double roof_s = bytes_bound ? bytes / (g_roof.copy_gbps * 1e9) : flops / (g_roof.gemm_tflops * 1e12);
+  state.counters["roofline_%"] = 100.0 * roof_s / seconds_median;
+}
+
+template <typename F>
+void timed_loop(benchmark::State& state, F&& launch, double bytes, double flops, bool bytes_bound) {
+  Events ev;
+  launch();
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> t;
+  for (auto _ : state) {
+    const double s = ev.time_s(launch);
+    state.SetIterationTime(s);
+    t.push_back(s);
+  }
+  std::sort(t.begin(), t.end());
+  report(state, t[t.size() / 2], bytes, flops, bytes_bound);
+}
+
+// Decode, batch 32 x 4096 context, paged (block 16). rank = 0 means the spread 32..128.
+void BM_Decode(benchmark::State& state) {
+  const int rank = static_cast<int>(state.range(0));
+  const bool balanced = state.range(1) != 0;
+  const int lo_pct = static_cast<int>(state.range(2));  // share of unimportant tokens, %
+  const int batch = 32, ctx = 4096;
+  std::vector<HeadRanks> ranks = rank == 0 ? spread_ranks() : std::vector<HeadRanks>(kHeads, HeadRanks{rank, rank, rank, rank});
+  if (lo_pct > 0)
+    for (auto& r : ranks) r.rk_lo = r.rv_lo = std::max(16, r.rk / 4 / 8 * 8);
+  const int n_lo = ctx * lo_pct / 100;
+  const std::vector<int> hi(batch, ctx - n_lo), lo(batch, n_lo);
+  static std::unique_ptr<BenchCache> cache;  // reused across cases of the same shape
+  cache.reset();
+  cache = std::make_unique<BenchCache>(HeadLayout(kHeads, kHeads, ranks, 16), hi, lo);
+  const HeadLayout& L = cache->L;
+  const DecodePlanOptions opt = decode_plan_options_for_device(0);
+  const DecodePlan plan = balanced ? plan_decode_balanced(L, hi, lo, opt) : plan_decode_naive(L, hi, lo, opt);
+  DeviceDecodePlan dplan(plan, L.group());
+  DeviceBuffer<uint16_t> q(static_cast<size_t>(batch) * L.q_row()), out(static_cast<size_t>(batch) * L.o_row());
+  fill_random(q.data(), q.size(), 5);
+  DecodeParams p;
+  p.dtype = DType::kBF16;
+  p.num_seqs = batch;
+  p.num_q_heads = kHeads;
+  p.num_kv_heads = kHeads;
+  p.q_row = L.q_row();
+  p.o_row = L.o_row();
+  p.max_rank = std::max(L.max_rk(), L.max_rv());
+  p.sm_scale = kScale;
+  p.q = q.data();
+  p.out = out.data();
+  p.cache = cache->params();
+  p.heads = cache->heads.data();
+  dplan.fill(p);
+  const double bytes = static_cast<double>(decode_kv_bytes(L, hi, lo, 2));
+  const double flops = static_cast<double>(decode_flops(L, hi, lo));
+  timed_loop(state, [&] { launch_decode(p, nullptr); }, bytes, flops, true);
+  state.counters["units"] = static_cast<double>(plan.units.size());
+  state.counters["plan_makespan_ratio"] =
+      static_cast<double>(plan_makespan(L, plan, opt)) * opt.num_sms * opt.ctas_per_sm /
+      static_cast<double>(decode_kv_bytes(L, hi, lo, 2) + static_cast<int64_t>(plan.units.size()) * opt.unit_overhead_bytes);
+  state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
+                 (balanced ? " balanced" : " naive") + (lo_pct ? " lo " + std::to_string(lo_pct) + "%" : ""));
+  cache.reset();
+}
+
+// Causal prefill of one 4096-token sequence, 40 heads. rank = 0 means the spread 32..128.
+void BM_Prefill(benchmark::State& state) {
+  const int rank = static_cast<int>(state.range(0));
+  const bool balanced = state.range(1) != 0;
+  const int len = static_cast<int>(state.range(2));
+  const std::vector<HeadRanks> ranks =
+      rank == 0 ? spread_ranks() : std::vector<HeadRanks>(kHeads, HeadRanks{rank, rank, rank, rank});
+  BenchCache cache(HeadLayout(kHeads, kHeads, ranks, 16), {len}, {0});
+  const HeadLayout& L = cache.L;
+  const std::vector<int> cu{0, len}, kv{len};
+  const PrefillPlan plan = plan_prefill(L, cu, kv, kPrefillTileQ, balanced);
+  DeviceBuffer<PrefillTile> tiles(plan.tiles);
+  DeviceBuffer<int> dcu(cu), dkv(kv);
+  DeviceBuffer<uint16_t> q(static_cast<size_t>(len) * L.q_row()), out(static_cast<size_t>(len) * L.o_row());
+  fill_random(q.data(), q.size(), 6);
+  PrefillParams p;
+  p.dtype = DType::kBF16;
+  p.num_seqs = 1;
+  p.num_q_heads = kHeads;
+  p.num_kv_heads = kHeads;
+  p.q_row = L.q_row();
+  p.o_row = L.o_row();
+  p.max_rank = std::max(L.max_rk(), L.max_rv());
+  p.sm_scale = kScale;
+  p.cu_q = dcu.data();
+  p.kv_len = dkv.data();
+  p.q = q.data();
+  p.out = out.data();
+  p.cache = cache.params();
+  p.heads = cache.heads.data();
+  p.tiles = tiles.data();
+  p.num_tiles = static_cast<int>(plan.tiles.size());
+  const double flops = static_cast<double>(prefill_flops(L, cu, kv));
+  const double bytes = static_cast<double>(prefill_bytes(L, cu, kv, 2));
+  timed_loop(state, [&] { launch_prefill(p, nullptr); }, bytes, flops, false);
+  state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
+                 (balanced ? " balanced" : " naive") + " len " + std::to_string(len));
+}
+
+// Append of 32 decode tokens + one 4096-token prefill into the paged cache.
+void BM_Append(benchmark::State& state) {
+  const int tokens = static_cast<int>(state.range(0));
+  const std::vector<HeadRanks> ranks(kHeads, HeadRanks{128, 128, 128, 128});
+  BenchCache cache(HeadLayout(kHeads, kHeads, ranks, 16), {tokens}, {0});
+  const HeadLayout& L = cache.L;
+  DeviceBuffer<uint16_t> k(static_cast<size_t>(tokens) * L.k_row()), v(static_cast<size_t>(tokens) * L.v_row());
+  std::vector<int> seq(static_cast<size_t>(tokens), 0), pos(static_cast<size_t>(tokens));
+  for (int i = 0; i < tokens; ++i) pos[static_cast<size_t>(i)] = i;
+  DeviceBuffer<int> dseq(seq), dpos(pos);
+  AppendParams p;
+  p.dtype = DType::kBF16;
+  p.num_tokens = tokens;
+  p.num_kv_heads = kHeads;
+  p.k_row = L.k_row();
+  p.v_row = L.v_row();
+  p.k = k.data();
+  p.v = v.data();
+  p.seq_of = dseq.data();
+  p.pos_of = dpos.data();
+  p.hi_pool = cache.hi.data();
+  p.page_elems_hi = L.page_elems(TokenClass::kHi);
+  p.block_size = 16;
+  p.hi_page_indptr = cache.hi_indptr.data();
+  p.hi_page_indices = cache.hi_indices.data();
+  p.heads = cache.heads.data();
+  const double bytes = 2.0 * tokens * (L.k_row() + L.v_row()) * 2;
+  timed_loop(state, [&] { launch_append(p, nullptr); }, bytes, 0.0, true);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Decode)
+    ->ArgNames({"rank", "balanced", "lo_pct"})
+    ->Args({128, 1, 0})->Args({128, 0, 0})
+    ->Args({96, 1, 0})->Args({64, 1, 0})->Args({48, 1, 0})->Args({32, 1, 0})
+    ->Args({0, 1, 0})->Args({0, 0, 0})
+    ->Args({128, 1, 50})
+    ->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
+BENCHMARK(BM_Prefill)
+    ->ArgNames({"rank", "balanced", "len"})
+    ->Args({128, 1, 4096})->Args({64, 1, 4096})->Args({32, 1, 4096})
+    ->Args({0, 1, 4096})->Args({0, 0, 4096})
+    ->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
+BENCHMARK(BM_Append)->ArgNames({"tokens"})->Arg(32)->Arg(4096)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, sm_%d%d\n", prop.name, prop.multiProcessorCount, prop.major, prop.minor);
+  measure_rooflines();
+  benchmark::AddCustomContext("device", prop.name);
+  benchmark::AddCustomContext("copy_gbps", std::to_string(g_roof.copy_gbps));
+  benchmark::AddCustomContext("gemm_tflops", std::to_string(g_roof.gemm_tflops));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,123 @@
+// Launchers of the FDC compressed-attention kernels (bf16/fp16 in, fp32 accumulate; sm_80, sm_90).
+//
+//   append_paged_kv  writes new tokens' compressed k/v rows into the hi pages of the paged cache
+//   prefill          causal attention of new tokens over their sequence's cached hi tokens
+//                    (variable-length batch, GQA, per-head ranks, chunked prefill after a prefix)
+//   decode           one query per sequence over hi and lo cached tokens, split-KV work units from
+//                    a DecodePlan (balanced or naive), then a combine step
+//
+// One iteration of a mixed batch (prefill chunks + decodes) is: append (all new tokens), prefill
+// (the chunks), decode (the rest), on one stream; all three read and write the same cache.
+// Layouts are those of layout.h. Every launcher validates its parameters and throws
+// fdc::InputError on unsupported values (rank, head dim, dtype, block size, group).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/attention/layout.h"
+#include "kernels/attention/plan.h"
+#include "kernels/common/device_buffer.h"
+#include "kernels/common/dtype.h"
+
+namespace fdc::kernels::attn {
+
+// Paged cache, as the kernels see it (device pointers).
+struct PagedCacheParams {
+  const void* hi_pool = nullptr;       // [hi pages][page_elems_hi] elements of the dtype
+  const void* lo_pool = nullptr;       // [lo pages][page_elems_lo]; may be null without lo tokens
+  int64_t page_elems_hi = 0;
+  int64_t page_elems_lo = 0;
+  int block_size = 0;                  // tokens per page: 16, 32 or 64
+  const int* hi_page_indptr = nullptr;   // [num_seqs + 1]
+  const int* hi_page_indices = nullptr;  // [hi_page_indptr[num_seqs]]
+  const int* lo_page_indptr = nullptr;   // [num_seqs + 1]
+  const int* lo_page_indices = nullptr;  // [lo_page_indptr[num_seqs]]
+};
+
+struct DecodeParams {
+  DType dtype = DType::kBF16;
+  int num_seqs = 0;
+  int num_q_heads = 0;
+  int num_kv_heads = 0;
+  int q_row = 0;                       // elements per sequence in q (HeadLayout::q_row)
+  int o_row = 0;                       // elements per sequence in out (HeadLayout::o_row)
+  int max_rank = 0;                    // max over heads of r_qk and r_v (picks the tile width)
+  float sm_scale = 0.f;                // softmax scale, usually 1/sqrt(original head dim)
+  const void* q = nullptr;             // [num_seqs][q_row] compressed queries
+  void* out = nullptr;                 // [num_seqs][o_row] compressed outputs
+  PagedCacheParams cache;
+  const HeadInfo* heads = nullptr;     // [num_kv_heads]
+  const DecodeUnit* units = nullptr;   // [num_units] in launch order
+  int num_units = 0;
+  const int* pair_indptr = nullptr;    // [num_seqs * num_kv_heads + 1]
+  const int* pair_units = nullptr;     // [num_units]
+  int max_units_per_pair = 0;
+  float* partial_o = nullptr;          // [num_units * group * kMaxRank] workspace
+  float* partial_lse = nullptr;        // [num_units * group] workspace (log2 of the softmax sum)
+};
+
+struct PrefillParams {
+  DType dtype = DType::kBF16;
+  int num_seqs = 0;
+  int num_q_heads = 0;
+  int num_kv_heads = 0;
+  int q_row = 0;
+  int o_row = 0;
+  int max_rank = 0;
+  float sm_scale = 0.f;
+  const int* cu_q = nullptr;           // [num_seqs + 1] new-token offsets into q/out
+  const int* kv_len = nullptr;         // [num_seqs] cached hi tokens, the new ones included
+  const void* q = nullptr;             // [cu_q[num_seqs]][q_row]
+  void* out = nullptr;                 // [cu_q[num_seqs]][o_row]
+  PagedCacheParams cache;              // hi pages only are read
+  const HeadInfo* heads = nullptr;     // [num_kv_heads]
+  const PrefillTile* tiles = nullptr;  // [num_tiles] from plan_prefill(..., kPrefillTileQ, ...)
+  int num_tiles = 0;
+};
+
+struct AppendParams {
+  DType dtype = DType::kBF16;
+  int num_tokens = 0;
+  int num_kv_heads = 0;
+  int k_row = 0;
+  int v_row = 0;
+  const void* k = nullptr;             // [num_tokens][k_row] compressed keys (post-RoPE, rotated)
+  const void* v = nullptr;             // [num_tokens][v_row] compressed values
+  const int* seq_of = nullptr;         // [num_tokens] sequence of each token
+  const int* pos_of = nullptr;         // [num_tokens] hi slot of each token within its sequence
+  void* hi_pool = nullptr;             // written
+  int64_t page_elems_hi = 0;
+  int block_size = 0;
+  const int* hi_page_indptr = nullptr;   // [num_seqs + 1]
+  const int* hi_page_indices = nullptr;
+  const HeadInfo* heads = nullptr;     // [num_kv_heads]
+};
+
+inline constexpr int kPrefillTileQ = 64;   // new tokens per prefill tile (plan_prefill's tile_q)
+inline constexpr int kDecodeTileTokens = 32;  // decode tokens per pipeline stage
+
+void launch_decode(const DecodeParams& p, cudaStream_t stream);
+void launch_prefill(const PrefillParams& p, cudaStream_t stream);
+void launch_append(const AppendParams& p, cudaStream_t stream);
+
+// Decode plan on the device plus its workspace; fills the plan fields of DecodeParams.
+class DeviceDecodePlan {
+ public:
+  DeviceDecodePlan(const DecodePlan& plan, int group);
+  void fill(DecodeParams& p) const;
+  int num_units() const { return num_units_; }
+
+ private:
+  DeviceBuffer<DecodeUnit> units_;
+  DeviceBuffer<int> pair_indptr_, pair_units_;
+  DeviceBuffer<float> partial_o_, partial_lse_;
+  int num_units_ = 0;
+  int max_units_per_pair_ = 0;
+};
+
+// Options for plan_decode_balanced that match the current device and the decode kernel.
+DecodePlanOptions decode_plan_options_for_device(int device);
+
+}  // namespace fdc::kernels::attn

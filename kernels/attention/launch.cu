@@ -1,0 +1,98 @@
+// Public launchers: validate parameters (unsupported values throw fdc::InputError), then hand
+// over to the per-dtype template dispatch.
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/attention/attention.h"
+#include "kernels/attention/dispatch.h"
+#include "kernels/common/cuda_check.h"
+
+namespace fdc::kernels::attn {
+
+namespace {
+
+int log2_block(int block_size) {
+  FDC_INPUT_CHECK(is_supported_block_size(block_size),
+                  "attention: block size " << block_size << " is not supported; expected 16, 32 or 64");
+  int l = 0;
+  while ((1 << l) < block_size) ++l;
+  return l;
+}
+
+void check_common(const char* what, DType dtype, int num_q_heads, int num_kv_heads, int max_rank, float sm_scale) {
+  FDC_INPUT_CHECK(dtype == DType::kBF16 || dtype == DType::kFP16,
+                  what << ": dtype " << to_string(dtype) << " is not supported; expected bf16 or fp16");
+  FDC_INPUT_CHECK(num_kv_heads >= 1 && num_q_heads % num_kv_heads == 0,
+                  what << ": num_q_heads = " << num_q_heads << " is not a multiple of num_kv_heads = " << num_kv_heads);
+  const int group = num_q_heads / num_kv_heads;
+  FDC_INPUT_CHECK(group == 1 || group == 2 || group == 4 || group == 8,
+                  what << ": GQA group " << group << " is not supported; expected 1, 2, 4 or 8");
+  FDC_INPUT_CHECK(max_rank >= kMinRank && max_rank <= kMaxRank && max_rank % kRankGranule == 0,
+                  what << ": rank / head dim " << max_rank << " is not supported; expected a multiple of "
+                       << kRankGranule << " in [" << kMinRank << ", " << kMaxRank << "]");
+  FDC_INPUT_CHECK(std::isfinite(sm_scale) && sm_scale > 0.f, what << ": sm_scale = " << sm_scale << " must be positive");
+}
+
+}  // namespace
+
+void launch_decode(const DecodeParams& p, cudaStream_t stream) {
+  check_common("decode", p.dtype, p.num_q_heads, p.num_kv_heads, p.max_rank, p.sm_scale);
+  const int lb = log2_block(p.cache.block_size);
+  FDC_INPUT_CHECK(p.num_seqs >= 1 && p.num_units >= 1, "decode: num_seqs = " << p.num_seqs << ", num_units = " << p.num_units);
+  FDC_INPUT_CHECK(p.q_row % 8 == 0 && p.o_row % 8 == 0, "decode: q_row and o_row must be multiples of 8");
+  FDC_INPUT_CHECK(p.q && p.out && p.cache.hi_pool && p.cache.hi_page_indptr && p.cache.hi_page_indices && p.heads &&
+                      p.units && p.pair_indptr && p.pair_units,
+                  "decode: a required pointer is null");
+  FDC_INPUT_CHECK(p.max_units_per_pair <= 1 || (p.partial_o && p.partial_lse),
+                  "decode: the plan splits pairs but no partial workspace was given");
+  if (p.dtype == DType::kBF16) detail::run_decode_bf16(p, lb, stream);
+  else detail::run_decode_fp16(p, lb, stream);
+}
+
+void launch_prefill(const PrefillParams& p, cudaStream_t stream) {
+  check_common("prefill", p.dtype, p.num_q_heads, p.num_kv_heads, p.max_rank, p.sm_scale);
+  const int lb = log2_block(p.cache.block_size);
+  FDC_INPUT_CHECK(p.num_seqs >= 1 && p.num_tiles >= 0, "prefill: num_seqs = " << p.num_seqs);
+  FDC_INPUT_CHECK(p.q_row % 8 == 0 && p.o_row % 8 == 0, "prefill: q_row and o_row must be multiples of 8");
+  if (p.num_tiles == 0) return;
+  FDC_INPUT_CHECK(p.q && p.out && p.cu_q && p.kv_len && p.cache.hi_pool && p.cache.hi_page_indptr &&
+                      p.cache.hi_page_indices && p.heads && p.tiles,
+                  "prefill: a required pointer is null");
+  if (p.dtype == DType::kBF16) detail::run_prefill_bf16(p, lb, stream);
+  else detail::run_prefill_fp16(p, lb, stream);
+}
+
+DeviceDecodePlan::DeviceDecodePlan(const DecodePlan& plan, int group)
+    : units_(plan.units),
+      pair_indptr_(plan.pair_indptr),
+      pair_units_(plan.pair_units),
+      num_units_(static_cast<int>(plan.units.size())),
+      max_units_per_pair_(plan.max_units_per_pair) {
+  if (max_units_per_pair_ > 1) {
+    partial_o_ = DeviceBuffer<float>(static_cast<size_t>(num_units_) * group * kMaxRank);
+    partial_lse_ = DeviceBuffer<float>(static_cast<size_t>(num_units_) * group);
+  }
+}
+
+void DeviceDecodePlan::fill(DecodeParams& p) const {
+  p.units = units_.data();
+  p.num_units = num_units_;
+  p.pair_indptr = pair_indptr_.data();
+  p.pair_units = pair_units_.data();
+  p.max_units_per_pair = max_units_per_pair_;
+  p.partial_o = const_cast<float*>(partial_o_.data());
+  p.partial_lse = const_cast<float*>(partial_lse_.data());
+}
+
+DecodePlanOptions decode_plan_options_for_device(int device) {
+  int sms = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  DecodePlanOptions opt;
+  opt.num_sms = sms;
+  opt.ctas_per_sm = 4;  // 128 threads, <= 48 KiB shared memory per block
+  opt.tile_tokens = kDecodeTileTokens;
+  return opt;
+}
+
+}  // namespace fdc::kernels::attn

@@ -1,0 +1,74 @@
+// CPU-side work split of FDC attention. Per-head ranks make per-head work uneven, so the decode
+// work is cut into units of near-equal bytes: a unit is a chunk of one (sequence, KV head, token
+// class) segment. Units of a (sequence, KV head) pair are merged by a combine step. The naive plan
+// (one unit per segment, i.e. one block per (sequence, KV head [, class])) is kept for comparison.
+// Planning is separate from running: the launchers take a plan and never re-plan.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/attention/layout.h"
+
+namespace fdc::kernels::attn {
+
+// One decode work unit, as the kernel reads it (16 bytes).
+struct DecodeUnit {
+  int seq;
+  int head_cls;  // kv_head * 2 + class (0 = hi, 1 = lo)
+  int begin;     // first token of the chunk, counted within the class
+  int end;       // one past the last token
+};
+
+struct DecodePlanOptions {
+  int num_sms = 132;           // streaming multiprocessors of the target device
+  int ctas_per_sm = 3;         // resident decode blocks per SM (from the kernel's resources)
+  int waves = 4;               // aim at this many units per resident block (LPT evens them out)
+  int tile_tokens = 32;        // chunk lengths are multiples of this (the kernel's tile)
+  int64_t min_unit_bytes = 32 * 1024;  // never cut units smaller than this (combine overhead)
+  int64_t unit_overhead_bytes = 2048;  // fixed cost of a unit (q read, partial write, launch)
+  int dtype_bytes = 2;
+};
+
+struct DecodePlan {
+  std::vector<DecodeUnit> units;  // launch order: costliest first
+  std::vector<int> pair_indptr;   // [num_seqs * num_kv_heads + 1] into pair_units
+  std::vector<int> pair_units;    // [units.size()] unit ids grouped by pair = seq * num_kv_heads + kv_head
+  int num_seqs = 0;
+  int num_kv_heads = 0;
+  int max_units_per_pair = 0;     // 1 means no combine step is needed
+};
+
+// Bytes a unit reads (K and V rows at its class's ranks) plus the options' per-unit overhead.
+int64_t unit_cost_bytes(const HeadLayout& layout, const DecodeUnit& u, const DecodePlanOptions& opt);
+
+DecodePlan plan_decode_balanced(const HeadLayout& layout, const std::vector<int>& num_hi, const std::vector<int>& num_lo,
+                                const DecodePlanOptions& opt);
+DecodePlan plan_decode_naive(const HeadLayout& layout, const std::vector<int>& num_hi, const std::vector<int>& num_lo,
+                             const DecodePlanOptions& opt);
+
+// Time, in cost units, of greedy list scheduling of `costs` in order on `slots` identical
+// workers (how the GPU hands blocks to free SMs). Used to judge a plan's balance.
+int64_t list_schedule_makespan(const std::vector<int64_t>& costs, int slots);
+// list_schedule_makespan of a plan's units with the options' slot count.
+int64_t plan_makespan(const HeadLayout& layout, const DecodePlan& plan, const DecodePlanOptions& opt);
+
+// ---- prefill --------------------------------------------------------------------------------
+struct PrefillTile {
+  int seq;
+  int q_head;
+  int q_begin;  // first new token of the tile (within the sequence's new tokens)
+  int pad;      // keeps the struct 16 bytes
+};
+
+struct PrefillPlan {
+  std::vector<PrefillTile> tiles;  // launch order
+};
+
+// Cuts every (sequence, q head) into tiles of `tile_q` new tokens. Balanced: costliest tiles
+// first (visible keys x (r_qk + r_v)), so long causal rows and wide heads start early; naive:
+// sequence, tile, head order.
+PrefillPlan plan_prefill(const HeadLayout& layout, const std::vector<int>& cu_q, const std::vector<int>& kv_len,
+                         int tile_q, bool balanced);
+
+}  // namespace fdc::kernels::attn
