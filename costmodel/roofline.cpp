@@ -57,6 +57,11 @@ RooflineCostModel::RooflineCostModel(const ModelSpec& model, const HardwareSpec&
     g.a2a_qkv = (q_qk + k_qk + k_v) / t;
     g.a2a_out = q_v / t;
     g.out_in = q_v / t;  // W_o' = R_v^T W_o: K dim shrinks with r_v
+    const LayerShard& sh = g.shard;
+    const double f = g.f_hi, e = model.dtype_bytes;
+    g.kv_bytes_per_token = e * (f * static_cast<double>(sh.kv_dims_hi) + (1 - f) * static_cast<double>(sh.kv_dims_lo));
+    g.score_dims = f * static_cast<double>(sh.score_dims_hi) + (1 - f) * static_cast<double>(sh.score_dims_lo);
+    g.row_bytes = e * static_cast<double>(sh.q_qk_dims + sh.q_v_dims + sh.kv_dims_hi);
     groups_.push_back(g);
   }
 }
@@ -68,7 +73,7 @@ inline double roof(const OpWork& w, double flop_rate, double byte_rate) {
 }  // namespace
 
 template <bool kBreakdown>
-Nanos RooflineCostModel::compute(const BatchTotals& b, OpBreakdown* bd) const {
+Nanos RooflineCostModel::compute(const BatchTotals& b, OpBreakdown* bd, DecodeCache* cache) const {
   const double e = model_.dtype_bytes, D = model_.hidden, F = model_.ffn_hidden, t = par_.tp;
   const int sp = par_.sp;
   const double M = std::ceil(static_cast<double>(b.new_tokens) / sp);  // rows per GPU
@@ -95,8 +100,6 @@ Nanos RooflineCostModel::compute(const BatchTotals& b, OpBreakdown* bd) const {
 
   for (const Group& g : groups_) {
     const double n = g.count;
-    const LayerShard& s = g.shard;
-    const double f = g.f_hi;
     kernel(OpKind::kNorm, elementwise_work(M * D, M * D, e, 4.0), mem_rate_, 2 * n);
     kernel(OpKind::kQkvProj, gemm_work(M, g.qkv_out, D, e), gemm_rate_, n);
     if (g.rope_in > 0) {
@@ -105,19 +108,12 @@ Nanos RooflineCostModel::compute(const BatchTotals& b, OpBreakdown* bd) const {
       kernel(OpKind::kRopeRotate, w, gemm_rate_, n);
     }
     if (sp > 1) collective(OpKind::kAllToAllQkv, M * g.a2a_qkv * e, alltoall_send_factor(sp), n);
-    const double kv_tok = e * (f * static_cast<double>(s.kv_dims_hi) + (1 - f) * static_cast<double>(s.kv_dims_lo));
-    const double score = f * static_cast<double>(s.score_dims_hi) + (1 - f) * static_cast<double>(s.score_dims_lo);
-    const double qo = e * static_cast<double>(s.q_qk_dims + s.q_v_dims);
-    const double kv_new = e * static_cast<double>(s.kv_dims_hi);
     if (b.prefill_seqs > 0) {
-      OpWork w{2.0 * b.prefill_pairs * score,
-               static_cast<double>(b.prefill_kv_tokens) * kv_tok + static_cast<double>(b.prefill_tokens) * (qo + kv_new), 0};
+      OpWork w{2.0 * b.prefill_pairs * g.score_dims,
+               static_cast<double>(b.prefill_kv_tokens) * g.kv_bytes_per_token +
+                   static_cast<double>(b.prefill_tokens) * g.row_bytes,
+               0};
       kernel(OpKind::kAttnPrefill, w, attn_rate_, n);
-    }
-    if (b.decode_seqs > 0) {
-      OpWork w{2.0 * static_cast<double>(b.decode_kv_tokens) * score,
-               static_cast<double>(b.decode_kv_tokens) * kv_tok + static_cast<double>(b.decode_seqs) * (qo + kv_new), 0};
-      kernel(OpKind::kAttnDecode, w, attn_rate_, n);
     }
     if (sp > 1) collective(OpKind::kAllToAllOut, M * g.a2a_out * e, alltoall_send_factor(sp), n);
     kernel(OpKind::kOutProj, gemm_work(M, D, g.out_in, e), gemm_rate_, n);
@@ -140,20 +136,62 @@ Nanos RooflineCostModel::compute(const BatchTotals& b, OpBreakdown* bd) const {
     if (par_.tp > 1) collective(OpKind::kAllGather, rows * (model_.vocab / t) * e, allgather_send_factor(par_.tp), 1);
   }
   add(OpKind::kIterationOverhead, OpWork{}, params_.iteration_overhead_us * 1e-6, 1);
-  return Nanos::from_seconds(total);
+  // Decode attention last: it is the only term that changes along a steady decode run, so
+  // decode_time_shifted() can start from the cached sum of everything above (same order of
+  // additions, so the same bits as a full evaluation).
+  if constexpr (!kBreakdown) {
+    if (cache) {
+      cache->rest_seconds = total;
+      cache->valid = true;
+    }
+  }
+  return Nanos::from_seconds(add_decode_attention<kBreakdown>(b, total, bd));
 }
 
-Nanos RooflineCostModel::iteration_time(const Batch& batch) const { return compute<false>(batch.totals, nullptr); }
+template <bool kBreakdown>
+double RooflineCostModel::add_decode_attention(const BatchTotals& b, double total, OpBreakdown* bd) const {
+  if (b.decode_seqs == 0) return total;
+  const double launch = params_.kernel_launch_us * 1e-6;
+  for (const Group& g : groups_) {
+    OpWork w{2.0 * static_cast<double>(b.decode_kv_tokens) * g.score_dims,
+             static_cast<double>(b.decode_kv_tokens) * g.kv_bytes_per_token + static_cast<double>(b.decode_seqs) * g.row_bytes,
+             0};
+    const double seconds = roof(w, attn_rate_, mem_rate_) + launch;
+    total += seconds * g.count;
+    if constexpr (kBreakdown) {
+      auto i = static_cast<size_t>(OpKind::kAttnDecode);
+      bd->seconds[i] += seconds * g.count;
+      bd->work[i].flops += w.flops * g.count;
+      bd->work[i].bytes += w.bytes * g.count;
+    }
+  }
+  return total;
+}
+
+Nanos RooflineCostModel::iteration_time(const Batch& batch) const {
+  return compute<false>(batch.totals, nullptr, nullptr);
+}
 
 Nanos RooflineCostModel::iteration_time(const Batch& batch, OpBreakdown& breakdown) const {
-  return compute<true>(batch.totals, &breakdown);
+  return compute<true>(batch.totals, &breakdown, nullptr);
 }
 
 Nanos RooflineCostModel::decode_time_shifted(const Batch& batch, int64_t extra_context) const {
   BatchTotals t = batch.totals;
   FDC_CHECK(t.prefill_seqs == 0, "decode_time_shifted on a batch with prefills");
   t.decode_kv_tokens += t.decode_seqs * extra_context;
-  return compute<false>(t, nullptr);
+  // Every term but decode attention depends on the counts alone, fixed along a run.
+  const bool hit = cache_.valid && cache_.num_seqs == t.num_seqs && cache_.new_tokens == t.new_tokens &&
+                   cache_.logits_rows == t.logits_rows && cache_.decode_seqs == t.decode_seqs;
+  if (!hit) {
+    cache_ = DecodeCache{};
+    cache_.num_seqs = t.num_seqs;
+    cache_.new_tokens = t.new_tokens;
+    cache_.logits_rows = t.logits_rows;
+    cache_.decode_seqs = t.decode_seqs;
+    return compute<false>(t, nullptr, &cache_);
+  }
+  return Nanos::from_seconds(add_decode_attention<false>(t, cache_.rest_seconds, nullptr));
 }
 
 std::string RooflineCostModel::describe() const {

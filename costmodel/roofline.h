@@ -49,9 +49,21 @@ class RooflineCostModel final : public CostModel {
     double a2a_qkv = 0;      // all-to-all #1 payload width per token (elements)
     double a2a_out = 0;      // all-to-all #2 payload width per token (elements)
     double out_in = 0;       // output projection K dim per GPU
+    // Attention per context token and per query row on the most loaded GPU (bytes, FLOP/2).
+    double kv_bytes_per_token = 0;  // cached K+V bytes read per context token (class mix)
+    double score_dims = 0;          // (qk + v) dims per context token, summed over query heads
+    double row_bytes = 0;           // q read + output written + new K/V appended, per new token
+  };
+  // Sum of every term except decode attention for one set of batch counts (steady decode runs).
+  struct DecodeCache {
+    bool valid = false;
+    int64_t num_seqs = 0, new_tokens = 0, logits_rows = 0, decode_seqs = 0;
+    double rest_seconds = 0;
   };
   template <bool kBreakdown>
-  Nanos compute(const BatchTotals& b, OpBreakdown* breakdown) const;
+  Nanos compute(const BatchTotals& b, OpBreakdown* breakdown, DecodeCache* cache) const;
+  template <bool kBreakdown>
+  double add_decode_attention(const BatchTotals& b, double total, OpBreakdown* breakdown) const;
 
   ModelSpec model_;
   HardwareSpec hw_;
@@ -59,6 +71,7 @@ class RooflineCostModel final : public CostModel {
   RooflineParams params_;
   std::vector<Group> groups_;
   double gemm_rate_, attn_rate_, mem_rate_, link_rate_;  // FLOP/s, FLOP/s, B/s, B/s
+  mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)
 };
 
 }  // namespace fdc::costmodel

@@ -118,10 +118,15 @@ std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e) {
 Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides) {
   Json input;
   std::string source, base_dir;
-  if (config_path.empty()) {
-    const auto* c = configs::find_embedded_config("experiments", "default");
-    FDC_CHECK(c != nullptr, "the embedded default experiment is missing");
-    source = std::string(c->path) + " (embedded default)";
+  const bool is_name = !config_path.empty() && config_path.find('/') == std::string::npos &&
+                       !(config_path.size() > 5 && config_path.substr(config_path.size() - 5) == ".json");
+  if (config_path.empty() || is_name) {
+    const std::string name = config_path.empty() ? "default" : config_path;
+    const auto* c = configs::find_embedded_config("experiments", name);
+    if (!c)
+      throw InputError("--config " + config_path + ": no such embedded experiment (known: " +
+                       embedded_names("experiments") + "); give a path to a .json file for your own");
+    source = std::string(c->path) + " (embedded)";
     input = parse_json_text(std::string(c->text), source);
   } else {
     source = config_path;

@@ -1,6 +1,7 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 
@@ -10,24 +11,29 @@ namespace fdc::sim {
 
 namespace {
 
-// Nanoseconds as milliseconds with all 6 decimals: exact, and the same text on every platform.
-void append_ms(std::string& s, int64_t ns) {
-  char buf[40];
-  const int64_t a = ns < 0 ? -ns : ns;
-  int n = std::snprintf(buf, sizeof buf, "%s%" PRId64 ".%06" PRId64, ns < 0 ? "-" : "", a / 1000000, a % 1000000);
-  s.append(buf, static_cast<size_t>(n));
-}
-// Nanoseconds as microseconds with 3 decimals (Chrome trace timestamps).
-void append_us(std::string& s, int64_t ns) {
-  char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%" PRId64 ".%03" PRId64, ns / 1000, ns % 1000);
-  s.append(buf, static_cast<size_t>(n));
-}
+// Integer text without printf (these run once per request row).
 void append_int(std::string& s, int64_t v) {
   char buf[24];
-  int n = std::snprintf(buf, sizeof buf, "%" PRId64, v);
-  s.append(buf, static_cast<size_t>(n));
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  s.append(buf, r.ptr);
 }
+// `whole.frac` with `digits` zero-padded fraction digits, from an integer count of units.
+void append_fixed(std::string& s, int64_t v, int64_t scale, int digits) {
+  if (v < 0) {
+    s += '-';
+    v = -v;
+  }
+  append_int(s, v / scale);
+  s += '.';
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v % scale);
+  s.append(static_cast<size_t>(digits - (r.ptr - buf)), '0');
+  s.append(buf, r.ptr);
+}
+// Nanoseconds as milliseconds with all 6 decimals: exact, and the same text on every platform.
+void append_ms(std::string& s, int64_t ns) { append_fixed(s, ns, 1000000, 6); }
+// Nanoseconds as microseconds with 3 decimals (Chrome trace timestamps).
+void append_us(std::string& s, int64_t ns) { append_fixed(s, ns, 1000, 3); }
 
 }  // namespace
 

@@ -20,7 +20,8 @@ namespace fdc::cli {
 void add_simulate_command(CLI::App& app, SimulateOptions& o) {
   CLI::App* sub = app.add_subcommand("simulate", "Simulate a serving cluster on a workload (one experiment config)");
   sub->add_option("--config,-c", o.config,
-                  "Experiment JSON (see docs/config.md); without it the embedded default runs "
+                  "Experiment JSON file (see docs/config.md), or the name of an embedded experiment "
+                  "(default, sharegpt-p4de-16); without it the embedded default runs "
                   "(Llama-2-13B, FDC 50%, one p4de server, ShareGPT-like Poisson load)");
   sub->add_option("--set", o.overrides,
                   "Override a config value: --set scheduler.max_num_seqs=128 (value parsed as JSON, else a string); "
@@ -119,9 +120,11 @@ int run_simulate(const SimulateOptions& o) {
                 << (req_csv ? ", requests.csv" : "") << (trace ? ", trace " + o.trace_out : "") << "\n";
     }
     const auto& t = simulator.totals();
-    std::fprintf(stderr, "fdcsim: simulated %llu requests, %llu events in %.3f s wall (%.0f events/s, %.0f requests/s)\n",
-                 static_cast<unsigned long long>(t.arrived), static_cast<unsigned long long>(t.events), wall,
-                 static_cast<double>(t.events) / std::max(wall, 1e-9), static_cast<double>(t.arrived) / std::max(wall, 1e-9));
+    char line[200];
+    std::snprintf(line, sizeof line, "fdcsim: simulated %llu requests, %llu events in %.3f s wall (%.0f events/s, %.0f requests/s)\n",
+                  static_cast<unsigned long long>(t.arrived), static_cast<unsigned long long>(t.events), wall,
+                  static_cast<double>(t.events) / std::max(wall, 1e-9), static_cast<double>(t.arrived) / std::max(wall, 1e-9));
+    std::cerr << line;
     return kExitOk;
   } catch (const InputError& e) {
     std::cerr << "fdcsim: error: " << e.what() << "\n";
