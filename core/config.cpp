@@ -13,15 +13,22 @@ std::string describe_json(const Json& v) {
   std::string dumped = v.dump();
   if (dumped.size() > 60) dumped = dumped.substr(0, 57) + "...";
   switch (v.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return "the boolean " + dumped;
-    case Json::value_t::string: return "a string (" + dumped + ")";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return "the boolean " + dumped;
+    case Json::value_t::string:
+      return "a string (" + dumped + ")";
     case Json::value_t::number_integer:
     case Json::value_t::number_unsigned:
-    case Json::value_t::number_float: return "the number " + dumped;
-    case Json::value_t::object: return "an object (" + dumped + ")";
-    case Json::value_t::array: return "an array (" + dumped + ")";
-    default: return dumped;
+    case Json::value_t::number_float:
+      return "the number " + dumped;
+    case Json::value_t::object:
+      return "an object (" + dumped + ")";
+    case Json::value_t::array:
+      return "an array (" + dumped + ")";
+    default:
+      return dumped;
   }
 }
 
@@ -82,15 +89,22 @@ bool within(double x, const Bounds& b) {
 
 template <class T>
 constexpr const char* type_name() {
-  if constexpr (std::is_same_v<T, bool>) return "a boolean";
-  else if constexpr (std::is_same_v<T, std::string>) return "a string";
-  else if constexpr (std::is_integral_v<T>) return "an integer";
-  else if constexpr (std::is_floating_point_v<T>) return "a number";
-  else if constexpr (std::is_same_v<T, std::vector<double>>) return "an array of numbers";
+  if constexpr (std::is_same_v<T, bool>)
+    return "a boolean";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "a string";
+  else if constexpr (std::is_integral_v<T>)
+    return "an integer";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "a number";
+  else if constexpr (std::is_same_v<T, std::vector<double>>)
+    return "an array of numbers";
   else if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<int>>)
     return "an array of integers";
-  else if constexpr (std::is_same_v<T, std::vector<std::string>>) return "an array of strings";
-  else return "a value";
+  else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+    return "an array of strings";
+  else
+    return "a value";
 }
 
 // Converts one JSON value to T; returns false when the type does not fit.
@@ -187,8 +201,8 @@ T ConfigNode::get_or(const std::string& key, const T& fallback, Bounds bounds) c
   return get<T>(key, bounds);
 }
 
-#define FDC_INSTANTIATE_GET(T)                                           \
-  template T ConfigNode::get<T>(const std::string&, Bounds) const;       \
+#define FDC_INSTANTIATE_GET(T)                                     \
+  template T ConfigNode::get<T>(const std::string&, Bounds) const; \
   template T ConfigNode::get_or<T>(const std::string&, const T&, Bounds) const;
 FDC_INSTANTIATE_GET(bool)
 FDC_INSTANTIATE_GET(int)
@@ -258,8 +272,7 @@ std::vector<ConfigNode> ConfigNode::array_of_objects(const std::string& key) con
   for (size_t i = 0; i < v->size(); ++i) {
     const Json& e = (*v)[i];
     std::string p = path_ + "/" + key + "/" + std::to_string(i);
-    if (!e.is_object())
-      throw InputError(source_ + ": " + p + ": expected an object, found " + describe_json(e));
+    if (!e.is_object()) throw InputError(source_ + ": " + p + ": expected an object, found " + describe_json(e));
     out.emplace_back(e, source_, p, r[i]);
   }
   return out;

@@ -21,29 +21,28 @@ class InternalError : public std::logic_error {
 };
 
 namespace detail {
-[[noreturn]] void throw_check_failure(const char* expr, const char* file, int line,
-                                      const std::string& message);
+[[noreturn]] void throw_check_failure(const char* expr, const char* file, int line, const std::string& message);
 }  // namespace detail
 
 }  // namespace fdc
 
 // FDC_CHECK(cond, streamed message): throws fdc::InternalError with the expression, file:line and
 // the message when cond is false. For invariants of the code, not for validating user input.
-#define FDC_CHECK(cond, msg)                                                           \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
-      std::ostringstream fdc_check_os_;                                                \
-      fdc_check_os_ << msg;                                                            \
+#define FDC_CHECK(cond, msg)                                                              \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
+      std::ostringstream fdc_check_os_;                                                   \
+      fdc_check_os_ << msg;                                                               \
       ::fdc::detail::throw_check_failure(#cond, __FILE__, __LINE__, fdc_check_os_.str()); \
-    }                                                                                  \
+    }                                                                                     \
   } while (0)
 
 // FDC_INPUT_CHECK(cond, streamed message): throws fdc::InputError(message) when cond is false.
-#define FDC_INPUT_CHECK(cond, msg)                 \
-  do {                                             \
-    if (!(cond)) {                                 \
-      std::ostringstream fdc_input_os_;            \
-      fdc_input_os_ << msg;                        \
+#define FDC_INPUT_CHECK(cond, msg)                  \
+  do {                                              \
+    if (!(cond)) {                                  \
+      std::ostringstream fdc_input_os_;             \
+      fdc_input_os_ << msg;                         \
       throw ::fdc::InputError(fdc_input_os_.str()); \
-    }                                              \
+    }                                               \
   } while (0)

@@ -22,8 +22,6 @@ constexpr uint64_t derive_seed(uint64_t seed, uint64_t stream) {
 
 enum class RngStream : uint64_t { kArrivals = 1, kLengths = 2, kRouting = 3, kPolicy = 4 };
 
-inline Rng make_rng(uint64_t seed, RngStream stream) {
-  return Rng(derive_seed(seed, static_cast<uint64_t>(stream)));
-}
+inline Rng make_rng(uint64_t seed, RngStream stream) { return Rng(derive_seed(seed, static_cast<uint64_t>(stream))); }
 
 }  // namespace fdc

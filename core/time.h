@@ -27,8 +27,14 @@ class Nanos {
   constexpr double ms() const { return static_cast<double>(ns_) * 1e-6; }
   constexpr double seconds() const { return static_cast<double>(ns_) * 1e-9; }
 
-  constexpr Nanos& operator+=(Nanos o) { ns_ += o.ns_; return *this; }
-  constexpr Nanos& operator-=(Nanos o) { ns_ -= o.ns_; return *this; }
+  constexpr Nanos& operator+=(Nanos o) {
+    ns_ += o.ns_;
+    return *this;
+  }
+  constexpr Nanos& operator-=(Nanos o) {
+    ns_ -= o.ns_;
+    return *this;
+  }
   friend constexpr Nanos operator+(Nanos a, Nanos b) { return Nanos(a.ns_ + b.ns_); }
   friend constexpr Nanos operator-(Nanos a, Nanos b) { return Nanos(a.ns_ - b.ns_); }
   friend constexpr Nanos operator*(Nanos a, int64_t k) { return Nanos(a.ns_ * k); }

@@ -54,17 +54,17 @@ struct ParallelConfig {
 struct LayerShard {
   // Sums over the query heads on the GPU.
   int64_t q_heads = 0;
-  int64_t q_qk_dims = 0;      // sum of qk_hi over query heads (compressed q width)
-  int64_t q_v_dims = 0;       // sum of v_hi over query heads (attention output width)
+  int64_t q_qk_dims = 0;  // sum of qk_hi over query heads (compressed q width)
+  int64_t q_v_dims = 0;   // sum of v_hi over query heads (attention output width)
   // Per-context-token attention work, split by token class.
   int64_t score_dims_hi = 0;  // sum over query heads of (qk_hi + v_hi): FLOPs/2 per hi key
   int64_t score_dims_lo = 0;  // sum over query heads of (qk_lo + v_lo)
   // Sums over the KV heads held by the GPU.
   int64_t kv_heads = 0;
-  int64_t kv_dims_hi = 0;     // sum of (qk_hi + v_hi): cached elements per hi token
-  int64_t kv_dims_lo = 0;     // sum of (qk_lo + v_lo)
-  int64_t k_dims_hi = 0;      // sum of qk_hi over KV heads (compressed k width from the projection)
-  int64_t v_dims_hi = 0;      // sum of v_hi over KV heads
+  int64_t kv_dims_hi = 0;  // sum of (qk_hi + v_hi): cached elements per hi token
+  int64_t kv_dims_lo = 0;  // sum of (qk_lo + v_lo)
+  int64_t k_dims_hi = 0;   // sum of qk_hi over KV heads (compressed k width from the projection)
+  int64_t v_dims_hi = 0;   // sum of v_hi over KV heads
 };
 
 // Work of GPU `gpu` (0-based) of a replica with `gpus` GPUs, for layer `layer`.

@@ -16,16 +16,16 @@ struct SeqWork {
 
 struct BatchTotals {
   int64_t num_seqs = 0;
-  int64_t new_tokens = 0;        // sum of new_tokens (rows through projections and MLP)
-  int64_t logits_rows = 0;       // sequences emitting a token (rows through the LM head)
+  int64_t new_tokens = 0;   // sum of new_tokens (rows through projections and MLP)
+  int64_t logits_rows = 0;  // sequences emitting a token (rows through the LM head)
   // Decode steps (new_tokens == 1): attention of one query over context_before + 1 keys.
   int64_t decode_seqs = 0;
   int64_t decode_kv_tokens = 0;  // sum of (context_before + 1)
   // Prefill chunks (new_tokens > 1): causal attention of c queries over p + c keys.
   int64_t prefill_seqs = 0;
-  int64_t prefill_tokens = 0;    // sum of c
-  int64_t prefill_kv_tokens = 0; // sum of (p + c): keys read once per chunk
-  double prefill_pairs = 0;      // sum of c*p + c*(c+1)/2: (query, key) pairs scored
+  int64_t prefill_tokens = 0;     // sum of c
+  int64_t prefill_kv_tokens = 0;  // sum of (p + c): keys read once per chunk
+  double prefill_pairs = 0;       // sum of c*p + c*(c+1)/2: (query, key) pairs scored
 
   void add(const SeqWork& s) {
     const int64_t c = s.new_tokens, p = s.context_before;
@@ -39,7 +39,8 @@ struct BatchTotals {
       prefill_seqs += 1;
       prefill_tokens += c;
       prefill_kv_tokens += p + c;
-      prefill_pairs += static_cast<double>(c) * static_cast<double>(p) + 0.5 * static_cast<double>(c) * static_cast<double>(c + 1);
+      prefill_pairs +=
+          static_cast<double>(c) * static_cast<double>(p) + 0.5 * static_cast<double>(c) * static_cast<double>(c + 1);
     }
   }
 };

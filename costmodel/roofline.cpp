@@ -154,7 +154,8 @@ double RooflineCostModel::add_decode_attention(const BatchTotals& b, double tota
   const double launch = params_.kernel_launch_us * 1e-6;
   for (const Group& g : groups_) {
     OpWork w{2.0 * static_cast<double>(b.decode_kv_tokens) * g.score_dims,
-             static_cast<double>(b.decode_kv_tokens) * g.kv_bytes_per_token + static_cast<double>(b.decode_seqs) * g.row_bytes,
+             static_cast<double>(b.decode_kv_tokens) * g.kv_bytes_per_token +
+                 static_cast<double>(b.decode_seqs) * g.row_bytes,
              0};
     const double seconds = roof(w, attn_rate_, mem_rate_) + launch;
     total += seconds * g.count;

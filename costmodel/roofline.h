@@ -15,12 +15,12 @@
 namespace fdc::costmodel {
 
 struct RooflineParams {
-  double gemm_efficiency = 0.75;       // of bf16_dense_tflops for GEMMs
-  double attention_efficiency = 0.5;   // of bf16_dense_tflops for attention FLOPs
-  double memory_efficiency = 0.88;     // of hbm_bandwidth_gb_per_s for streaming ops
-  double link_efficiency = 0.8;        // of nvlink_bandwidth_gb_per_s for collectives
-  double kernel_launch_us = 2.0;       // added to every kernel
-  double collective_latency_us = 10.0; // alpha of every collective
+  double gemm_efficiency = 0.75;         // of bf16_dense_tflops for GEMMs
+  double attention_efficiency = 0.5;     // of bf16_dense_tflops for attention FLOPs
+  double memory_efficiency = 0.88;       // of hbm_bandwidth_gb_per_s for streaming ops
+  double link_efficiency = 0.8;          // of nvlink_bandwidth_gb_per_s for collectives
+  double kernel_launch_us = 2.0;         // added to every kernel
+  double collective_latency_us = 10.0;   // alpha of every collective
   double iteration_overhead_us = 200.0;  // scheduling, sampling and launch gaps per iteration
 };
 
@@ -28,8 +28,8 @@ RooflineParams parse_roofline_params(const ConfigNode& node);
 
 class RooflineCostModel final : public CostModel {
  public:
-  RooflineCostModel(const ModelSpec& model, const HardwareSpec& hw, const ModelDims& dims,
-                    ParallelConfig par, RooflineParams params);
+  RooflineCostModel(const ModelSpec& model, const HardwareSpec& hw, const ModelDims& dims, ParallelConfig par,
+                    RooflineParams params);
 
   Nanos iteration_time(const Batch& batch) const override;
   Nanos iteration_time(const Batch& batch, OpBreakdown& breakdown) const override;
@@ -71,7 +71,7 @@ class RooflineCostModel final : public CostModel {
   RooflineParams params_;
   std::vector<Group> groups_;
   double gemm_rate_, attn_rate_, mem_rate_, link_rate_;  // FLOP/s, FLOP/s, B/s, B/s
-  mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)
+  mutable DecodeCache cache_;                            // one model serves one simulator (not shared across threads)
 };
 
 }  // namespace fdc::costmodel

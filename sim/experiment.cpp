@@ -72,8 +72,8 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   cluster.finish();
   const int g = e.parallel.gpus();
   if (e.hardware.gpus_per_server % g != 0)
-    cluster.fail("tp", "tp * sp dividing the server's " + std::to_string(e.hardware.gpus_per_server) +
-                           " GPUs (tp=" + std::to_string(e.parallel.tp) + ", sp=" + std::to_string(e.parallel.sp) + ")");
+    cluster.fail("tp", "tp * sp dividing the server's " + std::to_string(e.hardware.gpus_per_server) + " GPUs (tp=" +
+                           std::to_string(e.parallel.tp) + ", sp=" + std::to_string(e.parallel.sp) + ")");
   if (e.model.num_heads < g)
     cluster.fail("sp", "tp * sp <= the model's " + std::to_string(e.model.num_heads) + " attention heads");
 

@@ -30,7 +30,7 @@ struct SloConfig {
 
 struct OutputConfig {
   bool per_request_csv = true;
-  double kv_sample_interval_ms = 1000;  // KV utilisation time series sampling period
+  double kv_sample_interval_ms = 1000;    // KV utilisation time series sampling period
   int64_t trace_max_iterations = 200000;  // cap on iterations written by --trace-out
 };
 

@@ -13,7 +13,8 @@ using costmodel::LayerShard;
 MemoryConfig parse_memory_config(const ConfigNode& n) {
   MemoryConfig m;
   m.gpu_memory_utilization = n.get_or<double>("gpu_memory_utilization", m.gpu_memory_utilization, {0.0, 1.0, true});
-  m.activation_reserve_gib = n.get_or<double>("activation_reserve_gib", m.activation_reserve_gib, Bounds::non_negative());
+  m.activation_reserve_gib =
+      n.get_or<double>("activation_reserve_gib", m.activation_reserve_gib, Bounds::non_negative());
   m.num_blocks_override = n.get_or<int64_t>("num_blocks_override", 0, Bounds::non_negative());
   n.finish();
   return m;
@@ -27,12 +28,12 @@ int64_t weight_bytes_per_gpu(const costmodel::ModelSpec& m, const costmodel::Mod
     for (const auto& h : layer.kv_heads) {
       const int64_t qk = h.qk_hi, v = h.v_hi;
       if (m.rope) {
-        attn += (G + 1) * D * d;                    // W_q, W_k unfolded
-        if (qk < d) attn += (G + 1) * d * qk;       // post-RoPE rotations
+        attn += (G + 1) * D * d;               // W_q, W_k unfolded
+        if (qk < d) attn += (G + 1) * d * qk;  // post-RoPE rotations
       } else {
-        attn += (G + 1) * D * qk;                   // W_q' = W_q R, W_k' = W_k R
+        attn += (G + 1) * D * qk;  // W_q' = W_q R, W_k' = W_k R
       }
-      attn += D * v + G * v * D;                    // W_v' and W_o' rows of the group's heads
+      attn += D * v + G * v * D;  // W_v' and W_o' rows of the group's heads
     }
   }
   const int64_t params = attn + m.non_attention_params();
@@ -40,14 +41,14 @@ int64_t weight_bytes_per_gpu(const costmodel::ModelSpec& m, const costmodel::Mod
   return (params * m.dtype_bytes + par.tp - 1) / par.tp;
 }
 
-KvLayout make_kv_layout(const costmodel::ModelSpec& m, const costmodel::ModelDims& dims,
-                        costmodel::ParallelConfig par, double gpu_memory_gib, const MemoryConfig& mem,
-                        int block_size) {
+KvLayout make_kv_layout(const costmodel::ModelSpec& m, const costmodel::ModelDims& dims, costmodel::ParallelConfig par,
+                        double gpu_memory_gib, const MemoryConfig& mem, int block_size) {
   KvLayout k;
   k.block_size = block_size;
   k.weight_bytes_per_gpu = weight_bytes_per_gpu(m, dims, par);
   const double usable = gpu_memory_gib * mem.gpu_memory_utilization * std::pow(2.0, 30);
-  const double budget = usable - static_cast<double>(k.weight_bytes_per_gpu) - mem.activation_reserve_gib * std::pow(2.0, 30);
+  const double budget =
+      usable - static_cast<double>(k.weight_bytes_per_gpu) - mem.activation_reserve_gib * std::pow(2.0, 30);
   const int g = par.gpus();
   // Bytes per block on each GPU: per layer, the GPU's KV heads times the block's slot layout.
   std::vector<int64_t> per_gpu(g, 0);
@@ -69,8 +70,10 @@ KvLayout make_kv_layout(const costmodel::ModelSpec& m, const costmodel::ModelDim
     throw InputError(os.str());
   }
   k.kv_budget_bytes_per_gpu = static_cast<int64_t>(budget);
-  k.num_blocks = mem.num_blocks_override > 0 ? mem.num_blocks_override : k.kv_budget_bytes_per_gpu / k.block_bytes_max_gpu;
-  FDC_INPUT_CHECK(k.num_blocks < (int64_t{1} << 31), "KV block count " << k.num_blocks << " exceeds 2^31; use a larger block_size");
+  k.num_blocks =
+      mem.num_blocks_override > 0 ? mem.num_blocks_override : k.kv_budget_bytes_per_gpu / k.block_bytes_max_gpu;
+  FDC_INPUT_CHECK(k.num_blocks < (int64_t{1} << 31),
+                  "KV block count " << k.num_blocks << " exceeds 2^31; use a larger block_size");
   return k;
 }
 
@@ -82,7 +85,7 @@ KvBlockManager::KvBlockManager(int64_t num_blocks) : num_blocks_(num_blocks) {
 
 void KvBlockManager::allocate_slow(std::vector<int32_t>& table, int64_t n) {
   FDC_CHECK(n >= 0 && n <= free_blocks(), "allocating " << n << " KV blocks with " << free_blocks() << " free of "
-                                                         << num_blocks_ << ": capacity exceeded");
+                                                        << num_blocks_ << ": capacity exceeded");
   for (int64_t i = 0; i < n; ++i) {
     table.push_back(free_.back());
     free_.pop_back();

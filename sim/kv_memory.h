@@ -21,12 +21,12 @@ struct MemoryConfig {
 MemoryConfig parse_memory_config(const ConfigNode& node);
 
 struct KvLayout {
-  int block_size = 16;                 // tokens per block
-  int64_t weight_bytes_per_gpu = 0;    // model weights on one GPU of the replica
-  int64_t kv_budget_bytes_per_gpu = 0; // memory left for KV on one GPU
-  int64_t block_bytes_max_gpu = 0;     // bytes one block takes on the most loaded GPU
-  int64_t block_bytes_replica = 0;     // bytes one block takes summed over the replica's GPUs
-  int64_t num_blocks = 0;              // blocks of the replica (the same ids on every GPU)
+  int block_size = 16;                  // tokens per block
+  int64_t weight_bytes_per_gpu = 0;     // model weights on one GPU of the replica
+  int64_t kv_budget_bytes_per_gpu = 0;  // memory left for KV on one GPU
+  int64_t block_bytes_max_gpu = 0;      // bytes one block takes on the most loaded GPU
+  int64_t block_bytes_replica = 0;      // bytes one block takes summed over the replica's GPUs
+  int64_t num_blocks = 0;               // blocks of the replica (the same ids on every GPU)
   double bytes_per_token_replica() const { return static_cast<double>(block_bytes_replica) / block_size; }
 };
 

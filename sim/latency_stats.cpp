@@ -10,7 +10,8 @@ constexpr double kLo = 1e-7, kHi = 1e5;
 constexpr unsigned kBins = 200 * 12;  // 200 per decade over 12 decades
 }  // namespace
 
-LatencyStats::LatencyStats() : hist_(boost::histogram::make_histogram_with(std::vector<double>(), Axis(kBins, kLo, kHi))) {}
+LatencyStats::LatencyStats()
+    : hist_(boost::histogram::make_histogram_with(std::vector<double>(), Axis(kBins, kLo, kHi))) {}
 
 void LatencyStats::add(Nanos value, uint64_t count) {
   if (count == 0) return;

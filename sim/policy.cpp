@@ -11,8 +11,7 @@ namespace {
 // Reads a rank given either absolutely (`r_key`) or as a fraction of head_dim (`frac_key`).
 void read_rank(const ConfigNode& n, const std::string& r_key, const std::string& frac_key, int& r, double& frac,
                double default_frac) {
-  if (n.has(r_key) && n.has(frac_key))
-    n.fail(frac_key, "either " + r_key + " or " + frac_key + ", not both");
+  if (n.has(r_key) && n.has(frac_key)) n.fail(frac_key, "either " + r_key + " or " + frac_key + ", not both");
   if (n.has(r_key)) {
     r = n.get<int>(r_key, Bounds::at_least(1));
   } else {
@@ -28,8 +27,8 @@ std::vector<std::vector<int>> read_table(const ConfigNode& n, const std::string&
     const Json& row = v[l];
     std::vector<int> ranks;
     if (!row.is_array())
-      throw InputError(n.where(key) + "/" + std::to_string(l) + ": expected an array of ranks (one per KV head), found " +
-                       describe_json(row));
+      throw InputError(n.where(key) + "/" + std::to_string(l) +
+                       ": expected an array of ranks (one per KV head), found " + describe_json(row));
     for (size_t h = 0; h < row.size(); ++h) {
       const Json& x = row[h];
       if (!x.is_number_integer() || x.get<int64_t>() < 1)
@@ -144,14 +143,14 @@ costmodel::ModelDims resolve_policy(const PolicySpec& p, const costmodel::ModelS
       }
       for (auto& h : layer.kv_heads) h = {qk, v, qk_lo, v_lo};
     } else {
-      FDC_INPUT_CHECK(static_cast<int>(p.table_qk.size()) == m.num_layers &&
-                          static_cast<int>(p.table_v.size()) == m.num_layers,
-                      p.source << ": the rank tables have " << p.table_qk.size() << " (r_qk) and " << p.table_v.size()
-                               << " (r_v) layers; model " << m.name << " has " << m.num_layers);
+      FDC_INPUT_CHECK(
+          static_cast<int>(p.table_qk.size()) == m.num_layers && static_cast<int>(p.table_v.size()) == m.num_layers,
+          p.source << ": the rank tables have " << p.table_qk.size() << " (r_qk) and " << p.table_v.size()
+                   << " (r_v) layers; model " << m.name << " has " << m.num_layers);
       FDC_INPUT_CHECK(static_cast<int>(p.table_qk[l].size()) == m.num_kv_heads &&
                           static_cast<int>(p.table_v[l].size()) == m.num_kv_heads,
-                      p.source << ": layer " << l << " of the rank tables has " << p.table_qk[l].size() << " (r_qk) and "
-                               << p.table_v[l].size() << " (r_v) entries; model " << m.name << " has "
+                      p.source << ": layer " << l << " of the rank tables has " << p.table_qk[l].size()
+                               << " (r_qk) and " << p.table_v[l].size() << " (r_v) entries; model " << m.name << " has "
                                << m.num_kv_heads << " KV heads");
       for (int h = 0; h < m.num_kv_heads; ++h) {
         const int qk = p.table_qk[l][h], v = p.table_v[l][h];

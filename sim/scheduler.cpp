@@ -27,7 +27,7 @@ std::optional<Rejection> Scheduler::check_admissible(int32_t prompt, int32_t out
   const int64_t total = int64_t{prompt} + output;
   if (total > cfg_.max_model_len)
     return Rejection{"too_long", "prompt + output = " + std::to_string(total) + " tokens exceeds max_model_len " +
-           std::to_string(cfg_.max_model_len)};
+                                     std::to_string(cfg_.max_model_len)};
   // The largest KV the request ever holds: prompt + output - 1 tokens (the last token is not cached).
   const int64_t need = blocks_for_tokens(total - 1, cfg_.block_size);
   if (need > kv_.num_blocks())
@@ -35,7 +35,8 @@ std::optional<Rejection> Scheduler::check_admissible(int32_t prompt, int32_t out
                                         std::to_string(kv_.num_blocks())};
   if (!cfg_.chunked_prefill && total > cfg_.max_batched_tokens)
     return Rejection{"batch_tokens", "prompt + output = " + std::to_string(total) +
-                                         " tokens exceeds max_batched_tokens " + std::to_string(cfg_.max_batched_tokens) +
+                                         " tokens exceeds max_batched_tokens " +
+                                         std::to_string(cfg_.max_batched_tokens) +
                                          " without chunked prefill (a recompute would not fit a batch)"};
   return std::nullopt;
 }

@@ -118,8 +118,8 @@ class Scheduler {
   std::vector<int32_t> batch_take_;
   std::vector<SlotId> preempted_, emitted_, finished_, to_recycle_;
   std::vector<Nanos> emitted_prev_;
-  mutable std::vector<int64_t> phase_count_;            // steady runs: sequences per computed % block_size
-  std::vector<std::vector<uint32_t>> phase_members_;    // steady runs: running indices per phase
+  mutable std::vector<int64_t> phase_count_;          // steady runs: sequences per computed % block_size
+  std::vector<std::vector<uint32_t>> phase_members_;  // steady runs: running indices per phase
 };
 
 }  // namespace fdc::sim

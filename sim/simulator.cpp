@@ -75,8 +75,8 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
   if (out_.trace_json) {
     *out_.trace_json << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n";
     for (size_t r = 0; r < replicas_.size(); ++r)
-      *out_.trace_json << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" << replicas_[r].server
-                       << ",\"tid\":" << r << ",\"args\":{\"name\":\"replica " << r << "\"}},\n";
+      *out_.trace_json << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" << replicas_[r].server << ",\"tid\":" << r
+                       << ",\"args\":{\"name\":\"replica " << r << "\"}},\n";
   }
   std::optional<traces::RequestSpec> pending = exp_.workload->next();
   if (pending) push(pending->arrival.ns(), kArrival, 0);
@@ -406,18 +406,18 @@ Json Simulator::summary() const {
                   {"sp", exp_.parallel.sp},
                   {"router", exp_.router == RouterKind::kRoundRobin ? "round_robin" : "least_outstanding"},
                   {"price_per_hour_usd", exp_.hardware.price_per_hour_usd * exp_.servers}};
-  j["kv_cache"] = {{"blocks_per_replica", layout_.num_blocks},
-                   {"block_size_tokens", layout_.block_size},
-                   {"bytes_per_token_replica", layout_.bytes_per_token_replica()},
-                   {"tokens_per_replica", layout_.num_blocks * layout_.block_size},
-                   {"weight_gib_per_gpu", static_cast<double>(layout_.weight_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
-                   {"kv_budget_gib_per_gpu", static_cast<double>(layout_.kv_budget_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
-                   {"mean_utilization", span > 0 ? static_cast<double>(t.kv_block_ns) * 1e-9 /
-                                                       (static_cast<double>(layout_.num_blocks) *
-                                                        static_cast<double>(replicas_.size()) * span)
-                                                 : 0.0},
-                   {"max_utilization",
-                    static_cast<double>(t.kv_max_used_blocks) / static_cast<double>(layout_.num_blocks)}};
+  j["kv_cache"] = {
+      {"blocks_per_replica", layout_.num_blocks},
+      {"block_size_tokens", layout_.block_size},
+      {"bytes_per_token_replica", layout_.bytes_per_token_replica()},
+      {"tokens_per_replica", layout_.num_blocks * layout_.block_size},
+      {"weight_gib_per_gpu", static_cast<double>(layout_.weight_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
+      {"kv_budget_gib_per_gpu", static_cast<double>(layout_.kv_budget_bytes_per_gpu) / (1024.0 * 1024 * 1024)},
+      {"mean_utilization",
+       span > 0 ? static_cast<double>(t.kv_block_ns) * 1e-9 /
+                      (static_cast<double>(layout_.num_blocks) * static_cast<double>(replicas_.size()) * span)
+                : 0.0},
+      {"max_utilization", static_cast<double>(t.kv_max_used_blocks) / static_cast<double>(layout_.num_blocks)}};
   j["requests"] = {{"arrived", t.arrived},
                    {"completed", t.completed},
                    {"rejected", t.rejected},

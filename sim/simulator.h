@@ -40,16 +40,16 @@ struct Progress {
 
 struct SimulationTotals {
   uint64_t arrived = 0, completed = 0, rejected = 0, preemptions = 0, slo_met = 0;
-  uint64_t events = 0, iterations = 0;  // events depend on fast-forward; iterations do not
-  uint64_t max_batch_seqs = 0;  // most sequences in one iteration of any replica
+  uint64_t events = 0, iterations = 0;            // events depend on fast-forward; iterations do not
+  uint64_t max_batch_seqs = 0;                    // most sequences in one iteration of any replica
   uint64_t prompt_tokens = 0, output_tokens = 0;  // of completed requests
   std::map<std::string, uint64_t> rejected_by_reason;
   Nanos first_arrival = Nanos(-1), last_completion;
   LatencyStats ttft, tbt, jct, queue, tpot;
-  int64_t busy_ns = 0;              // replica time spent in iterations
+  int64_t busy_ns = 0;  // replica time spent in iterations
   __extension__ using Int128 = __int128;
-  Int128 kv_block_ns = 0;           // integral of used blocks over time, all replicas (exact)
-  int64_t kv_max_used_blocks = 0;   // most blocks in use on one replica
+  Int128 kv_block_ns = 0;          // integral of used blocks over time, all replicas (exact)
+  int64_t kv_max_used_blocks = 0;  // most blocks in use on one replica
 };
 
 class Simulator {
@@ -67,9 +67,9 @@ class Simulator {
  private:
   // A steady decode stretch in flight: iterations 1..ends.size(), iteration 1 already accounted.
   struct Run {
-    int64_t start = 0;              // when iteration 1 started
-    std::vector<int64_t> ends;      // end time of each iteration
-    std::vector<int64_t> used;      // KV blocks in use during each iteration
+    int64_t start = 0;          // when iteration 1 started
+    std::vector<int64_t> ends;  // end time of each iteration
+    std::vector<int64_t> used;  // KV blocks in use during each iteration
     bool active() const { return !ends.empty(); }
   };
   struct Replica {
@@ -124,7 +124,7 @@ class Simulator {
   SimulationTotals totals_;
   int64_t tbt_gap_ = -1;  // run of equal TBT gaps (ns) not yet added to the histogram
   uint64_t tbt_run_ = 0;
-  std::string line_;     // reused row buffer
+  std::string line_;  // reused row buffer
 };
 
 }  // namespace fdc::sim

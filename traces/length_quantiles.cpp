@@ -55,8 +55,8 @@ std::vector<double> read_quantile_array(const Json& v, const std::string& where)
     FDC_INPUT_CHECK(e.is_number() && std::isfinite(e.get<double>()) && e.get<double>() >= 0.0,
                     where << "/" << i << ": expected a number >= 0, found " << describe_json(e));
     double x = e.get<double>();
-    FDC_INPUT_CHECK(out.empty() || x >= out.back(), where << "/" << i << ": quantiles must be non-decreasing, found "
-                                                          << x << " after " << out.back());
+    FDC_INPUT_CHECK(out.empty() || x >= out.back(),
+                    where << "/" << i << ": quantiles must be non-decreasing, found " << x << " after " << out.back());
     out.push_back(x);
   }
   return out;
@@ -135,9 +135,8 @@ std::string dump_sorted(const Json& v) {
 
 std::string format_quantile_table(const Json& table) {
   // Known keys first in a fixed order, then any others sorted.
-  std::vector<std::string> keys = {"format",        "provenance",    "rows",
-                                   "method",        "prompt_tokens", "output_tokens",
-                                   "output_tokens_given_prompt_bin"};
+  std::vector<std::string> keys = {
+      "format", "provenance", "rows", "method", "prompt_tokens", "output_tokens", "output_tokens_given_prompt_bin"};
   std::vector<std::string> others;
   for (auto it = table.begin(); it != table.end(); ++it)
     if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) others.push_back(it.key());
@@ -167,8 +166,8 @@ LengthQuantiles LengthQuantiles::from_json(const Json& table, const std::string&
   Json resolved;
   ConfigNode node(table, source, "", resolved);
   const std::string format = node.get<std::string>("format");
-  FDC_INPUT_CHECK(format == kQuantileTableFormat, node.where("format") << ": expected \"" << kQuantileTableFormat
-                                                                       << "\", found \"" << format << "\"");
+  FDC_INPUT_CHECK(format == kQuantileTableFormat,
+                  node.where("format") << ": expected \"" << kQuantileTableFormat << "\", found \"" << format << "\"");
   LengthQuantiles q;
   q.provenance_ = node.raw("provenance");
   (void)node.get_or<std::string>("method", "");

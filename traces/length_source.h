@@ -60,7 +60,7 @@ class TableLengths final : public LengthSource {
   TableOrder order_;
   std::string name_;
   Rng rng_;
-  size_t position_ = 0;               // rows used in the current pass
+  size_t position_ = 0;                // rows used in the current pass
   std::vector<uint32_t> permutation_;  // kShuffle only
 };
 

@@ -30,7 +30,8 @@ struct CsvHeader {
 
 CsvHeader read_header(LineReader& reader, const std::string& expected_text) {
   std::string line;
-  FDC_INPUT_CHECK(reader.next(line), reader.path() << ": the file is empty (expected a header line: " << expected_text << ")");
+  FDC_INPUT_CHECK(reader.next(line), reader.path()
+                                         << ": the file is empty (expected a header line: " << expected_text << ")");
   FDC_INPUT_CHECK(!detail::is_blank(line),
                   reader.here() << "expected a header line (" << expected_text << "), found a blank line");
   auto fields = detail::split_csv(line);
@@ -51,9 +52,9 @@ void check_header(const LineReader& reader, const CsvHeader& h, const std::vecto
   std::vector<std::string> known = required;
   known.insert(known.end(), optional.begin(), optional.end());
   for (const auto& n : h.names) {
-    FDC_INPUT_CHECK(std::find(known.begin(), known.end(), n) != known.end(),
-                    reader.path() << ":1: header: unknown column '" << n << "' (expected the columns " << join(known)
-                                  << ")");
+    FDC_INPUT_CHECK(
+        std::find(known.begin(), known.end(), n) != known.end(),
+        reader.path() << ":1: header: unknown column '" << n << "' (expected the columns " << join(known) << ")");
   }
   for (const auto& r : required) {
     FDC_INPUT_CHECK(h.index.count(r), reader.path() << ":1: header: missing column '" << r << "' (found the columns "
@@ -131,8 +132,9 @@ TraceTable read_azure_csv(const std::string& path) {
   for_each_csv_row(reader, h, [&](const std::vector<std::string>& f) {
     std::string here = reader.here();
     auto ts = parse_timestamp_ns(f[its]);
-    FDC_INPUT_CHECK(ts.has_value(), here << "column 'TIMESTAMP': expected a time like \"2023-11-16 18:15:46.6805900\", found "
-                                         << detail::quote_field(f[its]));
+    FDC_INPUT_CHECK(ts.has_value(),
+                    here << "column 'TIMESTAMP': expected a time like \"2023-11-16 18:15:46.6805900\", found "
+                         << detail::quote_field(f[its]));
     t.rows.push_back({detail::parse_token_count(f[ic], here, "ContextTokens"),
                       detail::parse_token_count(f[ig], here, "GeneratedTokens")});
     t.timestamps_ns.push_back(*ts);
@@ -147,8 +149,8 @@ TraceTable read_azure_csv(const std::string& path) {
 namespace {
 
 int64_t seconds_to_ns(double s, const std::string& here, const std::string& column, const std::string& shown) {
-  FDC_INPUT_CHECK(std::fabs(s) < 9.0e9, here << "column '" << column << "': expected seconds with |t| < 9e9, found "
-                                             << shown);
+  FDC_INPUT_CHECK(std::fabs(s) < 9.0e9,
+                  here << "column '" << column << "': expected seconds with |t| < 9e9, found " << shown);
   return static_cast<int64_t>(std::llround(s * 1e9));
 }
 
@@ -234,22 +236,24 @@ TraceTable read_generic_jsonl(const std::string& path, const GenericColumns& col
                        (pos == std::string::npos ? msg : msg.substr(pos)) + ")");
     }
     FDC_INPUT_CHECK(obj.is_object(), here << "expected one JSON object per line, found " << describe_value(obj));
-    t.rows.push_back({json_token_count(obj, cols.prompt_tokens, here), json_token_count(obj, cols.output_tokens, here)});
+    t.rows.push_back(
+        {json_token_count(obj, cols.prompt_tokens, here), json_token_count(obj, cols.output_tokens, here)});
     if (cols.arrival_s) {
       auto it = obj.find(*cols.arrival_s);
-      FDC_INPUT_CHECK(it != obj.end(), here << "key '" << *cols.arrival_s << "' (named in the column mapping) is missing");
+      FDC_INPUT_CHECK(it != obj.end(),
+                      here << "key '" << *cols.arrival_s << "' (named in the column mapping) is missing");
       std::string shown = describe_value(*it);
-      FDC_INPUT_CHECK(it->is_number() && std::isfinite(it->get<double>()),
-                      here << "key '" << *cols.arrival_s << "': expected an arrival time in seconds (a number), found "
-                           << shown);
+      FDC_INPUT_CHECK(
+          it->is_number() && std::isfinite(it->get<double>()),
+          here << "key '" << *cols.arrival_s << "': expected an arrival time in seconds (a number), found " << shown);
       t.timestamps_ns.push_back(seconds_to_ns(it->get<double>(), here, *cols.arrival_s, shown));
       check_monotone(reader, t, prev_line, shown, prev_text);
       prev_line = reader.line_number();
       prev_text = shown;
     }
   }
-  FDC_INPUT_CHECK(any_line, path << ": the file is empty (expected JSON lines with the keys " << cols.prompt_tokens << ", "
-                                 << cols.output_tokens << ")");
+  FDC_INPUT_CHECK(any_line, path << ": the file is empty (expected JSON lines with the keys " << cols.prompt_tokens
+                                 << ", " << cols.output_tokens << ")");
   FDC_INPUT_CHECK(!t.rows.empty(), path << ": no data rows (only blank lines)");
   return t;
 }

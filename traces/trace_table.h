@@ -17,8 +17,8 @@ struct LengthPair {
 };
 
 struct TraceTable {
-  std::string path;               // the file, as given to the reader
-  std::vector<LengthPair> rows;   // in file order; never empty
+  std::string path;              // the file, as given to the reader
+  std::vector<LengthPair> rows;  // in file order; never empty
   // Empty for length-only traces; else one entry per row: nanoseconds on the trace's own clock
   // (Azure: since 1970-01-01 of the naive wall-clock time), non-decreasing.
   std::vector<int64_t> timestamps_ns;

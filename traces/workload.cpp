@@ -34,7 +34,7 @@ std::string resolve_path(const ConfigNode& node, const std::string& base_dir) {
 struct Lengths {
   std::shared_ptr<const TraceTable> table;  // null for generated lengths
   std::unique_ptr<LengthSource> source;
-  std::string source_name;                  // the "source" key, for messages
+  std::string source_name;  // the "source" key, for messages
 };
 
 Lengths read_lengths(const ConfigNode& node, Rng rng, const std::string& base_dir) {
@@ -55,11 +55,12 @@ Lengths read_lengths(const ConfigNode& node, Rng rng, const std::string& base_di
     const std::string order = node.get_enum_or("order", "sequential", {"sequential", "shuffle", "sample"});
     const std::string path = resolve_path(node, base_dir);
     out.table = std::make_shared<const TraceTable>(read_length_csv(path));
-    TableOrder o = order == "shuffle" ? TableOrder::kShuffle
+    TableOrder o = order == "shuffle"  ? TableOrder::kShuffle
                    : order == "sample" ? TableOrder::kSample
                                        : TableOrder::kSequential;
     out.source = std::make_unique<TableLengths>(
-        out.table, o, "lengths from " + file_name(path) + " (" + std::to_string(out.table->rows.size()) + " rows, " + order + ")",
+        out.table, o,
+        "lengths from " + file_name(path) + " (" + std::to_string(out.table->rows.size()) + " rows, " + order + ")",
         rng);
   } else if (s == "azure_csv") {
     const std::string path = resolve_path(node, base_dir);
@@ -103,11 +104,11 @@ std::unique_ptr<ArrivalProcess> read_arrivals(const ConfigNode& node, const Conf
   } else if (process == "burst") {
     out = std::make_unique<BurstArrivals>();
   } else {  // trace
-    FDC_INPUT_CHECK(timestamped,
-                    node.where("process") << ": \"trace\" replays the timestamps of a trace, but "
-                                          << lengths_node.where("source") << " \"" << lengths.source_name
-                                          << "\" has none (use \"azure_csv\", or \"generic\" with columns.arrival_s; "
-                                             "or a generated process: poisson, gamma, fixed_rate, burst)");
+    FDC_INPUT_CHECK(timestamped, node.where("process")
+                                     << ": \"trace\" replays the timestamps of a trace, but "
+                                     << lengths_node.where("source") << " \"" << lengths.source_name
+                                     << "\" has none (use \"azure_csv\", or \"generic\" with columns.arrival_s; "
+                                        "or a generated process: poisson, gamma, fixed_rate, burst)");
     out = std::make_unique<TraceArrivals>(lengths.table, node.get_or<double>("time_scale", 1.0, Bounds::positive()));
   }
   node.finish();
@@ -147,9 +148,11 @@ class GeneratedSource final : public RequestSource {
     std::string d = lengths_.source->describe() + ", " + arrivals_->describe() + ", " + std::to_string(count_) +
                     (count_ == 1 ? " request" : " requests");
     if (max_prompt_)
-      d += ", prompts clipped to " + std::to_string(*max_prompt_) + " (" + std::to_string(clipped_prompts_) + " so far)";
+      d +=
+          ", prompts clipped to " + std::to_string(*max_prompt_) + " (" + std::to_string(clipped_prompts_) + " so far)";
     if (max_output_)
-      d += ", outputs clipped to " + std::to_string(*max_output_) + " (" + std::to_string(clipped_outputs_) + " so far)";
+      d +=
+          ", outputs clipped to " + std::to_string(*max_output_) + " (" + std::to_string(clipped_outputs_) + " so far)";
     return d;
   }
 
@@ -176,10 +179,10 @@ std::unique_ptr<RequestSource> make_request_source(const ConfigNode& workload, u
   if (lengths.table) {
     const auto rows = static_cast<int64_t>(lengths.table->rows.size());
     count = workload.get_or<int64_t>("num_requests", rows, Bounds::at_least(1));
-    FDC_INPUT_CHECK(!replay || count <= rows,
-                    workload.where("num_requests") << ": expected at most the " << rows << " rows of "
-                                                   << lengths.table->path
-                                                   << " (trace arrival replays each row once), found " << count);
+    FDC_INPUT_CHECK(!replay || count <= rows, workload.where("num_requests")
+                                                  << ": expected at most the " << rows << " rows of "
+                                                  << lengths.table->path
+                                                  << " (trace arrival replays each row once), found " << count);
   } else {
     count = workload.get<int64_t>("num_requests", Bounds::at_least(1));
   }

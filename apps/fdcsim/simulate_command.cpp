@@ -47,7 +47,8 @@ class ProgressBar {
     if (final_update && !shown_) return;  // runs under a second show no bar
     last_ = now;
     shown_ = true;
-    const double frac = expected_ ? std::min(1.0, static_cast<double>(p.completed) / static_cast<double>(expected_)) : 0;
+    const double frac =
+        expected_ ? std::min(1.0, static_cast<double>(p.completed) / static_cast<double>(expected_)) : 0;
     const int width = 30, filled = static_cast<int>(frac * width);
     std::string bar(static_cast<size_t>(filled), '#');
     bar.resize(width, '.');
@@ -77,7 +78,8 @@ int run_simulate(const SimulateOptions& o) {
   try {
     sim::Experiment exp = sim::load_experiment(o.config, o.overrides);
     auto cost = sim::make_cost_model(exp);
-    const std::filesystem::path out = o.out_dir.empty() ? std::filesystem::path("results") / exp.name : std::filesystem::path(o.out_dir);
+    const std::filesystem::path out =
+        o.out_dir.empty() ? std::filesystem::path("results") / exp.name : std::filesystem::path(o.out_dir);
     std::error_code ec;
     std::filesystem::create_directories(out, ec);
     if (ec) {
@@ -121,9 +123,11 @@ int run_simulate(const SimulateOptions& o) {
     }
     const auto& t = simulator.totals();
     char line[200];
-    std::snprintf(line, sizeof line, "fdcsim: simulated %llu requests, %llu events in %.3f s wall (%.0f events/s, %.0f requests/s)\n",
+    std::snprintf(line, sizeof line,
+                  "fdcsim: simulated %llu requests, %llu events in %.3f s wall (%.0f events/s, %.0f requests/s)\n",
                   static_cast<unsigned long long>(t.arrived), static_cast<unsigned long long>(t.events), wall,
-                  static_cast<double>(t.events) / std::max(wall, 1e-9), static_cast<double>(t.arrived) / std::max(wall, 1e-9));
+                  static_cast<double>(t.events) / std::max(wall, 1e-9),
+                  static_cast<double>(t.arrived) / std::max(wall, 1e-9));
     std::cerr << line;
     return kExitOk;
   } catch (const InputError& e) {

@@ -9,12 +9,12 @@
 namespace fdc::cli {
 
 struct SimulateOptions {
-  std::string config;                 // "" = embedded default
-  std::vector<std::string> overrides; // --set key=value
-  std::string out_dir;                // "" = results/<experiment name>
-  std::string trace_out;              // Chrome trace file ("" = none)
+  std::string config;                  // "" = embedded default
+  std::vector<std::string> overrides;  // --set key=value
+  std::string out_dir;                 // "" = results/<experiment name>
+  std::string trace_out;               // Chrome trace file ("" = none)
   bool quiet = false;
-  bool progress = false;              // force the progress bar even when stderr is not a terminal
+  bool progress = false;  // force the progress bar even when stderr is not a terminal
 };
 
 void add_simulate_command(CLI::App& app, SimulateOptions& opts);

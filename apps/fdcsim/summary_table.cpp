@@ -36,9 +36,10 @@ void print_summary_table(std::ostream& os, const Json& s) {
      << fmt("%.1f output tok/s", t["output_tokens_per_s"].get<double>()) << ", "
      << fmt("%.1f total tok/s", t["total_tokens_per_s"].get<double>()) << "\n";
   const auto& slo = s["slo"];
-  os << "  SLO        TTFT <= " << fmt("%g ms", slo["ttft_ms"].get<double>()) << " and TPOT <= "
-     << fmt("%g ms", slo["tpot_ms"].get<double>()) << ": " << fmt("%.1f%%", 100.0 * slo["attainment"].get<double>())
-     << " met, goodput " << fmt("%.3f req/s", slo["goodput_requests_per_s"].get<double>()) << "\n";
+  os << "  SLO        TTFT <= " << fmt("%g ms", slo["ttft_ms"].get<double>())
+     << " and TPOT <= " << fmt("%g ms", slo["tpot_ms"].get<double>()) << ": "
+     << fmt("%.1f%%", 100.0 * slo["attainment"].get<double>()) << " met, goodput "
+     << fmt("%.3f req/s", slo["goodput_requests_per_s"].get<double>()) << "\n";
   os << "  KV use     mean " << fmt("%.1f%%", 100.0 * kv["mean_utilization"].get<double>()) << ", max "
      << fmt("%.1f%%", 100.0 * kv["max_utilization"].get<double>()) << "; GPU busy "
      << fmt("%.1f%%", 100.0 * s["gpu_busy_fraction"].get<double>()) << "\n\n";

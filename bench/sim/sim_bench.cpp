@@ -28,10 +28,10 @@ void BM_SimulateShareGPTp4de16(benchmark::State& state) {
     iterations = sim.totals().iterations;
     benchmark::DoNotOptimize(events);
   }
-  state.counters["requests_per_s"] = benchmark::Counter(static_cast<double>(requests) * static_cast<double>(state.iterations()),
-                                                        benchmark::Counter::kIsRate);
-  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events) * static_cast<double>(state.iterations()),
-                                                      benchmark::Counter::kIsRate);
+  state.counters["requests_per_s"] = benchmark::Counter(
+      static_cast<double>(requests) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["events_per_s"] = benchmark::Counter(
+      static_cast<double>(events) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["iterations_simulated"] = static_cast<double>(iterations);
 }
 

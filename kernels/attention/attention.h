@@ -43,7 +43,7 @@ struct DecodeParams {
   int num_kv_heads = 0;
   int q_row = 0;                       // elements per sequence in q (HeadLayout::q_row)
   int o_row = 0;                       // elements per sequence in out (HeadLayout::o_row)
-  int max_rank = 0;                    // max over heads of r_qk and r_v (picks the tile width)
+  int max_rank = 0;                    // max over heads of r_qk and r_v (validated; tiles follow each unit)
   float sm_scale = 0.f;                // softmax scale, usually 1/sqrt(original head dim)
   const void* q = nullptr;             // [num_seqs][q_row] compressed queries
   void* out = nullptr;                 // [num_seqs][o_row] compressed outputs

@@ -1,13 +1,17 @@
 // Paged split-KV decode of FDC compressed attention, and its combine step.
 //
 // One block runs one DecodeUnit: a chunk of one (sequence, KV head, token class) segment, for all
-// `G` q heads of the KV head's group (so K/V are read once). Pages are staged into shared memory
-// with a 3-stage cp.async pipeline, 32 tokens a stage; a token's K row (r_qk of its class) is
-// contiguous in its page, so the copies are fully coalesced at any rank. TX lanes cover a row, 8
-// elements each; the tile width TX*8 is the launch's largest rank and lanes past a head's rank
-// load nothing. Each token slot keeps its own online softmax; slots merge at the end. A pair with
-// a single unit writes the output directly; otherwise units write (o, log2-sum-exp) partials and
-// the combine kernel merges them.
+// `G` q heads of the KV head's group (so K/V are read once). The unit's own width (the larger of
+// its class's r_qk and r_v) picks the tile shape at run time, so heads of different ranks in one
+// launch each get a tile matched to their rank: TX lanes cover a row, 8 elements each, TX*8 the
+// unit's width rounded up to 32, 64 or 128. A stage always holds kDecodeStageElems elements of K
+// (and as many of V), i.e. 128, 64 or 32 tokens, so narrow heads keep as many bytes in flight per
+// SM as wide ones. Pages are staged into shared memory with a 3-stage cp.async pipeline; the
+// copies walk the tile's K (V) rows as one flat run of 16-byte chunks, so every lane issues a
+// useful copy whatever the rank, and a token's rows are contiguous in its page (coalesced). Each
+// token slot keeps its own online softmax; slots merge at the end. A pair with a single unit
+// writes the output directly; otherwise units write (o, log2-sum-exp) partials and the combine
+// kernel merges them.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -23,27 +27,42 @@ using namespace fdc::kernels::dev;
 
 inline constexpr int kDecodeThreads = 128;
 inline constexpr int kDecodeStages = 3;
+inline constexpr int kDecodeStageElems = 32 * 128;  // K (and V) elements per stage at any width
 
-template <int TX, int G>
+template <int TX>
+constexpr int decode_tile_tokens() {
+  return kDecodeStageElems / (TX * 8);
+}
+
+// Largest of the pipeline and the slot-merge footprints over the three tile widths.
+template <int G>
 constexpr int decode_smem_bytes() {
-  constexpr int stage = 2 * kDecodeStages * kDecodeTileTokens * TX * 8 * 2;
-  constexpr int nty = kDecodeThreads / TX;
-  constexpr int merge = G * nty * (TX * 8 + 2) * 4;
+  constexpr int stage = 2 * kDecodeStages * kDecodeStageElems * 2;
+  constexpr int merge4 = G * (kDecodeThreads / 4) * (4 * 8 + 2) * 4;
+  constexpr int merge16 = G * (kDecodeThreads / 16) * (16 * 8 + 2) * 4;
+  constexpr int merge = merge4 > merge16 ? merge4 : merge16;
   return stage > merge ? stage : merge;
 }
 
+// Register budget: q and o take 16*G floats a lane, so wide groups run fewer blocks per SM.
+template <int G>
+constexpr int decode_min_blocks() {
+  return G <= 2 ? 4 : (G == 4 ? 3 : 2);
+}
+
 template <typename T, int TX, int G>
-__global__ void __launch_bounds__(kDecodeThreads) decode_kernel(DecodeParams p, int log2_block) {
+__device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeUnit& u, int log2_block,
+                                            unsigned char* smem_raw) {
   constexpr int NTY = kDecodeThreads / TX;      // token slots
-  constexpr int TILE = kDecodeTileTokens;
+  constexpr int TILE = decode_tile_tokens<TX>();
   constexpr int TPS = TILE / NTY;               // tokens per slot per tile
+  constexpr int JB = G <= 2 ? TPS : (G == 4 ? 2 : 1);  // tokens per softmax update (registers)
   constexpr int DP = TX * 8;                    // padded row width
-  static_assert(TPS >= 1, "tile smaller than the slot count");
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int LOADS = TILE * TX / kDecodeThreads;
+  static_assert(TPS >= 1 && TPS % JB == 0, "tile shape");
   T* sK = reinterpret_cast<T*>(smem_raw);
   T* sV = sK + kDecodeStages * TILE * DP;
 
-  const DecodeUnit u = p.units[blockIdx.x];
   const int kv_head = u.head_cls >> 1;
   const int cls = u.head_cls & 1;
   const HeadInfo hd = p.heads[kv_head];
@@ -58,8 +77,8 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_kernel(DecodeParams p, 
                          : p.cache.hi_page_indices + p.cache.hi_page_indptr[u.seq];
   const T* pool = static_cast<const T*>(cls ? p.cache.lo_pool : p.cache.hi_pool);
   const int64_t page_elems = cls ? p.cache.page_elems_lo : p.cache.page_elems_hi;
-  const int k_off = cls ? hd.page_k_lo : hd.page_k_hi;
-  const int v_off = cls ? hd.page_v_lo : hd.page_v_hi;
+  const T* kpool = pool + (cls ? hd.page_k_lo : hd.page_k_hi);
+  const T* vpool = pool + (cls ? hd.page_v_lo : hd.page_v_hi);
 
   // Queries, pre-scaled so that exp2 gives the softmax: s = q.k * scale * log2(e).
   const float qscale = p.sm_scale * 1.44269504088896340736f;
@@ -82,24 +101,32 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_kernel(DecodeParams p, 
   const int ntiles = (ntok + TILE - 1) / TILE;
   const int kchunks = rk >> 3;
   const int vchunks = rv >> 3;
+  const float inv_k = 1.f / static_cast<float>(kchunks);
+  const float inv_v = 1.f / static_cast<float>(vchunks);
 
-  // Rows sit at the padded stride DP in shared memory; the trip count is a compile-time constant
-  // so the page-index loads of all chunks issue together.
+  // Chunk i of a tile's K rows is row i / kchunks, column (i % kchunks) * 8; the quotient comes
+  // from a float reciprocal (exact: i < 512 and the fraction is at least 1/32 from an integer).
+  // The trip count is a compile-time constant so the page-index loads of all chunks issue together.
   auto load_tile = [&](int tile, int stage) {
     const int t0 = u.begin + tile * TILE;
     T* dk = sK + stage * TILE * DP;
     T* dv = sV + stage * TILE * DP;
 #pragma unroll
-    for (int it = 0; it < TILE * TX / kDecodeThreads; ++it) {
+    for (int it = 0; it < LOADS; ++it) {
       const int i = tid + it * kDecodeThreads;
-      const int row = i / TX;
-      const int c = i % TX;
-      const int t = t0 + row;
-      if (t < u.end) {
-        const int64_t base = static_cast<int64_t>(pages[t >> log2_block]) * page_elems;
-        const int slot = t & (block - 1);
-        if (c < kchunks) cp_async16(dk + row * DP + c * 8, pool + base + k_off + slot * rk + c * 8);
-        if (c < vchunks) cp_async16(dv + row * DP + c * 8, pool + base + v_off + slot * rv + c * 8);
+      const int rowk = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_k);
+      const int tk = t0 + rowk;
+      if (rowk < TILE && tk < u.end) {
+        const int c = i - rowk * kchunks;
+        const int64_t base = static_cast<int64_t>(pages[tk >> log2_block]) * page_elems;
+        cp_async16(dk + rowk * DP + c * 8, kpool + base + (tk & (block - 1)) * rk + c * 8);
+      }
+      const int rowv = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_v);
+      const int tv = t0 + rowv;
+      if (rowv < TILE && tv < u.end) {
+        const int c = i - rowv * vchunks;
+        const int64_t base = static_cast<int64_t>(pages[tv >> log2_block]) * page_elems;
+        cp_async16(dv + rowv * DP + c * 8, vpool + base + (tv & (block - 1)) * rv + c * 8);
       }
     }
   };
@@ -130,55 +157,58 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_kernel(DecodeParams p, 
     const T* tk = sK + stage * TILE * DP;
     const T* tv = sV + stage * TILE * DP;
     const int t0 = u.begin + tile * TILE;
-    float s[TPS][G];
 #pragma unroll
-    for (int j = 0; j < TPS; ++j) {
-      const int row = j * NTY + ty;
-      const bool valid = t0 + row < u.end;
-      float k[8];
-      if (valid && tx * 8 < rk) {
-        unpack8<T>(*reinterpret_cast<const uint4*>(tk + row * DP + tx * 8), k);
-      } else {
+    for (int jb = 0; jb < TPS; jb += JB) {
+      float s[JB][G];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) k[i] = 0.f;
+      for (int j = 0; j < JB; ++j) {
+        const int row = (jb + j) * NTY + ty;
+        const bool valid = t0 + row < u.end;
+        float k[8];
+        if (valid && tx * 8 < rk) {
+          unpack8<T>(*reinterpret_cast<const uint4*>(tk + row * DP + tx * 8), k);
+        } else {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) k[i] = 0.f;
+        }
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+          float acc = 0.f;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) acc = fmaf(q[g][i], k[i], acc);
+#pragma unroll
+          for (int off = TX / 2; off >= 1; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+          s[j][g] = valid ? acc : -INFINITY;
+        }
       }
 #pragma unroll
       for (int g = 0; g < G; ++g) {
-        float acc = 0.f;
+        float mx = m[g];
 #pragma unroll
-        for (int i = 0; i < 8; ++i) acc = fmaf(q[g][i], k[i], acc);
+        for (int j = 0; j < JB; ++j) mx = fmaxf(mx, s[j][g]);
+        const float alpha = exp2f(m[g] - mx);
+        m[g] = mx;
+        d[g] *= alpha;
 #pragma unroll
-        for (int off = TX / 2; off >= 1; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-        s[j][g] = valid ? acc : -INFINITY;
+        for (int i = 0; i < 8; ++i) o[g][i] *= alpha;
+#pragma unroll
+        for (int j = 0; j < JB; ++j) {
+          s[j][g] = exp2f(s[j][g] - mx);
+          d[g] += s[j][g];
+        }
       }
-    }
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float mx = m[g];
+      for (int j = 0; j < JB; ++j) {
+        const int row = (jb + j) * NTY + ty;
+        const bool valid = t0 + row < u.end;
+        if (valid && tx * 8 < rv) {
+          float v[8];
+          unpack8<T>(*reinterpret_cast<const uint4*>(tv + row * DP + tx * 8), v);
 #pragma unroll
-      for (int j = 0; j < TPS; ++j) mx = fmaxf(mx, s[j][g]);
-      const float alpha = exp2f(m[g] - mx);
-      m[g] = mx;
-      d[g] *= alpha;
+          for (int g = 0; g < G; ++g)
 #pragma unroll
-      for (int i = 0; i < 8; ++i) o[g][i] *= alpha;
-#pragma unroll
-      for (int j = 0; j < TPS; ++j) {
-        s[j][g] = exp2f(s[j][g] - mx);
-        d[g] += s[j][g];
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < TPS; ++j) {
-      const int row = j * NTY + ty;
-      const bool valid = t0 + row < u.end;
-      if (valid && tx * 8 < rv) {
-        float v[8];
-        unpack8<T>(*reinterpret_cast<const uint4*>(tv + row * DP + tx * 8), v);
-#pragma unroll
-        for (int g = 0; g < G; ++g)
-#pragma unroll
-          for (int i = 0; i < 8; ++i) o[g][i] = fmaf(s[j][g], v[i], o[g][i]);
+            for (int i = 0; i < 8; ++i) o[g][i] = fmaf(s[j][g], v[i], o[g][i]);
+        }
       }
     }
     __syncthreads();
@@ -186,10 +216,10 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_kernel(DecodeParams p, 
   cp_async_wait<0>();
   __syncthreads();
 
-  // Merge the token slots (shared memory reused).
+  // Merge the token slots (shared memory reused): per-slot weights first, then one pass per dim.
   float* sm_o = reinterpret_cast<float*>(smem_raw);  // [G][NTY][DP]
-  float* sm_m = sm_o + G * NTY * DP;                 // [G][NTY]
-  float* sm_d = sm_m + G * NTY;                      // [G][NTY]
+  float* sm_m = sm_o + G * NTY * DP;                 // [G][NTY] max, then weight
+  float* sm_d = sm_m + G * NTY;                      // [G][NTY] sum; [G][0] the merged sum
 #pragma unroll
   for (int g = 0; g < G; ++g) {
 #pragma unroll
@@ -200,27 +230,56 @@ __global__ void __launch_bounds__(kDecodeThreads) decode_kernel(DecodeParams p, 
     }
   }
   __syncthreads();
-  const int pair = u.seq * p.num_kv_heads + kv_head;
-  const bool sole = p.pair_indptr[pair + 1] - p.pair_indptr[pair] == 1;
-  for (int idx = tid; idx < G * hd.rv; idx += kDecodeThreads) {
-    const int g = idx / hd.rv;
-    const int dim = idx - g * hd.rv;
+  __shared__ float s_lse[G], s_inv[G];
+  // One warp per q head turns the slot maxima into weights and the merged sum.
+  for (int g = tid / 32; g < G; g += kDecodeThreads / 32) {
+    const int lane = tid % 32;
     float M = -1e30f;
-    for (int y = 0; y < NTY; ++y) M = fmaxf(M, sm_m[g * NTY + y]);
-    float D = 0.f, O = 0.f;
-    for (int y = 0; y < NTY; ++y) {
+    for (int y = lane; y < NTY; y += 32) M = fmaxf(M, sm_m[g * NTY + y]);
+#pragma unroll
+    for (int off = 16; off >= 1; off /= 2) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    float D = 0.f;
+    for (int y = lane; y < NTY; y += 32) {
       const float w = exp2f(sm_m[g * NTY + y] - M);
       D += sm_d[g * NTY + y] * w;
-      O += sm_o[(g * NTY + y) * DP + dim] * w;
+      sm_m[g * NTY + y] = w;
     }
-    if (sole) {
-      T* out = static_cast<T*>(p.out) + static_cast<int64_t>(u.seq) * p.o_row + hd.o_offset + g * hd.rv;
-      out[dim] = from_float<T>(O / D);
-    } else {
-      p.partial_o[(static_cast<int64_t>(blockIdx.x) * G + g) * kMaxRank + dim] = O / D;
-      if (dim == 0) p.partial_lse[static_cast<int64_t>(blockIdx.x) * G + g] = M + log2f(D);
+#pragma unroll
+    for (int off = 16; off >= 1; off /= 2) D += __shfl_xor_sync(0xffffffffu, D, off);
+    if (lane == 0) {
+      s_lse[g] = M + log2f(D);
+      s_inv[g] = 1.f / D;
     }
   }
+  __syncthreads();
+  const int pair = u.seq * p.num_kv_heads + kv_head;
+  const bool sole = p.pair_indptr[pair + 1] - p.pair_indptr[pair] == 1;
+  const int out_w = hd.rv;  // lo units leave [rv_lo, rv) of their partial at zero
+  for (int idx = tid; idx < G * out_w; idx += kDecodeThreads) {
+    const int g = idx / out_w;
+    const int dim = idx - g * out_w;
+    float O = 0.f;
+    if (dim < rv)
+      for (int y = 0; y < NTY; ++y) O = fmaf(sm_o[(g * NTY + y) * DP + dim], sm_m[g * NTY + y], O);
+    if (sole) {
+      T* out = static_cast<T*>(p.out) + static_cast<int64_t>(u.seq) * p.o_row + hd.o_offset + g * hd.rv;
+      out[dim] = from_float<T>(O * s_inv[g]);
+    } else {
+      p.partial_o[(static_cast<int64_t>(blockIdx.x) * G + g) * kMaxRank + dim] = O * s_inv[g];
+      if (dim == 0) p.partial_lse[static_cast<int64_t>(blockIdx.x) * G + g] = s_lse[g];
+    }
+  }
+}
+
+template <typename T, int G>
+__global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>()) decode_kernel(DecodeParams p, int log2_block) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const DecodeUnit u = p.units[blockIdx.x];
+  const HeadInfo& hd = p.heads[u.head_cls >> 1];
+  const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
+  if (width <= 32) decode_unit<T, 4, G>(p, u, log2_block, smem_raw);
+  else if (width <= 64) decode_unit<T, 8, G>(p, u, log2_block, smem_raw);
+  else decode_unit<T, 16, G>(p, u, log2_block, smem_raw);
 }
 
 // One block per (sequence, q head): merges the units of the pair (skips single-unit pairs, which

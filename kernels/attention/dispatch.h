@@ -8,23 +8,6 @@
 #include "core/error.h"
 #include "kernels/attention/attention.h"
 
-// Decode tile width: lanes per token row (8 elements each) covering the launch's largest rank.
-#define FDC_DISPATCH_DECODE_TX(max_rank, TX, ...)                                                        \
-  do {                                                                                                   \
-    if ((max_rank) <= 32) {                                                                              \
-      constexpr int TX = 4;                                                                              \
-      __VA_ARGS__                                                                                        \
-    } else if ((max_rank) <= 64) {                                                                       \
-      constexpr int TX = 8;                                                                              \
-      __VA_ARGS__                                                                                        \
-    } else if ((max_rank) <= 128) {                                                                      \
-      constexpr int TX = 16;                                                                             \
-      __VA_ARGS__                                                                                        \
-    } else {                                                                                             \
-      throw ::fdc::InputError("attention: rank " + std::to_string(max_rank) + " is not supported (max 128)"); \
-    }                                                                                                    \
-  } while (0)
-
 #define FDC_DISPATCH_GROUP(group, G, ...)                                                                \
   do {                                                                                                   \
     switch (group) {                                                                                     \

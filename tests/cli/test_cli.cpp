@@ -72,8 +72,8 @@ TEST_CASE("bad input: non-zero exit and a message naming the file and key or lin
     CHECK(r.err.find(p) != std::string::npos);
   }
   SUBCASE("malformed trace line") {
-    std::string p = write_temp("fdcsim-bad.csv",
-                               "num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n10,5,15,2\n12,abc,15,2\n");
+    std::string p = write_temp(
+        "fdcsim-bad.csv", "num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n10,5,15,2\n12,abc,15,2\n");
     Result r = simulate("", {"workload.lengths={\"source\":\"length_csv\",\"path\":\"" + p + "\"}"});
     CHECK(r.code == cli::kExitBadInput);
     CHECK(r.err.find(p + ":3") != std::string::npos);

@@ -45,7 +45,8 @@ TEST_CASE("ConfigNode errors name file, path, expectation and what was found") {
   ConfigNode n(in, "exp.json", "/workload", r);
   CHECK(error_of([&] { n.get<double>("rate", Bounds::positive()); }) ==
         "exp.json: /workload/rate: expected a number > 0, found the number -3");
-  CHECK(error_of([&] { n.get<std::string>("name"); }) == "exp.json: /workload/name: expected a string, found the number 5");
+  CHECK(error_of([&] { n.get<std::string>("name"); }) ==
+        "exp.json: /workload/name: expected a string, found the number 5");
   CHECK(error_of([&] { n.get<int>("n"); }) == "exp.json: /workload/n: expected an integer, found the number 2.5");
   CHECK(error_of([&] { n.get<int>("absent"); }).find("the key is missing") != std::string::npos);
   CHECK(error_of([&] { n.get<uint64_t>("rate"); }).find("expected an integer") != std::string::npos);

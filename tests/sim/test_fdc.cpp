@@ -55,7 +55,8 @@ TEST_CASE("FDC at half rank halves KV bytes per token and runs more sequences at
   const auto seqs_none = none["simulation"]["max_batch_seqs"].get<uint64_t>();
   const auto seqs_half = half["simulation"]["max_batch_seqs"].get<uint64_t>();
   CHECK(seqs_half >= 2 * seqs_none - 1);
-  CHECK(half["kv_cache"]["tokens_per_replica"].get<int64_t>() > 2 * none["kv_cache"]["tokens_per_replica"].get<int64_t>());
+  CHECK(half["kv_cache"]["tokens_per_replica"].get<int64_t>() >
+        2 * none["kv_cache"]["tokens_per_replica"].get<int64_t>());
   CHECK(half["makespan_s"].get<double>() < none["makespan_s"].get<double>());
 }
 

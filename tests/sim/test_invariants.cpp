@@ -29,7 +29,8 @@ TEST_CASE("invariants hold under memory pressure") {
         t += gap(rng) * 1000;
         reqs.push_back({i, Nanos(t), prompt(rng), output(rng)});
       }
-      reqs.push_back({400, Nanos(t), 150, 60});  // needs 53 blocks > 40; the others need at most 35: rejected (kv_capacity)
+      reqs.push_back(
+          {400, Nanos(t), 150, 60});  // needs 53 blocks > 40; the others need at most 35: rejected (kv_capacity)
       auto e = test::make_toy(j, reqs);
       test::ToyCostModel cost(500'000, 5'000, 100);
       sim::Simulator s(e, cost, {});

@@ -27,8 +27,8 @@ std::map<uint64_t, Row> parse_rows(const std::string& csv) {
     std::string x;
     while (std::getline(ls, x, ',')) f.push_back(x);
     while (f.size() < 12) f.push_back("");
-    rows[std::stoull(f[0])] = Row{f[2], f[8].empty() ? -1 : std::stod(f[8]), f[10].empty() ? -1 : std::stod(f[10]),
-                                  std::stoi(f[11])};
+    rows[std::stoull(f[0])] =
+        Row{f[2], f[8].empty() ? -1 : std::stod(f[8]), f[10].empty() ? -1 : std::stod(f[10]), std::stoi(f[11])};
   }
   return rows;
 }
@@ -64,8 +64,8 @@ TEST_CASE("two requests share a decode batch, exact times") {
   auto rows = parse_rows(csv.str());
   // 0: prefill A (1.1 ms) -> 1.1: prefill B (1.2 ms) -> 2.3: decode A+B (1.02 ms) -> 3.32: decode A -> 4.33.
   CHECK(rows[0].ttft_ms == doctest::Approx(1.1));
-  CHECK(rows[1].ttft_ms == doctest::Approx(1.8));   // 2.3 - 0.5
-  CHECK(rows[1].jct_ms == doctest::Approx(2.82));   // 3.32 - 0.5
+  CHECK(rows[1].ttft_ms == doctest::Approx(1.8));  // 2.3 - 0.5
+  CHECK(rows[1].jct_ms == doctest::Approx(2.82));  // 3.32 - 0.5
   CHECK(rows[0].jct_ms == doctest::Approx(4.33));
   CHECK(s.totals().iterations == 4);
   CHECK(s.totals().max_batch_seqs == 2);

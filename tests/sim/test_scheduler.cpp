@@ -45,9 +45,9 @@ TEST_CASE("chunked prefill: decodes first, then chunks fill the token budget") {
   s.add(0, Nanos(0), 10, 2);  // A: 10-token prompt, 2 outputs
   s.add(1, Nanos(0), 5, 1);   // B
   run_table(s, {
-                   {{6}, 2, 1, 1},        // A chunk 6 (blocks for 6 tokens)
-                   {{4, 2}, 4, 0, 2},     // A's last 4 (emits token 1), B's first 2
-                   {{1, 3}, 5, 0, 2},     // A decode (token 2: done), B's last 3 (token 1: done)
+                   {{6}, 2, 1, 1},     // A chunk 6 (blocks for 6 tokens)
+                   {{4, 2}, 4, 0, 2},  // A's last 4 (emits token 1), B's first 2
+                   {{1, 3}, 5, 0, 2},  // A decode (token 2: done), B's last 3 (token 1: done)
                });
   CHECK(!s.has_work());
   CHECK(s.kv().used_blocks() == 0);
@@ -58,10 +58,10 @@ TEST_CASE("non-chunked: prefill-only iterations while requests fit, then decode 
   s.add(0, Nanos(0), 8, 3);
   s.add(1, Nanos(0), 8, 2);  // does not fit the 12-token budget with A
   run_table(s, {
-                   {{8}, 2, 1, 1},      // prefill A
-                   {{8}, 4, 0, 2},      // prefill B (A stalls)
-                   {{1, 1}, 6, 0, 2},   // decode both: 9 tokens -> 3 blocks each; B done
-                   {{1}, 3, 0, 1},      // decode A -> done
+                   {{8}, 2, 1, 1},     // prefill A
+                   {{8}, 4, 0, 2},     // prefill B (A stalls)
+                   {{1, 1}, 6, 0, 2},  // decode both: 9 tokens -> 3 blocks each; B done
+                   {{1}, 3, 0, 1},     // decode A -> done
                });
   CHECK(s.kv().used_blocks() == 0);
 }

@@ -140,7 +140,8 @@ TEST_CASE("length CSV errors name the file, the line, what was expected and what
   }
   SUBCASE("empty field") {
     TempFile f("emptyfield.csv", header + "10,,10,1\n");
-    CHECK(contains(input_error_text([&] { read_length_csv(f.path()); }), ":2: column 'num_decode_tokens': expected an integer token count >= 1, found an empty field"));
+    CHECK(contains(input_error_text([&] { read_length_csv(f.path()); }),
+                   ":2: column 'num_decode_tokens': expected an integer token count >= 1, found an empty field"));
   }
   SUBCASE("wrong column count") {
     TempFile f("count.csv", header + "10,20,30,0.5\n10,20,30\n");
@@ -164,17 +165,20 @@ TEST_CASE("Azure CSV errors") {
   SUBCASE("bad timestamp") {
     TempFile f("ts.csv", header + "2023-11-16 18:15:46.6805900,10,20\n2023-11-16 25:00:00,10,20\n");
     std::string e = input_error_text([&] { read_azure_csv(f.path()); });
-    CHECK(contains(e, f.path() + ":3: column 'TIMESTAMP': expected a time like \"2023-11-16 18:15:46.6805900\", found \"2023-11-16 25:00:00\""));
+    CHECK(contains(e, f.path() + ":3: column 'TIMESTAMP': expected a time like \"2023-11-16 18:15:46.6805900\", found "
+                                 "\"2023-11-16 25:00:00\""));
   }
   SUBCASE("timestamps out of order are rejected") {
-    TempFile f("order.csv", header + "2023-11-16 18:15:46.5,10,20\n2023-11-16 18:15:46.5,1,2\n2023-11-16 18:15:46.4,10,20\n");
+    TempFile f("order.csv",
+               header + "2023-11-16 18:15:46.5,10,20\n2023-11-16 18:15:46.5,1,2\n2023-11-16 18:15:46.4,10,20\n");
     std::string e = input_error_text([&] { read_azure_csv(f.path()); });
     CHECK(contains(e, f.path() + ":4: timestamps must be non-decreasing"));
     CHECK(contains(e, "\"2023-11-16 18:15:46.4\", earlier than \"2023-11-16 18:15:46.5\" on line 3"));
   }
   SUBCASE("length-CSV header given to the Azure reader") {
     TempFile f("wrong.csv", "num_prefill_tokens,num_decode_tokens\n1,2\n");
-    CHECK(contains(input_error_text([&] { read_azure_csv(f.path()); }), ":1: header: unknown column 'num_prefill_tokens'"));
+    CHECK(contains(input_error_text([&] { read_azure_csv(f.path()); }),
+                   ":1: header: unknown column 'num_prefill_tokens'"));
   }
   SUBCASE("zero generated tokens") {
     TempFile f("zero.csv", header + "2023-11-16 18:15:46.5,10,0\n");
@@ -207,8 +211,9 @@ TEST_CASE("generic CSV with a column mapping") {
   TraceTable no_time = read_generic_trace(f.path(), GenericFormat::kCsv, {"input_len", "output_len", std::nullopt});
   CHECK_FALSE(no_time.has_timestamps());
 
-  std::string e = input_error_text(
-      [&] { read_generic_trace(f.path(), GenericFormat::kCsv, {"prompt", "output_len", std::nullopt}); });
+  std::string e = input_error_text([&] {
+    read_generic_trace(f.path(), GenericFormat::kCsv, {"prompt", "output_len", std::nullopt});
+  });
   CHECK(contains(e, f.path() + ":1: header: missing column 'prompt' named in the column mapping"));
 
   TempFile bad("generic_bad.csv", "t,p,o\n0.1,1,1\nsoon,1,1\n");
@@ -216,7 +221,9 @@ TEST_CASE("generic CSV with a column mapping") {
   CHECK(contains(e, bad.path() + ":3: column 't': expected an arrival time in seconds (a number), found \"soon\""));
 
   TempFile backwards("generic_back.csv", "t,p,o\n2,1,1\n1,1,1\n");
-  e = input_error_text([&] { read_generic_trace(backwards.path(), GenericFormat::kCsv, {"p", "o", std::string("t")}); });
+  e = input_error_text([&] {
+    read_generic_trace(backwards.path(), GenericFormat::kCsv, {"p", "o", std::string("t")});
+  });
   CHECK(contains(e, backwards.path() + ":3: timestamps must be non-decreasing"));
 }
 

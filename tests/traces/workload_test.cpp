@@ -88,7 +88,8 @@ TEST_CASE("same seed gives an identical sequence; another seed a different one")
   auto d = drain(*build(R"({"num_requests": 2000, "arrival": {"process": "burst"}})", 42)->source);
   bool lengths_equal = true;
   for (size_t i = 0; i < a.size(); ++i)
-    lengths_equal = lengths_equal && a[i].prompt_tokens == d[i].prompt_tokens && a[i].output_tokens == d[i].output_tokens;
+    lengths_equal =
+        lengths_equal && a[i].prompt_tokens == d[i].prompt_tokens && a[i].output_tokens == d[i].output_tokens;
   CHECK(lengths_equal);
   CHECK(d.back().arrival == fdc::Nanos::zero());
 }
@@ -106,7 +107,9 @@ TEST_CASE("fixed lengths, fixed rate") {
 
 TEST_CASE("length CSV: sequential wraps around, shuffle is a permutation per pass, sample draws rows") {
   TempFile f("lengths.csv", "num_prefill_tokens,num_decode_tokens\n1,10\n2,20\n3,30\n");
-  const std::string base = R"({"num_requests": 7, "arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": ")" + f.filename() + "\"";
+  const std::string base =
+      R"({"num_requests": 7, "arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": ")" +
+      f.filename() + "\"";
   auto seq = drain(*build(base + "}}", 1, f.dir())->source);
   std::vector<int> prompts;
   for (auto& r : seq) prompts.push_back(r.prompt_tokens);
@@ -122,11 +125,15 @@ TEST_CASE("length CSV: sequential wraps around, shuffle is a permutation per pas
   for (auto& r : shuf) CHECK(r.output_tokens == 10 * r.prompt_tokens);  // rows stay whole
 
   auto b = build(base + R"(, "order": "sample"}})", 1, f.dir());
-  CHECK(contains(b->source->describe(), "lengths from " + f.filename() + " (3 rows, sample), burst (all at t=0), 7 requests"));
+  CHECK(contains(b->source->describe(),
+                 "lengths from " + f.filename() + " (3 rows, sample), burst (all at t=0), 7 requests"));
   for (auto& r : drain(*b->source)) CHECK(r.output_tokens == 10 * r.prompt_tokens);
 
   // Without num_requests a table-backed source serves each row once.
-  CHECK(drain(*build(R"({"arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": ")" + f.path() + "\"}}")->source).size() == 3);
+  CHECK(drain(*build(R"({"arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": ")" + f.path() +
+                     "\"}}")
+                   ->source)
+            .size() == 3);
 }
 
 TEST_CASE("Azure trace replay, with time_scale and a num_requests cap") {
@@ -143,7 +150,8 @@ TEST_CASE("Azure trace replay, with time_scale and a num_requests cap") {
   CHECK(all[1].output_tokens == 109);
 
   auto fast = build(R"({"num_requests": 3, "arrival": {"process": "trace", "time_scale": 0.5},
-                        "lengths": {"source": "azure_csv", "path": ")" + path + "\"}}");
+                        "lengths": {"source": "azure_csv", "path": ")" +
+                    path + "\"}}");
   auto r = drain(*fast->source);
   REQUIRE(r.size() == 3);
   CHECK(r[1].arrival == fdc::Nanos(2'157'289'500));
@@ -152,7 +160,8 @@ TEST_CASE("Azure trace replay, with time_scale and a num_requests cap") {
 
   // A trace's lengths with generated arrivals.
   auto gen = build(R"({"num_requests": 20000, "arrival": {"process": "poisson", "rate_per_s": 2},
-                       "lengths": {"source": "azure_csv", "path": ")" + path + "\"}}");
+                       "lengths": {"source": "azure_csv", "path": ")" +
+                   path + "\"}}");
   auto g = drain(*gen->source);
   CHECK(g.size() == 20000);
   CHECK(g[19366].prompt_tokens == 374);  // wrapped around to the first row
@@ -160,8 +169,9 @@ TEST_CASE("Azure trace replay, with time_scale and a num_requests cap") {
 
 TEST_CASE("generic traces drive lengths and arrivals") {
   TempFile f("g.jsonl", "{\"in\": 10, \"out\": 1, \"t\": 100.0}\n{\"in\": 20, \"out\": 2, \"t\": 100.25}\n");
-  auto b = build(R"({"lengths": {"source": "generic", "path": ")" + f.path() +
-                 R"(", "format": "jsonl", "columns": {"prompt_tokens": "in", "output_tokens": "out", "arrival_s": "t"}}})");
+  auto b =
+      build(R"({"lengths": {"source": "generic", "path": ")" + f.path() +
+            R"(", "format": "jsonl", "columns": {"prompt_tokens": "in", "output_tokens": "out", "arrival_s": "t"}}})");
   auto r = drain(*b->source);
   REQUIRE(r.size() == 2);
   CHECK(r[1].arrival == fdc::Nanos(250'000'000));
@@ -171,8 +181,10 @@ TEST_CASE("generic traces drive lengths and arrivals") {
 TEST_CASE("quantile table file as lengths") {
   TempFile q("q.json", R"({"format": "fdcsim-length-quantiles-1", "provenance": {}, "rows": 2,
     "prompt_tokens": [100, 100], "output_tokens": [7, 7], "output_tokens_given_prompt_bin": [[7, 7]]})");
-  auto b = build(R"({"num_requests": 5, "arrival": {"process": "burst"}, "lengths": {"source": "quantiles", "path": ")" +
-                 q.filename() + "\"}}", 1, q.dir());
+  auto b =
+      build(R"({"num_requests": 5, "arrival": {"process": "burst"}, "lengths": {"source": "quantiles", "path": ")" +
+                q.filename() + "\"}}",
+            1, q.dir());
   for (auto& r : drain(*b->source)) {
     CHECK(r.prompt_tokens == 100);
     CHECK(r.output_tokens == 7);
@@ -213,39 +225,55 @@ TEST_CASE("config errors name the file, the JSON path, what was expected and wha
                  "cfg.json: /workload/num_requests: expected an integer >= 1, found nothing"));
   CHECK(contains(error_of(R"({"num_requests": 10})"), "cfg.json: /workload/arrival/process: expected one of"));
   CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "uniform"}})"),
-                 "cfg.json: /workload/arrival/process: expected one of \"poisson\", \"gamma\", \"fixed_rate\", \"trace\", \"burst\", found a string (\"uniform\")"));
+                 "cfg.json: /workload/arrival/process: expected one of \"poisson\", \"gamma\", \"fixed_rate\", "
+                 "\"trace\", \"burst\", found a string (\"uniform\")"));
   CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "trace"}})"),
-                 "cfg.json: /workload/arrival/process: \"trace\" replays the timestamps of a trace, but cfg.json: /workload/lengths/source \"sharegpt_embedded\" has none"));
+                 "cfg.json: /workload/arrival/process: \"trace\" replays the timestamps of a trace, but cfg.json: "
+                 "/workload/lengths/source \"sharegpt_embedded\" has none"));
   CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "burst", "rate": 3}})"),
                  "cfg.json: /workload/arrival/rate: unknown key"));
   CHECK(contains(error_of(R"({"num_requests": 10, "num_request": 3, "arrival": {"process": "burst"}})"),
                  "cfg.json: /workload/num_request: unknown key"));
-  CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "fixed", "prompt_tokens": 5, "output_tokens": 0}})"),
-                 "cfg.json: /workload/lengths/output_tokens: expected an integer >= 1, found the number 0"));
-  CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "fixed", "prompt_tokens": 5, "output_tokens": 5, "path": "x"}})"),
-                 "cfg.json: /workload/lengths/path: unknown key"));
+  CHECK(contains(
+      error_of(
+          R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "fixed", "prompt_tokens": 5, "output_tokens": 0}})"),
+      "cfg.json: /workload/lengths/output_tokens: expected an integer >= 1, found the number 0"));
+  CHECK(contains(
+      error_of(
+          R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "fixed", "prompt_tokens": 5, "output_tokens": 5, "path": "x"}})"),
+      "cfg.json: /workload/lengths/path: unknown key"));
   CHECK(contains(error_of(R"({"num_requests": 10, "max_prompt_tokens": 0, "arrival": {"process": "burst"}})"),
                  "cfg.json: /workload/max_prompt_tokens: expected an integer >= 1, found the number 0"));
-  CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": "nope.csv"}})", "/nonexistent"),
-                 "cfg.json: /workload/lengths/path: expected an existing file, found no file at \"/nonexistent/nope.csv\""));
-  CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": "x.csv", "order": "random"}})"),
-                 "cfg.json: /workload/lengths/order: expected one of \"sequential\", \"shuffle\", \"sample\""));
-  CHECK(contains(error_of(R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "sharegpt"}})"),
-                 "cfg.json: /workload/lengths/source: expected one of \"sharegpt_embedded\""));
+  CHECK(contains(
+      error_of(
+          R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": "nope.csv"}})",
+          "/nonexistent"),
+      "cfg.json: /workload/lengths/path: expected an existing file, found no file at \"/nonexistent/nope.csv\""));
+  CHECK(contains(
+      error_of(
+          R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": "x.csv", "order": "random"}})"),
+      "cfg.json: /workload/lengths/order: expected one of \"sequential\", \"shuffle\", \"sample\""));
+  CHECK(
+      contains(error_of(R"({"num_requests": 10, "arrival": {"process": "burst"}, "lengths": {"source": "sharegpt"}})"),
+               "cfg.json: /workload/lengths/source: expected one of \"sharegpt_embedded\""));
 
   TempFile lengths("l.csv", "num_prefill_tokens,num_decode_tokens\n1,10\n");
-  CHECK(contains(error_of(R"({"arrival": {"process": "trace"}, "lengths": {"source": "length_csv", "path": ")" + lengths.path() + "\"}}"),
+  CHECK(contains(error_of(R"({"arrival": {"process": "trace"}, "lengths": {"source": "length_csv", "path": ")" +
+                          lengths.path() + "\"}}"),
                  "/workload/lengths/source \"length_csv\" has none"));
   TempFile bad("bad.csv", "num_prefill_tokens,num_decode_tokens\n1,10\n1,ten\n");
-  CHECK(contains(error_of(R"({"arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": ")" + bad.path() + "\"}}"),
+  CHECK(contains(error_of(R"({"arrival": {"process": "burst"}, "lengths": {"source": "length_csv", "path": ")" +
+                          bad.path() + "\"}}"),
                  bad.path() + ":3: column 'num_decode_tokens'"));
   TempFile g("g.csv", "a,b\n1,2\n");
-  CHECK(contains(error_of(R"({"arrival": {"process": "trace"}, "lengths": {"source": "generic", "format": "csv", "path": ")" + g.path() +
-                          R"(", "columns": {"prompt_tokens": "a", "output_tokens": "b"}}})"),
-                 "/workload/lengths/source \"generic\" has none"));
-  CHECK(contains(error_of(R"({"arrival": {"process": "burst"}, "lengths": {"source": "generic", "format": "csv", "path": ")" + g.path() +
-                          R"(", "columns": {"prompt_tokens": "a", "output": "b"}}})"),
-                 "cfg.json: /workload/lengths/columns/output_tokens: expected a string, found nothing"));
+  CHECK(contains(
+      error_of(R"({"arrival": {"process": "trace"}, "lengths": {"source": "generic", "format": "csv", "path": ")" +
+               g.path() + R"(", "columns": {"prompt_tokens": "a", "output_tokens": "b"}}})"),
+      "/workload/lengths/source \"generic\" has none"));
+  CHECK(contains(
+      error_of(R"({"arrival": {"process": "burst"}, "lengths": {"source": "generic", "format": "csv", "path": ")" +
+               g.path() + R"(", "columns": {"prompt_tokens": "a", "output": "b"}}})"),
+      "cfg.json: /workload/lengths/columns/output_tokens: expected a string, found nothing"));
   CHECK(contains(error_of(R"({"num_requests": 20000, "lengths": {"source": "azure_csv", "path": ")" + kShared +
                           "/AzureLLMInferenceTrace_code_2023.csv\"}}"),
                  "cfg.json: /workload/num_requests: expected at most the 8819 rows of"));

@@ -27,23 +27,28 @@ std::string today_utc() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Computes the quantile table of a length CSV (num_prefill_tokens,num_decode_tokens,...): "
-               "quantiles of prompt tokens, and of output tokens within equal-count prompt-length bins. "
-               "The table drives the \"quantiles\" / \"sharegpt_embedded\" workload lengths.",
-               "fdcsim-trace-quantiles"};
+  CLI::App app{
+      "Computes the quantile table of a length CSV (num_prefill_tokens,num_decode_tokens,...): "
+      "quantiles of prompt tokens, and of output tokens within equal-count prompt-length bins. "
+      "The table drives the \"quantiles\" / \"sharegpt_embedded\" workload lengths.",
+      "fdcsim-trace-quantiles"};
   std::string input, output = "-", date = today_utc();
   fdc::traces::QuantileTableOptions opt;
   app.add_option("input", input, "length CSV (Vidur/Etalon format)")->required();
   app.add_option("-o,--output", output, "output JSON file ('-' = standard output)")->capture_default_str();
   app.add_option("--date", date, "date recorded in the provenance (default: today, UTC)");
   app.add_option("--prompt-levels", opt.prompt_levels, "quantile levels of prompt tokens")
-      ->capture_default_str()->check(CLI::Range(2, 100001));
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100001));
   app.add_option("--output-levels", opt.output_levels, "quantile levels of (marginal) output tokens")
-      ->capture_default_str()->check(CLI::Range(2, 100001));
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100001));
   app.add_option("--bins", opt.prompt_bins, "equal-count prompt-length bins")
-      ->capture_default_str()->check(CLI::Range(1, 1000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_option("--conditional-levels", opt.conditional_levels, "quantile levels of output tokens per bin")
-      ->capture_default_str()->check(CLI::Range(2, 100001));
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100001));
   CLI11_PARSE(app, argc, argv);
 
   try {
