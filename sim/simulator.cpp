@@ -127,18 +127,7 @@ void Simulator::on_arrival(const traces::RequestSpec& r) {
     ++totals_.rejected;
     ++totals_.rejected_by_reason[rej->code];
     if (out_.requests_csv && exp_.outputs.per_request_csv) {
-      line_.clear();
-      append_int(line_, static_cast<int64_t>(r.id));
-      line_ += ',';
-      append_int(line_, idx);
-      line_ += ",rejected,";
-      line_ += rej->code;
-      line_ += ',';
-      append_ms(line_, r.arrival.ns());
-      line_ += ',';
-      append_int(line_, r.prompt_tokens);
-      line_ += ',';
-      append_int(line_, r.output_tokens);
+      begin_request_row(r.id, idx, "rejected", rej->code, r.arrival, r.prompt_tokens, r.output_tokens);
       line_ += ",,,,,0\n";
       *out_.requests_csv << line_;
     }
@@ -338,17 +327,27 @@ void Simulator::on_iteration_end(uint32_t r) {
   }
 }
 
-void Simulator::write_request_row(const Sequence& s, uint32_t replica) {
+// The columns every row has: request_id, replica, status, reason, arrival_ms, prompt_tokens, output_tokens.
+void Simulator::begin_request_row(uint64_t id, uint32_t replica, std::string_view status, std::string_view reason,
+                                  Nanos arrival, int32_t prompt, int32_t output) {
   line_.clear();
-  append_int(line_, static_cast<int64_t>(s.request_id));
+  append_int(line_, static_cast<int64_t>(id));
   line_ += ',';
   append_int(line_, replica);
-  line_ += ",completed,,";
-  append_ms(line_, s.arrival.ns());
   line_ += ',';
-  append_int(line_, s.prompt);
+  line_ += status;
   line_ += ',';
-  append_int(line_, s.output);
+  line_ += reason;
+  line_ += ',';
+  append_ms(line_, arrival.ns());
+  line_ += ',';
+  append_int(line_, prompt);
+  line_ += ',';
+  append_int(line_, output);
+}
+
+void Simulator::write_request_row(const Sequence& s, uint32_t replica) {
+  begin_request_row(s.request_id, replica, "completed", "", s.arrival, s.prompt, s.output);
   line_ += ',';
   append_ms(line_, (s.first_scheduled - s.arrival).ns());
   line_ += ',';

@@ -15,6 +15,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/time.h"
@@ -107,6 +108,8 @@ class Simulator {
   void flush_tbt();
   void add_tbt(int64_t gap_ns, uint64_t count);
   void sample_kv_until(Nanos t);
+  void begin_request_row(uint64_t id, uint32_t replica, std::string_view status, std::string_view reason,
+                         Nanos arrival, int32_t prompt, int32_t output);
   void write_request_row(const Sequence& s, uint32_t replica);
 
   Experiment& exp_;
