@@ -95,7 +95,7 @@ struct AppendParams {
   const HeadInfo* heads = nullptr;     // [num_kv_heads]
 };
 
-inline constexpr int kPrefillTileQ = 64;   // new tokens per prefill tile (plan_prefill's tile_q)
+inline constexpr int kPrefillTileQ = 128;  // new tokens per prefill tile (plan_prefill's tile_q)
 inline constexpr int kDecodeTileTokens = 32;  // decode tokens per pipeline stage
 
 void launch_decode(const DecodeParams& p, cudaStream_t stream);

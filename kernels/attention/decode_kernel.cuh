@@ -3,10 +3,10 @@
 // One block runs one DecodeUnit: a chunk of one (sequence, KV head, token class) segment, for all
 // `G` q heads of the KV head's group (so K/V are read once). The unit's own width (the larger of
 // its class's r_qk and r_v) picks the tile shape at run time, so heads of different ranks in one
-// launch each get a tile matched to their rank: TX lanes cover a row, 8 elements each, TX*8 the
-// unit's width rounded up to 32, 64 or 128. A stage always holds kDecodeStageElems elements of K
-// (and as many of V), i.e. 128, 64 or 32 tokens, so narrow heads keep as many bytes in flight per
-// SM as wide ones. Pages are staged into shared memory with a 3-stage cp.async pipeline; the
+// launch each get a tile matched to their rank: rows are W = 32, 48, 64, 96 or 128 elements wide
+// (the width rounded up), TX lanes (a power of two, TX*8 >= W) cover a row, 8 elements each. A
+// stage holds about kDecodeStageElems elements of K (and as many of V), i.e. 128, 80, 64, 40 or 32
+// tokens, so narrow heads keep as many bytes in flight per SM as wide ones. Pages are staged into shared memory with a 3-stage cp.async pipeline; the
 // copies walk the tile's K (V) rows as one flat run of 16-byte chunks, so every lane issues a
 // useful copy whatever the rank, and a token's rows are contiguous in its page (coalesced). Each
 // token slot keeps its own online softmax; slots merge at the end. A pair with a single unit
@@ -29,18 +29,19 @@ inline constexpr int kDecodeThreads = 128;
 inline constexpr int kDecodeStages = 3;
 inline constexpr int kDecodeStageElems = 32 * 128;  // K (and V) elements per stage at any width
 
-template <int TX>
+// Tokens per stage for rows of W elements read by TX lanes: a multiple of the slot count.
+template <int TX, int W>
 constexpr int decode_tile_tokens() {
-  return kDecodeStageElems / (TX * 8);
+  return kDecodeStageElems / W / (kDecodeThreads / TX) * (kDecodeThreads / TX);
 }
 
-// Largest of the pipeline and the slot-merge footprints over the three tile widths.
+// Largest of the pipeline and the slot-merge footprints over the tile shapes (the merge keeps
+// G x slots rows of W + 2 floats; W = 32 with 32 slots is the largest).
 template <int G>
 constexpr int decode_smem_bytes() {
   constexpr int stage = 2 * kDecodeStages * kDecodeStageElems * 2;
-  constexpr int merge4 = G * (kDecodeThreads / 4) * (4 * 8 + 2) * 4;
-  constexpr int merge16 = G * (kDecodeThreads / 16) * (16 * 8 + 2) * 4;
-  constexpr int merge = merge4 > merge16 ? merge4 : merge16;
+  constexpr int merge = G * (kDecodeThreads / 4) * (32 + 2) * 4;
+  static_assert(G * (kDecodeThreads / 16) * (128 + 2) * 4 <= merge, "merge footprint");
   return stage > merge ? stage : merge;
 }
 
@@ -50,16 +51,17 @@ constexpr int decode_min_blocks() {
   return G <= 2 ? 4 : (G == 4 ? 3 : 2);
 }
 
-template <typename T, int TX, int G>
+template <typename T, int TX, int W, int G>
 __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeUnit& u, int log2_block,
                                             unsigned char* smem_raw) {
   constexpr int NTY = kDecodeThreads / TX;      // token slots
-  constexpr int TILE = decode_tile_tokens<TX>();
+  constexpr int TILE = decode_tile_tokens<TX, W>();
   constexpr int TPS = TILE / NTY;               // tokens per slot per tile
-  constexpr int JB = G <= 2 ? TPS : (G == 4 ? 2 : 1);  // tokens per softmax update (registers)
-  constexpr int DP = TX * 8;                    // padded row width
-  constexpr int LOADS = TILE * TX / kDecodeThreads;
-  static_assert(TPS >= 1 && TPS % JB == 0, "tile shape");
+  constexpr int JB = G <= 2 ? TPS : (G == 4 && TPS % 2 == 0 ? 2 : 1);  // tokens per softmax update
+  constexpr int DP = W;                         // row stride in shared memory
+  constexpr int LOADS = (TILE * (W / 8) + kDecodeThreads - 1) / kDecodeThreads;
+  static_assert(TPS >= 1 && TPS % JB == 0 && W <= TX * 8 && W % 8 == 0 && TILE * W <= kDecodeStageElems,
+                "tile shape");
   T* sK = reinterpret_cast<T*>(smem_raw);
   T* sV = sK + kDecodeStages * TILE * DP;
 
@@ -105,7 +107,7 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   const float inv_v = 1.f / static_cast<float>(vchunks);
 
   // Chunk i of a tile's K rows is row i / kchunks, column (i % kchunks) * 8; the quotient comes
-  // from a float reciprocal (exact: i < 512 and the fraction is at least 1/32 from an integer).
+  // from a float reciprocal (exact: i < 1024 and the fraction is at least 1/32 from an integer).
   // The trip count is a compile-time constant so the page-index loads of all chunks issue together.
   auto load_tile = [&](int tile, int stage) {
     const int t0 = u.begin + tile * TILE;
@@ -222,8 +224,9 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   float* sm_d = sm_m + G * NTY;                      // [G][NTY] sum; [G][0] the merged sum
 #pragma unroll
   for (int g = 0; g < G; ++g) {
+    if (tx * 8 < W)
 #pragma unroll
-    for (int i = 0; i < 8; ++i) sm_o[(g * NTY + ty) * DP + tx * 8 + i] = o[g][i];
+      for (int i = 0; i < 8; ++i) sm_o[(g * NTY + ty) * DP + tx * 8 + i] = o[g][i];
     if (tx == 0) {
       sm_m[g * NTY + ty] = m[g];
       sm_d[g * NTY + ty] = d[g];
@@ -277,9 +280,11 @@ __global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>()) decode
   const DecodeUnit u = p.units[blockIdx.x];
   const HeadInfo& hd = p.heads[u.head_cls >> 1];
   const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
-  if (width <= 32) decode_unit<T, 4, G>(p, u, log2_block, smem_raw);
-  else if (width <= 64) decode_unit<T, 8, G>(p, u, log2_block, smem_raw);
-  else decode_unit<T, 16, G>(p, u, log2_block, smem_raw);
+  if (width <= 32) decode_unit<T, 4, 32, G>(p, u, log2_block, smem_raw);
+  else if (width <= 48) decode_unit<T, 8, 48, G>(p, u, log2_block, smem_raw);
+  else if (width <= 64) decode_unit<T, 8, 64, G>(p, u, log2_block, smem_raw);
+  else if (width <= 96) decode_unit<T, 16, 96, G>(p, u, log2_block, smem_raw);
+  else decode_unit<T, 16, 128, G>(p, u, log2_block, smem_raw);
 }
 
 // One block per (sequence, q head): merges the units of the pair (skips single-unit pairs, which

@@ -1,8 +1,10 @@
 // Causal prefill of FDC compressed attention (flash-attention 2 style, mma.sync m16n8k16 with
 // fp32 accumulation; runs on sm_80 and sm_90).
 //
-// One block of 4 warps runs one PrefillTile: 64 new tokens of one q head; each warp owns 16 query
-// rows. K/V tiles of 64 cached tokens are read from the paged cache (hi pages) with a 2-stage
+// One block of 4 warps runs one PrefillTile: 128 new tokens of one q head; each warp owns 32 query
+// rows (two m16 tiles), so every K/V fragment read from shared memory feeds two MMAs (shared-memory
+// bandwidth, not the tensor cores, bounds a warp with one m16 tile). Q fragments are re-read from
+// shared memory per k-step to leave registers for the two accumulators. K/V tiles of 64 cached tokens are read from the paged cache (hi pages) with a 2-stage
 // cp.async pipeline into padded shared memory (row stride D + 8, so ldmatrix is conflict-free).
 // D (64 or 128) is the launch's padded width; a head's own ranks bound the work at run time:
 // the QK^T loop stops at ceil16(r_qk) and the PV loop at ceil16(r_v), so time follows the kept
@@ -60,7 +62,8 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(PrefillParams 
   constexpr int BC = kPrefillTileK;
   constexpr int LD = D + 8;
   constexpr int KSTEPS = D / 16;
-  static_assert(BR == 64 && BC == 64, "tile shape assumed below");
+  constexpr int MT = 2;  // m16 tiles per warp
+  static_assert(BR == 128 && BC == 64, "tile shape assumed below");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
   T* sK = sQ + BR * LD;       // [2][BC][LD]
@@ -101,7 +104,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(PrefillParams 
   auto load_kv = [&](int j, int buf) {
     T* dk = sK + buf * BC * LD;
     T* dv = sV + buf * BC * LD;
-#pragma unroll
+#pragma unroll 2
     for (int it = 0; it < BC * (D / 8) / kPrefillThreads; ++it) {
       const int i = tid + it * kPrefillThreads;
       const int r = i / (D / 8);
@@ -125,15 +128,22 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(PrefillParams 
   cp_async_commit();
 
   const float qscale = p.sm_scale * 1.44269504088896340736f;
-  uint32_t qf[KSTEPS][4];
-  float acc_o[D / 8][4];
+  float acc_o[MT][D / 8][4];
 #pragma unroll
-  for (int n = 0; n < D / 8; ++n)
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc_o[n][i] = 0.f;
-  float m_row[2] = {-1e30f, -1e30f};
-  float l_row[2] = {0.f, 0.f};
-  const int qrow0 = warp * 16 + lane / 4;  // this thread's rows: qrow0 and qrow0 + 8
+    for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc_o[mt][n][i] = 0.f;
+  float m_row[MT][2], l_row[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      m_row[mt][r] = -1e30f;
+      l_row[mt][r] = 0.f;
+    }
+  const int qrow0 = warp * 16 * MT + lane / 4;  // this thread's rows: qrow0 + mt * 16 + {0, 8}
   const int first_pos = pos0 + tile.q_begin;
 
   for (int j = 0; j < n_tiles; ++j) {
@@ -141,91 +151,105 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(PrefillParams 
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    if (j == 0) {
-#pragma unroll
-      for (int kk = 0; kk < KSTEPS; ++kk)
-        if (kk * 16 < rk) ldmatrix_x4(qf[kk], sQ + (warp * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
-    }
     const T* tk = sK + (j & 1) * BC * LD;
     const T* tv = sV + (j & 1) * BC * LD;
 
-    float s[BC / 8][4];
+    float s[MT][BC / 8][4];
 #pragma unroll
-    for (int n = 0; n < BC / 8; ++n)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) s[n][i] = 0.f;
+      for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) s[mt][n][i] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < KSTEPS; ++kk) {
       if (kk * 16 < rk) {
+        uint32_t qf[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+          ldmatrix_x4(qf[mt], sQ + (warp * 16 * MT + mt * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
         for (int np = 0; np < BC / 16; ++np) {
           uint32_t b[4];
           ldmatrix_x4(b, tk + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
-          mma_16816<T>(s[2 * np], qf[kk], b[0], b[1]);
-          mma_16816<T>(s[2 * np + 1], qf[kk], b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<T>(s[mt][2 * np], qf[mt], b[0], b[1]);
+            mma_16816<T>(s[mt][2 * np + 1], qf[mt], b[2], b[3]);
+          }
         }
       }
     }
-    // Causal mask (only tiles that reach past the tile's first row need it) and online softmax.
+    // Causal mask (only tiles that reach past the warp's first row need it) and online softmax.
     const int kv0 = j * BC;
-    const bool need_mask = kv0 + BC - 1 > first_pos;
-    float mx[2] = {m_row[0], m_row[1]};
+    const bool need_mask = kv0 + BC - 1 > first_pos + warp * 16 * MT;
+    uint32_t pa[BC / 16][MT][4];
 #pragma unroll
-    for (int n = 0; n < BC / 8; ++n) {
+    for (int mt = 0; mt < MT; ++mt) {
+      float mx[2] = {m_row[mt][0], m_row[mt][1]};
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        float x = s[n][i] * qscale;
-        if (need_mask) {
-          const int key = kv0 + n * 8 + (lane % 4) * 2 + (i & 1);
-          const int pos = first_pos + qrow0 + (i >> 1) * 8;
-          if (key > pos) x = -INFINITY;
+      for (int n = 0; n < BC / 8; ++n) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          float x = s[mt][n][i] * qscale;
+          if (need_mask) {
+            const int key = kv0 + n * 8 + (lane % 4) * 2 + (i & 1);
+            const int pos = first_pos + qrow0 + mt * 16 + (i >> 1) * 8;
+            if (key > pos) x = -INFINITY;
+          }
+          s[mt][n][i] = x;
+          mx[i >> 1] = fmaxf(mx[i >> 1], x);
         }
-        s[n][i] = x;
-        mx[i >> 1] = fmaxf(mx[i >> 1], x);
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      }
+      float alpha[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        alpha[r] = exp2f(m_row[mt][r] - mx[r]);
+        m_row[mt][r] = mx[r];
+        l_row[mt][r] *= alpha[r];
+      }
+#pragma unroll
+      for (int n = 0; n < BC / 8; ++n) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          s[mt][n][i] = exp2f(s[mt][n][i] - m_row[mt][i >> 1]);
+          l_row[mt][i >> 1] += s[mt][n][i];
+        }
+      }
+#pragma unroll
+      for (int kt = 0; kt < BC / 16; ++kt) {
+        pa[kt][mt][0] = pack2<T>(s[mt][2 * kt][0], s[mt][2 * kt][1]);
+        pa[kt][mt][1] = pack2<T>(s[mt][2 * kt][2], s[mt][2 * kt][3]);
+        pa[kt][mt][2] = pack2<T>(s[mt][2 * kt + 1][0], s[mt][2 * kt + 1][1]);
+        pa[kt][mt][3] = pack2<T>(s[mt][2 * kt + 1][2], s[mt][2 * kt + 1][3]);
+      }
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        acc_o[mt][n][0] *= alpha[0];
+        acc_o[mt][n][1] *= alpha[0];
+        acc_o[mt][n][2] *= alpha[1];
+        acc_o[mt][n][3] *= alpha[1];
       }
     }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-    }
-    float alpha[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      alpha[r] = exp2f(m_row[r] - mx[r]);
-      m_row[r] = mx[r];
-      l_row[r] *= alpha[r];
-    }
-#pragma unroll
-    for (int n = 0; n < BC / 8; ++n) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        s[n][i] = exp2f(s[n][i] - m_row[i >> 1]);
-        l_row[i >> 1] += s[n][i];
-      }
-    }
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      acc_o[n][0] *= alpha[0];
-      acc_o[n][1] *= alpha[0];
-      acc_o[n][2] *= alpha[1];
-      acc_o[n][3] *= alpha[1];
-    }
-    // O += P V, P taken from the score registers as the A operand.
+    // O += P V, P (packed to 16 bits as the A operand) read once per V fragment for MT MMAs.
 #pragma unroll
     for (int kt = 0; kt < BC / 16; ++kt) {
-      uint32_t a[4];
-      a[0] = pack2<T>(s[2 * kt][0], s[2 * kt][1]);
-      a[1] = pack2<T>(s[2 * kt][2], s[2 * kt][3]);
-      a[2] = pack2<T>(s[2 * kt + 1][0], s[2 * kt + 1][1]);
-      a[3] = pack2<T>(s[2 * kt + 1][2], s[2 * kt + 1][3]);
+      const uint32_t(&a)[MT][4] = pa[kt];
 #pragma unroll
       for (int dn = 0; dn < D / 16; ++dn) {
         if (dn * 16 < rv) {
           uint32_t b[4];
           ldmatrix_x4_trans(b, tv + (kt * 16 + (lane & 15)) * LD + dn * 16 + (lane >> 4) * 8);
-          mma_16816<T>(acc_o[2 * dn], a, b[0], b[1]);
-          mma_16816<T>(acc_o[2 * dn + 1], a, b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_16816<T>(acc_o[mt][2 * dn], a[mt], b[0], b[1]);
+            mma_16816<T>(acc_o[mt][2 * dn + 1], a[mt], b[2], b[3]);
+          }
         }
       }
     }
@@ -233,23 +257,24 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_kernel(PrefillParams 
   }
   cp_async_wait<0>();
 
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 1);
-    l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 2);
-  }
   T* out = static_cast<T*>(p.out) + static_cast<int64_t>(q_start + tile.q_begin) * p.o_row + hd.o_offset + g * rv;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = qrow0 + r * 8;
-    if (row >= rows) continue;
-    const float inv = 1.f / l_row[r];
+  for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-      const int col = n * 8 + (lane % 4) * 2;
-      if (col < rv)
-        *reinterpret_cast<uint32_t*>(out + static_cast<int64_t>(row) * p.o_row + col) =
-            pack2<T>(acc_o[n][2 * r] * inv, acc_o[n][2 * r + 1] * inv);
+    for (int r = 0; r < 2; ++r) {
+      float l = l_row[mt][r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int row = qrow0 + mt * 16 + r * 8;
+      if (row >= rows) continue;
+      const float inv = 1.f / l;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        const int col = n * 8 + (lane % 4) * 2;
+        if (col < rv)
+          *reinterpret_cast<uint32_t*>(out + static_cast<int64_t>(row) * p.o_row + col) =
+              pack2<T>(acc_o[mt][n][2 * r] * inv, acc_o[mt][n][2 * r + 1] * inv);
+      }
     }
   }
 }
