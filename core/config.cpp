@@ -71,7 +71,7 @@ namespace {
 std::string bounds_text(const Bounds& b) {
   std::ostringstream os;
   if (b.min && b.max) {
-    os << " in [" << *b.min << ", " << *b.max << "]";
+    os << " in " << (b.min_exclusive ? "(" : "[") << *b.min << ", " << *b.max << "]";
   } else if (b.min) {
     os << (b.min_exclusive ? " > " : " >= ") << *b.min;
   } else if (b.max) {
