@@ -74,9 +74,10 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
   if (out_.kv_csv) *out_.kv_csv << "time_s,mean_kv_utilization,max_kv_utilization,running_seqs,waiting_seqs\n";
   if (out_.trace_json) {
     *out_.trace_json << "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n";
+    // One metadata event per replica first; every later event is written with a leading comma.
     for (size_t r = 0; r < replicas_.size(); ++r)
-      *out_.trace_json << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" << replicas_[r].server << ",\"tid\":" << r
-                       << ",\"args\":{\"name\":\"replica " << r << "\"}},\n";
+      *out_.trace_json << (r ? ",\n" : "") << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" << replicas_[r].server
+                       << ",\"tid\":" << r << ",\"args\":{\"name\":\"replica " << r << "\"}}";
   }
   std::optional<traces::RequestSpec> pending = exp_.workload->next();
   if (pending) push(pending->arrival.ns(), kArrival, 0);
@@ -105,7 +106,7 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
   }
   flush_tbt();
   if (out_.kv_csv) sample_kv_until(now_);
-  if (out_.trace_json) *out_.trace_json << "{}]}\n";
+  if (out_.trace_json) *out_.trace_json << "\n]}\n";
 
   // Invariants of every run.
   FDC_CHECK(totals_.arrived == totals_.completed + totals_.rejected,
@@ -183,7 +184,7 @@ void Simulator::start_iteration(uint32_t r) {
     const auto& t = batch.totals;
     const char* kind = t.prefill_seqs == 0 ? "decode" : (t.decode_seqs == 0 ? "prefill" : "mixed");
     line_.clear();
-    line_ += "{\"name\":\"";
+    line_ += ",\n{\"name\":\"";
     line_ += kind;
     line_ += "\",\"ph\":\"X\",\"pid\":";
     append_int(line_, rep.server);
@@ -205,7 +206,7 @@ void Simulator::start_iteration(uint32_t r) {
     append_int(line_, t.prefill_tokens);
     line_ += ",\"kv_blocks_used\":";
     append_int(line_, used);
-    line_ += "}},\n";
+    line_ += "}}";
     *out_.trace_json << line_;
   }
   if (fast_forward_ && rep.sched.steady_decode()) {
