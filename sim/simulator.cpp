@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "sim/timeline.h"
 
 namespace fdc::sim {
 
@@ -46,7 +47,7 @@ Simulator::Simulator(Experiment& e, const costmodel::CostModel& cost, OutputStre
     replicas_.push_back(Replica{Scheduler(e.scheduler, layout_.num_blocks), i / per_server, false, 0, 0, Run{}});
   }
   heap_.reserve(2 * replicas_.size() + 2);
-  fast_forward_ = e.fast_forward && out_.trace_json == nullptr;
+  fast_forward_ = e.fast_forward && out_.trace_json == nullptr && out_.timeline == nullptr;
 }
 
 void Simulator::push(int64_t time, uint32_t kind, uint32_t replica, uint64_t version) {
@@ -78,6 +79,10 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
     for (size_t r = 0; r < replicas_.size(); ++r)
       *out_.trace_json << (r ? ",\n" : "") << "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" << replicas_[r].server
                        << ",\"tid\":" << r << ",\"args\":{\"name\":\"replica " << r << "\"}}";
+  }
+  if (out_.timeline) {
+    write_header(*out_.timeline, TimelineHeader{"simulator", "", static_cast<int>(replicas_.size()),
+                                                layout_.num_blocks, layout_.block_size, exp_.resolved});
   }
   std::optional<traces::RequestSpec> pending = exp_.workload->next();
   if (pending) push(pending->arrival.ns(), kArrival, 0);
@@ -127,6 +132,16 @@ void Simulator::on_arrival(const traces::RequestSpec& r) {
   if (auto rej = rep.sched.check_admissible(r.prompt_tokens, r.output_tokens)) {
     ++totals_.rejected;
     ++totals_.rejected_by_reason[rej->code];
+    if (out_.timeline) {
+      RequestRecord rec;
+      rec.id = r.id;
+      rec.replica = static_cast<int>(idx);
+      rec.reason = rej->code;
+      rec.arrival_ns = r.arrival.ns();
+      rec.prompt = r.prompt_tokens;
+      rec.output = r.output_tokens;
+      write_request(*out_.timeline, rec);
+    }
     if (out_.requests_csv && exp_.outputs.per_request_csv) {
       begin_request_row(r.id, idx, "rejected", rej->code, r.arrival, r.prompt_tokens, r.output_tokens);
       line_ += ",,,,,0\n";
@@ -209,6 +224,7 @@ void Simulator::start_iteration(uint32_t r) {
     line_ += "}}";
     *out_.trace_json << line_;
   }
+  if (out_.timeline) write_iteration(*out_.timeline, static_cast<int>(r), now_.ns(), dur.ns(), batch);
   if (fast_forward_ && rep.sched.steady_decode()) {
     plan_run(r, dur, used);
     return;
@@ -300,6 +316,7 @@ void Simulator::on_iteration_end(uint32_t r) {
   const auto& prev = sched.emitted_prev_token();
   for (size_t k = 0; k < emitted.size(); ++k) {
     const Sequence& s = sched.seq(emitted[k]);
+    if (out_.timeline) token_ns_[s.request_id].push_back(now_.ns());
     if (s.generated == 1) {
       totals_.ttft.add(now_ - s.arrival);
       totals_.queue.add(s.first_scheduled - s.arrival);
@@ -320,6 +337,21 @@ void Simulator::on_iteration_end(uint32_t r) {
     if (ttft.ms() <= exp_.slo.ttft_ms && tpot.ms() <= exp_.slo.tpot_ms) ++totals_.slo_met;
     totals_.last_completion = std::max(totals_.last_completion, now_);
     if (out_.requests_csv && exp_.outputs.per_request_csv) write_request_row(s, r);
+    if (out_.timeline) {
+      RequestRecord rec;
+      rec.id = s.request_id;
+      rec.replica = static_cast<int>(r);
+      rec.completed = true;
+      rec.arrival_ns = s.arrival.ns();
+      rec.prompt = s.prompt;
+      rec.output = s.output;
+      rec.first_scheduled_ns = s.first_scheduled.ns();
+      rec.preemptions = s.preemptions;
+      auto it = token_ns_.find(s.request_id);
+      rec.token_ns = std::move(it->second);
+      token_ns_.erase(it);
+      write_request(*out_.timeline, rec);
+    }
   }
   if (sched.has_work()) {
     start_iteration(r);

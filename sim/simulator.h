@@ -7,7 +7,7 @@
 // nothing waits, finishes or runs out of KV blocks is one event; an arrival routed to the
 // replica cuts the stretch at the iteration in progress. The results are exactly those of
 // stepping one iteration at a time (tests/sim/test_fast_forward.cpp compares them byte for byte);
-// only the event count differs. It is off while a Chrome trace is written.
+// only the event count differs. It is off while a Chrome trace or a timeline is written.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/time.h"
@@ -31,6 +32,7 @@ struct OutputStreams {
   std::ostream* requests_csv = nullptr;  // one row per request, completed or rejected
   std::ostream* kv_csv = nullptr;        // KV utilisation sampled every kv_sample_interval_ms
   std::ostream* trace_json = nullptr;    // Chrome / Perfetto trace of iterations
+  std::ostream* timeline = nullptr;      // JSON-lines timeline (sim/timeline.h), for validation
 };
 
 struct Progress {
@@ -128,6 +130,7 @@ class Simulator {
   int64_t tbt_gap_ = -1;  // run of equal TBT gaps (ns) not yet added to the histogram
   uint64_t tbt_run_ = 0;
   std::string line_;  // reused row buffer
+  std::unordered_map<uint64_t, std::vector<int64_t>> token_ns_;  // timeline only: token times per request
 };
 
 }  // namespace fdc::sim

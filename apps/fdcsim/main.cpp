@@ -6,6 +6,7 @@
 
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/simulate_command.h"
+#include "apps/fdcsim/validate_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"fdcsim " FDCSIM_VERSION
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   fdc::cli::SimulateOptions sim_opts;
   fdc::cli::add_simulate_command(app, sim_opts);
+  fdc::cli::ValidateOptions val_opts;
+  fdc::cli::add_validate_command(app, val_opts);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -27,6 +30,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
+    if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
   } catch (const std::exception& e) {
     std::cerr << "fdcsim: unexpected error: " << e.what() << "\n";
     return fdc::cli::kExitInternal;

@@ -30,6 +30,9 @@ void add_simulate_command(CLI::App& app, SimulateOptions& o) {
   sub->add_option("--trace-out", o.trace_out,
                   "Also write a Chrome/Perfetto trace of iterations (JSON) to this file; capped at "
                   "outputs.trace_max_iterations iterations");
+  sub->add_option("--timeline-out", o.timeline_out,
+                  "Also write the run's timeline (JSON lines: every iteration's batch and time, every request's "
+                  "token times; docs/validate.md); steps every iteration");
   sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout; errors still go to stderr");
   sub->add_flag("--progress", o.progress, "Show the progress bar even when stderr is not a terminal");
 }
@@ -89,8 +92,10 @@ int run_simulate(const SimulateOptions& o) {
     auto req_csv = exp.outputs.per_request_csv ? open_out(out / "requests.csv") : nullptr;
     auto kv_csv = open_out(out / "kv_utilization.csv");
     std::unique_ptr<std::ofstream> trace = o.trace_out.empty() ? nullptr : open_out(o.trace_out);
+    std::unique_ptr<std::ofstream> timeline = o.timeline_out.empty() ? nullptr : open_out(o.timeline_out);
 
-    sim::Simulator simulator(exp, *cost, sim::OutputStreams{req_csv.get(), kv_csv.get(), trace.get()});
+    sim::Simulator simulator(exp, *cost,
+                             sim::OutputStreams{req_csv.get(), kv_csv.get(), trace.get(), timeline.get()});
     // The resolved config is complete once the simulator is built; write it before running.
     {
       auto f = open_out(out / "config.resolved.json");
@@ -113,7 +118,7 @@ int run_simulate(const SimulateOptions& o) {
       auto f = open_out(out / "summary.json");
       *f << summary.dump(2) << "\n";
     }
-    for (auto* f : {req_csv.get(), kv_csv.get(), trace.get()}) {
+    for (auto* f : {req_csv.get(), kv_csv.get(), trace.get(), timeline.get()}) {
       if (f && !f->flush()) throw std::ios_base::failure("an output file could not be written in " + out.string());
     }
     if (!o.quiet) {

@@ -13,6 +13,7 @@ struct SimulateOptions {
   std::vector<std::string> overrides;  // --set key=value
   std::string out_dir;                 // "" = results/<experiment name>
   std::string trace_out;               // Chrome trace file ("" = none)
+  std::string timeline_out;            // JSON-lines timeline file ("" = none)
   bool quiet = false;
   bool progress = false;  // force the progress bar even when stderr is not a terminal
 };

@@ -1,0 +1,162 @@
+#include "apps/fdcsim/validate_command.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "core/error.h"
+#include "sim/experiment.h"
+#include "sim/simulator.h"
+#include "sim/timeline.h"
+#include "validate/compare.h"
+
+namespace fdc::cli {
+
+void add_validate_command(CLI::App& app, ValidateOptions& o) {
+  CLI::App* sub = app.add_subcommand(
+      "validate", "Compare a measured timeline with the simulator's prediction of the same config and workload");
+  sub->add_option("--measured,-m", o.measured, "Measured timeline (JSON lines, docs/validate.md)")->required();
+  sub->add_option("--set", o.overrides, "Override a value of the timeline's config for the prediction; repeatable");
+  sub->add_option("--out,-o", o.out_dir, "Output folder (default: results/validate-<experiment name>)");
+  sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout");
+}
+
+namespace {
+
+// Predicted vs measured iteration times, log-log, one dot per iteration, coloured by batch kind.
+void write_scatter_svg(std::ostream& os, const validate::IterationErrors& it) {
+  const double w = 640, h = 640, pad = 60;
+  double lo = 1e9, hi = 0;
+  for (size_t i = 0; i < it.measured_s.size(); ++i) {
+    lo = std::min({lo, it.measured_s[i], it.predicted_s[i]});
+    hi = std::max({hi, it.measured_s[i], it.predicted_s[i]});
+  }
+  if (!(lo > 0) || !(hi > lo)) {
+    lo = 1e-4;
+    hi = 1.0;
+  }
+  const double l0 = std::log10(lo) - 0.05, l1 = std::log10(hi) + 0.05;
+  auto x = [&](double v) { return pad + (std::log10(v) - l0) / (l1 - l0) * (w - 2 * pad); };
+  auto y = [&](double v) { return h - pad - (std::log10(v) - l0) / (l1 - l0) * (h - 2 * pad); };
+  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << w << "\" height=\"" << h << "\">\n"
+     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+     << "<text x=\"" << w / 2 << "\" y=\"24\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"16\">"
+     << "Iteration time: predicted vs measured (log-log)</text>\n"
+     << "<line x1=\"" << x(std::pow(10, l0)) << "\" y1=\"" << y(std::pow(10, l0)) << "\" x2=\"" << x(std::pow(10, l1))
+     << "\" y2=\"" << y(std::pow(10, l1)) << "\" stroke=\"#888\" stroke-dasharray=\"4\"/>\n"
+     << "<text x=\"" << w / 2 << "\" y=\"" << h - 15 << "\" text-anchor=\"middle\" font-family=\"sans-serif\">measured (s), "
+     << std::pow(10, l0) << " .. " << std::pow(10, l1) << "</text>\n"
+     << "<text x=\"18\" y=\"" << h / 2 << "\" transform=\"rotate(-90 18 " << h / 2
+     << ")\" text-anchor=\"middle\" font-family=\"sans-serif\">predicted (s)</text>\n";
+  for (size_t i = 0; i < it.measured_s.size(); ++i) {
+    const char* colour = it.kind[i] == "decode" ? "#1f77b4" : (it.kind[i] == "prefill" ? "#d62728" : "#2ca02c");
+    os << "<circle cx=\"" << x(it.measured_s[i]) << "\" cy=\"" << y(it.predicted_s[i]) << "\" r=\"2\" fill=\"" << colour
+       << "\" fill-opacity=\"0.6\"/>\n";
+  }
+  os << "<text x=\"" << pad << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#1f77b4\">decode</text>"
+     << "<text x=\"" << pad + 60 << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#d62728\">prefill</text>"
+     << "<text x=\"" << pad + 120 << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#2ca02c\">mixed</text>\n"
+     << "</svg>\n";
+}
+
+void print_report(std::ostream& os, const validate::Report& r, const std::string& device) {
+  char line[200];
+  os << "fdcsim validate: measured on " << (device.empty() ? "(unnamed device)" : device) << "\n\n";
+  os << "  iteration time error   count    median       P90     worst   mean (signed)\n";
+  auto row = [&](const char* name, const validate::ErrorStats& s) {
+    std::snprintf(line, sizeof line, "  %-20s %7zu %8.2f%% %8.2f%% %8.2f%% %+8.2f%%\n", name, s.count, 100 * s.median_abs,
+                  100 * s.p90_abs, 100 * s.worst_abs, 100 * s.mean);
+    os << line;
+  };
+  row("all", r.iterations.all);
+  row("prefill", r.iterations.prefill);
+  row("decode", r.iterations.decode);
+  row("mixed", r.iterations.mixed);
+  os << "\n  request metric (ms)    measured  predicted    error\n";
+  const char* qn[] = {"P50", "P90", "P99"};
+  for (const auto& [metric, arr] : r.requests.percentiles) {
+    for (size_t i = 0; i < 3; ++i) {
+      std::snprintf(line, sizeof line, "  %-4s %-4s %17.2f %10.2f %+8.2f%%\n", metric.c_str(), qn[i],
+                    arr[i].measured * 1e3, arr[i].predicted * 1e3, 100 * arr[i].error());
+      os << line;
+    }
+  }
+  std::snprintf(line, sizeof line, "  throughput (req/s) %12.3f %10.3f %+8.2f%%\n", r.requests.throughput_rps.measured,
+                r.requests.throughput_rps.predicted, 100 * r.requests.throughput_rps.error());
+  os << line << "\n";
+  os << "  KV blocks per replica: measured " << r.measured_blocks << ", predicted " << r.predicted_blocks
+     << (r.blocks_equal() ? " (equal)" : " (DIFFERENT)") << "\n";
+  os << "  targets: iteration median <= " << 100 * r.targets.iteration_median << "% and P90 <= "
+     << 100 * r.targets.iteration_p90 << "%: " << (r.iteration_target_met() ? "met" : "NOT met")
+     << "; request P50/P99 within " << 100 * r.targets.request_percentile
+     << "%: " << (r.request_target_met() ? "met" : "NOT met") << "\n";
+}
+
+}  // namespace
+
+int run_validate(const ValidateOptions& o) {
+  try {
+    sim::Timeline measured = sim::read_timeline(o.measured);
+    Json config = measured.header.config;
+    for (const auto& s : o.overrides) apply_override(config, s);
+    const std::string base = std::filesystem::path(o.measured).parent_path().string();
+    sim::Experiment exp = sim::load_experiment_json(config, o.measured + " (header config)", base);
+    auto cost = sim::make_cost_model(exp);
+    const std::filesystem::path out =
+        o.out_dir.empty() ? std::filesystem::path("results") / ("validate-" + exp.name) : std::filesystem::path(o.out_dir);
+    std::filesystem::create_directories(out);
+
+    std::stringstream predicted_text;
+    sim::Simulator simulator(exp, *cost, sim::OutputStreams{nullptr, nullptr, nullptr, &predicted_text});
+    simulator.run();
+    {
+      std::ofstream f(out / "predicted_timeline.jsonl");
+      f << predicted_text.str();
+    }
+    sim::Timeline predicted = sim::parse_timeline(predicted_text, "predicted timeline");
+    validate::Report report = validate::compare(measured, predicted, *cost);
+
+    Json j = report.to_json();
+    j["measured_timeline"] = o.measured;
+    j["device"] = measured.header.device;
+    j["cost_model"] = cost->describe();
+    std::ofstream(out / "validation.json") << j.dump(2) << "\n";
+    {
+      std::ofstream f(out / "iterations.csv");
+      f << "index,kind,measured_ms,predicted_ms,error\n";
+      const auto& it = report.iterations;
+      for (size_t i = 0; i < it.measured_s.size(); ++i) {
+        char line[160];
+        std::snprintf(line, sizeof line, "%zu,%s,%.6f,%.6f,%.6f\n", i, it.kind[i].c_str(), it.measured_s[i] * 1e3,
+                      it.predicted_s[i] * 1e3, it.predicted_s[i] / it.measured_s[i] - 1.0);
+        f << line;
+      }
+    }
+    {
+      std::ofstream f(out / "iteration_times.svg");
+      write_scatter_svg(f, report.iterations);
+    }
+    if (!o.quiet) {
+      print_report(std::cout, report, measured.header.device);
+      std::cout << "\n  outputs in " << out.string()
+                << ": validation.json, iterations.csv, iteration_times.svg, predicted_timeline.jsonl\n";
+    }
+    return kExitOk;
+  } catch (const InputError& e) {
+    std::cerr << "fdcsim: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const InternalError& e) {
+    std::cerr << "fdcsim: " << e.what() << "\n";
+    return kExitInternal;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "fdcsim: " << e.what() << "\n";
+    return kExitIo;
+  }
+}
+
+}  // namespace fdc::cli

@@ -1,0 +1,164 @@
+#include "validate/compare.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace fdc::validate {
+
+namespace {
+// Linear interpolation between order statistics (the "R-7" definition).
+double quantile_sorted(const std::vector<double>& v, double q) {
+  if (v.empty()) return 0.0;
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+}  // namespace
+
+ErrorStats error_stats(std::vector<double> errors) {
+  ErrorStats s;
+  s.count = errors.size();
+  if (errors.empty()) return s;
+  double sum = 0;
+  for (double e : errors) sum += e;
+  s.mean = sum / static_cast<double>(errors.size());
+  for (double& e : errors) e = std::fabs(e);
+  std::sort(errors.begin(), errors.end());
+  s.median_abs = quantile_sorted(errors, 0.5);
+  s.p90_abs = quantile_sorted(errors, 0.9);
+  s.worst_abs = errors.back();
+  return s;
+}
+
+IterationErrors compare_iterations(const sim::Timeline& measured, const costmodel::CostModel& cost) {
+  IterationErrors out;
+  std::vector<double> all, prefill, decode, mixed;
+  for (const auto& it : measured.iterations) {
+    const double m = static_cast<double>(it.duration_ns) * 1e-9;
+    const double p = cost.iteration_time(it.batch).seconds();
+    const double e = p / m - 1.0;
+    const auto& t = it.batch.totals;
+    const char* kind = t.prefill_seqs == 0 ? "decode" : (t.decode_seqs == 0 ? "prefill" : "mixed");
+    out.measured_s.push_back(m);
+    out.predicted_s.push_back(p);
+    out.kind.emplace_back(kind);
+    all.push_back(e);
+    (t.prefill_seqs == 0 ? decode : (t.decode_seqs == 0 ? prefill : mixed)).push_back(e);
+  }
+  out.all = error_stats(all);
+  out.prefill = error_stats(prefill);
+  out.decode = error_stats(decode);
+  out.mixed = error_stats(mixed);
+  return out;
+}
+
+namespace {
+struct RequestSamples {
+  std::vector<double> ttft, tbt, jct;
+  int64_t completed = 0;
+  double first_arrival = 0, last_finish = 0;
+};
+RequestSamples samples_of(const sim::Timeline& t) {
+  RequestSamples s;
+  bool any = false;
+  for (const auto& r : t.requests) {
+    if (!r.completed || r.token_ns.empty()) continue;
+    ++s.completed;
+    const double arrival = static_cast<double>(r.arrival_ns) * 1e-9;
+    s.ttft.push_back(static_cast<double>(r.token_ns.front() - r.arrival_ns) * 1e-9);
+    s.jct.push_back(static_cast<double>(r.token_ns.back() - r.arrival_ns) * 1e-9);
+    for (size_t i = 1; i < r.token_ns.size(); ++i)
+      s.tbt.push_back(static_cast<double>(r.token_ns[i] - r.token_ns[i - 1]) * 1e-9);
+    const double finish = static_cast<double>(r.token_ns.back()) * 1e-9;
+    s.first_arrival = any ? std::min(s.first_arrival, arrival) : arrival;
+    s.last_finish = any ? std::max(s.last_finish, finish) : finish;
+    any = true;
+  }
+  for (auto* v : {&s.ttft, &s.tbt, &s.jct}) std::sort(v->begin(), v->end());
+  return s;
+}
+}  // namespace
+
+RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timeline& predicted) {
+  RequestErrors out;
+  const RequestSamples m = samples_of(measured), p = samples_of(predicted);
+  const std::array<double, 3> qs = {0.5, 0.9, 0.99};
+  auto fill = [&](const std::string& name, const std::vector<double>& a, const std::vector<double>& b) {
+    auto& arr = out.percentiles[name];
+    for (size_t i = 0; i < qs.size(); ++i) arr[i] = {quantile_sorted(a, qs[i]), quantile_sorted(b, qs[i])};
+  };
+  fill("ttft", m.ttft, p.ttft);
+  fill("tbt", m.tbt, p.tbt);
+  fill("jct", m.jct, p.jct);
+  auto rps = [](const RequestSamples& s) {
+    const double span = s.last_finish - s.first_arrival;
+    return span > 0 ? static_cast<double>(s.completed) / span : 0.0;
+  };
+  out.throughput_rps = {rps(m), rps(p)};
+  out.measured_completed = m.completed;
+  out.predicted_completed = p.completed;
+  return out;
+}
+
+Report compare(const sim::Timeline& measured, const sim::Timeline& predicted, const costmodel::CostModel& cost) {
+  Report r;
+  r.iterations = compare_iterations(measured, cost);
+  r.requests = compare_requests(measured, predicted);
+  r.measured_blocks = measured.header.kv_blocks_per_replica;
+  r.predicted_blocks = predicted.header.kv_blocks_per_replica;
+  return r;
+}
+
+bool Report::iteration_target_met() const {
+  return iterations.all.count > 0 && iterations.all.median_abs <= targets.iteration_median &&
+         iterations.all.p90_abs <= targets.iteration_p90;
+}
+
+bool Report::request_target_met() const {
+  for (const auto& [name, arr] : requests.percentiles) {
+    if (std::fabs(arr[0].error()) > targets.request_percentile) return false;  // P50
+    if (std::fabs(arr[2].error()) > targets.request_percentile) return false;  // P99
+  }
+  return !requests.percentiles.empty();
+}
+
+Json Report::to_json() const {
+  auto stats = [](const ErrorStats& s) {
+    return Json{{"count", s.count},
+                {"median_abs_error", s.median_abs},
+                {"p90_abs_error", s.p90_abs},
+                {"worst_abs_error", s.worst_abs},
+                {"mean_error", s.mean}};
+  };
+  Json j;
+  j["iterations"] = {{"all", stats(iterations.all)},
+                     {"prefill", stats(iterations.prefill)},
+                     {"decode", stats(iterations.decode)},
+                     {"mixed", stats(iterations.mixed)}};
+  Json req = Json::object();
+  const char* names[] = {"p50", "p90", "p99"};
+  for (const auto& [metric, arr] : requests.percentiles) {
+    for (size_t i = 0; i < 3; ++i)
+      req[metric][names[i]] = {{"measured_ms", arr[i].measured * 1e3},
+                               {"predicted_ms", arr[i].predicted * 1e3},
+                               {"error", arr[i].error()}};
+  }
+  j["requests"] = req;
+  j["throughput_requests_per_s"] = {{"measured", requests.throughput_rps.measured},
+                                    {"predicted", requests.throughput_rps.predicted},
+                                    {"error", requests.throughput_rps.error()}};
+  j["completed"] = {{"measured", requests.measured_completed}, {"predicted", requests.predicted_completed}};
+  j["kv_blocks_per_replica"] = {
+      {"measured", measured_blocks}, {"predicted", predicted_blocks}, {"equal", blocks_equal()}};
+  j["targets"] = {{"iteration_median_abs_error", targets.iteration_median},
+                  {"iteration_p90_abs_error", targets.iteration_p90},
+                  {"request_p50_p99_abs_error", targets.request_percentile},
+                  {"iteration_met", iteration_target_met()},
+                  {"request_met", request_target_met()}};
+  return j;
+}
+
+}  // namespace fdc::validate

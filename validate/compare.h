@@ -1,0 +1,64 @@
+// Measured vs predicted: the comparison half of validation. Runs on the CPU from saved timelines
+// (sim/timeline.h), so it is tested without a GPU.
+//  - Iteration level: every measured iteration's batch is costed by the cost model and its time
+//    compared with the measured one (the same batches, so any error is the time model's).
+//  - Request level: TTFT, TBT and JCT percentiles of the measured run against those of the
+//    simulator's run of the same config and workload.
+//  - KV memory: blocks per replica must be equal (the engine allocates from the same layout).
+#pragma once
+
+#include <array>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "costmodel/cost_model.h"
+#include "sim/timeline.h"
+
+namespace fdc::validate {
+
+// Relative errors (predicted / measured - 1) of a set of items.
+struct ErrorStats {
+  size_t count = 0;
+  double median_abs = 0, p90_abs = 0, worst_abs = 0;  // of |error|
+  double mean = 0;                                    // signed: > 0 predicts too slow
+};
+ErrorStats error_stats(std::vector<double> errors);
+
+struct IterationErrors {
+  ErrorStats all, prefill, decode, mixed;  // by batch kind
+  std::vector<double> measured_s, predicted_s;  // per iteration, in measured order
+  std::vector<std::string> kind;
+};
+IterationErrors compare_iterations(const sim::Timeline& measured, const costmodel::CostModel& cost);
+
+struct PercentilePair {
+  double measured = 0, predicted = 0;
+  double error() const { return measured > 0 ? predicted / measured - 1.0 : 0.0; }
+};
+struct RequestErrors {
+  // metric ("ttft", "tbt", "jct") -> P50, P90, P99 in seconds.
+  std::map<std::string, std::array<PercentilePair, 3>> percentiles;
+  PercentilePair throughput_rps;
+  int64_t measured_completed = 0, predicted_completed = 0;
+};
+RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timeline& predicted);
+
+struct Targets {
+  double iteration_median = 0.03, iteration_p90 = 0.08, request_percentile = 0.05;
+};
+
+struct Report {
+  IterationErrors iterations;
+  RequestErrors requests;
+  int64_t measured_blocks = 0, predicted_blocks = 0;
+  Targets targets;
+  bool iteration_target_met() const;
+  bool request_target_met() const;  // P50 and P99 of TTFT, TBT, JCT
+  bool blocks_equal() const { return measured_blocks == predicted_blocks; }
+  Json to_json() const;
+};
+Report compare(const sim::Timeline& measured, const sim::Timeline& predicted, const costmodel::CostModel& cost);
+
+}  // namespace fdc::validate
