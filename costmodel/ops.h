@@ -46,6 +46,16 @@ inline OpWork elementwise_work(double in, double out, double e, double flops_per
   return {flops_per_elem * in, e * (in + out), 0.0};
 }
 
+// RoPE (+ FDC rotation) over `tokens` rows: reads in_per_token elements (the full q and k heads),
+// writes out_per_token (the compressed ones); 6 flops per element for RoPE plus a multiply-add per
+// rotation MAC (rotate_macs_per_token = sum over q and k heads of head_dim x r_qk; 0 when skipped).
+inline OpWork rope_rotate_work(double tokens, double in_per_token, double out_per_token, double rotate_macs_per_token,
+                               double e) {
+  OpWork w = elementwise_work(tokens * in_per_token, tokens * out_per_token, e, 6.0);
+  w.flops += 2.0 * tokens * rotate_macs_per_token;
+  return w;
+}
+
 // Collective factors as nccl-tests defines bus bandwidth: data each GPU sends per payload byte.
 // all-to-all over g GPUs: (g-1)/g of the local buffer; ring all-reduce: 2(g-1)/g; all-gather: (g-1)/g.
 inline double alltoall_send_factor(int g) { return g > 1 ? static_cast<double>(g - 1) / g : 0.0; }

@@ -103,9 +103,7 @@ Nanos RooflineCostModel::compute(const BatchTotals& b, OpBreakdown* bd, DecodeCa
     kernel(OpKind::kNorm, elementwise_work(M * D, M * D, e, 4.0), mem_rate_, 2 * n);
     kernel(OpKind::kQkvProj, gemm_work(M, g.qkv_out, D, e), gemm_rate_, n);
     if (g.rope_in > 0) {
-      OpWork w = elementwise_work(M * g.rope_in, M * g.rope_out, e, 6.0);
-      w.flops += 2.0 * M * g.rotate_macs;
-      kernel(OpKind::kRopeRotate, w, gemm_rate_, n);
+      kernel(OpKind::kRopeRotate, rope_rotate_work(M, g.rope_in, g.rope_out, g.rotate_macs, e), gemm_rate_, n);
     }
     if (sp > 1) collective(OpKind::kAllToAllQkv, M * g.a2a_qkv * e, alltoall_send_factor(sp), n);
     if (b.prefill_seqs > 0) {

@@ -1,10 +1,12 @@
 // fdcsim: predicts how an LLM serving cluster performs under FDC KV dimensionality compression.
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/profile_command.h"
 #include "apps/fdcsim/simulate_command.h"
 #include "apps/fdcsim/validate_command.h"
 
@@ -18,6 +20,9 @@ int main(int argc, char** argv) {
   fdc::cli::add_simulate_command(app, sim_opts);
   fdc::cli::ValidateOptions val_opts;
   fdc::cli::add_validate_command(app, val_opts);
+  fdc::cli::ProfileOptions prof_opts;
+  fdc::cli::add_profile_command(app, prof_opts);
+  for (int i = 0; i < argc; ++i) prof_opts.command_line += (i ? " " : "") + std::string(argv[i]);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -31,6 +36,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
     if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
+    if (app.got_subcommand("profile")) return fdc::cli::run_profile(prof_opts);
   } catch (const std::exception& e) {
     std::cerr << "fdcsim: unexpected error: " << e.what() << "\n";
     return fdc::cli::kExitInternal;

@@ -1,0 +1,129 @@
+#include "apps/fdcsim/profile_command.h"
+
+#include <chrono>
+#include <ctime>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "core/error.h"
+#if FDCSIM_HAVE_CUDA
+#include "bench/ops/profile_plan.h"
+#include "bench/ops/runner.h"
+#endif
+
+namespace fdc::cli {
+
+void add_profile_command(CLI::App& app, ProfileOptions& o) {
+  CLI::App* sub = app.add_subcommand(
+      "profile",
+      "Run the microbenchmarks the cost model needs on this server's GPUs and write a raw profile "
+      "(Google Benchmark JSON + provenance; see docs/profile.md). Needs a CUDA build.");
+  sub->add_option("--budget-s", o.budget_s,
+                  "Wall-clock budget in seconds (default 600): the grid is cut in priority order to fit, and cases "
+                  "not started by then are skipped; plan.json lists what was skipped")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--out,-o", o.out_dir,
+                  "Output folder (default profile-<UTC date-time>; the repository keeps raw profiles in "
+                  "configs/profiles/raw/<gpu>-<n>gpu-<date>/)");
+  sub->add_option("--models", o.models, "Models by embedded name or JSON path (default: every embedded model)")
+      ->delimiter(',');
+  sub->add_option("--tokens", o.tokens, "Token rows per GPU for projections and norms (default 1,16,64,256,1024,4096,16384)")
+      ->delimiter(',');
+  sub->add_option("--rank-fractions", o.rank_fractions,
+                  "FDC kept fractions of head_dim, rounded to multiples of 16 (default 1,0.75,0.5,0.25)")
+      ->delimiter(',');
+  sub->add_option("--tp", o.tp, "Tensor-parallel degrees for GEMM shards (default 1,2,4,8)")->delimiter(',');
+  sub->add_option("--gpus", o.gpus, "Use GPUs 0..N-1 for collectives (default: every visible GPU)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--min-time-s", o.min_time_s, "Minimum measured time per case (default 0.05)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--sweep-max-bytes", o.sweep_max_bytes, "Largest collective size of the bandwidth sweeps (default 1 GiB)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--filter", o.filter, "Run only cases whose name contains this text");
+  sub->add_flag("--dry-run", o.dry_run, "Write plan.json (the grid, estimates, what the budget cuts) and stop");
+  sub->add_flag("--quiet,-q", o.quiet, "No console tables; errors still go to stderr");
+}
+
+#if FDCSIM_HAVE_CUDA
+
+namespace {
+std::string default_out_dir() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "profile-%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+}  // namespace
+
+int run_profile(const ProfileOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    profile::GridOptions g;
+    g.models = o.models;
+    if (!o.tokens.empty()) g.tokens = o.tokens;
+    if (!o.rank_fractions.empty()) g.rank_fractions = o.rank_fractions;
+    if (!o.tp.empty()) g.tp = o.tp;
+    g.budget_s = o.budget_s;
+    g.min_time_s = o.min_time_s;
+    g.filter = o.filter;
+    g.sweep_max_bytes = o.sweep_max_bytes;
+    const int visible = o.dry_run && o.gpus > 0 ? o.gpus : profile::probe_gpu_count();
+    if (!o.dry_run && visible == 0) {
+      std::cerr << "fdcsim profile: no CUDA device is visible (driver missing, or CUDA_VISIBLE_DEVICES empty)\n";
+      return kExitBadInput;
+    }
+    FDC_INPUT_CHECK(o.gpus <= visible || o.dry_run,
+                    "--gpus " << o.gpus << " but only " << visible << " GPUs are visible");
+    g.max_gpus = o.gpus > 0 ? o.gpus : std::max(visible, 1);
+    const profile::ProfilePlan plan = profile::make_profile_plan(g);
+    const std::string out = o.out_dir.empty() ? default_out_dir() : o.out_dir;
+    std::error_code ec;
+    std::filesystem::create_directories(out, ec);
+    if (ec) {
+      std::cerr << "fdcsim: " << out << ": cannot create output folder: " << ec.message() << "\n";
+      return kExitIo;
+    }
+    if (!o.quiet) {
+      std::cerr << "fdcsim profile: " << plan.run.size() << " cases on up to " << g.max_gpus << " GPUs, estimated "
+                << static_cast<int>(plan.est_s) << " s of a " << static_cast<int>(o.budget_s) << " s budget; "
+                << plan.skipped.size() << " skipped\n";
+      for (const auto& n : plan.notes) std::cerr << "  " << n << "\n";
+    }
+    if (o.dry_run) {
+      std::ofstream(std::filesystem::path(out) / "plan.json") << plan.to_json().dump(2) << "\n";
+      return kExitOk;
+    }
+    profile::RunOptions r;
+    r.out_dir = out;
+    r.command_line = o.command_line;
+    r.deadline = start + std::chrono::milliseconds(static_cast<int64_t>(o.budget_s * 1000));
+    r.min_time_s = o.min_time_s;
+    r.quiet = o.quiet;
+    const int code = profile::run_plan(plan, r);
+    std::cerr << "fdcsim profile: raw profile in " << out << " (ops.json, comm-<n>gpu.json, provenance.json, plan.json, summary.md)\n";
+    return code == 0 ? kExitOk : kExitInternal;
+  } catch (const InputError& e) {
+    std::cerr << "fdcsim: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::ios_base::failure& e) {
+    std::cerr << "fdcsim: " << e.what() << "\n";
+    return kExitIo;
+  }
+}
+
+#else
+
+int run_profile(const ProfileOptions&) {
+  std::cerr << "fdcsim profile: this build has no CUDA: the microbenchmarks need a GPU build (put nvcc on PATH and "
+               "configure with -DFDCSIM_CUDA=AUTO or ON; scripts/gpu/profile.sh does both)\n";
+  return kExitBadInput;
+}
+
+#endif
+
+}  // namespace fdc::cli

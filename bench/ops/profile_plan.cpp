@@ -1,0 +1,350 @@
+#include "bench/ops/profile_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "configs/embedded_configs.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "costmodel/ops.h"
+
+namespace fdc::profile {
+namespace {
+
+using costmodel::OpKind;
+using costmodel::OpWork;
+
+// Nominal rates for run-time estimates only (deliberately below an H100's, so estimates err long).
+constexpr double kFlopRate = 400e12, kByteRate = 1.5e12, kLinkRate = 80e9, kCollectiveLatency = 30e-6;
+constexpr double kCaseOverhead = 0.03;  // allocation, fills, Google Benchmark bookkeeping
+constexpr double kLaunchOverhead = 8.0;  // fork + CUDA + NCCL initialisation of a multi-GPU launch
+constexpr double kElem = 2.0;           // bf16
+
+double op_time(const OpWork& w) { return std::max(w.flops / kFlopRate, w.bytes / kByteRate) + 5e-6; }
+
+std::string name_of(OpKind k) { return std::string(costmodel::op_name(k)); }
+
+std::string key_of(const BenchCase& c) {
+  std::ostringstream os;
+  os << c.kind << '|' << c.op << '|' << c.gpus;
+  for (const auto& [k, v] : c.shape) os << '|' << k << '=' << v;
+  return os.str();
+}
+
+struct Builder {
+  const GridOptions& o;
+  ProfilePlan& plan;
+  std::vector<BenchCase> all;
+  std::set<std::string> seen;
+  int duplicates = 0;
+
+  void add(BenchCase c, double op_s, double alloc_bytes) {
+    if (!o.filter.empty() && c.name.find(o.filter) == std::string::npos) return;
+    if (!seen.insert(key_of(c)).second) {
+      ++duplicates;
+      return;
+    }
+    // Setup (allocation + device fill at a conservative 50 GB/s) plus the timed runs: at least
+    // min_time of manual time, and a few runs of long ops.
+    c.op_est_s = op_s;
+    c.est_s = kCaseOverhead + alloc_bytes / 50e9 + 1.5 * std::max(o.min_time_s, 6 * op_s);
+    if (c.kind == "gemm") c.est_s *= 2;  // cuBLASLt and cublasGemmEx, one benchmark each
+    all.push_back(std::move(c));
+  }
+
+  void gemm(const costmodel::ModelSpec* m, OpKind op, int tp, int rank, int64_t rows, int64_t n, int64_t k,
+            int priority) {
+    BenchCase c;
+    c.kind = "gemm";
+    c.op = name_of(op);
+    c.model = m ? m->name : "";
+    c.priority = priority;
+    std::ostringstream nm;
+    nm << "gemm/" << c.op << "/" << (m ? m->name : "any") << "/tp" << tp;
+    if (rank > 0) nm << "/r" << rank;
+    nm << "/m" << rows;
+    c.name = nm.str();
+    c.shape = {{"m", double(rows)}, {"n", double(n)}, {"k", double(k)}, {"tp", double(tp)}};
+    if (rank > 0) c.shape["rank"] = rank;
+    const OpWork w = costmodel::gemm_work(double(rows), double(n), double(k), kElem);
+    c.flops = w.flops;
+    c.bytes = w.bytes;
+    add(std::move(c), op_time(w), w.bytes);
+  }
+};
+
+void check_fractions(const GridOptions& o) {
+  FDC_INPUT_CHECK(!o.rank_fractions.empty(), "profile: --rank-fractions needs at least one value");
+  for (double f : o.rank_fractions)
+    FDC_INPUT_CHECK(f > 0 && f <= 1, "profile: rank fraction " << f << " is outside (0, 1]");
+  FDC_INPUT_CHECK(!o.tokens.empty(), "profile: --tokens needs at least one value");
+  for (int64_t t : o.tokens) FDC_INPUT_CHECK(t >= 1 && t <= (int64_t{1} << 20), "profile: token count " << t << " is outside [1, 2^20]");
+  for (int t : o.tp) FDC_INPUT_CHECK(t >= 1 && t <= 64, "profile: tp degree " << t << " is outside [1, 64]");
+  FDC_INPUT_CHECK(o.max_gpus >= 1, "profile: --gpus must be >= 1, found " << o.max_gpus);
+  FDC_INPUT_CHECK(o.budget_s > 0, "profile: --budget-s must be positive, found " << o.budget_s);
+  FDC_INPUT_CHECK(o.min_time_s > 0, "profile: --min-time-s must be positive, found " << o.min_time_s);
+  FDC_INPUT_CHECK(o.rank_multiple >= 8 && o.rank_multiple % 8 == 0,
+                  "profile: rank multiple " << o.rank_multiple << " must be a positive multiple of 8");
+  FDC_INPUT_CHECK(o.sweep_min_bytes >= 256 && o.sweep_min_bytes <= o.sweep_max_bytes &&
+                      o.sweep_max_bytes <= (int64_t{1} << 32),
+                  "profile: sweep sizes " << o.sweep_min_bytes << ".." << o.sweep_max_bytes
+                                          << " must satisfy 256 <= min <= max <= 4 GiB");
+}
+
+}  // namespace
+
+costmodel::ModelSpec load_model(const std::string& name_or_path) {
+  Json resolved;
+  const bool is_path = name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json";
+  if (is_path) {
+    const Json doc = load_json_file(name_or_path);
+    return costmodel::parse_model(ConfigNode(doc, name_or_path, "", resolved));
+  }
+  const auto* c = configs::find_embedded_config("models", name_or_path);
+  if (!c) {
+    std::string known;
+    for (const auto& e : configs::embedded_configs())
+      if (e.kind == "models") known += (known.empty() ? "" : ", ") + std::string(e.name);
+    throw InputError("profile: unknown model '" + name_or_path + "' (embedded models: " + known +
+                     "; or give a path ending in .json)");
+  }
+  const Json doc = parse_json_text(std::string(c->text), std::string(c->path));
+  return costmodel::parse_model(ConfigNode(doc, std::string(c->path), "", resolved));
+}
+
+int rank_for(double fraction, int head_dim, int rank_multiple) {
+  const int r = static_cast<int>(std::lround(fraction * head_dim / rank_multiple)) * rank_multiple;
+  return std::clamp(r, std::min(rank_multiple, head_dim), head_dim);
+}
+
+ProfilePlan make_profile_plan(const GridOptions& o) {
+  check_fractions(o);
+  ProfilePlan plan;
+  plan.budget_s = o.budget_s;
+  std::vector<std::string> names = o.models;
+  if (names.empty())
+    for (const auto& e : configs::embedded_configs())
+      if (e.kind == "models") names.emplace_back(e.name);
+  for (const auto& n : names) plan.models.push_back(load_model(n));
+  Builder b{o, plan, {}, {}, 0};
+
+  // Measured peaks: every "% of peak" counter divides by these.
+  {
+    BenchCase c;
+    c.kind = "peak_gemm";
+    c.op = "peak";
+    c.name = "peak/gemm_bf16/m8192n8192k8192";
+    c.shape = {{"m", 8192}, {"n", 8192}, {"k", 8192}};
+    const OpWork w = costmodel::gemm_work(8192, 8192, 8192, kElem);
+    c.flops = w.flops;
+    c.bytes = w.bytes;
+    b.add(c, op_time(w), w.bytes);
+    BenchCase d;
+    d.kind = "peak_copy";
+    d.op = "peak";
+    d.name = "peak/device_copy/1GiB";
+    d.shape = {{"bytes", double(int64_t{1} << 30)}};
+    d.bytes = 2.0 * double(int64_t{1} << 30);
+    b.add(d, d.bytes / kByteRate, d.bytes);
+  }
+
+  for (const costmodel::ModelSpec& m : plan.models) {
+    const int64_t H = m.num_heads, Hk = m.num_kv_heads, d = m.head_dim, D = m.hidden, F = m.ffn_hidden;
+    const bool report = m.name == "llama-2-13b";  // the performance report's model runs first
+    std::vector<int> ranks;
+    for (double f : o.rank_fractions) {
+      const int r = rank_for(f, m.head_dim, o.rank_multiple);
+      if (std::find(ranks.begin(), ranks.end(), r) == ranks.end()) ranks.push_back(r);
+    }
+    for (int tp : o.tp) {
+      if (H % tp || Hk % tp || F % tp || m.vocab % tp) {
+        plan.notes.push_back(m.name + ": tp " + std::to_string(tp) + " skipped (heads " + std::to_string(H) + "/" +
+                             std::to_string(Hk) + ", ffn " + std::to_string(F) + " or vocab " +
+                             std::to_string(m.vocab) + " not divisible)");
+        continue;
+      }
+      for (int64_t M : o.tokens) {
+        const int prio = tp == 1 ? ((report && M >= 1024) ? 0 : 1) : 2;
+        for (int r : ranks) {
+          const int64_t qkv_n = m.rope ? ((H + Hk) * d + Hk * r) / tp : (H * r + 2 * Hk * r) / tp;
+          b.gemm(&m, OpKind::kQkvProj, tp, r, M, qkv_n, D, prio);
+          b.gemm(&m, OpKind::kOutProj, tp, r, M, D, H * r / tp, prio);
+        }
+        b.gemm(&m, OpKind::kMlpUp, tp, 0, M, (m.mlp == costmodel::MlpKind::kGated ? 2 * F : F) / tp, D, prio);
+        b.gemm(&m, OpKind::kMlpDown, tp, 0, M, D, F / tp, prio);
+        b.gemm(&m, OpKind::kLmHead, tp, 0, M, m.vocab / tp, D, prio);
+
+        if (m.rope && (d == 64 || d == 128) && (H / Hk) <= 8) {
+          for (int r : ranks) {
+            BenchCase c;
+            c.kind = r == d ? "rope" : "rope_rotate";
+            c.op = name_of(OpKind::kRopeRotate);
+            c.model = m.name;
+            c.priority = tp == 1 ? ((report && M >= 1024) ? 0 : 1) : 2;
+            c.name = "rope_rotate/" + m.name + "/tp" + std::to_string(tp) + (r == d ? "/rope_only" : "/r" + std::to_string(r)) +
+                     "/m" + std::to_string(M);
+            c.shape = {{"tokens", double(M)}, {"q_heads", double(H / tp)}, {"kv_heads", double(Hk / tp)},
+                       {"head_dim", double(d)}, {"rank", double(r)}, {"tp", double(tp)}};
+            const double heads = double((H + Hk) / tp);
+            const double dd = double(d), rr = double(r);
+            const OpWork w = costmodel::rope_rotate_work(double(M), heads * dd, heads * rr, r < d ? heads * dd * rr : 0.0, kElem);
+            c.flops = w.flops;
+            c.bytes = w.bytes;
+            b.add(c, op_time(w), w.bytes);
+          }
+        } else if (m.rope && tp == 1 && M == o.tokens.front()) {
+          plan.notes.push_back(m.name + ": rope_rotate skipped (head_dim " + std::to_string(d) + ", group " +
+                               std::to_string(H / Hk) + ": the kernel takes head_dim 64/128, group <= 8)");
+        }
+        if (tp != 1) continue;  // element-wise ops: per-row work does not shard with tp
+        {
+          BenchCase c;
+          c.kind = "norm";
+          c.op = name_of(OpKind::kNorm);
+          c.model = m.name;
+          c.priority = prio;
+          const bool ln = m.norm == costmodel::NormKind::kLayerNorm;
+          c.name = std::string("norm/") + (ln ? "layernorm" : "rmsnorm") + "/d" + std::to_string(D) + "/m" + std::to_string(M);
+          c.shape = {{"rows", double(M)}, {"dim", double(D)}, {"layernorm", ln ? 1.0 : 0.0}};
+          const OpWork w = costmodel::elementwise_work(double(M * D), double(M * D), kElem, 4.0);
+          c.flops = w.flops;
+          c.bytes = w.bytes;
+          b.add(c, op_time(w), w.bytes);
+        }
+        {
+          BenchCase c;
+          c.kind = "residual";
+          c.op = name_of(OpKind::kResidual);
+          c.model = m.name;
+          c.priority = prio;
+          c.name = "residual/d" + std::to_string(D) + "/m" + std::to_string(M);
+          c.shape = {{"count", double(M * D)}};
+          const OpWork w = costmodel::elementwise_work(double(2 * M * D), double(M * D), kElem);
+          c.flops = w.flops;
+          c.bytes = w.bytes;
+          b.add(c, op_time(w), w.bytes);
+        }
+        for (int t2 : o.tp) {  // the activation's width does shard with tp
+          if (F % t2) continue;
+          BenchCase c;
+          c.kind = "mlp_act";
+          c.op = name_of(OpKind::kMlpAct);
+          c.model = m.name;
+          c.priority = t2 == 1 ? prio : 2;
+          const bool gated = m.mlp == costmodel::MlpKind::kGated;
+          const int64_t f = F / t2;
+          c.name = std::string("mlp_act/") + (gated ? "swiglu" : "relu") + "/f" + std::to_string(f) + "/m" + std::to_string(M);
+          c.shape = {{"rows", double(M)}, {"ffn", double(f)}, {"gated", gated ? 1.0 : 0.0}};
+          const OpWork w = gated ? costmodel::elementwise_work(double(2 * M * f), double(M * f), kElem, 4.0)
+                                 : costmodel::elementwise_work(double(M * f), double(M * f), kElem, 1.0);
+          c.flops = w.flops;
+          c.bytes = w.bytes;
+          b.add(c, op_time(w), w.bytes);
+        }
+      }
+    }
+    // Ulysses all-to-alls at the model's shapes: tokens per GPU x ranks x sequence-parallel degree.
+    for (int g = 2; g <= o.max_gpus; ++g) {
+      if (Hk < g) {
+        plan.notes.push_back(m.name + ": Ulysses on " + std::to_string(g) + " GPUs skipped (" + std::to_string(Hk) +
+                             " KV heads: every GPU needs one)");
+        continue;
+      }
+      for (int64_t M : o.tokens) {
+        for (int r : ranks) {
+          BenchCase c;
+          c.kind = "ulysses_a2a";
+          c.op = name_of(OpKind::kAllToAllQkv);
+          c.model = m.name;
+          c.gpus = g;
+          c.priority = g == 2 ? 1 : 2;
+          c.name = "ulysses/" + m.name + "/sp" + std::to_string(g) + "/r" + std::to_string(r) + "/m" + std::to_string(M);
+          c.shape = {{"tokens_per_gpu", double(M)}, {"q_heads", double(H)}, {"kv_heads", double(Hk)},
+                     {"rank", double(r)}, {"rank_v", double(r)}, {"sp", double(g)}};
+          const double qkv = double(M) * double(H * r + 2 * Hk * r) * kElem;
+          const double out = double(M) * double(H * r) * kElem;
+          c.bytes = qkv + out;
+          c.comm_bytes = (qkv + out) * costmodel::alltoall_send_factor(g);
+          const double t = 4 * kCollectiveLatency + c.comm_bytes / kLinkRate + 4 * c.bytes / kByteRate;
+          b.add(c, t, 3 * c.bytes);
+        }
+      }
+    }
+  }
+
+  // Collective bandwidth sweeps (nccl-tests sizes), every GPU count 2..N.
+  for (int g = 2; g <= o.max_gpus; ++g) {
+    for (const char* kind : {"all_to_all", "all_reduce", "all_gather"}) {
+      const std::string k = kind;
+      const OpKind op = k == "all_to_all" ? OpKind::kAllToAllQkv : k == "all_reduce" ? OpKind::kAllReduce : OpKind::kAllGather;
+      const double factor = k == "all_to_all"   ? costmodel::alltoall_send_factor(g)
+                            : k == "all_reduce" ? costmodel::allreduce_send_factor(g)
+                                                : costmodel::allgather_send_factor(g);
+      for (int64_t bytes = o.sweep_min_bytes; bytes <= o.sweep_max_bytes; bytes *= 2) {
+        if (bytes % (int64_t{16} * g) != 0) continue;  // whole 16-byte vectors per rank
+        BenchCase c;
+        c.kind = k;
+        c.op = name_of(op);
+        c.gpus = g;
+        c.priority = g == 2 ? (k == "all_gather" ? 1 : 0) : (g == o.max_gpus ? 1 : 2);
+        c.name = k + "/g" + std::to_string(g) + "/bytes" + std::to_string(bytes);
+        c.shape = {{"bytes", double(bytes)}, {"gpus", double(g)}};
+        c.bytes = double(bytes);
+        c.comm_bytes = double(bytes) * factor;
+        b.add(c, kCollectiveLatency + c.comm_bytes / kLinkRate, 3.0 * double(bytes));
+      }
+    }
+  }
+  if (b.duplicates > 0)
+    plan.notes.push_back(std::to_string(b.duplicates) + " cases had the shape of an earlier case and run once");
+
+  // Budget: cases in priority order (stable: grid order within a priority) while the estimate fits;
+  // each multi-GPU launch adds its start-up cost once.
+  std::stable_sort(b.all.begin(), b.all.end(),
+                   [](const BenchCase& x, const BenchCase& y) { return x.priority < y.priority; });
+  std::set<int> launches;
+  double total = 1.0;  // start-up of the single-GPU worker
+  std::map<int, int> cut;
+  for (BenchCase& c : b.all) {
+    double cost = c.est_s;
+    if (c.gpus > 1 && !launches.count(c.gpus)) cost += kLaunchOverhead;
+    if (total + cost <= o.budget_s || c.kind.rfind("peak", 0) == 0) {
+      total += cost;
+      if (c.gpus > 1) launches.insert(c.gpus);
+      plan.run.push_back(std::move(c));
+    } else {
+      ++cut[c.priority];
+      plan.skipped.push_back(std::move(c));
+    }
+  }
+  for (const auto& [prio, n] : cut)
+    plan.notes.push_back(std::to_string(n) + " cases of priority " + std::to_string(prio) +
+                         " skipped: they do not fit the time budget of " + std::to_string(int(o.budget_s)) + " s");
+  // Run order: single-GPU cases (peaks first), then collectives grouped by GPU count.
+  std::stable_sort(plan.run.begin(), plan.run.end(), [](const BenchCase& x, const BenchCase& y) {
+    if (x.gpus != y.gpus) return x.gpus < y.gpus;
+    const bool px = x.kind.rfind("peak", 0) == 0, py = y.kind.rfind("peak", 0) == 0;
+    return px && !py;
+  });
+  plan.est_s = total;
+  return plan;
+}
+
+nlohmann::json ProfilePlan::to_json() const {
+  auto cases = [](const std::vector<BenchCase>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const BenchCase& c : v)
+      a.push_back({{"name", c.name}, {"kind", c.kind}, {"op", c.op}, {"model", c.model}, {"gpus", c.gpus},
+                   {"priority", c.priority}, {"shape", c.shape}, {"flops", c.flops}, {"bytes", c.bytes},
+                   {"comm_bytes", c.comm_bytes}, {"op_est_s", c.op_est_s}, {"est_s", c.est_s}});
+    return a;
+  };
+  nlohmann::json m = nlohmann::json::array();
+  for (const auto& s : models) m.push_back(s.name);
+  return {{"budget_s", budget_s}, {"estimated_s", est_s}, {"models", m}, {"notes", notes},
+          {"run", cases(run)},    {"skipped", cases(skipped)}};
+}
+
+}  // namespace fdc::profile

@@ -1,0 +1,64 @@
+// What `fdcsim profile` measures: the grid of benchmark cases the cost model needs, built from the
+// model configs (configs/models, embedded) and the FDC ranks, each case with its shape counters,
+// FLOPs and bytes (costmodel/ops.h) and an estimate of its run time, then cut to a time budget in
+// priority order. Plain C++: planned and tested without a GPU; the CUDA runner executes it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "costmodel/model_spec.h"
+
+namespace fdc::profile {
+
+struct GridOptions {
+  std::vector<std::string> models;        // embedded names or JSON paths; empty = every embedded model
+  std::vector<double> rank_fractions{1.0, 0.75, 0.5, 0.25};  // kept share of head_dim (1 = no FDC)
+  std::vector<int64_t> tokens{1, 16, 64, 256, 1024, 4096, 16384};  // rows per GPU for projections
+  std::vector<int> tp{1, 2, 4, 8};        // tensor-parallel degrees (GEMM shards; all-reduce GPU counts)
+  int max_gpus = 1;                       // GPUs of the server usable for collectives (1..N)
+  int rank_multiple = 16;                 // ranks round to this (as the FDC policies do)
+  double budget_s = 600;                  // wall-clock budget of the whole profile
+  double min_time_s = 0.05;               // Google Benchmark min time per case
+  std::string filter;                     // substring a case name must contain ("" = all)
+  int64_t sweep_min_bytes = 1024;         // collective bandwidth sweeps: 1 KiB ..
+  int64_t sweep_max_bytes = int64_t{1} << 30;  // .. 1 GiB, x2 steps
+};
+
+// One benchmark case. `kind` selects the runner; `shape` holds its sizes, which are also written as
+// Google Benchmark counters (so fits read shapes from the JSON).
+struct BenchCase {
+  std::string name;   // unique Google Benchmark name, e.g. "gemm/qkv_proj/llama-2-13b/tp1/r64/m4096"
+  std::string kind;   // gemm, rope_rotate, rope, norm, residual, mlp_act, peak_gemm, peak_copy,
+                      // ulysses_a2a, all_to_all, all_reduce, all_gather
+  std::string op;     // cost-model op (costmodel::op_name), or "peak"
+  std::string model;  // "" for model-independent cases
+  int gpus = 1;       // processes / GPUs the case needs
+  int priority = 0;   // 0 first; the budget drops the highest numbers first
+  std::map<std::string, double> shape;
+  double flops = 0, bytes = 0, comm_bytes = 0;  // per run of the op, on one GPU
+  double op_est_s = 0;  // estimated time of one run of the op (sets collectives' fixed iteration counts)
+  double est_s = 0;     // estimated wall time of the case (setup + timed runs)
+};
+
+struct ProfilePlan {
+  std::vector<BenchCase> run;      // in execution order
+  std::vector<BenchCase> skipped;  // cut by the budget or unsupported, with reasons in notes
+  std::vector<std::string> notes;  // what was skipped and why, one line each
+  double budget_s = 0, est_s = 0;
+  std::vector<costmodel::ModelSpec> models;
+  nlohmann::json to_json() const;
+};
+
+// Loads a model by embedded name or JSON path (fdc::InputError naming it when unknown or invalid).
+costmodel::ModelSpec load_model(const std::string& name_or_path);
+// FDC rank kept for a fraction of head_dim: rounded to rank_multiple, within [rank_multiple, d].
+int rank_for(double fraction, int head_dim, int rank_multiple);
+
+ProfilePlan make_profile_plan(const GridOptions& o);
+
+}  // namespace fdc::profile

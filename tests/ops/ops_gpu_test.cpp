@@ -1,0 +1,185 @@
+// GPU suite of the layer ops against their CPU references (the same parameter structs): awkward
+// sizes, both dtypes, outputs poisoned with NaN before every launch, tolerance atol + rtol*|ref|
+// per dtype, NaN never passes.
+#include <doctest/doctest.h>
+
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/common/device_buffer.h"
+#include "kernels/ops/launch.h"
+#include "kernels/ops/reference.h"
+#include "tests/ops/ops_test_data.h"
+
+using namespace fdc;
+using namespace fdc::kernels;
+using namespace fdc::kernels::ops;
+using namespace fdc::kernels::ops::test;
+
+namespace {
+
+struct Tol {
+  double atol, rtol;
+};
+Tol tolerance(DType t) { return t == DType::kBF16 ? Tol{4e-3, 1.6e-2} : Tol{1e-3, 4e-3}; }
+
+// Counts elements outside tolerance (NaN always counts) and reports the first few.
+int compare(DType t, const std::vector<uint16_t>& got, const std::vector<uint16_t>& ref, const char* what, double scale = 1) {
+  const Tol tol = tolerance(t);
+  int bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double g = bits_to_float(t, got[i]), r = bits_to_float(t, ref[i]);
+    if (!(std::fabs(g - r) <= tol.atol * scale + tol.rtol * std::fabs(r))) {
+      if (bad < 5) MESSAGE(what << "[" << i << "]: got " << g << ", expected " << r);
+      ++bad;
+    }
+  }
+  return bad;
+}
+
+std::vector<uint16_t> random_bits(DType t, size_t n, uint64_t seed, float amp = 1.f) {
+  std::vector<uint16_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = float_to_bits(t, amp * hash_uniform(seed, i, 0));
+  return v;
+}
+uint16_t nan_bits(DType t) { return float_to_bits(t, std::numeric_limits<float>::quiet_NaN()); }
+
+}  // namespace
+
+TEST_CASE("rope + rotation on the GPU matches the reference") {
+  for (DType t : {DType::kBF16, DType::kFP16})
+    for (int d : {64, 128})
+      for (int group : {1, 4, 8})
+        for (int tokens : {1, 3, 17, 129, 1000})
+          for (bool rotate : {false, true}) {
+            CAPTURE(to_string(t));
+            CAPTURE(d);
+            CAPTURE(group);
+            CAPTURE(tokens);
+            CAPTURE(rotate);
+            const int hk = 3;
+            std::vector<attn::HeadRanks> ranks;
+            for (int h = 0; h < hk; ++h) {
+              const int r = rotate ? std::min(d, 16 + 24 * h) : d;  // 16, 40, 64 (multiples of 8, not all of 16)
+              ranks.push_back({r, r, r, r});
+            }
+            RopeCase c(t, tokens, group * hk, hk, d, ranks, 1234);
+            std::vector<std::vector<float>> rot;
+            for (int h = 0; h < hk; ++h) rot.push_back(random_orthogonal(d, 50u + static_cast<unsigned>(h)));
+            c.set_rotation(rot);
+            RopeRotateParams hp = c.params(rotate);
+            // Device copies of every input; outputs poisoned.
+            DeviceBuffer<uint16_t> qkv(c.qkv_b), rotb(c.rot_b), q(c.q_b), k(c.k_b), cache(c.cache_b);
+            DeviceBuffer<int> pos(c.positions), seq(c.seq_of), slot(c.pos_of), indptr(c.indptr), indices(c.indices);
+            DeviceBuffer<float> cs(c.cos_sin);
+            DeviceBuffer<attn::HeadInfo> heads(c.L.head_info());
+            RopeRotateParams dp = hp;
+            dp.qkv = qkv.data();
+            dp.rotation = rotate ? rotb.data() : nullptr;
+            dp.positions = pos.data();
+            dp.cos_sin = cs.data();
+            dp.heads = heads.data();
+            dp.q_out = q.data();
+            dp.k_out = k.data();
+            dp.hi_pool = cache.data();
+            dp.seq_of = seq.data();
+            dp.pos_of = slot.data();
+            dp.hi_page_indptr = indptr.data();
+            dp.hi_page_indices = indices.data();
+            launch_rope_rotate(dp, nullptr);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            rope_rotate_reference(hp);  // fills c.q_b, c.k_b, c.cache_b
+            CHECK(compare(t, q.download(), c.q_b, "q") == 0);
+            CHECK(compare(t, k.download(), c.k_b, "k") == 0);
+            const auto cache_gpu = cache.download();
+            for (int tok = 0; tok < tokens; ++tok)
+              for (int kv = 0; kv < hk; ++kv)
+                for (int j = 0; j < c.L.info(kv).rk; ++j) {
+                  const float g = c.cache_k(cache_gpu, tok, kv, j), r = c.cache_k(c.cache_b, tok, kv, j);
+                  REQUIRE(std::fabs(g - r) <= tolerance(t).atol + tolerance(t).rtol * std::fabs(r));
+                }
+          }
+}
+
+TEST_CASE("projections through cuBLASLt and cuBLAS match the reference") {
+  GemmRunner runner;
+  for (DType t : {DType::kBF16, DType::kFP16})
+    for (int64_t m : {1, 3, 17, 129})
+      for (int64_t n : {8, 136, 1000})
+        for (int64_t k : {8, 64, 520})
+          for (GemmBackend b : {GemmBackend::kCublasLt, GemmBackend::kCublas}) {
+            CAPTURE(to_string(t));
+            CAPTURE(m);
+            CAPTURE(n);
+            CAPTURE(k);
+            CAPTURE(to_string(b));
+            const auto xh = random_bits(t, size_t(m * k), 1), wh = random_bits(t, size_t(n * k), 2);
+            std::vector<uint16_t> ref(size_t(m * n));
+            gemm_reference({t, m, n, k, xh.data(), wh.data(), ref.data()});
+            DeviceBuffer<uint16_t> x(xh), w(wh), out(std::vector<uint16_t>(size_t(m * n), nan_bits(t)));
+            runner.run({t, m, n, k, x.data(), w.data(), out.data()}, b, nullptr);
+            CUDA_CHECK(cudaDeviceSynchronize());
+            // Sums of k products of values in [-1, 1]: the accumulation order differs from the
+            // reference's, so the absolute part scales with sqrt(k).
+            CHECK(compare(t, out.download(), ref, "out", std::sqrt(double(k))) == 0);
+          }
+}
+
+TEST_CASE("norms, residual add and activations match the reference") {
+  for (DType t : {DType::kBF16, DType::kFP16}) {
+    CAPTURE(to_string(t));
+    for (int64_t rows : {1, 3, 17, 129})
+      for (int dim : {8, 136, 5120})
+        for (NormKind kind : {NormKind::kRmsNorm, NormKind::kLayerNorm}) {
+          CAPTURE(rows);
+          CAPTURE(dim);
+          const auto xh = random_bits(t, size_t(rows * dim), 3, 3.f), wh = random_bits(t, size_t(dim), 4),
+                     bh = random_bits(t, size_t(dim), 5);
+          const bool ln = kind == NormKind::kLayerNorm;
+          std::vector<uint16_t> ref(xh.size());
+          norm_reference({t, kind, rows, dim, 1e-5f, xh.data(), wh.data(), ln ? bh.data() : nullptr, ref.data()});
+          DeviceBuffer<uint16_t> x(xh), w(wh), b(bh), out(std::vector<uint16_t>(xh.size(), nan_bits(t)));
+          launch_norm({t, kind, rows, dim, 1e-5f, x.data(), w.data(), ln ? b.data() : nullptr, out.data()}, nullptr);
+          CUDA_CHECK(cudaDeviceSynchronize());
+          CHECK(compare(t, out.download(), ref, "norm") == 0);
+        }
+    for (int64_t n : {1, 3, 17, 129, 1000, 4097}) {
+      CAPTURE(n);
+      const auto ah = random_bits(t, size_t(n), 6), bh = random_bits(t, size_t(n), 7);
+      std::vector<uint16_t> ref(static_cast<size_t>(n));
+      residual_reference({t, n, ah.data(), bh.data(), ref.data()});
+      DeviceBuffer<uint16_t> a(ah), b(bh), out(std::vector<uint16_t>(size_t(n), nan_bits(t)));
+      launch_residual({t, n, a.data(), b.data(), out.data()}, nullptr);
+      CUDA_CHECK(cudaDeviceSynchronize());
+      CHECK(compare(t, out.download(), ref, "residual") == 0);
+    }
+    for (int64_t rows : {1, 3, 129})
+      for (int f : {8, 136, 13824})
+        for (ActKind kind : {ActKind::kSwiGlu, ActKind::kRelu}) {
+          CAPTURE(rows);
+          CAPTURE(f);
+          const size_t in_n = size_t(rows) * size_t(f) * (kind == ActKind::kSwiGlu ? 2 : 1);
+          const auto ih = random_bits(t, in_n, 8, 4.f);
+          std::vector<uint16_t> ref(size_t(rows) * size_t(f));
+          act_reference({t, kind, rows, f, ih.data(), ref.data()});
+          DeviceBuffer<uint16_t> in(ih), out(std::vector<uint16_t>(ref.size(), nan_bits(t)));
+          launch_act({t, kind, rows, f, in.data(), out.data()}, nullptr);
+          CUDA_CHECK(cudaDeviceSynchronize());
+          CHECK(compare(t, out.download(), ref, "act") == 0);
+        }
+  }
+}
+
+TEST_CASE("GPU launchers refuse misaligned pointers and bad shapes") {
+  DeviceBuffer<uint16_t> a(64), b(64);
+  CHECK_THROWS_AS(launch_residual({DType::kBF16, 8, a.data() + 1, b.data(), b.data()}, nullptr), InputError);
+  CHECK_THROWS_AS(launch_norm({DType::kBF16, NormKind::kRmsNorm, 1, 12, 1e-5f, a.data(), b.data(), nullptr, b.data()}, nullptr),
+                  InputError);
+  GemmRunner runner;
+  CHECK_THROWS_AS(runner.run({DType::kFP32, 8, 8, 8, a.data(), b.data(), a.data()}, GemmBackend::kCublasLt, nullptr),
+                  InputError);
+}

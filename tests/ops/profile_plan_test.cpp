@@ -1,0 +1,112 @@
+// The profile's grid: built from the model configs and FDC ranks, shapes as the cost model costs
+// them, cut to the time budget in priority order with every cut reported.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "bench/ops/profile_plan.h"
+#include "core/error.h"
+
+using namespace fdc;
+using namespace fdc::profile;
+
+namespace {
+const BenchCase* find(const ProfilePlan& p, const std::string& name) {
+  for (const auto& c : p.run)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+}  // namespace
+
+TEST_CASE("ranks round like the FDC policies") {
+  CHECK(rank_for(1.0, 128, 16) == 128);
+  CHECK(rank_for(0.5, 128, 16) == 64);
+  CHECK(rank_for(0.25, 128, 16) == 32);
+  CHECK(rank_for(0.01, 128, 16) == 16);
+  CHECK(rank_for(0.3, 64, 16) == 16);
+}
+
+TEST_CASE("profile plan: Llama-2-13B shapes as the cost model sees them") {
+  GridOptions o;
+  o.models = {"llama-2-13b", "opt-13b"};
+  o.tokens = {4096};
+  o.rank_fractions = {1.0, 0.5};
+  o.tp = {1, 2};
+  o.max_gpus = 2;
+  o.budget_s = 1e6;
+  const ProfilePlan p = make_profile_plan(o);
+  CHECK(p.skipped.empty());
+  // RoPE model: W_q, W_k stay full, W_v shrinks with r_v: N = (40 + 40) * 128 + 40 * 64.
+  const BenchCase* qkv = find(p, "gemm/qkv_proj/llama-2-13b/tp1/r64/m4096");
+  REQUIRE(qkv);
+  CHECK(qkv->shape.at("n") == 80 * 128 + 40 * 64);
+  CHECK(qkv->shape.at("k") == 5120);
+  CHECK(qkv->flops == 2.0 * 4096 * (80 * 128 + 40 * 64) * 5120);
+  // Without RoPE the rotations fold into W_q, W_k too: N = 3 * 40 * 64.
+  const BenchCase* opt = find(p, "gemm/qkv_proj/opt-13b/tp1/r64/m4096");
+  REQUIRE(opt);
+  CHECK(opt->shape.at("n") == 3 * 40 * 64);
+  // Output projection: K shrinks with r_v; tp shards it.
+  const BenchCase* out = find(p, "gemm/out_proj/llama-2-13b/tp2/r64/m4096");
+  REQUIRE(out);
+  CHECK(out->shape.at("k") == 40 * 64 / 2);
+  CHECK(find(p, "gemm/mlp_up/llama-2-13b/tp1/m4096")->shape.at("n") == 2 * 13824);
+  CHECK(find(p, "gemm/mlp_up/opt-13b/tp1/m4096")->shape.at("n") == 20480);
+  CHECK(find(p, "gemm/lm_head/llama-2-13b/tp1/m4096")->shape.at("n") == 32000);
+  // Fused RoPE + rotation and RoPE alone for the RoPE model only.
+  REQUIRE(find(p, "rope_rotate/llama-2-13b/tp1/r64/m4096"));
+  REQUIRE(find(p, "rope_rotate/llama-2-13b/tp1/rope_only/m4096"));
+  CHECK(find(p, "rope_rotate/llama-2-13b/tp1/rope_only/m4096")->kind == "rope");
+  for (const auto& c : p.run) CHECK(c.name.find("rope_rotate/opt-13b") == std::string::npos);
+  // Norm kinds follow the configs; Ulysses and collective sweeps on 2 GPUs.
+  REQUIRE(find(p, "norm/rmsnorm/d5120/m4096"));
+  REQUIRE(find(p, "norm/layernorm/d5120/m4096"));
+  REQUIRE(find(p, "ulysses/llama-2-13b/sp2/r64/m4096"));
+  REQUIRE(find(p, "all_reduce/g2/bytes1024"));
+  REQUIRE(find(p, "all_to_all/g2/bytes1073741824"));
+  REQUIRE(find(p, "peak/gemm_bf16/m8192n8192k8192"));
+  std::set<std::string> names;
+  for (const auto& c : p.run) CHECK(names.insert(c.name).second);
+  // Single-GPU cases come first, peaks leading.
+  CHECK(p.run.front().kind.rfind("peak", 0) == 0);
+  bool seen_multi = false;
+  for (const auto& c : p.run) {
+    if (c.gpus > 1) seen_multi = true;
+    CHECK(!(seen_multi && c.gpus == 1));
+  }
+}
+
+TEST_CASE("profile plan honours the budget and says what it cut") {
+  GridOptions o;
+  o.max_gpus = 2;
+  o.budget_s = 1e6;
+  const ProfilePlan full = make_profile_plan(o);
+  o.budget_s = 30;
+  const ProfilePlan small = make_profile_plan(o);
+  CHECK(small.run.size() < full.run.size());
+  CHECK(small.run.size() + small.skipped.size() == full.run.size());
+  CHECK(small.est_s <= 30.0 + 1e-9 + 2.0 * 0.2);  // only the always-run peaks may exceed it
+  bool noted = false;
+  for (const auto& n : small.notes) noted = noted || n.find("time budget") != std::string::npos;
+  CHECK(noted);
+  // Priority 0 (report cases, 2-GPU sweeps) is kept before anything of priority 1.
+  int worst_run = 0;
+  for (const auto& c : small.run) worst_run = std::max(worst_run, c.priority);
+  for (const auto& c : small.skipped) CHECK(c.priority >= std::min(worst_run, c.priority));
+  CHECK(full.to_json().at("run").size() == full.run.size());
+}
+
+TEST_CASE("profile plan refuses bad grids and unknown models") {
+  GridOptions o;
+  o.models = {"no-such-model"};
+  CHECK_THROWS_AS(make_profile_plan(o), InputError);
+  o.models = {"llama-2-7b"};
+  o.rank_fractions = {1.5};
+  CHECK_THROWS_AS(make_profile_plan(o), InputError);
+  o.rank_fractions = {0.5};
+  o.budget_s = 0;
+  CHECK_THROWS_AS(make_profile_plan(o), InputError);
+  o.budget_s = 10;
+  o.tokens = {};
+  CHECK_THROWS_AS(make_profile_plan(o), InputError);
+}
