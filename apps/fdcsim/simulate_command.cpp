@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/run_guarded.h"
 #include "apps/fdcsim/summary_table.h"
 #include "core/error.h"
 #include "sim/experiment.h"
@@ -78,7 +79,7 @@ std::unique_ptr<std::ofstream> open_out(const std::filesystem::path& p) {
 }  // namespace
 
 int run_simulate(const SimulateOptions& o) {
-  try {
+  return run_guarded([&]() -> int {
     sim::Experiment exp = sim::load_experiment(o.config, o.overrides);
     auto cost = sim::make_cost_model(exp);
     const std::filesystem::path out =
@@ -94,8 +95,7 @@ int run_simulate(const SimulateOptions& o) {
     std::unique_ptr<std::ofstream> trace = o.trace_out.empty() ? nullptr : open_out(o.trace_out);
     std::unique_ptr<std::ofstream> timeline = o.timeline_out.empty() ? nullptr : open_out(o.timeline_out);
 
-    sim::Simulator simulator(exp, *cost,
-                             sim::OutputStreams{req_csv.get(), kv_csv.get(), trace.get(), timeline.get()});
+    sim::Simulator simulator(exp, *cost, sim::OutputStreams{req_csv.get(), kv_csv.get(), trace.get(), timeline.get()});
     // The resolved config is complete once the simulator is built; write it before running.
     {
       auto f = open_out(out / "config.resolved.json");
@@ -135,16 +135,7 @@ int run_simulate(const SimulateOptions& o) {
                   static_cast<double>(t.arrived) / std::max(wall, 1e-9));
     std::cerr << line;
     return kExitOk;
-  } catch (const InputError& e) {
-    std::cerr << "fdcsim: error: " << e.what() << "\n";
-    return kExitBadInput;
-  } catch (const InternalError& e) {
-    std::cerr << "fdcsim: " << e.what() << "\n";
-    return kExitInternal;
-  } catch (const std::ios_base::failure& e) {
-    std::cerr << "fdcsim: " << e.what() << "\n";
-    return kExitIo;
-  }
+  });
 }
 
 }  // namespace fdc::cli

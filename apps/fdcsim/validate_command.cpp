@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/run_guarded.h"
 #include "core/error.h"
 #include "sim/experiment.h"
 #include "sim/simulator.h"
@@ -49,8 +50,9 @@ void write_scatter_svg(std::ostream& os, const validate::IterationErrors& it) {
      << "Iteration time: predicted vs measured (log-log)</text>\n"
      << "<line x1=\"" << x(std::pow(10, l0)) << "\" y1=\"" << y(std::pow(10, l0)) << "\" x2=\"" << x(std::pow(10, l1))
      << "\" y2=\"" << y(std::pow(10, l1)) << "\" stroke=\"#888\" stroke-dasharray=\"4\"/>\n"
-     << "<text x=\"" << w / 2 << "\" y=\"" << h - 15 << "\" text-anchor=\"middle\" font-family=\"sans-serif\">measured (s), "
-     << std::pow(10, l0) << " .. " << std::pow(10, l1) << "</text>\n"
+     << "<text x=\"" << w / 2 << "\" y=\"" << h - 15
+     << "\" text-anchor=\"middle\" font-family=\"sans-serif\">measured (s), " << std::pow(10, l0) << " .. "
+     << std::pow(10, l1) << "</text>\n"
      << "<text x=\"18\" y=\"" << h / 2 << "\" transform=\"rotate(-90 18 " << h / 2
      << ")\" text-anchor=\"middle\" font-family=\"sans-serif\">predicted (s)</text>\n";
   for (size_t i = 0; i < it.measured_s.size(); ++i) {
@@ -59,8 +61,10 @@ void write_scatter_svg(std::ostream& os, const validate::IterationErrors& it) {
        << "\" fill-opacity=\"0.6\"/>\n";
   }
   os << "<text x=\"" << pad << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#1f77b4\">decode</text>"
-     << "<text x=\"" << pad + 60 << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#d62728\">prefill</text>"
-     << "<text x=\"" << pad + 120 << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#2ca02c\">mixed</text>\n"
+     << "<text x=\"" << pad + 60
+     << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#d62728\">prefill</text>"
+     << "<text x=\"" << pad + 120
+     << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#2ca02c\">mixed</text>\n"
      << "</svg>\n";
 }
 
@@ -69,8 +73,8 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   os << "fdcsim validate: measured on " << (device.empty() ? "(unnamed device)" : device) << "\n\n";
   os << "  iteration time error   count    median       P90     worst   mean (signed)\n";
   auto row = [&](const char* name, const validate::ErrorStats& s) {
-    std::snprintf(line, sizeof line, "  %-20s %7zu %8.2f%% %8.2f%% %8.2f%% %+8.2f%%\n", name, s.count, 100 * s.median_abs,
-                  100 * s.p90_abs, 100 * s.worst_abs, 100 * s.mean);
+    std::snprintf(line, sizeof line, "  %-20s %7zu %8.2f%% %8.2f%% %8.2f%% %+8.2f%%\n", name, s.count,
+                  100 * s.median_abs, 100 * s.p90_abs, 100 * s.worst_abs, 100 * s.mean);
     os << line;
   };
   row("all", r.iterations.all);
@@ -91,8 +95,8 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   os << line << "\n";
   os << "  KV blocks per replica: measured " << r.measured_blocks << ", predicted " << r.predicted_blocks
      << (r.blocks_equal() ? " (equal)" : " (DIFFERENT)") << "\n";
-  os << "  targets: iteration median <= " << 100 * r.targets.iteration_median << "% and P90 <= "
-     << 100 * r.targets.iteration_p90 << "%: " << (r.iteration_target_met() ? "met" : "NOT met")
+  os << "  targets: iteration median <= " << 100 * r.targets.iteration_median
+     << "% and P90 <= " << 100 * r.targets.iteration_p90 << "%: " << (r.iteration_target_met() ? "met" : "NOT met")
      << "; request P50/P99 within " << 100 * r.targets.request_percentile
      << "%: " << (r.request_target_met() ? "met" : "NOT met") << "\n";
 }
@@ -100,15 +104,15 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
 }  // namespace
 
 int run_validate(const ValidateOptions& o) {
-  try {
+  return run_guarded([&]() -> int {
     sim::Timeline measured = sim::read_timeline(o.measured);
     Json config = measured.header.config;
     for (const auto& s : o.overrides) apply_override(config, s);
     const std::string base = std::filesystem::path(o.measured).parent_path().string();
     sim::Experiment exp = sim::load_experiment_json(config, o.measured + " (header config)", base);
     auto cost = sim::make_cost_model(exp);
-    const std::filesystem::path out =
-        o.out_dir.empty() ? std::filesystem::path("results") / ("validate-" + exp.name) : std::filesystem::path(o.out_dir);
+    const std::filesystem::path out = o.out_dir.empty() ? std::filesystem::path("results") / ("validate-" + exp.name)
+                                                        : std::filesystem::path(o.out_dir);
     std::filesystem::create_directories(out);
 
     std::stringstream predicted_text;
@@ -147,16 +151,7 @@ int run_validate(const ValidateOptions& o) {
                 << ": validation.json, iterations.csv, iteration_times.svg, predicted_timeline.jsonl\n";
     }
     return kExitOk;
-  } catch (const InputError& e) {
-    std::cerr << "fdcsim: error: " << e.what() << "\n";
-    return kExitBadInput;
-  } catch (const InternalError& e) {
-    std::cerr << "fdcsim: " << e.what() << "\n";
-    return kExitInternal;
-  } catch (const std::filesystem::filesystem_error& e) {
-    std::cerr << "fdcsim: " << e.what() << "\n";
-    return kExitIo;
-  }
+  });
 }
 
 }  // namespace fdc::cli
