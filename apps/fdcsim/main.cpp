@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/fit_command.h"
 #include "apps/fdcsim/profile_command.h"
 #include "apps/fdcsim/simulate_command.h"
 #include "apps/fdcsim/validate_command.h"
@@ -22,6 +23,10 @@ int main(int argc, char** argv) {
   fdc::cli::add_validate_command(app, val_opts);
   fdc::cli::ProfileOptions prof_opts;
   fdc::cli::add_profile_command(app, prof_opts);
+  fdc::cli::FitOptions fit_opts;
+  fdc::cli::add_fit_command(app, fit_opts);
+  fdc::cli::ProfileReportOptions report_opts;
+  fdc::cli::add_profile_report_command(app, report_opts);
   for (int i = 0; i < argc; ++i) prof_opts.command_line += (i ? " " : "") + std::string(argv[i]);
   try {
     app.parse(argc, argv);
@@ -37,6 +42,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
     if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
     if (app.got_subcommand("profile")) return fdc::cli::run_profile(prof_opts);
+    if (app.got_subcommand("fit")) return fdc::cli::run_fit(fit_opts);
+    if (app.got_subcommand("profile-report")) return fdc::cli::run_profile_report(report_opts);
   } catch (const std::exception& e) {
     std::cerr << "fdcsim: unexpected error: " << e.what() << "\n";
     return fdc::cli::kExitInternal;

@@ -1,0 +1,157 @@
+#include "costmodel/fit/op_fit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "costmodel/fit/least_squares.h"
+#include "costmodel/ops.h"
+
+namespace fdc::fit {
+namespace {
+
+bool is_gemm(FitForm f) { return f == FitForm::kGemmRooflineEfficiency; }
+
+double axis_value(FitForm f, const OpQuery& q) { return is_gemm(f) ? q.flops : q.bytes; }
+
+double base_us(const OpFit& fit, const OpQuery& q) {
+  if (is_gemm(fit.form)) return std::max(q.flops / (fit.peak_tflops * 1e6), q.bytes / (fit.peak_gbps * 1e3));
+  return fit.alpha_us + fit.us_per_byte * q.bytes + fit.us_per_flop * q.flops;
+}
+
+double efficiency(const std::vector<Knot>& knots, double log2_axis) {
+  if (knots.empty()) return 1.0;
+  if (log2_axis <= knots.front().log2_axis) return knots.front().efficiency;
+  if (log2_axis >= knots.back().log2_axis) return knots.back().efficiency;
+  const auto hi =
+      std::upper_bound(knots.begin(), knots.end(), log2_axis, [](double v, const Knot& k) { return v < k.log2_axis; });
+  const auto lo = hi - 1;
+  const double w = (log2_axis - lo->log2_axis) / (hi->log2_axis - lo->log2_axis);
+  return lo->efficiency + w * (hi->efficiency - lo->efficiency);
+}
+
+Range range_of(const std::vector<Sample>& s, double Sample::*field) {
+  Range r{s[0].*field, s[0].*field};
+  for (const Sample& x : s) r.min = std::min(r.min, x.*field), r.max = std::max(r.max, x.*field);
+  return r;
+}
+
+// The fit of one form on the given samples (no held-out error).
+OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, bool with_flops) {
+  OpFit fit;
+  fit.form = form;
+  if (is_gemm(form)) {
+    fit.peak_tflops = peaks.tflops, fit.peak_gbps = peaks.gbps;
+  } else {
+    std::vector<std::vector<double>> rows;
+    std::vector<double> t;
+    for (const Sample& x : s) {
+      rows.push_back(with_flops ? std::vector<double>{1.0, x.bytes, x.flops} : std::vector<double>{1.0, x.bytes});
+      t.push_back(x.time_us);
+    }
+    const std::vector<double> c = relative_nnls(rows, t);
+    fit.alpha_us = c[0], fit.us_per_byte = c[1], fit.us_per_flop = with_flops ? c[2] : 0.0;
+  }
+  if (form != FitForm::kAlphaBeta) {
+    std::map<double, std::pair<double, int>> by_axis;  // equal sizes share one knot: mean efficiency
+    for (const Sample& x : s) {
+      const OpQuery q = OpQuery::of(x);
+      auto& [sum, count] = by_axis[axis_value(form, q)];
+      sum += base_us(fit, q) / x.time_us;
+      ++count;
+    }
+    for (const auto& [ax, e] : by_axis) fit.knots.push_back({std::log2(ax), e.first / e.second});
+  }
+  if (is_gemm(form)) {
+    fit.axis = range_of(s, &Sample::flops);
+    fit.m_range = range_of(s, &Sample::m), fit.n_range = range_of(s, &Sample::n), fit.k_range = range_of(s, &Sample::k);
+  } else {
+    fit.axis = range_of(s, &Sample::bytes);
+  }
+  return fit;
+}
+
+}  // namespace
+
+const char* form_name(FitForm f) {
+  switch (f) {
+    case FitForm::kGemmRooflineEfficiency:
+      return "gemm_roofline_efficiency";
+    case FitForm::kAlphaBeta:
+      return "alpha_beta";
+    case FitForm::kAlphaBetaEfficiency:
+      return "alpha_beta_efficiency";
+  }
+  return "?";
+}
+
+std::optional<FitForm> form_from_name(const std::string& s) {
+  for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kAlphaBeta, FitForm::kAlphaBetaEfficiency})
+    if (s == form_name(f)) return f;
+  return std::nullopt;
+}
+
+OpQuery OpQuery::gemm(double m, double n, double k) {
+  const costmodel::OpWork w = costmodel::gemm_work(m, n, k, 2.0);
+  return OpQuery{w.bytes, w.flops, m, n, k};
+}
+
+OpQuery OpQuery::of(const Sample& s) { return s.m > 0 ? gemm(s.m, s.n, s.k) : OpQuery{s.bytes, s.flops, 0, 0, 0}; }
+
+Prediction predict(const OpFit& fit, const OpQuery& q) {
+  Prediction p;
+  const double ax = axis_value(fit.form, q);
+  FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);
+  p.time_us = base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
+  std::ostringstream why;
+  auto check = [&](const char* name, double v, const std::optional<Range>& r) {
+    if (r && !r->contains(v))
+      why << (why.tellp() > 0 ? "; " : "") << name << " " << v << " outside [" << r->min << ", " << r->max << "]";
+  };
+  check(fit.axis_name(), ax, fit.axis);
+  if (is_gemm(fit.form)) check("m", q.m, fit.m_range), check("n", q.n, fit.n_range), check("k", q.k, fit.k_range);
+  p.why = why.str();
+  p.extrapolated = !p.why.empty();
+  return p;
+}
+
+OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops) {
+  FDC_INPUT_CHECK(!samples.empty(), op << ": no measured points to fit");
+  const bool gemm = samples[0].m > 0;
+  FDC_INPUT_CHECK(!gemm || (peaks.tflops > 0 && peaks.gbps > 0),
+                  op << ": GEMMs need the peak/gemm_bf16 and peak/device_copy cases in the raw folders");
+  const FitForm first = gemm ? FitForm::kGemmRooflineEfficiency : FitForm::kAlphaBeta;
+  std::sort(samples.begin(), samples.end(), [&](const Sample& a, const Sample& b) {
+    return axis_value(first, OpQuery::of(a)) < axis_value(first, OpQuery::of(b));
+  });
+  std::vector<double> measured;
+  for (const Sample& s : samples) measured.push_back(s.time_us);
+  std::vector<FitForm> forms{first};
+  if (!gemm) forms.push_back(FitForm::kAlphaBetaEfficiency);
+  OpFit best;
+  for (FitForm f : forms) {
+    const HeldOutError e = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
+      std::vector<Sample> sub;
+      for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
+      return predict(fit_form(f, sub, peaks, with_flops), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
+    });
+    best.candidates.push_back({f, e});
+  }
+  // The efficiency curve is taken only when it lowers the held-out median error.
+  size_t pick = 0;
+  for (size_t i = 1; i < best.candidates.size(); ++i) {
+    const auto& c = best.candidates[i].held_out;
+    const auto& b = best.candidates[pick].held_out;
+    if (c.median_ape_pct && b.median_ape_pct && *c.median_ape_pct < *b.median_ape_pct) pick = i;
+  }
+  std::vector<CandidateError> candidates = best.candidates;
+  best = fit_form(candidates[pick].form, samples, peaks, with_flops);
+  best.op = op;
+  best.held_out = candidates[pick].held_out;
+  best.candidates = std::move(candidates);
+  return best;
+}
+
+}  // namespace fdc::fit

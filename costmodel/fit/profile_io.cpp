@@ -1,0 +1,165 @@
+#include "costmodel/fit/profile_io.h"
+
+#include <fstream>
+#include <ios>
+
+#include "core/error.h"
+
+namespace fdc::fit {
+namespace {
+
+Json opt_number(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+Json range_json(const Range& r) { return Json::array({r.min, r.max}); }
+
+Json held_out_json(const HeldOutError& h) {
+  return {{"method", h.method},
+          {"points", h.points},
+          {"median_ape_pct", opt_number(h.median_ape_pct)},
+          {"p90_ape_pct", opt_number(h.p90_ape_pct)}};
+}
+
+Json op_json(const OpFit& f) {
+  Json params = Json::object();
+  if (f.form == FitForm::kGemmRooflineEfficiency) {
+    params = {{"peak_TFLOP/s", f.peak_tflops}, {"peak_GB/s", f.peak_gbps}};
+  } else {
+    params = {{"alpha_us", f.alpha_us}, {"us_per_byte", f.us_per_byte}, {"us_per_flop", f.us_per_flop}};
+    // Informative only (not read back): the bandwidth the slope stands for.
+    params["bandwidth_GB/s"] = f.us_per_byte > 0 ? Json(1e-3 / f.us_per_byte) : Json(nullptr);
+  }
+  Json knots = Json::array();
+  for (const Knot& k : f.knots) knots.push_back(Json::array({k.log2_axis, k.efficiency}));
+  Json coverage = {{f.axis_name(), range_json(f.axis)}};
+  if (f.m_range)
+    coverage["m"] = range_json(*f.m_range), coverage["n"] = range_json(*f.n_range),
+    coverage["k"] = range_json(*f.k_range);
+  Json candidates = Json::array();
+  for (const CandidateError& c : f.candidates) {
+    Json h = held_out_json(c.held_out);
+    h["form"] = form_name(c.form);
+    candidates.push_back(h);
+  }
+  return {{"form", form_name(f.form)}, {"axis", f.axis_name()}, {"params", params},
+          {"efficiency_knots", knots}, {"coverage", coverage},  {"held_out", held_out_json(f.held_out)},
+          {"candidates", candidates}};
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string where) : where_(std::move(where)) {}
+  const Json& at(const Json& j, const std::string& key) const {
+    FDC_INPUT_CHECK(j.is_object() && j.contains(key), where_ << ": missing '" << key << "'");
+    return j[key];
+  }
+  double number(const Json& j, const std::string& key) const {
+    const Json& v = at(j, key);
+    FDC_INPUT_CHECK(v.is_number(), where_ << ": '" << key << "' must be a number, found " << v.dump());
+    return v.get<double>();
+  }
+  std::optional<double> opt_number(const Json& j, const std::string& key) const {
+    return at(j, key).is_null() ? std::nullopt : std::optional<double>(number(j, key));
+  }
+  Range range(const Json& j, const std::string& key) const {
+    const Json& v = at(j, key);
+    FDC_INPUT_CHECK(v.is_array() && v.size() == 2 && v[0].is_number() && v[1].is_number(),
+                    where_ << ": '" << key << "' must be [min, max]");
+    return {v[0].get<double>(), v[1].get<double>()};
+  }
+  HeldOutError held_out(const Json& j) const {
+    const Json& s = at(j, "method");
+    FDC_INPUT_CHECK(s.is_string(), where_ << ": 'method' must be a string");
+    return {s.get<std::string>(), static_cast<int>(number(j, "points")), opt_number(j, "median_ape_pct"),
+            opt_number(j, "p90_ape_pct")};
+  }
+  FitForm form(const Json& j) const {
+    const Json& v = at(j, "form");
+    const auto f = v.is_string() ? form_from_name(v.get<std::string>()) : std::nullopt;
+    FDC_INPUT_CHECK(f, where_ << ": unknown form " << v.dump());
+    return *f;
+  }
+
+ private:
+  std::string where_;
+};
+
+OpFit op_from_json(const std::string& op, const Json& j, const std::string& source) {
+  const Reader r(source + ": ops." + op);
+  OpFit f;
+  f.op = op;
+  f.form = r.form(j);
+  const Json& params = r.at(j, "params");
+  if (f.form == FitForm::kGemmRooflineEfficiency) {
+    f.peak_tflops = r.number(params, "peak_TFLOP/s"), f.peak_gbps = r.number(params, "peak_GB/s");
+  } else {
+    f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
+    f.us_per_flop = r.number(params, "us_per_flop");
+  }
+  for (const Json& k : r.at(j, "efficiency_knots")) {
+    FDC_INPUT_CHECK(k.is_array() && k.size() == 2 && k[0].is_number() && k[1].is_number() && k[1].get<double>() > 0,
+                    source << ": ops." << op << ": each efficiency knot must be [log2_axis, efficiency > 0]");
+    f.knots.push_back({k[0].get<double>(), k[1].get<double>()});
+  }
+  const Json& cov = r.at(j, "coverage");
+  f.axis = r.range(cov, f.axis_name());
+  if (f.form == FitForm::kGemmRooflineEfficiency)
+    f.m_range = r.range(cov, "m"), f.n_range = r.range(cov, "n"), f.k_range = r.range(cov, "k");
+  f.held_out = r.held_out(r.at(j, "held_out"));
+  if (j.contains("candidates"))
+    for (const Json& c : j["candidates"]) f.candidates.push_back({r.form(c), r.held_out(c)});
+  return f;
+}
+
+}  // namespace
+
+Json profile_to_json(const FittedProfile& p, const std::string& command) {
+  Json ops = Json::object();
+  for (const auto& [name, f] : p.ops) ops[name] = op_json(f);
+  return {{"format", kProfileFormat},
+          {"gpu", p.gpu},
+          {"fitted_by", command},
+          {"held_out_error",
+           "absolute % error of each point predicted by a fit without it (leave-one-out up to "
+           "20 points, else 5-fold); median and P90 over the points"},
+          {"peaks", {{"TFLOP/s", p.peaks.tflops}, {"GB/s", p.peaks.gbps}}},
+          {"sources", p.sources},
+          {"ops", ops}};
+}
+
+FittedProfile profile_from_json(const Json& j, const std::string& source) {
+  const Reader r(source);
+  const Json& fmt = r.at(j, "format");
+  FDC_INPUT_CHECK(fmt == kProfileFormat,
+                  source << ": format " << fmt.dump() << ", expected \"" << kProfileFormat << "\"");
+  FittedProfile p;
+  const Json& gpu = r.at(j, "gpu");
+  FDC_INPUT_CHECK(gpu.is_string(), source << ": 'gpu' must be a string");
+  p.gpu = gpu.get<std::string>();
+  p.sources = r.at(j, "sources");
+  const Json& peaks = r.at(j, "peaks");
+  p.peaks = Peaks{r.number(peaks, "TFLOP/s"), r.number(peaks, "GB/s")};
+  const Json& ops = r.at(j, "ops");
+  FDC_INPUT_CHECK(ops.is_object(), source << ": 'ops' must be an object");
+  for (const auto& [name, op] : ops.items()) p.ops[name] = op_from_json(name, op, source);
+  return p;
+}
+
+void write_profile(const FittedProfile& p, const std::string& command, const std::string& path) {
+  std::ofstream f(path);
+  if (!f) throw std::ios_base::failure(path + ": cannot open for writing");
+  f << profile_to_json(p, command).dump(2) << "\n";
+  if (!f.flush()) throw std::ios_base::failure(path + ": write failed");
+}
+
+FittedProfile read_profile(const std::string& path) {
+  std::ifstream f(path);
+  FDC_INPUT_CHECK(f, path << ": cannot open");
+  Json j;
+  try {
+    j = Json::parse(f);
+  } catch (const Json::parse_error& e) {
+    throw InputError(path + ": not valid JSON: " + e.what());
+  }
+  return profile_from_json(j, path);
+}
+
+}  // namespace fdc::fit

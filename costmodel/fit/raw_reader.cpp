@@ -1,0 +1,208 @@
+#include "costmodel/fit/raw_reader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "costmodel/ops.h"
+
+namespace fdc::fit {
+namespace {
+
+constexpr double kElemBytes = 2.0;  // bf16 / fp16 throughout the profile
+
+Json parse_file(const std::string& path) {
+  std::ifstream f(path);
+  FDC_INPUT_CHECK(f, path << ": cannot open");
+  try {
+    return Json::parse(f);
+  } catch (const Json::parse_error& e) {
+    throw InputError(path + ": not valid JSON: " + e.what());
+  }
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == sep) {
+      parts.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  return parts;
+}
+
+// Reads the fields of one benchmark entry, every error naming the file and the benchmark.
+class Entry {
+ public:
+  Entry(const Json& j, std::string where) : j_(j), where_(std::move(where)) {}
+  double counter(const char* key) const {
+    const auto it = j_.find(key);
+    FDC_INPUT_CHECK(it != j_.end(), where_ << ": missing counter '" << key << "'");
+    FDC_INPUT_CHECK(it->is_number() && std::isfinite(it->get<double>()),
+                    where_ << ": counter '" << key << "' must be a finite number, found " << it->dump());
+    return it->get<double>();
+  }
+  double positive(const char* key) const {
+    const double v = counter(key);
+    FDC_INPUT_CHECK(v > 0, where_ << ": counter '" << key << "' must be > 0, found " << v);
+    return v;
+  }
+  double time_us() const {
+    const double t = positive("real_time");
+    const auto unit = j_.find("time_unit");
+    FDC_INPUT_CHECK(unit != j_.end() && unit->is_string(), where_ << ": missing 'time_unit'");
+    const std::string u = unit->get<std::string>();
+    if (u == "ns") return t * 1e-3;
+    if (u == "us") return t;
+    if (u == "ms") return t * 1e3;
+    if (u == "s") return t * 1e6;
+    throw InputError(where_ + ": unknown time_unit '" + u + "' (expected ns, us, ms or s)");
+  }
+  const std::string& where() const { return where_; }
+
+ private:
+  const Json& j_;
+  std::string where_;
+};
+
+std::string gpus_suffix(const Entry& e, const char* key) {
+  const double g = e.positive(key);
+  FDC_INPUT_CHECK(g >= 2 && g == std::floor(g), e.where() << ": counter '" << key << "' must be an integer >= 2");
+  return std::to_string(static_cast<int>(g));
+}
+
+// Per-GPU buffer bytes of a Ulysses all-to-all, inverting the nccl-tests bus bandwidth the profile
+// wrote (busbw = size / time x (g-1)/g).
+double ulysses_buffer_bytes(const Entry& e, const char* busbw_key, double a2a_us, double g) {
+  return e.positive(busbw_key) * 1e9 * a2a_us * 1e-6 * g / (g - 1.0);
+}
+
+void add_ulysses(const Entry& e, const std::string& base, RawProfile& out) {
+  const double g = e.positive("sp");
+  const std::string sp = "/sp" + gpus_suffix(e, "sp");
+  const double a2a_qkv = e.positive("a2a_qkv_us"), a2a_out = e.positive("a2a_out_us");
+  const double qkv = ulysses_buffer_bytes(e, "busbw_qkv_GB/s", a2a_qkv, g);
+  const double outb = ulysses_buffer_bytes(e, "busbw_out_GB/s", a2a_out, g);
+  // Pack and unpack read and write their buffer once; the all-to-alls are sized as nccl-tests does.
+  const struct {
+    const char* stage;
+    double us, bytes;
+  } stages[] = {{"pack", e.positive("pack_us"), 2 * qkv},
+                {"unpack_qkv", e.positive("unpack_qkv_us"), 2 * qkv},
+                {"unpack_out", e.positive("unpack_out_us"), 2 * outb},
+                {"a2a_qkv", a2a_qkv, qkv},
+                {"a2a_out", a2a_out, outb}};
+  for (const auto& s : stages)
+    out.samples.push_back(Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0});
+}
+
+// Turns one successful benchmark entry into samples (or peaks).
+void add_entry(const Entry& e, const std::string& name, RawProfile& out) {
+  const std::vector<std::string> p = split(name, '/');
+  const std::string& kind = p[0];
+  Sample s;
+  s.where = e.where();
+  if (kind == "peak") {
+    if (p.size() > 1 && p[1] == "gemm_bf16") out.peak_tflops = e.positive("peak_TFLOP/s");
+    if (p.size() > 1 && p[1] == "device_copy") out.peak_gbps = e.positive("peak_GB/s");
+    return;
+  }
+  if (kind == "ulysses") return add_ulysses(e, e.where(), out);
+  s.time_us = e.time_us();
+  if (kind == "gemm") {
+    const auto lib = std::find_if(p.begin(), p.end(), [](const std::string& x) { return x.rfind("cublas", 0) == 0; });
+    FDC_INPUT_CHECK(p.size() > 2 && lib != p.end(), e.where() << ": a GEMM name needs gemm/<op>/.../{cublaslt,cublas}");
+    s.group = "gemm/" + p[1] + "/" + *lib;
+    s.m = e.positive("m"), s.n = e.positive("n"), s.k = e.positive("k");
+    const costmodel::OpWork w = costmodel::gemm_work(s.m, s.n, s.k, kElemBytes);
+    s.flops = w.flops, s.bytes = w.bytes;
+  } else if (kind == "rope_rotate") {
+    const bool rope_only = std::find(p.begin(), p.end(), "rope_only") != p.end();
+    s.group = rope_only ? "rope_rotate/rope_only" : "rope_rotate/rotate";
+    const double heads = e.positive("q_heads") + e.positive("kv_heads"), d = e.positive("head_dim"),
+                 r = e.positive("rank");
+    const costmodel::OpWork w = costmodel::rope_rotate_work(e.positive("tokens"), heads * d, heads * r,
+                                                            r < d ? heads * d * r : 0.0, kElemBytes);
+    s.flops = w.flops, s.bytes = w.bytes;
+  } else if (kind == "norm" || kind == "mlp_act" || kind == "residual") {
+    FDC_INPUT_CHECK(kind == "residual" || p.size() > 2, e.where() << ": expected " << kind << "/<variant>/...");
+    s.group = kind == "residual" ? kind : kind + "/" + p[1];
+    costmodel::OpWork w;
+    if (kind == "norm") {
+      const double elems = e.positive("rows") * e.positive("dim");
+      w = costmodel::elementwise_work(elems, elems, kElemBytes, 4.0);
+    } else if (kind == "residual") {
+      const double count = e.positive("count");
+      w = costmodel::elementwise_work(2 * count, count, kElemBytes);
+    } else {
+      const double elems = e.positive("rows") * e.positive("ffn");
+      w = e.counter("gated") != 0 ? costmodel::elementwise_work(2 * elems, elems, kElemBytes, 4.0)
+                                  : costmodel::elementwise_work(elems, elems, kElemBytes);
+    }
+    s.flops = w.flops, s.bytes = w.bytes;
+  } else if (kind == "all_to_all" || kind == "all_reduce" || kind == "all_gather") {
+    s.group = kind + "/g" + gpus_suffix(e, "gpus");
+    s.bytes = e.positive("bytes");
+    FDC_INPUT_CHECK(e.counter("errors") == 0, e.where() << ": the case reported output mismatches (errors counter)");
+  } else {
+    throw InputError(e.where() + ": unknown benchmark kind '" + kind + "'");
+  }
+  out.samples.push_back(std::move(s));
+}
+
+}  // namespace
+
+void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource& source) {
+  const Json doc = parse_file(path);
+  FDC_INPUT_CHECK(doc.is_object() && doc.contains("benchmarks") && doc["benchmarks"].is_array(),
+                  path << ": expected a Google Benchmark JSON object with a 'benchmarks' array");
+  for (size_t i = 0; i < doc["benchmarks"].size(); ++i) {
+    const Json& b = doc["benchmarks"][i];
+    FDC_INPUT_CHECK(b.is_object() && b.contains("name") && b["name"].is_string(),
+                    path << ": benchmarks[" << i << "] has no 'name'");
+    const std::string name = b["name"].get<std::string>();
+    const Entry e(b, path + ": benchmark '" + name + "'");
+    if (b.value("error_occurred", false)) {
+      ++source.excluded;
+      continue;
+    }
+    add_entry(e, name, out);
+    ++source.used;
+  }
+}
+
+RawProfile read_raw_profiles(const std::vector<std::string>& folders) {
+  FDC_INPUT_CHECK(!folders.empty(), "fit: no raw profile folder given");
+  RawProfile out;
+  for (const std::string& folder : folders) {
+    namespace fs = std::filesystem;
+    FDC_INPUT_CHECK(fs::is_directory(folder), folder << ": not a folder (expected a raw profile folder)");
+    RawSource src;
+    src.folder = folder;
+    src.provenance = parse_file((fs::path(folder) / "provenance.json").string());
+    const Json& gpus = src.provenance.value("gpus", Json::array());
+    FDC_INPUT_CHECK(gpus.is_array() && !gpus.empty() && gpus[0].contains("name") && gpus[0]["name"].is_string(),
+                    folder << "/provenance.json: expected 'gpus' with a 'name'");
+    const std::string gpu = gpus[0]["name"].get<std::string>();
+    FDC_INPUT_CHECK(out.gpu_name.empty() || out.gpu_name == gpu,
+                    folder << ": GPU '" << gpu << "' differs from '" << out.gpu_name << "' of the other folders");
+    out.gpu_name = gpu;
+    std::vector<std::string> files;
+    for (const auto& f : fs::directory_iterator(folder)) {
+      const std::string fn = f.path().filename().string();
+      if (fn == "ops.json" || (fn.rfind("comm-", 0) == 0 && fn.size() > 5 && f.path().extension() == ".json"))
+        files.push_back(f.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json or comm-<n>gpu.json");
+    for (const std::string& f : files) read_raw_benchmark_file(f, out, src);
+    out.sources.push_back(std::move(src));
+  }
+  return out;
+}
+
+}  // namespace fdc::fit

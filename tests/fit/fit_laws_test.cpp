@@ -1,0 +1,111 @@
+// Fitting on synthetic data with known laws: recovery, held-out error, extrapolation flags.
+#include <cmath>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "costmodel/fit/held_out.h"
+#include "costmodel/fit/op_fit.h"
+
+namespace fdc::fit {
+namespace {
+
+Sample collective(double bytes, double time_us) {
+  return Sample{"all_reduce/g2", "synthetic", time_us, bytes, 0, 0, 0, 0};
+}
+
+Sample gemm(double m, double n, double k, double time_us) {
+  const OpQuery q = OpQuery::gemm(m, n, k);
+  return Sample{"gemm/x/cublaslt", "synthetic", time_us, q.bytes, q.flops, m, n, k};
+}
+
+}  // namespace
+
+TEST_CASE("fit: an exact alpha-beta law is recovered, with zero held-out error") {
+  const double alpha_us = 7.5, gbps = 250.0;
+  std::vector<Sample> s;
+  for (double b = 1024; b <= double(1 << 30); b *= 2) s.push_back(collective(b, alpha_us + b / (gbps * 1e3)));
+  const OpFit f = fit_op("all_reduce/g2", s, Peaks{}, false);
+  CHECK(f.form == FitForm::kAlphaBeta);  // the efficiency curve cannot beat an exact law
+  CHECK(f.alpha_us == doctest::Approx(alpha_us).epsilon(1e-9));
+  CHECK(1e-3 / f.us_per_byte == doctest::Approx(gbps).epsilon(1e-9));
+  CHECK(f.held_out.method == "5-fold");
+  REQUIRE(f.held_out.median_ape_pct);
+  CHECK(*f.held_out.p90_ape_pct < 1e-6);
+  const Prediction p = predict(f, OpQuery{1e6, 0, 0, 0, 0});
+  CHECK(p.time_us == doctest::Approx(alpha_us + 1e6 / (gbps * 1e3)));
+  CHECK_FALSE(p.extrapolated);
+}
+
+TEST_CASE("fit: a size-dependent efficiency is taken when it lowers the held-out error") {
+  // Bandwidth ramps from 25% to 100% of 300 GB/s between 1 KiB and 1 GiB: alpha-beta alone misses.
+  std::vector<Sample> s;
+  for (int e = 10; e <= 30; ++e) {
+    const double b = std::ldexp(1.0, e), eff = 0.25 + 0.75 * (e - 10) / 20.0;
+    s.push_back(collective(b, 5.0 + b / (300e3 * eff)));
+  }
+  const OpFit f = fit_op("all_reduce/g2", s, Peaks{}, false);
+  CHECK(f.form == FitForm::kAlphaBetaEfficiency);
+  REQUIRE(f.candidates.size() == 2);
+  CHECK(*f.held_out.median_ape_pct < *f.candidates[0].held_out.median_ape_pct);
+  for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us).epsilon(1e-9));
+}
+
+TEST_CASE("fit: held-out error on a hand-made example (leave-one-out, median and P90)") {
+  // Predictor: the mean of the training points. Held out 100 -> 300 (200%), 200 -> 250 (25%),
+  // 400 -> 150 (62.5%). Sorted: 25, 62.5, 200; median 62.5; P90 at rank 1.8: 62.5 + 0.8 x 137.5 = 172.5.
+  const std::vector<double> m{100, 200, 400};
+  const HeldOutError e = cross_validate(m, 1, [&](const std::vector<int>& train, int) {
+    double sum = 0;
+    for (int i : train) sum += m[static_cast<size_t>(i)];
+    return sum / static_cast<double>(train.size());
+  });
+  CHECK(e.method == "leave-one-out");
+  CHECK(e.points == 3);
+  CHECK(*e.median_ape_pct == doctest::Approx(62.5));
+  CHECK(*e.p90_ape_pct == doctest::Approx(172.5));
+  CHECK(percentile({4, 1, 3, 2}, 0.5) == doctest::Approx(2.5));
+
+  const HeldOutError none = cross_validate({5.0}, 1, [](const std::vector<int>&, int) { return 0.0; });
+  CHECK_FALSE(none.median_ape_pct);
+  CHECK(none.method == "none (1 points)");
+  CHECK(fold_of_points(23)[7] == 2);  // over 20 points: 5 interleaved folds
+}
+
+TEST_CASE("fit: GEMM efficiency curve interpolates in log flops and flags extrapolation") {
+  const Peaks peaks{800.0, 4000.0};
+  std::vector<Sample> s;
+  // Efficiency 50% of the roofline at m=256, 90% at m=4096 (K, N fixed).
+  for (double m : {256.0, 4096.0}) {
+    const OpQuery q = OpQuery::gemm(m, 8192, 4096);
+    const double roof_us = std::max(q.flops / 800e6, q.bytes / 4000e3);
+    s.push_back(gemm(m, 8192, 4096, roof_us / (m == 256 ? 0.5 : 0.9)));
+  }
+  const OpFit f = fit_op("gemm/x/cublaslt", s, peaks, false);
+  CHECK(f.form == FitForm::kGemmRooflineEfficiency);
+  REQUIRE(f.knots.size() == 2);
+  for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us));
+  // m = 1024 sits halfway in log2 flops: efficiency 70%.
+  const OpQuery mid = OpQuery::gemm(1024, 8192, 4096);
+  const Prediction in = predict(f, mid);
+  CHECK_FALSE(in.extrapolated);
+  CHECK(in.time_us == doctest::Approx(mid.flops / 800e6 / 0.7));
+
+  const Prediction big = predict(f, OpQuery::gemm(16384, 8192, 4096));
+  CHECK(big.extrapolated);
+  CHECK(big.why.find("flops") != std::string::npos);
+  const Prediction other_k = predict(f, OpQuery::gemm(2048, 4096, 8192));  // same flops range, k outside
+  CHECK(other_k.extrapolated);
+  CHECK(other_k.why.find("k ") != std::string::npos);
+}
+
+TEST_CASE("fit: alpha-beta queries outside the measured bytes are flagged") {
+  std::vector<Sample> s{collective(1e6, 10), collective(2e6, 15), collective(4e6, 25)};
+  const OpFit f = fit_op("all_reduce/g2", s, Peaks{}, false);
+  CHECK_FALSE(predict(f, OpQuery{3e6, 0, 0, 0, 0}).extrapolated);
+  const Prediction p = predict(f, OpQuery{1e9, 0, 0, 0, 0});
+  CHECK(p.extrapolated);
+  CHECK(p.time_us > 25);
+}
+
+}  // namespace fdc::fit

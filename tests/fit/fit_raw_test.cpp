@@ -1,0 +1,115 @@
+// Reading raw profiles: malformed files refused with file + benchmark; the committed H200 raw
+// folders fit with finite held-out errors; the profile file round-trips.
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "core/error.h"
+#include "costmodel/fit/profile_io.h"
+#include "costmodel/fit/raw_reader.h"
+#include "tests/test_paths.h"
+#include "tests/traces/temp_file.h"
+
+namespace fdc::fit {
+namespace {
+
+std::string error_of(const std::string& text) {
+  test::TempFile f("ops.json", text);
+  RawProfile p;
+  RawSource src;
+  try {
+    read_raw_benchmark_file(f.path(), p, src);
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    CHECK(what.find(f.path()) != std::string::npos);
+    return what;
+  }
+  return "";
+}
+
+const char* kGemmName = "gemm/qkv_proj/llama-2-13b/tp1/r128/m1024/cublaslt/min_time:0.050/manual_time";
+
+}  // namespace
+
+TEST_CASE("fit: malformed raw benchmark files are refused with the file and the benchmark name") {
+  const std::string missing_k = error_of(std::string(R"({"benchmarks": [{"name": ")") + kGemmName +
+                                         R"(", "real_time": 227.1, "time_unit": "us", "m": 1024, "n": 15360}]})");
+  CHECK(missing_k.find(kGemmName) != std::string::npos);
+  CHECK(missing_k.find("missing counter 'k'") != std::string::npos);
+
+  const std::string no_time =
+      error_of(R"({"benchmarks": [{"name": "residual/d5120/m1024/min_time:0.050/manual_time", "count": 5242880}]})");
+  CHECK(no_time.find("residual/d5120/m1024") != std::string::npos);
+  CHECK(no_time.find("real_time") != std::string::npos);
+
+  CHECK(error_of(R"({"benchmarks": [{"name": "residual/d5120)").find("not valid JSON") != std::string::npos);
+  CHECK(error_of(R"({"context": {}})").find("'benchmarks'") != std::string::npos);
+  CHECK(error_of(R"({"benchmarks": [{"name": "warp_drive/x", "real_time": 1, "time_unit": "us"}]})")
+            .find("unknown benchmark kind 'warp_drive'") != std::string::npos);
+
+  // Cases skipped by the time budget are left out, not errors.
+  test::TempFile ok("ops.json", std::string(R"({"benchmarks": [{"name": ")") + kGemmName +
+                                    R"(", "error_occurred": true, "error_message": "skipped"}]})");
+  RawProfile p;
+  RawSource src;
+  read_raw_benchmark_file(ok.path(), p, src);
+  CHECK(src.excluded == 1);
+  CHECK(p.samples.empty());
+}
+
+TEST_CASE("fit: the committed H200 raw profile fits, with finite held-out errors") {
+  const std::string raw = "configs/profiles/raw/h200-2gpu-20261127-";
+  const RawProfile r = read_raw_profiles(
+      {test::source_path(raw + "ops"), test::source_path(raw + "collectives"), test::source_path(raw + "ulysses")});
+  CHECK(r.gpu_name == "NVIDIA H200");
+  CHECK(r.peak_tflops > 700);
+  const FittedProfile p = fit_profile(r);
+  for (const char* op : {"gemm/qkv_proj/cublaslt", "gemm/out_proj/cublaslt", "all_to_all/g2", "all_reduce/g2",
+                         "rope_rotate/rotate", "ulysses/pack/sp2", "norm/rmsnorm"}) {
+    CAPTURE(op);
+    const OpFit* f = p.find(op);
+    REQUIRE(f != nullptr);
+    REQUIRE(f->held_out.median_ape_pct);
+    CHECK(std::isfinite(*f->held_out.median_ape_pct));
+    CHECK(std::isfinite(*f->held_out.p90_ape_pct));
+  }
+  // A measured point: qkv_proj, Llama-2-13B tp1 r128, 4096 tokens, cuBLASLt, 869.9 us.
+  const Prediction q = predict(*p.find("gemm/qkv_proj/cublaslt"), OpQuery::gemm(4096, 15360, 5120));
+  CHECK_FALSE(q.extrapolated);
+  CHECK(std::abs(q.time_us - 869.86) / 869.86 < 0.03);
+  CHECK(predict(*p.find("gemm/qkv_proj/cublaslt"), OpQuery::gemm(65536, 15360, 5120)).extrapolated);
+
+  // The profile file round-trips.
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("fdcsim_fit_" + std::to_string(::getpid()) + ".json")).string();
+  write_profile(p, "fdcsim fit (test)", path);
+  const FittedProfile back = read_profile(path);
+  std::filesystem::remove(path);
+  CHECK(back.gpu == p.gpu);
+  REQUIRE(back.ops.size() == p.ops.size());
+  const OpQuery a2a{8.0 * (1 << 20), 0, 0, 0, 0};
+  CHECK(predict(back.ops.at("all_to_all/g2"), a2a).time_us ==
+        doctest::Approx(predict(p.ops.at("all_to_all/g2"), a2a).time_us));
+  CHECK(*back.ops.at("all_to_all/g2").held_out.p90_ape_pct ==
+        doctest::Approx(*p.ops.at("all_to_all/g2").held_out.p90_ape_pct));
+}
+
+TEST_CASE("fit: a fitted profile with an unknown form is refused, naming the file and the op") {
+  test::TempFile f("profile.json", R"({"format": "fdcsim-fitted-profile/1", "gpu": "X", "sources": [],
+    "peaks": {"TFLOP/s": 1, "GB/s": 1}, "ops": {"residual": {"form": "magic"}}})");
+  try {
+    read_profile(f.path());
+    FAIL("expected an InputError");
+  } catch (const InputError& e) {
+    const std::string w = e.what();
+    CHECK(w.find(f.path()) != std::string::npos);
+    CHECK(w.find("ops.residual") != std::string::npos);
+  }
+}
+
+}  // namespace fdc::fit
