@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/attention/attention.h"
+#include "kernels/attention/device_cache.h"
 #include "kernels/attention/cost.h"
 #include "kernels/attention/plan.h"
 #include "kernels/attention/reference.h"
@@ -116,35 +117,16 @@ struct BenchCache {
   HeadLayout L;
   int64_t hi_pages = 0, lo_pages = 0;  // declared before pt: make_page_table writes them
   PageTable pt;
-  DeviceBuffer<uint16_t> hi, lo;
-  DeviceBuffer<int> hi_indptr, hi_indices, lo_indptr, lo_indices;
-  DeviceBuffer<HeadInfo> heads;
+  DevicePagedCache dev;
   BenchCache(HeadLayout layout, const std::vector<int>& num_hi, const std::vector<int>& num_lo)
       : L(std::move(layout)),
         pt(make_page_table(num_hi, num_lo, L.block_size(), 42, &hi_pages, &lo_pages)),
-        hi(static_cast<size_t>(hi_pages * L.page_elems(TokenClass::kHi))),
-        lo(static_cast<size_t>(lo_pages * L.page_elems(TokenClass::kLo))),
-        hi_indptr(pt.hi_indptr),
-        hi_indices(pt.hi_indices.empty() ? std::vector<int>{0} : pt.hi_indices),
-        lo_indptr(pt.lo_indptr),
-        lo_indices(pt.lo_indices.empty() ? std::vector<int>{0} : pt.lo_indices),
-        heads(L.head_info()) {
-    fill_random(hi.data(), hi.size(), 3);
-    fill_random(lo.data(), lo.size(), 4);
+        dev(L, pt, DeviceBuffer<uint16_t>(static_cast<size_t>(hi_pages * L.page_elems(TokenClass::kHi))),
+            DeviceBuffer<uint16_t>(static_cast<size_t>(lo_pages * L.page_elems(TokenClass::kLo)))) {
+    fill_random(dev.hi.data(), dev.hi.size(), 3);
+    fill_random(dev.lo.data(), dev.lo.size(), 4);
   }
-  PagedCacheParams params() const {
-    PagedCacheParams p;
-    p.hi_pool = hi.data();
-    p.lo_pool = lo.data();
-    p.page_elems_hi = L.page_elems(TokenClass::kHi);
-    p.page_elems_lo = L.page_elems(TokenClass::kLo);
-    p.block_size = L.block_size();
-    p.hi_page_indptr = hi_indptr.data();
-    p.hi_page_indices = hi_indices.data();
-    p.lo_page_indptr = lo_indptr.data();
-    p.lo_page_indices = lo_indices.data();
-    return p;
-  }
+  PagedCacheParams params() const { return dev.params(L); }
 };
 
 void report(benchmark::State& state, double seconds_median, double bytes, double flops, bool bytes_bound) {
@@ -204,7 +186,7 @@ void BM_Decode(benchmark::State& state) {
   p.q = q.data();
   p.out = out.data();
   p.cache = cache->params();
-  p.heads = cache->heads.data();
+  p.heads = cache->dev.heads.data();
   dplan.fill(p);
   const double bytes = static_cast<double>(decode_kv_bytes(L, hi, lo, 2));
   const double flops = static_cast<double>(decode_flops(L, hi, lo));
@@ -247,7 +229,7 @@ void BM_Prefill(benchmark::State& state) {
   p.q = q.data();
   p.out = out.data();
   p.cache = cache.params();
-  p.heads = cache.heads.data();
+  p.heads = cache.dev.heads.data();
   p.tiles = tiles.data();
   p.num_tiles = static_cast<int>(plan.tiles.size());
   const double flops = static_cast<double>(prefill_flops(L, cu, kv));
@@ -277,12 +259,12 @@ void BM_Append(benchmark::State& state) {
   p.v = v.data();
   p.seq_of = dseq.data();
   p.pos_of = dpos.data();
-  p.hi_pool = cache.hi.data();
+  p.hi_pool = cache.dev.hi.data();
   p.page_elems_hi = L.page_elems(TokenClass::kHi);
   p.block_size = 16;
-  p.hi_page_indptr = cache.hi_indptr.data();
-  p.hi_page_indices = cache.hi_indices.data();
-  p.heads = cache.heads.data();
+  p.hi_page_indptr = cache.dev.hi_indptr.data();
+  p.hi_page_indices = cache.dev.hi_indices.data();
+  p.heads = cache.dev.heads.data();
   const double bytes = 2.0 * tokens * (L.k_row() + L.v_row()) * 2;
   timed_loop(state, [&] { launch_append(p, nullptr); }, bytes, 0.0, true);
 }

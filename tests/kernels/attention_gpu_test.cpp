@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "kernels/attention/attention.h"
+#include "kernels/attention/device_cache.h"
 #include "kernels/attention/plan.h"
 #include "kernels/attention/reference.h"
 #include "kernels/common/cuda_check.h"
@@ -41,33 +42,11 @@ std::vector<float> to_floats(DType t, const std::vector<uint16_t>& b) {
   return x;
 }
 
-// Device copy of a cache (pools as 16-bit patterns, page tables, head table).
-struct DeviceCache {
-  DeviceBuffer<uint16_t> hi, lo;
-  DeviceBuffer<int> hi_indptr, hi_indices, lo_indptr, lo_indices;
-  DeviceBuffer<HeadInfo> heads;
-  DeviceCache(const HeadLayout& L, const CacheData& c, DType t)
-      : hi(to_bits(t, c.hi_pool)),
-        lo(to_bits(t, c.lo_pool)),
-        hi_indptr(c.pt.hi_indptr),
-        hi_indices(c.pt.hi_indices.empty() ? std::vector<int>{0} : c.pt.hi_indices),
-        lo_indptr(c.pt.lo_indptr),
-        lo_indices(c.pt.lo_indices.empty() ? std::vector<int>{0} : c.pt.lo_indices),
-        heads(L.head_info()) {}
-  PagedCacheParams params(const HeadLayout& L) const {
-    PagedCacheParams p;
-    p.hi_pool = hi.data();
-    p.lo_pool = lo.data();
-    p.page_elems_hi = L.page_elems(TokenClass::kHi);
-    p.page_elems_lo = L.page_elems(TokenClass::kLo);
-    p.block_size = L.block_size();
-    p.hi_page_indptr = hi_indptr.data();
-    p.hi_page_indices = hi_indices.data();
-    p.lo_page_indptr = lo_indptr.data();
-    p.lo_page_indices = lo_indices.data();
-    return p;
-  }
-};
+// Device copy of a cache, its pools converted to the dtype's 16-bit patterns.
+DevicePagedCache device_cache(const HeadLayout& L, const CacheData& c, DType t) {
+  return DevicePagedCache(L, c.pt, DeviceBuffer<uint16_t>(to_bits(t, c.hi_pool)),
+                          DeviceBuffer<uint16_t>(to_bits(t, c.lo_pool)));
+}
 
 constexpr uint16_t kPoison = 0xFFFF;  // NaN in both bf16 and fp16
 
@@ -91,7 +70,7 @@ void run_decode_case(const HeadLayout& L, const std::vector<int>& hi, const std:
   std::vector<float> want(static_cast<size_t>(n) * L.o_row());
   reference_decode(L, c.pt, c.hi_pool.data(), c.lo_pool.data(), q.data(), scale, want.data());
 
-  DeviceCache dc(L, c, t);
+  DevicePagedCache dc = device_cache(L, c, t);
   DeviceBuffer<uint16_t> dq(to_bits(t, q));
   DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
   const DecodePlanOptions opt = decode_plan_options_for_device(0);
@@ -216,7 +195,7 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
   std::vector<float> want(static_cast<size_t>(total) * L.o_row());
   reference_prefill(L, c.pt, c.hi_pool.data(), cu, q.data(), scale, want.data());
 
-  DeviceCache dc(L, before, t);
+  DevicePagedCache dc = device_cache(L, before, t);
   DeviceBuffer<uint16_t> dk(to_bits(t, k)), dv(to_bits(t, v)), dq(to_bits(t, q));
   DeviceBuffer<int> dseq(seq_of.empty() ? std::vector<int>{0} : seq_of), dpos(pos_of.empty() ? std::vector<int>{0} : pos_of);
   AppendParams ap;
