@@ -3,6 +3,7 @@
 // forms need only sums take O(1) per iteration.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -21,10 +22,12 @@ struct BatchTotals {
   // Decode steps (new_tokens == 1): attention of one query over context_before + 1 keys.
   int64_t decode_seqs = 0;
   int64_t decode_kv_tokens = 0;  // sum of (context_before + 1)
+  int64_t decode_kv_max = 0;     // max of (context_before + 1): the longest sequence (skewed batches)
   // Prefill chunks (new_tokens > 1): causal attention of c queries over p + c keys.
   int64_t prefill_seqs = 0;
   int64_t prefill_tokens = 0;     // sum of c
   int64_t prefill_kv_tokens = 0;  // sum of (p + c): keys read once per chunk
+  int64_t prefill_kv_max = 0;     // max of (p + c)
   double prefill_pairs = 0;       // sum of c*p + c*(c+1)/2: (query, key) pairs scored
 
   void add(const SeqWork& s) {
@@ -35,10 +38,12 @@ struct BatchTotals {
     if (c == 1) {
       decode_seqs += 1;
       decode_kv_tokens += p + 1;
+      decode_kv_max = std::max(decode_kv_max, p + 1);
     } else {
       prefill_seqs += 1;
       prefill_tokens += c;
       prefill_kv_tokens += p + c;
+      prefill_kv_max = std::max(prefill_kv_max, p + c);
       prefill_pairs +=
           static_cast<double>(c) * static_cast<double>(p) + 0.5 * static_cast<double>(c) * static_cast<double>(c + 1);
     }

@@ -9,6 +9,7 @@
 #include "core/config.h"
 #include "costmodel/attention_dims.h"
 #include "costmodel/cost_model.h"
+#include "costmodel/forward_pass.h"
 #include "costmodel/hardware_spec.h"
 #include "costmodel/model_spec.h"
 
@@ -38,22 +39,6 @@ class RooflineCostModel final : public CostModel {
   bool extrapolated() const override { return true; }
 
  private:
-  struct Group {
-    int count = 0;
-    LayerShard shard;        // most loaded GPU's attention work
-    double f_hi = 1.0;       // effective important fraction
-    double qkv_out = 0;      // QKV projection output width per GPU (elements per token)
-    double rope_in = 0;      // RoPE input width per GPU (0: no RoPE)
-    double rope_out = 0;     // RoPE(+rotation) output width per GPU
-    double rotate_macs = 0;  // rotation multiply-adds per token per GPU
-    double a2a_qkv = 0;      // all-to-all #1 payload width per token (elements)
-    double a2a_out = 0;      // all-to-all #2 payload width per token (elements)
-    double out_in = 0;       // output projection K dim per GPU
-    // Attention per context token and per query row on the most loaded GPU (bytes, FLOP/2).
-    double kv_bytes_per_token = 0;  // cached K+V bytes read per context token (class mix)
-    double score_dims = 0;          // (qk + v) dims per context token, summed over query heads
-    double row_bytes = 0;           // q read + output written + new K/V appended, per new token
-  };
   // Sum of every term except decode attention for one set of batch counts (steady decode runs).
   struct DecodeCache {
     bool valid = false;
@@ -64,12 +49,15 @@ class RooflineCostModel final : public CostModel {
   Nanos compute(const BatchTotals& b, OpBreakdown* breakdown, DecodeCache* cache) const;
   template <bool kBreakdown>
   double add_decode_attention(const BatchTotals& b, double total, OpBreakdown* breakdown) const;
+  template <bool kBreakdown>
+  double add(const OpCall& c, double total, OpBreakdown* breakdown) const;
+  double seconds(const OpCall& c) const;
 
   ModelSpec model_;
   HardwareSpec hw_;
   ParallelConfig par_;
   RooflineParams params_;
-  std::vector<Group> groups_;
+  std::vector<LayerShapes> groups_;
   double gemm_rate_, attn_rate_, mem_rate_, link_rate_;  // FLOP/s, FLOP/s, B/s, B/s
   mutable DecodeCache cache_;                            // one model serves one simulator (not shared across threads)
 };

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "costmodel/fit/vidur_reader.h"
 #include "costmodel/ops.h"
 
 namespace fdc::fit {
@@ -97,7 +98,40 @@ void add_ulysses(const Entry& e, const std::string& base, RawProfile& out) {
                 {"a2a_qkv", a2a_qkv, qkv},
                 {"a2a_out", a2a_out, outb}};
   for (const auto& s : stages)
-    out.samples.push_back(Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0});
+    out.samples.push_back(Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0, std::nullopt});
+}
+
+// Attention: the agreed counters of the attention benchmarks (docs/fit.md).
+void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
+  Sample s;
+  s.where = e.where();
+  s.group = kind;
+  s.time_us = e.time_us();
+  s.bytes = e.positive("bytes");
+  s.flops = e.positive("flops");
+  AttnFeatures a;
+  a.num_seqs = e.positive("num_seqs");
+  a.tokens = e.positive("tokens");
+  a.ctx_mean = e.counter("ctx_mean"), a.ctx_max = e.counter("ctx_max"), a.ctx_cv = e.counter("ctx_cv");
+  FDC_INPUT_CHECK(a.ctx_mean >= 0 && a.ctx_max >= a.ctx_mean * (1 - 1e-9) && a.ctx_cv >= 0,
+                  e.where() << ": expected 0 <= ctx_mean <= ctx_max and ctx_cv >= 0, found ctx_mean " << a.ctx_mean
+                            << ", ctx_max " << a.ctx_max << ", ctx_cv " << a.ctx_cv);
+  const double per_seq_new = a.tokens / a.num_seqs;
+  a.keys_mean = a.ctx_mean + per_seq_new, a.keys_max = std::max(a.ctx_max, a.ctx_mean) + per_seq_new;
+  a.rank_qk = e.positive("rank_qk"), a.rank_v = e.positive("rank_v");
+  a.rank_qk_lo = e.counter("rank_qk_lo"), a.rank_v_lo = e.counter("rank_v_lo");
+  a.lo_fraction = e.counter("lo_fraction");
+  FDC_INPUT_CHECK(a.lo_fraction >= 0 && a.lo_fraction <= 1,
+                  e.where() << ": counter 'lo_fraction' must be in [0, 1], found " << a.lo_fraction);
+  a.group = e.positive("group"), a.q_heads = e.positive("q_heads"), a.kv_heads = e.positive("kv_heads");
+  a.head_dim = e.positive("head_dim");
+  if (kind == "attn_decode") {
+    a.balanced = e.counter("balanced");
+    FDC_INPUT_CHECK(a.balanced == 0 || a.balanced == 1,
+                    e.where() << ": counter 'balanced' must be 1 or 0, found " << a.balanced);
+  }
+  s.attn = a;
+  out.samples.push_back(std::move(s));
 }
 
 // Turns one successful benchmark entry into samples (or peaks).
@@ -112,6 +146,7 @@ void add_entry(const Entry& e, const std::string& name, RawProfile& out) {
     return;
   }
   if (kind == "ulysses") return add_ulysses(e, e.where(), out);
+  if (kind == "attn_prefill" || kind == "attn_decode") return add_attention(e, kind, out);
   s.time_us = e.time_us();
   if (kind == "gemm") {
     const auto lib = std::find_if(p.begin(), p.end(), [](const std::string& x) { return x.rfind("cublas", 0) == 0; });
@@ -148,6 +183,8 @@ void add_entry(const Entry& e, const std::string& name, RawProfile& out) {
     s.group = kind + "/g" + gpus_suffix(e, "gpus");
     s.bytes = e.positive("bytes");
     FDC_INPUT_CHECK(e.counter("errors") == 0, e.where() << ": the case reported output mismatches (errors counter)");
+  } else if (kind == "iteration_overhead") {
+    s.group = kind;  // a constant per forward pass: scheduling, sampling, launch gaps
   } else {
     throw InputError(e.where() + ": unknown benchmark kind '" + kind + "'");
   }
@@ -175,12 +212,63 @@ void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource
   }
 }
 
-RawProfile read_raw_profiles(const std::vector<std::string>& folders) {
-  FDC_INPUT_CHECK(!folders.empty(), "fit: no raw profile folder given");
+namespace {
+
+bool is_csv(const std::filesystem::path& p) { return p.extension() == ".csv"; }
+
+void read_vidur_input(const std::string& input, const std::vector<std::string>& files, RawProfile& out) {
+  RawSource src;
+  src.folder = input;
+  src.provenance = {{"format", "Vidur profiling CSV (times in ms, median columns)"}, {"files", files}};
+  for (const std::string& f : files) read_vidur_csv(f, out, src);
+  out.sources.push_back(std::move(src));
+}
+
+// Vidur CSVs carry no peak cases: the GEMM roofline then takes the highest rates the inputs show
+// (FLOP/s over the GEMMs; bytes/s over the element-wise ops, else the GEMMs), so efficiencies read
+// as a share of the best measured case.
+void peaks_from_samples(RawProfile& out) {
+  if (out.peak_tflops > 0 && out.peak_gbps > 0) return;
+  double flops = 0, gemm_bw = 0, elem_bw = 0;
+  for (const Sample& s : out.samples) {
+    if (s.m > 0) {
+      flops = std::max(flops, s.flops / s.time_us * 1e-6);
+      gemm_bw = std::max(gemm_bw, s.bytes / s.time_us * 1e-3);
+    } else if (s.flops > 0 && !s.attn) {
+      elem_bw = std::max(elem_bw, s.bytes / s.time_us * 1e-3);
+    }
+  }
+  if (flops == 0) return;
+  if (out.peak_tflops == 0) out.peak_tflops = flops;
+  if (out.peak_gbps == 0) out.peak_gbps = elem_bw > 0 ? elem_bw : gemm_bw;
+  out.peaks_source = "the highest rates in the inputs (no peak/gemm_bf16 or peak/device_copy case)";
+}
+
+}  // namespace
+
+RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::string& gpu_name) {
+  FDC_INPUT_CHECK(!inputs.empty(), "fit: no raw profile folder or Vidur CSV given");
+  namespace fs = std::filesystem;
   RawProfile out;
-  for (const std::string& folder : folders) {
-    namespace fs = std::filesystem;
-    FDC_INPUT_CHECK(fs::is_directory(folder), folder << ": not a folder (expected a raw profile folder)");
+  for (const std::string& input : inputs) {
+    if (fs::is_regular_file(input)) {
+      FDC_INPUT_CHECK(is_csv(input), input << ": expected a raw profile folder or a Vidur profiling CSV (.csv)");
+      read_vidur_input(input, {input}, out);
+      continue;
+    }
+    FDC_INPUT_CHECK(fs::is_directory(input),
+                    input << ": not a folder or file (expected a raw profile folder or a Vidur profiling CSV)");
+    const std::string& folder = input;
+    if (!fs::exists(fs::path(folder) / "provenance.json")) {
+      std::vector<std::string> csvs;
+      for (const auto& f : fs::directory_iterator(folder))
+        if (f.is_regular_file() && is_csv(f.path()) && vidur_csv_kind(f.path().string()) != VidurCsvKind::kNone)
+          csvs.push_back(f.path().string());
+      std::sort(csvs.begin(), csvs.end());
+      FDC_INPUT_CHECK(!csvs.empty(), folder << ": no provenance.json (a raw profile folder) and no Vidur profiling CSV");
+      read_vidur_input(folder, csvs, out);
+      continue;
+    }
     RawSource src;
     src.folder = folder;
     src.provenance = parse_file((fs::path(folder) / "provenance.json").string());
@@ -194,14 +282,22 @@ RawProfile read_raw_profiles(const std::vector<std::string>& folders) {
     std::vector<std::string> files;
     for (const auto& f : fs::directory_iterator(folder)) {
       const std::string fn = f.path().filename().string();
-      if (fn == "ops.json" || (fn.rfind("comm-", 0) == 0 && fn.size() > 5 && f.path().extension() == ".json"))
+      if (fn == "ops.json" || fn == "attention.json" ||
+          (fn.rfind("comm-", 0) == 0 && fn.size() > 5 && f.path().extension() == ".json"))
         files.push_back(f.path().string());
     }
     std::sort(files.begin(), files.end());
-    FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json or comm-<n>gpu.json");
+    FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json, attention.json or comm-<n>gpu.json");
     for (const std::string& f : files) read_raw_benchmark_file(f, out, src);
     out.sources.push_back(std::move(src));
   }
+  if (!gpu_name.empty()) {
+    FDC_INPUT_CHECK(out.gpu_name.empty() || out.gpu_name == gpu_name,
+                    "fit: --gpu '" << gpu_name << "' differs from '" << out.gpu_name << "' of the raw folders");
+    out.gpu_name = gpu_name;
+  }
+  if (out.gpu_name.empty()) out.gpu_name = "unknown GPU (Vidur CSVs name none; pass --gpu)";
+  peaks_from_samples(out);
   return out;
 }
 

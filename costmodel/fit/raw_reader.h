@@ -3,6 +3,7 @@
 // left out; a malformed or partial entry is an InputError naming the file and the benchmark.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,9 +11,21 @@
 
 namespace fdc::fit {
 
+// Attention cases (attn_prefill/..., attn_decode/...): the batch and the FDC shape of the kernel.
+// Keys of a sequence = its cached context + its new tokens (tokens / num_seqs per sequence).
+struct AttnFeatures {
+  double num_seqs = 0, tokens = 0;
+  double ctx_mean = 0, ctx_max = 0, ctx_cv = 0;  // cached context per sequence
+  double keys_mean = 0, keys_max = 0;            // context + new tokens per sequence
+  double balanced = 1;                           // decode: the balanced work split (1) or one CTA per sequence (0)
+  double rank_qk = 0, rank_v = 0, rank_qk_lo = 0, rank_v_lo = 0, lo_fraction = 0;
+  double group = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+};
+
 // One measured case. `group` is the fitted op: "gemm/<op>/<library>", "rope_rotate/{rope_only,rotate}",
 // "norm/<variant>", "residual", "mlp_act/<variant>", "<collective>/g<gpus>",
-// "ulysses/{pack,unpack_qkv,unpack_out,a2a_qkv,a2a_out}/sp<gpus>".
+// "ulysses/{pack,unpack_qkv,unpack_out,a2a_qkv,a2a_out}/sp<gpus>", "attn_prefill", "attn_decode",
+// "iteration_overhead"; from Vidur CSVs (vidur_reader.h) also "gemm/<op>/vidur", "send_recv/...".
 struct Sample {
   std::string group;
   std::string where;  // "<file>: <benchmark name>"
@@ -20,6 +33,7 @@ struct Sample {
   double bytes = 0;  // bytes moved (ops.h formulas) or the per-GPU buffer size (collectives)
   double flops = 0;
   double m = 0, n = 0, k = 0;  // GEMMs only
+  std::optional<AttnFeatures> attn;
 };
 
 struct RawSource {
@@ -33,12 +47,15 @@ struct RawProfile {
   std::vector<Sample> samples;
   double peak_tflops = 0;  // peak/gemm_bf16 (0 when absent)
   double peak_gbps = 0;    // peak/device_copy (0 when absent)
+  std::string peaks_source = "peak/gemm_bf16 and peak/device_copy";
   std::string gpu_name;
 };
 
-// Reads one raw benchmark file (ops.json or comm-<g>gpu.json) and appends its samples.
+// Reads one raw benchmark file (ops.json, comm-<g>gpu.json or attention.json) and appends its samples.
 void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource& source);
-// Reads every folder (provenance.json + ops.json / comm-*gpu.json); all must be of one GPU model.
-RawProfile read_raw_profiles(const std::vector<std::string>& folders);
+// Reads every input: raw folders (provenance.json + ops.json / comm-*gpu.json / attention.json) and
+// Vidur profiling CSVs (a file, or a folder of them without provenance.json); all of one GPU model.
+// `gpu_name` names the GPU when no input says which (Vidur CSVs carry no GPU name).
+RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::string& gpu_name = "");
 
 }  // namespace fdc::fit

@@ -1,0 +1,148 @@
+// The ops of one forward pass of a replica, in execution order, with their shapes and work on the
+// most loaded GPU: the one enumeration every cost model prices (the roofline with datasheet rates,
+// the fitted model with measured laws), so that the two can differ only in the time of an op.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "costmodel/attention_dims.h"
+#include "costmodel/batch.h"
+#include "costmodel/model_spec.h"
+#include "costmodel/ops.h"
+
+namespace fdc::costmodel {
+
+// Per-GPU widths of one group of identical layers (elements per token unless noted).
+struct LayerShapes {
+  int count = 0;
+  LayerShard shard;        // most loaded GPU's attention work
+  double f_hi = 1.0;       // effective important fraction
+  double qkv_out = 0;      // QKV projection output width per GPU
+  double rope_in = 0;      // RoPE input width per GPU (0: no RoPE)
+  double rope_out = 0;     // RoPE(+rotation) output width per GPU
+  double rotate_macs = 0;  // rotation multiply-adds per token per GPU
+  double a2a_qkv = 0;      // all-to-all #1 payload width per token
+  double a2a_out = 0;      // all-to-all #2 payload width per token
+  double out_in = 0;       // output projection K dim per GPU
+  // Attention per context token and per query row on the most loaded GPU (bytes, FLOP/2).
+  double kv_bytes_per_token = 0;  // cached K+V bytes read per context token (class mix)
+  double score_dims = 0;          // (qk + v) dims per context token, summed over query heads
+  double row_bytes = 0;           // q read + output written + new K/V appended, per new token
+};
+
+std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& dims, ParallelConfig par);
+
+// Which datasheet rate the roofline prices an op's FLOPs at.
+enum class RooflineRate { kGemm, kAttention, kMemory, kLink, kNone };
+
+// One op of the pass, executed `times` times per iteration.
+struct OpCall {
+  OpKind kind = OpKind::kCount;
+  OpWork work;  // per GPU; collectives: comm_bytes = payload x the nccl-tests send factor
+  double times = 1;
+  RooflineRate rate = RooflineRate::kNone;
+  double m = 0, n = 0, k = 0;  // GEMMs
+  int gpus = 0;                // collectives: GPUs taking part
+  double nccl_bytes = 0;       // collectives: the nccl-tests size (per-rank buffer) of the call
+  bool rotate = false;         // RoPE: with the FDC rotation (false: RoPE alone)
+  // Attention: sequences in the batch and the spread of their key counts (context + new tokens).
+  int64_t seqs = 0;
+  double keys_mean = 0, keys_max = 0;
+};
+
+// Every op of one forward pass over `b` except decode attention, in execution order (decode
+// attention is the only term that changes along a steady decode run: for_each_decode_attention).
+template <class F>
+void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<LayerShapes>& groups,
+                 const BatchTotals& b, F&& f) {
+  const double e = model.dtype_bytes, D = model.hidden, F_ = model.ffn_hidden, t = par.tp;
+  const int sp = par.sp;
+  const double M = std::ceil(static_cast<double>(b.new_tokens) / sp);  // rows per GPU
+  auto kernel = [&](OpKind k, const OpWork& w, RooflineRate rate, double times) {
+    OpCall c;
+    c.kind = k, c.work = w, c.rate = rate, c.times = times;
+    return c;
+  };
+  auto gemm = [&](OpKind k, double m, double n, double kk, double times) {
+    OpCall c = kernel(k, gemm_work(m, n, kk, e), RooflineRate::kGemm, times);
+    c.m = m, c.n = n, c.k = kk;
+    return c;
+  };
+  auto collective = [&](OpKind k, int gpus, double payload_bytes, double send_factor, double nccl_bytes,
+                        double times) {
+    OpCall c = kernel(k, OpWork{0, 0, payload_bytes * send_factor}, RooflineRate::kLink, times);
+    c.gpus = gpus, c.nccl_bytes = nccl_bytes;
+    return c;
+  };
+  for (const LayerShapes& g : groups) {
+    const double n = g.count;
+    f(kernel(OpKind::kNorm, elementwise_work(M * D, M * D, e, 4.0), RooflineRate::kMemory, 2 * n));
+    f(gemm(OpKind::kQkvProj, M, g.qkv_out, D, n));
+    if (g.rope_in > 0) {
+      OpCall c = kernel(OpKind::kRopeRotate, rope_rotate_work(M, g.rope_in, g.rope_out, g.rotate_macs, e),
+                        RooflineRate::kGemm, n);
+      c.rotate = g.rotate_macs > 0;
+      f(c);
+    }
+    if (sp > 1) f(collective(OpKind::kAllToAllQkv, sp, M * g.a2a_qkv * e, alltoall_send_factor(sp), M * g.a2a_qkv * e, n));
+    if (b.prefill_seqs > 0) {
+      OpCall c = kernel(OpKind::kAttnPrefill,
+                        OpWork{2.0 * b.prefill_pairs * g.score_dims,
+                               static_cast<double>(b.prefill_kv_tokens) * g.kv_bytes_per_token +
+                                   static_cast<double>(b.prefill_tokens) * g.row_bytes,
+                               0},
+                        RooflineRate::kAttention, n);
+      c.seqs = b.prefill_seqs;
+      c.keys_mean = static_cast<double>(b.prefill_kv_tokens) / static_cast<double>(b.prefill_seqs);
+      c.keys_max = static_cast<double>(b.prefill_kv_max);
+      f(c);
+    }
+    if (sp > 1) f(collective(OpKind::kAllToAllOut, sp, M * g.a2a_out * e, alltoall_send_factor(sp), M * g.a2a_out * e, n));
+    f(gemm(OpKind::kOutProj, M, D, g.out_in, n));
+    if (par.tp > 1) f(collective(OpKind::kAllReduce, par.tp, M * D * e, allreduce_send_factor(par.tp), M * D * e, 2 * n));
+    f(kernel(OpKind::kResidual, elementwise_work(2 * M * D, M * D, e), RooflineRate::kMemory, 2 * n));
+    if (model.mlp == MlpKind::kGated) {
+      f(gemm(OpKind::kMlpUp, M, 2 * F_ / t, D, n));
+      f(kernel(OpKind::kMlpAct, elementwise_work(2 * M * F_ / t, M * F_ / t, e, 4.0), RooflineRate::kMemory, n));
+    } else {
+      f(gemm(OpKind::kMlpUp, M, F_ / t, D, n));
+      f(kernel(OpKind::kMlpAct, elementwise_work(M * F_ / t, M * F_ / t, e, 1.0), RooflineRate::kMemory, n));
+    }
+    f(gemm(OpKind::kMlpDown, M, D, F_ / t, n));
+  }
+  // Once per iteration: final norm and LM head on the rows that emit a token.
+  const double rows = std::ceil(static_cast<double>(b.logits_rows) / sp);
+  if (rows > 0) {
+    f(kernel(OpKind::kNorm, elementwise_work(rows * D, rows * D, e, 4.0), RooflineRate::kMemory, 1));
+    f(gemm(OpKind::kLmHead, rows, model.vocab / t, D, 1));
+    // nccl-tests sizes an all-gather by the gathered output: every rank's slice.
+    if (par.tp > 1)
+      f(collective(OpKind::kAllGather, par.tp, rows * (model.vocab / t) * e, allgather_send_factor(par.tp),
+                   rows * (model.vocab / t) * e * t, 1));
+  }
+  f(kernel(OpKind::kIterationOverhead, OpWork{}, RooflineRate::kNone, 1));
+}
+
+// Decode attention of every layer group (nothing when the batch has no decode step).
+template <class F>
+void for_each_decode_attention(const std::vector<LayerShapes>& groups, const BatchTotals& b, F&& f) {
+  if (b.decode_seqs == 0) return;
+  for (const LayerShapes& g : groups) {
+    OpCall c;
+    c.kind = OpKind::kAttnDecode;
+    c.work = OpWork{2.0 * static_cast<double>(b.decode_kv_tokens) * g.score_dims,
+                    static_cast<double>(b.decode_kv_tokens) * g.kv_bytes_per_token +
+                        static_cast<double>(b.decode_seqs) * g.row_bytes,
+                    0};
+    c.times = g.count;
+    c.rate = RooflineRate::kAttention;
+    c.seqs = b.decode_seqs;
+    c.keys_mean = static_cast<double>(b.decode_kv_tokens) / static_cast<double>(b.decode_seqs);
+    c.keys_max = static_cast<double>(b.decode_kv_max);
+    f(c);
+  }
+}
+
+}  // namespace fdc::costmodel
