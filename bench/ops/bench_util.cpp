@@ -26,7 +26,7 @@ double EventTimer::stop(cudaStream_t s) {
 }
 
 void fill_random_bf16(void* dst, size_t count, uint64_t seed) {
-  const size_t chunk = std::min<size_t>(count, size_t{32} << 20);
+  const size_t chunk = std::min<size_t>(count, size_t{1} << 20);
   if (chunk == 0) return;
   std::vector<uint16_t> host(chunk);
   std::mt19937_64 rng(seed);

@@ -5,6 +5,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <functional>
 #include <memory>
 
 #include "bench/ops/profile_plan.h"
@@ -27,6 +28,13 @@ struct OpContext {
 };
 
 void register_op_case(const BenchCase& c, OpContext& ctx);
+// Attention cases (attn_prefill, attn_decode): kernels/attention on a paged cache.
+void register_attention_case(const BenchCase& c, OpContext& ctx);
+
+// Times `op` with bursts of back-to-back launches (>= 200 us each, so launch gaps and timer
+// resolution do not count); sets the shape counters, the burst length and the rate counters.
+// Returns the fastest burst's time per launch (the peaks use it), or 0 when nothing ran.
+double time_op(benchmark::State& st, OpContext& ctx, const BenchCase& c, const std::function<void()>& op);
 
 // True (and the state skipped with a message) when the time budget is spent.
 bool budget_spent(const RunOptions& o, benchmark::State& st);

@@ -28,12 +28,8 @@ bool budget_spent(const RunOptions& o, benchmark::State& st) {
   return true;
 }
 
-namespace {
-
 constexpr double kBurstSeconds = 200e-6;
 
-// Times `op` with bursts of launches; sets the shape and rate counters. Returns the fastest
-// burst's time per launch (the peaks use it), or 0 when nothing ran.
 double time_op(benchmark::State& st, OpContext& ctx, const BenchCase& c, const std::function<void()>& op) {
   op();  // warm-up (and cuBLASLt's algorithm choice)
   EventTimer ev;
@@ -60,6 +56,8 @@ double time_op(benchmark::State& st, OpContext& ctx, const BenchCase& c, const s
     st.counters["%peak_bw"] = C(100.0 * c.bytes / ctx.peaks.copy_byte_per_s, C::kIsIterationInvariantRate);
   return best;
 }
+
+namespace {
 
 int64_t shape_int(const BenchCase& c, const char* key) { return static_cast<int64_t>(c.shape.at(key)); }
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     g.rank_fractions = {1.0, 0.75, 0.5, 0.25};
     g.max_gpus = 1;
     g.budget_s = 1e9;
+    g.attention = false;  // fdcsim profile runs the attention grid (attention.json)
     const fdc::profile::ProfilePlan plan = fdc::profile::make_profile_plan(g);
     fdc::profile::RunOptions o;
     o.deadline = std::chrono::steady_clock::now() + std::chrono::hours(24);

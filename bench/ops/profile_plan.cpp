@@ -5,10 +5,12 @@
 #include <set>
 #include <sstream>
 
+#include "bench/ops/attention_grid.h"
 #include "configs/embedded_configs.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "costmodel/ops.h"
+#include "kernels/attention/cost.h"
 
 namespace fdc::profile {
 namespace {
@@ -74,6 +76,118 @@ struct Builder {
     add(std::move(c), op_time(w), w.bytes);
   }
 };
+
+// Nominal attention rates for estimates: prefill runs far below the GEMM rate (docs/kernels.md).
+constexpr double kAttnFlopRate = 100e12;
+
+// Shape counters every attention case carries (the format agreed with the fitter: docs/profile.md).
+void attention_shape(BenchCase& c, const costmodel::ModelSpec& m, const std::vector<kernels::attn::HeadRanks>& ranks,
+                     const std::vector<int>& ctx, int new_tokens, double lo_fraction, bool mixed) {
+  double rk = 0, rv = 0, rk_lo = 0, rv_lo = 0;
+  for (const auto& r : ranks) {
+    rk += r.rk;
+    rv += r.rv;
+    rk_lo += r.rk_lo;
+    rv_lo += r.rv_lo;
+  }
+  const double n = double(ranks.size());
+  const LengthStats st = length_stats(ctx);
+  c.shape = {{"num_seqs", double(ctx.size())},
+             {"tokens", double(new_tokens)},
+             {"ctx_mean", st.mean},
+             {"ctx_max", st.max},
+             {"ctx_cv", st.cv},
+             {"rank_qk", rk / n},
+             {"rank_v", rv / n},
+             {"rank_qk_lo", rk_lo / n},
+             {"rank_v_lo", rv_lo / n},
+             {"lo_fraction", lo_fraction},
+             {"group", double(m.group_size())},
+             {"q_heads", double(m.num_heads)},
+             {"kv_heads", double(m.num_kv_heads)},
+             {"head_dim", double(m.head_dim)},
+             {"ranks_mixed", mixed ? 1.0 : 0.0}};
+}
+
+// Prefill (tokens x context x ranks) and decode (batch x context mean x spread x ranks x lo share,
+// balanced plan; the naive plan beside it on mixed ranks) at the model's head shape, tp 1.
+void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::vector<int>& ranks, int prio) {
+  namespace attn = kernels::attn;
+  const GridOptions& o = b.o;
+  const int Hk = m.num_kv_heads, d = m.head_dim, group = m.group_size();
+  if (d > 128 || d % 8 || !(group == 1 || group == 2 || group == 4 || group == 8)) {
+    b.plan.notes.push_back(m.name + ": attention skipped (head_dim " + std::to_string(d) + ", group " +
+                           std::to_string(group) + ": the kernels take head_dim <= 128, group 1/2/4/8)");
+    return;
+  }
+  std::vector<int> rank_set;  // 0 = the mixed per-head table
+  for (int r : ranks)
+    if (r >= 16 && r <= 128) rank_set.push_back(r);
+  rank_set.push_back(0);
+  auto rank_name = [](int r) { return r == 0 ? std::string("mixed") : "r" + std::to_string(r); };
+  constexpr int kBlock = 16;
+
+  for (int seqs : o.attn_prefill_seqs)
+    for (int q : o.attn_prefill_tokens) {
+      if (int64_t{seqs} * q > o.attn_prefill_max_tokens) continue;
+      for (int prefix : o.attn_prefill_prefix)
+        for (int r : rank_set) {
+          const auto hr = attention_head_ranks(Hk, r, r == 0, false);
+          const attn::HeadLayout L(m.num_heads, Hk, hr, kBlock);
+          std::vector<int> cu{0}, kv(static_cast<size_t>(seqs), prefix + q);
+          for (int s = 0; s < seqs; ++s) cu.push_back(cu.back() + q);
+          BenchCase c;
+          c.kind = "attn_prefill";
+          c.op = name_of(OpKind::kAttnPrefill);
+          c.model = m.name;
+          c.priority = prio;
+          c.name = "attn_prefill/" + m.name + "/s" + std::to_string(seqs) + "/q" + std::to_string(q) + "/ctx" +
+                   std::to_string(prefix + q) + "/" + rank_name(r);
+          attention_shape(c, m, hr, kv, seqs * q, 0.0, r == 0);
+          c.shape["prefix"] = prefix;
+          c.flops = double(attn::prefill_flops(L, cu, kv));
+          c.bytes = double(attn::prefill_bytes(L, cu, kv, int(kElem)));
+          const double cache = double(seqs) * (prefix + q) * (L.k_row() + L.v_row()) * kElem;
+          const double op_s = std::max(c.flops / kAttnFlopRate, c.bytes / kByteRate) + 10e-6;
+          b.add(std::move(c), op_s, cache);
+        }
+    }
+
+  const char* spread_names[] = {"uniform", "quarter_long", "one_half"};
+  for (int batch : o.attn_decode_batches)
+    for (int ctx : o.attn_decode_contexts) {
+      if (int64_t{batch} * ctx > o.attn_max_kv_tokens) continue;
+      for (int spread : o.attn_decode_spreads) {
+        if (batch == 1 && spread != 0) continue;
+        const std::vector<int> len = context_lengths(batch, ctx, static_cast<ContextSpread>(spread));
+        for (int r : rank_set)
+          for (double lo : o.attn_lo_fractions)
+            for (bool balanced : {true, false}) {
+              if (!balanced && (r != 0 || lo > 0)) continue;  // naive beside balanced: mixed ranks only
+              const auto hr = attention_head_ranks(Hk, r, r == 0, lo > 0);
+              const attn::HeadLayout L(m.num_heads, Hk, hr, kBlock);
+              std::vector<int> hi, lo_n;
+              split_classes(len, lo, &hi, &lo_n);
+              BenchCase c;
+              c.kind = "attn_decode";
+              c.op = name_of(OpKind::kAttnDecode);
+              c.model = m.name;
+              c.priority = prio;
+              c.name = "attn_decode/" + m.name + "/b" + std::to_string(batch) + "/ctx" + std::to_string(ctx) + "/" +
+                       spread_names[spread] + "/" + rank_name(r) + "/lo" + std::to_string(std::lround(lo * 100)) +
+                       (balanced ? "/balanced" : "/naive");
+              attention_shape(c, m, hr, len, batch, lo, r == 0);
+              c.shape["balanced"] = balanced ? 1 : 0;
+              c.shape["spread"] = spread;
+              const double kv_bytes = double(attn::decode_kv_bytes(L, hi, lo_n, int(kElem)));
+              c.flops = double(attn::decode_flops(L, hi, lo_n));
+              c.bytes = kv_bytes + double(batch) * (L.q_row() + L.o_row()) * kElem;
+              const double op_s = c.bytes / kByteRate + 15e-6;
+              b.add(std::move(c), op_s, kv_bytes);
+            }
+      }
+    }
+}
 
 void check_fractions(const GridOptions& o) {
   FDC_INPUT_CHECK(!o.rank_fractions.empty(), "profile: --rank-fractions needs at least one value");
@@ -245,6 +359,7 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
         }
       }
     }
+    if (o.attention) add_attention_cases(b, m, ranks, report ? 0 : 1);
     // Ulysses all-to-alls at the model's shapes: tokens per GPU x ranks x sequence-parallel degree.
     for (int g = 2; g <= o.max_gpus; ++g) {
       if (Hk < g) {

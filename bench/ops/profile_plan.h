@@ -27,6 +27,17 @@ struct GridOptions {
   std::string filter;                     // substring a case name must contain ("" = all)
   int64_t sweep_min_bytes = 1024;         // collective bandwidth sweeps: 1 KiB ..
   int64_t sweep_max_bytes = int64_t{1} << 30;  // .. 1 GiB, x2 steps
+  // Attention (attention.json), tp 1, per model head shape (q heads, KV heads, head_dim, group).
+  bool attention = true;
+  std::vector<int> attn_prefill_seqs{1, 4};               // sequences per prefill batch
+  std::vector<int> attn_prefill_tokens{128, 512, 2048, 8192};  // new tokens per sequence
+  std::vector<int> attn_prefill_prefix{0, 1024, 4096};    // cached tokens before them (chunked prefill)
+  int64_t attn_prefill_max_tokens = 8192;                 // new tokens per batch at most
+  std::vector<int> attn_decode_batches{1, 8, 32, 128};
+  std::vector<int> attn_decode_contexts{512, 2048, 8192};  // mean cached tokens per sequence
+  std::vector<int> attn_decode_spreads{0, 1, 2};           // ContextSpread (attention_grid.h); batches > 1
+  std::vector<double> attn_lo_fractions{0.0, 0.5};         // share of cached tokens in the lo class
+  int64_t attn_max_kv_tokens = 262144;                    // decode batch x mean context at most
 };
 
 // One benchmark case. `kind` selects the runner; `shape` holds its sizes, which are also written as
@@ -34,7 +45,7 @@ struct GridOptions {
 struct BenchCase {
   std::string name;   // unique Google Benchmark name, e.g. "gemm/qkv_proj/llama-2-13b/tp1/r64/m4096"
   std::string kind;   // gemm, rope_rotate, rope, norm, residual, mlp_act, peak_gemm, peak_copy,
-                      // ulysses_a2a, all_to_all, all_reduce, all_gather
+                      // attn_prefill, attn_decode, ulysses_a2a, all_to_all, all_reduce, all_gather
   std::string op;     // cost-model op (costmodel::op_name), or "peak"
   std::string model;  // "" for model-independent cases
   int gpus = 1;       // processes / GPUs the case needs
@@ -60,5 +71,8 @@ costmodel::ModelSpec load_model(const std::string& name_or_path);
 int rank_for(double fraction, int head_dim, int rank_multiple);
 
 ProfilePlan make_profile_plan(const GridOptions& o);
+
+// Attention cases run in their own worker and go to attention.json.
+inline bool is_attention_case(const BenchCase& c) { return c.kind == "attn_prefill" || c.kind == "attn_decode"; }
 
 }  // namespace fdc::profile

@@ -3,6 +3,7 @@
 #include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -83,7 +84,7 @@ int run_single_gpu_part(const ProfilePlan& plan, const RunOptions& o, const std:
   ctx.gemm = std::make_unique<kernels::ops::GemmRunner>();
   int n = 0;
   for (const BenchCase& c : plan.run)
-    if (c.gpus == 1) {
+    if (c.gpus == 1 && !is_attention_case(c)) {
       register_op_case(c, ctx);
       ++n;
     }
@@ -96,6 +97,30 @@ int run_single_gpu_part(const ProfilePlan& plan, const RunOptions& o, const std:
     }
   }
   ctx.gemm.reset();
+  CUDA_CHECK(cudaStreamDestroy(ctx.stream));
+  return 0;
+}
+
+int run_attention_part(const ProfilePlan& plan, const RunOptions& o, const std::string& json_path) {
+  CUDA_CHECK(cudaSetDevice(0));
+  init_benchmark(json_path, {});
+  add_context(collect_provenance(o.command_line));
+  OpContext ctx;
+  ctx.opts = o;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
+  int n = 0;
+  for (const BenchCase& c : plan.run)
+    if (is_attention_case(c)) {
+      register_attention_case(c, ctx);
+      ++n;
+    }
+  if (n > 0) {
+    NullReporter null;
+    if (o.quiet)
+      benchmark::RunSpecifiedBenchmarks(&null);
+    else
+      benchmark::RunSpecifiedBenchmarks();
+  }
   CUDA_CHECK(cudaStreamDestroy(ctx.stream));
   return 0;
 }
@@ -140,6 +165,21 @@ int run_plan(const ProfilePlan& plan, const RunOptions& o) {
         std::max(remaining_s(o), 0.0) + grace);
     if (r.exit_code != 0) {
       std::fprintf(stderr, "fdcsim profile: the single-GPU part failed (exit %d%s)\n", r.exit_code,
+                   r.timed_out ? ", stopped at the deadline" : "");
+      status = 3;
+    }
+    outputs.push_back(path);
+  }
+  // Attention in a worker of its own: Google Benchmark writes one JSON file per process, and the
+  // attention cases go to attention.json.
+  if (std::any_of(plan.run.begin(), plan.run.end(), is_attention_case)) {
+    const std::string path = (out / "attention.json").string();
+    auto r = kernels::comm::run_ranks(
+        1, [] { return std::string(); },
+        [&](int, int, const std::string&) { return run_attention_part(plan, o, path); },
+        std::max(remaining_s(o), 0.0) + grace);
+    if (r.exit_code != 0) {
+      std::fprintf(stderr, "fdcsim profile: the attention part failed (exit %d%s)\n", r.exit_code,
                    r.timed_out ? ", stopped at the deadline" : "");
       status = 3;
     }

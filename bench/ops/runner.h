@@ -1,5 +1,6 @@
 // Runs a ProfilePlan on the GPUs of this server and writes the raw profile:
 //   <out>/ops.json            Google Benchmark JSON of the single-GPU cases (GPU 0)
+//   <out>/attention.json      Google Benchmark JSON of the attention cases (GPU 0)
 //   <out>/comm-<g>gpu.json    Google Benchmark JSON of the cases on g GPUs (rank 0's report)
 //   <out>/provenance.json     GPU, driver, CUDA, cuBLAS, NCCL, clocks, date, commit, command line
 //   <out>/plan.json           the grid: cases run and skipped, with the reasons
@@ -34,6 +35,7 @@ int run_plan(const ProfilePlan& plan, const RunOptions& o);
 nlohmann::json collect_provenance(const std::string& command_line);
 int run_single_gpu_part(const ProfilePlan& plan, const RunOptions& o, const std::string& json_path,
                         const std::vector<std::string>& extra_benchmark_args);
+int run_attention_part(const ProfilePlan& plan, const RunOptions& o, const std::string& json_path);
 int run_multi_gpu_part(const ProfilePlan& plan, int gpus, int rank, const std::string& nccl_token, const RunOptions& o,
                        const std::string& json_path);
 

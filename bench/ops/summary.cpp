@@ -79,6 +79,21 @@ std::string summarize_benchmarks(const std::vector<Json>& docs) {
        << " | " << fmt("%.0f", num(b, "GB/s")) << " | " << fmt("%.1f", num(b, "%peak_bw")) << " | "
        << fmt("%.1f", t0 * 1e6) << " | " << (t0 > 0 ? fmt("%+.1f%%", 100.0 * (t / t0 - 1.0)) : "-") << " |\n";
   }
+  os << "\n## Attention (attention.json): one row per rank at a few shapes\n\n"
+     << "| case | us | GB/s | TFLOP/s |\n| --- | --- | --- | --- |\n";
+  int n_prefill = 0, n_decode = 0;
+  for (const auto& [name, b] : runs) {
+    if (name.rfind("attn_", 0) != 0 || !ok(b)) continue;
+    (name.rfind("attn_prefill/", 0) == 0 ? n_prefill : n_decode) += 1;
+    const bool shown = name.find("/s1/q2048/ctx2048/") != std::string::npos ||
+                       (name.find("/b32/ctx2048/") != std::string::npos && name.find("/lo0/") != std::string::npos &&
+                        name.find("/uniform/") != std::string::npos) ||
+                       (name.find("/b32/ctx2048/one_half/mixed/lo0/") != std::string::npos);
+    if (!shown) continue;
+    os << "| " << name << " | " << fmt("%.1f", seconds(b) * 1e6) << " | " << fmt("%.0f", num(b, "GB/s")) << " | "
+       << fmt("%.1f", num(b, "TFLOP/s")) << " |\n";
+  }
+  os << "\n" << n_prefill << " prefill and " << n_decode << " decode cases measured.\n";
   os << "\n## Collectives: bus bandwidth (GB/s, nccl-tests definition) by size\n\n";
   std::map<int, std::map<double, std::map<std::string, double>>> bw;  // gpus -> bytes -> kind -> busbw
   for (const auto& [name, b] : runs)

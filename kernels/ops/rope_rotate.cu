@@ -1,16 +1,29 @@
-// Fused RoPE + FDC rotation (and RoPE alone, the same kernel without the rotation step).
+// Fused RoPE + FDC rotation, and RoPE alone (the baseline it is measured against).
 //
-// A block owns one KV head and loops over token tiles. Per tile it stages, in shared memory, the
-// post-RoPE vectors of its group (the group's q heads, then the k head) for up to 64 tokens, rounded
-// to the dtype; every warp then multiplies 16-row stripes by the head's rotation R (d x r_qk, held
-// in shared memory for the whole block) with bf16/fp16 tensor cores (WMMA 16x16x16, fp32
-// accumulate) and writes the compressed rows: q into the packed q row, k into the packed k row
-// and/or the paged cache. R is read once per block, so its bytes are negligible next to q and k.
-// RoPE alone writes the rotated halves straight from registers.
-#include <mma.h>
-
+// Fused kernel. The rotation is a (rows x d) x (d x r_qk) product per KV head, where a row is one
+// post-RoPE vector of the head's group (its q heads, then its k head) for one token. It runs on the
+// tensor cores (mma.sync m16n8k16, bf16/fp16 in, fp32 accumulate; sm_80 and sm_90):
+//  - Work is cut into chunks of 16 rows (one m16 tile) of one KV head. The chunks of all heads,
+//    head by head, are split into equal contiguous ranges, one per resident block, so every SM
+//    gets the same work whatever the head count. A block loads its head's R (d x r_qk, zero-padded
+//    to a multiple of 16 columns) into shared memory once per head it touches (one or two) and
+//    reuses it for every chunk: R's bytes are negligible next to q and k.
+//  - Each warp streams its own chunks through a 2-stage cp.async pipeline (the next chunk's raw q/k
+//    rows load while this one computes), so the loads need no block-wide barrier and many bytes
+//    stay in flight; the earlier version staged tiles with plain loads between barriers and was
+//    latency-bound (450-740 GB/s).
+//  - RoPE runs in place in shared memory in fp32 and rounds to the dtype (as the reference), then
+//    the warp loads its 16 x d A fragments into registers once (ldmatrix) and walks R's columns in
+//    n16 steps (ldmatrix.trans), two MMAs per B fragment. Results (rounded to the dtype) go back
+//    into the warp's own rows, whose inputs are already in registers, and leave as 16-byte stores:
+//    q into the packed q row, k into the packed k row and/or the paged cache.
+// RoPE alone writes the rotated halves straight from registers, one block per KV head and tile.
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 
+#include "kernels/attention/prefill_kernel.cuh"  // mma_16816, ldmatrix_x4, ldmatrix_x4_trans
 #include "kernels/common/cuda_check.h"
 #include "kernels/common/device_utils.cuh"
 #include "kernels/ops/launch.h"
@@ -18,12 +31,11 @@
 namespace fdc::kernels::ops {
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kWarps = kThreads / 32;
-constexpr int kTileRows = 128;  // vectors (tokens x (group + 1)) staged per tile, before padding
+using attn::dev::ldmatrix_x4;
+using attn::dev::ldmatrix_x4_trans;
+using attn::dev::mma_16816;
 
 __host__ __device__ inline int ceil16(int x) { return (x + 15) / 16 * 16; }
-__host__ __device__ inline int tile_tokens(int group) { return kTileRows / (group + 1) > 0 ? kTileRows / (group + 1) : 1; }
 
 template <typename T>
 __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
@@ -34,8 +46,29 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
   return out;
 }
 
-// Global destination of column `col` (a multiple of 8) of output vector v (v < group: q head
-// kv*group + v; v == group: the k head) of `token`; writes 8 values.
+// RoPE of 8 (x1, x2) pairs at columns c..c+7 and half+c..half+c+7, in fp32 with explicit
+// round-to-nearest multiplies (no FMA contraction, so the result matches the reference's).
+__device__ __forceinline__ void rope8(const float* cs, int half, int c, const float (&x1)[8], const float (&x2)[8],
+                                      float (&lo)[8], float (&hi)[8]) {
+  const float4 c0 = *reinterpret_cast<const float4*>(cs + c), c1 = *reinterpret_cast<const float4*>(cs + c + 4);
+  const float4 s0 = *reinterpret_cast<const float4*>(cs + half + c);
+  const float4 s1 = *reinterpret_cast<const float4*>(cs + half + c + 4);
+  const float co[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
+  const float si[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    lo[j] = __fsub_rn(__fmul_rn(x1[j], co[j]), __fmul_rn(x2[j], si[j]));
+    hi[j] = __fadd_rn(__fmul_rn(x2[j], co[j]), __fmul_rn(x1[j], si[j]));
+  }
+}
+
+// Column of vector v (v < group: q head kv*group + v; v == group: the k head) in a qkv row.
+__device__ __forceinline__ int64_t qkv_col(const RopeRotateParams& p, int kv, int group, int v) {
+  return v < group ? static_cast<int64_t>(kv * group + v) * p.head_dim
+                   : static_cast<int64_t>(p.num_q_heads + kv) * p.head_dim;
+}
+
+// Global destination of column `col` (a multiple of 8) of output vector v of `token`; writes 8 values.
 template <typename T>
 __device__ __forceinline__ void store8(const RopeRotateParams& p, const attn::HeadInfo& h, int group, int token, int v,
                                        int col, const uint4& val) {
@@ -57,129 +90,247 @@ __device__ __forceinline__ void store8(const RopeRotateParams& p, const attn::He
   }
 }
 
-template <typename T, bool kRotate>
-__global__ void __launch_bounds__(kThreads) rope_rotate_kernel(const RopeRotateParams p) {
+// ---------------------------------------------------------------------------------------------
+// Fused RoPE + rotation on the tensor cores.
+
+constexpr int kRotWarps = 8;
+constexpr int kRotThreads = kRotWarps * 32;
+constexpr int kChunkRows = 16;  // one m16 tile
+constexpr int kRotStages = 2;
+
+// Row stride of R in shared memory: a multiple of 16 columns plus 8, so a row is an odd multiple
+// of 16 bytes and the 8 rows of every ldmatrix hit distinct banks.
+__host__ __device__ inline int rot_ldr(int max_rank) { return ceil16(max_rank) + 8; }
+
+template <int D>
+size_t rotate_smem_bytes(int max_rank) {
+  return (static_cast<size_t>(D) * rot_ldr(max_rank) +
+          static_cast<size_t>(kRotWarps) * kRotStages * kChunkRows * (D + 8)) *
+         2;
+}
+
+// The 16 raw q/k rows of chunk `ch` of KV head `kv` into a warp's stage `dst` ([16][D + 8]), one
+// warp's cp.async group; rows past the end are zero-filled.
+template <typename T, int D>
+__device__ __forceinline__ void load_chunk(const RopeRotateParams& p, int kv, int group, int rows_per_head, int ch,
+                                           T* dst, int lane) {
+  constexpr int VPR = D / 8;  // 16-byte vectors per row
+  const T* qkv = static_cast<const T*>(p.qkv);
+  const int vecs = group + 1;
+#pragma unroll
+  for (int j = 0; j < kChunkRows * VPR / 32; ++j) {
+    const int i = lane + 32 * j;
+    const int rr = i / VPR, c = (i % VPR) * 8;
+    const int row = ch * kChunkRows + rr;
+    const bool ok = row < rows_per_head;
+    const T* src = qkv;
+    if (ok) src = qkv + static_cast<int64_t>(row / vecs) * p.qkv_row + qkv_col(p, kv, group, row % vecs) + c;
+    dev::cp_async16(dst + rr * (D + 8) + c, src, ok ? 16 : 0);
+  }
+}
+
+// Two blocks per SM is what shared memory allows at d = 128 (the launch bound also keeps ptxas from
+// spilling in the d = 64 variant). chunks_per_head = ceil(num_tokens * (group + 1) / 16); the block covers chunk units
+// [blockIdx.x * total / gridDim.x, (blockIdx.x + 1) * total / gridDim.x) of the heads in order.
+template <typename T, int D>
+__global__ void __launch_bounds__(kRotThreads, 2) rotate_kernel(const RopeRotateParams p, int64_t chunks_per_head) {
   extern __shared__ __align__(128) unsigned char smem[];
+  constexpr int LDX = D + 8;  // odd multiple of 16 bytes: conflict-free ldmatrix and 16-byte rows
+  constexpr int HALF = D / 2;
+  constexpr int KSTEPS = D / 16;
+  constexpr int HVPR = HALF / 8;  // 16-byte vectors per half row
+  const int group = p.num_q_heads / p.num_kv_heads, vecs = group + 1;
+  const int ldr = rot_ldr(p.max_rank);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  T* rs = reinterpret_cast<T*>(smem);                                                 // [D][ldr]
+  T* xs = rs + static_cast<int64_t>(D) * ldr + warp * kRotStages * kChunkRows * LDX;  // [stages][16][LDX]
+  const int rows_per_head = p.num_tokens * vecs;  // < 2^31: num_tokens x at most 9 vectors
+  const int64_t total = chunks_per_head * p.num_kv_heads;
+  const int64_t u_begin = blockIdx.x * total / gridDim.x, u_end = (blockIdx.x + 1) * total / gridDim.x;
+
+  for (int64_t u = u_begin; u < u_end;) {
+    const int kv = static_cast<int>(u / chunks_per_head);
+    const int64_t head_end = (kv + 1) * chunks_per_head, seg_end = u_end < head_end ? u_end : head_end;
+    const int c_begin = static_cast<int>(u - kv * chunks_per_head),
+              c_end = static_cast<int>(seg_end - kv * chunks_per_head);
+    u = seg_end;
+    const attn::HeadInfo h = p.heads[kv];
+    const int rpad = ceil16(h.rk);
+
+    // The first chunk's loads go out before R's, so both are in flight together.
+    int ch = c_begin + warp;
+    if (ch < c_end) load_chunk<T, D>(p, kv, group, rows_per_head, ch, xs, lane);
+    dev::cp_async_commit();
+
+    __syncthreads();  // every warp is done with the previous head's R
+    {
+      const T* r = static_cast<const T*>(p.rotation) + static_cast<int64_t>(D) * h.k_offset;
+      const int cvecs = rpad / 8;
+      for (int i = threadIdx.x; i < D * cvecs; i += kRotThreads) {
+        const int row = i / cvecs, c = (i % cvecs) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (c < h.rk) v = *reinterpret_cast<const uint4*>(r + static_cast<int64_t>(row) * h.rk + c);
+        *reinterpret_cast<uint4*>(rs + row * ldr + c) = v;
+      }
+    }
+    __syncthreads();
+
+    for (int it = 0; ch < c_end; ++it, ch += kRotWarps) {
+      T* cur = xs + (it & 1) * kChunkRows * LDX;
+      const int next = ch + kRotWarps;
+      if (next < c_end)
+        load_chunk<T, D>(p, kv, group, rows_per_head, next, xs + ((it + 1) & 1) * kChunkRows * LDX, lane);
+      dev::cp_async_commit();
+      dev::cp_async_wait<1>();
+      __syncwarp();
+
+      // RoPE in place, fp32, rounded to the dtype.
+#pragma unroll
+      for (int j = 0; j < kChunkRows * HVPR / 32; ++j) {
+        const int i = lane + 32 * j;
+        const int rr = i / HVPR, c = (i % HVPR) * 8;
+        const int row = ch * kChunkRows + rr;
+        if (row >= rows_per_head) continue;
+        const int token = row / vecs;
+        const float* cs = p.cos_sin + static_cast<int64_t>(p.positions[token]) * D;
+        float x1[8], x2[8], lo[8], hi[8];
+        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur + rr * LDX + c), x1);
+        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur + rr * LDX + HALF + c), x2);
+        rope8(cs, HALF, c, x1, x2, lo, hi);
+        *reinterpret_cast<uint4*>(cur + rr * LDX + c) = pack8<T>(lo);
+        *reinterpret_cast<uint4*>(cur + rr * LDX + HALF + c) = pack8<T>(hi);
+      }
+      __syncwarp();
+
+      // A = the chunk's 16 x D post-RoPE rows, held in registers for every n step.
+      uint32_t a[KSTEPS][4];
+#pragma unroll
+      for (int kk = 0; kk < KSTEPS; ++kk) ldmatrix_x4(a[kk], cur + (lane & 15) * LDX + kk * 16 + (lane >> 4) * 8);
+      __syncwarp();  // the rows are overwritten with results below
+
+      const int g = lane >> 2, cq = (lane & 3) * 2;
+      for (int n16 = 0; n16 < rpad; n16 += 16) {
+        float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; ++kk) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, rs + (kk * 16 + (lane & 15)) * ldr + n16 + (lane >> 4) * 8);
+          mma_16816<T>(acc[0], a[kk], b[0], b[1]);
+          mma_16816<T>(acc[1], a[kk], b[2], b[3]);
+        }
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+          const int col = n16 + j * 8 + cq;
+          *reinterpret_cast<uint32_t*>(cur + g * LDX + col) = dev::pack2<T>(acc[j][0], acc[j][1]);
+          *reinterpret_cast<uint32_t*>(cur + (g + 8) * LDX + col) = dev::pack2<T>(acc[j][2], acc[j][3]);
+        }
+      }
+      __syncwarp();
+
+      // 16-byte stores of the first r_qk columns of each row.
+      const int cvecs = h.rk / 8;
+      for (int i = lane; i < kChunkRows * cvecs; i += 32) {
+        const int rr = i / cvecs, c = (i % cvecs) * 8;
+        const int row = ch * kChunkRows + rr;
+        if (row >= rows_per_head) continue;
+        const int token = row / vecs, v = row % vecs;
+        store8<T>(p, h, group, token, v, c, *reinterpret_cast<const uint4*>(cur + rr * LDX + c));
+      }
+      __syncwarp();  // this stage is refilled two chunks later
+    }
+    dev::cp_async_wait<0>();
+  }
+}
+
+// Resident blocks per SM of one fused-kernel configuration, and the SM count (cached: the
+// occupancy query costs more than a small launch).
+template <typename T, int D>
+std::pair<int, int> rotate_occupancy(size_t smem) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, size_t>, std::pair<int, int>> cache;
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(device, smem);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  // The limit is set to the largest size any rank needs, so a launch with a size met earlier never
+  // finds it lowered by a smaller one in between.
+  CUDA_CHECK(cudaFuncSetAttribute(rotate_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(rotate_smem_bytes<D>(D))));
+  int per_sm = 0, sms = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, rotate_kernel<T, D>, kRotThreads, smem));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  FDC_CHECK(per_sm >= 1, "rope_rotate: the fused kernel does not fit an SM with " << smem << " bytes of shared memory");
+  return cache[key] = {per_sm, sms};
+}
+
+template <typename T, int D>
+void launch_rotate(const RopeRotateParams& p, cudaStream_t stream) {
+  const size_t smem = rotate_smem_bytes<D>(p.max_rank);
+  const auto [per_sm, sms] = rotate_occupancy<T, D>(smem);
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int64_t chunks_per_head = (static_cast<int64_t>(p.num_tokens) * (group + 1) + kChunkRows - 1) / kChunkRows;
+  // One wave of resident blocks (more would only add R loads); fewer when there are fewer chunks.
+  const int64_t blocks = std::min<int64_t>(static_cast<int64_t>(sms) * per_sm, chunks_per_head * p.num_kv_heads);
+  rotate_kernel<T, D><<<static_cast<unsigned>(blocks), kRotThreads, smem, stream>>>(p, chunks_per_head);
+  CUDA_CHECK_LAUNCH();
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE alone.
+
+constexpr int kThreads = 128;
+constexpr int kTileRows = 128;  // vectors (tokens x (group + 1)) per tile
+
+__host__ __device__ inline int tile_tokens(int group) {
+  return kTileRows / (group + 1) > 0 ? kTileRows / (group + 1) : 1;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) rope_only_kernel(const RopeRotateParams p) {
   const int kv = blockIdx.x;
   const attn::HeadInfo h = p.heads[kv];
   const int d = p.head_dim, half = d / 2, group = p.num_q_heads / p.num_kv_heads;
-  const int vecs = group + 1, tt = tile_tokens(group);
-  const int rows = tt * vecs, rows_pad = ceil16(rows);
-  const int ldx = d + 8;
-  const int rpad = ceil16(h.rk), ldr = ceil16(p.max_rank) + 8;
-  T* xs = reinterpret_cast<T*>(smem);                  // [rows_pad][ldx]
-  T* rs = xs + static_cast<int64_t>(rows_pad) * ldx;   // [d][ldr]
-  float* stage = reinterpret_cast<float*>(rs + static_cast<int64_t>(d) * ldr);  // [kWarps][16][16]
-
-  if constexpr (kRotate) {
-    // R of this head, zero-padded to a multiple of 16 columns.
-    const T* r = static_cast<const T*>(p.rotation) + static_cast<int64_t>(d) * h.k_offset;
-    const int cvecs = rpad / 8;
-    for (int i = threadIdx.x; i < d * cvecs; i += kThreads) {
-      const int row = i / cvecs, c = (i % cvecs) * 8;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (c < h.rk) v = *reinterpret_cast<const uint4*>(r + static_cast<int64_t>(row) * h.rk + c);
-      *reinterpret_cast<uint4*>(rs + row * ldr + c) = v;
-    }
-  }
-
+  const int vecs = group + 1, tt = tile_tokens(group), rows = tt * vecs;
   const int num_tiles = (p.num_tokens + tt - 1) / tt;
   const int hvecs = half / 8;
   for (int tile = blockIdx.y; tile < num_tiles; tile += gridDim.y) {
     const int tok0 = tile * tt;
-    // RoPE: work item = (staged row, 8-wide column pair block).
-    for (int i = threadIdx.x; i < rows_pad * hvecs; i += kThreads) {
+    // Work item = (row, 8-wide column pair block).
+    for (int i = threadIdx.x; i < rows * hvecs; i += kThreads) {
       const int rr = i / hvecs, c = (i % hvecs) * 8;
       const int token = tok0 + rr / vecs, v = rr % vecs;
-      float lo[8], hi[8];
-      const bool valid = rr < rows && token < p.num_tokens;
-      if (valid) {
-        const int64_t col = v < group ? static_cast<int64_t>(kv * group + v) * d
-                                      : static_cast<int64_t>(p.num_q_heads + kv) * d;
-        const T* x = static_cast<const T*>(p.qkv) + static_cast<int64_t>(token) * p.qkv_row + col;
-        float x1[8], x2[8];
-        dev::unpack8<T>(*reinterpret_cast<const uint4*>(x + c), x1);
-        dev::unpack8<T>(*reinterpret_cast<const uint4*>(x + half + c), x2);
-        const float* cs = p.cos_sin + static_cast<int64_t>(p.positions[token]) * d;
-        const float4 c0 = *reinterpret_cast<const float4*>(cs + c), c1 = *reinterpret_cast<const float4*>(cs + c + 4);
-        const float4 s0 = *reinterpret_cast<const float4*>(cs + half + c);
-        const float4 s1 = *reinterpret_cast<const float4*>(cs + half + c + 4);
-        const float co[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
-        const float si[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          lo[j] = __fsub_rn(__fmul_rn(x1[j], co[j]), __fmul_rn(x2[j], si[j]));
-          hi[j] = __fadd_rn(__fmul_rn(x2[j], co[j]), __fmul_rn(x1[j], si[j]));
-        }
-      } else {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) lo[j] = hi[j] = 0.f;
-      }
-      const uint4 plo = pack8<T>(lo), phi = pack8<T>(hi);
-      if constexpr (kRotate) {
-        *reinterpret_cast<uint4*>(xs + rr * ldx + c) = plo;
-        *reinterpret_cast<uint4*>(xs + rr * ldx + half + c) = phi;
-      } else if (valid) {
-        store8<T>(p, h, group, token, v, c, plo);
-        store8<T>(p, h, group, token, v, half + c, phi);
-      }
-    }
-    if constexpr (kRotate) {
-      __syncthreads();
-      namespace wmma = nvcuda::wmma;
-      const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-      float* st = stage + warp * 256;
-      for (int s = warp; s < rows_pad / 16; s += kWarps) {
-        for (int nt = 0; nt < rpad / 16; ++nt) {
-          wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-          wmma::fill_fragment(acc, 0.f);
-          for (int kt = 0; kt < d / 16; ++kt) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-            wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
-            wmma::load_matrix_sync(a, xs + s * 16 * ldx + kt * 16, ldx);
-            wmma::load_matrix_sync(b, rs + kt * 16 * ldr + nt * 16, ldr);
-            wmma::mma_sync(acc, a, b, acc);
-          }
-          wmma::store_matrix_sync(st, acc, 16, wmma::mem_row_major);
-          __syncwarp();
-          const int rr = s * 16 + lane / 2, c = (lane % 2) * 8, col = nt * 16 + c;
-          const int token = tok0 + rr / vecs, v = rr % vecs;
-          if (rr < rows && token < p.num_tokens && col < h.rk) {
-            float f[8];
-#pragma unroll
-            for (int j = 0; j < 8; ++j) f[j] = st[(lane / 2) * 16 + c + j];
-            store8<T>(p, h, group, token, v, col, pack8<T>(f));
-          }
-          __syncwarp();
-        }
-      }
-      __syncthreads();  // xs is refilled by the next tile
+      if (token >= p.num_tokens) continue;
+      const T* x = static_cast<const T*>(p.qkv) + static_cast<int64_t>(token) * p.qkv_row + qkv_col(p, kv, group, v);
+      float x1[8], x2[8], lo[8], hi[8];
+      dev::unpack8<T>(*reinterpret_cast<const uint4*>(x + c), x1);
+      dev::unpack8<T>(*reinterpret_cast<const uint4*>(x + half + c), x2);
+      rope8(p.cos_sin + static_cast<int64_t>(p.positions[token]) * d, half, c, x1, x2, lo, hi);
+      store8<T>(p, h, group, token, v, c, pack8<T>(lo));
+      store8<T>(p, h, group, token, v, half + c, pack8<T>(hi));
     }
   }
 }
 
-template <typename T, bool kRotate>
-void launch_typed(const RopeRotateParams& p, cudaStream_t stream) {
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const int tt = tile_tokens(group);
-  const int rows_pad = ceil16(tt * (group + 1));
-  const size_t smem = kRotate ? (static_cast<size_t>(rows_pad) * (p.head_dim + 8) +
-                                 static_cast<size_t>(p.head_dim) * (ceil16(p.max_rank) + 8)) * sizeof(T) +
-                                    kWarps * 256 * sizeof(float)
-                              : 0;
-  if (kRotate)
-    CUDA_CHECK(cudaFuncSetAttribute(rope_rotate_kernel<T, kRotate>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(smem)));
+template <typename T>
+void launch_rope_only(const RopeRotateParams& p, cudaStream_t stream) {
+  const int tt = tile_tokens(p.num_q_heads / p.num_kv_heads);
   int device = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   const int num_tiles = (p.num_tokens + tt - 1) / tt;
   // Enough blocks to fill the GPU a few times over; each loops over its share of tiles.
-  const int per_sm = kRotate ? 2 : 8;
-  const int ty = std::max(1, std::min(num_tiles, (sms * per_sm + p.num_kv_heads - 1) / p.num_kv_heads));
+  const int ty = std::max(1, std::min(num_tiles, (sms * 8 + p.num_kv_heads - 1) / p.num_kv_heads));
   const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(ty));
-  rope_rotate_kernel<T, kRotate><<<grid, kThreads, smem, stream>>>(p);
+  rope_only_kernel<T><<<grid, kThreads, 0, stream>>>(p);
   CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void launch_typed(const RopeRotateParams& p, cudaStream_t stream) {
+  if (!p.rotation) return launch_rope_only<T>(p, stream);
+  if (p.head_dim == 64) return launch_rotate<T, 64>(p, stream);
+  launch_rotate<T, 128>(p, stream);
 }
 
 }  // namespace
@@ -190,11 +341,10 @@ void launch_rope_rotate(const RopeRotateParams& p, cudaStream_t stream) {
                         static_cast<const void*>(p.k_out), static_cast<const void*>(p.hi_pool)})
     require_aligned16(q, "rope_rotate");
   if (p.num_tokens == 0) return;
-  const bool rotate = p.rotation != nullptr;
   if (p.dtype == DType::kBF16) {
-    rotate ? launch_typed<__nv_bfloat16, true>(p, stream) : launch_typed<__nv_bfloat16, false>(p, stream);
+    launch_typed<__nv_bfloat16>(p, stream);
   } else {
-    rotate ? launch_typed<__half, true>(p, stream) : launch_typed<__half, false>(p, stream);
+    launch_typed<__half>(p, stream);
   }
 }
 

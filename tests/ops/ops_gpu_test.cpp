@@ -50,59 +50,76 @@ uint16_t nan_bits(DType t) { return float_to_bits(t, std::numeric_limits<float>:
 
 }  // namespace
 
+namespace {
+
+// One RoPE (+ rotation) launch against the reference: q, the packed k rows and the paged cache.
+void check_rope_case(DType t, int d, int group, int tokens, bool rotate, const std::vector<int>& rank_of_head) {
+  CAPTURE(to_string(t));
+  CAPTURE(d);
+  CAPTURE(group);
+  CAPTURE(tokens);
+  CAPTURE(rotate);
+  const int hk = static_cast<int>(rank_of_head.size());
+  std::vector<attn::HeadRanks> ranks;
+  for (int r : rank_of_head) ranks.push_back({r, r, r, r});
+  RopeCase c(t, tokens, group * hk, hk, d, ranks, 1234);
+  std::vector<std::vector<float>> rot;
+  for (int h = 0; h < hk; ++h) rot.push_back(random_orthogonal(d, 50u + static_cast<unsigned>(h)));
+  c.set_rotation(rot);
+  RopeRotateParams hp = c.params(rotate);
+  // Device copies of every input; outputs poisoned.
+  DeviceBuffer<uint16_t> qkv(c.qkv_b), rotb(c.rot_b), q(c.q_b), k(c.k_b), cache(c.cache_b);
+  DeviceBuffer<int> pos(c.positions), seq(c.seq_of), slot(c.pos_of), indptr(c.indptr), indices(c.indices);
+  DeviceBuffer<float> cs(c.cos_sin);
+  DeviceBuffer<attn::HeadInfo> heads(c.L.head_info());
+  RopeRotateParams dp = hp;
+  dp.qkv = qkv.data();
+  dp.rotation = rotate ? rotb.data() : nullptr;
+  dp.positions = pos.data();
+  dp.cos_sin = cs.data();
+  dp.heads = heads.data();
+  dp.q_out = q.data();
+  dp.k_out = k.data();
+  dp.hi_pool = cache.data();
+  dp.seq_of = seq.data();
+  dp.pos_of = slot.data();
+  dp.hi_page_indptr = indptr.data();
+  dp.hi_page_indices = indices.data();
+  launch_rope_rotate(dp, nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  rope_rotate_reference(hp);  // fills c.q_b, c.k_b, c.cache_b
+  CHECK(compare(t, q.download(), c.q_b, "q") == 0);
+  CHECK(compare(t, k.download(), c.k_b, "k") == 0);
+  const auto cache_gpu = cache.download();
+  for (int tok = 0; tok < tokens; ++tok)
+    for (int kv = 0; kv < hk; ++kv)
+      for (int j = 0; j < c.L.info(kv).rk; ++j) {
+        const float g = c.cache_k(cache_gpu, tok, kv, j), r = c.cache_k(c.cache_b, tok, kv, j);
+        REQUIRE(std::fabs(g - r) <= tolerance(t).atol + tolerance(t).rtol * std::fabs(r));
+      }
+}
+
+}  // namespace
+
 TEST_CASE("rope + rotation on the GPU matches the reference") {
   for (DType t : {DType::kBF16, DType::kFP16})
     for (int d : {64, 128})
       for (int group : {1, 4, 8})
         for (int tokens : {1, 3, 17, 129, 1000})
           for (bool rotate : {false, true}) {
-            CAPTURE(to_string(t));
-            CAPTURE(d);
-            CAPTURE(group);
-            CAPTURE(tokens);
-            CAPTURE(rotate);
-            const int hk = 3;
-            std::vector<attn::HeadRanks> ranks;
-            for (int h = 0; h < hk; ++h) {
-              const int r = rotate ? std::min(d, 16 + 24 * h) : d;  // 16, 40, 64 (multiples of 8, not all of 16)
-              ranks.push_back({r, r, r, r});
-            }
-            RopeCase c(t, tokens, group * hk, hk, d, ranks, 1234);
-            std::vector<std::vector<float>> rot;
-            for (int h = 0; h < hk; ++h) rot.push_back(random_orthogonal(d, 50u + static_cast<unsigned>(h)));
-            c.set_rotation(rot);
-            RopeRotateParams hp = c.params(rotate);
-            // Device copies of every input; outputs poisoned.
-            DeviceBuffer<uint16_t> qkv(c.qkv_b), rotb(c.rot_b), q(c.q_b), k(c.k_b), cache(c.cache_b);
-            DeviceBuffer<int> pos(c.positions), seq(c.seq_of), slot(c.pos_of), indptr(c.indptr), indices(c.indices);
-            DeviceBuffer<float> cs(c.cos_sin);
-            DeviceBuffer<attn::HeadInfo> heads(c.L.head_info());
-            RopeRotateParams dp = hp;
-            dp.qkv = qkv.data();
-            dp.rotation = rotate ? rotb.data() : nullptr;
-            dp.positions = pos.data();
-            dp.cos_sin = cs.data();
-            dp.heads = heads.data();
-            dp.q_out = q.data();
-            dp.k_out = k.data();
-            dp.hi_pool = cache.data();
-            dp.seq_of = seq.data();
-            dp.pos_of = slot.data();
-            dp.hi_page_indptr = indptr.data();
-            dp.hi_page_indices = indices.data();
-            launch_rope_rotate(dp, nullptr);
-            CUDA_CHECK(cudaDeviceSynchronize());
-            rope_rotate_reference(hp);  // fills c.q_b, c.k_b, c.cache_b
-            CHECK(compare(t, q.download(), c.q_b, "q") == 0);
-            CHECK(compare(t, k.download(), c.k_b, "k") == 0);
-            const auto cache_gpu = cache.download();
-            for (int tok = 0; tok < tokens; ++tok)
-              for (int kv = 0; kv < hk; ++kv)
-                for (int j = 0; j < c.L.info(kv).rk; ++j) {
-                  const float g = c.cache_k(cache_gpu, tok, kv, j), r = c.cache_k(c.cache_b, tok, kv, j);
-                  REQUIRE(std::fabs(g - r) <= tolerance(t).atol + tolerance(t).rtol * std::fabs(r));
-                }
+            std::vector<int> ranks;
+            for (int h = 0; h < 3; ++h) ranks.push_back(rotate ? std::min(d, 16 + 24 * h) : d);  // 16, 40, 64
+            check_rope_case(t, d, group, tokens, rotate, ranks);
           }
+}
+
+TEST_CASE("fused rope + rotation: long batches, full rank beside a narrow head") {
+  // 4097 tokens give every warp of the fused kernel several chunks (its pipeline), and the blocks'
+  // chunk ranges cross KV heads; rank = head_dim is the widest R.
+  for (DType t : {DType::kBF16, DType::kFP16}) {
+    check_rope_case(t, 128, 4, 4097, true, {128, 24});
+    check_rope_case(t, 64, 1, 4097, true, {16, 64});
+  }
 }
 
 TEST_CASE("projections through cuBLASLt and cuBLAS match the reference") {

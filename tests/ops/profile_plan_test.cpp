@@ -2,8 +2,11 @@
 // them, cut to the time budget in priority order with every cut reported.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
+#include "bench/ops/attention_grid.h"
 #include "bench/ops/profile_plan.h"
 #include "core/error.h"
 
@@ -109,4 +112,71 @@ TEST_CASE("profile plan refuses bad grids and unknown models") {
   o.budget_s = 10;
   o.tokens = {};
   CHECK_THROWS_AS(make_profile_plan(o), InputError);
+}
+
+TEST_CASE("attention grid: skewed batches keep their mean, counters follow the agreed format") {
+  for (int n : {1, 8, 32, 128})
+    for (ContextSpread s : {ContextSpread::kUniform, ContextSpread::kQuarterLong, ContextSpread::kOneHalf}) {
+      CAPTURE(n);
+      CAPTURE(static_cast<int>(s));
+      const std::vector<int> len = context_lengths(n, 2048, s);
+      REQUIRE(len.size() == static_cast<size_t>(n));
+      int64_t sum = 0;
+      for (int x : len) {
+        CHECK(x >= 1);
+        sum += x;
+      }
+      CHECK(sum == int64_t{n} * 2048);
+      const LengthStats st = length_stats(len);
+      CHECK(st.mean == doctest::Approx(2048));
+      if (n == 1 || s == ContextSpread::kUniform) {
+        CHECK(st.cv == 0);
+        CHECK(st.max == 2048);
+      }
+    }
+  CHECK(length_stats(context_lengths(8, 1000, ContextSpread::kQuarterLong)).max == 2500);
+  CHECK(length_stats(context_lengths(8, 1000, ContextSpread::kOneHalf)).max == 4000);
+  CHECK(length_stats(context_lengths(8, 1000, ContextSpread::kQuarterLong)).cv == doctest::Approx(std::sqrt(0.75)));
+
+  const auto mixed = attention_head_ranks(8, 0, true, true);
+  for (const auto& r : mixed) {
+    CHECK(r.rk >= 32);
+    CHECK(r.rk <= 128);
+    CHECK(r.rk_lo == std::max(16, r.rk / 4 / 8 * 8));
+  }
+
+  GridOptions o;
+  o.models = {"llama-2-13b", "llama-3-8b"};
+  o.tokens = {1024};
+  o.rank_fractions = {1.0, 0.5};
+  o.tp = {1};
+  o.budget_s = 1e6;
+  const ProfilePlan p = make_profile_plan(o);
+  int prefill = 0, decode = 0;
+  for (const auto& c : p.run) {
+    if (!is_attention_case(c)) continue;
+    (c.kind == "attn_prefill" ? prefill : decode) += 1;
+    CHECK(c.name.rfind(c.kind + "/", 0) == 0);
+    for (const char* k : {"num_seqs", "tokens", "ctx_mean", "ctx_max", "ctx_cv", "rank_qk", "rank_v", "rank_qk_lo",
+                          "rank_v_lo", "lo_fraction", "group", "q_heads", "kv_heads", "head_dim"})
+      CHECK_MESSAGE(c.shape.count(k) == 1, c.name << " lacks " << k);
+    if (c.kind == "attn_decode") CHECK(c.shape.count("balanced") == 1);
+    CHECK(c.bytes > 0);
+    CHECK(c.flops > 0);
+  }
+  CHECK(prefill > 0);
+  CHECK(decode > 0);
+  // GQA group from the model: Llama-3-8B has 32 q heads over 8 KV heads.
+  const BenchCase* d = find(p, "attn_decode/llama-3-8b/b32/ctx2048/one_half/r64/lo50/balanced");
+  REQUIRE(d);
+  CHECK(d->shape.at("group") == 4);
+  CHECK(d->shape.at("tokens") == 32);
+  CHECK(d->shape.at("ctx_max") == 32 * 2048 / 2);
+  CHECK(d->shape.at("rank_qk_lo") == 16);
+  // A prefill chunk after a cached prefix: 512 new tokens see 1024 + 512.
+  const BenchCase* pf = find(p, "attn_prefill/llama-2-13b/s1/q512/ctx1536/r128");
+  REQUIRE(pf);
+  CHECK(pf->shape.at("tokens") == 512);
+  CHECK(pf->shape.at("ctx_mean") == 1536);
+  CHECK(pf->shape.at("prefix") == 1024);
 }

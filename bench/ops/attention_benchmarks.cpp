@@ -1,0 +1,149 @@
+// Attention cases of the profile: the FDC kernels of kernels/attention (prefill over cached
+// prefixes, paged decode with per-head ranks, token classes and the balanced split) on a paged
+// cache of random pages, at the shapes the case's counters give (attention_grid.h rebuilds the
+// per-sequence lengths and rank tables). Timed like the other ops: bursts of back-to-back launches
+// between CUDA events. Counters: the shape (docs/profile.md), bytes, flops, GB/s, TFLOP/s.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "bench/ops/attention_grid.h"
+#include "bench/ops/bench_util.h"
+#include "bench/ops/benchmarks.h"
+#include "kernels/attention/attention.h"
+#include "kernels/attention/device_cache.h"
+#include "kernels/attention/plan.h"
+#include "kernels/attention/reference.h"
+#include "kernels/common/cuda_check.h"
+#include "kernels/common/device_buffer.h"
+
+namespace fdc::profile {
+namespace {
+
+namespace attn = kernels::attn;
+using kernels::DeviceBuffer;
+
+constexpr int kBlock = 16;
+
+int shape_int(const BenchCase& c, const char* key) { return static_cast<int>(std::lround(c.shape.at(key))); }
+
+// Rank table of the case (uniform rank or the mixed table; lo ranks when it has lo tokens).
+std::vector<attn::HeadRanks> case_ranks(const BenchCase& c) {
+  const bool mixed = c.shape.at("ranks_mixed") > 0;
+  return attention_head_ranks(shape_int(c, "kv_heads"), shape_int(c, "rank_qk"), mixed, c.shape.at("lo_fraction") > 0);
+}
+
+// Pools of a page table, filled with a constant bf16 pattern (cudaMemset: a random fill of
+// gigabytes would cost more than the case; attention's time does not depend on the values).
+struct CaseCache {
+  attn::HeadLayout L;
+  int64_t hi_pages = 0, lo_pages = 0;  // before pt: make_page_table writes them
+  attn::PageTable pt;
+  attn::DevicePagedCache dev;
+  CaseCache(attn::HeadLayout layout, const std::vector<int>& num_hi, const std::vector<int>& num_lo)
+      : L(std::move(layout)),
+        pt(attn::make_page_table(num_hi, num_lo, L.block_size(), 42, &hi_pages, &lo_pages)),
+        dev(L, pt, DeviceBuffer<uint16_t>(static_cast<size_t>(hi_pages * L.page_elems(attn::TokenClass::kHi))),
+            DeviceBuffer<uint16_t>(static_cast<size_t>(lo_pages * L.page_elems(attn::TokenClass::kLo)))) {
+    // 0x3C3C is bf16 0.0115: small, finite, the same in every slot.
+    if (dev.hi.size()) CUDA_CHECK(cudaMemset(dev.hi.data(), 0x3C, dev.hi.size() * 2));
+    if (dev.lo.size()) CUDA_CHECK(cudaMemset(dev.lo.data(), 0x3C, dev.lo.size() * 2));
+  }
+};
+
+void set_attention_counters(benchmark::State& st, const BenchCase& c) {
+  st.counters["bytes"] = c.bytes;
+  st.counters["flops"] = c.flops;
+}
+
+void prefill_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
+  if (budget_spent(ctx.opts, st)) return;
+  const int seqs = shape_int(c, "num_seqs"), tokens = shape_int(c, "tokens"), kv_len = shape_int(c, "ctx_mean");
+  const int H = shape_int(c, "q_heads"), Hk = shape_int(c, "kv_heads");
+  const int q = tokens / seqs;
+  std::vector<int> cu{0}, kv(static_cast<size_t>(seqs), kv_len), none(static_cast<size_t>(seqs), 0);
+  for (int s = 0; s < seqs; ++s) cu.push_back(cu.back() + q);
+  CaseCache cache(attn::HeadLayout(H, Hk, case_ranks(c), kBlock), kv, none);
+  const attn::HeadLayout& L = cache.L;
+  const attn::PrefillPlan plan = attn::plan_prefill(L, cu, kv, attn::kPrefillTileQ, true);
+  DeviceBuffer<attn::PrefillTile> tiles(plan.tiles);
+  DeviceBuffer<int> dcu(cu), dkv(kv);
+  DeviceBuffer<uint16_t> dq(static_cast<size_t>(tokens) * L.q_row()), out(static_cast<size_t>(tokens) * L.o_row());
+  fill_random_bf16(dq.data(), dq.size(), 11);
+  attn::PrefillParams p;
+  p.dtype = kernels::DType::kBF16;
+  p.num_seqs = seqs;
+  p.num_q_heads = H;
+  p.num_kv_heads = Hk;
+  p.q_row = L.q_row();
+  p.o_row = L.o_row();
+  p.max_rank = std::max(L.max_rk(), L.max_rv());
+  p.sm_scale = static_cast<float>(1.0 / std::sqrt(c.shape.at("head_dim")));
+  p.cu_q = dcu.data();
+  p.kv_len = dkv.data();
+  p.q = dq.data();
+  p.out = out.data();
+  p.cache = cache.dev.params(L);
+  p.heads = cache.dev.heads.data();
+  p.tiles = tiles.data();
+  p.num_tiles = static_cast<int>(plan.tiles.size());
+  (void)time_op(st, ctx, c, [&] { attn::launch_prefill(p, ctx.stream); });
+  set_attention_counters(st, c);
+}
+
+void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
+  if (budget_spent(ctx.opts, st)) return;
+  const int batch = shape_int(c, "num_seqs"), ctx_mean = shape_int(c, "ctx_mean");
+  const int H = shape_int(c, "q_heads"), Hk = shape_int(c, "kv_heads");
+  const bool balanced = c.shape.at("balanced") > 0;
+  const std::vector<int> len = context_lengths(batch, ctx_mean, static_cast<ContextSpread>(shape_int(c, "spread")));
+  std::vector<int> hi, lo;
+  split_classes(len, c.shape.at("lo_fraction"), &hi, &lo);
+  CaseCache cache(attn::HeadLayout(H, Hk, case_ranks(c), kBlock), hi, lo);
+  const attn::HeadLayout& L = cache.L;
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  const attn::DecodePlanOptions opt = attn::decode_plan_options_for_device(device);
+  const attn::DecodePlan plan =
+      balanced ? attn::plan_decode_balanced(L, hi, lo, opt) : attn::plan_decode_naive(L, hi, lo, opt);
+  attn::DeviceDecodePlan dplan(plan, L.group());
+  DeviceBuffer<uint16_t> dq(static_cast<size_t>(batch) * L.q_row()), out(static_cast<size_t>(batch) * L.o_row());
+  fill_random_bf16(dq.data(), dq.size(), 12);
+  attn::DecodeParams p;
+  p.dtype = kernels::DType::kBF16;
+  p.num_seqs = batch;
+  p.num_q_heads = H;
+  p.num_kv_heads = Hk;
+  p.q_row = L.q_row();
+  p.o_row = L.o_row();
+  p.max_rank = std::max(L.max_rk(), L.max_rv());
+  p.sm_scale = static_cast<float>(1.0 / std::sqrt(c.shape.at("head_dim")));
+  p.q = dq.data();
+  p.out = out.data();
+  p.cache = cache.dev.params(L);
+  p.heads = cache.dev.heads.data();
+  dplan.fill(p);
+  (void)time_op(st, ctx, c, [&] { attn::launch_decode(p, ctx.stream); });
+  set_attention_counters(st, c);
+  st.counters["units"] = static_cast<double>(plan.units.size());
+}
+
+}  // namespace
+
+void register_attention_case(const BenchCase& c, OpContext& ctx) {
+  OpContext* x = &ctx;
+  benchmark::internal::Benchmark* b = nullptr;
+  if (c.kind == "attn_prefill") {
+    b = benchmark::RegisterBenchmark(c.name.c_str(), [x, c](benchmark::State& st) { prefill_case(st, *x, c); });
+  } else if (c.kind == "attn_decode") {
+    b = benchmark::RegisterBenchmark(c.name.c_str(), [x, c](benchmark::State& st) { decode_case(st, *x, c); });
+  } else {
+    throw InternalError("register_attention_case: case " + c.name + " of kind " + c.kind + " is not an attention case");
+  }
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(ctx.opts.min_time_s);
+}
+
+}  // namespace fdc::profile

@@ -1,0 +1,77 @@
+#include "bench/ops/attention_grid.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace fdc::profile {
+namespace {
+
+// Spreads `tokens` over `n` sequences as evenly as integers allow.
+void fill_even(std::vector<int>& out, int begin, int n, int64_t tokens) {
+  for (int i = 0; i < n; ++i)
+    out[static_cast<size_t>(begin + i)] = static_cast<int>(tokens / n + (i < tokens % n ? 1 : 0));
+}
+
+}  // namespace
+
+std::vector<int> context_lengths(int num_seqs, int ctx_mean, ContextSpread spread) {
+  FDC_INPUT_CHECK(num_seqs >= 1 && ctx_mean >= 1,
+                  "attention grid: num_seqs " << num_seqs << " and ctx_mean " << ctx_mean << " must be positive");
+  std::vector<int> len(static_cast<size_t>(num_seqs), ctx_mean);
+  const int64_t total = int64_t{num_seqs} * ctx_mean;
+  if (num_seqs == 1 || spread == ContextSpread::kUniform) return len;
+  if (spread == ContextSpread::kQuarterLong) {
+    const int n_long = std::max(1, num_seqs / 4);
+    const int64_t long_len = std::llround(2.5 * ctx_mean);
+    const int64_t rest = total - n_long * long_len;
+    if (rest < num_seqs - n_long) return len;  // too few sequences to skew: stays uniform
+    fill_even(len, 0, n_long, n_long * long_len);
+    fill_even(len, n_long, num_seqs - n_long, rest);
+    return len;
+  }
+  const int64_t big = total / 2;
+  if (total - big < num_seqs - 1) return len;
+  len[0] = static_cast<int>(big);
+  fill_even(len, 1, num_seqs - 1, total - big);
+  return len;
+}
+
+LengthStats length_stats(const std::vector<int>& lengths) {
+  LengthStats s;
+  if (lengths.empty()) return s;
+  double sum = 0, sq = 0;
+  for (int x : lengths) {
+    sum += x;
+    s.max = std::max(s.max, double(x));
+  }
+  s.mean = sum / double(lengths.size());
+  for (int x : lengths) sq += (x - s.mean) * (x - s.mean);
+  s.cv = s.mean > 0 ? std::sqrt(sq / double(lengths.size())) / s.mean : 0;
+  return s;
+}
+
+std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, bool lo) {
+  std::vector<kernels::attn::HeadRanks> r;
+  for (int h = 0; h < num_kv_heads; ++h) {
+    const int rk = mixed ? 32 + 16 * ((h * 5) % 7) : rank;
+    const int rv = mixed ? 32 + 16 * ((h * 3 + 2) % 7) : rank;
+    auto low = [&](int x) { return lo ? std::min(x, std::max(16, x / 4 / 8 * 8)) : x; };
+    r.push_back({rk, rv, low(rk), low(rv)});
+  }
+  return r;
+}
+
+void split_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi,
+                   std::vector<int>* num_lo) {
+  num_hi->clear();
+  num_lo->clear();
+  for (int c : ctx) {
+    const int lo = static_cast<int>(std::llround(lo_fraction * c));
+    num_lo->push_back(lo);
+    num_hi->push_back(c - lo);
+  }
+}
+
+}  // namespace fdc::profile

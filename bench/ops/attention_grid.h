@@ -1,0 +1,37 @@
+// The attention part of the profile grid (CPU): per-sequence context lengths of skewed batches,
+// per-head rank tables, and the attention cases of one model. The plan and the CUDA runner both
+// rebuild a case's inputs from its shape counters through these functions, so what is measured is
+// exactly what the counters say.
+#pragma once
+
+#include <vector>
+
+#include "kernels/attention/layout.h"
+
+namespace fdc::profile {
+
+// How a decode batch's context lengths spread around their mean (the mean is exact in all three).
+enum class ContextSpread : int {
+  kUniform = 0,      // every sequence at the mean (cv 0)
+  kQuarterLong = 1,  // a quarter of the sequences at 2.5x the mean, the rest at 0.5x (cv ~0.87)
+  kOneHalf = 2,      // one sequence holds half of the batch's tokens, the rest share the other half
+};
+
+// Context lengths (cached tokens attended per sequence) of `num_seqs` sequences with mean
+// `ctx_mean` (num_seqs * ctx_mean tokens in all) spread as `spread`; every length >= 1.
+std::vector<int> context_lengths(int num_seqs, int ctx_mean, ContextSpread spread);
+
+struct LengthStats {
+  double mean = 0, max = 0, cv = 0;  // cv = population standard deviation / mean
+};
+LengthStats length_stats(const std::vector<int>& lengths);
+
+// Per-KV-head ranks: uniform `rank` (mixed = false) or the spread 32..128 of the attention
+// benchmark (mixed = true, mean 80; rank ignored). With lo = true the unimportant class keeps a
+// quarter of each rank (a multiple of 8, at least 16), else the lo ranks equal the hi ranks.
+std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, bool lo);
+
+// Lo share of each sequence's cached tokens: num_lo = round(lo_fraction * ctx).
+void split_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi, std::vector<int>* num_lo);
+
+}  // namespace fdc::profile
