@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "apps/fdcsim/engine_command.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/fit_command.h"
 #include "apps/fdcsim/profile_command.h"
@@ -21,6 +22,8 @@ int main(int argc, char** argv) {
   fdc::cli::add_simulate_command(app, sim_opts);
   fdc::cli::ValidateOptions val_opts;
   fdc::cli::add_validate_command(app, val_opts);
+  fdc::cli::EngineCommandOptions engine_opts;
+  fdc::cli::add_engine_command(app, engine_opts);
   fdc::cli::ProfileOptions prof_opts;
   fdc::cli::add_profile_command(app, prof_opts);
   fdc::cli::FitOptions fit_opts;
@@ -41,6 +44,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
     if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
+    if (app.got_subcommand("engine")) return fdc::cli::run_engine_command(engine_opts);
     if (app.got_subcommand("profile")) return fdc::cli::run_profile(prof_opts);
     if (app.got_subcommand("fit")) return fdc::cli::run_fit(fit_opts);
     if (app.got_subcommand("profile-report")) return fdc::cli::run_profile_report(report_opts);

@@ -21,10 +21,15 @@ namespace fdc::cli {
 void add_validate_command(CLI::App& app, ValidateOptions& o) {
   CLI::App* sub = app.add_subcommand(
       "validate", "Compare a measured timeline with the simulator's prediction of the same config and workload");
-  sub->add_option("--measured,-m", o.measured, "Measured timeline (JSON lines, docs/validate.md)")->required();
-  sub->add_option("--set", o.overrides, "Override a value of the timeline's config for the prediction; repeatable");
+  auto* measured = sub->add_option("--measured,-m", o.measured, "Measured timeline (JSON lines, docs/validate.md)");
+  add_engine_options(sub, o.engine, false);
+  sub->get_option("--config")->description(
+      "Run the engine on this machine's GPUs for this experiment first (CUDA builds), then compare");
+  measured->excludes(sub->get_option("--config"));
+  sub->get_option("--set")->description(
+      "Override one config value, KEY=VALUE; repeatable. With --config: of the experiment (engine and prediction "
+      "alike); with --measured: of the timeline's config, for the prediction (e.g. another cost model)");
   sub->add_option("--out,-o", o.out_dir, "Output folder (default: results/validate-<experiment name>)");
-  sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout");
 }
 
 namespace {
@@ -105,11 +110,22 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
 
 int run_validate(const ValidateOptions& o) {
   return run_guarded([&]() -> int {
-    sim::Timeline measured = sim::read_timeline(o.measured);
+    if (o.measured.empty() && o.engine.config.empty())
+      throw InputError("validate: give --measured TIMELINE (compare a saved run) or --config EXPERIMENT (run the "
+                       "engine here first)");
+    std::string measured_path = o.measured;
+    if (measured_path.empty()) {
+      EngineCommandOptions eo = o.engine;
+      const std::filesystem::path dir = o.out_dir.empty() ? std::filesystem::path() : std::filesystem::path(o.out_dir);
+      if (!dir.empty()) eo.timeline_out = (dir / "measured_timeline.jsonl").string();
+      measured_path = run_engine_to_timeline(eo);
+    }
+    sim::Timeline measured = sim::read_timeline(measured_path);
     Json config = measured.header.config;
-    for (const auto& s : o.overrides) apply_override(config, s);
-    const std::string base = std::filesystem::path(o.measured).parent_path().string();
-    sim::Experiment exp = sim::load_experiment_json(config, o.measured + " (header config)", base);
+    if (!o.measured.empty())
+      for (const auto& s : o.engine.overrides) apply_override(config, s);
+    const std::string base = std::filesystem::path(measured_path).parent_path().string();
+    sim::Experiment exp = sim::load_experiment_json(config, measured_path + " (header config)", base);
     auto cost = sim::make_cost_model(exp);
     const std::filesystem::path out = o.out_dir.empty() ? std::filesystem::path("results") / ("validate-" + exp.name)
                                                         : std::filesystem::path(o.out_dir);
@@ -126,7 +142,7 @@ int run_validate(const ValidateOptions& o) {
     validate::Report report = validate::compare(measured, predicted, *cost);
 
     Json j = report.to_json();
-    j["measured_timeline"] = o.measured;
+    j["measured_timeline"] = measured_path;
     j["device"] = measured.header.device;
     j["cost_model"] = cost->describe();
     std::ofstream(out / "validation.json") << j.dump(2) << "\n";
@@ -145,7 +161,7 @@ int run_validate(const ValidateOptions& o) {
       std::ofstream f(out / "iteration_times.svg");
       write_scatter_svg(f, report.iterations);
     }
-    if (!o.quiet) {
+    if (!o.engine.quiet) {
       print_report(std::cout, report, measured.header.device);
       std::cout << "\n  outputs in " << out.string()
                 << ": validation.json, iterations.csv, iteration_times.svg, predicted_timeline.jsonl\n";

@@ -1,5 +1,6 @@
 // `fdcsim validate`: compare a measured timeline (from the GPU engine) with the simulator's
-// prediction of the same run.
+// prediction of the same run. With --config instead of --measured it first runs the engine on this
+// machine's GPUs (CUDA builds) and then compares.
 #pragma once
 
 #include <string>
@@ -7,13 +8,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "apps/fdcsim/engine_command.h"
+
 namespace fdc::cli {
 
 struct ValidateOptions {
-  std::string measured;                // measured timeline (JSON lines)
-  std::vector<std::string> overrides;  // --set on the timeline's config (e.g. another cost model)
+  std::string measured;                // measured timeline (JSON lines); "" = run the engine first
+  EngineCommandOptions engine;         // --config, --set and the engine's options
   std::string out_dir;                 // "" = results/validate-<experiment name>
-  bool quiet = false;
 };
 
 void add_validate_command(CLI::App& app, ValidateOptions& opts);

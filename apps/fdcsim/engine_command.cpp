@@ -1,0 +1,100 @@
+#include "apps/fdcsim/engine_command.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "apps/fdcsim/run_guarded.h"
+#include "core/error.h"
+#include "sim/experiment.h"
+#if FDCSIM_HAVE_CUDA
+#include "validate/engine/engine.h"
+#endif
+
+namespace fdc::cli {
+
+void add_engine_options(CLI::App* sub, EngineCommandOptions& o, bool config_required) {
+  auto* c = sub->add_option("--config,-c", o.config, "Experiment: an embedded name or a .json path (docs/config.md)");
+  if (config_required) c->required();
+  sub->add_option("--set", o.overrides, "Override one config value, KEY=VALUE (dotted keys); repeatable");
+  sub->add_option("--gpus", o.gpus,
+                  "Run one server of N GPUs: sets hardware.gpus_per_server=N and cluster.servers=1 (the engine "
+                  "runs one replica, so N must equal tp x sp)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--weights", o.weights,
+                  "Weights in safetensors format with Hugging Face Llama/OPT tensor names (default: random weights "
+                  "with the model's shapes; timing does not depend on values)");
+  sub->add_option("--device", o.device, "First CUDA device to use (default 0)")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout");
+}
+
+void add_engine_command(CLI::App& app, EngineCommandOptions& o) {
+  CLI::App* sub = app.add_subcommand(
+      "engine",
+      "Serve an experiment's workload on this machine's GPUs with the validation engine (the simulator's own "
+      "scheduler driving real FDC kernels) and write the measured timeline. Needs a CUDA build.");
+  add_engine_options(sub, o, true);
+  sub->add_option("--timeline-out", o.timeline_out,
+                  "Measured timeline, JSON lines (default results/engine-<experiment>/timeline.jsonl)");
+}
+
+#if FDCSIM_HAVE_CUDA
+
+std::string run_engine_to_timeline(const EngineCommandOptions& o) {
+  sim::Experiment exp = sim::load_experiment(o.config, o.overrides);
+  if (o.gpus > 0) {
+    Json cfg = exp.resolved;
+    cfg["hardware"]["gpus_per_server"] = o.gpus;
+    cfg["cluster"]["servers"] = 1;
+    const std::string base = std::filesystem::path(o.config).parent_path().string();
+    exp = sim::load_experiment_json(cfg, exp.source + " (--gpus " + std::to_string(o.gpus) + ")", base);
+    if (!o.quiet)
+      std::cout << "fdcsim engine: one server of " << o.gpus << " GPU(s) (hardware.gpus_per_server=" << o.gpus
+                << ", cluster.servers=1)\n";
+  }
+  const std::filesystem::path path = o.timeline_out.empty()
+                                         ? std::filesystem::path("results") / ("engine-" + exp.name) / "timeline.jsonl"
+                                         : std::filesystem::path(o.timeline_out);
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  std::ofstream out(path);
+  if (!out) throw std::filesystem::filesystem_error("cannot write the timeline", path, std::make_error_code(std::errc::io_error));
+  engine::EngineOptions eo;
+  eo.weights = o.weights;
+  eo.device = o.device;
+  eo.quiet = o.quiet;
+  if (!o.quiet)
+    std::cout << "fdcsim engine: " << exp.name << ": " << exp.model.name << ", policy " << exp.policy.name << ", "
+              << exp.workload->describe() << "\n";
+  auto progress = [&](uint64_t done, uint64_t arrived) {
+    if (!o.quiet) std::cout << "\r  " << done << " requests completed, " << arrived << " arrived" << std::flush;
+  };
+  const engine::EngineTotals t = engine::run_engine(exp, eo, out, progress);
+  out.close();
+  if (!out) throw std::filesystem::filesystem_error("write failed", path, std::make_error_code(std::errc::io_error));
+  if (!o.quiet) {
+    std::cout << "\n  device " << t.device << ": " << t.completed << " completed, " << t.rejected << " rejected, "
+              << t.iterations << " iterations, " << t.preemptions << " preemptions, " << t.kv_blocks
+              << " KV blocks\n  wall " << t.wall_s << " s, busy " << t.busy_s << " s (GPU " << t.gpu_s << " s, host planning "
+              << t.host_s << " s)\n  timeline: " << path.string() << "\n";
+  }
+  return path.string();
+}
+
+#else
+
+std::string run_engine_to_timeline(const EngineCommandOptions&) {
+  throw InputError(
+      "this fdcsim was built without CUDA: the validation engine needs a CUDA build (nvcc found at configure time, "
+      "or -DFDCSIM_CUDA=ON); `fdcsim validate --measured TIMELINE` compares a timeline measured elsewhere");
+}
+
+#endif
+
+int run_engine_command(const EngineCommandOptions& o) {
+  return run_guarded([&] {
+    run_engine_to_timeline(o);
+    return 0;
+  });
+}
+
+}  // namespace fdc::cli

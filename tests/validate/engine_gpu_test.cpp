@@ -1,0 +1,321 @@
+// The engine's forward pass on the GPU against a plain CPU forward of the same checkpoint:
+// Llama (RoPE, GQA, SwiGLU) and OPT (learned positions, biases, LayerNorm, ReLU), without and with
+// FDC (the CPU side applies the rotations explicitly: q_c = R^T RoPE(q), k_c = R^T RoPE(k),
+// v_c = R_v^T v, out = W_o R_v o_c), over prefill, chunked prefill, decode and mixed batches with a
+// shuffled block table.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+#include "kernels/ops/reference.h"
+#include "tests/validate/tiny_models.h"
+#include "validate/engine/gpu_model.h"
+#include "validate/engine/safetensors.h"
+#include "validate/engine/weights.h"
+
+using namespace fdc;
+using namespace fdc::engine;
+
+namespace {
+
+using Tensors = std::map<std::string, StTensorData>;
+using Vec = std::vector<double>;
+
+// y[o] = sum_i W[o][i] x[i] (+ b[o])
+Vec linear(const std::vector<float>& w, const Vec& x, int64_t out, const std::vector<float>* b = nullptr) {
+  const auto in = static_cast<int64_t>(x.size());
+  Vec y(static_cast<size_t>(out), 0.0);
+  for (int64_t o = 0; o < out; ++o) {
+    double s = b ? (*b)[static_cast<size_t>(o)] : 0.0;
+    for (int64_t i = 0; i < in; ++i) s += w[static_cast<size_t>(o * in + i)] * x[static_cast<size_t>(i)];
+    y[static_cast<size_t>(o)] = s;
+  }
+  return y;
+}
+
+Vec norm(const costmodel::ModelSpec& m, const Vec& x, const std::vector<float>& w, const std::vector<float>* b) {
+  const double n = static_cast<double>(x.size());
+  double mean = 0, sq = 0;
+  for (double v : x) mean += v / n;
+  Vec y(x.size());
+  if (m.norm == costmodel::NormKind::kRmsNorm) {
+    for (double v : x) sq += v * v / n;
+    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(sq + 1e-5) * w[i];
+  } else {
+    for (double v : x) sq += (v - mean) * (v - mean) / n;
+    for (size_t i = 0; i < x.size(); ++i) y[i] = (x[i] - mean) / std::sqrt(sq + 1e-5) * w[i] + (*b)[i];
+  }
+  return y;
+}
+
+// Plain CPU forward over `ids` (positions 0..n-1); returns the logits of the last token.
+Vec reference_logits(const costmodel::ModelSpec& m, const costmodel::ModelDims& dims, const Tensors& t,
+                     uint64_t seed, const std::vector<int32_t>& ids) {
+  const int64_t D = m.hidden, d = m.head_dim, H = m.num_heads, Hk = m.num_kv_heads, n = static_cast<int64_t>(ids.size());
+  const bool opt = !m.rope;
+  auto W = [&](const std::string& name) -> const std::vector<float>& { return t.at(name).values; };
+  std::vector<Vec> x(static_cast<size_t>(n));
+  for (int64_t p = 0; p < n; ++p) {
+    x[p].resize(static_cast<size_t>(D));
+    const auto& e = W(opt ? "model.decoder.embed_tokens.weight" : "model.embed_tokens.weight");
+    for (int64_t c = 0; c < D; ++c) {
+      x[p][c] = e[static_cast<size_t>(ids[p] * D + c)];
+      if (opt) x[p][c] += W("model.decoder.embed_positions.weight")[static_cast<size_t>((p + 2) * D + c)];
+    }
+  }
+  const auto cs = kernels::ops::make_cos_sin_cache(static_cast<int>(n), static_cast<int>(d), rope_theta(m));
+  for (int l = 0; l < m.num_layers; ++l) {
+    const auto& ld = dims.layers[static_cast<size_t>(l)];
+    const bool rotate = !full_rank(m, ld);
+    const LayerRotations rot = rotate ? make_layer_rotations(m, ld, seed, l) : LayerRotations{};
+    const std::string pre = (opt ? "model.decoder.layers." : "model.layers.") + std::to_string(l) + ".";
+    const std::string an = opt ? "self_attn_layer_norm" : "input_layernorm";
+    const std::string mn = opt ? "final_layer_norm" : "post_attention_layernorm";
+    const std::string on = opt ? "out_proj" : "o_proj";
+    // Compressed q/k/v per token and head.
+    std::vector<std::vector<Vec>> qc(n), kc(n), vc(n);
+    for (int64_t p = 0; p < n; ++p) {
+      const Vec h = norm(m, x[p], W(pre + an + ".weight"), opt ? &W(pre + an + ".bias") : nullptr);
+      auto proj = [&](const char* nm, int64_t rows) {
+        const std::string base = pre + "self_attn." + nm;
+        return linear(W(base + ".weight"), h, rows, opt ? &W(base + ".bias") : nullptr);
+      };
+      Vec q = proj("q_proj", H * d), k = proj("k_proj", Hk * d), v = proj("v_proj", Hk * d);
+      auto rope = [&](Vec& a, int64_t heads) {
+        if (opt) return;
+        for (int64_t hh = 0; hh < heads; ++hh)
+          for (int64_t i = 0; i < d / 2; ++i) {
+            const double c = cs[static_cast<size_t>(p * d + i)], s = cs[static_cast<size_t>(p * d + d / 2 + i)];
+            const double a0 = a[hh * d + i], a1 = a[hh * d + i + d / 2];
+            a[hh * d + i] = a0 * c - a1 * s;
+            a[hh * d + i + d / 2] = a1 * c + a0 * s;
+          }
+      };
+      rope(q, H);
+      rope(k, Hk);
+      auto compress = [&](const Vec& a, int64_t head, const std::vector<kernels::ops::HeadRotation>& r, int kvh) {
+        if (!rotate) return Vec(a.begin() + head * d, a.begin() + (head + 1) * d);
+        const auto& R = r[static_cast<size_t>(kvh)];
+        Vec out(static_cast<size_t>(R.rank), 0.0);
+        for (int j = 0; j < R.rank; ++j)
+          for (int64_t i = 0; i < d; ++i) out[j] += R.r[static_cast<size_t>(i * R.rank + j)] * a[head * d + i];
+        return out;
+      };
+      for (int64_t hh = 0; hh < H; ++hh) qc[p].push_back(compress(q, hh, rot.k, static_cast<int>(hh / m.group_size())));
+      for (int64_t hh = 0; hh < Hk; ++hh) {
+        kc[p].push_back(compress(k, hh, rot.k, static_cast<int>(hh)));
+        vc[p].push_back(compress(v, hh, rot.v, static_cast<int>(hh)));
+      }
+    }
+    for (int64_t p = 0; p < n; ++p) {
+      Vec o(static_cast<size_t>(H * d), 0.0);
+      for (int64_t hh = 0; hh < H; ++hh) {
+        const int64_t kvh = hh / m.group_size();
+        Vec sc(static_cast<size_t>(p + 1));
+        double mx = -1e300;
+        for (int64_t j = 0; j <= p; ++j) {
+          double s = 0;
+          for (size_t i = 0; i < qc[p][hh].size(); ++i) s += qc[p][hh][i] * kc[j][kvh][i];
+          sc[j] = s / std::sqrt(static_cast<double>(d));
+          mx = std::max(mx, sc[j]);
+        }
+        double sum = 0;
+        for (auto& s : sc) sum += (s = std::exp(s - mx));
+        Vec oc(vc[p][kvh].size(), 0.0);
+        for (int64_t j = 0; j <= p; ++j)
+          for (size_t i = 0; i < oc.size(); ++i) oc[i] += sc[j] / sum * vc[j][kvh][i];
+        // Back to the head's d dims: o_h = R_v o_c (identity without rotation).
+        for (int64_t i = 0; i < d; ++i) {
+          if (!rotate) {
+            o[hh * d + i] = oc[i];
+            continue;
+          }
+          const auto& R = rot.v[static_cast<size_t>(kvh)];
+          double s = 0;
+          for (int j = 0; j < R.rank; ++j) s += R.r[static_cast<size_t>(i * R.rank + j)] * oc[j];
+          o[hh * d + i] = s;
+        }
+      }
+      const Vec a = linear(W(pre + "self_attn." + on + ".weight"), o, D, opt ? &W(pre + "self_attn." + on + ".bias") : nullptr);
+      for (int64_t c = 0; c < D; ++c) x[p][c] += a[c];
+    }
+    for (int64_t p = 0; p < n; ++p) {
+      const Vec h = norm(m, x[p], W(pre + mn + ".weight"), opt ? &W(pre + mn + ".bias") : nullptr);
+      Vec act;
+      if (opt) {
+        act = linear(W(pre + "fc1.weight"), h, m.ffn_hidden, &W(pre + "fc1.bias"));
+        for (auto& v : act) v = std::max(v, 0.0);
+      } else {
+        const Vec g = linear(W(pre + "mlp.gate_proj.weight"), h, m.ffn_hidden);
+        const Vec u = linear(W(pre + "mlp.up_proj.weight"), h, m.ffn_hidden);
+        act.resize(g.size());
+        for (size_t i = 0; i < g.size(); ++i) act[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
+      }
+      const Vec y = opt ? linear(W(pre + "fc2.weight"), act, D, &W(pre + "fc2.bias"))
+                        : linear(W(pre + "mlp.down_proj.weight"), act, D);
+      for (int64_t c = 0; c < D; ++c) x[p][c] += y[c];
+    }
+  }
+  const Vec h = opt ? norm(m, x[n - 1], W("model.decoder.final_layer_norm.weight"), &W("model.decoder.final_layer_norm.bias"))
+                    : norm(m, x[n - 1], W("model.norm.weight"), nullptr);
+  const auto& lm = m.tied_embeddings ? W(opt ? "model.decoder.embed_tokens.weight" : "model.embed_tokens.weight")
+                                     : W("lm_head.weight");
+  return linear(lm, h, m.vocab);
+}
+
+// ||a - b|| / ||b||
+double rel_error(const std::vector<float>& a, size_t offset, const Vec& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const double g = a[offset + i];
+    REQUIRE(std::isfinite(g));
+    num += (g - b[i]) * (g - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+struct Fixture {
+  costmodel::ModelSpec m;
+  costmodel::ModelDims dims;
+  Tensors tensors;  // as stored (bf16-rounded values, read back)
+  std::string path;
+  std::unique_ptr<GpuModel> model;
+  std::vector<int32_t> free_blocks;
+  static constexpr uint64_t kSeed = 11;
+
+  Fixture(costmodel::ModelSpec spec, int rk, int rv) : m(std::move(spec)), dims(test::uniform_dims(m, rk, rv)) {
+    path = (std::filesystem::temp_directory_path() / ("fdcsim-engine-" + m.name + ".safetensors")).string();
+    auto t = test::random_tensors(m, 21);
+    write_safetensors(path, t, StDType::kBF16);
+    SafetensorsFile f(path);
+    for (auto& [name, d] : t) d.values = f.read_f32(name);  // the bf16 values the GPU gets
+    tensors = std::move(t);
+    GpuModelConfig c;
+    c.model = m;
+    c.dims = dims;
+    c.block_size = 16;
+    c.num_blocks = 64;
+    c.max_tokens = 256;
+    c.max_seqs = 8;
+    c.seed = kSeed;
+    c.weights = path;
+    c.config_name = "test";
+    model = std::make_unique<GpuModel>(c);
+    free_blocks.resize(64);
+    std::iota(free_blocks.begin(), free_blocks.end(), 0);
+    std::shuffle(free_blocks.begin(), free_blocks.end(), std::mt19937(3));
+  }
+  ~Fixture() { std::filesystem::remove(path); }
+
+  std::vector<int32_t> blocks(int n) {
+    std::vector<int32_t> b(free_blocks.end() - n, free_blocks.end());
+    free_blocks.resize(free_blocks.size() - static_cast<size_t>(n));
+    return b;
+  }
+  Vec ref(const std::vector<int32_t>& ids) { return reference_logits(m, dims, tensors, kSeed, ids); }
+};
+
+std::vector<int32_t> random_ids(int n, int vocab, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<int32_t>(g() % static_cast<uint32_t>(vocab));
+  return v;
+}
+
+void run_scenarios(Fixture& f, double tol) {
+  const int V = f.m.vocab;
+  auto a = random_ids(40, V, 1), b = random_ids(5, V, 2), c = random_ids(37, V, 3);
+  auto ba = f.blocks(4), bb = f.blocks(2), bc = f.blocks(4);
+  std::vector<int32_t> next;
+  // 1. Two prompts prefilled in one batch.
+  {
+    std::vector<SeqStep> s{{37, 0, true, a.data(), ba.data(), 4}, {5, 0, true, b.data(), bb.data(), 2}};
+    f.model->forward(s, next);
+    REQUIRE(next.size() == 2);
+    const auto lg = f.model->last_logits();
+    CHECK(rel_error(lg, 0, f.ref({a.begin(), a.begin() + 37})) < tol);
+    CHECK(rel_error(lg, static_cast<size_t>(V), f.ref(b)) < tol);
+  }
+  // 2. Mixed batch: decode steps of both (their 38th / 6th token) and a chunked prefill's first
+  //    chunk (16 tokens of c, no logits).
+  {
+    b.push_back(7);  // b's 6th token
+    std::vector<SeqStep> s{{1, 37, true, a.data() + 37, ba.data(), 4},
+                           {16, 0, false, c.data(), bc.data(), 4},
+                           {1, 5, true, b.data() + 5, bb.data(), 2}};
+    f.model->forward(s, next);
+    REQUIRE(next.size() == 2);
+    const auto lg = f.model->last_logits();
+    CHECK(rel_error(lg, 0, f.ref({a.begin(), a.begin() + 38})) < tol);
+    CHECK(rel_error(lg, static_cast<size_t>(V), f.ref(b)) < tol);
+  }
+  // 3. The rest of c after its cached prefix, and a's 39th token.
+  {
+    std::vector<SeqStep> s{{21, 16, true, c.data() + 16, bc.data(), 4}, {1, 38, true, a.data() + 38, ba.data(), 4}};
+    f.model->forward(s, next);
+    const auto lg = f.model->last_logits();
+    CHECK(rel_error(lg, 0, f.ref(c)) < tol);
+    CHECK(rel_error(lg, static_cast<size_t>(V), f.ref({a.begin(), a.begin() + 39})) < tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("engine forward: Llama without compression matches the CPU forward") {
+  Fixture f(test::tiny_llama(), 64, 64);
+  run_scenarios(f, 0.03);
+}
+
+TEST_CASE("engine forward: Llama with FDC ranks 32/48 matches the CPU forward with explicit rotations") {
+  Fixture f(test::tiny_llama(), 32, 48);
+  run_scenarios(f, 0.03);
+}
+
+TEST_CASE("engine forward: OPT with FDC ranks 32/32 (rotations folded into W_q, W_k) matches the CPU forward") {
+  Fixture f(test::tiny_opt(), 32, 32);
+  run_scenarios(f, 0.03);
+}
+
+TEST_CASE("a model that does not fit the GPU is refused naming the config") {
+  GpuModelConfig c;
+  c.model = test::tiny_llama();
+  c.dims = test::uniform_dims(c.model, 64, 64);
+  c.num_blocks = int64_t{1} << 32;  // far more KV than any GPU has
+  c.max_tokens = 64;
+  c.max_seqs = 4;
+  c.config_name = "configs/too-big.json";
+  try {
+    GpuModel g(c);
+    FAIL("expected an InputError");
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("configs/too-big.json does not fit") != std::string::npos);
+    CHECK(msg.find("GiB of KV cache") != std::string::npos);
+  }
+}
+
+TEST_CASE("random weights run and give finite logits") {
+  GpuModelConfig c;
+  c.model = test::tiny_llama();
+  c.dims = test::uniform_dims(c.model, 32, 32);
+  c.num_blocks = 16;
+  c.max_tokens = 64;
+  c.max_seqs = 4;
+  c.seed = 5;
+  c.config_name = "random";
+  GpuModel g(c);
+  const auto ids = random_ids(33, c.model.vocab, 4);
+  std::vector<int32_t> bl{3, 7, 1}, next;
+  std::vector<SeqStep> s{{33, 0, true, ids.data(), bl.data(), 3}};
+  g.forward(s, next);
+  REQUIRE(next.size() == 1);
+  CHECK(next[0] >= 0);
+  CHECK(next[0] < c.model.vocab);
+  for (float v : g.last_logits()) REQUIRE(std::isfinite(v));
+}

@@ -1,0 +1,636 @@
+#include "validate/engine/gpu_model.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "kernels/attention/attention.h"
+#include "kernels/attention/layout.h"
+#include "kernels/attention/plan.h"
+#include "kernels/common/cuda_check.h"
+#include "kernels/common/device_buffer.h"
+#include "kernels/common/dtype.h"
+#include "kernels/ops/launch.h"
+#include "kernels/ops/reference.h"
+#include "validate/engine/engine_kernels.h"
+#include "validate/engine/weights.h"
+
+namespace fdc::engine {
+
+using kernels::DeviceBuffer;
+using kernels::DType;
+namespace attn = kernels::attn;
+namespace ops = kernels::ops;
+using bf16 = uint16_t;  // bf16 bit patterns
+
+namespace {
+
+// A device buffer that grows (never shrinks); growing waits for the device first.
+template <typename T>
+struct Growable {
+  DeviceBuffer<T> buf;
+  T* ensure(size_t n) {
+    if (buf.size() < n) {
+      CUDA_CHECK(cudaDeviceSynchronize());
+      buf = DeviceBuffer<T>(std::max(n, buf.size() * 3 / 2));
+    }
+    return buf.data();
+  }
+};
+
+DeviceBuffer<bf16> upload_bf16(const std::vector<float>& v) {
+  std::vector<uint16_t> bits(v.size());
+  for (size_t i = 0; i < v.size(); ++i) bits[i] = kernels::float_to_bf16_bits(v[i]);
+  DeviceBuffer<bf16> d(v.size());
+  if (!v.empty()) CUDA_CHECK(cudaMemcpy(d.data(), bits.data(), bits.size() * 2, cudaMemcpyHostToDevice));
+  return d;
+}
+
+double gib(int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0); }
+
+}  // namespace
+
+struct GpuModel::Impl {
+  struct Layer {
+    int group = 0;  // index into layouts
+    DeviceBuffer<bf16> attn_norm, attn_norm_bias, w_qkv, b_qkv, rot_qk, w_o, b_o;
+    DeviceBuffer<bf16> mlp_norm, mlp_norm_bias, w_up, b_up, w_down, b_down;
+    DeviceBuffer<uint16_t> kv;  // [num_blocks][page_elems_hi]
+    QkvWidths widths;
+    int64_t o_width = 0;
+  };
+  struct LayoutGroup {
+    attn::HeadLayout layout;
+    DeviceBuffer<attn::HeadInfo> heads;
+    // Per-iteration plans of this layout (host), and their offsets in the metadata upload.
+    attn::DecodePlan decode;
+    attn::PrefillPlan prefill;
+    size_t off_units = 0, off_pair_indptr = 0, off_pair_units = 0, off_tiles = 0;
+  };
+
+  GpuModelConfig cfg;
+  const costmodel::ModelSpec& m;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t ev_start = nullptr, ev_end = nullptr;
+  ops::GemmRunner gemm;
+  std::vector<LayoutGroup> groups;
+  std::vector<Layer> layers;
+  DeviceBuffer<bf16> embed, positions, final_norm, final_norm_bias, lm_head;
+  DeviceBuffer<float> cos_sin;
+  int max_position = 0;
+  // Activations, sized for max_tokens rows.
+  DeviceBuffer<bf16> x, h, qkv, q, k, o, tmp, up, act, rows, logits;
+  DeviceBuffer<int> next_ids;
+  attn::DecodePlanOptions plan_opt;
+  // Per-iteration metadata: built in pinned host memory, one copy to the device.
+  int* pinned = nullptr;
+  size_t pinned_ints = 0;
+  Growable<int> meta;
+  Growable<float> partial_o, partial_lse;
+  int64_t weight_bytes = 0;
+  int64_t kv_block_bytes = 0;
+  int last_rows = 0;
+
+  explicit Impl(const GpuModelConfig& c) : cfg(c), m(cfg.model) {}
+  ~Impl() {
+    if (pinned) cudaFreeHost(pinned);
+    if (ev_start) cudaEventDestroy(ev_start);
+    if (ev_end) cudaEventDestroy(ev_end);
+    if (stream) cudaStreamDestroy(stream);
+  }
+
+  void fill_random(DeviceBuffer<bf16>& b, uint64_t salt, float scale) {
+    if (b.size() == 0) return;
+    kern::fill_uniform(b.data(), static_cast<int64_t>(b.size()), cfg.seed * 1000003ULL + salt, scale, stream);
+  }
+  void fill_ones(DeviceBuffer<bf16>& b) {
+    if (b.size() == 0) return;
+    kern::fill_const(b.data(), static_cast<int64_t>(b.size()), 1.f, stream);
+  }
+  DeviceBuffer<bf16> alloc(int64_t n) {
+    weight_bytes += n * 2;
+    return DeviceBuffer<bf16>(static_cast<size_t>(n));
+  }
+};
+
+GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
+  Impl& I = *impl_;
+  const auto& m = I.m;
+  CUDA_CHECK(cudaSetDevice(c.device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaEventCreate(&I.ev_start));
+  CUDA_CHECK(cudaEventCreate(&I.ev_end));
+  FDC_INPUT_CHECK(m.head_dim == 64 || m.head_dim == 128,
+                  c.config_name << ": the engine runs head_dim 64 or 128, model " << m.name << " has " << m.head_dim);
+  FDC_INPUT_CHECK(static_cast<int>(c.dims.layers.size()) == m.num_layers, "policy dims do not match the model");
+
+  // Distinct head layouts (identical layers share plans).
+  for (int l = 0; l < m.num_layers; ++l) {
+    const auto& ld = c.dims.layers[static_cast<size_t>(l)];
+    std::vector<attn::HeadRanks> ranks;
+    for (const auto& hd : ld.kv_heads) ranks.push_back({hd.qk_hi, hd.v_hi, hd.qk_lo, hd.v_lo});
+    attn::HeadLayout L(m.num_heads, m.num_kv_heads, ranks, c.block_size);
+    FDC_INPUT_CHECK(!L.has_token_classes(),
+                    c.config_name << ": the engine does not run token-class (hybrid) policies yet: layer " << l
+                                  << " keeps some tokens at lower ranks; the simulator models them");
+    int g = -1;
+    for (size_t i = 0; i < I.groups.size(); ++i) {
+      bool same = true;
+      for (int h = 0; h < m.num_kv_heads && same; ++h) {
+        const auto& a = I.groups[i].layout.ranks(h);
+        const auto& b = L.ranks(h);
+        same = a.rk == b.rk && a.rv == b.rv;
+      }
+      if (same) g = static_cast<int>(i);
+    }
+    if (g < 0) {
+      g = static_cast<int>(I.groups.size());
+      Impl::LayoutGroup grp{L, DeviceBuffer<attn::HeadInfo>(L.head_info()), {}, {}};
+      I.groups.push_back(std::move(grp));
+    }
+    Impl::Layer layer;
+    layer.group = g;
+    layer.widths = qkv_widths(m, ld);
+    layer.o_width = attn_out_width(m, ld);
+    I.layers.push_back(std::move(layer));
+  }
+  for (const auto& L : I.layers) I.kv_block_bytes += I.groups[static_cast<size_t>(L.group)].layout.page_elems(attn::TokenClass::kHi) * 2;
+
+  // Memory check before any large allocation: weights + KV + activations must fit.
+  const int64_t D = m.hidden, F = m.ffn_hidden, V = m.vocab, T = c.max_tokens;
+  const int64_t up_n = m.mlp == costmodel::MlpKind::kGated ? 2 * F : F;
+  int64_t weights = 2 * V * D * (m.tied_embeddings ? 1 : 2) + (m.rope ? 0 : 2 * (m.max_model_len + 2) * D);
+  int64_t max_qkv = 0, max_o = 0;
+  for (const auto& L : I.layers) {
+    weights += 2 * (L.widths.total() * D + D * L.o_width + up_n * D + D * F + 4 * D);
+    if (m.rope) weights += 2 * static_cast<int64_t>(m.head_dim) * L.widths.k;
+    else weights += 2 * (L.widths.total() + 2 * D + up_n);
+    max_qkv = std::max(max_qkv, L.widths.total());
+    max_o = std::max(max_o, L.o_width);
+  }
+  const int64_t kv = I.kv_block_bytes * c.num_blocks;
+  const int64_t acts = 2 * T * (3 * D + max_qkv + 3 * max_o + up_n + F) + 2 * static_cast<int64_t>(c.max_seqs) * (D + V);
+  size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const int64_t need = weights + kv + acts + (int64_t{512} << 20);  // + cuBLAS workspace and plans
+  if (need > static_cast<int64_t>(free_b)) {
+    std::ostringstream os;
+    os.precision(3);
+    os << c.config_name << " does not fit on GPU " << c.device << " (" << device_name() << "): model " << m.name
+       << " needs " << gib(weights) << " GiB of weights + " << gib(kv) << " GiB of KV cache (" << c.num_blocks
+       << " blocks of " << I.kv_block_bytes << " bytes) + " << gib(acts) << " GiB of activations, and "
+       << gib(static_cast<int64_t>(free_b)) << " GiB of " << gib(static_cast<int64_t>(total_b))
+       << " GiB are free; lower memory.gpu_memory_utilization or set memory.num_blocks_override";
+    throw InputError(os.str());
+  }
+
+  // Weights: random with the configured shapes, or loaded (rotations folded in on the host).
+  std::unique_ptr<SafetensorsFile> file;
+  if (!c.weights.empty()) file = std::make_unique<SafetensorsFile>(c.weights);
+  uint64_t salt = 1;
+  auto inv_sqrt = [](int64_t n) { return 1.f / std::sqrt(static_cast<float>(n)); };
+  if (file) {
+    GlobalWeights g = load_globals(*file, m);
+    I.embed = upload_bf16(g.embed);
+    I.lm_head = upload_bf16(g.lm_head);
+    I.positions = upload_bf16(g.positions);
+    I.final_norm = upload_bf16(g.final_norm);
+    I.final_norm_bias = upload_bf16(g.final_norm_bias);
+    I.weight_bytes += 2 * static_cast<int64_t>(g.embed.size() + g.lm_head.size() + g.positions.size());
+  } else {
+    I.embed = I.alloc(V * D);
+    I.fill_random(I.embed, salt++, 1.f);
+    I.lm_head = I.alloc(V * D);
+    I.fill_random(I.lm_head, salt++, inv_sqrt(D));
+    if (!m.rope) {
+      I.positions = I.alloc((m.max_model_len + 2) * D);
+      I.fill_random(I.positions, salt++, 0.1f);
+      I.final_norm_bias = I.alloc(D);
+      I.fill_random(I.final_norm_bias, salt++, 0.01f);
+    }
+    I.final_norm = I.alloc(D);
+    I.fill_ones(I.final_norm);
+  }
+  for (int l = 0; l < m.num_layers; ++l) {
+    Impl::Layer& L = I.layers[static_cast<size_t>(l)];
+    const auto& ld = c.dims.layers[static_cast<size_t>(l)];
+    const bool rotate = !full_rank(m, ld);
+    if (file) {
+      const LayerRotations rot = rotate ? make_layer_rotations(m, ld, c.seed, l) : LayerRotations{};
+      LayerWeights w = load_layer(*file, m, ld, rot, l);
+      auto up = [&](DeviceBuffer<bf16>& dst, const std::vector<float>& v) {
+        dst = upload_bf16(v);
+        I.weight_bytes += 2 * static_cast<int64_t>(v.size());
+      };
+      up(L.attn_norm, w.attn_norm);
+      up(L.attn_norm_bias, w.attn_norm_bias);
+      up(L.w_qkv, w.w_qkv);
+      up(L.b_qkv, w.b_qkv);
+      up(L.rot_qk, w.rot_qk);
+      up(L.w_o, w.w_o);
+      up(L.b_o, w.b_o);
+      up(L.mlp_norm, w.mlp_norm);
+      up(L.mlp_norm_bias, w.mlp_norm_bias);
+      up(L.w_up, w.w_up);
+      up(L.b_up, w.b_up);
+      up(L.w_down, w.w_down);
+      up(L.b_down, w.b_down);
+    } else {
+      // Random weights straight in their FDC shapes: R^T W of a random W is as random as W, and
+      // timing does not depend on values.
+      L.attn_norm = I.alloc(D);
+      I.fill_ones(L.attn_norm);
+      L.mlp_norm = I.alloc(D);
+      I.fill_ones(L.mlp_norm);
+      L.w_qkv = I.alloc(L.widths.total() * D);
+      I.fill_random(L.w_qkv, salt++, inv_sqrt(D));
+      L.w_o = I.alloc(D * L.o_width);
+      I.fill_random(L.w_o, salt++, inv_sqrt(L.o_width));
+      L.w_up = I.alloc(up_n * D);
+      I.fill_random(L.w_up, salt++, inv_sqrt(D));
+      L.w_down = I.alloc(D * F);
+      I.fill_random(L.w_down, salt++, inv_sqrt(F));
+      if (m.rope && rotate) {
+        const LayerRotations rot = make_layer_rotations(m, ld, c.seed, l);
+        std::vector<float> r;
+        for (const auto& hr : rot.k) r.insert(r.end(), hr.r.begin(), hr.r.end());
+        L.rot_qk = upload_bf16(r);
+        I.weight_bytes += 2 * static_cast<int64_t>(r.size());
+      }
+      if (!m.rope) {
+        for (auto* b : {&L.attn_norm_bias, &L.mlp_norm_bias, &L.b_o, &L.b_down}) {
+          *b = I.alloc(D);
+          I.fill_random(*b, salt++, 0.01f);
+        }
+        L.b_qkv = I.alloc(L.widths.total());
+        I.fill_random(L.b_qkv, salt++, 0.01f);
+        L.b_up = I.alloc(up_n);
+        I.fill_random(L.b_up, salt++, 0.01f);
+      }
+    }
+    const auto& grp = I.groups[static_cast<size_t>(L.group)];
+    L.kv = DeviceBuffer<uint16_t>(static_cast<size_t>(c.num_blocks * grp.layout.page_elems(attn::TokenClass::kHi)));
+  }
+  if (m.rope) {
+    I.max_position = std::max(m.max_model_len, 1);
+    I.cos_sin = DeviceBuffer<float>(ops::make_cos_sin_cache(I.max_position, m.head_dim, rope_theta(m)));
+  }
+  I.x = DeviceBuffer<bf16>(static_cast<size_t>(T * D));
+  I.h = DeviceBuffer<bf16>(static_cast<size_t>(T * D));
+  I.tmp = DeviceBuffer<bf16>(static_cast<size_t>(T * D));
+  I.qkv = DeviceBuffer<bf16>(static_cast<size_t>(T * max_qkv));
+  I.q = DeviceBuffer<bf16>(static_cast<size_t>(T * max_qkv));
+  I.k = DeviceBuffer<bf16>(static_cast<size_t>(T * max_qkv));
+  I.o = DeviceBuffer<bf16>(static_cast<size_t>(T * max_o));
+  I.up = DeviceBuffer<bf16>(static_cast<size_t>(T * up_n));
+  I.act = DeviceBuffer<bf16>(static_cast<size_t>(T * F));
+  I.rows = DeviceBuffer<bf16>(static_cast<size_t>(c.max_seqs) * D);
+  I.logits = DeviceBuffer<bf16>(static_cast<size_t>(c.max_seqs) * V);
+  I.next_ids = DeviceBuffer<int>(static_cast<size_t>(c.max_seqs));
+  I.plan_opt = attn::decode_plan_options_for_device(c.device);
+  CUDA_CHECK(cudaStreamSynchronize(I.stream));
+}
+
+GpuModel::~GpuModel() = default;
+
+std::string GpuModel::device_name() const {
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->cfg.device));
+  return prop.name;
+}
+
+int64_t GpuModel::weight_bytes() const { return impl_->weight_bytes; }
+int64_t GpuModel::kv_bytes_per_block() const { return impl_->kv_block_bytes; }
+
+std::vector<float> GpuModel::last_logits() const {
+  const Impl& I = *impl_;
+  const size_t n = static_cast<size_t>(I.last_rows) * static_cast<size_t>(I.m.vocab);
+  std::vector<uint16_t> bits(n);
+  if (n) CUDA_CHECK(cudaMemcpy(bits.data(), I.logits.data(), n * 2, cudaMemcpyDeviceToHost));
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = kernels::bf16_bits_to_float(bits[i]);
+  return out;
+}
+
+void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& next_tokens, StepTimes* times) {
+  Impl& I = *impl_;
+  const auto& m = I.m;
+  const auto host_start = std::chrono::steady_clock::now();
+  const int bs = I.cfg.block_size;
+  // Decode steps first (one query each), then prefill chunks: the two attention kernels then read
+  // contiguous query rows, and the page tables of each part are slices of one table.
+  std::vector<int> order;
+  order.reserve(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i)
+    if (seqs[i].new_tokens == 1) order.push_back(static_cast<int>(i));
+  const int nd = static_cast<int>(order.size());
+  for (size_t i = 0; i < seqs.size(); ++i)
+    if (seqs[i].new_tokens > 1) order.push_back(static_cast<int>(i));
+  const int n = static_cast<int>(order.size());
+  const int np = n - nd;
+  int T = 0, total_pages = 0, emit_rows = 0;
+  for (int s : order) {
+    const SeqStep& q = seqs[static_cast<size_t>(s)];
+    FDC_CHECK(q.new_tokens >= 1, "empty sequence step");
+    T += q.new_tokens;
+    const int pages = (q.context_before + q.new_tokens + bs - 1) / bs;
+    FDC_CHECK(q.num_blocks >= pages, "sequence has " << q.num_blocks << " blocks for " << pages << " pages");
+    total_pages += pages;
+    emit_rows += q.emits ? 1 : 0;
+  }
+  FDC_CHECK(T <= I.cfg.max_tokens && n <= I.cfg.max_seqs,
+            "batch of " << T << " tokens / " << n << " sequences over the engine's " << I.cfg.max_tokens << " / "
+                        << I.cfg.max_seqs);
+
+  // Host metadata (ints): ids, positions, seq_of, pos_of [T]; indptr [n+1]; indices; kv_len [n];
+  // cu_q [np+1]; emit rows [emit_rows]; then per layout group the decode and prefill plans.
+  for (auto& g : I.groups) {
+    std::vector<int> num_hi(static_cast<size_t>(nd)), num_lo(static_cast<size_t>(nd), 0);
+    for (int j = 0; j < nd; ++j) num_hi[static_cast<size_t>(j)] = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before + 1;
+    g.decode = nd > 0 ? attn::plan_decode_balanced(g.layout, num_hi, num_lo, I.plan_opt) : attn::DecodePlan{};
+    std::vector<int> cu_q(static_cast<size_t>(np) + 1, 0), kv_len(static_cast<size_t>(np));
+    for (int j = 0; j < np; ++j) {
+      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(nd + j)])];
+      cu_q[static_cast<size_t>(j) + 1] = cu_q[static_cast<size_t>(j)] + q.new_tokens;
+      kv_len[static_cast<size_t>(j)] = q.context_before + q.new_tokens;
+    }
+    g.prefill = np > 0 ? attn::plan_prefill(g.layout, cu_q, kv_len, attn::kPrefillTileQ, true) : attn::PrefillPlan{};
+  }
+  auto ints_of = [](size_t bytes) { return (bytes + sizeof(int) - 1) / sizeof(int); };
+  size_t need = static_cast<size_t>(4 * T + (n + 1) + total_pages + n + (np + 1) + emit_rows);
+  for (const auto& g : I.groups) {
+    need += 4 * g.decode.units.size() + g.decode.pair_indptr.size() + g.decode.pair_units.size() +
+            ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)) + 8;
+  }
+  need += 3 * (9 + 4 * I.groups.size()) + 8;  // alignment of every region (see take), empty-list slots
+  if (I.pinned_ints < need) {
+    if (I.pinned) CUDA_CHECK(cudaFreeHost(I.pinned));
+    I.pinned = nullptr;
+    I.pinned_ints = std::max(need, I.pinned_ints * 3 / 2);
+    CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&I.pinned), I.pinned_ints * sizeof(int)));
+  }
+  int* h = I.pinned;
+  size_t off = 0;
+  auto take = [&](size_t count) {
+    // 16-byte aligned starts (the kernels read int4 / DecodeUnit vectors).
+    off = (off + 3) & ~size_t{3};
+    const size_t at = off;
+    off += count;
+    return at;
+  };
+  const size_t o_ids = take(static_cast<size_t>(T)), o_pos = take(static_cast<size_t>(T)),
+               o_seq = take(static_cast<size_t>(T)), o_slot = take(static_cast<size_t>(T));
+  const size_t o_indptr = take(static_cast<size_t>(n) + 1), o_indices = take(static_cast<size_t>(std::max(total_pages, 1)));
+  const size_t o_kvlen = take(static_cast<size_t>(std::max(n, 1))), o_cuq = take(static_cast<size_t>(np) + 1);
+  const size_t o_emit = take(static_cast<size_t>(std::max(emit_rows, 1)));
+  {
+    int t = 0, page = 0, e = 0;
+    h[o_indptr] = 0;
+    h[o_cuq] = 0;
+    for (int j = 0; j < n; ++j) {
+      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])];
+      for (int i = 0; i < q.new_tokens; ++i, ++t) {
+        h[o_ids + t] = q.token_ids[i];
+        h[o_pos + t] = q.context_before + i;
+        h[o_seq + t] = j;
+        h[o_slot + t] = q.context_before + i;
+      }
+      const int pages = (q.context_before + q.new_tokens + bs - 1) / bs;
+      for (int p = 0; p < pages; ++p) h[o_indices + page++] = q.blocks[p];
+      h[o_indptr + j + 1] = page;
+      h[o_kvlen + j] = q.context_before + q.new_tokens;
+      if (j >= nd) h[o_cuq + (j - nd) + 1] = h[o_cuq + (j - nd)] + q.new_tokens;
+      if (q.emits) h[o_emit + e++] = t - 1;
+    }
+  }
+  // Emitting rows must come out in the caller's sequence order.
+  {
+    std::vector<std::pair<int, int>> by_seq;  // (caller index, row)
+    int e = 0;
+    for (int j = 0; j < n; ++j) {
+      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])];
+      if (q.emits) by_seq.push_back({order[static_cast<size_t>(j)], h[o_emit + e++]});
+    }
+    std::sort(by_seq.begin(), by_seq.end());
+    for (size_t i = 0; i < by_seq.size(); ++i) h[o_emit + i] = by_seq[i].second;
+  }
+  size_t max_units = 0;
+  for (auto& g : I.groups) {
+    g.off_units = take(4 * g.decode.units.size());
+    std::memcpy(h + g.off_units, g.decode.units.data(), g.decode.units.size() * sizeof(attn::DecodeUnit));
+    g.off_pair_indptr = take(g.decode.pair_indptr.size());
+    std::memcpy(h + g.off_pair_indptr, g.decode.pair_indptr.data(), g.decode.pair_indptr.size() * sizeof(int));
+    g.off_pair_units = take(g.decode.pair_units.size());
+    std::memcpy(h + g.off_pair_units, g.decode.pair_units.data(), g.decode.pair_units.size() * sizeof(int));
+    g.off_tiles = take(ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)));
+    std::memcpy(h + g.off_tiles, g.prefill.tiles.data(), g.prefill.tiles.size() * sizeof(attn::PrefillTile));
+    max_units = std::max(max_units, g.decode.units.size());
+  }
+  FDC_CHECK(off <= I.pinned_ints, "metadata overflow");
+  int* d = I.meta.ensure(off);
+  const int group = m.group_size();
+  float* partial_o = I.partial_o.ensure(std::max<size_t>(max_units, 1) * group * attn::kMaxRank);
+  float* partial_lse = I.partial_lse.ensure(std::max<size_t>(max_units, 1) * group);
+  const auto host_end = std::chrono::steady_clock::now();
+
+  cudaStream_t st = I.stream;
+  CUDA_CHECK(cudaEventRecord(I.ev_start, st));
+  CUDA_CHECK(cudaMemcpyAsync(d, h, off * sizeof(int), cudaMemcpyHostToDevice, st));
+
+  const int64_t D = m.hidden, F = m.ffn_hidden;
+  const int64_t up_n = m.mlp == costmodel::MlpKind::kGated ? 2 * F : F;
+  const DType dt = DType::kBF16;
+  auto gemm = [&](const void* xin, const DeviceBuffer<bf16>& w, void* out, int64_t rows, int64_t nout, int64_t kin,
+                  const DeviceBuffer<bf16>& bias) {
+    ops::GemmParams p;
+    p.dtype = dt;
+    p.m = rows;
+    p.n = nout;
+    p.k = kin;
+    p.x = xin;
+    p.w = w.data();
+    p.out = out;
+    I.gemm.run(p, ops::GemmBackend::kCublasLt, st);
+    if (bias.size() > 0) {
+      kern::add_bias(static_cast<bf16*>(out), bias.data(), rows, nout, st);
+    }
+  };
+  auto norm = [&](const void* xin, void* out, const DeviceBuffer<bf16>& w, const DeviceBuffer<bf16>& b, int64_t rows) {
+    ops::NormParams p;
+    p.dtype = dt;
+    p.kind = m.norm == costmodel::NormKind::kRmsNorm ? ops::NormKind::kRmsNorm : ops::NormKind::kLayerNorm;
+    p.rows = rows;
+    p.dim = static_cast<int>(D);
+    p.eps = 1e-5f;
+    p.x = xin;
+    p.weight = w.data();
+    p.bias = b.size() > 0 ? b.data() : nullptr;
+    p.out = out;
+    ops::launch_norm(p, st);
+  };
+  auto residual = [&](void* a, const void* b, int64_t count) {
+    ops::ResidualParams p;
+    p.dtype = dt;
+    p.count = count;
+    p.a = a;
+    p.b = b;
+    p.out = a;
+    ops::launch_residual(p, st);
+  };
+
+  kern::embed(d + o_ids, d + o_pos, I.embed.data(), m.rope ? nullptr : I.positions.data(), I.x.data(), T,
+              static_cast<int>(D), st);
+  const int T_dec = nd;  // decode rows come first
+  for (auto& L : I.layers) {
+    Impl::LayoutGroup& g = I.groups[static_cast<size_t>(L.group)];
+    const attn::HeadLayout& lay = g.layout;
+    const int64_t qkv_n = L.widths.total();
+    norm(I.x.data(), I.h.data(), L.attn_norm, L.attn_norm_bias, T);
+    gemm(I.h.data(), L.w_qkv, I.qkv.data(), T, qkv_n, D, L.b_qkv);
+    if (m.rope) {
+      ops::RopeRotateParams p;
+      p.dtype = dt;
+      p.num_tokens = T;
+      p.num_q_heads = m.num_heads;
+      p.num_kv_heads = m.num_kv_heads;
+      p.head_dim = m.head_dim;
+      p.max_rank = lay.max_rk();
+      p.qkv = I.qkv.data();
+      p.qkv_row = qkv_n;
+      p.positions = d + o_pos;
+      p.cos_sin = I.cos_sin.data();
+      p.max_position = I.max_position;
+      p.rotation = L.rot_qk.size() > 0 ? L.rot_qk.data() : nullptr;
+      p.heads = g.heads.data();
+      p.q_row = lay.q_row();
+      p.k_row = lay.k_row();
+      p.q_out = I.q.data();
+      p.k_out = I.k.data();
+      ops::launch_rope_rotate(p, st);
+    } else {
+      // Compressed q and k come straight from the projection; split them out of the fused row.
+      CUDA_CHECK(cudaMemcpy2DAsync(I.q.data(), static_cast<size_t>(lay.q_row()) * 2, I.qkv.data(),
+                                   static_cast<size_t>(qkv_n) * 2, static_cast<size_t>(L.widths.q) * 2,
+                                   static_cast<size_t>(T), cudaMemcpyDeviceToDevice, st));
+      CUDA_CHECK(cudaMemcpy2DAsync(I.k.data(), static_cast<size_t>(lay.k_row()) * 2, I.qkv.data() + L.widths.q,
+                                   static_cast<size_t>(qkv_n) * 2, static_cast<size_t>(L.widths.k) * 2,
+                                   static_cast<size_t>(T), cudaMemcpyDeviceToDevice, st));
+    }
+    {
+      attn::AppendParams p;
+      p.dtype = dt;
+      p.num_tokens = T;
+      p.num_kv_heads = m.num_kv_heads;
+      p.k_row = lay.k_row();
+      p.v_row = static_cast<int>(qkv_n);  // v read in place from the fused row: the row stride
+      p.k = I.k.data();
+      p.v = I.qkv.data() + L.widths.q + L.widths.k;
+      p.seq_of = d + o_seq;
+      p.pos_of = d + o_slot;
+      p.hi_pool = L.kv.data();
+      p.page_elems_hi = lay.page_elems(attn::TokenClass::kHi);
+      p.block_size = bs;
+      p.hi_page_indptr = d + o_indptr;
+      p.hi_page_indices = d + o_indices;
+      p.heads = g.heads.data();
+      attn::launch_append(p, st);
+    }
+    attn::PagedCacheParams cache;
+    cache.hi_pool = L.kv.data();
+    cache.page_elems_hi = lay.page_elems(attn::TokenClass::kHi);
+    cache.page_elems_lo = lay.page_elems(attn::TokenClass::kLo);
+    cache.block_size = bs;
+    cache.hi_page_indices = d + o_indices;
+    cache.lo_page_indices = d + o_indices;
+    const float scale = 1.f / std::sqrt(static_cast<float>(m.head_dim));
+    if (nd > 0) {
+      attn::DecodeParams p;
+      p.dtype = dt;
+      p.num_seqs = nd;
+      p.num_q_heads = m.num_heads;
+      p.num_kv_heads = m.num_kv_heads;
+      p.q_row = lay.q_row();
+      p.o_row = lay.o_row();
+      p.max_rank = std::max(lay.max_rk(), lay.max_rv());
+      p.sm_scale = scale;
+      p.q = I.q.data();
+      p.out = I.o.data();
+      p.cache = cache;
+      p.cache.hi_page_indptr = d + o_indptr;
+      p.cache.lo_page_indptr = d + o_indptr;  // no lo tokens: every lo range is empty... see below
+      p.heads = g.heads.data();
+      p.units = reinterpret_cast<const attn::DecodeUnit*>(d + g.off_units);
+      p.num_units = static_cast<int>(g.decode.units.size());
+      p.pair_indptr = d + g.off_pair_indptr;
+      p.pair_units = d + g.off_pair_units;
+      p.max_units_per_pair = g.decode.max_units_per_pair;
+      p.partial_o = partial_o;
+      p.partial_lse = partial_lse;
+      attn::launch_decode(p, st);
+    }
+    if (np > 0) {
+      attn::PrefillParams p;
+      p.dtype = dt;
+      p.num_seqs = np;
+      p.num_q_heads = m.num_heads;
+      p.num_kv_heads = m.num_kv_heads;
+      p.q_row = lay.q_row();
+      p.o_row = lay.o_row();
+      p.max_rank = std::max(lay.max_rk(), lay.max_rv());
+      p.sm_scale = scale;
+      p.cu_q = d + o_cuq;
+      p.kv_len = d + o_kvlen + nd;
+      p.q = I.q.data() + static_cast<int64_t>(T_dec) * lay.q_row();
+      p.out = I.o.data() + static_cast<int64_t>(T_dec) * lay.o_row();
+      p.cache = cache;
+      p.cache.hi_page_indptr = d + o_indptr + nd;  // absolute offsets into the shared index list
+      p.cache.lo_page_indptr = d + o_indptr + nd;
+      p.heads = g.heads.data();
+      p.tiles = reinterpret_cast<const attn::PrefillTile*>(d + g.off_tiles);
+      p.num_tiles = static_cast<int>(g.prefill.tiles.size());
+      attn::launch_prefill(p, st);
+    }
+    gemm(I.o.data(), L.w_o, I.tmp.data(), T, D, L.o_width, L.b_o);
+    residual(I.x.data(), I.tmp.data(), T * D);
+    norm(I.x.data(), I.h.data(), L.mlp_norm, L.mlp_norm_bias, T);
+    gemm(I.h.data(), L.w_up, I.up.data(), T, up_n, D, L.b_up);
+    {
+      ops::ActParams p;
+      p.dtype = dt;
+      p.kind = m.mlp == costmodel::MlpKind::kGated ? ops::ActKind::kSwiGlu : ops::ActKind::kRelu;
+      p.rows = T;
+      p.ffn = static_cast<int>(F);
+      p.in = I.up.data();
+      p.out = I.act.data();
+      ops::launch_act(p, st);
+    }
+    gemm(I.act.data(), L.w_down, I.tmp.data(), T, D, F, L.b_down);
+    residual(I.x.data(), I.tmp.data(), T * D);
+  }
+  next_tokens.assign(static_cast<size_t>(emit_rows), 0);
+  I.last_rows = emit_rows;
+  if (emit_rows > 0) {
+    kern::gather_rows(I.x.data(), d + o_emit, I.rows.data(), emit_rows, static_cast<int>(D), st);
+    norm(I.rows.data(), I.rows.data(), I.final_norm, I.final_norm_bias, emit_rows);
+    gemm(I.rows.data(), I.lm_head, I.logits.data(), emit_rows, m.vocab, D, DeviceBuffer<bf16>());
+    kern::argmax_rows(I.logits.data(), emit_rows, m.vocab, I.next_ids.data(), st);
+    CUDA_CHECK(cudaMemcpyAsync(next_tokens.data(), I.next_ids.data(), static_cast<size_t>(emit_rows) * sizeof(int),
+                               cudaMemcpyDeviceToHost, st));
+  }
+  CUDA_CHECK(cudaEventRecord(I.ev_end, st));
+  CUDA_CHECK(cudaEventSynchronize(I.ev_end));
+  if (times) {
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, I.ev_start, I.ev_end));
+    times->gpu_ms = ms;
+    times->host_ms = std::chrono::duration<double, std::milli>(host_end - host_start).count();
+  }
+}
+
+}  // namespace fdc::engine

@@ -1,0 +1,68 @@
+// The engine's model on one GPU: a Llama-style (RMSNorm, RoPE, GQA, SwiGLU) or OPT-style
+// (LayerNorm, learned positions, biases, ReLU) decoder in bf16 with FDC as DESIGN.md describes
+// (rotations fused after RoPE or folded into W_q/W_k, R_v folded into W_v and W_o, compressed paged
+// KV cache, balanced decode plans). One forward() runs one scheduler iteration: the new tokens of
+// every sequence of the batch, through every layer, and the LM head on the rows that emit a token.
+// The KV cache has exactly the sim::KvLayout's blocks; the scheduler's block ids are page ids.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "costmodel/attention_dims.h"
+#include "costmodel/model_spec.h"
+
+namespace fdc::engine {
+
+struct GpuModelConfig {
+  costmodel::ModelSpec model;
+  costmodel::ModelDims dims;  // the policy resolved for the model
+  int block_size = 16;
+  int64_t num_blocks = 0;     // KV blocks (pages) per layer
+  int max_tokens = 0;         // most new tokens in one iteration (scheduler max_batched_tokens)
+  int max_seqs = 0;           // most sequences in one iteration
+  uint64_t seed = 0;          // random weights and rotations
+  std::string weights;        // safetensors file; "" = random weights with the model's shapes
+  int device = 0;
+  std::string config_name;    // for error messages ("does not fit" names it)
+};
+
+// One sequence of the iteration.
+struct SeqStep {
+  int32_t new_tokens = 0;
+  int32_t context_before = 0;
+  bool emits = false;
+  const int32_t* token_ids = nullptr;   // the new tokens' ids, new_tokens of them
+  const int32_t* blocks = nullptr;      // KV block table, at least ceil((context_before + new) / block) ids
+  int32_t num_blocks = 0;
+};
+
+struct StepTimes {
+  double gpu_ms = 0;   // CUDA-event time of the forward pass on the GPU
+  double host_ms = 0;  // host time spent building the iteration's metadata and plans
+};
+
+class GpuModel {
+ public:
+  explicit GpuModel(const GpuModelConfig& cfg);
+  ~GpuModel();
+  GpuModel(const GpuModel&) = delete;
+  GpuModel& operator=(const GpuModel&) = delete;
+
+  // Runs the iteration and waits for it; next_tokens gets one id per emitting sequence, in order.
+  void forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& next_tokens, StepTimes* times = nullptr);
+
+  std::string device_name() const;
+  int64_t weight_bytes() const;        // on the GPU
+  int64_t kv_bytes_per_block() const;  // summed over layers
+  // Logits of the emitting rows of the last forward() (fp32, [rows][vocab]); for tests.
+  std::vector<float> last_logits() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fdc::engine
