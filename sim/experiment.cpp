@@ -4,6 +4,7 @@
 
 #include "configs/embedded_configs.h"
 #include "core/error.h"
+#include "costmodel/fit/profile_io.h"
 #include "traces/workload.h"
 
 namespace fdc::sim {
@@ -85,9 +86,20 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   e.memory = parse_memory_config(root.child_or_empty("memory"));
 
   ConfigNode cm = root.child_or_empty("costmodel");
-  cm.get_enum_or("kind", "roofline", {"roofline"});
+  e.cost_kind = cm.get_enum_or("kind", "roofline", {"roofline", "profile"}) == "profile" ? CostModelKind::kProfile
+                                                                                       : CostModelKind::kRoofline;
+  const std::string profile_name = cm.get_or<std::string>("profile", e.hardware.profile);
+  if (cm.has("profile_info")) cm.raw("profile_info");  // informative: written by a run, ignored on input
   e.roofline = costmodel::parse_roofline_params(cm);
   cm.finish();
+  if (e.cost_kind == CostModelKind::kProfile) {
+    if (profile_name.empty())
+      cm.fail("kind", "\"roofline\", or a hardware config with a `profile` (hardware '" + e.hardware.name +
+                          "' names none; or set costmodel.profile)");
+    auto [prof, ref] = load_profile(profile_name, base_dir, cm.where("profile"));
+    e.profile = std::make_shared<const fit::FittedProfile>(std::move(prof));
+    e.profile_ref = ref;
+  }
 
   ConfigNode slo = root.child_or_empty("slo");
   e.slo.ttft_ms = slo.get_or<double>("ttft_ms", 2000.0, Bounds::positive());
@@ -108,10 +120,64 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   root.finish();
 
   e.dims = resolve_policy(e.policy, e.model, e.scheduler.block_size);
+
+  // Build the cost model once here, so a profile lacking an op is refused before any output.
+  auto cost = make_cost_model(e);
+  e.cost_info = {{"kind", e.cost_kind == CostModelKind::kProfile ? "profile" : "roofline"},
+                 {"description", cost->describe()},
+                 {"extrapolated", cost->extrapolated()}};
+  if (const auto* fitted = dynamic_cast<const costmodel::FittedCostModel*>(cost.get())) {
+    Json info = {{"name", e.profile_ref.name},
+                 {"source", e.profile_ref.source},
+                 {"gpu", e.profile->gpu},
+                 {"extrapolated", fitted->extrapolated()},
+                 {"derived", e.profile->extrapolated},
+                 {"extrapolated_ops", fitted->extrapolated_ops()},
+                 {"ops", fitted->used_ops()}};
+    if (e.profile->derived.is_object() && e.profile->derived.contains("method"))
+      info["derived_by"] = e.profile->derived["method"];
+    e.cost_info["profile"] = info;
+    e.resolved["costmodel"]["profile"] = e.profile_ref.name;
+    e.resolved["costmodel"]["profile_info"] = info;
+  }
   return e;
 }
 
+std::pair<fit::FittedProfile, costmodel::ProfileRef> load_profile(const std::string& s, const std::string& base_dir,
+                                                                  const std::string& where) {
+  const bool is_path = s.find('/') != std::string::npos || (s.size() > 5 && s.substr(s.size() - 5) == ".json");
+  if (is_path) {
+    std::filesystem::path p(s);
+    if (p.is_relative() && !base_dir.empty() && !std::filesystem::exists(p)) p = std::filesystem::path(base_dir) / p;
+    return {fit::read_profile(p.string()), costmodel::ProfileRef{p.stem().string(), p.string()}};
+  }
+  const auto* c = configs::find_embedded_config("profiles", s);
+  if (!c)
+    throw InputError(where + ": no such cost profile '" + s + "' (embedded: " + embedded_names("profiles") +
+                     "; or a path to a .json profile)");
+  const std::string source = std::string(c->path) + " (embedded)";
+  return {fit::profile_from_json(parse_json_text(std::string(c->text), source), source),
+          costmodel::ProfileRef{s, std::string(c->path)}};
+}
+
+costmodel::HardwareSpec load_hardware(const std::string& s) {
+  const bool is_path = s.find('/') != std::string::npos || (s.size() > 5 && s.substr(s.size() - 5) == ".json");
+  Json doc, resolved = Json::object();
+  std::string source;
+  if (is_path) {
+    doc = load_json_file(s), source = s;
+  } else {
+    const auto* c = configs::find_embedded_config("hardware", s);
+    if (!c) throw InputError("no such hardware config '" + s + "' (embedded: " + embedded_names("hardware") + ")");
+    source = std::string(c->path);
+    doc = parse_json_text(std::string(c->text), source);
+  }
+  return costmodel::parse_hardware(ConfigNode(doc, source, "", resolved));
+}
+
 std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e) {
+  if (e.cost_kind == CostModelKind::kProfile)
+    return std::make_unique<costmodel::FittedCostModel>(e.model, e.dims, e.parallel, *e.profile, e.profile_ref);
   return std::make_unique<costmodel::RooflineCostModel>(e.model, e.hardware, e.dims, e.parallel, e.roofline);
 }
 

@@ -11,6 +11,8 @@
 #include "core/config.h"
 #include "costmodel/attention_dims.h"
 #include "costmodel/cost_model.h"
+#include "costmodel/fit/profile_fit.h"
+#include "costmodel/fitted.h"
 #include "costmodel/hardware_spec.h"
 #include "costmodel/model_spec.h"
 #include "costmodel/roofline.h"
@@ -22,6 +24,7 @@
 namespace fdc::sim {
 
 enum class RouterKind { kRoundRobin, kLeastOutstanding };
+enum class CostModelKind { kRoofline, kProfile };
 
 struct SloConfig {
   double ttft_ms = 0;  // a request meets the SLO when TTFT <= ttft_ms and TPOT <= tpot_ms
@@ -48,6 +51,11 @@ struct Experiment {
   SchedulerConfig scheduler;
   MemoryConfig memory;
   costmodel::RooflineParams roofline;
+  CostModelKind cost_kind = CostModelKind::kRoofline;
+  // costmodel.kind "profile": the fitted profile (the hardware's `profile`, or costmodel.profile).
+  std::shared_ptr<const fit::FittedProfile> profile;
+  costmodel::ProfileRef profile_ref;
+  Json cost_info;  // kind, and the profile's name, source, GPU and extrapolation (every output records it)
   SloConfig slo;
   OutputConfig outputs;
   bool fast_forward = true;  // simulator.fast_forward: skip steady decode stretches (exact)
@@ -58,9 +66,17 @@ struct Experiment {
   int num_replicas() const { return servers * replicas_per_server(); }
 };
 
-// The cost model the experiment names (roofline v0 for now), built for its model, hardware,
-// policy dims and parallelism.
+// The cost model the experiment names (costmodel.kind: the roofline or a fitted profile), built for
+// its model, hardware, policy dims and parallelism.
 std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e);
+
+// A fitted profile by embedded name (configs/profiles/<name>.json) or path (relative to base_dir).
+// Throws InputError naming `where` when it cannot be found or read.
+std::pair<fit::FittedProfile, costmodel::ProfileRef> load_profile(const std::string& name_or_path,
+                                                                  const std::string& base_dir,
+                                                                  const std::string& where);
+// A hardware config by embedded name or path.
+costmodel::HardwareSpec load_hardware(const std::string& name_or_path);
 
 // config_path "" = the embedded default experiment. Throws InputError on any bad input.
 Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides);

@@ -431,6 +431,12 @@ Json Simulator::summary() const {
   j["policy"] = exp_.policy.name;
   j["workload"] = exp_.workload->describe();
   j["cost_model"] = {{"description", cost_.describe()}, {"extrapolated", cost_.extrapolated()}};
+  // Which kind the config asked for and, for a fitted profile, its name, source and which of its
+  // ops were not measured (cost_info, set when the experiment was loaded).
+  if (exp_.cost_info.is_object()) {
+    j["cost_model"]["kind"] = exp_.cost_info["kind"];
+    if (exp_.cost_info.contains("profile")) j["cost_model"]["profile"] = exp_.cost_info["profile"];
+  }
   j["cluster"] = {{"servers", exp_.servers},
                   {"gpus", exp_.servers * exp_.hardware.gpus_per_server},
                   {"replicas", replicas_.size()},

@@ -5,7 +5,11 @@
 
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/run_guarded.h"
+#include "configs/embedded_configs.h"
+#include "core/error.h"
+#include "costmodel/fit/derive.h"
 #include "costmodel/fit/profile_io.h"
+#include "sim/experiment.h"
 
 namespace fdc::cli {
 namespace {
@@ -24,19 +28,67 @@ std::string range(const fit::Range& r) {
 }
 
 void print_report(std::ostream& os, const fit::FittedProfile& p) {
-  os << "profile: " << p.gpu << " (" << p.ops.size() << " ops)\n";
+  os << "profile: " << p.gpu << " (" << p.ops.size() << " ops)"
+     << (p.extrapolated ? ", EXTRAPOLATED (derived: no measurement on this GPU)" : "") << "\n";
   char line[320];
   std::snprintf(line, sizeof line, "%-24s %-25s %-46s %6s %-16s %7s %7s\n", "op", "form", "coverage", "points",
                 "held-out", "median", "P90");
   os << line;
   for (const auto& [name, f] : p.ops) {
-    std::string cov = std::string(f.axis_name()) + " " + range(f.axis);
-    if (f.m_range) cov += ", m " + range(*f.m_range);
+    std::string cov = f.extrapolated                   ? "not measured (extrapolated)"
+                      : f.form == fit::FitForm::kConstant ? "constant"
+                                                          : std::string(f.axis_name()) + " " + range(f.axis);
+    if (f.m_range && !f.extrapolated) cov += ", m " + range(*f.m_range);
+    if (f.seqs_range) cov += ", seqs " + range(*f.seqs_range);
     std::snprintf(line, sizeof line, "%-24s %-25s %-46s %6d %-16s %7s %7s\n", name.c_str(), fit::form_name(f.form),
                   cov.c_str(), f.held_out.points, f.held_out.method.c_str(), pct(f.held_out.median_ape_pct).c_str(),
                   pct(f.held_out.p90_ape_pct).c_str());
     os << line;
   }
+  for (const auto& [name, f] : p.ops)
+    if (f.extrapolated && !p.extrapolated) os << "  extrapolated " << name << ": " << f.note << "\n";
+  if (p.derived.is_object() && p.derived.contains("method"))
+    os << "  derived: " << p.derived["method"].get<std::string>() << "\n";
+}
+
+fit::SpecSheet spec_of(const std::string& name_or_path) {
+  const costmodel::HardwareSpec h = sim::load_hardware(name_or_path);
+  return fit::SpecSheet{name_or_path, h.gpu, h.bf16_dense_tflops, h.hbm_bandwidth_gb_per_s,
+                        h.nvlink_bandwidth_gb_per_s};
+}
+
+// The embedded hardware config whose `profile` names `profile` (for --derive without --from-hardware).
+std::string hardware_naming(const std::string& profile) {
+  std::string found;
+  for (const auto& c : configs::embedded_configs()) {
+    if (c.kind != "hardware") continue;
+    if (sim::load_hardware(std::string(c.name)).profile == profile) {
+      FDC_INPUT_CHECK(found.empty(), "fit --derive: hardware configs '" << found << "' and '" << c.name
+                                                                        << "' both name profile '" << profile
+                                                                        << "': pass --from-hardware");
+      found = std::string(c.name);
+    }
+  }
+  FDC_INPUT_CHECK(!found.empty(), "fit --derive: no hardware config names profile '"
+                                      << profile << "': pass --from-hardware with the measured GPU's spec sheet");
+  return found;
+}
+
+int run_derive(const FitOptions& o) {
+  FDC_INPUT_CHECK(!o.from.empty() && !o.hardware.empty(), "fit --derive needs --from PROFILE and --hardware HW");
+  FDC_INPUT_CHECK(o.raw_dirs.empty(), "fit --derive takes no raw inputs (it scales --from)");
+  auto [from, ref] = sim::load_profile(o.from, "", "--from");
+  const std::string from_hw = o.from_hardware.empty() ? hardware_naming(ref.name) : o.from_hardware;
+  std::string command = "fdcsim fit --derive --from " + o.from + " --hardware " + o.hardware;
+  if (!o.from_hardware.empty()) command += " --from-hardware " + o.from_hardware;
+  command += " --out " + o.out;
+  const fit::FittedProfile p = fit::derive_profile(from, ref.name + " (" + ref.source + ")", spec_of(from_hw),
+                                                   spec_of(o.hardware));
+  fit::write_profile(p, command, o.out);
+  print_report(std::cout, p);
+  std::cout << "\n  wrote " << o.out << " (extrapolated: derived from " << ref.name << " and the " << from_hw
+            << " / " << o.hardware << " spec sheets)\n";
+  return kExitOk;
 }
 
 }  // namespace
@@ -46,10 +98,18 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
       "fit",
       "Fit a profile (configs/profiles/<gpu>.json) from raw `fdcsim profile` folders of one GPU model "
       "(docs/fit.md)");
-  sub->add_option("raw_dirs", o.raw_dirs, "Raw profile folders (provenance.json + ops.json / comm-<n>gpu.json)")
-      ->required()
-      ->check(CLI::ExistingDirectory);
+  sub->add_option("inputs", o.raw_dirs,
+                  "Raw profile folders (provenance.json + ops.json / comm-<n>gpu.json / attention.json), Vidur "
+                  "profiling CSVs (mlp.csv, all_reduce.csv, send_recv.csv) or folders of them")
+      ->check(CLI::ExistingPath);
   sub->add_option("--out,-o", o.out, "Fitted profile JSON to write")->required();
+  sub->add_option("--gpu", o.gpu, "GPU name for inputs that name none (Vidur CSVs)");
+  sub->add_flag("--derive", o.derive,
+                "Derive a profile for unmeasured hardware from --from by spec-sheet ratios (extrapolated)");
+  sub->add_option("--from", o.from, "--derive: the measured profile (embedded name or path)");
+  sub->add_option("--hardware", o.hardware, "--derive: the target hardware config (embedded name or path)");
+  sub->add_option("--from-hardware", o.from_hardware,
+                  "--derive: the measured GPU's hardware config (default: the one whose `profile` names --from)");
 }
 
 void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
@@ -60,10 +120,13 @@ void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
 
 int run_fit(const FitOptions& o) {
   return run_guarded([&]() -> int {
+    if (o.derive) return run_derive(o);
+    FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");
     std::string command = "fdcsim fit";
     for (const std::string& d : o.raw_dirs) command += " " + d;
+    if (!o.gpu.empty()) command += " --gpu '" + o.gpu + "'";
     command += " --out " + o.out;
-    const fit::FittedProfile p = fit::fit_profile(fit::read_raw_profiles(o.raw_dirs));
+    const fit::FittedProfile p = fit::fit_profile(fit::read_raw_profiles(o.raw_dirs, o.gpu));
     fit::write_profile(p, command, o.out);
     print_report(std::cout, p);
     std::cout << "\n  wrote " << o.out << "\n";

@@ -1,4 +1,6 @@
-// `fdcsim fit RAW_DIR... --out FILE`: fits a profile from raw `fdcsim profile` folders;
+// `fdcsim fit INPUT... --out FILE`: fits a profile from raw `fdcsim profile` folders and Vidur
+// profiling CSVs; `fdcsim fit --derive --from PROFILE --hardware HW --out FILE`: a profile for an
+// unmeasured GPU from a measured one by spec-sheet ratios (extrapolated);
 // `fdcsim profile-report PROFILE`: prints each op's form, coverage and held-out error.
 #pragma once
 
@@ -10,8 +12,13 @@
 namespace fdc::cli {
 
 struct FitOptions {
-  std::vector<std::string> raw_dirs;
+  std::vector<std::string> raw_dirs;  // raw folders, Vidur CSVs or folders of them
   std::string out;
+  std::string gpu;  // GPU name when no input names one (Vidur CSVs)
+  bool derive = false;
+  std::string from;           // --derive: the measured profile (name or path)
+  std::string hardware;       // --derive: the target hardware config (name or path)
+  std::string from_hardware;  // --derive: the measured GPU's hardware config ("" = the one naming --from)
 };
 
 struct ProfileReportOptions {

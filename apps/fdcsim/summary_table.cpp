@@ -23,7 +23,15 @@ void print_summary_table(std::ostream& os, const Json& s) {
      << " GPUs, " << c["replicas"].get<int>() << " replicas, tp=" << c["tp"].get<int>() << " sp=" << c["sp"].get<int>()
      << ", " << c["router"].get<std::string>() << ")\n";
   os << "  workload: " << s["workload"].get<std::string>() << "\n";
-  os << "  cost model: " << s["cost_model"]["description"].get<std::string>() << "\n";
+  const auto& cm = s["cost_model"];
+  os << "  cost model: " << cm["description"].get<std::string>() << "\n";
+  // The roofline says "(extrapolated)" in its description; a profile lists what was not measured.
+  if (cm.contains("profile") && cm["profile"].value("extrapolated", false)) {
+    const auto& p = cm["profile"];
+    os << "  EXTRAPOLATED: " << (p.value("derived", false) ? "a derived profile (no measurement on this GPU), "
+                                                            : "")
+       << p["extrapolated_ops"].size() << " of " << p["ops"].size() << " ops not measured on this GPU\n";
+  }
   os << "  KV cache: " << kv["tokens_per_replica"].get<int64_t>() << " tokens per replica ("
      << kv["blocks_per_replica"].get<int64_t>() << " blocks of " << kv["block_size_tokens"].get<int>() << "), "
      << fmt("%.1f", kv["bytes_per_token_replica"].get<double>() / 1024.0) << " KiB per token; weights "

@@ -16,8 +16,29 @@ bool is_gemm(FitForm f) { return f == FitForm::kGemmRooflineEfficiency; }
 
 double axis_value(FitForm f, const OpQuery& q) { return is_gemm(f) ? q.flops : q.bytes; }
 
+// The attention_linear features, in the order of its coefficients.
+std::vector<double> attention_features(const OpQuery& q, bool on_flops) {
+  const double straggler = straggler_work(q, on_flops);
+  return {1.0, q.bytes, q.flops, q.seqs, q.balanced * straggler, (1 - q.balanced) * straggler};
+}
+
 double base_us(const OpFit& fit, const OpQuery& q) {
-  if (is_gemm(fit.form)) return std::max(q.flops / (fit.peak_tflops * 1e6), q.bytes / (fit.peak_gbps * 1e3));
+  switch (fit.form) {
+    case FitForm::kGemmRooflineEfficiency:
+      return std::max(q.flops / (fit.peak_tflops * 1e6), q.bytes / (fit.peak_gbps * 1e3));
+    case FitForm::kRooflineDerived:
+      return fit.alpha_us + std::max(q.flops / (fit.peak_tflops * 1e6), q.bytes / (fit.peak_gbps * 1e3));
+    case FitForm::kConstant:
+      return fit.alpha_us;
+    case FitForm::kAttentionLinear: {
+      const std::vector<double> x = attention_features(q, fit.straggler_on_flops);
+      return fit.alpha_us + fit.us_per_byte * x[1] + fit.us_per_flop * x[2] + fit.us_per_seq * x[3] +
+             fit.us_per_straggler * x[4] + fit.us_per_straggler_unbalanced * x[5];
+    }
+    case FitForm::kAlphaBeta:
+    case FitForm::kAlphaBetaEfficiency:
+      break;
+  }
   return fit.alpha_us + fit.us_per_byte * q.bytes + fit.us_per_flop * q.flops;
 }
 
@@ -73,7 +94,47 @@ OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, b
   return fit;
 }
 
+// attention_linear: non-negative relative least squares over the six features.
+OpFit fit_attention(const std::vector<Sample>& s, bool on_flops) {
+  OpFit fit;
+  fit.form = FitForm::kAttentionLinear;
+  fit.straggler_on_flops = on_flops;
+  std::vector<std::vector<double>> rows;
+  std::vector<double> t;
+  for (const Sample& x : s) {
+    rows.push_back(attention_features(OpQuery::of(x), on_flops));
+    t.push_back(x.time_us);
+  }
+  const std::vector<double> c = relative_nnls(rows, t);
+  fit.alpha_us = c[0], fit.us_per_byte = c[1], fit.us_per_flop = c[2], fit.us_per_seq = c[3];
+  fit.us_per_straggler = c[4], fit.us_per_straggler_unbalanced = c[5];
+  fit.axis = range_of(s, &Sample::bytes);
+  Range seqs{s[0].attn->num_seqs, s[0].attn->num_seqs}, keys{s[0].attn->keys_max, s[0].attn->keys_max};
+  for (const Sample& x : s) {
+    seqs.min = std::min(seqs.min, x.attn->num_seqs), seqs.max = std::max(seqs.max, x.attn->num_seqs);
+    keys.min = std::min(keys.min, x.attn->keys_max), keys.max = std::max(keys.max, x.attn->keys_max);
+  }
+  fit.seqs_range = seqs, fit.keys_max_range = keys;
+  return fit;
+}
+
+// constant: the relative least-squares constant through the measured times.
+OpFit fit_constant(const std::vector<Sample>& s) {
+  OpFit fit;
+  fit.form = FitForm::kConstant;
+  std::vector<std::vector<double>> rows(s.size(), std::vector<double>{1.0});
+  std::vector<double> t;
+  for (const Sample& x : s) t.push_back(x.time_us);
+  fit.alpha_us = relative_nnls(rows, t)[0];
+  return fit;
+}
+
 }  // namespace
+
+double straggler_work(const OpQuery& q, bool on_flops) {
+  if (q.seqs <= 0 || q.keys_mean <= 0) return 0;
+  return (on_flops ? q.flops : q.bytes) / q.seqs * (q.keys_max / q.keys_mean);
+}
 
 const char* form_name(FitForm f) {
   switch (f) {
@@ -83,12 +144,19 @@ const char* form_name(FitForm f) {
       return "alpha_beta";
     case FitForm::kAlphaBetaEfficiency:
       return "alpha_beta_efficiency";
+    case FitForm::kAttentionLinear:
+      return "attention_linear";
+    case FitForm::kRooflineDerived:
+      return "roofline_derived";
+    case FitForm::kConstant:
+      return "constant";
   }
   return "?";
 }
 
 std::optional<FitForm> form_from_name(const std::string& s) {
-  for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kAlphaBeta, FitForm::kAlphaBetaEfficiency})
+  for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kAlphaBeta, FitForm::kAlphaBetaEfficiency,
+                    FitForm::kAttentionLinear, FitForm::kRooflineDerived, FitForm::kConstant})
     if (s == form_name(f)) return f;
   return std::nullopt;
 }
@@ -98,13 +166,32 @@ OpQuery OpQuery::gemm(double m, double n, double k) {
   return OpQuery{w.bytes, w.flops, m, n, k};
 }
 
-OpQuery OpQuery::of(const Sample& s) { return s.m > 0 ? gemm(s.m, s.n, s.k) : OpQuery{s.bytes, s.flops, 0, 0, 0}; }
+OpQuery OpQuery::of(const Sample& s) {
+  if (s.m > 0) return gemm(s.m, s.n, s.k);
+  OpQuery q{s.bytes, s.flops, 0, 0, 0};
+  if (s.attn) q.seqs = s.attn->num_seqs, q.keys_mean = s.attn->keys_mean, q.keys_max = s.attn->keys_max;
+  if (s.attn) q.balanced = s.attn->balanced;
+  return q;
+}
+
+double predict_time_us(const OpFit& fit, const OpQuery& q) {
+  if (fit.form == FitForm::kConstant) return fit.alpha_us;
+  if (fit.knots.empty()) return base_us(fit, q);
+  const double ax = axis_value(fit.form, q);
+  FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);
+  return base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
+}
 
 Prediction predict(const OpFit& fit, const OpQuery& q) {
   Prediction p;
+  p.time_us = predict_time_us(fit, q);
+  if (fit.extrapolated) {  // derived, not measured: every answer is flagged
+    p.extrapolated = true;
+    p.why = "not measured on this GPU: " + fit.note;
+    return p;
+  }
+  if (fit.form == FitForm::kConstant) return p;
   const double ax = axis_value(fit.form, q);
-  FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);
-  p.time_us = base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
   std::ostringstream why;
   auto check = [&](const char* name, double v, const std::optional<Range>& r) {
     if (r && !r->contains(v))
@@ -112,6 +199,8 @@ Prediction predict(const OpFit& fit, const OpQuery& q) {
   };
   check(fit.axis_name(), ax, fit.axis);
   if (is_gemm(fit.form)) check("m", q.m, fit.m_range), check("n", q.n, fit.n_range), check("k", q.k, fit.k_range);
+  check("sequences", q.seqs, fit.seqs_range);
+  check("keys_max", q.keys_max, fit.keys_max_range);
   p.why = why.str();
   p.extrapolated = !p.why.empty();
   return p;
@@ -119,6 +208,26 @@ Prediction predict(const OpFit& fit, const OpQuery& q) {
 
 OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops) {
   FDC_INPUT_CHECK(!samples.empty(), op << ": no measured points to fit");
+  if (samples[0].attn || op == "iteration_overhead") {
+    const bool attn = samples[0].attn.has_value();
+    for (const Sample& s : samples)
+      FDC_INPUT_CHECK(s.attn.has_value() == attn, s.where << ": mixes attention and other cases in op " << op);
+    const bool on_flops = op == "attn_prefill";
+    auto fit_on = [&](const std::vector<Sample>& sub) { return attn ? fit_attention(sub, on_flops) : fit_constant(sub); };
+    std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.bytes < b.bytes; });
+    std::vector<double> measured;
+    for (const Sample& s : samples) measured.push_back(s.time_us);
+    const HeldOutError e = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
+      std::vector<Sample> sub;
+      for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
+      return predict(fit_on(sub), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
+    });
+    OpFit f = fit_on(samples);
+    f.op = op;
+    f.held_out = e;
+    f.candidates.push_back({f.form, e});
+    return f;
+  }
   const bool gemm = samples[0].m > 0;
   FDC_INPUT_CHECK(!gemm || (peaks.tflops > 0 && peaks.gbps > 0),
                   op << ": GEMMs need the peak/gemm_bf16 and peak/device_copy cases in the raw folders");

@@ -1,7 +1,12 @@
 // One op's fitted law, its query API and its fitting. Forms (docs/fit.md):
 //  - gemm_roofline_efficiency: t = max(flops / peak_flops, bytes / peak_bw) / eff(log2 flops);
 //  - alpha_beta: t = alpha + bytes / bandwidth (+ flops / rate for the fused RoPE + rotation);
-//  - alpha_beta_efficiency: alpha_beta / eff(log2 bytes).
+//  - alpha_beta_efficiency: alpha_beta / eff(log2 bytes);
+//  - attention_linear: t = alpha + bytes / bw + flops / rate + seqs x per-seq + a straggler term
+//    (the longest sequence's share, from keys_max / keys_mean), balanced and unbalanced kernels apart;
+//  - roofline_derived: t = alpha + max(flops / rate, bytes / bw) with rates carried over from other
+//    measurements (not measured for this op: always flagged extrapolated);
+//  - constant: t = alpha (per-iteration overhead).
 // eff is piecewise-linear in log2 of the axis between knots (one per measured size), constant
 // beyond the ends; a query outside the measured ranges is answered and flagged as extrapolated.
 #pragma once
@@ -15,7 +20,14 @@
 
 namespace fdc::fit {
 
-enum class FitForm { kGemmRooflineEfficiency, kAlphaBeta, kAlphaBetaEfficiency };
+enum class FitForm {
+  kGemmRooflineEfficiency,
+  kAlphaBeta,
+  kAlphaBetaEfficiency,
+  kAttentionLinear,
+  kRooflineDerived,
+  kConstant
+};
 const char* form_name(FitForm f);
 std::optional<FitForm> form_from_name(const std::string& s);
 
@@ -37,13 +49,22 @@ struct CandidateError {  // a form tried for this op and its held-out error
 struct OpFit {
   std::string op;
   FitForm form = FitForm::kAlphaBeta;
-  double alpha_us = 0, us_per_byte = 0, us_per_flop = 0;  // alpha-beta forms
-  double peak_tflops = 0, peak_gbps = 0;                  // GEMM roofline
+  double alpha_us = 0, us_per_byte = 0, us_per_flop = 0;  // alpha-beta, attention, derived, constant
+  double peak_tflops = 0, peak_gbps = 0;                  // GEMM roofline; roofline_derived: the carried rates
+  // attention_linear: per sequence, and per unit of the longest sequence's work (bytes for decode,
+  // flops for prefill) with the balanced split and without it.
+  double us_per_seq = 0, us_per_straggler = 0, us_per_straggler_unbalanced = 0;
+  bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
   std::vector<Knot> knots;
   Range axis;                                      // flops (GEMMs) or bytes: the measured range
   std::optional<Range> m_range, n_range, k_range;  // GEMMs
+  std::optional<Range> seqs_range, keys_max_range;  // attention
   HeldOutError held_out;
   std::vector<CandidateError> candidates;
+  // Not measured on this GPU (derived from other measurements or a spec sheet): every prediction
+  // is flagged, and `note` says where the law comes from.
+  bool extrapolated = false;
+  std::string note;
   const char* axis_name() const { return form == FitForm::kGemmRooflineEfficiency ? "flops" : "bytes"; }
 };
 
@@ -51,6 +72,8 @@ struct OpFit {
 // fused RoPE + rotation) for the rest.
 struct OpQuery {
   double bytes = 0, flops = 0, m = 0, n = 0, k = 0;
+  // Attention: sequences, mean and longest keys per sequence, balanced split (1) or not (0).
+  double seqs = 0, keys_mean = 0, keys_max = 0, balanced = 1;
   static OpQuery gemm(double m, double n, double k);
   static OpQuery of(const Sample& s);
 };
@@ -62,6 +85,8 @@ struct Prediction {
 };
 
 Prediction predict(const OpFit& fit, const OpQuery& q);
+// The time alone, in us, without the range checks (the simulator's per-iteration path).
+double predict_time_us(const OpFit& fit, const OpQuery& q);
 
 struct Peaks {
   double tflops = 0, gbps = 0;
@@ -71,5 +96,8 @@ struct Peaks {
 // flops term to the alpha-beta forms. Alpha-beta ops take the efficiency curve only when it lowers
 // the held-out error.
 OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops);
+
+// The straggler feature of attention_linear: the longest sequence's work (bytes or flops).
+double straggler_work(const OpQuery& q, bool on_flops);
 
 }  // namespace fdc::fit

@@ -1,20 +1,82 @@
 #include "costmodel/fit/profile_fit.h"
 
+#include <algorithm>
+#include <sstream>
 #include <vector>
 
+#include "costmodel/fit/held_out.h"
+
 namespace fdc::fit {
+namespace {
+
+bool is_elementwise(const std::string& op) {
+  return op.rfind("norm/", 0) == 0 || op == "residual" || op.rfind("mlp_act/", 0) == 0 ||
+         op == "rope_rotate/rope_only";
+}
+
+}  // namespace
 
 FittedProfile fit_profile(const RawProfile& raw) {
   FittedProfile p;
   p.gpu = raw.gpu_name;
   p.peaks = Peaks{raw.peak_tflops, raw.peak_gbps};
+  p.peaks_source = raw.peaks_source;
   for (const RawSource& s : raw.sources)
     p.sources.push_back(
         {{"folder", s.folder}, {"cases_used", s.used}, {"cases_excluded", s.excluded}, {"provenance", s.provenance}});
   std::map<std::string, std::vector<Sample>> groups;
   for (const Sample& s : raw.samples) groups[s.group].push_back(s);
   for (auto& [op, samples] : groups) p.ops[op] = fit_op(op, std::move(samples), p.peaks, op == "rope_rotate/rotate");
+  add_carried_ops(p);
   return p;
+}
+
+void add_carried_ops(FittedProfile& p) {
+  if (!p.find("iteration_overhead")) {
+    OpFit f;
+    f.op = "iteration_overhead";
+    f.form = FitForm::kConstant;
+    f.alpha_us = kAssumedIterationOverheadUs;
+    f.extrapolated = true;
+    f.note = "assumed, not measured: the roofline's iteration_overhead_us default (scheduling, sampling and "
+             "launch gaps between iterations); measure iteration_overhead cases to replace it";
+    f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};
+    p.ops[f.op] = f;
+  }
+  if (p.find("attn_prefill") && p.find("attn_decode")) return;
+  // Efficiencies of the measured ops, carried over to attention.
+  std::vector<double> flops_eff, bytes_eff, alpha;
+  bool lt = false;
+  for (const auto& [op, f] : p.ops) lt = lt || (op.rfind("gemm/", 0) == 0 && op.find("/cublaslt") != std::string::npos);
+  for (const auto& [op, f] : p.ops) {
+    if (f.extrapolated) continue;
+    if (f.form == FitForm::kGemmRooflineEfficiency && (!lt || op.find("/cublaslt") != std::string::npos))
+      for (const Knot& k : f.knots) flops_eff.push_back(k.efficiency);
+    if (is_elementwise(op) && f.us_per_byte > 0 && p.peaks.gbps > 0) {
+      bytes_eff.push_back(std::min(1.0, 1e-3 / f.us_per_byte / p.peaks.gbps));
+      alpha.push_back(f.alpha_us);
+    }
+  }
+  if (flops_eff.empty() || bytes_eff.empty() || p.peaks.tflops <= 0 || p.peaks.gbps <= 0) return;
+  const double fe = percentile(flops_eff, 0.5), be = percentile(bytes_eff, 0.5), a = percentile(alpha, 0.5);
+  for (const char* op : {"attn_prefill", "attn_decode"}) {
+    if (p.find(op)) continue;
+    OpFit f;
+    f.op = op;
+    f.form = FitForm::kRooflineDerived;
+    f.alpha_us = a;
+    f.peak_tflops = p.peaks.tflops * fe;
+    f.peak_gbps = p.peaks.gbps * be;
+    f.extrapolated = true;
+    std::ostringstream note;
+    note << "roofline-derived, not measured: bytes and flops at the measured peaks (" << p.peaks.tflops
+         << " TFLOP/s, " << p.peaks.gbps << " GB/s) times efficiencies carried from the measured ops (flops "
+         << fe << ": median GEMM efficiency; bytes " << be << ": median element-wise bandwidth over the copy peak; alpha "
+         << a << " us: median element-wise alpha); replaced when attention.json is fitted";
+    f.note = note.str();
+    f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};
+    p.ops[op] = f;
+  }
 }
 
 }  // namespace fdc::fit

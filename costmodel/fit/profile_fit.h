@@ -14,6 +14,11 @@ struct FittedProfile {
   std::string gpu;
   Json sources = Json::array();  // per raw folder: folder, cases used and excluded, provenance.json
   Peaks peaks;
+  std::string peaks_source;
+  // Derived for a GPU nobody measured (fdcsim fit --derive): every op is extrapolated; `derived`
+  // records from what and how.
+  bool extrapolated = false;
+  Json derived = nullptr;
   std::map<std::string, OpFit> ops;  // by op group name (raw_reader.h)
   const OpFit* find(const std::string& op) const {
     const auto it = ops.find(op);
@@ -21,7 +26,19 @@ struct FittedProfile {
   }
 };
 
-// Groups the samples by op and fits each group.
+// Groups the samples by op and fits each group; then adds the carried-over entries for the ops the
+// raw data lacks (add_carried_ops).
 FittedProfile fit_profile(const RawProfile& raw);
+
+// The per-iteration overhead assumed when no iteration_overhead case was measured, in us.
+inline constexpr double kAssumedIterationOverheadUs = 200.0;
+
+// Ops the simulator needs that no measurement covers yet, each flagged extrapolated with its source:
+//  - attn_prefill, attn_decode (roofline_derived): bytes and flops at the measured peaks times the
+//    efficiencies of the measured ops (median GEMM efficiency for flops; median element-wise
+//    bandwidth over the copy peak for bytes; median element-wise alpha); replaced once attention
+//    cases are measured (attention.json);
+//  - iteration_overhead (constant): kAssumedIterationOverheadUs until iteration_overhead cases exist.
+void add_carried_ops(FittedProfile& p);
 
 }  // namespace fdc::fit

@@ -22,6 +22,18 @@ Json op_json(const OpFit& f) {
   Json params = Json::object();
   if (f.form == FitForm::kGemmRooflineEfficiency) {
     params = {{"peak_TFLOP/s", f.peak_tflops}, {"peak_GB/s", f.peak_gbps}};
+  } else if (f.form == FitForm::kRooflineDerived) {
+    params = {{"alpha_us", f.alpha_us}, {"TFLOP/s", f.peak_tflops}, {"GB/s", f.peak_gbps}};
+  } else if (f.form == FitForm::kConstant) {
+    params = {{"alpha_us", f.alpha_us}};
+  } else if (f.form == FitForm::kAttentionLinear) {
+    params = {{"alpha_us", f.alpha_us},
+              {"us_per_byte", f.us_per_byte},
+              {"us_per_flop", f.us_per_flop},
+              {"us_per_seq", f.us_per_seq},
+              {"us_per_straggler", f.us_per_straggler},
+              {"us_per_straggler_unbalanced", f.us_per_straggler_unbalanced},
+              {"straggler_axis", f.straggler_on_flops ? "flops" : "bytes"}};
   } else {
     params = {{"alpha_us", f.alpha_us}, {"us_per_byte", f.us_per_byte}, {"us_per_flop", f.us_per_flop}};
     // Informative only (not read back): the bandwidth the slope stands for.
@@ -29,7 +41,11 @@ Json op_json(const OpFit& f) {
   }
   Json knots = Json::array();
   for (const Knot& k : f.knots) knots.push_back(Json::array({k.log2_axis, k.efficiency}));
-  Json coverage = {{f.axis_name(), range_json(f.axis)}};
+  Json coverage = Json::object();
+  const bool measured = !f.extrapolated && f.form != FitForm::kConstant;
+  if (measured) coverage[f.axis_name()] = range_json(f.axis);
+  if (f.seqs_range) coverage["sequences"] = range_json(*f.seqs_range);
+  if (f.keys_max_range) coverage["keys_max"] = range_json(*f.keys_max_range);
   if (f.m_range)
     coverage["m"] = range_json(*f.m_range), coverage["n"] = range_json(*f.n_range),
     coverage["k"] = range_json(*f.k_range);
@@ -39,9 +55,11 @@ Json op_json(const OpFit& f) {
     h["form"] = form_name(c.form);
     candidates.push_back(h);
   }
-  return {{"form", form_name(f.form)}, {"axis", f.axis_name()}, {"params", params},
-          {"efficiency_knots", knots}, {"coverage", coverage},  {"held_out", held_out_json(f.held_out)},
-          {"candidates", candidates}};
+  Json j = {{"form", form_name(f.form)}, {"axis", f.axis_name()}, {"params", params},
+            {"efficiency_knots", knots}, {"coverage", coverage},  {"held_out", held_out_json(f.held_out)},
+            {"candidates", candidates}};
+  if (f.extrapolated) j["extrapolated"] = true, j["note"] = f.note;
+  return j;
 }
 
 class Reader {
@@ -88,8 +106,28 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   f.op = op;
   f.form = r.form(j);
   const Json& params = r.at(j, "params");
+  if (j.contains("extrapolated")) {
+    FDC_INPUT_CHECK(j["extrapolated"].is_boolean(), source << ": ops." << op << ": 'extrapolated' must be a boolean");
+    f.extrapolated = j["extrapolated"].get<bool>();
+    if (j.contains("note") && j["note"].is_string()) f.note = j["note"].get<std::string>();
+  }
   if (f.form == FitForm::kGemmRooflineEfficiency) {
     f.peak_tflops = r.number(params, "peak_TFLOP/s"), f.peak_gbps = r.number(params, "peak_GB/s");
+  } else if (f.form == FitForm::kRooflineDerived) {
+    f.alpha_us = r.number(params, "alpha_us");
+    f.peak_tflops = r.number(params, "TFLOP/s"), f.peak_gbps = r.number(params, "GB/s");
+    FDC_INPUT_CHECK(f.peak_tflops > 0 && f.peak_gbps > 0, source << ": ops." << op << ": rates must be > 0");
+  } else if (f.form == FitForm::kConstant) {
+    f.alpha_us = r.number(params, "alpha_us");
+  } else if (f.form == FitForm::kAttentionLinear) {
+    f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
+    f.us_per_flop = r.number(params, "us_per_flop"), f.us_per_seq = r.number(params, "us_per_seq");
+    f.us_per_straggler = r.number(params, "us_per_straggler");
+    f.us_per_straggler_unbalanced = r.number(params, "us_per_straggler_unbalanced");
+    const Json& ax = r.at(params, "straggler_axis");
+    FDC_INPUT_CHECK(ax == "flops" || ax == "bytes",
+                    source << ": ops." << op << ": 'straggler_axis' must be \"flops\" or \"bytes\"");
+    f.straggler_on_flops = ax == "flops";
   } else {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop");
@@ -100,7 +138,9 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     f.knots.push_back({k[0].get<double>(), k[1].get<double>()});
   }
   const Json& cov = r.at(j, "coverage");
-  f.axis = r.range(cov, f.axis_name());
+  if (!f.extrapolated && f.form != FitForm::kConstant) f.axis = r.range(cov, f.axis_name());
+  if (cov.contains("sequences")) f.seqs_range = r.range(cov, "sequences");
+  if (cov.contains("keys_max")) f.keys_max_range = r.range(cov, "keys_max");
   if (f.form == FitForm::kGemmRooflineEfficiency)
     f.m_range = r.range(cov, "m"), f.n_range = r.range(cov, "n"), f.k_range = r.range(cov, "k");
   f.held_out = r.held_out(r.at(j, "held_out"));
@@ -120,7 +160,9 @@ Json profile_to_json(const FittedProfile& p, const std::string& command) {
           {"held_out_error",
            "absolute % error of each point predicted by a fit without it (leave-one-out up to "
            "20 points, else 5-fold); median and P90 over the points"},
-          {"peaks", {{"TFLOP/s", p.peaks.tflops}, {"GB/s", p.peaks.gbps}}},
+          {"peaks", {{"TFLOP/s", p.peaks.tflops}, {"GB/s", p.peaks.gbps}, {"source", p.peaks_source}}},
+          {"extrapolated", p.extrapolated},
+          {"derived", p.derived},
           {"sources", p.sources},
           {"ops", ops}};
 }
@@ -137,6 +179,12 @@ FittedProfile profile_from_json(const Json& j, const std::string& source) {
   p.sources = r.at(j, "sources");
   const Json& peaks = r.at(j, "peaks");
   p.peaks = Peaks{r.number(peaks, "TFLOP/s"), r.number(peaks, "GB/s")};
+  if (peaks.contains("source") && peaks["source"].is_string()) p.peaks_source = peaks["source"].get<std::string>();
+  if (j.contains("extrapolated")) {
+    FDC_INPUT_CHECK(j["extrapolated"].is_boolean(), source << ": 'extrapolated' must be a boolean");
+    p.extrapolated = j["extrapolated"].get<bool>();
+  }
+  if (j.contains("derived")) p.derived = j["derived"];
   const Json& ops = r.at(j, "ops");
   FDC_INPUT_CHECK(ops.is_object(), source << ": 'ops' must be an object");
   for (const auto& [name, op] : ops.items()) p.ops[name] = op_from_json(name, op, source);

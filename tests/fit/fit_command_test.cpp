@@ -40,7 +40,10 @@ TEST_CASE("fit command: fits the committed H100 folder, reports it, refuses a pa
   const std::string profile = (tmp / "h100.json").string();
 
   const Result fit = capture([&] {
-    return cli::run_fit({{test::source_path("configs/profiles/raw/h100-1gpu-20261127")}, profile});
+    cli::FitOptions o;
+    o.raw_dirs = {test::source_path("configs/profiles/raw/h100-1gpu-20261127")};
+    o.out = profile;
+    return cli::run_fit(o);
   });
   CHECK(fit.code == cli::kExitOk);
   CHECK(fit.out.find("gemm/qkv_proj/cublaslt") != std::string::npos);
@@ -56,7 +59,12 @@ TEST_CASE("fit command: fits the committed H100 folder, reports it, refuses a pa
   fs::copy_file(test::source_path("configs/profiles/raw/h100-1gpu-20261127/provenance.json"), raw / "provenance.json");
   std::ofstream(raw / "ops.json")
       << R"({"benchmarks": [{"name": "mlp_act/swiglu/f13824/m1024", "real_time": 25, "time_unit": "us", "rows": 1024}]})";
-  const Result bad = capture([&] { return cli::run_fit({{raw.string()}, (tmp / "x.json").string()}); });
+  const Result bad = capture([&] {
+    cli::FitOptions o;
+    o.raw_dirs = {raw.string()};
+    o.out = (tmp / "x.json").string();
+    return cli::run_fit(o);
+  });
   CHECK(bad.code == cli::kExitBadInput);
   CHECK(bad.err.find((raw / "ops.json").string()) != std::string::npos);
   CHECK(bad.err.find("mlp_act/swiglu/f13824/m1024") != std::string::npos);

@@ -1,0 +1,180 @@
+#include "costmodel/fitted.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace fdc::costmodel {
+namespace {
+
+// GEMM laws by library, production path first: cuBLASLt, then cublasGemmEx, then Vidur's PyTorch.
+const char* const kGemmLibraries[] = {"cublaslt", "cublas", "vidur"};
+
+}  // namespace
+
+FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, ParallelConfig par,
+                                 fit::FittedProfile profile, ProfileRef ref)
+    : model_(model), par_(par), profile_(std::move(profile)), ref_(std::move(ref)),
+      groups_(layer_shapes(model, dims, par)) {
+  std::vector<std::string> missing;
+  auto need = [&](const std::string& op, const std::string& why) -> const fit::OpFit* {
+    const fit::OpFit* f = profile_.find(op);
+    if (!f) {
+      missing.push_back("'" + op + "' (" + why + ")");
+      return nullptr;
+    }
+    if (std::find(used_ops_.begin(), used_ops_.end(), op) == used_ops_.end()) {
+      used_ops_.push_back(op);
+      if (f->extrapolated || profile_.extrapolated) extrapolated_ops_.push_back(op);
+    }
+    return f;
+  };
+  auto gemm = [&](const std::string& name) {
+    for (const char* lib : kGemmLibraries)
+      if (profile_.find("gemm/" + name + "/" + lib)) return need("gemm/" + name + "/" + lib, "GEMM");
+    return need("gemm/" + name + "/cublaslt", "GEMM");
+  };
+  auto set = [&](OpKind k, const fit::OpFit* f) { law_[static_cast<size_t>(k)] = f; };
+  set(OpKind::kNorm, need(model.norm == NormKind::kRmsNorm ? "norm/rmsnorm" : "norm/layernorm", "the model's norm"));
+  set(OpKind::kQkvProj, gemm("qkv_proj"));
+  set(OpKind::kOutProj, gemm("out_proj"));
+  set(OpKind::kMlpUp, gemm("mlp_up"));
+  set(OpKind::kMlpDown, gemm("mlp_down"));
+  set(OpKind::kLmHead, gemm("lm_head"));
+  set(OpKind::kResidual, need("residual", "residual adds"));
+  set(OpKind::kMlpAct, need(model.mlp == MlpKind::kGated ? "mlp_act/swiglu" : "mlp_act/relu", "the MLP activation"));
+  if (model.rope) {
+    for (const LayerShapes& g : groups_) {
+      if (g.rotate_macs > 0) set(OpKind::kRopeRotate, need("rope_rotate/rotate", "RoPE + FDC rotation"));
+      if (g.rotate_macs == 0) rope_only_ = need("rope_rotate/rope_only", "RoPE of full-rank layers");
+    }
+  }
+  set(OpKind::kAttnPrefill, need("attn_prefill", "prefill attention"));
+  set(OpKind::kAttnDecode, need("attn_decode", "decode attention"));
+  if (par.sp > 1) {
+    const std::string sp = "/sp" + std::to_string(par.sp), why = "sequence parallelism sp=" + std::to_string(par.sp);
+    pack_ = need("ulysses/pack" + sp, why);
+    set(OpKind::kAllToAllQkv, need("ulysses/a2a_qkv" + sp, why));
+    unpack_qkv_ = need("ulysses/unpack_qkv" + sp, why);
+    set(OpKind::kAllToAllOut, need("ulysses/a2a_out" + sp, why));
+    unpack_out_ = need("ulysses/unpack_out" + sp, why);
+  }
+  if (par.tp > 1) {
+    const std::string g = "/g" + std::to_string(par.tp), why = "tensor parallelism tp=" + std::to_string(par.tp);
+    set(OpKind::kAllReduce, need("all_reduce" + g, why));
+    set(OpKind::kAllGather, need("all_gather" + g, why));
+  }
+  set(OpKind::kIterationOverhead, need("iteration_overhead", "per-iteration overhead"));
+  if (!missing.empty()) {
+    std::ostringstream os;
+    os << "cost profile '" << ref_.name << "' (" << ref_.source << ", " << profile_.gpu << ") has no op ";
+    for (size_t i = 0; i < missing.size(); ++i) os << (i ? ", " : "") << missing[i];
+    os << ", which this simulation of " << model.name << " (tp=" << par.tp << ", sp=" << par.sp
+       << ") needs: measure it (fdcsim profile) and refit (fdcsim fit), or set costmodel.kind to \"roofline\"";
+    throw InputError(os.str());
+  }
+}
+
+double FittedCostModel::seconds(const OpCall& c) const {
+  const fit::OpFit* f = law_[static_cast<size_t>(c.kind)];
+  fit::OpQuery q{c.work.bytes, c.work.flops, 0, 0, 0};
+  switch (c.kind) {
+    case OpKind::kQkvProj:
+    case OpKind::kOutProj:
+    case OpKind::kMlpUp:
+    case OpKind::kMlpDown:
+    case OpKind::kLmHead:
+      return us(f, fit::OpQuery::gemm(c.m, c.n, c.k)) * 1e-6;
+    case OpKind::kRopeRotate:
+      return us(c.rotate ? f : rope_only_, q) * 1e-6;
+    case OpKind::kAllToAllQkv: {  // pack, all-to-all, unpack: the Ulysses stages as measured
+      const fit::OpQuery buf{c.nccl_bytes, 0, 0, 0, 0}, rw{2 * c.nccl_bytes, 0, 0, 0, 0};
+      return (us(pack_, rw) + us(f, buf) + us(unpack_qkv_, rw)) * 1e-6;
+    }
+    case OpKind::kAllToAllOut: {
+      const fit::OpQuery buf{c.nccl_bytes, 0, 0, 0, 0}, rw{2 * c.nccl_bytes, 0, 0, 0, 0};
+      return (us(f, buf) + us(unpack_out_, rw)) * 1e-6;
+    }
+    case OpKind::kAllReduce:
+    case OpKind::kAllGather:
+      return us(f, fit::OpQuery{c.nccl_bytes, 0, 0, 0, 0}) * 1e-6;
+    case OpKind::kAttnPrefill:
+    case OpKind::kAttnDecode:
+      q.seqs = static_cast<double>(c.seqs), q.keys_mean = c.keys_mean, q.keys_max = c.keys_max;
+      q.balanced = 1;  // the FDC balanced kernel
+      return us(f, q) * 1e-6;
+    default:
+      return us(f, q) * 1e-6;
+  }
+}
+
+template <bool kBreakdown>
+double FittedCostModel::add(const OpCall& c, double total, OpBreakdown* bd) const {
+  const double s = seconds(c);
+  total += s * c.times;
+  if constexpr (kBreakdown) {
+    auto i = static_cast<size_t>(c.kind);
+    bd->seconds[i] += s * c.times;
+    bd->work[i].flops += c.work.flops * c.times;
+    bd->work[i].bytes += c.work.bytes * c.times;
+    bd->work[i].comm_bytes += c.work.comm_bytes * c.times;
+  }
+  return total;
+}
+
+template <bool kBreakdown>
+Nanos FittedCostModel::compute(const BatchTotals& b, OpBreakdown* bd, DecodeCache* cache) const {
+  double total = 0;
+  for_each_op(model_, par_, groups_, b, [&](const OpCall& c) { total = add<kBreakdown>(c, total, bd); });
+  // Decode attention last, as in the roofline: decode_time_shifted() resumes from the cached sum
+  // of the rest with the same additions in the same order, so it gives the same bits.
+  if constexpr (!kBreakdown) {
+    if (cache) cache->rest_seconds = total, cache->valid = true;
+  }
+  for_each_decode_attention(groups_, b, [&](const OpCall& c) { total = add<kBreakdown>(c, total, bd); });
+  return Nanos::from_seconds(total);
+}
+
+Nanos FittedCostModel::iteration_time(const Batch& batch) const {
+  return compute<false>(batch.totals, nullptr, nullptr);
+}
+
+Nanos FittedCostModel::iteration_time(const Batch& batch, OpBreakdown& breakdown) const {
+  return compute<true>(batch.totals, &breakdown, nullptr);
+}
+
+Nanos FittedCostModel::decode_time_shifted(const Batch& batch, int64_t extra_context) const {
+  BatchTotals t = batch.totals;
+  FDC_CHECK(t.prefill_seqs == 0, "decode_time_shifted on a batch with prefills");
+  // Exactly the totals of the shifted batch: every sequence's keys grow by extra_context.
+  t.decode_kv_tokens += t.decode_seqs * extra_context;
+  t.decode_kv_max += extra_context;
+  const bool hit = cache_.valid && cache_.num_seqs == t.num_seqs && cache_.new_tokens == t.new_tokens &&
+                   cache_.logits_rows == t.logits_rows && cache_.decode_seqs == t.decode_seqs;
+  if (!hit) {
+    cache_ = DecodeCache{};
+    cache_.num_seqs = t.num_seqs, cache_.new_tokens = t.new_tokens;
+    cache_.logits_rows = t.logits_rows, cache_.decode_seqs = t.decode_seqs;
+    return compute<false>(t, nullptr, &cache_);
+  }
+  double total = cache_.rest_seconds;
+  for_each_decode_attention(groups_, t, [&](const OpCall& c) { total = add<false>(c, total, nullptr); });
+  return Nanos::from_seconds(total);
+}
+
+std::string FittedCostModel::describe() const {
+  std::ostringstream os;
+  os << "fitted profile " << ref_.name << " (" << ref_.source << ", " << profile_.gpu << ")";
+  if (profile_.extrapolated) {
+    os << ", EXTRAPOLATED: derived from another GPU's measurements by spec-sheet ratios";
+  } else if (!extrapolated_ops_.empty()) {
+    os << ", extrapolated ops (not measured): ";
+    for (size_t i = 0; i < extrapolated_ops_.size(); ++i) os << (i ? ", " : "") << extrapolated_ops_[i];
+  } else {
+    os << ", every op measured";
+  }
+  return os.str();
+}
+
+}  // namespace fdc::costmodel

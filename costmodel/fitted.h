@@ -1,0 +1,71 @@
+// Cost model from a fitted profile (configs/profiles/<gpu>.json, docs/fit.md): the ops of a forward
+// pass are those the roofline prices (forward_pass.h), each timed by the profile's law for it.
+// A profile lacking an op the configuration needs is refused at construction, naming the profile
+// and every missing op; ops the profile carries over rather than measured (derived profiles,
+// roofline-derived attention, assumed iteration overhead) make the model report itself extrapolated.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "costmodel/attention_dims.h"
+#include "costmodel/cost_model.h"
+#include "costmodel/fit/profile_fit.h"
+#include "costmodel/forward_pass.h"
+#include "costmodel/model_spec.h"
+
+namespace fdc::costmodel {
+
+// Which profile, as named in the config, and the file or embedded config it was read from.
+struct ProfileRef {
+  std::string name;
+  std::string source;
+};
+
+class FittedCostModel final : public CostModel {
+ public:
+  // Throws InputError when the profile lacks an op this model, policy and parallelism need.
+  FittedCostModel(const ModelSpec& model, const ModelDims& dims, ParallelConfig par, fit::FittedProfile profile,
+                  ProfileRef ref);
+
+  Nanos iteration_time(const Batch& batch) const override;
+  Nanos iteration_time(const Batch& batch, OpBreakdown& breakdown) const override;
+  Nanos decode_time_shifted(const Batch& batch, int64_t extra_context) const override;
+  std::string describe() const override;
+  bool extrapolated() const override { return profile_.extrapolated || !extrapolated_ops_.empty(); }
+
+  // The profile ops this configuration uses that were not measured on this GPU.
+  const std::vector<std::string>& extrapolated_ops() const { return extrapolated_ops_; }
+  // Profile op names this configuration uses, in a stable order.
+  const std::vector<std::string>& used_ops() const { return used_ops_; }
+  const ProfileRef& profile_ref() const { return ref_; }
+  const fit::FittedProfile& profile() const { return profile_; }
+
+ private:
+  struct DecodeCache {
+    bool valid = false;
+    int64_t num_seqs = 0, new_tokens = 0, logits_rows = 0, decode_seqs = 0;
+    double rest_seconds = 0;
+  };
+  template <bool kBreakdown>
+  Nanos compute(const BatchTotals& b, OpBreakdown* bd, DecodeCache* cache) const;
+  template <bool kBreakdown>
+  double add(const OpCall& c, double total, OpBreakdown* bd) const;
+  double seconds(const OpCall& c) const;
+  double us(const fit::OpFit* f, const fit::OpQuery& q) const { return fit::predict_time_us(*f, q); }
+
+  ModelSpec model_;
+  ParallelConfig par_;
+  fit::FittedProfile profile_;
+  ProfileRef ref_;
+  std::vector<LayerShapes> groups_;
+  // Laws by op kind (null where the configuration never runs the op).
+  std::array<const fit::OpFit*, kNumOpKinds> law_{};
+  const fit::OpFit* rope_only_ = nullptr;  // RoPE without the rotation (full-rank layers)
+  const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
+  std::vector<std::string> used_ops_, extrapolated_ops_;
+  mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)
+};
+
+}  // namespace fdc::costmodel
