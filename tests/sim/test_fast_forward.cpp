@@ -93,3 +93,18 @@ TEST_CASE("fast-forward equals stepping under heavy preemption, bursts and equal
     check_same(j, &reqs, &cost2);
   }
 }
+
+TEST_CASE("fast-forward equals stepping with the fitted cost model (costmodel.kind \"profile\")") {
+  for (const char* policy : {"none", "fdc-hybrid"}) {
+    for (bool chunked : {false, true}) {
+      for (double rate : {4.0, 40.0}) {
+        CAPTURE(policy);
+        CAPTURE(chunked);
+        CAPTURE(rate);
+        Json j = sharegpt(policy, chunked, "least_outstanding", rate);
+        j["costmodel"] = {{"kind", "profile"}};
+        check_same(j);
+      }
+    }
+  }
+}

@@ -1,0 +1,164 @@
+// The fitted cost model: iteration times equal the profile's laws summed by hand; a profile lacking
+// an op is refused naming the profile and the op; the shifted decode time equals the full
+// evaluation of the shifted batch; outputs say when the profile is extrapolated.
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "apps/fdcsim/summary_table.h"
+#include "core/error.h"
+#include "costmodel/fitted.h"
+#include "sim/experiment.h"
+#include "sim/simulator.h"
+
+using namespace fdc;
+
+namespace {
+
+costmodel::ModelSpec toy_model() {
+  costmodel::ModelSpec m;
+  m.name = "toy";
+  m.num_layers = 2, m.hidden = 64, m.num_heads = 4, m.num_kv_heads = 4, m.head_dim = 16, m.ffn_hidden = 128;
+  m.vocab = 100, m.max_model_len = 1000;
+  return m;
+}
+
+costmodel::ModelDims full_rank(const costmodel::ModelSpec& m) {
+  costmodel::ModelDims d;
+  costmodel::LayerDims l;
+  l.kv_heads.assign(static_cast<size_t>(m.num_kv_heads), {m.head_dim, m.head_dim, m.head_dim, m.head_dim});
+  d.layers.assign(static_cast<size_t>(m.num_layers), l);
+  return d;
+}
+
+fit::OpFit constant(const std::string& op, double us) {
+  fit::OpFit f;
+  f.op = op, f.form = fit::FitForm::kConstant, f.alpha_us = us;
+  return f;
+}
+
+// Every op 1 us except: norms 0.01 us per byte, decode attention 2 us per sequence plus a
+// straggler term, iteration overhead 100 us.
+fit::FittedProfile hand_profile() {
+  fit::FittedProfile p;
+  p.gpu = "toy-gpu";
+  for (const char* op : {"gemm/qkv_proj/cublaslt", "gemm/out_proj/cublaslt", "gemm/mlp_up/cublaslt",
+                         "gemm/mlp_down/cublaslt", "gemm/lm_head/cublaslt", "rope_rotate/rope_only", "residual",
+                         "mlp_act/swiglu", "attn_prefill"})
+    p.ops[op] = constant(op, 1.0);
+  fit::OpFit norm;
+  norm.op = "norm/rmsnorm", norm.form = fit::FitForm::kAlphaBeta, norm.us_per_byte = 0.01;
+  p.ops[norm.op] = norm;
+  fit::OpFit attn;
+  attn.op = "attn_decode", attn.form = fit::FitForm::kAttentionLinear, attn.us_per_seq = 2.0;
+  p.ops[attn.op] = attn;
+  p.ops["iteration_overhead"] = constant("iteration_overhead", 100.0);
+  return p;
+}
+
+costmodel::Batch decode_batch(std::initializer_list<int> contexts) {
+  costmodel::Batch b;
+  for (int c : contexts) b.add({1, c, true});
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("fitted model: a decode iteration is the sum of the profile's laws, worked by hand") {
+  const costmodel::ModelSpec m = toy_model();
+  const costmodel::FittedCostModel model(m, full_rank(m), {1, 1}, hand_profile(), {"hand", "test"});
+  // 3 decode rows of a 64-wide model: a norm moves 2 x 3 x 64 x 2 bytes = 768 B = 7.68 us.
+  // Per layer: 2 norms 15.36 + qkv, rope, out, 2 residuals, up, act, down 8 x 1 + attention 3 seqs x 2 = 29.36;
+  // 2 layers 58.72; then final norm 7.68, LM head 1, overhead 100: 167.4 us.
+  CHECK(model.iteration_time(decode_batch({10, 20, 30})).ns() == 167400);
+  costmodel::OpBreakdown bd;
+  CHECK(model.iteration_time(decode_batch({10, 20, 30}), bd).ns() == 167400);
+  CHECK(bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] == doctest::Approx(12e-6));
+  CHECK(bd.seconds[static_cast<size_t>(costmodel::OpKind::kNorm)] == doctest::Approx(5 * 7.68e-6));
+  // A prefill chunk of 5 tokens adds prefill attention (1 us per layer) and 5 more rows everywhere.
+  costmodel::Batch mixed = decode_batch({10, 20, 30});
+  mixed.add({5, 0, true});
+  // 8 rows: norms 20.48 us each; per layer 2 x 20.48 + 8 + 6 + 1 = 55.96; x2 = 111.92; the final norm
+  // runs on the 4 rows that emit a token (10.24), then LM head 1 and overhead 100: 223.16 us.
+  CHECK(model.iteration_time(mixed).ns() == 223160);
+  CHECK_FALSE(model.extrapolated());
+  CHECK(model.describe().find("every op measured") != std::string::npos);
+}
+
+TEST_CASE("fitted model: the shifted decode time equals the shifted batch, skew term included") {
+  const costmodel::ModelSpec m = toy_model();
+  fit::FittedProfile p = hand_profile();
+  fit::OpFit& attn = p.ops["attn_decode"];
+  attn.alpha_us = 3.0, attn.us_per_byte = 1.3e-4, attn.us_per_flop = 2.1e-7, attn.us_per_straggler = 7.7e-4;
+  const costmodel::FittedCostModel model(m, full_rank(m), {1, 1}, p, {"hand", "test"});
+  const costmodel::Batch b = decode_batch({3, 500, 17, 90, 1});
+  for (int64_t j : {1, 2, 7, 100, 4096}) {
+    CAPTURE(j);
+    costmodel::Batch shifted;
+    for (costmodel::SeqWork w : b.seqs) {
+      w.context_before += static_cast<int32_t>(j);
+      shifted.add(w);
+    }
+    CHECK(model.decode_time_shifted(b, j) == model.iteration_time(shifted));
+  }
+  // The longest sequence matters: the same tokens spread evenly cost less.
+  CHECK(model.iteration_time(decode_batch({300, 300, 300})) < model.iteration_time(decode_batch({10, 10, 880})));
+}
+
+TEST_CASE("fitted model: a profile lacking an op the run needs is refused, naming the profile and the op") {
+  const costmodel::ModelSpec m = toy_model();
+  fit::FittedProfile p = hand_profile();
+  p.ops.erase("attn_decode");
+  p.ops.erase("residual");
+  try {
+    costmodel::FittedCostModel(m, full_rank(m), {1, 1}, p, {"toyprof", "toy.json"});
+    FAIL("no error");
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'toyprof' (toy.json") != std::string::npos);
+    CHECK(what.find("'attn_decode'") != std::string::npos);
+    CHECK(what.find("'residual'") != std::string::npos);
+    CHECK(what.find("costmodel.kind") != std::string::npos);
+  }
+  // The measured H100 profile has no collectives: tp=2 on p5 is refused while the experiment loads.
+  Json j = {{"model", "llama-2-7b"},
+            {"hardware", "p5"},
+            {"policy", "none"},
+            {"cluster", {{"tp", 2}}},
+            {"costmodel", {{"kind", "profile"}}},
+            {"workload", {{"num_requests", 1}, {"lengths", {{"source", "fixed"}, {"prompt_tokens", 8}, {"output_tokens", 2}}}, {"arrival", {{"process", "burst"}}}}}};
+  try {
+    sim::load_experiment_json(j, "tp2.json", "");
+    FAIL("no error");
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'h100'") != std::string::npos);
+    CHECK(what.find("'all_reduce/g2'") != std::string::npos);
+  }
+}
+
+TEST_CASE("fitted model: the derived A100 profile says extrapolated in summary, resolved config and table") {
+  sim::Experiment e =
+      sim::load_experiment("", {"workload.num_requests=40", "costmodel.kind=\"profile\"", "outputs.per_request_csv=false"});
+  auto cost = sim::make_cost_model(e);
+  CHECK(cost->extrapolated());
+  sim::Simulator s(e, *cost, {nullptr, nullptr, nullptr});
+  s.run();
+  const Json summary = s.summary();
+  const Json& p = summary["cost_model"]["profile"];
+  CHECK(summary["cost_model"]["kind"] == "profile");
+  CHECK(summary["cost_model"]["extrapolated"] == true);
+  CHECK(p["name"] == "a100-extrapolated");
+  CHECK(p["source"] == "configs/profiles/a100-extrapolated.json");
+  CHECK(p["derived"] == true);
+  CHECK(p["extrapolated_ops"].size() == p["ops"].size());
+  CHECK(e.resolved["costmodel"]["profile"] == "a100-extrapolated");
+  CHECK(e.resolved["costmodel"]["profile_info"]["extrapolated"] == true);
+  std::ostringstream table;
+  cli::print_summary_table(table, summary);
+  CHECK(table.str().find("EXTRAPOLATED") != std::string::npos);
+  CHECK(table.str().find("a100-extrapolated") != std::string::npos);
+  // The resolved config reads back (profile_info is informative) and gives the same profile.
+  sim::Experiment again = sim::load_experiment_json(e.resolved, "resolved.json", "");
+  CHECK(again.profile_ref.name == "a100-extrapolated");
+}
