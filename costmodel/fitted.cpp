@@ -15,7 +15,10 @@ const char* const kGemmLibraries[] = {"cublaslt", "cublas", "vidur"};
 
 FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, ParallelConfig par,
                                  fit::FittedProfile profile, ProfileRef ref)
-    : model_(model), par_(par), profile_(std::move(profile)), ref_(std::move(ref)),
+    : model_(model),
+      par_(par),
+      profile_(std::move(profile)),
+      ref_(std::move(ref)),
       groups_(layer_shapes(model, dims, par)) {
   std::vector<std::string> missing;
   auto need = [&](const std::string& op, const std::string& why) -> const fit::OpFit* {

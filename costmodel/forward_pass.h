@@ -70,8 +70,7 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
     c.m = m, c.n = n, c.k = kk;
     return c;
   };
-  auto collective = [&](OpKind k, int gpus, double payload_bytes, double send_factor, double nccl_bytes,
-                        double times) {
+  auto collective = [&](OpKind k, int gpus, double payload_bytes, double send_factor, double nccl_bytes, double times) {
     OpCall c = kernel(k, OpWork{0, 0, payload_bytes * send_factor}, RooflineRate::kLink, times);
     c.gpus = gpus, c.nccl_bytes = nccl_bytes;
     return c;
@@ -86,7 +85,8 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       c.rotate = g.rotate_macs > 0;
       f(c);
     }
-    if (sp > 1) f(collective(OpKind::kAllToAllQkv, sp, M * g.a2a_qkv * e, alltoall_send_factor(sp), M * g.a2a_qkv * e, n));
+    if (sp > 1)
+      f(collective(OpKind::kAllToAllQkv, sp, M * g.a2a_qkv * e, alltoall_send_factor(sp), M * g.a2a_qkv * e, n));
     if (b.prefill_seqs > 0) {
       OpCall c = kernel(OpKind::kAttnPrefill,
                         OpWork{2.0 * b.prefill_pairs * g.score_dims,
@@ -99,9 +99,11 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       c.keys_max = static_cast<double>(b.prefill_kv_max);
       f(c);
     }
-    if (sp > 1) f(collective(OpKind::kAllToAllOut, sp, M * g.a2a_out * e, alltoall_send_factor(sp), M * g.a2a_out * e, n));
+    if (sp > 1)
+      f(collective(OpKind::kAllToAllOut, sp, M * g.a2a_out * e, alltoall_send_factor(sp), M * g.a2a_out * e, n));
     f(gemm(OpKind::kOutProj, M, D, g.out_in, n));
-    if (par.tp > 1) f(collective(OpKind::kAllReduce, par.tp, M * D * e, allreduce_send_factor(par.tp), M * D * e, 2 * n));
+    if (par.tp > 1)
+      f(collective(OpKind::kAllReduce, par.tp, M * D * e, allreduce_send_factor(par.tp), M * D * e, 2 * n));
     f(kernel(OpKind::kResidual, elementwise_work(2 * M * D, M * D, e), RooflineRate::kMemory, 2 * n));
     if (model.mlp == MlpKind::kGated) {
       f(gemm(OpKind::kMlpUp, M, 2 * F_ / t, D, n));

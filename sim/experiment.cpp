@@ -87,7 +87,7 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
 
   ConfigNode cm = root.child_or_empty("costmodel");
   e.cost_kind = cm.get_enum_or("kind", "roofline", {"roofline", "profile"}) == "profile" ? CostModelKind::kProfile
-                                                                                       : CostModelKind::kRoofline;
+                                                                                         : CostModelKind::kRoofline;
   const std::string profile_name = cm.get_or<std::string>("profile", e.hardware.profile);
   if (cm.has("profile_info")) cm.raw("profile_info");  // informative: written by a run, ignored on input
   e.roofline = costmodel::parse_roofline_params(cm);

@@ -35,7 +35,7 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
                 "held-out", "median", "P90");
   os << line;
   for (const auto& [name, f] : p.ops) {
-    std::string cov = f.extrapolated                   ? "not measured (extrapolated)"
+    std::string cov = f.extrapolated                      ? "not measured (extrapolated)"
                       : f.form == fit::FitForm::kConstant ? "constant"
                                                           : std::string(f.axis_name()) + " " + range(f.axis);
     if (f.m_range && !f.extrapolated) cov += ", m " + range(*f.m_range);
@@ -82,12 +82,12 @@ int run_derive(const FitOptions& o) {
   std::string command = "fdcsim fit --derive --from " + o.from + " --hardware " + o.hardware;
   if (!o.from_hardware.empty()) command += " --from-hardware " + o.from_hardware;
   command += " --out " + o.out;
-  const fit::FittedProfile p = fit::derive_profile(from, ref.name + " (" + ref.source + ")", spec_of(from_hw),
-                                                   spec_of(o.hardware));
+  const fit::FittedProfile p =
+      fit::derive_profile(from, ref.name + " (" + ref.source + ")", spec_of(from_hw), spec_of(o.hardware));
   fit::write_profile(p, command, o.out);
   print_report(std::cout, p);
-  std::cout << "\n  wrote " << o.out << " (extrapolated: derived from " << ref.name << " and the " << from_hw
-            << " / " << o.hardware << " spec sheets)\n";
+  std::cout << "\n  wrote " << o.out << " (extrapolated: derived from " << ref.name << " and the " << from_hw << " / "
+            << o.hardware << " spec sheets)\n";
   return kExitOk;
 }
 

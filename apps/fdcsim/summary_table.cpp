@@ -28,8 +28,7 @@ void print_summary_table(std::ostream& os, const Json& s) {
   // The roofline says "(extrapolated)" in its description; a profile lists what was not measured.
   if (cm.contains("profile") && cm["profile"].value("extrapolated", false)) {
     const auto& p = cm["profile"];
-    os << "  EXTRAPOLATED: " << (p.value("derived", false) ? "a derived profile (no measurement on this GPU), "
-                                                            : "")
+    os << "  EXTRAPOLATED: " << (p.value("derived", false) ? "a derived profile (no measurement on this GPU), " : "")
        << p["extrapolated_ops"].size() << " of " << p["ops"].size() << " ops not measured on this GPU\n";
   }
   os << "  KV cache: " << kv["tokens_per_replica"].get<int64_t>() << " tokens per replica ("

@@ -26,7 +26,8 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
                              const SpecSheet& to_spec) {
   for (const SpecSheet* s : {&from_spec, &to_spec})
     FDC_INPUT_CHECK(s->bf16_dense_tflops > 0 && s->hbm_gb_per_s > 0 && s->nvlink_gb_per_s > 0,
-                    "derive: hardware '" << s->hardware << "' lacks a positive bf16_dense_tflops, "
+                    "derive: hardware '" << s->hardware
+                                         << "' lacks a positive bf16_dense_tflops, "
                                             "hbm_bandwidth_gb_per_s or nvlink_bandwidth_gb_per_s");
   const double rf = to_spec.bf16_dense_tflops / from_spec.bf16_dense_tflops;
   const double rb = to_spec.hbm_gb_per_s / from_spec.hbm_gb_per_s;

@@ -213,7 +213,9 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
     for (const Sample& s : samples)
       FDC_INPUT_CHECK(s.attn.has_value() == attn, s.where << ": mixes attention and other cases in op " << op);
     const bool on_flops = op == "attn_prefill";
-    auto fit_on = [&](const std::vector<Sample>& sub) { return attn ? fit_attention(sub, on_flops) : fit_constant(sub); };
+    auto fit_on = [&](const std::vector<Sample>& sub) {
+      return attn ? fit_attention(sub, on_flops) : fit_constant(sub);
+    };
     std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.bytes < b.bytes; });
     std::vector<double> measured;
     for (const Sample& s : samples) measured.push_back(s.time_us);

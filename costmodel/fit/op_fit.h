@@ -56,8 +56,8 @@ struct OpFit {
   double us_per_seq = 0, us_per_straggler = 0, us_per_straggler_unbalanced = 0;
   bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
   std::vector<Knot> knots;
-  Range axis;                                      // flops (GEMMs) or bytes: the measured range
-  std::optional<Range> m_range, n_range, k_range;  // GEMMs
+  Range axis;                                       // flops (GEMMs) or bytes: the measured range
+  std::optional<Range> m_range, n_range, k_range;   // GEMMs
   std::optional<Range> seqs_range, keys_max_range;  // attention
   HeldOutError held_out;
   std::vector<CandidateError> candidates;

@@ -10,8 +10,7 @@ namespace fdc::fit {
 namespace {
 
 bool is_elementwise(const std::string& op) {
-  return op.rfind("norm/", 0) == 0 || op == "residual" || op.rfind("mlp_act/", 0) == 0 ||
-         op == "rope_rotate/rope_only";
+  return op.rfind("norm/", 0) == 0 || op == "residual" || op.rfind("mlp_act/", 0) == 0 || op == "rope_rotate/rope_only";
 }
 
 }  // namespace
@@ -38,8 +37,9 @@ void add_carried_ops(FittedProfile& p) {
     f.form = FitForm::kConstant;
     f.alpha_us = kAssumedIterationOverheadUs;
     f.extrapolated = true;
-    f.note = "assumed, not measured: the roofline's iteration_overhead_us default (scheduling, sampling and "
-             "launch gaps between iterations); measure iteration_overhead cases to replace it";
+    f.note =
+        "assumed, not measured: the roofline's iteration_overhead_us default (scheduling, sampling and "
+        "launch gaps between iterations); measure iteration_overhead cases to replace it";
     f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};
     p.ops[f.op] = f;
   }
@@ -69,9 +69,9 @@ void add_carried_ops(FittedProfile& p) {
     f.peak_gbps = p.peaks.gbps * be;
     f.extrapolated = true;
     std::ostringstream note;
-    note << "roofline-derived, not measured: bytes and flops at the measured peaks (" << p.peaks.tflops
-         << " TFLOP/s, " << p.peaks.gbps << " GB/s) times efficiencies carried from the measured ops (flops "
-         << fe << ": median GEMM efficiency; bytes " << be << ": median element-wise bandwidth over the copy peak; alpha "
+    note << "roofline-derived, not measured: bytes and flops at the measured peaks (" << p.peaks.tflops << " TFLOP/s, "
+         << p.peaks.gbps << " GB/s) times efficiencies carried from the measured ops (flops " << fe
+         << ": median GEMM efficiency; bytes " << be << ": median element-wise bandwidth over the copy peak; alpha "
          << a << " us: median element-wise alpha); replaced when attention.json is fitted";
     f.note = note.str();
     f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};

@@ -98,7 +98,8 @@ void add_ulysses(const Entry& e, const std::string& base, RawProfile& out) {
                 {"a2a_qkv", a2a_qkv, qkv},
                 {"a2a_out", a2a_out, outb}};
   for (const auto& s : stages)
-    out.samples.push_back(Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0, std::nullopt});
+    out.samples.push_back(
+        Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0, std::nullopt});
 }
 
 // Attention: the agreed counters of the attention benchmarks (docs/fit.md).
@@ -265,7 +266,8 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
         if (f.is_regular_file() && is_csv(f.path()) && vidur_csv_kind(f.path().string()) != VidurCsvKind::kNone)
           csvs.push_back(f.path().string());
       std::sort(csvs.begin(), csvs.end());
-      FDC_INPUT_CHECK(!csvs.empty(), folder << ": no provenance.json (a raw profile folder) and no Vidur profiling CSV");
+      FDC_INPUT_CHECK(!csvs.empty(),
+                      folder << ": no provenance.json (a raw profile folder) and no Vidur profiling CSV");
       read_vidur_input(folder, csvs, out);
       continue;
     }

@@ -144,11 +144,12 @@ void read_vidur_csv(const std::string& path, RawProfile& out, RawSource& source)
   LineReader in(path);
   const Header h = read_header(in);
   const VidurCsvKind kind = vidur_csv_kind(path);
-  FDC_INPUT_CHECK(kind != VidurCsvKind::kNone,
-                  path << ": not a Vidur profiling CSV (expected the columns of mlp.csv: n_head, n_kv_head, n_embd, "
-                          "n_expanded_embd, use_gated_mlp, num_tokens, num_tensor_parallel_workers and "
-                          "time_stats.<op>.median; or of all_reduce.csv / send_recv.csv: time_stats.<collective>.median, "
-                          "num_workers, size, collective, devices_per_node)");
+  FDC_INPUT_CHECK(
+      kind != VidurCsvKind::kNone,
+      path << ": not a Vidur profiling CSV (expected the columns of mlp.csv: n_head, n_kv_head, n_embd, "
+              "n_expanded_embd, use_gated_mlp, num_tokens, num_tensor_parallel_workers and "
+              "time_stats.<op>.median; or of all_reduce.csv / send_recv.csv: time_stats.<collective>.median, "
+              "num_workers, size, collective, devices_per_node)");
   std::string time_col;
   if (kind == VidurCsvKind::kCollective) {
     for (const std::string& c : h.names)

@@ -42,9 +42,9 @@ fit::OpFit constant(const std::string& op, double us) {
 fit::FittedProfile hand_profile() {
   fit::FittedProfile p;
   p.gpu = "toy-gpu";
-  for (const char* op : {"gemm/qkv_proj/cublaslt", "gemm/out_proj/cublaslt", "gemm/mlp_up/cublaslt",
-                         "gemm/mlp_down/cublaslt", "gemm/lm_head/cublaslt", "rope_rotate/rope_only", "residual",
-                         "mlp_act/swiglu", "attn_prefill"})
+  for (const char* op :
+       {"gemm/qkv_proj/cublaslt", "gemm/out_proj/cublaslt", "gemm/mlp_up/cublaslt", "gemm/mlp_down/cublaslt",
+        "gemm/lm_head/cublaslt", "rope_rotate/rope_only", "residual", "mlp_act/swiglu", "attn_prefill"})
     p.ops[op] = constant(op, 1.0);
   fit::OpFit norm;
   norm.op = "norm/rmsnorm", norm.form = fit::FitForm::kAlphaBeta, norm.us_per_byte = 0.01;
@@ -126,7 +126,10 @@ TEST_CASE("fitted model: a profile lacking an op the run needs is refused, namin
             {"policy", "none"},
             {"cluster", {{"tp", 2}}},
             {"costmodel", {{"kind", "profile"}}},
-            {"workload", {{"num_requests", 1}, {"lengths", {{"source", "fixed"}, {"prompt_tokens", 8}, {"output_tokens", 2}}}, {"arrival", {{"process", "burst"}}}}}};
+            {"workload",
+             {{"num_requests", 1},
+              {"lengths", {{"source", "fixed"}, {"prompt_tokens", 8}, {"output_tokens", 2}}},
+              {"arrival", {{"process", "burst"}}}}}};
   try {
     sim::load_experiment_json(j, "tp2.json", "");
     FAIL("no error");
@@ -138,8 +141,8 @@ TEST_CASE("fitted model: a profile lacking an op the run needs is refused, namin
 }
 
 TEST_CASE("fitted model: the derived A100 profile says extrapolated in summary, resolved config and table") {
-  sim::Experiment e =
-      sim::load_experiment("", {"workload.num_requests=40", "costmodel.kind=\"profile\"", "outputs.per_request_csv=false"});
+  sim::Experiment e = sim::load_experiment(
+      "", {"workload.num_requests=40", "costmodel.kind=\"profile\"", "outputs.per_request_csv=false"});
   auto cost = sim::make_cost_model(e);
   CHECK(cost->extrapolated());
   sim::Simulator s(e, *cost, {nullptr, nullptr, nullptr});

@@ -27,11 +27,11 @@ std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced
   std::ostringstream os;
   os.precision(17);
   os << R"({"name": "attn_decode/s)" << seqs << "/c" << ctx_mean << "/b" << balanced
-     << R"(/manual_time", "real_time": )" << t << R"(, "time_unit": "us", "num_seqs": )" << seqs
-     << R"(, "tokens": )" << seqs << R"(, "ctx_mean": )" << ctx_mean << R"(, "ctx_max": )" << ctx_max
+     << R"(/manual_time", "real_time": )" << t << R"(, "time_unit": "us", "num_seqs": )" << seqs << R"(, "tokens": )"
+     << seqs << R"(, "ctx_mean": )" << ctx_mean << R"(, "ctx_max": )" << ctx_max
      << R"(, "ctx_cv": 0.5, "rank_qk": 64, "rank_v": 64, "rank_qk_lo": 32, "rank_v_lo": 32, "lo_fraction": 0.5,)"
-     << R"( "group": 1, "q_heads": 40, "kv_heads": 40, "head_dim": 128, "bytes": )" << bytes
-     << R"(, "flops": )" << bytes * 2 << R"(, "balanced": )" << balanced << "}";
+     << R"( "group": 1, "q_heads": 40, "kv_heads": 40, "head_dim": 128, "bytes": )" << bytes << R"(, "flops": )"
+     << bytes * 2 << R"(, "balanced": )" << balanced << "}";
   return os.str();
 }
 
@@ -116,7 +116,8 @@ TEST_CASE("fit: attention cases read with their features and fit a law that reco
 }
 
 TEST_CASE("fit: without attention cases, attention is roofline-derived and flagged; overhead assumed") {
-  const FittedProfile p = fit_profile(read_raw_profiles({test::source_path("configs/profiles/raw/h100-1gpu-20261127")}));
+  const FittedProfile p =
+      fit_profile(read_raw_profiles({test::source_path("configs/profiles/raw/h100-1gpu-20261127")}));
   for (const char* op : {"attn_prefill", "attn_decode", "iteration_overhead"}) {
     CAPTURE(op);
     REQUIRE(p.find(op));
@@ -163,8 +164,8 @@ TEST_CASE("fit: Vidur mlp.csv and all_reduce.csv read into the op groups and fit
   CHECK(raw.peak_tflops > 0);
   CHECK(raw.peaks_source.find("highest rates") != std::string::npos);
   const FittedProfile p = fit_profile(raw);
-  for (const char* op : {"gemm/qkv_proj/vidur", "gemm/mlp_down/vidur", "mlp_act/swiglu", "norm/rmsnorm", "residual",
-                         "all_reduce/g2"})
+  for (const char* op :
+       {"gemm/qkv_proj/vidur", "gemm/mlp_down/vidur", "mlp_act/swiglu", "norm/rmsnorm", "residual", "all_reduce/g2"})
     CHECK(p.find(op));
 }
 
