@@ -61,7 +61,9 @@ void set_attention_counters(benchmark::State& st, const BenchCase& c) {
 
 void prefill_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   if (budget_spent(ctx.opts, st)) return;
-  const int seqs = shape_int(c, "num_seqs"), tokens = shape_int(c, "tokens"), kv_len = shape_int(c, "ctx_mean");
+  // ctx = the cached prefix; the new tokens follow it, so each sequence holds prefix + q keys.
+  const int seqs = shape_int(c, "num_seqs"), tokens = shape_int(c, "tokens");
+  const int kv_len = shape_int(c, "ctx_mean") + tokens / seqs;
   const int H = shape_int(c, "q_heads"), Hk = shape_int(c, "kv_heads");
   const int q = tokens / seqs;
   std::vector<int> cu{0}, kv(static_cast<size_t>(seqs), kv_len), none(static_cast<size_t>(seqs), 0);
@@ -101,7 +103,7 @@ void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   const bool balanced = c.shape.at("balanced") > 0;
   const std::vector<int> len = context_lengths(batch, ctx_mean, static_cast<ContextSpread>(shape_int(c, "spread")));
   std::vector<int> hi, lo;
-  split_classes(len, c.shape.at("lo_fraction"), &hi, &lo);
+  decode_classes(len, c.shape.at("lo_fraction"), &hi, &lo);
   CaseCache cache(attn::HeadLayout(H, Hk, case_ranks(c), kBlock), hi, lo);
   const attn::HeadLayout& L = cache.L;
   int device = 0;
@@ -143,7 +145,7 @@ void register_attention_case(const BenchCase& c, OpContext& ctx) {
   } else {
     throw InternalError("register_attention_case: case " + c.name + " of kind " + c.kind + " is not an attention case");
   }
-  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(ctx.opts.min_time_s);
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(timed_iterations(c, ctx.opts.min_time_s));
 }
 
 }  // namespace fdc::profile

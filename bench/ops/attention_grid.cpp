@@ -63,14 +63,14 @@ std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int
   return r;
 }
 
-void split_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi,
-                   std::vector<int>* num_lo) {
+void decode_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi,
+                    std::vector<int>* num_lo) {
   num_hi->clear();
   num_lo->clear();
   for (int c : ctx) {
     const int lo = static_cast<int>(std::llround(lo_fraction * c));
     num_lo->push_back(lo);
-    num_hi->push_back(c - lo);
+    num_hi->push_back(c - lo + 1);
   }
 }
 

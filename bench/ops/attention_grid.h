@@ -31,7 +31,10 @@ LengthStats length_stats(const std::vector<int>& lengths);
 // quarter of each rank (a multiple of 8, at least 16), else the lo ranks equal the hi ranks.
 std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, bool lo);
 
-// Lo share of each sequence's cached tokens: num_lo = round(lo_fraction * ctx).
-void split_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi, std::vector<int>* num_lo);
+// Cache contents of a decode step over sequences with `ctx` cached tokens each (the context before
+// the step): lo tokens = round(lo_fraction * ctx); hi tokens = the rest plus the step's new token,
+// appended (hi) before attention runs, so every sequence attends ctx + 1 keys.
+void decode_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi,
+                    std::vector<int>* num_lo);
 
 }  // namespace fdc::profile

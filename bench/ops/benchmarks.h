@@ -36,6 +36,11 @@ void register_attention_case(const BenchCase& c, OpContext& ctx);
 // Returns the fastest burst's time per launch (the peaks use it), or 0 when nothing ran.
 double time_op(benchmark::State& st, OpContext& ctx, const BenchCase& c, const std::function<void()>& op);
 
+// Timed iterations (bursts) of a case: about min_time_s of GPU time from the plan's estimate of one
+// run. A fixed count, because Google Benchmark's min time counts the per-launch time time_op
+// reports, not the burst's, and so ran a burst of n launches n times longer than the plan assumed.
+int64_t timed_iterations(const BenchCase& c, double min_time_s);
+
 // True (and the state skipped with a message) when the time budget is spent.
 bool budget_spent(const RunOptions& o, benchmark::State& st);
 

@@ -57,6 +57,11 @@ double time_op(benchmark::State& st, OpContext& ctx, const BenchCase& c, const s
   return best;
 }
 
+int64_t timed_iterations(const BenchCase& c, double min_time_s) {
+  const double per_iteration = std::max(c.op_est_s, kBurstSeconds);
+  return static_cast<int64_t>(std::clamp(std::ceil(min_time_s / per_iteration), 5.0, 1000.0));
+}
+
 namespace {
 
 int64_t shape_int(const BenchCase& c, const char* key) { return static_cast<int64_t>(c.shape.at(key)); }
@@ -184,9 +189,9 @@ void act_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
 }
 
 benchmark::internal::Benchmark* reg(const std::string& name, std::function<void(benchmark::State&)> fn,
-                                    const OpContext& ctx) {
+                                    const OpContext& ctx, const BenchCase& c) {
   auto* b = benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& st) { fn(st); });
-  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(ctx.opts.min_time_s);
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(timed_iterations(c, ctx.opts.min_time_s));
   return b;
 }
 
@@ -195,21 +200,21 @@ benchmark::internal::Benchmark* reg(const std::string& name, std::function<void(
 void register_op_case(const BenchCase& c, OpContext& ctx) {
   OpContext* x = &ctx;
   if (c.kind == "peak_gemm") {
-    reg(c.name, [x, c](benchmark::State& st) { peak_gemm_case(st, *x, c); }, ctx);
+    reg(c.name, [x, c](benchmark::State& st) { peak_gemm_case(st, *x, c); }, ctx, c);
   } else if (c.kind == "peak_copy") {
-    reg(c.name, [x, c](benchmark::State& st) { peak_copy_case(st, *x, c); }, ctx);
+    reg(c.name, [x, c](benchmark::State& st) { peak_copy_case(st, *x, c); }, ctx, c);
   } else if (c.kind == "gemm") {
     reg(c.name + "/cublaslt", [x, c](benchmark::State& st) { (void)gemm_case(st, *x, c, ops::GemmBackend::kCublasLt); },
-        ctx);
-    reg(c.name + "/cublas", [x, c](benchmark::State& st) { (void)gemm_case(st, *x, c, ops::GemmBackend::kCublas); }, ctx);
+        ctx, c);
+    reg(c.name + "/cublas", [x, c](benchmark::State& st) { (void)gemm_case(st, *x, c, ops::GemmBackend::kCublas); }, ctx, c);
   } else if (c.kind == "rope" || c.kind == "rope_rotate") {
-    reg(c.name, [x, c](benchmark::State& st) { rope_case(st, *x, c); }, ctx);
+    reg(c.name, [x, c](benchmark::State& st) { rope_case(st, *x, c); }, ctx, c);
   } else if (c.kind == "norm") {
-    reg(c.name, [x, c](benchmark::State& st) { norm_case(st, *x, c); }, ctx);
+    reg(c.name, [x, c](benchmark::State& st) { norm_case(st, *x, c); }, ctx, c);
   } else if (c.kind == "residual") {
-    reg(c.name, [x, c](benchmark::State& st) { residual_case(st, *x, c); }, ctx);
+    reg(c.name, [x, c](benchmark::State& st) { residual_case(st, *x, c); }, ctx, c);
   } else if (c.kind == "mlp_act") {
-    reg(c.name, [x, c](benchmark::State& st) { act_case(st, *x, c); }, ctx);
+    reg(c.name, [x, c](benchmark::State& st) { act_case(st, *x, c); }, ctx, c);
   } else {
     throw InternalError("register_op_case: case " + c.name + " of kind " + c.kind + " is not a single-GPU case");
   }

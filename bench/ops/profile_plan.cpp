@@ -134,7 +134,8 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
         for (int r : rank_set) {
           const auto hr = attention_head_ranks(Hk, r, r == 0, false);
           const attn::HeadLayout L(m.num_heads, Hk, hr, kBlock);
-          std::vector<int> cu{0}, kv(static_cast<size_t>(seqs), prefix + q);
+          // Context = the cached prefix; the chunk's q new tokens follow it.
+          std::vector<int> cu{0}, kv(static_cast<size_t>(seqs), prefix + q), ctx(static_cast<size_t>(seqs), prefix);
           for (int s = 0; s < seqs; ++s) cu.push_back(cu.back() + q);
           BenchCase c;
           c.kind = "attn_prefill";
@@ -142,8 +143,8 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
           c.model = m.name;
           c.priority = prio;
           c.name = "attn_prefill/" + m.name + "/s" + std::to_string(seqs) + "/q" + std::to_string(q) + "/ctx" +
-                   std::to_string(prefix + q) + "/" + rank_name(r);
-          attention_shape(c, m, hr, kv, seqs * q, 0.0, r == 0);
+                   std::to_string(prefix) + "/" + rank_name(r);
+          attention_shape(c, m, hr, ctx, seqs * q, 0.0, r == 0);
           c.shape["prefix"] = prefix;
           c.flops = double(attn::prefill_flops(L, cu, kv));
           c.bytes = double(attn::prefill_bytes(L, cu, kv, int(kElem)));
@@ -167,7 +168,7 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
               const auto hr = attention_head_ranks(Hk, r, r == 0, lo > 0);
               const attn::HeadLayout L(m.num_heads, Hk, hr, kBlock);
               std::vector<int> hi, lo_n;
-              split_classes(len, lo, &hi, &lo_n);
+              decode_classes(len, lo, &hi, &lo_n);
               BenchCase c;
               c.kind = "attn_decode";
               c.op = name_of(OpKind::kAttnDecode);

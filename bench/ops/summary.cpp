@@ -71,7 +71,8 @@ std::string summarize_benchmarks(const std::vector<Json>& docs) {
      << "| tokens | rank | us | GB/s | % of copy roofline | RoPE alone us | extra over RoPE alone |\n"
      << "| --- | --- | --- | --- | --- | --- | --- |\n";
   for (const auto& [name, b] : runs) {
-    if (name.rfind("rope_rotate/llama-2-13b/tp1/r", 0) != 0 || !ok(b)) continue;
+    if (name.rfind("rope_rotate/llama-2-13b/tp1/r", 0) != 0 || name.find("/rope_only/") != std::string::npos || !ok(b))
+      continue;
     const std::string m = name.substr(name.rfind('/'));
     const Json* alone = get("rope_rotate/llama-2-13b/tp1/rope_only" + m);
     const double t = seconds(b), t0 = alone ? seconds(*alone) : -1;
@@ -85,7 +86,7 @@ std::string summarize_benchmarks(const std::vector<Json>& docs) {
   for (const auto& [name, b] : runs) {
     if (name.rfind("attn_", 0) != 0 || !ok(b)) continue;
     (name.rfind("attn_prefill/", 0) == 0 ? n_prefill : n_decode) += 1;
-    const bool shown = name.find("/s1/q2048/ctx2048/") != std::string::npos ||
+    const bool shown = name.find("/s1/q2048/ctx0/") != std::string::npos ||
                        (name.find("/b32/ctx2048/") != std::string::npos && name.find("/lo0/") != std::string::npos &&
                         name.find("/uniform/") != std::string::npos) ||
                        (name.find("/b32/ctx2048/one_half/mixed/lo0/") != std::string::npos);

@@ -138,6 +138,12 @@ TEST_CASE("attention grid: skewed batches keep their mean, counters follow the a
   CHECK(length_stats(context_lengths(8, 1000, ContextSpread::kOneHalf)).max == 4000);
   CHECK(length_stats(context_lengths(8, 1000, ContextSpread::kQuarterLong)).cv == doctest::Approx(std::sqrt(0.75)));
 
+  // A decode step appends its new token (hi) before attention: ctx + 1 keys, lo from the context.
+  std::vector<int> hi, lo;
+  decode_classes({100, 7}, 0.5, &hi, &lo);
+  CHECK(hi == std::vector<int>{51, 4});
+  CHECK(lo == std::vector<int>{50, 4});  // round(3.5) = 4
+
   const auto mixed = attention_head_ranks(8, 0, true, true);
   for (const auto& r : mixed) {
     CHECK(r.rk >= 32);
@@ -173,10 +179,11 @@ TEST_CASE("attention grid: skewed batches keep their mean, counters follow the a
   CHECK(d->shape.at("tokens") == 32);
   CHECK(d->shape.at("ctx_max") == 32 * 2048 / 2);
   CHECK(d->shape.at("rank_qk_lo") == 16);
-  // A prefill chunk after a cached prefix: 512 new tokens see 1024 + 512.
-  const BenchCase* pf = find(p, "attn_prefill/llama-2-13b/s1/q512/ctx1536/r128");
+  // A prefill chunk after a cached prefix: the context is the 1024 cached tokens, 512 new follow.
+  const BenchCase* pf = find(p, "attn_prefill/llama-2-13b/s1/q512/ctx1024/r128");
   REQUIRE(pf);
   CHECK(pf->shape.at("tokens") == 512);
-  CHECK(pf->shape.at("ctx_mean") == 1536);
+  CHECK(pf->shape.at("ctx_mean") == 1024);
+  CHECK(pf->shape.at("ctx_cv") == 0);
   CHECK(pf->shape.at("prefix") == 1024);
 }
