@@ -123,7 +123,9 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
   std::vector<int> rank_set;  // 0 = the mixed per-head table
   for (int r : ranks)
     if (r >= 16 && r <= 128) rank_set.push_back(r);
-  rank_set.push_back(0);
+  if (d >= 128) rank_set.push_back(0);  // the mixed table's ranks reach 128
+  for (int spread : o.attn_decode_spreads)
+    FDC_INPUT_CHECK(spread >= 0 && spread <= 2, "profile: attention context spread " << spread << " is not 0, 1 or 2");
   auto rank_name = [](int r) { return r == 0 ? std::string("mixed") : "r" + std::to_string(r); };
   constexpr int kBlock = 16;
 
