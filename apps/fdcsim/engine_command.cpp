@@ -24,7 +24,12 @@ void add_engine_options(CLI::App* sub, EngineCommandOptions& o, bool config_requ
   sub->add_option("--weights", o.weights,
                   "Weights in safetensors format with Hugging Face Llama/OPT tensor names (default: random weights "
                   "with the model's shapes; timing does not depend on values)");
-  sub->add_option("--device", o.device, "First CUDA device to use (default 0)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--device", o.device, "First CUDA device to use (default 0; sp ranks use the next ones)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--timeout-s", o.timeout_s,
+                  "With sp > 1: stop every rank after this many seconds (default 3600); a failed rank stops the "
+                  "others at once")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout");
 }
 
@@ -56,27 +61,18 @@ std::string run_engine_to_timeline(const EngineCommandOptions& o) {
                                          ? std::filesystem::path("results") / ("engine-" + exp.name) / "timeline.jsonl"
                                          : std::filesystem::path(o.timeline_out);
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  std::ofstream out(path);
+  std::ofstream out(path);  // fails early, before any GPU work, when the path is not writable
   if (!out) throw std::filesystem::filesystem_error("cannot write the timeline", path, std::make_error_code(std::errc::io_error));
+  out.close();
   engine::EngineOptions eo;
   eo.weights = o.weights;
   eo.device = o.device;
+  eo.timeout_s = o.timeout_s;
   eo.quiet = o.quiet;
   if (!o.quiet)
-    std::cout << "fdcsim engine: " << exp.name << ": " << exp.model.name << ", policy " << exp.policy.name << ", "
-              << exp.workload->describe() << "\n";
-  auto progress = [&](uint64_t done, uint64_t arrived) {
-    if (!o.quiet) std::cout << "\r  " << done << " requests completed, " << arrived << " arrived" << std::flush;
-  };
-  const engine::EngineTotals t = engine::run_engine(exp, eo, out, progress);
-  out.close();
-  if (!out) throw std::filesystem::filesystem_error("write failed", path, std::make_error_code(std::errc::io_error));
-  if (!o.quiet) {
-    std::cout << "\n  device " << t.device << ": " << t.completed << " completed, " << t.rejected << " rejected, "
-              << t.iterations << " iterations, " << t.preemptions << " preemptions, " << t.kv_blocks
-              << " KV blocks\n  wall " << t.wall_s << " s, busy " << t.busy_s << " s (GPU " << t.gpu_s << " s, host planning "
-              << t.host_s << " s)\n  timeline: " << path.string() << "\n";
-  }
+    std::cout << "fdcsim engine: " << exp.name << ": " << exp.model.name << ", policy " << exp.policy.name << ", sp="
+              << exp.parallel.sp << ", " << exp.workload->describe() << std::endl;
+  engine::run_engine(exp, eo, path.string());
   return path.string();
 }
 

@@ -18,6 +18,7 @@ struct EngineCommandOptions {
   std::string weights;                 // safetensors; "" = random weights
   std::string timeline_out;            // "" = results/engine-<experiment>/timeline.jsonl
   int device = 0;
+  double timeout_s = 3600;
   bool quiet = false;
 };
 

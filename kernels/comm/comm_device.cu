@@ -82,27 +82,38 @@ void check_dtype(DType t) {
 
 }  // namespace
 
-DeviceSegments::DeviceSegments(const std::vector<Segment>& segs)
-    : segs_(segs.empty() ? std::vector<Segment>{Segment{}} : segs), num_(static_cast<int>(segs.size())) {
+int64_t check_segments(const std::vector<Segment>& segs) {
   FDC_INPUT_CHECK(segs.size() <= 65535, "segment copy: " << segs.size() << " segments (at most 65535)");
+  int64_t max_vecs = 0;
   for (const Segment& s : segs) {
     FDC_INPUT_CHECK(s.cols % 8 == 0 && s.src_ld % 8 == 0 && s.dst_ld % 8 == 0 && s.src_offset % 8 == 0 &&
                         s.dst_offset % 8 == 0,
                     "segment copy: offsets, leading dims and widths must be multiples of 8 elements (found cols "
                         << s.cols << ", ld " << s.src_ld << "/" << s.dst_ld << ", offsets " << s.src_offset << "/"
                         << s.dst_offset << ")");
-    max_vecs_ = std::max(max_vecs_, s.rows * (s.cols / 8));
-    elems_ += s.rows * s.cols;
+    max_vecs = std::max(max_vecs, s.rows * (s.cols / 8));
   }
+  return max_vecs;
+}
+
+void launch_segments(const Segment* dev_segs, int num, int64_t max_vecs, const BufPtrs& bufs, cudaStream_t stream) {
+  if (num == 0 || max_vecs == 0) return;
+  PtrTable t{};
+  for (int i = 0; i < kNumBufs; ++i) t.p[i] = bufs[static_cast<size_t>(i)];
+  const dim3 grid(std::min<unsigned>(blocks_for(max_vecs), 1024u), static_cast<unsigned>(num));
+  segment_copy_kernel<<<grid, kThreads, 0, stream>>>(dev_segs, t);
+  CUDA_CHECK_LAUNCH();
+}
+
+DeviceSegments::DeviceSegments(const std::vector<Segment>& segs)
+    : segs_(segs.empty() ? std::vector<Segment>{Segment{}} : segs),
+      num_(static_cast<int>(segs.size())),
+      max_vecs_(check_segments(segs)) {
+  for (const Segment& s : segs) elems_ += s.rows * s.cols;
 }
 
 void DeviceSegments::launch(const BufPtrs& bufs, cudaStream_t stream) const {
-  if (num_ == 0 || max_vecs_ == 0) return;
-  PtrTable t{};
-  for (int i = 0; i < kNumBufs; ++i) t.p[i] = bufs[static_cast<size_t>(i)];
-  const dim3 grid(std::min<unsigned>(blocks_for(max_vecs_), 1024u), static_cast<unsigned>(num_));
-  segment_copy_kernel<<<grid, kThreads, 0, stream>>>(segs_.data(), t);
-  CUDA_CHECK_LAUNCH();
+  launch_segments(segs_.data(), num_, max_vecs_, bufs, stream);
 }
 
 void fill_pattern(void* buf, DType t, const PatternRegion& r, cudaStream_t stream) {

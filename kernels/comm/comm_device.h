@@ -31,6 +31,11 @@ class DeviceSegments {
   int64_t max_vecs_ = 0, elems_ = 0;
 };
 
+// The same copy from a segment list already on the device (e.g. inside a per-iteration upload):
+// check_segments validates the host list and returns its largest segment in 16-byte vectors.
+int64_t check_segments(const std::vector<Segment>& segs);
+void launch_segments(const Segment* dev_segs, int num, int64_t max_vecs, const BufPtrs& bufs, cudaStream_t stream);
+
 // Pattern fill and check (check adds the number of mismatching elements to *count, on the device;
 // NaN never matches).
 void fill_pattern(void* buf, DType t, const PatternRegion& r, cudaStream_t stream);

@@ -109,6 +109,7 @@ RankResult run_ranks(int num_ranks, const std::function<std::string()>& make_tok
   size_t remaining = pids.size();
   const auto start = std::chrono::steady_clock::now();
   bool stopping = false;
+  std::chrono::steady_clock::time_point stop_time;
   while (remaining > 0) {
     for (size_t i = 0; i < pids.size(); ++i) {
       if (done[i]) continue;
@@ -130,6 +131,12 @@ RankResult run_ranks(int num_ranks, const std::function<std::string()>& make_tok
       for (size_t i = 0; i < pids.size(); ++i)
         if (!done[i]) ::kill(pids[i], SIGTERM);
       stopping = true;
+      stop_time = std::chrono::steady_clock::now();
+    } else if (stopping && std::chrono::steady_clock::now() - stop_time > std::chrono::seconds(10)) {
+      // A worker blocked inside a driver call may not act on SIGTERM: make sure it ends.
+      for (size_t i = 0; i < pids.size(); ++i)
+        if (!done[i]) ::kill(pids[i], SIGKILL);
+      stop_time = std::chrono::steady_clock::now();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "kernels/ops/reference.h"
+#include "tests/validate/engine_reference.h"
 #include "tests/validate/tiny_models.h"
 #include "validate/engine/gpu_model.h"
 #include "validate/engine/safetensors.h"
@@ -23,162 +24,10 @@ using namespace fdc::engine;
 
 namespace {
 
-using Tensors = std::map<std::string, StTensorData>;
-using Vec = std::vector<double>;
-
-// y[o] = sum_i W[o][i] x[i] (+ b[o])
-Vec linear(const std::vector<float>& w, const Vec& x, int64_t out, const std::vector<float>* b = nullptr) {
-  const auto in = static_cast<int64_t>(x.size());
-  Vec y(static_cast<size_t>(out), 0.0);
-  for (int64_t o = 0; o < out; ++o) {
-    double s = b ? (*b)[static_cast<size_t>(o)] : 0.0;
-    for (int64_t i = 0; i < in; ++i) s += w[static_cast<size_t>(o * in + i)] * x[static_cast<size_t>(i)];
-    y[static_cast<size_t>(o)] = s;
-  }
-  return y;
-}
-
-Vec norm(const costmodel::ModelSpec& m, const Vec& x, const std::vector<float>& w, const std::vector<float>* b) {
-  const double n = static_cast<double>(x.size());
-  double mean = 0, sq = 0;
-  for (double v : x) mean += v / n;
-  Vec y(x.size());
-  if (m.norm == costmodel::NormKind::kRmsNorm) {
-    for (double v : x) sq += v * v / n;
-    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] / std::sqrt(sq + 1e-5) * w[i];
-  } else {
-    for (double v : x) sq += (v - mean) * (v - mean) / n;
-    for (size_t i = 0; i < x.size(); ++i) y[i] = (x[i] - mean) / std::sqrt(sq + 1e-5) * w[i] + (*b)[i];
-  }
-  return y;
-}
-
-// Plain CPU forward over `ids` (positions 0..n-1); returns the logits of the last token.
-Vec reference_logits(const costmodel::ModelSpec& m, const costmodel::ModelDims& dims, const Tensors& t,
-                     uint64_t seed, const std::vector<int32_t>& ids) {
-  const int64_t D = m.hidden, d = m.head_dim, H = m.num_heads, Hk = m.num_kv_heads, n = static_cast<int64_t>(ids.size());
-  const bool opt = !m.rope;
-  auto W = [&](const std::string& name) -> const std::vector<float>& { return t.at(name).values; };
-  std::vector<Vec> x(static_cast<size_t>(n));
-  for (int64_t p = 0; p < n; ++p) {
-    x[p].resize(static_cast<size_t>(D));
-    const auto& e = W(opt ? "model.decoder.embed_tokens.weight" : "model.embed_tokens.weight");
-    for (int64_t c = 0; c < D; ++c) {
-      x[p][c] = e[static_cast<size_t>(ids[p] * D + c)];
-      if (opt) x[p][c] += W("model.decoder.embed_positions.weight")[static_cast<size_t>((p + 2) * D + c)];
-    }
-  }
-  const auto cs = kernels::ops::make_cos_sin_cache(static_cast<int>(n), static_cast<int>(d), rope_theta(m));
-  for (int l = 0; l < m.num_layers; ++l) {
-    const auto& ld = dims.layers[static_cast<size_t>(l)];
-    const bool rotate = !full_rank(m, ld);
-    const LayerRotations rot = rotate ? make_layer_rotations(m, ld, seed, l) : LayerRotations{};
-    const std::string pre = (opt ? "model.decoder.layers." : "model.layers.") + std::to_string(l) + ".";
-    const std::string an = opt ? "self_attn_layer_norm" : "input_layernorm";
-    const std::string mn = opt ? "final_layer_norm" : "post_attention_layernorm";
-    const std::string on = opt ? "out_proj" : "o_proj";
-    // Compressed q/k/v per token and head.
-    std::vector<std::vector<Vec>> qc(n), kc(n), vc(n);
-    for (int64_t p = 0; p < n; ++p) {
-      const Vec h = norm(m, x[p], W(pre + an + ".weight"), opt ? &W(pre + an + ".bias") : nullptr);
-      auto proj = [&](const char* nm, int64_t rows) {
-        const std::string base = pre + "self_attn." + nm;
-        return linear(W(base + ".weight"), h, rows, opt ? &W(base + ".bias") : nullptr);
-      };
-      Vec q = proj("q_proj", H * d), k = proj("k_proj", Hk * d), v = proj("v_proj", Hk * d);
-      auto rope = [&](Vec& a, int64_t heads) {
-        if (opt) return;
-        for (int64_t hh = 0; hh < heads; ++hh)
-          for (int64_t i = 0; i < d / 2; ++i) {
-            const double c = cs[static_cast<size_t>(p * d + i)], s = cs[static_cast<size_t>(p * d + d / 2 + i)];
-            const double a0 = a[hh * d + i], a1 = a[hh * d + i + d / 2];
-            a[hh * d + i] = a0 * c - a1 * s;
-            a[hh * d + i + d / 2] = a1 * c + a0 * s;
-          }
-      };
-      rope(q, H);
-      rope(k, Hk);
-      auto compress = [&](const Vec& a, int64_t head, const std::vector<kernels::ops::HeadRotation>& r, int kvh) {
-        if (!rotate) return Vec(a.begin() + head * d, a.begin() + (head + 1) * d);
-        const auto& R = r[static_cast<size_t>(kvh)];
-        Vec out(static_cast<size_t>(R.rank), 0.0);
-        for (int j = 0; j < R.rank; ++j)
-          for (int64_t i = 0; i < d; ++i) out[j] += R.r[static_cast<size_t>(i * R.rank + j)] * a[head * d + i];
-        return out;
-      };
-      for (int64_t hh = 0; hh < H; ++hh) qc[p].push_back(compress(q, hh, rot.k, static_cast<int>(hh / m.group_size())));
-      for (int64_t hh = 0; hh < Hk; ++hh) {
-        kc[p].push_back(compress(k, hh, rot.k, static_cast<int>(hh)));
-        vc[p].push_back(compress(v, hh, rot.v, static_cast<int>(hh)));
-      }
-    }
-    for (int64_t p = 0; p < n; ++p) {
-      Vec o(static_cast<size_t>(H * d), 0.0);
-      for (int64_t hh = 0; hh < H; ++hh) {
-        const int64_t kvh = hh / m.group_size();
-        Vec sc(static_cast<size_t>(p + 1));
-        double mx = -1e300;
-        for (int64_t j = 0; j <= p; ++j) {
-          double s = 0;
-          for (size_t i = 0; i < qc[p][hh].size(); ++i) s += qc[p][hh][i] * kc[j][kvh][i];
-          sc[j] = s / std::sqrt(static_cast<double>(d));
-          mx = std::max(mx, sc[j]);
-        }
-        double sum = 0;
-        for (auto& s : sc) sum += (s = std::exp(s - mx));
-        Vec oc(vc[p][kvh].size(), 0.0);
-        for (int64_t j = 0; j <= p; ++j)
-          for (size_t i = 0; i < oc.size(); ++i) oc[i] += sc[j] / sum * vc[j][kvh][i];
-        // Back to the head's d dims: o_h = R_v o_c (identity without rotation).
-        for (int64_t i = 0; i < d; ++i) {
-          if (!rotate) {
-            o[hh * d + i] = oc[i];
-            continue;
-          }
-          const auto& R = rot.v[static_cast<size_t>(kvh)];
-          double s = 0;
-          for (int j = 0; j < R.rank; ++j) s += R.r[static_cast<size_t>(i * R.rank + j)] * oc[j];
-          o[hh * d + i] = s;
-        }
-      }
-      const Vec a = linear(W(pre + "self_attn." + on + ".weight"), o, D, opt ? &W(pre + "self_attn." + on + ".bias") : nullptr);
-      for (int64_t c = 0; c < D; ++c) x[p][c] += a[c];
-    }
-    for (int64_t p = 0; p < n; ++p) {
-      const Vec h = norm(m, x[p], W(pre + mn + ".weight"), opt ? &W(pre + mn + ".bias") : nullptr);
-      Vec act;
-      if (opt) {
-        act = linear(W(pre + "fc1.weight"), h, m.ffn_hidden, &W(pre + "fc1.bias"));
-        for (auto& v : act) v = std::max(v, 0.0);
-      } else {
-        const Vec g = linear(W(pre + "mlp.gate_proj.weight"), h, m.ffn_hidden);
-        const Vec u = linear(W(pre + "mlp.up_proj.weight"), h, m.ffn_hidden);
-        act.resize(g.size());
-        for (size_t i = 0; i < g.size(); ++i) act[i] = g[i] / (1.0 + std::exp(-g[i])) * u[i];
-      }
-      const Vec y = opt ? linear(W(pre + "fc2.weight"), act, D, &W(pre + "fc2.bias"))
-                        : linear(W(pre + "mlp.down_proj.weight"), act, D);
-      for (int64_t c = 0; c < D; ++c) x[p][c] += y[c];
-    }
-  }
-  const Vec h = opt ? norm(m, x[n - 1], W("model.decoder.final_layer_norm.weight"), &W("model.decoder.final_layer_norm.bias"))
-                    : norm(m, x[n - 1], W("model.norm.weight"), nullptr);
-  const auto& lm = m.tied_embeddings ? W(opt ? "model.decoder.embed_tokens.weight" : "model.embed_tokens.weight")
-                                     : W("lm_head.weight");
-  return linear(lm, h, m.vocab);
-}
-
-// ||a - b|| / ||b||
-double rel_error(const std::vector<float>& a, size_t offset, const Vec& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    const double g = a[offset + i];
-    REQUIRE(std::isfinite(g));
-    num += (g - b[i]) * (g - b[i]);
-    den += b[i] * b[i];
-  }
-  return std::sqrt(num / den);
-}
+using test::Tensors;
+using test::Vec;
+using test::reference_logits;
+using test::rel_error;
 
 struct Fixture {
   costmodel::ModelSpec m;

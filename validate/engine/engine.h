@@ -1,13 +1,16 @@
 // The validation engine: one replica served on real GPUs by the simulator's own scheduler, KV block
 // manager and policy objects, over the experiment's workload with arrival times respected in wall
-// clock (optionally scaled). Only "execute this iteration" differs from the simulator: a forward
-// pass of GpuModel instead of the cost model. Writes the timeline (sim/timeline.h) that
-// `fdcsim validate` compares with the simulator's prediction.
+// clock. Only "execute this iteration" differs from the simulator: a forward pass of GpuModel
+// instead of the cost model. Writes the timeline (sim/timeline.h) that `fdcsim validate` compares
+// with the simulator's prediction.
+//
+// Sequence parallelism (cluster.sp = P > 1): one process per GPU (kernels/comm/launcher.h), NCCL
+// between them. Rank 0 runs the scheduler and the clock, and before each iteration broadcasts the
+// batch (sequence steps, token ids, block tables) to the other ranks; every rank then runs the
+// same forward pass on its slice. If a rank fails, the launcher stops the others: no rank hangs.
 #pragma once
 
 #include <cstdint>
-#include <functional>
-#include <ostream>
 #include <string>
 
 #include "sim/experiment.h"
@@ -16,8 +19,9 @@ namespace fdc::engine {
 
 struct EngineOptions {
   std::string weights;      // safetensors file; "" = random weights
-  int device = 0;           // first GPU
+  int device = 0;           // first GPU (ranks use device .. device + P - 1)
   int warmup_iterations = 3;
+  double timeout_s = 3600;  // SP: every rank is stopped after this long
   bool quiet = false;
 };
 
@@ -31,9 +35,9 @@ struct EngineTotals {
   std::string device;
 };
 
-// Runs the experiment (one replica; sim::Experiment::num_replicas() must be 1) and writes the
-// timeline to `timeline`. `progress` (optional) gets (completed, total known so far) now and then.
-EngineTotals run_engine(sim::Experiment& exp, const EngineOptions& opt, std::ostream& timeline,
-                        const std::function<void(uint64_t, uint64_t)>& progress = {});
+// Runs the experiment (one replica: sim::Experiment::num_replicas() must be 1, tp = 1) and writes
+// the timeline to `timeline_path`; prints progress and a summary unless opt.quiet. Throws
+// InputError / InternalError on failure (with SP: when any rank failed).
+void run_engine(sim::Experiment& exp, const EngineOptions& opt, const std::string& timeline_path);
 
 }  // namespace fdc::engine

@@ -106,7 +106,18 @@ __global__ void argmax_kernel(const bf16* logits, int vocab, int* out) {
 }
 
 
+__global__ void scatter_ids_kernel(const int* src, const int* index, int n, int* dst) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) dst[index[i]] = src[i];
+}
+
 }  // namespace
+
+void scatter_ids(const int* src, const int* index, int n, int* dst, cudaStream_t st) {
+  if (n == 0) return;
+  scatter_ids_kernel<<<static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, st>>>(src, index, n, dst);
+  CUDA_CHECK_LAUNCH();
+}
 
 void fill_uniform(uint16_t* p, int64_t n, uint64_t seed, float scale, cudaStream_t st) {
   if (n == 0) return;

@@ -22,4 +22,7 @@ void gather_rows(const uint16_t* src, const int* rows, uint16_t* dst, int n_rows
 // out[r] = argmax of logits row r (lowest index on ties; NaN never wins).
 void argmax_rows(const uint16_t* logits, int rows, int vocab, int* out, cudaStream_t st);
 
+// dst[index[i]] = src[i] for i < n
+void scatter_ids(const int* src, const int* index, int n, int* dst, cudaStream_t st);
+
 }  // namespace fdc::engine::kern

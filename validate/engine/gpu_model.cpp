@@ -13,6 +13,8 @@
 #include "kernels/attention/attention.h"
 #include "kernels/attention/layout.h"
 #include "kernels/attention/plan.h"
+#include "kernels/comm/comm_device.h"
+#include "kernels/comm/ulysses_plan.h"
 #include "kernels/common/cuda_check.h"
 #include "kernels/common/device_buffer.h"
 #include "kernels/common/dtype.h"
@@ -20,6 +22,10 @@
 #include "kernels/ops/reference.h"
 #include "validate/engine/engine_kernels.h"
 #include "validate/engine/weights.h"
+#if FDCSIM_HAVE_NCCL
+#include "kernels/comm/nccl_check.h"
+#include "kernels/comm/nccl_comm.h"
+#endif
 
 namespace fdc::engine {
 
@@ -27,6 +33,7 @@ using kernels::DeviceBuffer;
 using kernels::DType;
 namespace attn = kernels::attn;
 namespace ops = kernels::ops;
+namespace comm = kernels::comm;
 using bf16 = uint16_t;  // bf16 bit patterns
 
 namespace {
@@ -66,12 +73,16 @@ struct GpuModel::Impl {
     int64_t o_width = 0;
   };
   struct LayoutGroup {
-    attn::HeadLayout layout;
-    DeviceBuffer<attn::HeadInfo> heads;
+    attn::HeadLayout layout;  // every head (projections, RoPE)
+    attn::HeadLayout local;   // this rank's KV heads and their q heads (= layout without SP)
+    DeviceBuffer<attn::HeadInfo> heads, local_heads;
     // Per-iteration plans of this layout (host), and their offsets in the metadata upload.
     attn::DecodePlan decode;
     attn::PrefillPlan prefill;
+    comm::UlyssesPlan ulysses;  // SP only
     size_t off_units = 0, off_pair_indptr = 0, off_pair_units = 0, off_tiles = 0;
+    size_t off_pack = 0, off_unpack = 0, off_out_unpack = 0;  // SP: segment lists
+    int64_t vecs_pack = 0, vecs_unpack = 0, vecs_out_unpack = 0;
   };
 
   GpuModelConfig cfg;
@@ -86,7 +97,8 @@ struct GpuModel::Impl {
   int max_position = 0;
   // Activations, sized for max_tokens rows.
   DeviceBuffer<bf16> x, h, qkv, q, k, o, tmp, up, act, rows, logits;
-  DeviceBuffer<int> next_ids;
+  DeviceBuffer<bf16> v, send, recv, qh, kh, vh, oh;  // SP: Ulysses buffers
+  DeviceBuffer<int> next_ids, local_ids;
   attn::DecodePlanOptions plan_opt;
   // Per-iteration metadata: built in pinned host memory, one copy to the device.
   int* pinned = nullptr;
@@ -96,6 +108,7 @@ struct GpuModel::Impl {
   int64_t weight_bytes = 0;
   int64_t kv_block_bytes = 0;
   int last_rows = 0;
+  std::vector<int> last_index;
 
   explicit Impl(const GpuModelConfig& c) : cfg(c), m(cfg.model) {}
   ~Impl() {
@@ -139,6 +152,10 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
     FDC_INPUT_CHECK(!L.has_token_classes(),
                     c.config_name << ": the engine does not run token-class (hybrid) policies yet: layer " << l
                                   << " keeps some tokens at lower ranks; the simulator models them");
+    // This rank's KV heads (Ulysses: contiguous blocks, the first Hk % P ranks one more).
+    const int kb = comm::kv_head_begin(m.num_kv_heads, c.sp_size, c.sp_rank);
+    const int ke = comm::kv_head_begin(m.num_kv_heads, c.sp_size, c.sp_rank + 1);
+    std::vector<attn::HeadRanks> local_ranks(ranks.begin() + kb, ranks.begin() + ke);
     int g = -1;
     for (size_t i = 0; i < I.groups.size(); ++i) {
       bool same = true;
@@ -151,8 +168,9 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
     }
     if (g < 0) {
       g = static_cast<int>(I.groups.size());
-      Impl::LayoutGroup grp{L, DeviceBuffer<attn::HeadInfo>(L.head_info()), {}, {}};
-      I.groups.push_back(std::move(grp));
+      attn::HeadLayout local(m.group_size() * (ke - kb), ke - kb, local_ranks, c.block_size);
+      DeviceBuffer<attn::HeadInfo> heads(L.head_info()), local_heads(local.head_info());
+      I.groups.push_back(Impl::LayoutGroup{L, local, std::move(heads), std::move(local_heads), {}, {}, {}});
     }
     Impl::Layer layer;
     layer.group = g;
@@ -160,7 +178,11 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
     layer.o_width = attn_out_width(m, ld);
     I.layers.push_back(std::move(layer));
   }
-  for (const auto& L : I.layers) I.kv_block_bytes += I.groups[static_cast<size_t>(L.group)].layout.page_elems(attn::TokenClass::kHi) * 2;
+  for (const auto& L : I.layers) I.kv_block_bytes += I.groups[static_cast<size_t>(L.group)].local.page_elems(attn::TokenClass::kHi) * 2;
+  FDC_INPUT_CHECK(c.sp_size == 1 || c.comm, "sequence parallelism needs a communicator");
+  FDC_INPUT_CHECK(m.num_kv_heads >= c.sp_size,
+                  c.config_name << ": sp=" << c.sp_size << " needs at least as many KV heads; " << m.name << " has "
+                                << m.num_kv_heads);
 
   // Memory check before any large allocation: weights + KV + activations must fit.
   const int64_t D = m.hidden, F = m.ffn_hidden, V = m.vocab, T = c.max_tokens;
@@ -175,7 +197,9 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
     max_o = std::max(max_o, L.o_width);
   }
   const int64_t kv = I.kv_block_bytes * c.num_blocks;
-  const int64_t acts = 2 * T * (3 * D + max_qkv + 3 * max_o + up_n + F) + 2 * static_cast<int64_t>(c.max_seqs) * (D + V);
+  const int64_t sp_acts = c.sp_size > 1 ? 2 * T * (3 * max_qkv + 3 * max_qkv + max_o) : 0;  // v, send, recv, heads
+  const int64_t acts = 2 * T * (3 * D + max_qkv + 3 * max_o + up_n + F) + 2 * static_cast<int64_t>(c.max_seqs) * (D + V) +
+                       sp_acts;
   size_t free_b = 0, total_b = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const int64_t need = weights + kv + acts + (int64_t{512} << 20);  // + cuBLAS workspace and plans
@@ -275,7 +299,7 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
       }
     }
     const auto& grp = I.groups[static_cast<size_t>(L.group)];
-    L.kv = DeviceBuffer<uint16_t>(static_cast<size_t>(c.num_blocks * grp.layout.page_elems(attn::TokenClass::kHi)));
+    L.kv = DeviceBuffer<uint16_t>(static_cast<size_t>(c.num_blocks * grp.local.page_elems(attn::TokenClass::kHi)));
   }
   if (m.rope) {
     I.max_position = std::max(m.max_model_len, 1);
@@ -293,6 +317,11 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
   I.rows = DeviceBuffer<bf16>(static_cast<size_t>(c.max_seqs) * D);
   I.logits = DeviceBuffer<bf16>(static_cast<size_t>(c.max_seqs) * V);
   I.next_ids = DeviceBuffer<int>(static_cast<size_t>(c.max_seqs));
+  I.local_ids = DeviceBuffer<int>(static_cast<size_t>(c.max_seqs));
+  if (c.sp_size > 1) {
+    for (auto* b : {&I.v, &I.send, &I.recv, &I.qh, &I.kh, &I.vh, &I.oh})
+      *b = DeviceBuffer<bf16>(static_cast<size_t>(T * max_qkv));
+  }
   I.plan_opt = attn::decode_plan_options_for_device(c.device);
   CUDA_CHECK(cudaStreamSynchronize(I.stream));
 }
@@ -307,6 +336,8 @@ std::string GpuModel::device_name() const {
 
 int64_t GpuModel::weight_bytes() const { return impl_->weight_bytes; }
 int64_t GpuModel::kv_bytes_per_block() const { return impl_->kv_block_bytes; }
+
+std::vector<int> GpuModel::last_logits_index() const { return impl_->last_index; }
 
 std::vector<float> GpuModel::last_logits() const {
   const Impl& I = *impl_;
@@ -348,27 +379,54 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
             "batch of " << T << " tokens / " << n << " sequences over the engine's " << I.cfg.max_tokens << " / "
                         << I.cfg.max_seqs);
 
+  // Sequence parallelism: this rank's slice of the token rows (contiguous; the first T % P ranks
+  // take one more).
+  const int P = I.cfg.sp_size, rank = I.cfg.sp_rank;
+  auto slice_begin = [&](int r) { return static_cast<int64_t>(T / P) * r + std::min(r, T % P); };
+  auto slice_tokens = [&](int r) { return slice_begin(r + 1) - slice_begin(r); };
+  const int64_t t0 = slice_begin(rank), Ts = slice_tokens(rank);
+
   // Host metadata (ints): ids, positions, seq_of, pos_of [T]; indptr [n+1]; indices; kv_len [n];
   // cu_q [np+1]; emit rows [emit_rows]; then per layout group the decode and prefill plans.
   for (auto& g : I.groups) {
     std::vector<int> num_hi(static_cast<size_t>(nd)), num_lo(static_cast<size_t>(nd), 0);
     for (int j = 0; j < nd; ++j) num_hi[static_cast<size_t>(j)] = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before + 1;
-    g.decode = nd > 0 ? attn::plan_decode_balanced(g.layout, num_hi, num_lo, I.plan_opt) : attn::DecodePlan{};
+    g.decode = nd > 0 ? attn::plan_decode_balanced(g.local, num_hi, num_lo, I.plan_opt) : attn::DecodePlan{};
     std::vector<int> cu_q(static_cast<size_t>(np) + 1, 0), kv_len(static_cast<size_t>(np));
     for (int j = 0; j < np; ++j) {
       const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(nd + j)])];
       cu_q[static_cast<size_t>(j) + 1] = cu_q[static_cast<size_t>(j)] + q.new_tokens;
       kv_len[static_cast<size_t>(j)] = q.context_before + q.new_tokens;
     }
-    g.prefill = np > 0 ? attn::plan_prefill(g.layout, cu_q, kv_len, attn::kPrefillTileQ, true) : attn::PrefillPlan{};
+    g.prefill = np > 0 ? attn::plan_prefill(g.local, cu_q, kv_len, attn::kPrefillTileQ, true) : attn::PrefillPlan{};
+    if (P > 1) {
+      comm::UlyssesShape shape;
+      shape.ranks = P;
+      for (int r = 0; r < P; ++r) shape.tokens.push_back(slice_tokens(r));
+      shape.num_q_heads = m.num_heads;
+      shape.num_kv_heads = m.num_kv_heads;
+      for (int kh = 0; kh < m.num_kv_heads; ++kh) {
+        shape.rk.push_back(g.layout.ranks(kh).rk);
+        shape.rv.push_back(g.layout.ranks(kh).rv);
+      }
+      g.ulysses = comm::plan_ulysses(shape);
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      g.vecs_pack = comm::check_segments(rp.pack);
+      g.vecs_unpack = comm::check_segments(rp.unpack);
+      g.vecs_out_unpack = comm::check_segments(rp.out_unpack);
+    }
   }
   auto ints_of = [](size_t bytes) { return (bytes + sizeof(int) - 1) / sizeof(int); };
-  size_t need = static_cast<size_t>(4 * T + (n + 1) + total_pages + n + (np + 1) + emit_rows);
+  size_t need = static_cast<size_t>(4 * T + (n + 1) + total_pages + n + (np + 1) + 3 * emit_rows);
   for (const auto& g : I.groups) {
     need += 4 * g.decode.units.size() + g.decode.pair_indptr.size() + g.decode.pair_units.size() +
             ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)) + 8;
+    if (P > 1) {
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      need += ints_of((rp.pack.size() + rp.unpack.size() + rp.out_unpack.size()) * sizeof(comm::Segment)) + 12;
+    }
   }
-  need += 3 * (9 + 4 * I.groups.size()) + 8;  // alignment of every region (see take), empty-list slots
+  need += 3 * (11 + 7 * I.groups.size()) + 16;  // alignment of every region (see take), empty-list slots
   if (I.pinned_ints < need) {
     if (I.pinned) CUDA_CHECK(cudaFreeHost(I.pinned));
     I.pinned = nullptr;
@@ -420,6 +478,18 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     std::sort(by_seq.begin(), by_seq.end());
     for (size_t i = 0; i < by_seq.size(); ++i) h[o_emit + i] = by_seq[i].second;
   }
+  // The emitting rows in this rank's token slice: local row, and index among all emitting rows.
+  const size_t o_emit_local = take(static_cast<size_t>(std::max(emit_rows, 1)));
+  const size_t o_emit_index = take(static_cast<size_t>(std::max(emit_rows, 1)));
+  int local_emit = 0;
+  for (int i = 0; i < emit_rows; ++i) {
+    const int row = h[o_emit + i];
+    if (row >= t0 && row < t0 + Ts) {
+      h[o_emit_local + local_emit] = static_cast<int>(row - t0);
+      h[o_emit_index + local_emit] = i;
+      ++local_emit;
+    }
+  }
   size_t max_units = 0;
   for (auto& g : I.groups) {
     g.off_units = take(4 * g.decode.units.size());
@@ -431,6 +501,18 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     g.off_tiles = take(ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)));
     std::memcpy(h + g.off_tiles, g.prefill.tiles.data(), g.prefill.tiles.size() * sizeof(attn::PrefillTile));
     max_units = std::max(max_units, g.decode.units.size());
+    if (P > 1) {
+      // Segments hold int64 fields: their regions start 16-byte aligned like every region.
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      auto put = [&](const std::vector<comm::Segment>& v) {
+        const size_t at = take(ints_of(v.size() * sizeof(comm::Segment)));
+        std::memcpy(h + at, v.data(), v.size() * sizeof(comm::Segment));
+        return at;
+      };
+      g.off_pack = put(rp.pack);
+      g.off_unpack = put(rp.unpack);
+      g.off_out_unpack = put(rp.out_unpack);
+    }
   }
   FDC_CHECK(off <= I.pinned_ints, "metadata overflow");
   int* d = I.meta.ensure(off);
@@ -448,6 +530,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   const DType dt = DType::kBF16;
   auto gemm = [&](const void* xin, const DeviceBuffer<bf16>& w, void* out, int64_t rows, int64_t nout, int64_t kin,
                   const DeviceBuffer<bf16>& bias) {
+    if (rows == 0) return;  // SP: a rank may hold no token rows of a small batch
     ops::GemmParams p;
     p.dtype = dt;
     p.m = rows;
@@ -484,26 +567,40 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     ops::launch_residual(p, st);
   };
 
-  kern::embed(d + o_ids, d + o_pos, I.embed.data(), m.rope ? nullptr : I.positions.data(), I.x.data(), T,
-              static_cast<int>(D), st);
-  const int T_dec = nd;  // decode rows come first
+  kern::embed(d + o_ids + t0, d + o_pos + t0, I.embed.data(), m.rope ? nullptr : I.positions.data(), I.x.data(),
+              static_cast<int>(Ts), static_cast<int>(D), st);
+#if FDCSIM_HAVE_NCCL
+  auto all_to_all = [&](const void* send, const std::vector<int64_t>& sc, const std::vector<int64_t>& so, void* recv,
+                        const std::vector<int64_t>& rc, const std::vector<int64_t>& ro) {
+    comm::all_to_all_v(send, sc, so, recv, rc, ro, dt, *I.cfg.comm, st);
+  };
+#else
+  auto all_to_all = [&](const void*, const std::vector<int64_t>&, const std::vector<int64_t>&, void*,
+                        const std::vector<int64_t>&, const std::vector<int64_t>&) {
+    FDC_CHECK(false, "sequence parallelism needs a build with NCCL");
+  };
+#endif
   for (auto& L : I.layers) {
     Impl::LayoutGroup& g = I.groups[static_cast<size_t>(L.group)];
     const attn::HeadLayout& lay = g.layout;
+    const attn::HeadLayout& loc = g.local;
     const int64_t qkv_n = L.widths.total();
-    norm(I.x.data(), I.h.data(), L.attn_norm, L.attn_norm_bias, T);
-    gemm(I.h.data(), L.w_qkv, I.qkv.data(), T, qkv_n, D, L.b_qkv);
-    if (m.rope) {
+    // Projections on this rank's token rows.
+    norm(I.x.data(), I.h.data(), L.attn_norm, L.attn_norm_bias, Ts);
+    gemm(I.h.data(), L.w_qkv, I.qkv.data(), Ts, qkv_n, D, L.b_qkv);
+    if (Ts == 0) {
+      // No rows on this rank: nothing to project; it still takes part in the all-to-alls.
+    } else if (m.rope) {
       ops::RopeRotateParams p;
       p.dtype = dt;
-      p.num_tokens = T;
+      p.num_tokens = static_cast<int>(Ts);
       p.num_q_heads = m.num_heads;
       p.num_kv_heads = m.num_kv_heads;
       p.head_dim = m.head_dim;
       p.max_rank = lay.max_rk();
       p.qkv = I.qkv.data();
       p.qkv_row = qkv_n;
-      p.positions = d + o_pos;
+      p.positions = d + o_pos + t0;
       p.cos_sin = I.cos_sin.data();
       p.max_position = I.max_position;
       p.rotation = L.rot_qk.size() > 0 ? L.rot_qk.data() : nullptr;
@@ -517,54 +614,88 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       // Compressed q and k come straight from the projection; split them out of the fused row.
       CUDA_CHECK(cudaMemcpy2DAsync(I.q.data(), static_cast<size_t>(lay.q_row()) * 2, I.qkv.data(),
                                    static_cast<size_t>(qkv_n) * 2, static_cast<size_t>(L.widths.q) * 2,
-                                   static_cast<size_t>(T), cudaMemcpyDeviceToDevice, st));
+                                   static_cast<size_t>(Ts), cudaMemcpyDeviceToDevice, st));
       CUDA_CHECK(cudaMemcpy2DAsync(I.k.data(), static_cast<size_t>(lay.k_row()) * 2, I.qkv.data() + L.widths.q,
                                    static_cast<size_t>(qkv_n) * 2, static_cast<size_t>(L.widths.k) * 2,
-                                   static_cast<size_t>(T), cudaMemcpyDeviceToDevice, st));
+                                   static_cast<size_t>(Ts), cudaMemcpyDeviceToDevice, st));
+    }
+    // What attention reads: without SP q/k as computed and v in place in the fused row; with SP
+    // every token of this rank's heads, after the Ulysses all-to-all.
+    const bf16* q_att = I.q.data();
+    const bf16* k_att = I.k.data();
+    const bf16* v_att = I.qkv.data() + L.widths.q + L.widths.k;
+    int v_stride = static_cast<int>(qkv_n);
+    bf16* out_att = I.o.data();
+    comm::BufPtrs bufs{};
+    if (P > 1) {
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      if (Ts > 0)
+        CUDA_CHECK(cudaMemcpy2DAsync(I.v.data(), static_cast<size_t>(lay.v_row()) * 2, v_att,
+                                   static_cast<size_t>(qkv_n) * 2, static_cast<size_t>(L.widths.v) * 2,
+                                   static_cast<size_t>(Ts), cudaMemcpyDeviceToDevice, st));
+      bufs[static_cast<size_t>(comm::Buf::kQ)] = I.q.data();
+      bufs[static_cast<size_t>(comm::Buf::kK)] = I.k.data();
+      bufs[static_cast<size_t>(comm::Buf::kV)] = I.v.data();
+      bufs[static_cast<size_t>(comm::Buf::kSend)] = I.send.data();
+      bufs[static_cast<size_t>(comm::Buf::kRecv)] = I.recv.data();
+      bufs[static_cast<size_t>(comm::Buf::kQHeads)] = I.qh.data();
+      bufs[static_cast<size_t>(comm::Buf::kKHeads)] = I.kh.data();
+      bufs[static_cast<size_t>(comm::Buf::kVHeads)] = I.vh.data();
+      bufs[static_cast<size_t>(comm::Buf::kOutHeads)] = I.oh.data();
+      bufs[static_cast<size_t>(comm::Buf::kOut)] = I.o.data();
+      auto segs = [&](size_t at) { return reinterpret_cast<const comm::Segment*>(d + at); };
+      comm::launch_segments(segs(g.off_pack), static_cast<int>(rp.pack.size()), g.vecs_pack, bufs, st);
+      all_to_all(I.send.data(), rp.send_counts, rp.send_offsets, I.recv.data(), rp.recv_counts, rp.recv_offsets);
+      comm::launch_segments(segs(g.off_unpack), static_cast<int>(rp.unpack.size()), g.vecs_unpack, bufs, st);
+      q_att = I.qh.data();
+      k_att = I.kh.data();
+      v_att = I.vh.data();
+      v_stride = loc.v_row();
+      out_att = I.oh.data();
     }
     {
       attn::AppendParams p;
       p.dtype = dt;
       p.num_tokens = T;
-      p.num_kv_heads = m.num_kv_heads;
-      p.k_row = lay.k_row();
-      p.v_row = static_cast<int>(qkv_n);  // v read in place from the fused row: the row stride
-      p.k = I.k.data();
-      p.v = I.qkv.data() + L.widths.q + L.widths.k;
+      p.num_kv_heads = loc.num_kv_heads();
+      p.k_row = loc.k_row();
+      p.v_row = v_stride;  // the row stride of v (the fused row without SP)
+      p.k = k_att;
+      p.v = v_att;
       p.seq_of = d + o_seq;
       p.pos_of = d + o_slot;
       p.hi_pool = L.kv.data();
-      p.page_elems_hi = lay.page_elems(attn::TokenClass::kHi);
+      p.page_elems_hi = loc.page_elems(attn::TokenClass::kHi);
       p.block_size = bs;
       p.hi_page_indptr = d + o_indptr;
       p.hi_page_indices = d + o_indices;
-      p.heads = g.heads.data();
+      p.heads = g.local_heads.data();
       attn::launch_append(p, st);
     }
     attn::PagedCacheParams cache;
     cache.hi_pool = L.kv.data();
-    cache.page_elems_hi = lay.page_elems(attn::TokenClass::kHi);
-    cache.page_elems_lo = lay.page_elems(attn::TokenClass::kLo);
+    cache.page_elems_hi = loc.page_elems(attn::TokenClass::kHi);
+    cache.page_elems_lo = loc.page_elems(attn::TokenClass::kLo);
     cache.block_size = bs;
     cache.hi_page_indices = d + o_indices;
-    cache.lo_page_indices = d + o_indices;
+    cache.lo_page_indices = d + o_indices;  // no lo tokens: the plans have no lo units
     const float scale = 1.f / std::sqrt(static_cast<float>(m.head_dim));
     if (nd > 0) {
       attn::DecodeParams p;
       p.dtype = dt;
       p.num_seqs = nd;
-      p.num_q_heads = m.num_heads;
-      p.num_kv_heads = m.num_kv_heads;
-      p.q_row = lay.q_row();
-      p.o_row = lay.o_row();
-      p.max_rank = std::max(lay.max_rk(), lay.max_rv());
+      p.num_q_heads = loc.num_q_heads();
+      p.num_kv_heads = loc.num_kv_heads();
+      p.q_row = loc.q_row();
+      p.o_row = loc.o_row();
+      p.max_rank = std::max(loc.max_rk(), loc.max_rv());
       p.sm_scale = scale;
-      p.q = I.q.data();
-      p.out = I.o.data();
+      p.q = q_att;
+      p.out = out_att;
       p.cache = cache;
       p.cache.hi_page_indptr = d + o_indptr;
-      p.cache.lo_page_indptr = d + o_indptr;  // no lo tokens: every lo range is empty... see below
-      p.heads = g.heads.data();
+      p.cache.lo_page_indptr = d + o_indptr;
+      p.heads = g.local_heads.data();
       p.units = reinterpret_cast<const attn::DecodeUnit*>(d + g.off_units);
       p.num_units = static_cast<int>(g.decode.units.size());
       p.pair_indptr = d + g.off_pair_indptr;
@@ -578,48 +709,71 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       attn::PrefillParams p;
       p.dtype = dt;
       p.num_seqs = np;
-      p.num_q_heads = m.num_heads;
-      p.num_kv_heads = m.num_kv_heads;
-      p.q_row = lay.q_row();
-      p.o_row = lay.o_row();
-      p.max_rank = std::max(lay.max_rk(), lay.max_rv());
+      p.num_q_heads = loc.num_q_heads();
+      p.num_kv_heads = loc.num_kv_heads();
+      p.q_row = loc.q_row();
+      p.o_row = loc.o_row();
+      p.max_rank = std::max(loc.max_rk(), loc.max_rv());
       p.sm_scale = scale;
       p.cu_q = d + o_cuq;
       p.kv_len = d + o_kvlen + nd;
-      p.q = I.q.data() + static_cast<int64_t>(T_dec) * lay.q_row();
-      p.out = I.o.data() + static_cast<int64_t>(T_dec) * lay.o_row();
+      p.q = q_att + static_cast<int64_t>(nd) * loc.q_row();  // decode rows come first
+      p.out = out_att + static_cast<int64_t>(nd) * loc.o_row();
       p.cache = cache;
       p.cache.hi_page_indptr = d + o_indptr + nd;  // absolute offsets into the shared index list
       p.cache.lo_page_indptr = d + o_indptr + nd;
-      p.heads = g.heads.data();
+      p.heads = g.local_heads.data();
       p.tiles = reinterpret_cast<const attn::PrefillTile*>(d + g.off_tiles);
       p.num_tiles = static_cast<int>(g.prefill.tiles.size());
       attn::launch_prefill(p, st);
     }
-    gemm(I.o.data(), L.w_o, I.tmp.data(), T, D, L.o_width, L.b_o);
-    residual(I.x.data(), I.tmp.data(), T * D);
-    norm(I.x.data(), I.h.data(), L.mlp_norm, L.mlp_norm_bias, T);
-    gemm(I.h.data(), L.w_up, I.up.data(), T, up_n, D, L.b_up);
+    if (P > 1) {
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      all_to_all(I.oh.data(), rp.out_send_counts, rp.out_send_offsets, I.recv.data(), rp.out_recv_counts,
+                 rp.out_recv_offsets);
+      comm::launch_segments(reinterpret_cast<const comm::Segment*>(d + g.off_out_unpack),
+                            static_cast<int>(rp.out_unpack.size()), g.vecs_out_unpack, bufs, st);
+    }
+    gemm(I.o.data(), L.w_o, I.tmp.data(), Ts, D, L.o_width, L.b_o);
+    residual(I.x.data(), I.tmp.data(), Ts * D);
+    norm(I.x.data(), I.h.data(), L.mlp_norm, L.mlp_norm_bias, Ts);
+    gemm(I.h.data(), L.w_up, I.up.data(), Ts, up_n, D, L.b_up);
     {
       ops::ActParams p;
       p.dtype = dt;
       p.kind = m.mlp == costmodel::MlpKind::kGated ? ops::ActKind::kSwiGlu : ops::ActKind::kRelu;
-      p.rows = T;
+      p.rows = Ts;
       p.ffn = static_cast<int>(F);
       p.in = I.up.data();
       p.out = I.act.data();
       ops::launch_act(p, st);
     }
-    gemm(I.act.data(), L.w_down, I.tmp.data(), T, D, F, L.b_down);
-    residual(I.x.data(), I.tmp.data(), T * D);
+    gemm(I.act.data(), L.w_down, I.tmp.data(), Ts, D, F, L.b_down);
+    residual(I.x.data(), I.tmp.data(), Ts * D);
   }
+  // LM head on the emitting rows this rank holds; with SP the ids meet by an all-reduce (max) over
+  // an array of -1s.
   next_tokens.assign(static_cast<size_t>(emit_rows), 0);
-  I.last_rows = emit_rows;
+  I.last_rows = local_emit;
+  I.last_index.assign(h + o_emit_index, h + o_emit_index + local_emit);
   if (emit_rows > 0) {
-    kern::gather_rows(I.x.data(), d + o_emit, I.rows.data(), emit_rows, static_cast<int>(D), st);
-    norm(I.rows.data(), I.rows.data(), I.final_norm, I.final_norm_bias, emit_rows);
-    gemm(I.rows.data(), I.lm_head, I.logits.data(), emit_rows, m.vocab, D, DeviceBuffer<bf16>());
-    kern::argmax_rows(I.logits.data(), emit_rows, m.vocab, I.next_ids.data(), st);
+    if (local_emit > 0) {
+      kern::gather_rows(I.x.data(), d + o_emit_local, I.rows.data(), local_emit, static_cast<int>(D), st);
+      norm(I.rows.data(), I.rows.data(), I.final_norm, I.final_norm_bias, local_emit);
+      gemm(I.rows.data(), I.lm_head, I.logits.data(), local_emit, m.vocab, D, DeviceBuffer<bf16>());
+      kern::argmax_rows(I.logits.data(), local_emit, m.vocab, I.local_ids.data(), st);
+    }
+    if (P > 1) {
+      CUDA_CHECK(cudaMemsetAsync(I.next_ids.data(), 0xff, static_cast<size_t>(emit_rows) * sizeof(int), st));
+      kern::scatter_ids(I.local_ids.data(), d + o_emit_index, local_emit, I.next_ids.data(), st);
+#if FDCSIM_HAVE_NCCL
+      NCCL_CHECK(ncclAllReduce(I.next_ids.data(), I.next_ids.data(), static_cast<size_t>(emit_rows), ncclInt32,
+                                   ncclMax, I.cfg.comm->get(), st));
+#endif
+    } else {
+      CUDA_CHECK(cudaMemcpyAsync(I.next_ids.data(), I.local_ids.data(), static_cast<size_t>(emit_rows) * sizeof(int),
+                                 cudaMemcpyDeviceToDevice, st));
+    }
     CUDA_CHECK(cudaMemcpyAsync(next_tokens.data(), I.next_ids.data(), static_cast<size_t>(emit_rows) * sizeof(int),
                                cudaMemcpyDeviceToHost, st));
   }

@@ -4,6 +4,11 @@
 // KV cache, balanced decode plans). One forward() runs one scheduler iteration: the new tokens of
 // every sequence of the batch, through every layer, and the LM head on the rows that emit a token.
 // The KV cache has exactly the sim::KvLayout's blocks; the scheduler's block ids are page ids.
+//
+// Sequence parallelism (Ulysses, sp_size > 1): every rank holds the full weights and runs the same
+// forward() on the same batch; the batch's token rows are split into sp_size contiguous slices
+// for embedding, projections and MLP, and an all-to-all before and after attention gives each rank
+// every token for its block of KV heads (kernels/comm/ulysses_plan.h), whose KV cache it holds.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +18,10 @@
 
 #include "costmodel/attention_dims.h"
 #include "costmodel/model_spec.h"
+
+namespace fdc::kernels::comm {
+class NcclComm;
+}
 
 namespace fdc::engine {
 
@@ -27,6 +36,8 @@ struct GpuModelConfig {
   std::string weights;        // safetensors file; "" = random weights with the model's shapes
   int device = 0;
   std::string config_name;    // for error messages ("does not fit" names it)
+  int sp_rank = 0, sp_size = 1;
+  const kernels::comm::NcclComm* comm = nullptr;  // sp_size > 1: the ranks' communicator
 };
 
 // One sequence of the iteration.
@@ -57,8 +68,10 @@ class GpuModel {
   std::string device_name() const;
   int64_t weight_bytes() const;        // on the GPU
   int64_t kv_bytes_per_block() const;  // summed over layers
-  // Logits of the emitting rows of the last forward() (fp32, [rows][vocab]); for tests.
+  // Logits of the emitting rows of the last forward() that this rank computed (fp32,
+  // [rows][vocab]), and which emitting sequences (indices among them) those rows are; for tests.
   std::vector<float> last_logits() const;
+  std::vector<int> last_logits_index() const;
 
  private:
   struct Impl;

@@ -1,0 +1,112 @@
+// The engine's forward pass with sequence parallelism (Ulysses, sp=2, one process per GPU over
+// NCCL) against the plain CPU forward: each rank checks the logits of the emitting rows it holds,
+// over prefill, mixed decode + chunked-prefill and continued-prefill batches, for Llama with FDC
+// ranks 32/48. Its own program (not doctest): the parent must not initialise CUDA before forking
+// the ranks. Exit 0 when every rank passed or fewer than 2 GPUs are visible (says so).
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kernels/comm/launcher.h"
+#include "kernels/comm/nccl_comm.h"
+#include "tests/validate/engine_reference.h"
+#include "validate/engine/gpu_model.h"
+
+using namespace fdc;
+
+namespace {
+
+constexpr int kSkip = 77;
+constexpr uint64_t kSeed = 11;
+
+int check_rank(int rank, int ranks, const std::string& token, const std::string& weights, const test::Tensors& t) {
+  int visible = 0;
+  if (cudaGetDeviceCount(&visible) != cudaSuccess || visible < ranks) return kSkip;
+  if (cudaSetDevice(rank) != cudaSuccess) return 3;
+  kernels::comm::NcclComm comm(rank, ranks, token);
+  const auto m = test::tiny_llama();
+  const auto dims = test::uniform_dims(m, 32, 48);
+  engine::GpuModelConfig c;
+  c.model = m;
+  c.dims = dims;
+  c.block_size = 16;
+  c.num_blocks = 64;
+  c.max_tokens = 256;
+  c.max_seqs = 8;
+  c.seed = kSeed;
+  c.weights = weights;
+  c.config_name = "sp-check";
+  c.device = rank;
+  c.sp_rank = rank;
+  c.sp_size = ranks;
+  c.comm = &comm;
+  engine::GpuModel model(c);
+  auto ids = [&](int n, uint32_t seed) {
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    uint32_t x = seed * 2654435761u + 1;
+    for (auto& e : v) e = static_cast<int32_t>((x = x * 1664525u + 1013904223u) >> 8) % m.vocab;
+    return v;
+  };
+  auto a = ids(40, 1), b = ids(6, 2), cc = ids(37, 3);
+  std::vector<int32_t> ba{5, 9, 2, 30}, bb{17, 3}, bc{40, 41, 8, 60}, next;
+  int failures = 0, checked = 0;
+  auto check = [&](const std::vector<std::vector<int32_t>>& prefixes) {
+    const auto lg = model.last_logits();
+    const auto idx = model.last_logits_index();
+    for (size_t r = 0; r < idx.size(); ++r) {
+      const auto ref = test::reference_logits(m, dims, t, kSeed, prefixes[static_cast<size_t>(idx[r])]);
+      const double err = test::rel_error(lg, r * static_cast<size_t>(m.vocab), ref);
+      ++checked;
+      if (err > 0.03) {
+        std::fprintf(stderr, "rank %d: emitting row %d: relative logits error %.4f > 0.03\n", rank, idx[r], err);
+        ++failures;
+      }
+    }
+  };
+  std::vector<engine::SeqStep> s1{{37, 0, true, a.data(), ba.data(), 4}, {5, 0, true, b.data(), bb.data(), 2}};
+  model.forward(s1, next);
+  check({{a.begin(), a.begin() + 37}, {b.begin(), b.begin() + 5}});
+  std::vector<engine::SeqStep> s2{{1, 37, true, a.data() + 37, ba.data(), 4},
+                                  {16, 0, false, cc.data(), bc.data(), 4},
+                                  {1, 5, true, b.data() + 5, bb.data(), 2}};
+  model.forward(s2, next);
+  check({{a.begin(), a.begin() + 38}, b});
+  std::vector<engine::SeqStep> s3{{21, 16, true, cc.data() + 16, bc.data(), 4}, {1, 38, true, a.data() + 38, ba.data(), 4}};
+  model.forward(s3, next);
+  check({cc, {a.begin(), a.begin() + 39}});
+  std::printf("rank %d: %d emitting rows checked, %d failed\n", rank, checked, failures);
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main() {
+  const int ranks = 2;
+  const auto m = test::tiny_llama();
+  const std::string weights = (std::filesystem::temp_directory_path() / "fdcsim-sp-check.safetensors").string();
+  auto t = test::random_tensors(m, 21);
+  engine::write_safetensors(weights, t, engine::StDType::kBF16);
+  engine::SafetensorsFile f(weights);
+  for (auto& [name, d] : t) d.values = f.read_f32(name);
+  const auto r = kernels::comm::run_ranks(
+      ranks, [] { return kernels::comm::make_nccl_token(); },
+      [&](int rank, int n, const std::string& token) {
+        try {
+          return check_rank(rank, n, token, weights, t);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
+          return 3;
+        }
+      },
+      300);
+  std::filesystem::remove(weights);
+  if (r.exit_code == kSkip) {
+    std::printf("fdcsim_engine_sp_check: fewer than %d GPUs visible, nothing run\n", ranks);
+    return 0;
+  }
+  std::printf("fdcsim_engine_sp_check: %s\n", r.exit_code == 0 ? "passed" : "FAILED");
+  return r.exit_code == 0 ? 0 : 1;
+}
