@@ -10,6 +10,7 @@
 #include "costmodel/fit/derive.h"
 #include "costmodel/fit/profile_io.h"
 #include "sim/experiment.h"
+#include "validate/calibrate.h"
 
 namespace fdc::cli {
 namespace {
@@ -91,6 +92,29 @@ int run_derive(const FitOptions& o) {
   return kExitOk;
 }
 
+int run_overhead(const FitOptions& o) {
+  FDC_INPUT_CHECK(!o.from.empty(), "fit --overhead-from needs --from PROFILE (the profile to calibrate)");
+  FDC_INPUT_CHECK(o.raw_dirs.empty() && !o.derive, "fit --overhead-from takes no raw inputs and no --derive");
+  auto [prof, ref] = sim::load_profile(o.from, "", "--from");
+  const validate::OverheadCalibration c = validate::calibrate_overhead(prof, ref, o.overhead_from);
+  std::string command = "fdcsim fit --from " + o.from;
+  for (const auto& t : o.overhead_from) command += " --overhead-from " + t;
+  command += " --out " + o.out;
+  fit::write_profile(validate::with_overhead(prof, c, o.overhead_from), command, o.out);
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "  iteration overhead of '%s' calibrated from %d engine iterations: %.1f us (was %.1f us; residual "
+                "P10/P90 %.1f/%.1f us)\n",
+                ref.name.c_str(), c.iterations, c.overhead_us, c.previous_us, c.residual_p10_us, c.residual_p90_us);
+  std::cout << line;
+  std::snprintf(line, sizeof line,
+                "  iteration time error on these runs: before median %.2f%%, P90 %.2f%%; held out (2-fold over time) "
+                "median %.2f%%, P90 %.2f%%\n",
+                c.before_median_pct, c.before_p90_pct, c.held_out_median_pct, c.held_out_p90_pct);
+  std::cout << line << "  wrote " << o.out << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_fit_command(CLI::App& app, FitOptions& o) {
@@ -106,7 +130,12 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_option("--gpu", o.gpu, "GPU name for inputs that name none (Vidur CSVs)");
   sub->add_flag("--derive", o.derive,
                 "Derive a profile for unmeasured hardware from --from by spec-sheet ratios (extrapolated)");
-  sub->add_option("--from", o.from, "--derive: the measured profile (embedded name or path)");
+  sub->add_option("--from", o.from,
+                  "--derive: the measured profile; --overhead-from: the profile to calibrate (embedded name or path)");
+  sub->add_option("--overhead-from", o.overhead_from,
+                  "Calibrate --from's per-iteration overhead from engine timelines (`fdcsim engine` / `validate "
+                  "--config` runs on that GPU) and write the profile to --out; repeatable")
+      ->check(CLI::ExistingFile);
   sub->add_option("--hardware", o.hardware, "--derive: the target hardware config (embedded name or path)");
   sub->add_option("--from-hardware", o.from_hardware,
                   "--derive: the measured GPU's hardware config (default: the one whose `profile` names --from)");
@@ -121,6 +150,7 @@ void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
 int run_fit(const FitOptions& o) {
   return run_guarded([&]() -> int {
     if (o.derive) return run_derive(o);
+    if (!o.overhead_from.empty()) return run_overhead(o);
     FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");
     std::string command = "fdcsim fit";
     for (const std::string& d : o.raw_dirs) command += " " + d;

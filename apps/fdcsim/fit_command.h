@@ -1,6 +1,8 @@
 // `fdcsim fit INPUT... --out FILE`: fits a profile from raw `fdcsim profile` folders and Vidur
 // profiling CSVs; `fdcsim fit --derive --from PROFILE --hardware HW --out FILE`: a profile for an
 // unmeasured GPU from a measured one by spec-sheet ratios (extrapolated);
+// `fdcsim fit --from PROFILE --overhead-from TIMELINE... --out FILE`: the profile with its
+// per-iteration overhead calibrated from engine runs (validate/calibrate.h);
 // `fdcsim profile-report PROFILE`: prints each op's form, coverage and held-out error.
 #pragma once
 
@@ -19,6 +21,7 @@ struct FitOptions {
   std::string from;           // --derive: the measured profile (name or path)
   std::string hardware;       // --derive: the target hardware config (name or path)
   std::string from_hardware;  // --derive: the measured GPU's hardware config ("" = the one naming --from)
+  std::vector<std::string> overhead_from;  // engine timelines calibrating --from's iteration overhead
 };
 
 struct ProfileReportOptions {

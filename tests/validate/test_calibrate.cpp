@@ -1,0 +1,83 @@
+// Calibrating a profile's per-iteration overhead from timelines.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "sim/experiment.h"
+#include "sim/simulator.h"
+#include "sim/timeline.h"
+#include "validate/calibrate.h"
+
+using namespace fdc;
+
+namespace {
+
+// A 1-GPU H200 run priced by the embedded h200 profile (iteration overhead 200 us), as a timeline file.
+std::string h200_timeline(const std::string& name, const std::string& device) {
+  Json cfg{{"name", "cal"},
+           {"seed", 3},
+           {"model", "llama-2-7b"},
+           {"hardware", "h200x8"},
+           {"policy", "fdc-uniform-50"},
+           {"costmodel", {{"kind", "profile"}}},
+           {"cluster", {{"servers", 1}}},
+           {"scheduler", {{"max_batched_tokens", 2048}}},
+           {"workload",
+            {{"num_requests", 40},
+             {"lengths", {{"source", "sharegpt_embedded"}}},
+             {"max_prompt_tokens", 1500},
+             {"max_output_tokens", 200},
+             {"arrival", {{"process", "poisson"}, {"rate_per_s", 20.0}}}}}};
+  sim::Experiment e = sim::load_experiment_json(cfg, "cal.json", "");
+  auto cost = sim::make_cost_model(e);
+  std::stringstream text;
+  sim::Simulator s(e, *cost, {nullptr, nullptr, nullptr, &text});
+  s.run();
+  std::string body = text.str();
+  if (!device.empty()) {  // as the engine would write it
+    const std::string key = "\"device\":\"\"";
+    body.replace(body.find(key), key.size(), "\"device\":\"" + device + "\"");
+  }
+  const std::string path = (std::filesystem::temp_directory_path() / name).string();
+  std::ofstream(path) << body;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("calibration recovers the overhead a timeline was made with, and says what it did") {
+  const std::string path = h200_timeline("fdcsim-cal.jsonl", "");
+  auto [prof, ref] = sim::load_profile("h200", "", "test");
+  const double made_with = prof.ops.at("iteration_overhead").alpha_us;
+  prof.ops.at("iteration_overhead").alpha_us = 1000;  // a wrong starting value
+  const auto c = validate::calibrate_overhead(prof, ref, {path});
+  CHECK(c.previous_us == 1000);
+  CHECK(c.overhead_us == doctest::Approx(made_with).epsilon(0.01));  // integer-ns rounding only
+  CHECK(c.iterations > 50);
+  CHECK(c.held_out_median_pct < 0.05);
+  CHECK(c.before_median_pct > 1.0);  // 800 us too slow before
+  const auto fixed = validate::with_overhead(prof, c, {path});
+  const auto& op = fixed.ops.at("iteration_overhead");
+  CHECK(op.alpha_us == doctest::Approx(made_with).epsilon(0.01));
+  CHECK_FALSE(op.extrapolated);
+  CHECK(op.note.find("fdcsim-cal.jsonl") != std::string::npos);
+  CHECK(op.held_out.points == c.iterations);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("calibrating with a run on another GPU is refused") {
+  const std::string path = h200_timeline("fdcsim-cal-h100.jsonl", "NVIDIA H100 80GB HBM3");
+  auto [prof, ref] = sim::load_profile("h200", "", "test");
+  try {
+    validate::calibrate_overhead(prof, ref, {path});
+    FAIL("expected an InputError");
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find(path) != std::string::npos);
+    CHECK(msg.find("measured on 'NVIDIA H100 80GB HBM3'") != std::string::npos);
+  }
+  std::filesystem::remove(path);
+}

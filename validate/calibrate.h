@@ -1,0 +1,38 @@
+// Calibrating a fitted profile's per-iteration overhead from engine timelines: what a real serving
+// iteration costs beyond the sum of its ops (kernel launch gaps, host scheduling and planning,
+// metadata upload, sampling). The microbenchmarks cannot see it; the engine measures it.
+//
+// For every measured iteration, residual = measured time - (the profile's prediction without its
+// current overhead). The calibrated overhead is the median residual. Held-out error: each half of
+// every timeline (in time order) is predicted with the constant fitted on the other halves, and
+// the absolute percentage errors of those iteration times give the median and P90.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "costmodel/fitted.h"
+#include "costmodel/fit/profile_fit.h"
+#include "sim/timeline.h"
+
+namespace fdc::validate {
+
+struct OverheadCalibration {
+  double overhead_us = 0;    // median residual
+  double previous_us = 0;    // the profile's overhead before
+  int iterations = 0;
+  double held_out_median_pct = 0, held_out_p90_pct = 0;
+  double before_median_pct = 0, before_p90_pct = 0;  // error of the profile as it was, same iterations
+  double residual_p10_us = 0, residual_p90_us = 0;   // spread of the residuals
+};
+
+// `timelines` must be engine runs on the profile's GPU (InputError naming the file otherwise).
+OverheadCalibration calibrate_overhead(const fit::FittedProfile& profile, const costmodel::ProfileRef& ref,
+                                       const std::vector<std::string>& timeline_paths);
+
+// The profile with its iteration_overhead replaced by the calibrated constant (no longer
+// extrapolated; note and held-out error say where it comes from).
+fit::FittedProfile with_overhead(fit::FittedProfile profile, const OverheadCalibration& c,
+                                 const std::vector<std::string>& timeline_paths);
+
+}  // namespace fdc::validate
