@@ -71,7 +71,8 @@ bool read_exact(int fd, std::string& s, size_t n) {
 }  // namespace
 
 RankResult run_ranks(int num_ranks, const std::function<std::string()>& make_token,
-                     const std::function<int(int, int, const std::string&)>& work, double timeout_s) {
+                     const std::function<int(int, int, const std::string&)>& work, double timeout_s,
+                     double kill_after_s) {
   FDC_INPUT_CHECK(num_ranks >= 1, "run_ranks: num_ranks must be >= 1, found " << num_ranks);
   // One pipe per non-zero rank: rank 0 writes every one, rank i reads its own.
   std::vector<int> rd(static_cast<size_t>(num_ranks), -1), wr(static_cast<size_t>(num_ranks), -1);
@@ -132,7 +133,8 @@ RankResult run_ranks(int num_ranks, const std::function<std::string()>& make_tok
         if (!done[i]) ::kill(pids[i], SIGTERM);
       stopping = true;
       stop_time = std::chrono::steady_clock::now();
-    } else if (stopping && std::chrono::steady_clock::now() - stop_time > std::chrono::seconds(10)) {
+    } else if (stopping &&
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - stop_time).count() > kill_after_s) {
       // A worker blocked inside a driver call may not act on SIGTERM: make sure it ends.
       for (size_t i = 0; i < pids.size(); ++i)
         if (!done[i]) ::kill(pids[i], SIGKILL);

@@ -3,7 +3,8 @@
 // pipe; each worker then runs `work` (for NCCL: set its device, ncclCommInitRank) and its return
 // value is its exit code. The parent never touches CUDA (a process that has initialised CUDA must
 // not fork workers that use it), waits for every worker, stops the others by pid when one fails or
-// the deadline passes, and returns 0 only when every worker returned 0.
+// the deadline passes (SIGTERM, then SIGKILL after kill_after_s: a worker blocked in a driver call
+// may not act on SIGTERM), and returns 0 only when every worker returned 0.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,6 @@ struct RankResult {
 
 RankResult run_ranks(int num_ranks, const std::function<std::string()>& make_token,
                      const std::function<int(int rank, int num_ranks, const std::string& token)>& work,
-                     double timeout_s);
+                     double timeout_s, double kill_after_s = 10.0);
 
 }  // namespace fdc::kernels::comm

@@ -3,6 +3,8 @@
 // factors; the fork launcher.
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -149,6 +151,24 @@ TEST_CASE("run_ranks passes rank 0's token to every rank and reports failures") 
   CHECK(hung.timed_out);
   CHECK(hung.exit_code != 0);
   CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 10.0);
+  // A rank that ignores SIGTERM (as one stuck in a driver call may) is killed after the grace time.
+  const auto t1 = std::chrono::steady_clock::now();
+  auto deaf = run_ranks(
+      2, [] { return std::string("t"); },
+      [](int rank, int, const std::string&) {
+        if (rank == 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));  // rank 1 ignores SIGTERM by then
+          return 4;
+        }
+        ::signal(SIGTERM, SIG_IGN);
+        ::pause();
+        return 0;
+      },
+      30.0, 0.2);
+  CHECK(deaf.exit_code == 4);
+  CHECK(deaf.failed_rank == 0);
+  CHECK_FALSE(deaf.timed_out);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() < 10.0);
   // Rank 0 failing before it passes the token on must not leave the others waiting.
   auto early = run_ranks(
       3, []() -> std::string { throw InputError("no token today"); },
