@@ -338,19 +338,9 @@ void Simulator::on_iteration_end(uint32_t r) {
     totals_.last_completion = std::max(totals_.last_completion, now_);
     if (out_.requests_csv && exp_.outputs.per_request_csv) write_request_row(s, r);
     if (out_.timeline) {
-      RequestRecord rec;
-      rec.id = s.request_id;
-      rec.replica = static_cast<int>(r);
-      rec.completed = true;
-      rec.arrival_ns = s.arrival.ns();
-      rec.prompt = s.prompt;
-      rec.output = s.output;
-      rec.first_scheduled_ns = s.first_scheduled.ns();
-      rec.preemptions = s.preemptions;
       auto it = token_ns_.find(s.request_id);
-      rec.token_ns = std::move(it->second);
+      write_request(*out_.timeline, completed_record(s, static_cast<int>(r), std::move(it->second)));
       token_ns_.erase(it);
-      write_request(*out_.timeline, rec);
     }
   }
   if (sched.has_work()) {

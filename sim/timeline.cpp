@@ -143,4 +143,18 @@ Timeline read_timeline(const std::string& path) {
   return parse_timeline(in, path);
 }
 
+RequestRecord completed_record(const Sequence& s, int replica, std::vector<int64_t> token_ns) {
+  RequestRecord rec;
+  rec.id = s.request_id;
+  rec.replica = replica;
+  rec.completed = true;
+  rec.arrival_ns = s.arrival.ns();
+  rec.prompt = s.prompt;
+  rec.output = s.output;
+  rec.first_scheduled_ns = s.first_scheduled.ns();
+  rec.token_ns = std::move(token_ns);
+  rec.preemptions = s.preemptions;
+  return rec;
+}
+
 }  // namespace fdc::sim

@@ -16,6 +16,7 @@
 
 #include "core/config.h"
 #include "costmodel/batch.h"
+#include "sim/sequence.h"
 
 namespace fdc::sim {
 
@@ -52,6 +53,9 @@ struct Timeline {
   std::vector<IterationRecord> iterations;
   std::vector<RequestRecord> requests;
 };
+
+// The record of a finished sequence (simulator and engine alike).
+RequestRecord completed_record(const Sequence& s, int replica, std::vector<int64_t> token_ns);
 
 // Reads a timeline file; errors (InputError) name the file, the line and the key.
 Timeline read_timeline(const std::string& path);

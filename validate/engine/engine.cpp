@@ -320,19 +320,10 @@ void run_rank(sim::Experiment& exp, const EngineOptions& opt, const std::string&
       const auto& s = sched.seq(f);
       ++tot.completed;
       last_completion = end;
-      sim::RequestRecord rec;
-      rec.id = s.request_id;
-      rec.completed = true;
-      rec.arrival_ns = s.arrival.ns();
-      rec.prompt = s.prompt;
-      rec.output = s.output;
-      rec.first_scheduled_ns = s.first_scheduled.ns();
-      rec.preemptions = s.preemptions;
       auto it = token_ns.find(s.request_id);
-      rec.token_ns = std::move(it->second);
+      sim::write_request(timeline, sim::completed_record(s, 0, std::move(it->second)));
       token_ns.erase(it);
       tokens.erase(s.request_id);
-      sim::write_request(timeline, rec);
       if (tot.completed % 16 == 0) report(false);
     }
   }

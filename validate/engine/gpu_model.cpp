@@ -679,23 +679,26 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     cache.block_size = bs;
     cache.hi_page_indices = d + o_indices;
     cache.lo_page_indices = d + o_indices;  // no lo tokens: the plans have no lo units
-    const float scale = 1.f / std::sqrt(static_cast<float>(m.head_dim));
-    if (nd > 0) {
-      attn::DecodeParams p;
+    // The fields decode and prefill share: this rank's heads, the cache, the rows of its part.
+    auto common = [&](auto& p, int num_seqs, int first_row) {
       p.dtype = dt;
-      p.num_seqs = nd;
+      p.num_seqs = num_seqs;
       p.num_q_heads = loc.num_q_heads();
       p.num_kv_heads = loc.num_kv_heads();
       p.q_row = loc.q_row();
       p.o_row = loc.o_row();
       p.max_rank = std::max(loc.max_rk(), loc.max_rv());
-      p.sm_scale = scale;
-      p.q = q_att;
-      p.out = out_att;
+      p.sm_scale = 1.f / std::sqrt(static_cast<float>(m.head_dim));
+      p.q = q_att + static_cast<int64_t>(first_row) * loc.q_row();
+      p.out = out_att + static_cast<int64_t>(first_row) * loc.o_row();
       p.cache = cache;
+      p.heads = g.local_heads.data();
+    };
+    if (nd > 0) {
+      attn::DecodeParams p;
+      common(p, nd, 0);
       p.cache.hi_page_indptr = d + o_indptr;
       p.cache.lo_page_indptr = d + o_indptr;
-      p.heads = g.local_heads.data();
       p.units = reinterpret_cast<const attn::DecodeUnit*>(d + g.off_units);
       p.num_units = static_cast<int>(g.decode.units.size());
       p.pair_indptr = d + g.off_pair_indptr;
@@ -707,22 +710,11 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     }
     if (np > 0) {
       attn::PrefillParams p;
-      p.dtype = dt;
-      p.num_seqs = np;
-      p.num_q_heads = loc.num_q_heads();
-      p.num_kv_heads = loc.num_kv_heads();
-      p.q_row = loc.q_row();
-      p.o_row = loc.o_row();
-      p.max_rank = std::max(loc.max_rk(), loc.max_rv());
-      p.sm_scale = scale;
+      common(p, np, nd);  // decode rows come first
       p.cu_q = d + o_cuq;
       p.kv_len = d + o_kvlen + nd;
-      p.q = q_att + static_cast<int64_t>(nd) * loc.q_row();  // decode rows come first
-      p.out = out_att + static_cast<int64_t>(nd) * loc.o_row();
-      p.cache = cache;
       p.cache.hi_page_indptr = d + o_indptr + nd;  // absolute offsets into the shared index list
       p.cache.lo_page_indptr = d + o_indptr + nd;
-      p.heads = g.local_heads.data();
       p.tiles = reinterpret_cast<const attn::PrefillTile*>(d + g.off_tiles);
       p.num_tiles = static_cast<int>(g.prefill.tiles.size());
       attn::launch_prefill(p, st);
