@@ -7,7 +7,9 @@
 #include <sstream>
 
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/engine_command.h"
 #include "apps/fdcsim/simulate_command.h"
+#include "apps/fdcsim/validate_command.h"
 #include "tests/test_paths.h"
 
 using namespace fdc;
@@ -99,4 +101,27 @@ TEST_CASE("bad input: non-zero exit and a message naming the file and key or lin
     CHECK(r.code == cli::kExitBadInput);
     CHECK(r.err.find("model llama-2-7b has 32") != std::string::npos);
   }
+}
+
+TEST_CASE("engine and validate refuse what they cannot run, before touching a GPU") {
+  std::ostringstream err;
+  auto* old = std::cerr.rdbuf(err.rdbuf());
+  // The default experiment has 8 replicas; the engine runs one (CUDA builds refuse that, CPU-only
+  // builds refuse the engine itself): exit 2 either way, with a message.
+  cli::EngineCommandOptions e;
+  e.config = "default";
+  e.timeline_out = (std::filesystem::temp_directory_path() / "fdcsim-engine-refused.jsonl").string();
+  e.quiet = true;
+  const int engine_code = cli::run_engine_command(e);
+  const std::string engine_err = err.str();
+  err.str("");
+  cli::ValidateOptions v;  // neither a measured timeline nor a config
+  const int validate_code = cli::run_validate(v);
+  std::cerr.rdbuf(old);
+  CHECK(engine_code == cli::kExitBadInput);
+  const bool one_replica = engine_err.find("the engine runs one replica; this experiment has 8") != std::string::npos;
+  const bool no_cuda = engine_err.find("built without CUDA") != std::string::npos;
+  CHECK((one_replica || no_cuda));
+  CHECK(validate_code == cli::kExitBadInput);
+  CHECK(err.str().find("give --measured TIMELINE") != std::string::npos);
 }
