@@ -13,6 +13,10 @@ const char* const kGemmLibraries[] = {"cublaslt", "cublas", "vidur"};
 
 }  // namespace
 
+std::string overhead_op(const std::string& model, ParallelConfig par) {
+  return "iteration_overhead/" + model + "/tp" + std::to_string(par.tp) + "sp" + std::to_string(par.sp);
+}
+
 FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, ParallelConfig par,
                                  fit::FittedProfile profile, ProfileRef ref)
     : model_(model),
@@ -68,7 +72,10 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
     set(OpKind::kAllReduce, need("all_reduce" + g, why));
     set(OpKind::kAllGather, need("all_gather" + g, why));
   }
-  set(OpKind::kIterationOverhead, need("iteration_overhead", "per-iteration overhead"));
+  // An overhead calibrated for this model and parallelism (fdcsim fit --overhead-from) wins over
+  // the profile's general one.
+  const std::string keyed = overhead_op(model.name, par);
+  set(OpKind::kIterationOverhead, need(profile_.find(keyed) ? keyed : "iteration_overhead", "per-iteration overhead"));
   if (!missing.empty()) {
     std::ostringstream os;
     os << "cost profile '" << ref_.name << "' (" << ref_.source << ", " << profile_.gpu << ") has no op ";

@@ -23,6 +23,10 @@ struct ProfileRef {
   std::string source;
 };
 
+// The profile op holding the per-iteration overhead calibrated for one model and parallelism
+// ("iteration_overhead/<model>/tp<t>sp<s>"); the cost model prefers it to "iteration_overhead".
+std::string overhead_op(const std::string& model, ParallelConfig par);
+
 class FittedCostModel final : public CostModel {
  public:
   // Throws InputError when the profile lacks an op this model, policy and parallelism need.

@@ -2,6 +2,11 @@
 // iteration costs beyond the sum of its ops (kernel launch gaps, host scheduling and planning,
 // metadata upload, sampling). The microbenchmarks cannot see it; the engine measures it.
 //
+// The overhead depends on the model and the parallelism (how many kernels an iteration launches,
+// how much each rank plans), so it is calibrated per (model, tp, sp) found in the timelines, into
+// the profile op "iteration_overhead/<model>/tp<t>sp<s>" (costmodel::overhead_op), which the cost
+// model prefers to the profile's general "iteration_overhead" for that configuration.
+//
 // For every measured iteration, residual = measured time - (the profile's prediction without its
 // current overhead). The calibrated overhead is the median residual. Held-out error: each half of
 // every timeline (in time order) is predicted with the constant fitted on the other halves, and
@@ -18,6 +23,7 @@
 namespace fdc::validate {
 
 struct OverheadCalibration {
+  std::string op;            // "iteration_overhead/<model>/tp<t>sp<s>"
   double overhead_us = 0;    // median residual
   double previous_us = 0;    // the profile's overhead before
   int iterations = 0;
@@ -26,13 +32,15 @@ struct OverheadCalibration {
   double residual_p10_us = 0, residual_p90_us = 0;   // spread of the residuals
 };
 
-// `timelines` must be engine runs on the profile's GPU (InputError naming the file otherwise).
-OverheadCalibration calibrate_overhead(const fit::FittedProfile& profile, const costmodel::ProfileRef& ref,
-                                       const std::vector<std::string>& timeline_paths);
+// One calibration per (model, tp, sp) in the timelines, in order of first appearance.
+// `timeline_paths` must be engine runs on the profile's GPU (InputError naming the file otherwise).
+std::vector<OverheadCalibration> calibrate_overhead(const fit::FittedProfile& profile,
+                                                    const costmodel::ProfileRef& ref,
+                                                    const std::vector<std::string>& timeline_paths);
 
-// The profile with its iteration_overhead replaced by the calibrated constant (no longer
-// extrapolated; note and held-out error say where it comes from).
-fit::FittedProfile with_overhead(fit::FittedProfile profile, const OverheadCalibration& c,
+// The profile with each calibration's op set to its constant (measured, not extrapolated; note and
+// held-out error say where it comes from). The general iteration_overhead is left as it was.
+fit::FittedProfile with_overhead(fit::FittedProfile profile, const std::vector<OverheadCalibration>& calibrations,
                                  const std::vector<std::string>& timeline_paths);
 
 }  // namespace fdc::validate

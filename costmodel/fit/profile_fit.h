@@ -12,6 +12,7 @@ namespace fdc::fit {
 
 struct FittedProfile {
   std::string gpu;
+  std::string fitted_by;  // the command(s) that made it, as read back (written by write_profile's `command`)
   Json sources = Json::array();  // per raw folder: folder, cases used and excluded, provenance.json
   Peaks peaks;
   std::string peaks_source;

@@ -176,6 +176,7 @@ FittedProfile profile_from_json(const Json& j, const std::string& source) {
   const Json& gpu = r.at(j, "gpu");
   FDC_INPUT_CHECK(gpu.is_string(), source << ": 'gpu' must be a string");
   p.gpu = gpu.get<std::string>();
+  if (j.contains("fitted_by") && j["fitted_by"].is_string()) p.fitted_by = j["fitted_by"].get<std::string>();
   p.sources = r.at(j, "sources");
   const Json& peaks = r.at(j, "peaks");
   p.peaks = Peaks{r.number(peaks, "TFLOP/s"), r.number(peaks, "GB/s")};

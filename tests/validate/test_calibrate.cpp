@@ -9,6 +9,7 @@
 #include "sim/experiment.h"
 #include "sim/simulator.h"
 #include "sim/timeline.h"
+#include "costmodel/fitted.h"
 #include "validate/calibrate.h"
 
 using namespace fdc;
@@ -53,18 +54,28 @@ TEST_CASE("calibration recovers the overhead a timeline was made with, and says 
   auto [prof, ref] = sim::load_profile("h200", "", "test");
   const double made_with = prof.ops.at("iteration_overhead").alpha_us;
   prof.ops.at("iteration_overhead").alpha_us = 1000;  // a wrong starting value
-  const auto c = validate::calibrate_overhead(prof, ref, {path});
+  const auto cs = validate::calibrate_overhead(prof, ref, {path});
+  REQUIRE(cs.size() == 1);
+  const auto& c = cs[0];
+  CHECK(c.op == "iteration_overhead/llama-2-7b/tp1sp1");
   CHECK(c.previous_us == 1000);
   CHECK(c.overhead_us == doctest::Approx(made_with).epsilon(0.01));  // integer-ns rounding only
   CHECK(c.iterations > 50);
   CHECK(c.held_out_median_pct < 0.05);
   CHECK(c.before_median_pct > 1.0);  // 800 us too slow before
-  const auto fixed = validate::with_overhead(prof, c, {path});
-  const auto& op = fixed.ops.at("iteration_overhead");
+  const auto fixed = validate::with_overhead(prof, cs, {path});
+  const auto& op = fixed.ops.at(c.op);
   CHECK(op.alpha_us == doctest::Approx(made_with).epsilon(0.01));
   CHECK_FALSE(op.extrapolated);
   CHECK(op.note.find("fdcsim-cal.jsonl") != std::string::npos);
   CHECK(op.held_out.points == c.iterations);
+  CHECK(fixed.ops.at("iteration_overhead").alpha_us == 1000);  // the general one is left as it was
+  // The cost model of that configuration now uses the calibrated constant; others keep the general.
+  const auto e = sim::load_experiment_json(sim::read_timeline(path).header.config, "cal", "");
+  costmodel::Batch b;
+  b.add({1, 100, true});
+  const costmodel::FittedCostModel with(e.model, e.dims, e.parallel, fixed, ref), without(e.model, e.dims, e.parallel, prof, ref);
+  CHECK((without.iteration_time(b) - with.iteration_time(b)).ns() == doctest::Approx(1000e3 - made_with * 1e3).epsilon(1e-3));
   std::filesystem::remove(path);
 }
 
