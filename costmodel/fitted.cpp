@@ -122,15 +122,8 @@ double FittedCostModel::seconds(const OpCall& c) const {
 template <bool kBreakdown>
 double FittedCostModel::add(const OpCall& c, double total, OpBreakdown* bd) const {
   const double s = seconds(c);
-  total += s * c.times;
-  if constexpr (kBreakdown) {
-    auto i = static_cast<size_t>(c.kind);
-    bd->seconds[i] += s * c.times;
-    bd->work[i].flops += c.work.flops * c.times;
-    bd->work[i].bytes += c.work.bytes * c.times;
-    bd->work[i].comm_bytes += c.work.comm_bytes * c.times;
-  }
-  return total;
+  if constexpr (kBreakdown) record(*bd, c, s);
+  return total + s * c.times;
 }
 
 template <bool kBreakdown>

@@ -147,4 +147,13 @@ void for_each_decode_attention(const std::vector<LayerShapes>& groups, const Bat
   }
 }
 
+// Adds one priced call (s seconds per time) to a per-op breakdown: time and work, times `times`.
+inline void record(OpBreakdown& bd, const OpCall& c, double s) {
+  const auto i = static_cast<size_t>(c.kind);
+  bd.seconds[i] += s * c.times;
+  bd.work[i].flops += c.work.flops * c.times;
+  bd.work[i].bytes += c.work.bytes * c.times;
+  bd.work[i].comm_bytes += c.work.comm_bytes * c.times;
+}
+
 }  // namespace fdc::costmodel
