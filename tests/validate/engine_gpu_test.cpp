@@ -40,22 +40,8 @@ struct Fixture {
 
   Fixture(costmodel::ModelSpec spec, int rk, int rv) : m(std::move(spec)), dims(test::uniform_dims(m, rk, rv)) {
     path = (std::filesystem::temp_directory_path() / ("fdcsim-engine-" + m.name + ".safetensors")).string();
-    auto t = test::random_tensors(m, 21);
-    write_safetensors(path, t, StDType::kBF16);
-    SafetensorsFile f(path);
-    for (auto& [name, d] : t) d.values = f.read_f32(name);  // the bf16 values the GPU gets
-    tensors = std::move(t);
-    GpuModelConfig c;
-    c.model = m;
-    c.dims = dims;
-    c.block_size = 16;
-    c.num_blocks = 64;
-    c.max_tokens = 256;
-    c.max_seqs = 8;
-    c.seed = kSeed;
-    c.weights = path;
-    c.config_name = "test";
-    model = std::make_unique<GpuModel>(c);
+    tensors = test::write_checkpoint(m, path);
+    model = std::make_unique<GpuModel>(test::tiny_engine_config(m, dims, kSeed, path, "test"));
     free_blocks.resize(64);
     std::iota(free_blocks.begin(), free_blocks.end(), 0);
     std::shuffle(free_blocks.begin(), free_blocks.end(), std::mt19937(3));

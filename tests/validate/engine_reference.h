@@ -10,6 +10,7 @@
 
 #include "kernels/ops/reference.h"
 #include "tests/validate/tiny_models.h"
+#include "validate/engine/gpu_model.h"
 #include "validate/engine/safetensors.h"
 #include "validate/engine/weights.h"
 
@@ -172,5 +173,32 @@ inline double rel_error(const std::vector<float>& a, size_t offset, const Vec& b
   return std::sqrt(num / den);
 }
 
+
+// Writes a random bf16 checkpoint of `m` to `path` and returns its tensors as the GPU reads them
+// (bf16-rounded values read back).
+inline Tensors write_checkpoint(const costmodel::ModelSpec& m, const std::string& path) {
+  auto t = random_tensors(m, 21);
+  engine::write_safetensors(path, t, engine::StDType::kBF16);
+  engine::SafetensorsFile f(path);
+  for (auto& [name, d] : t) d.values = f.read_f32(name);
+  return t;
+}
+
+// The engine config the tests run the tiny models with: 64 blocks of 16, batches up to 256
+// tokens and 8 sequences, weights from `weights`.
+inline engine::GpuModelConfig tiny_engine_config(const costmodel::ModelSpec& m, const costmodel::ModelDims& dims,
+                                                 uint64_t seed, const std::string& weights, const std::string& name) {
+  engine::GpuModelConfig c;
+  c.model = m;
+  c.dims = dims;
+  c.block_size = 16;
+  c.num_blocks = 64;
+  c.max_tokens = 256;
+  c.max_seqs = 8;
+  c.seed = seed;
+  c.weights = weights;
+  c.config_name = name;
+  return c;
+}
 
 }  // namespace fdc::test

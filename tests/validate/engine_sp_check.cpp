@@ -29,16 +29,7 @@ int check_rank(int rank, int ranks, const std::string& token, const std::string&
   kernels::comm::NcclComm comm(rank, ranks, token);
   const auto m = test::tiny_llama();
   const auto dims = test::uniform_dims(m, 32, 48);
-  engine::GpuModelConfig c;
-  c.model = m;
-  c.dims = dims;
-  c.block_size = 16;
-  c.num_blocks = 64;
-  c.max_tokens = 256;
-  c.max_seqs = 8;
-  c.seed = kSeed;
-  c.weights = weights;
-  c.config_name = "sp-check";
+  engine::GpuModelConfig c = test::tiny_engine_config(m, dims, kSeed, weights, "sp-check");
   c.device = rank;
   c.sp_rank = rank;
   c.sp_size = ranks;
@@ -87,10 +78,7 @@ int main() {
   const int ranks = 2;
   const auto m = test::tiny_llama();
   const std::string weights = (std::filesystem::temp_directory_path() / "fdcsim-sp-check.safetensors").string();
-  auto t = test::random_tensors(m, 21);
-  engine::write_safetensors(weights, t, engine::StDType::kBF16);
-  engine::SafetensorsFile f(weights);
-  for (auto& [name, d] : t) d.values = f.read_f32(name);
+  const test::Tensors t = test::write_checkpoint(m, weights);
   const auto r = kernels::comm::run_ranks(
       ranks, [] { return kernels::comm::make_nccl_token(); },
       [&](int rank, int n, const std::string& token) {
