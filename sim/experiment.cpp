@@ -181,9 +181,8 @@ std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e) {
   return std::make_unique<costmodel::RooflineCostModel>(e.model, e.hardware, e.dims, e.parallel, e.roofline);
 }
 
-Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides) {
-  Json input;
-  std::string source, base_dir;
+ExperimentInput read_experiment_input(const std::string& config_path, const std::vector<std::string>& overrides) {
+  ExperimentInput in;
   const bool is_name = !config_path.empty() && config_path.find('/') == std::string::npos &&
                        !(config_path.size() > 5 && config_path.substr(config_path.size() - 5) == ".json");
   if (config_path.empty() || is_name) {
@@ -192,16 +191,21 @@ Experiment load_experiment(const std::string& config_path, const std::vector<std
     if (!c)
       throw InputError("--config " + config_path + ": no such embedded experiment (known: " +
                        embedded_names("experiments") + "); give a path to a .json file for your own");
-    source = std::string(c->path) + " (embedded)";
-    input = parse_json_text(std::string(c->text), source);
+    in.source = std::string(c->path) + " (embedded)";
+    in.config = parse_json_text(std::string(c->text), in.source);
   } else {
-    source = config_path;
-    input = load_json_file(config_path);
-    base_dir = std::filesystem::path(config_path).parent_path().string();
+    in.source = config_path;
+    in.config = load_json_file(config_path);
+    in.base_dir = std::filesystem::path(config_path).parent_path().string();
   }
-  for (const auto& o : overrides) apply_override(input, o);
-  if (!overrides.empty()) source += " with --set overrides";
-  return load_experiment_json(std::move(input), source, base_dir);
+  for (const auto& o : overrides) apply_override(in.config, o);
+  if (!overrides.empty()) in.source += " with --set overrides";
+  return in;
+}
+
+Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides) {
+  ExperimentInput in = read_experiment_input(config_path, overrides);
+  return load_experiment_json(std::move(in.config), in.source, in.base_dir);
 }
 
 }  // namespace fdc::sim

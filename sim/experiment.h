@@ -78,6 +78,17 @@ std::pair<fit::FittedProfile, costmodel::ProfileRef> load_profile(const std::str
 // A hardware config by embedded name or path.
 costmodel::HardwareSpec load_hardware(const std::string& name_or_path);
 
+// An experiment's JSON before reading: the config file (or embedded experiment) with the `--set`
+// overrides applied, where it came from, and the folder its relative paths resolve against.
+struct ExperimentInput {
+  Json config;
+  std::string source;
+  std::string base_dir;
+};
+// config_path "" = the embedded default experiment. Throws InputError on an unknown name, an
+// unreadable file or a bad override; the config itself is read by load_experiment_json.
+ExperimentInput read_experiment_input(const std::string& config_path, const std::vector<std::string>& overrides);
+
 // config_path "" = the embedded default experiment. Throws InputError on any bad input.
 Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides);
 // Same from an in-memory JSON (tests); base_dir resolves relative paths.

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/time.h"
 
 namespace fdc::validate {
 
@@ -103,8 +104,35 @@ RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timelin
   return out;
 }
 
-Report compare(const sim::Timeline& measured, const sim::Timeline& predicted, const costmodel::CostModel& cost) {
+SloFigures slo_figures(const sim::Timeline& t, const sim::SloConfig& slo) {
+  SloFigures f;
+  int64_t first_arrival = 0, last_finish = 0;
+  for (const auto& r : t.requests) {
+    if (!r.completed || r.token_ns.empty()) continue;
+    first_arrival = f.completed ? std::min(first_arrival, r.arrival_ns) : r.arrival_ns;
+    last_finish = f.completed ? std::max(last_finish, r.token_ns.back()) : r.token_ns.back();
+    ++f.completed;
+    const Nanos ttft(r.token_ns.front() - r.arrival_ns);
+    const Nanos tpot(r.output > 1 ? (r.token_ns.back() - r.token_ns.front()) / (r.output - 1) : 0);
+    const bool ttft_ok = ttft.ms() <= slo.ttft_ms, tpot_ok = tpot.ms() <= slo.tpot_ms;
+    f.ttft_met += ttft_ok;
+    f.tpot_met += tpot_ok;
+    f.met += ttft_ok && tpot_ok;
+  }
+  if (f.completed > 0) f.attainment = static_cast<double>(f.met) / static_cast<double>(f.completed);
+  const double span = static_cast<double>(last_finish - first_arrival) * 1e-9;
+  if (span > 0) f.goodput_rps = static_cast<double>(f.met) / span;
+  return f;
+}
+
+SloComparison compare_slo(const sim::Timeline& measured, const sim::Timeline& predicted, const sim::SloConfig& slo) {
+  return SloComparison{slo, slo_figures(measured, slo), slo_figures(predicted, slo)};
+}
+
+Report compare(const sim::Timeline& measured, const sim::Timeline& predicted, const costmodel::CostModel& cost,
+               const std::optional<sim::SloConfig>& slo) {
   Report r;
+  if (slo) r.slo = compare_slo(measured, predicted, *slo);
   r.iterations = compare_iterations(measured, cost);
   r.requests = compare_requests(measured, predicted);
   r.measured_blocks = measured.header.kv_blocks_per_replica;
@@ -151,6 +179,19 @@ Json Report::to_json() const {
                                     {"predicted", requests.throughput_rps.predicted},
                                     {"error", requests.throughput_rps.error()}};
   j["completed"] = {{"measured", requests.measured_completed}, {"predicted", requests.predicted_completed}};
+  if (slo) {
+    auto side = [](const SloFigures& f) {
+      return Json{{"completed", f.completed},   {"met", f.met},
+                  {"ttft_met", f.ttft_met},     {"tpot_met", f.tpot_met},
+                  {"attainment", f.attainment}, {"goodput_requests_per_s", f.goodput_rps}};
+    };
+    j["slo"] = {{"ttft_ms", slo->slo.ttft_ms},
+                {"tpot_ms", slo->slo.tpot_ms},
+                {"measured", side(slo->measured)},
+                {"predicted", side(slo->predicted)},
+                {"attainment_difference", slo->attainment_difference()},
+                {"goodput_error", slo->goodput().error()}};
+  }
   j["kv_blocks_per_replica"] = {
       {"measured", measured_blocks}, {"predicted", predicted_blocks}, {"equal", blocks_equal()}};
   j["targets"] = {{"iteration_median_abs_error", targets.iteration_median},

@@ -4,16 +4,21 @@
 //    compared with the measured one (the same batches, so any error is the time model's).
 //  - Request level: TTFT, TBT and JCT percentiles of the measured run against those of the
 //    simulator's run of the same config and workload.
+//  - SLO: attainment and goodput under the experiment's slo section, from each timeline's
+//    per-request token times, with the simulator's own definitions.
 //  - KV memory: blocks per replica must be equal (the engine allocates from the same layout).
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/config.h"
 #include "costmodel/cost_model.h"
+#include "sim/experiment.h"
 #include "sim/timeline.h"
 
 namespace fdc::validate {
@@ -45,6 +50,26 @@ struct RequestErrors {
 };
 RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timeline& predicted);
 
+// A timeline's SLO figures. A completed request meets the SLO when its TTFT (first token - arrival)
+// <= slo.ttft_ms and its TPOT ((last token - first token) / (output - 1), integer nanoseconds; 0 for
+// one output token) <= slo.tpot_ms: the simulator's summary counts it the same way.
+struct SloFigures {
+  int64_t completed = 0, met = 0;
+  int64_t ttft_met = 0, tpot_met = 0;  // each condition alone
+  double attainment = 0;               // met / completed (0 with no completed request)
+  double goodput_rps = 0;              // met per second, first arrival to last token of completed requests
+};
+SloFigures slo_figures(const sim::Timeline& t, const sim::SloConfig& slo);
+
+struct SloComparison {
+  sim::SloConfig slo;
+  SloFigures measured, predicted;
+  // Predicted minus measured attainment, as a fraction (0.05 = 5 percentage points).
+  double attainment_difference() const { return predicted.attainment - measured.attainment; }
+  PercentilePair goodput() const { return {measured.goodput_rps, predicted.goodput_rps}; }
+};
+SloComparison compare_slo(const sim::Timeline& measured, const sim::Timeline& predicted, const sim::SloConfig& slo);
+
 struct Targets {
   double iteration_median = 0.03, iteration_p90 = 0.08, request_percentile = 0.05;
 };
@@ -53,12 +78,15 @@ struct Report {
   IterationErrors iterations;
   RequestErrors requests;
   int64_t measured_blocks = 0, predicted_blocks = 0;
+  std::optional<SloComparison> slo;  // when compare() was given an SLO
   Targets targets;
   bool iteration_target_met() const;
   bool request_target_met() const;  // P50 and P99 of TTFT, TBT, JCT
   bool blocks_equal() const { return measured_blocks == predicted_blocks; }
   Json to_json() const;
 };
-Report compare(const sim::Timeline& measured, const sim::Timeline& predicted, const costmodel::CostModel& cost);
+// slo: the experiment's SLO section; without it the report has no SLO figures.
+Report compare(const sim::Timeline& measured, const sim::Timeline& predicted, const costmodel::CostModel& cost,
+               const std::optional<sim::SloConfig>& slo = std::nullopt);
 
 }  // namespace fdc::validate

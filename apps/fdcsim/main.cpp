@@ -8,6 +8,7 @@
 #include "apps/fdcsim/engine_command.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/fit_command.h"
+#include "apps/fdcsim/max_rate_command.h"
 #include "apps/fdcsim/profile_command.h"
 #include "apps/fdcsim/simulate_command.h"
 #include "apps/fdcsim/validate_command.h"
@@ -15,11 +16,14 @@
 int main(int argc, char** argv) {
   CLI::App app{"fdcsim " FDCSIM_VERSION
                ": simulate LLM serving clusters under FDC KV dimensionality compression.\n"
-               "Exit codes: 0 ok, 2 bad input (command line, config, trace), 3 internal error, 4 output not writable."};
+               "Exit codes: 0 ok, 1 max-rate: no rate meets the SLO, 2 bad input (command line, config, trace), 3 "
+               "internal error, 4 output not writable."};
   app.set_version_flag("--version", "fdcsim " FDCSIM_VERSION);
   app.require_subcommand(1);
   fdc::cli::SimulateOptions sim_opts;
   fdc::cli::add_simulate_command(app, sim_opts);
+  fdc::cli::MaxRateCommandOptions max_rate_opts;
+  fdc::cli::add_max_rate_command(app, max_rate_opts);
   fdc::cli::ValidateOptions val_opts;
   fdc::cli::add_validate_command(app, val_opts);
   fdc::cli::EngineCommandOptions engine_opts;
@@ -43,6 +47,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
+    if (app.got_subcommand("max-rate")) return fdc::cli::run_max_rate(max_rate_opts);
     if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
     if (app.got_subcommand("engine")) return fdc::cli::run_engine_command(engine_opts);
     if (app.got_subcommand("profile")) return fdc::cli::run_profile(prof_opts);

@@ -97,7 +97,28 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   }
   std::snprintf(line, sizeof line, "  throughput (req/s) %12.3f %10.3f %+8.2f%%\n", r.requests.throughput_rps.measured,
                 r.requests.throughput_rps.predicted, 100 * r.requests.throughput_rps.error());
-  os << line << "\n";
+  os << line;
+  if (r.slo) {
+    const auto& s = *r.slo;
+    std::snprintf(line, sizeof line, "  SLO (TTFT <= %g ms, TPOT <= %g ms)\n", s.slo.ttft_ms, s.slo.tpot_ms);
+    os << line;
+    std::snprintf(line, sizeof line, "  attainment         %11.1f%% %9.1f%% %+7.1f pp\n", 100 * s.measured.attainment,
+                  100 * s.predicted.attainment, 100 * s.attainment_difference());
+    os << line;
+    auto share = [](int64_t n, int64_t of) {
+      return of > 0 ? 100.0 * static_cast<double>(n) / static_cast<double>(of) : 0.0;
+    };
+    std::snprintf(line, sizeof line, "    TTFT met         %11.1f%% %9.1f%%\n",
+                  share(s.measured.ttft_met, s.measured.completed), share(s.predicted.ttft_met, s.predicted.completed));
+    os << line;
+    std::snprintf(line, sizeof line, "    TPOT met         %11.1f%% %9.1f%%\n",
+                  share(s.measured.tpot_met, s.measured.completed), share(s.predicted.tpot_met, s.predicted.completed));
+    os << line;
+    std::snprintf(line, sizeof line, "  goodput (req/s)    %12.3f %10.3f %+8.2f%%\n", s.measured.goodput_rps,
+                  s.predicted.goodput_rps, 100 * s.goodput().error());
+    os << line;
+  }
+  os << "\n";
   os << "  KV blocks per replica: measured " << r.measured_blocks << ", predicted " << r.predicted_blocks
      << (r.blocks_equal() ? " (equal)" : " (DIFFERENT)") << "\n";
   os << "  targets: iteration median <= " << 100 * r.targets.iteration_median
@@ -139,7 +160,7 @@ int run_validate(const ValidateOptions& o) {
       f << predicted_text.str();
     }
     sim::Timeline predicted = sim::parse_timeline(predicted_text, "predicted timeline");
-    validate::Report report = validate::compare(measured, predicted, *cost);
+    validate::Report report = validate::compare(measured, predicted, *cost, exp.slo);
 
     Json j = report.to_json();
     j["measured_timeline"] = measured_path;

@@ -1,0 +1,189 @@
+#include "apps/fdcsim/max_rate_command.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/run_guarded.h"
+#include "core/error.h"
+#include "sim/experiment.h"
+#include "sim/max_rate.h"
+
+namespace fdc::cli {
+
+void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& o) {
+  CLI::App* sub = app.add_subcommand(
+      "max-rate",
+      "Find the highest arrival rate (workload.arrival.rate_per_s) at which the config's SLO (slo.ttft_ms, "
+      "slo.tpot_ms) is met for a target fraction of requests: bracketing, then bisection, each probe a full "
+      "simulation with the config's seed. Progress on stderr, the result table on stdout. Exit 1 when no rate "
+      "tried meets the SLO.");
+  sub->add_option("--config,-c", o.config,
+                  "Experiment JSON file or embedded experiment name, as for simulate (none = default); it must set "
+                  "slo.ttft_ms and slo.tpot_ms and have a rate-driven arrival process (poisson, gamma, fixed_rate)");
+  sub->add_option("--set", o.overrides, "Override a config value, KEY=VALUE (as for simulate); repeatable");
+  sub->add_option("--attainment", o.attainment, "Target fraction of completed requests meeting the SLO, in (0, 1]")
+      ->capture_default_str();
+  sub->add_option("--tol", o.tol, "Stop when the bracket is this narrow, relative to its lower end (0.02 = 2%)")
+      ->capture_default_str();
+  sub->add_option("--rate-lo", o.rate_lo,
+                  "Lowest rate to try, req/s; it must meet the SLO (else: exit 1). Default: start from the config's "
+                  "rate and halve as needed");
+  sub->add_option("--rate-hi", o.rate_hi,
+                  "A rate to try first from above, req/s (doubled while it still meets the SLO). Default: from the "
+                  "config's rate");
+  sub->add_option("--max-doublings", o.max_doublings,
+                  "How many times the rate may double up (or halve down) from its start before the search reports "
+                  "a lower bound (or no rate)")
+      ->capture_default_str();
+  sub->add_option("--compare-policy", o.policies,
+                  "Run the same search for each of these policies (repeatable, or a comma list: "
+                  "none,fdc-uniform-50) and print them side by side")
+      ->delimiter(',');
+  sub->add_option("--gpus", o.gpus,
+                  "Simulate one server of N GPUs (hardware.gpus_per_server=N, cluster.servers=1), as `validate "
+                  "--gpus N` runs the engine")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
+}
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void print_table(std::ostream& os, const std::vector<sim::MaxRateResult>& results) {
+  const bool compare = results.size() > 1;
+  const sim::MaxRateResult* base = compare && results[0].status == sim::MaxRateStatus::kFound ? &results[0] : nullptr;
+  char line[240];
+  std::snprintf(line, sizeof line, "  %-26s %16s %10s %11s %16s %7s%s\n", "policy", "max rate (req/s)", "fails at",
+                "attainment", "goodput (req/s)", "probes", base ? ("   vs " + results[0].policy).c_str() : "");
+  os << line;
+  for (const auto& r : results) {
+    const sim::RateProbe& p = r.at_rate();
+    std::string rate, fails = "-", vs;
+    switch (r.status) {
+      case sim::MaxRateStatus::kFound:
+        rate = fmt("%.3f", r.rate_per_s);
+        fails = fmt("%.3f", r.upper_rate_per_s);
+        break;
+      case sim::MaxRateStatus::kLowerBound:
+        rate = ">= " + fmt("%.3f", r.rate_per_s);
+        break;
+      case sim::MaxRateStatus::kNoneMeets:
+        rate = "none";
+        fails = fmt("%.3f", r.rate_per_s);
+        break;
+    }
+    if (base && r.status != sim::MaxRateStatus::kNoneMeets)
+      vs = (r.status == sim::MaxRateStatus::kLowerBound ? "   >= " : "   ") +
+           fmt("%.2fx", r.rate_per_s / base->rate_per_s);
+    std::snprintf(line, sizeof line, "  %-26s %16s %10s %10.1f%% %16.3f %7zu%s\n", r.policy.c_str(), rate.c_str(),
+                  fails.c_str(), 100 * p.attainment, p.goodput_per_s, r.probes.size(), vs.c_str());
+    os << line;
+  }
+  os << "\n";
+  for (const auto& r : results) {
+    os << "  " << r.policy << ": " << r.message() << "\n";
+    if (const std::string w = r.warning(); !w.empty()) os << "  " << r.policy << ": WARNING: " << w << "\n";
+  }
+}
+
+}  // namespace
+
+int run_max_rate(const MaxRateCommandOptions& o) {
+  return run_guarded([&]() -> int {
+    sim::MaxRateOptions mo;
+    mo.attainment = o.attainment;
+    mo.tol = o.tol;
+    mo.rate_lo = o.rate_lo;
+    mo.rate_hi = o.rate_hi;
+    mo.max_doublings = o.max_doublings;
+    sim::check_max_rate_options(mo);
+    sim::ExperimentInput base = sim::read_experiment_input(o.config, o.overrides);
+    sim::max_rate_start(base);  // the SLO must be in the config itself, before --gpus resolves it
+    if (o.gpus > 0) {
+      // As the engine does: the resolved config with the hardware's GPU count replaced.
+      Json cfg = sim::load_experiment_json(base.config, base.source, base.base_dir).resolved;
+      cfg["hardware"]["gpus_per_server"] = o.gpus;
+      cfg["cluster"]["servers"] = 1;
+      base.config = std::move(cfg);
+      base.source += " (--gpus " + std::to_string(o.gpus) + ")";
+    }
+
+    // Every policy's config is checked before the first probe runs.
+    std::vector<sim::ExperimentInput> inputs;
+    if (o.policies.empty()) {
+      inputs.push_back(base);
+    } else {
+      for (const auto& name : o.policies) {
+        FDC_INPUT_CHECK(!name.empty(), "--compare-policy: an empty policy name");
+        sim::ExperimentInput in = base;
+        in.config["policy"] = name;
+        in.source = base.source + " with policy " + name;
+        inputs.push_back(std::move(in));
+      }
+    }
+    std::vector<std::string> policy_names(inputs.size());
+    for (size_t i = 0; i < inputs.size(); ++i) sim::max_rate_start(inputs[i], &policy_names[i]);
+    std::unique_ptr<std::ofstream> json_file;
+    if (!o.json_out.empty()) {
+      json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
+      if (!*json_file) throw std::ios_base::failure(o.json_out + ": cannot open for writing");
+    }
+
+    const Json& slo = base.config["slo"];
+    const std::string name = base.config.value("name", "unnamed");
+    std::vector<sim::MaxRateResult> results;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::string& policy = policy_names[i];
+      int n = 0;
+      auto progress = [&](const sim::RateProbe& p, double lo, double hi) {
+        char line[300];
+        std::snprintf(line, sizeof line,
+                      "fdcsim max-rate: %s: probe %d at %.4g req/s: attainment %.1f%% (%s), goodput %.3f req/s, "
+                      "throughput %.3f req/s; bracket [%s, %s]\n",
+                      policy.c_str(), ++n, p.rate_per_s, 100 * p.attainment, p.meets ? "meets" : "fails",
+                      p.goodput_per_s, p.throughput_per_s, lo > 0 ? fmt("%.4g", lo).c_str() : "?",
+                      hi > 0 ? fmt("%.4g", hi).c_str() : "?");
+        std::cerr << line << std::flush;
+      };
+      results.push_back(sim::search_max_rate(inputs[i], mo, progress));
+    }
+
+    std::cout << "fdcsim max-rate: " << name << " (" << base.source << ")\n"
+              << "  SLO: TTFT <= " << fmt("%g", slo["ttft_ms"].get<double>())
+              << " ms and TPOT <= " << fmt("%g", slo["tpot_ms"].get<double>())
+              << " ms for >= " << fmt("%g", 100 * o.attainment) << "% of requests; bisection to "
+              << fmt("%g", 100 * o.tol) << "%";
+    if (base.config.contains("workload") && base.config["workload"].contains("num_requests"))
+      std::cout << "; " << base.config["workload"]["num_requests"].dump() << " requests per probe";
+    std::cout << "\n\n";
+    print_table(std::cout, results);
+
+    bool none = false;
+    for (const auto& r : results) none = none || r.status == sim::MaxRateStatus::kNoneMeets;
+    if (json_file) {
+      Json j{{"experiment", name},
+             {"source", base.source},
+             {"slo", {{"ttft_ms", slo["ttft_ms"]}, {"tpot_ms", slo["tpot_ms"]}}},
+             {"target_attainment", o.attainment},
+             {"tol", o.tol},
+             {"max_doublings", o.max_doublings},
+             {"searches", Json::array()}};
+      if (o.rate_lo) j["rate_lo"] = *o.rate_lo;
+      if (o.rate_hi) j["rate_hi"] = *o.rate_hi;
+      for (const auto& r : results) j["searches"].push_back(r.to_json());
+      *json_file << j.dump(2) << "\n";
+      if (!json_file->flush()) throw std::ios_base::failure(o.json_out + ": could not be written");
+    }
+    return none ? kExitNotMet : kExitOk;
+  });
+}
+
+}  // namespace fdc::cli

@@ -1,0 +1,101 @@
+// `fdcsim max-rate` as a user runs it: exit codes, messages, the table and the JSON file.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/max_rate_command.h"
+#include "core/config.h"
+
+using namespace fdc;
+
+namespace {
+struct Output {
+  int code;
+  std::string out, err;
+};
+Output max_rate(cli::MaxRateCommandOptions o) {
+  std::ostringstream out, err;
+  auto* old_out = std::cout.rdbuf(out.rdbuf());
+  auto* old_err = std::cerr.rdbuf(err.rdbuf());
+  int code = cli::run_max_rate(o);
+  std::cout.rdbuf(old_out);
+  std::cerr.rdbuf(old_err);
+  return {code, out.str(), err.str()};
+}
+// The embedded default (Llama-2-13B) on one A100 with few requests: a probe takes milliseconds.
+cli::MaxRateCommandOptions small() {
+  cli::MaxRateCommandOptions o;
+  o.overrides = {"workload.num_requests=300"};
+  o.gpus = 1;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("max-rate: none vs FDC side by side, with every probe in the JSON file") {
+  cli::MaxRateCommandOptions o = small();
+  o.policies = {"none", "fdc-uniform-50"};
+  o.tol = 0.05;
+  o.json_out = (std::filesystem::temp_directory_path() / "fdcsim-max-rate-test.json").string();
+  Output r = max_rate(o);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("SLO: TTFT <= 5000 ms and TPOT <= 200 ms for >= 90% of requests") != std::string::npos);
+  CHECK(r.out.find("vs none") != std::string::npos);
+  CHECK(r.out.find("(--gpus 1)") != std::string::npos);
+  CHECK(r.err.find("fdcsim max-rate: fdc-uniform-50: probe 1 at 6 req/s") != std::string::npos);
+  Json j = load_json_file(o.json_out);
+  REQUIRE(j["searches"].size() == 2);
+  CHECK(j["searches"][0]["policy"] == "none");
+  CHECK(j["searches"][1]["policy"] == "fdc-uniform-50");
+  for (const auto& s : j["searches"]) {
+    CHECK(s["status"] == "found");
+    CHECK(s["upper_rate_per_s"].get<double>() - s["rate_per_s"].get<double>() <= 0.05 * s["rate_per_s"].get<double>());
+    CHECK(s["at_rate"]["attainment"].get<double>() >= 0.9);
+    CHECK(s["probes"].size() >= 3);
+  }
+  // FDC at 50% holds twice the KV cache: it sustains at least the rate without compression.
+  CHECK(j["searches"][1]["rate_per_s"].get<double>() >= j["searches"][0]["rate_per_s"].get<double>());
+}
+
+TEST_CASE("max-rate: bad input exits 2 naming the option or key; an SLO met nowhere exits 1") {
+  SUBCASE("attainment out of range") {
+    cli::MaxRateCommandOptions o = small();
+    o.attainment = 0;
+    Output r = max_rate(o);
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("--attainment: expected a fraction in (0, 1]") != std::string::npos);
+  }
+  SUBCASE("arrivals without a rate") {
+    cli::MaxRateCommandOptions o = small();
+    o.overrides.push_back("workload.arrival={\"process\":\"burst\"}");
+    Output r = max_rate(o);
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("/workload/arrival/process: max-rate searches workload.arrival.rate_per_s") != std::string::npos);
+  }
+  SUBCASE("a zero SLO") {
+    cli::MaxRateCommandOptions o = small();
+    o.overrides.push_back("slo.ttft_ms=0");
+    Output r = max_rate(o);
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("/slo/ttft_ms: expected a number > 0") != std::string::npos);
+  }
+  SUBCASE("an unknown policy to compare") {
+    cli::MaxRateCommandOptions o = small();
+    o.policies = {"none", "fdc-nonsense"};
+    Output r = max_rate(o);
+    CHECK(r.code == cli::kExitBadInput);
+    CHECK(r.err.find("fdc-nonsense") != std::string::npos);
+    CHECK(r.err.find("probe") == std::string::npos);  // refused before any probe ran
+  }
+  SUBCASE("an SLO no rate can meet") {
+    cli::MaxRateCommandOptions o = small();
+    o.overrides.push_back("slo.ttft_ms=0.001");
+    o.max_doublings = 2;
+    Output r = max_rate(o);
+    CHECK(r.code == cli::kExitNotMet);
+    CHECK(r.out.find("no rate meets the SLO down to") != std::string::npos);
+  }
+}
