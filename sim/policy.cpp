@@ -1,5 +1,6 @@
 #include "sim/policy.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -41,6 +42,34 @@ std::vector<std::vector<int>> read_table(const ConfigNode& n, const std::string&
   return out;
 }
 
+// important_fraction: a number, one per layer, or {"shallowest": f0, "deepest": f1}.
+void read_important_fraction(const ConfigNode& n, PolicySpec& p) {
+  const Json& f = n.raw("important_fraction");
+  auto bad = [&] {
+    n.fail("important_fraction",
+           "a number in [0, 1], an array of them (one per layer), or {\"shallowest\": f0, \"deepest\": f1} "
+           "(linear over depth)");
+  };
+  if (f.is_object()) {
+    if (f.size() != 2 || !f.contains("shallowest") || !f.contains("deepest") || !f["shallowest"].is_number() ||
+        !f["deepest"].is_number())
+      bad();
+    p.ramp = true;
+    p.important_fraction = {f["shallowest"].get<double>(), f["deepest"].get<double>()};
+  } else if (f.is_number()) {
+    p.important_fraction.push_back(f.get<double>());
+  } else if (f.is_array() && !f.empty()) {
+    for (const auto& x : f) {
+      if (!x.is_number()) bad();
+      p.important_fraction.push_back(x.get<double>());
+    }
+  } else {
+    bad();
+  }
+  for (double x : p.important_fraction)
+    if (!(x >= 0.0 && x <= 1.0)) bad();
+}
+
 }  // namespace
 
 PolicySpec parse_policy(const ConfigNode& n) {
@@ -63,34 +92,20 @@ PolicySpec parse_policy(const ConfigNode& n) {
     read_rank(n, "r_v", "v_fraction", p.r_v, p.v_fraction, 1.0);
     read_rank(n, "r_qk_lo", "qk_lo_fraction", p.r_qk_lo, p.qk_lo_fraction, 0.5);
     read_rank(n, "r_v_lo", "v_lo_fraction", p.r_v_lo, p.v_lo_fraction, 0.5);
-    const Json& f = n.raw("important_fraction");
-    auto bad = [&] {
-      n.fail("important_fraction",
-             "a number in [0, 1], an array of them (one per layer), or {\"shallowest\": f0, \"deepest\": f1} "
-             "(linear over depth)");
-    };
-    if (f.is_object()) {
-      if (f.size() != 2 || !f.contains("shallowest") || !f.contains("deepest") || !f["shallowest"].is_number() ||
-          !f["deepest"].is_number())
-        bad();
-      p.ramp = true;
-      p.important_fraction = {f["shallowest"].get<double>(), f["deepest"].get<double>()};
-    } else if (f.is_number()) {
-      p.important_fraction.push_back(f.get<double>());
-    } else if (f.is_array() && !f.empty()) {
-      for (const auto& x : f) {
-        if (!x.is_number()) bad();
-        p.important_fraction.push_back(x.get<double>());
-      }
-    } else {
-      bad();
-    }
-    for (double x : p.important_fraction)
-      if (!(x >= 0.0 && x <= 1.0)) bad();
+    read_important_fraction(n, p);
   } else {
     p.kind = PolicyKind::kTable;
     p.table_qk = read_table(n, "r_qk");
     p.table_v = read_table(n, "r_v");
+    if (n.has("token_classes")) {
+      const ConfigNode tc = n.child("token_classes");
+      p.table_classes = true;
+      p.rank_multiple = tc.get_or<int>("rank_multiple", 8, Bounds::at_least(1));
+      p.qk_lo_share = tc.get<double>("qk_lo_share", {0.0, 1.0, true});
+      p.v_lo_share = tc.get<double>("v_lo_share", {0.0, 1.0, true});
+      read_important_fraction(tc, p);
+      tc.finish();
+    }
   }
   n.finish();
   return p;
@@ -115,6 +130,16 @@ costmodel::ModelDims resolve_policy(const PolicySpec& p, const costmodel::ModelS
     FDC_INPUT_CHECK(r >= 1 && r <= d, p.source << ": " << what << " = " << r << " is outside [1, head_dim = " << d
                                                << "] of model " << m.name);
   };
+  // The hybrid fraction of layer l, rounded to whole token slots of a block.
+  auto layer_fraction = [&](int l) {
+    const auto& f = p.important_fraction;
+    FDC_INPUT_CHECK(p.ramp || f.size() == 1 || static_cast<int>(f.size()) == m.num_layers,
+                    p.source << ": important_fraction has " << f.size() << " entries; model " << m.name << " has "
+                             << m.num_layers << " layers (give one value or one per layer)");
+    const double depth = m.num_layers > 1 ? static_cast<double>(l) / (m.num_layers - 1) : 0.0;
+    const double frac = p.ramp ? f[0] + (f[1] - f[0]) * depth : (f.size() == 1 ? f[0] : f[static_cast<size_t>(l)]);
+    return static_cast<double>(costmodel::important_slots(frac, block_size)) / static_cast<double>(block_size);
+  };
   for (int l = 0; l < m.num_layers; ++l) {
     auto& layer = dims.layers[l];
     layer.kv_heads.resize(m.num_kv_heads);
@@ -132,14 +157,7 @@ costmodel::ModelDims resolve_policy(const PolicySpec& p, const costmodel::ModelS
         FDC_INPUT_CHECK(qk_lo <= qk && v_lo <= v, p.source << ": low-importance ranks (" << qk_lo << ", " << v_lo
                                                            << ") must not exceed the high ones (" << qk << ", " << v
                                                            << ")");
-        const auto& f = p.important_fraction;
-        FDC_INPUT_CHECK(p.ramp || f.size() == 1 || static_cast<int>(f.size()) == m.num_layers,
-                        p.source << ": important_fraction has " << f.size() << " entries; model " << m.name << " has "
-                                 << m.num_layers << " layers (give one value or one per layer)");
-        const double depth = m.num_layers > 1 ? static_cast<double>(l) / (m.num_layers - 1) : 0.0;
-        const double frac = p.ramp ? f[0] + (f[1] - f[0]) * depth : (f.size() == 1 ? f[0] : f[l]);
-        layer.important_fraction =
-            static_cast<double>(costmodel::important_slots(frac, block_size)) / static_cast<double>(block_size);
+        layer.important_fraction = layer_fraction(l);
       }
       for (auto& h : layer.kv_heads) h = {qk, v, qk_lo, v_lo};
     } else {
@@ -157,7 +175,17 @@ costmodel::ModelDims resolve_policy(const PolicySpec& p, const costmodel::ModelS
         check(qk, "r_qk[" + std::to_string(l) + "][" + std::to_string(h) + "]");
         check(v, "r_v[" + std::to_string(l) + "][" + std::to_string(h) + "]");
         layer.kv_heads[h] = {qk, v, qk, v};
+        if (p.table_classes) {
+          // lo = share of the head's hi rank, rounded up to rank_multiple, never above hi.
+          auto lo = [&](int hi, double share) {
+            const int r = static_cast<int>(std::ceil(share * hi / p.rank_multiple - 1e-9)) * p.rank_multiple;
+            return std::clamp(r, std::min(p.rank_multiple, hi), hi);
+          };
+          layer.kv_heads[h].qk_lo = lo(qk, p.qk_lo_share);
+          layer.kv_heads[h].v_lo = lo(v, p.v_lo_share);
+        }
       }
+      if (p.table_classes) layer.important_fraction = layer_fraction(l);
     }
   }
   return dims;

@@ -26,8 +26,12 @@ struct PolicySpec {
   // {shallowest, deepest} interpolated linearly over depth).
   std::vector<double> important_fraction;
   bool ramp = false;
-  // kTable: [layer][kv_head] ranks.
+  // kTable: [layer][kv_head] ranks. With token classes (`token_classes` in the config) each head's
+  // lo ranks are lo_share of its hi ranks (rounded up to rank_multiple), and important_fraction /
+  // ramp say how many tokens keep the hi ranks, as for kHybrid.
   std::vector<std::vector<int>> table_qk, table_v;
+  bool table_classes = false;
+  double qk_lo_share = 1, v_lo_share = 1;
 };
 
 PolicySpec parse_policy(const ConfigNode& node);

@@ -30,6 +30,10 @@ struct PagedCacheParams {
   int64_t page_elems_hi = 0;
   int64_t page_elems_lo = 0;
   int block_size = 0;                  // tokens per page: 16, 32 or 64
+  // Tokens of each class per page: 0 = block_size (separate pools); with shared pages
+  // (HeadLayout::shared) the hi and lo slots, any counts summing to block_size. Decode only.
+  int slots_hi = 0;
+  int slots_lo = 0;
   const int* hi_page_indptr = nullptr;   // [num_seqs + 1]
   const int* hi_page_indices = nullptr;  // [hi_page_indptr[num_seqs]]
   const int* lo_page_indptr = nullptr;   // [num_seqs + 1]
@@ -86,12 +90,21 @@ struct AppendParams {
   const void* k = nullptr;             // [num_tokens][k_row] compressed keys (post-RoPE, rotated)
   const void* v = nullptr;             // [num_tokens][v_row] compressed values
   const int* seq_of = nullptr;         // [num_tokens] sequence of each token
-  const int* pos_of = nullptr;         // [num_tokens] hi slot of each token within its sequence
+  const int* pos_of = nullptr;         // [num_tokens] slot of each token among its class's tokens
+  // [num_tokens] class of each token (0 hi, 1 lo); null = every token hi. A lo token keeps the
+  // first r_qk_lo / r_v_lo dims of its rows.
+  const int* cls_of = nullptr;
   void* hi_pool = nullptr;             // written
+  void* lo_pool = nullptr;             // written when cls_of marks lo tokens
   int64_t page_elems_hi = 0;
+  int64_t page_elems_lo = 0;
   int block_size = 0;
+  int slots_hi = 0;                    // tokens per page of each class; 0 = block_size
+  int slots_lo = 0;
   const int* hi_page_indptr = nullptr;   // [num_seqs + 1]
   const int* hi_page_indices = nullptr;
+  const int* lo_page_indptr = nullptr;   // with cls_of
+  const int* lo_page_indices = nullptr;
   const HeadInfo* heads = nullptr;     // [num_kv_heads]
 };
 

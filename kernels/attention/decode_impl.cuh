@@ -10,14 +10,14 @@
 namespace fdc::kernels::attn::detail {
 
 template <typename T>
-void run_decode_typed(const DecodeParams& p, int log2_block, cudaStream_t stream) {
+void run_decode_typed(const DecodeParams& p, cudaStream_t stream) {
   const int group = p.num_q_heads / p.num_kv_heads;
   // The tile width follows each unit's own rank inside the kernel, so one instantiation per group.
   FDC_DISPATCH_GROUP(group, G, {
     constexpr int smem = dev::decode_smem_bytes<G>();
     auto kernel = dev::decode_kernel<T, G>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeThreads, smem, stream>>>(p, log2_block);
+    kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeThreads, smem, stream>>>(p);
     CUDA_CHECK_LAUNCH();
     if (p.max_units_per_pair > 1) {
       dev::decode_combine_kernel<T, G><<<static_cast<unsigned>(p.num_seqs * p.num_q_heads), kMaxRank, 0, stream>>>(p);

@@ -53,7 +53,7 @@ constexpr int decode_min_blocks() {
 }
 
 template <typename T, int TX, int W, int G>
-__device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeUnit& u, int log2_block,
+__device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeUnit& u,
                                             unsigned char* smem_raw) {
   constexpr int NTY = kDecodeThreads / TX;      // token slots
   constexpr int TILE = decode_tile_tokens<TX, W>();
@@ -74,7 +74,9 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   const int tid = threadIdx.x;
   const int tx = tid % TX;
   const int ty = tid / TX;
-  const int block = 1 << log2_block;
+  // Tokens of this class per page: block_size, or a shared page's hi / lo slots (any count).
+  const int slots = cls ? p.cache.slots_lo : p.cache.slots_hi;
+  const int log2_slots = (slots & (slots - 1)) == 0 ? __ffs(slots) - 1 : -1;
 
   const int* pages = cls ? p.cache.lo_page_indices + p.cache.lo_page_indptr[u.seq]
                          : p.cache.hi_page_indices + p.cache.hi_page_indptr[u.seq];
@@ -121,15 +123,17 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
       const int tk = t0 + rowk;
       if (rowk < TILE && tk < u.end) {
         const int c = i - rowk * kchunks;
-        const int64_t base = static_cast<int64_t>(pages[tk >> log2_block]) * page_elems;
-        cp_async16(dk + rowk * DP + c * 8, kpool + base + (tk & (block - 1)) * rk + c * 8);
+        const int pg = log2_slots >= 0 ? tk >> log2_slots : tk / slots;
+        const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
+        cp_async16(dk + rowk * DP + c * 8, kpool + base + (tk - pg * slots) * rk + c * 8);
       }
       const int rowv = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_v);
       const int tv = t0 + rowv;
       if (rowv < TILE && tv < u.end) {
         const int c = i - rowv * vchunks;
-        const int64_t base = static_cast<int64_t>(pages[tv >> log2_block]) * page_elems;
-        cp_async16(dv + rowv * DP + c * 8, vpool + base + (tv & (block - 1)) * rv + c * 8);
+        const int pg = log2_slots >= 0 ? tv >> log2_slots : tv / slots;
+        const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
+        cp_async16(dv + rowv * DP + c * 8, vpool + base + (tv - pg * slots) * rv + c * 8);
       }
     }
   };
@@ -276,14 +280,14 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
 }
 
 template <typename T, int G>
-__global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>()) decode_kernel(DecodeParams p, int log2_block) {
+__global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>()) decode_kernel(DecodeParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const DecodeUnit u = p.units[blockIdx.x];
   const HeadInfo& hd = p.heads[u.head_cls >> 1];
   const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
-  if (width <= 32) decode_unit<T, 4, 32, G>(p, u, log2_block, smem_raw);
-  else if (width <= 64) decode_unit<T, 8, 64, G>(p, u, log2_block, smem_raw);
-  else decode_unit<T, 16, 128, G>(p, u, log2_block, smem_raw);
+  if (width <= 32) decode_unit<T, 4, 32, G>(p, u, smem_raw);
+  else if (width <= 64) decode_unit<T, 8, 64, G>(p, u, smem_raw);
+  else decode_unit<T, 16, 128, G>(p, u, smem_raw);
 }
 
 // One block per (sequence, q head): merges the units of the pair (skips single-unit pairs, which

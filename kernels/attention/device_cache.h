@@ -32,10 +32,12 @@ struct DevicePagedCache {
   PagedCacheParams params(const HeadLayout& L) const {
     PagedCacheParams p;
     p.hi_pool = hi.data();
-    p.lo_pool = lo.data();
+    p.lo_pool = L.shared_pages() ? hi.data() : lo.data();  // shared pages: one pool holds both classes
     p.page_elems_hi = L.page_elems(TokenClass::kHi);
     p.page_elems_lo = L.page_elems(TokenClass::kLo);
     p.block_size = L.block_size();
+    p.slots_hi = L.slots(TokenClass::kHi);
+    p.slots_lo = L.slots(TokenClass::kLo);
     p.hi_page_indptr = hi_indptr.data();
     p.hi_page_indices = hi_indices.data();
     p.lo_page_indptr = lo_indptr.data();

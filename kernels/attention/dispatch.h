@@ -37,8 +37,11 @@
 
 namespace fdc::kernels::attn::detail {
 
-void run_decode_bf16(const DecodeParams& p, int log2_block, cudaStream_t stream);
-void run_decode_fp16(const DecodeParams& p, int log2_block, cudaStream_t stream);
+// Tokens of a class per page: `slots`, or block_size when 0; throws InputError outside 1 .. block_size.
+int class_slots(const char* what, const char* cls, int slots, int block_size);
+
+void run_decode_bf16(const DecodeParams& p, cudaStream_t stream);
+void run_decode_fp16(const DecodeParams& p, cudaStream_t stream);
 void run_prefill_bf16(const PrefillParams& p, int log2_block, cudaStream_t stream);
 void run_prefill_fp16(const PrefillParams& p, int log2_block, cudaStream_t stream);
 

@@ -36,9 +36,19 @@ void check_common(const char* what, DType dtype, int num_q_heads, int num_kv_hea
 
 }  // namespace
 
-void launch_decode(const DecodeParams& p, cudaStream_t stream) {
-  check_common("decode", p.dtype, p.num_q_heads, p.num_kv_heads, p.max_rank, p.sm_scale);
-  const int lb = log2_block(p.cache.block_size);
+int detail::class_slots(const char* what, const char* cls, int slots, int block_size) {
+  if (slots == 0) return block_size;
+  FDC_INPUT_CHECK(slots > 0 && slots <= block_size, what << ": " << slots << " " << cls << " slots per page; expected 1 .. "
+                                                         << block_size << " (the block size), or 0 for the block size");
+  return slots;
+}
+
+void launch_decode(const DecodeParams& params, cudaStream_t stream) {
+  check_common("decode", params.dtype, params.num_q_heads, params.num_kv_heads, params.max_rank, params.sm_scale);
+  log2_block(params.cache.block_size);  // validates it
+  DecodeParams p = params;
+  p.cache.slots_hi = detail::class_slots("decode", "hi", p.cache.slots_hi, p.cache.block_size);
+  p.cache.slots_lo = detail::class_slots("decode", "lo", p.cache.slots_lo, p.cache.block_size);
   FDC_INPUT_CHECK(p.num_seqs >= 1 && p.num_units >= 1, "decode: num_seqs = " << p.num_seqs << ", num_units = " << p.num_units);
   FDC_INPUT_CHECK(p.q_row % 8 == 0 && p.o_row % 8 == 0, "decode: q_row and o_row must be multiples of 8");
   FDC_INPUT_CHECK(p.q && p.out && p.cache.hi_pool && p.cache.hi_page_indptr && p.cache.hi_page_indices && p.heads &&
@@ -46,8 +56,8 @@ void launch_decode(const DecodeParams& p, cudaStream_t stream) {
                   "decode: a required pointer is null");
   FDC_INPUT_CHECK(p.max_units_per_pair <= 1 || (p.partial_o && p.partial_lse),
                   "decode: the plan splits pairs but no partial workspace was given");
-  if (p.dtype == DType::kBF16) detail::run_decode_bf16(p, lb, stream);
-  else detail::run_decode_fp16(p, lb, stream);
+  if (p.dtype == DType::kBF16) detail::run_decode_bf16(p, stream);
+  else detail::run_decode_fp16(p, stream);
 }
 
 void launch_prefill(const PrefillParams& p, cudaStream_t stream) {

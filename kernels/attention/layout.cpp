@@ -30,7 +30,28 @@ HeadLayout::HeadLayout(int num_q_heads, int num_kv_heads, std::vector<HeadRanks>
                   "attention layout: got ranks for " << ranks_.size() << " KV heads, expected " << num_kv_heads_);
   FDC_INPUT_CHECK(is_supported_block_size(block_size_),
                   "attention layout: block size " << block_size_ << " is not supported; expected 16, 32 or 64");
-  info_.resize(ranks_.size());
+  slots_hi_ = slots_lo_ = block_size_;
+  build_offsets();
+}
+
+HeadLayout HeadLayout::shared(int num_q_heads, int num_kv_heads, std::vector<HeadRanks> ranks, int block_size,
+                              int hi_slots) {
+  HeadLayout L(num_q_heads, num_kv_heads, std::move(ranks), block_size);
+  FDC_INPUT_CHECK(hi_slots >= 0 && hi_slots <= block_size,
+                  "attention layout: " << hi_slots << " hi slots in a block of " << block_size
+                                       << "; expected 0 .. block size");
+  L.shared_ = true;
+  L.slots_hi_ = hi_slots;
+  L.slots_lo_ = block_size - hi_slots;
+  L.build_offsets();
+  return L;
+}
+
+void HeadLayout::build_offsets() {
+  const int g = group();
+  info_.assign(ranks_.size(), HeadInfo{});
+  q_row_ = o_row_ = k_row_ = v_row_ = 0;
+  max_rk_ = max_rv_ = 0;
   int64_t page_hi = 0, page_lo = 0;
   for (int h = 0; h < num_kv_heads_; ++h) {
     const HeadRanks& r = ranks_[h];
@@ -52,16 +73,25 @@ HeadLayout::HeadLayout(int num_q_heads, int num_kv_heads, std::vector<HeadRanks>
     k_row_ += r.rk;
     v_row_ += r.rv;
     in.page_k_hi = static_cast<int>(page_hi);
-    in.page_v_hi = static_cast<int>(page_hi + static_cast<int64_t>(block_size_) * r.rk);
-    page_hi += static_cast<int64_t>(block_size_) * (r.rk + r.rv);
+    in.page_v_hi = static_cast<int>(page_hi + static_cast<int64_t>(slots_hi_) * r.rk);
+    page_hi += static_cast<int64_t>(slots_hi_) * (r.rk + r.rv);
     in.page_k_lo = static_cast<int>(page_lo);
-    in.page_v_lo = static_cast<int>(page_lo + static_cast<int64_t>(block_size_) * r.rk_lo);
-    page_lo += static_cast<int64_t>(block_size_) * (r.rk_lo + r.rv_lo);
+    in.page_v_lo = static_cast<int>(page_lo + static_cast<int64_t>(slots_lo_) * r.rk_lo);
+    page_lo += static_cast<int64_t>(slots_lo_) * (r.rk_lo + r.rv_lo);
     max_rk_ = std::max(max_rk_, r.rk);
     max_rv_ = std::max(max_rv_, r.rv);
   }
-  page_elems_hi_ = page_hi;
-  page_elems_lo_ = page_lo;
+  if (shared_) {
+    // The lo region follows the hi region inside one page; both classes step by the whole page.
+    for (HeadInfo& in : info_) {
+      in.page_k_lo += static_cast<int>(page_hi);
+      in.page_v_lo += static_cast<int>(page_hi);
+    }
+    page_elems_hi_ = page_elems_lo_ = page_hi + page_lo;
+  } else {
+    page_elems_hi_ = page_hi;
+    page_elems_lo_ = page_lo;
+  }
 }
 
 HeadLayout HeadLayout::uniform(int num_q_heads, int num_kv_heads, int rk, int rv, int block_size) {

@@ -20,6 +20,15 @@
 //
 // Paged cache page of class c (block_size tokens, all KV heads):
 //   for each KV head h in order: K block [block_size][r_qk_c(h)], then V block [block_size][r_v_c(h)]
+//
+// Shared pages (the simulator's KV block, HeadLayout::shared): one page holds both classes, hi_slots
+// important tokens then block_size - hi_slots unimportant ones, so both classes use the same page
+// ids (the scheduler's block ids) and a block's bytes are exactly what sim::KvLayout counts:
+//   hi region: for each KV head: K [hi_slots][r_qk(h)], V [hi_slots][r_v(h)]
+//   lo region: for each KV head: K [lo_slots][r_qk_lo(h)], V [lo_slots][r_v_lo(h)]
+// page_elems() of both classes is then the whole page (the stride between pages), the lo offsets
+// of HeadInfo include the hi region, and slots(c) (tokens of class c per page) need not be a power
+// of two.
 #pragma once
 
 #include <cstdint>
@@ -75,6 +84,9 @@ FDC_HOST_DEVICE int64_t page_v_elem(const HeadInfo& h, int cls, int slot) {
 class HeadLayout {
  public:
   HeadLayout(int num_q_heads, int num_kv_heads, std::vector<HeadRanks> ranks, int block_size);
+  // Shared pages: each page holds hi_slots hi tokens and block_size - hi_slots lo tokens (see above).
+  static HeadLayout shared(int num_q_heads, int num_kv_heads, std::vector<HeadRanks> ranks, int block_size,
+                           int hi_slots);
   // Same ranks for every KV head, no token classes.
   static HeadLayout uniform(int num_q_heads, int num_kv_heads, int rk, int rv, int block_size);
 
@@ -93,14 +105,22 @@ class HeadLayout {
   int o_row() const { return o_row_; }
   int q_offset(int q_head) const;
   int o_offset(int q_head) const;
+  // Elements from one page of class c to the next (the whole shared page in shared mode).
   int64_t page_elems(TokenClass c) const { return c == TokenClass::kHi ? page_elems_hi_ : page_elems_lo_; }
+  // Tokens of class c one page holds: block_size, or the hi / lo slots of a shared page.
+  int slots(TokenClass c) const { return c == TokenClass::kHi ? slots_hi_ : slots_lo_; }
+  int slots(int cls) const { return cls == 0 ? slots_hi_ : slots_lo_; }
+  bool shared_pages() const { return shared_; }
   // Largest ranks over all heads (the kernels' padded tile width is chosen from these).
   int max_rk() const { return max_rk_; }
   int max_rv() const { return max_rv_; }
   bool has_token_classes() const;
 
  private:
+  void build_offsets();
   int num_q_heads_, num_kv_heads_, block_size_;
+  int slots_hi_ = 0, slots_lo_ = 0;
+  bool shared_ = false;
   std::vector<HeadRanks> ranks_;
   std::vector<HeadInfo> info_;
   int q_row_ = 0, k_row_ = 0, v_row_ = 0, o_row_ = 0;

@@ -11,6 +11,14 @@
 namespace fdc::kernels::attn {
 
 void PageTable::validate(int block_size, int64_t num_hi_pages, int64_t num_lo_pages) const {
+  check(block_size, block_size, num_hi_pages, num_lo_pages);
+}
+
+void PageTable::validate(const HeadLayout& layout, int64_t num_hi_pages, int64_t num_lo_pages) const {
+  check(layout.slots(0), layout.slots(1), num_hi_pages, num_lo_pages);
+}
+
+void PageTable::check(int slots_hi, int slots_lo, int64_t num_hi_pages, int64_t num_lo_pages) const {
   const int n = num_seqs();
   FDC_INPUT_CHECK(static_cast<int>(num_lo.size()) == n && static_cast<int>(hi_indptr.size()) == n + 1 &&
                       static_cast<int>(lo_indptr.size()) == n + 1,
@@ -19,12 +27,12 @@ void PageTable::validate(int block_size, int64_t num_hi_pages, int64_t num_lo_pa
     const int hi_pages = hi_indptr[s + 1] - hi_indptr[s];
     const int lo_pages = lo_indptr[s + 1] - lo_indptr[s];
     FDC_INPUT_CHECK(num_hi[s] >= 0 && num_lo[s] >= 0, "page table: sequence " << s << " has a negative token count");
-    FDC_INPUT_CHECK(static_cast<int64_t>(hi_pages) * block_size >= num_hi[s],
+    FDC_INPUT_CHECK(static_cast<int64_t>(hi_pages) * slots_hi >= num_hi[s],
                     "page table: sequence " << s << " has " << num_hi[s] << " hi tokens but only " << hi_pages
-                                            << " pages of " << block_size);
-    FDC_INPUT_CHECK(static_cast<int64_t>(lo_pages) * block_size >= num_lo[s],
+                                            << " pages of " << slots_hi);
+    FDC_INPUT_CHECK(static_cast<int64_t>(lo_pages) * slots_lo >= num_lo[s],
                     "page table: sequence " << s << " has " << num_lo[s] << " lo tokens but only " << lo_pages
-                                            << " pages of " << block_size);
+                                            << " pages of " << slots_lo);
   }
   for (int p : hi_indices) FDC_INPUT_CHECK(p >= 0 && p < num_hi_pages, "page table: hi page id " << p << " outside the pool");
   for (int p : lo_indices) FDC_INPUT_CHECK(p >= 0 && p < num_lo_pages, "page table: lo page id " << p << " outside the pool");
@@ -54,9 +62,34 @@ PageTable make_page_table(const std::vector<int>& num_hi, const std::vector<int>
   return pt;
 }
 
+PageTable make_shared_page_table(const HeadLayout& layout, const std::vector<int>& num_hi,
+                                 const std::vector<int>& num_lo, uint64_t seed, int64_t* num_pages) {
+  FDC_INPUT_CHECK(num_hi.size() == num_lo.size(), "page table: num_hi and num_lo sizes differ");
+  FDC_INPUT_CHECK(layout.shared_pages(), "page table: make_shared_page_table needs a shared-page layout");
+  auto pages_for = [](int tokens, int slots) {
+    FDC_INPUT_CHECK(tokens == 0 || slots > 0, "page table: " << tokens << " tokens of a class with no slots");
+    return tokens == 0 ? 0 : (tokens + slots - 1) / slots;
+  };
+  PageTable pt;
+  pt.num_hi = num_hi;
+  pt.num_lo = num_lo;
+  pt.hi_indptr.assign(num_hi.size() + 1, 0);
+  for (size_t s = 0; s < num_hi.size(); ++s)
+    pt.hi_indptr[s + 1] =
+        pt.hi_indptr[s] + std::max(pages_for(num_hi[s], layout.slots(0)), pages_for(num_lo[s], layout.slots(1)));
+  pt.hi_indices.resize(static_cast<size_t>(pt.hi_indptr.back()));
+  std::iota(pt.hi_indices.begin(), pt.hi_indices.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(pt.hi_indices.begin(), pt.hi_indices.end(), rng);
+  pt.lo_indptr = pt.hi_indptr;
+  pt.lo_indices = pt.hi_indices;
+  *num_pages = std::max<int64_t>(1, pt.hi_indptr.back());
+  return pt;
+}
+
 namespace {
 int page_of(const HeadLayout& layout, const PageTable& pt, int cls, int s, int t) {
-  const int b = t / layout.block_size();
+  const int b = t / layout.slots(cls);
   return cls == 0 ? pt.hi_indices[static_cast<size_t>(pt.hi_indptr[s] + b)]
                   : pt.lo_indices[static_cast<size_t>(pt.lo_indptr[s] + b)];
 }
@@ -64,12 +97,12 @@ int page_of(const HeadLayout& layout, const PageTable& pt, int cls, int s, int t
 
 int64_t cache_k_index(const HeadLayout& layout, const PageTable& pt, int cls, int s, int t, int h) {
   const TokenClass c = cls == 0 ? TokenClass::kHi : TokenClass::kLo;
-  return page_of(layout, pt, cls, s, t) * layout.page_elems(c) + page_k_elem(layout.info(h), cls, t % layout.block_size());
+  return page_of(layout, pt, cls, s, t) * layout.page_elems(c) + page_k_elem(layout.info(h), cls, t % layout.slots(cls));
 }
 
 int64_t cache_v_index(const HeadLayout& layout, const PageTable& pt, int cls, int s, int t, int h) {
   const TokenClass c = cls == 0 ? TokenClass::kHi : TokenClass::kLo;
-  return page_of(layout, pt, cls, s, t) * layout.page_elems(c) + page_v_elem(layout.info(h), cls, t % layout.block_size());
+  return page_of(layout, pt, cls, s, t) * layout.page_elems(c) + page_v_elem(layout.info(h), cls, t % layout.slots(cls));
 }
 
 void reference_decode(const HeadLayout& layout, const PageTable& pt, const float* hi_pool, const float* lo_pool,
@@ -164,16 +197,26 @@ void reference_prefill(const HeadLayout& layout, const PageTable& pt, const floa
 
 void reference_append(const HeadLayout& layout, const PageTable& pt, const std::vector<int>& seq_of,
                       const std::vector<int>& pos_of, const float* k, const float* v, float* hi_pool) {
-  FDC_INPUT_CHECK(seq_of.size() == pos_of.size(), "append reference: seq_of and pos_of sizes differ");
+  reference_append(layout, pt, seq_of, std::vector<int>(seq_of.size(), 0), pos_of, k, v, hi_pool, nullptr);
+}
+
+void reference_append(const HeadLayout& layout, const PageTable& pt, const std::vector<int>& seq_of,
+                      const std::vector<int>& cls_of, const std::vector<int>& pos_of, const float* k,
+                      const float* v, float* hi_pool, float* lo_pool) {
+  FDC_INPUT_CHECK(seq_of.size() == pos_of.size() && seq_of.size() == cls_of.size(),
+                  "append reference: seq_of, cls_of and pos_of sizes differ");
   for (size_t i = 0; i < seq_of.size(); ++i) {
+    const int cls = cls_of[i];
+    FDC_INPUT_CHECK(cls == 0 || (cls == 1 && lo_pool), "append reference: token " << i << " has class " << cls);
+    float* pool = cls == 0 ? hi_pool : lo_pool;
     for (int h = 0; h < layout.num_kv_heads(); ++h) {
       const HeadInfo& in = layout.info(h);
-      float* kdst = hi_pool + cache_k_index(layout, pt, 0, seq_of[i], pos_of[i], h);
-      float* vdst = hi_pool + cache_v_index(layout, pt, 0, seq_of[i], pos_of[i], h);
+      float* kdst = pool + cache_k_index(layout, pt, cls, seq_of[i], pos_of[i], h);
+      float* vdst = pool + cache_v_index(layout, pt, cls, seq_of[i], pos_of[i], h);
       const float* ksrc = k + static_cast<int64_t>(i) * layout.k_row() + in.k_offset;
       const float* vsrc = v + static_cast<int64_t>(i) * layout.v_row() + in.v_offset;
-      std::copy(ksrc, ksrc + in.rk, kdst);
-      std::copy(vsrc, vsrc + in.rv, vdst);
+      std::copy(ksrc, ksrc + head_rank_k(in, cls), kdst);
+      std::copy(vsrc, vsrc + head_rank_v(in, cls), vdst);
     }
   }
 }

@@ -22,12 +22,23 @@ struct PageTable {
   int num_seqs() const { return static_cast<int>(num_hi.size()); }
   // Checks the invariants (enough pages for the tokens, page ids inside the pools).
   void validate(int block_size, int64_t num_hi_pages, int64_t num_lo_pages) const;
+  // The same with the layout's tokens per page of each class (shared pages: the hi and lo slots).
+  void validate(const HeadLayout& layout, int64_t num_hi_pages, int64_t num_lo_pages) const;
+
+ private:
+  void check(int slots_hi, int slots_lo, int64_t num_hi_pages, int64_t num_lo_pages) const;
 };
 
 // Builds a page table that gives each sequence fresh consecutive pages (page ids are then
 // shuffled with `seed` so tests see a non-contiguous cache). Returns the pool sizes in pages.
 PageTable make_page_table(const std::vector<int>& num_hi, const std::vector<int>& num_lo, int block_size,
                           uint64_t seed, int64_t* num_hi_pages, int64_t* num_lo_pages);
+
+// Page table of a shared-page layout (HeadLayout::shared): sequence s gets
+// max(ceil(num_hi / hi_slots), ceil(num_lo / lo_slots)) fresh pages, used by both classes
+// (hi_indices == lo_indices), page ids shuffled with `seed`. Returns the pool size in pages.
+PageTable make_shared_page_table(const HeadLayout& layout, const std::vector<int>& num_hi,
+                                 const std::vector<int>& num_lo, uint64_t seed, int64_t* num_pages);
 
 // Element offset of (token `t` of class `cls` of sequence `s`, KV head `h`) K row / V row in its pool.
 int64_t cache_k_index(const HeadLayout& layout, const PageTable& pt, int cls, int s, int t, int h);
@@ -51,5 +62,10 @@ void reference_prefill(const HeadLayout& layout, const PageTable& pt, const floa
 //   k [n][k_row]  v [n][v_row]
 void reference_append(const HeadLayout& layout, const PageTable& pt, const std::vector<int>& seq_of,
                       const std::vector<int>& pos_of, const float* k, const float* v, float* hi_pool);
+// Two-class append: token i goes to class cls_of[i] (0 hi, 1 lo), slot pos_of[i] of that class;
+// a lo token keeps the first r_qk_lo / r_v_lo dims of its k / v rows.
+void reference_append(const HeadLayout& layout, const PageTable& pt, const std::vector<int>& seq_of,
+                      const std::vector<int>& cls_of, const std::vector<int>& pos_of, const float* k,
+                      const float* v, float* hi_pool, float* lo_pool);
 
 }  // namespace fdc::kernels::attn

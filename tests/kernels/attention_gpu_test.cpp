@@ -68,7 +68,7 @@ void run_decode_case(const HeadLayout& L, const std::vector<int>& hi, const std:
   const std::vector<float> q = make_rows(n, L.q_row(), t, seed + 1, 1.f);
   const float scale = 0.0884f;
   std::vector<float> want(static_cast<size_t>(n) * L.o_row());
-  reference_decode(L, c.pt, c.hi_pool.data(), c.lo_pool.data(), q.data(), scale, want.data());
+  reference_decode(L, c.pt, c.pool(0), c.pool(1), q.data(), scale, want.data());
 
   DevicePagedCache dc = device_cache(L, c, t);
   DeviceBuffer<uint16_t> dq(to_bits(t, q));
@@ -152,6 +152,90 @@ TEST_CASE("decode with token classes: unimportant tokens use the first r_lo dims
       }
     }
   }
+}
+
+TEST_CASE("decode over shared pages: a block's hi and lo slots in one page, slot counts not powers of two") {
+  uint64_t seed = 1300;
+  for (int block : {16, 32}) {
+    for (int hi_slots : {1, 4, 5, 11, block - 1}) {
+      for (bool balanced : {true, false}) {
+        CAPTURE(block);
+        CAPTURE(hi_slots);
+        const HeadLayout base = ranks_layout(8, 2, block, 24, true);
+        std::vector<HeadRanks> r;
+        for (int h = 0; h < base.num_kv_heads(); ++h) r.push_back(base.ranks(h));
+        const HeadLayout L = HeadLayout::shared(8, 2, r, block, hi_slots);
+        REQUIRE(L.page_elems(TokenClass::kHi) == L.page_elems(TokenClass::kLo));
+        run_decode_case(L, {1, 0, 17, 129, 1000, 300}, {0, 3, 40, 129, 2900, 1}, DType::kBF16, balanced, ++seed);
+      }
+    }
+  }
+}
+
+TEST_CASE("two-class append writes hi and lo tokens of shared pages like the reference") {
+  const HeadLayout base = ranks_layout(4, 2, 16, 64, true);
+  std::vector<HeadRanks> r;
+  for (int h = 0; h < base.num_kv_heads(); ++h) r.push_back(base.ranks(h));
+  const HeadLayout L = HeadLayout::shared(4, 2, r, 16, 5);
+  const DType t = DType::kBF16;
+  const std::vector<int> hi{7, 0, 23}, lo{20, 3, 50};
+  CacheData c = make_cache(L, hi, lo, t, 77);
+  // Tokens to append: a mix of both classes over every sequence, into slots the cache holds.
+  std::vector<int> seq_of, cls_of, pos_of;
+  for (int s = 0; s < 3; ++s)
+    for (int cls = 0; cls < 2; ++cls) {
+      const int n = cls == 0 ? hi[static_cast<size_t>(s)] : lo[static_cast<size_t>(s)];
+      for (int i = 0; i < n; i += 3) {
+        seq_of.push_back(s);
+        cls_of.push_back(cls);
+        pos_of.push_back(i);
+      }
+    }
+  const int total = static_cast<int>(seq_of.size());
+  const std::vector<float> k = make_rows(total, L.k_row(), t, 5, 1.f);
+  const std::vector<float> v = make_rows(total, L.v_row(), t, 6, 1.f);
+  CacheData want = c;
+  reference_append(L, want.pt, seq_of, cls_of, pos_of, k.data(), v.data(), want.pool(0), want.pool(1));
+  DevicePagedCache dc = device_cache(L, c, t);
+  DeviceBuffer<uint16_t> dk(to_bits(t, k)), dv(to_bits(t, v));
+  DeviceBuffer<int> dseq(seq_of), dcls(cls_of), dpos(pos_of);
+  AppendParams ap;
+  ap.dtype = t;
+  ap.num_tokens = total;
+  ap.num_kv_heads = L.num_kv_heads();
+  ap.k_row = L.k_row();
+  ap.v_row = L.v_row();
+  ap.k = dk.data();
+  ap.v = dv.data();
+  ap.seq_of = dseq.data();
+  ap.pos_of = dpos.data();
+  ap.cls_of = dcls.data();
+  const PagedCacheParams cp = dc.params(L);
+  ap.hi_pool = dc.hi.data();
+  ap.lo_pool = dc.hi.data();
+  ap.page_elems_hi = cp.page_elems_hi;
+  ap.page_elems_lo = cp.page_elems_lo;
+  ap.block_size = L.block_size();
+  ap.slots_hi = cp.slots_hi;
+  ap.slots_lo = cp.slots_lo;
+  ap.hi_page_indptr = dc.hi_indptr.data();
+  ap.hi_page_indices = dc.hi_indices.data();
+  ap.lo_page_indptr = dc.lo_indptr.data();
+  ap.lo_page_indices = dc.lo_indices.data();
+  ap.heads = dc.heads.data();
+  launch_append(ap, nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<uint16_t> pool = dc.hi.download();
+  const std::vector<uint16_t> want_bits = to_bits(t, want.hi_pool);
+  REQUIRE(pool.size() == want_bits.size());
+  size_t diff = 0, changed = 0;
+  for (size_t i = 0; i < pool.size(); ++i) {
+    if (std::isnan(want.hi_pool[i])) continue;
+    diff += pool[i] != want_bits[i];
+    changed += want.hi_pool[i] != c.hi_pool[i];
+  }
+  CHECK(changed > 0);
+  CHECK(diff == 0);
 }
 
 namespace {

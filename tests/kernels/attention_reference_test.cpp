@@ -165,3 +165,57 @@ TEST_CASE("page tables refuse too few pages and foreign page ids") {
   bad.hi_indices[0] = 7;
   CHECK_THROWS_AS(bad.validate(16, hp, lp), fdc::InputError);
 }
+
+TEST_CASE("shared pages: each block holds hi_slots hi and block - hi_slots lo tokens, without overlap") {
+  const std::vector<HeadRanks> r{{64, 48, 16, 24}, {128, 128, 32, 64}};
+  for (int hi_slots : {1, 5, 8, 15}) {
+    CAPTURE(hi_slots);
+    const HeadLayout L = HeadLayout::shared(8, 2, r, 16, hi_slots);
+    const int lo_slots = 16 - hi_slots;
+    CHECK(L.slots(TokenClass::kHi) == hi_slots);
+    CHECK(L.slots(TokenClass::kLo) == lo_slots);
+    // The simulator's block bytes: hi slots at hi dims plus lo slots at lo dims.
+    const int64_t want = hi_slots * (64 + 48 + 128 + 128) + lo_slots * (16 + 24 + 32 + 64);
+    CHECK(L.page_elems(TokenClass::kHi) == want);
+    CHECK(L.page_elems(TokenClass::kLo) == want);
+    // Every (class, slot, head) row lands inside the page and no element is used twice.
+    std::vector<int> used(static_cast<size_t>(want), 0);
+    for (int cls = 0; cls < 2; ++cls)
+      for (int slot = 0; slot < L.slots(cls); ++slot)
+        for (int h = 0; h < 2; ++h) {
+          const HeadInfo& in = L.info(h);
+          for (int d = 0; d < head_rank_k(in, cls); ++d) ++used[static_cast<size_t>(page_k_elem(in, cls, slot) + d)];
+          for (int d = 0; d < head_rank_v(in, cls); ++d) ++used[static_cast<size_t>(page_v_elem(in, cls, slot) + d)];
+        }
+    CHECK(std::all_of(used.begin(), used.end(), [](int u) { return u == 1; }));
+  }
+  CHECK_THROWS_AS(HeadLayout::shared(8, 2, r, 16, 17), fdc::InputError);
+}
+
+TEST_CASE("decode over shared pages equals decode over separate hi and lo pools holding the same tokens") {
+  const std::vector<HeadRanks> r{{64, 48, 16, 24}, {128, 128, 32, 64}};
+  const HeadLayout S = HeadLayout::shared(8, 2, r, 16, 5);
+  const HeadLayout P(8, 2, r, 16);
+  const std::vector<int> hi{1, 17, 40}, lo{3, 0, 120};
+  const CacheData cs = make_cache(S, hi, lo, DType::kBF16, 21);
+  int64_t pages = 0;
+  const PageTable spt = make_shared_page_table(S, hi, lo, 21, &pages);
+  CHECK(spt.hi_indptr[3] == 1 + 4 + 11);  // max(ceil(hi/5), ceil(lo/11)) pages per sequence
+  CHECK_NOTHROW(cs.pt.validate(S, cs.hi_pages, cs.hi_pages));
+  CacheData cp = make_cache(P, hi, lo, DType::kBF16, 22);
+  for (int s = 0; s < 3; ++s)
+    for (int cls = 0; cls < 2; ++cls)
+      for (int t = 0; t < (cls == 0 ? hi[s] : lo[s]); ++t)
+        for (int h = 0; h < 2; ++h) {
+          const HeadInfo& in = S.info(h);
+          std::copy_n(cs.pool(cls) + cache_k_index(S, cs.pt, cls, s, t, h), head_rank_k(in, cls),
+                      cp.pool(cls) + cache_k_index(P, cp.pt, cls, s, t, h));
+          std::copy_n(cs.pool(cls) + cache_v_index(S, cs.pt, cls, s, t, h), head_rank_v(in, cls),
+                      cp.pool(cls) + cache_v_index(P, cp.pt, cls, s, t, h));
+        }
+  const std::vector<float> q = make_rows(3, S.q_row(), DType::kBF16, 23, 1.f);
+  std::vector<float> a(static_cast<size_t>(3 * S.o_row()), NAN), b = a;
+  reference_decode(S, cs.pt, cs.pool(0), cs.pool(1), q.data(), 0.125f, a.data());
+  reference_decode(P, cp.pt, cp.pool(0), cp.pool(1), q.data(), 0.125f, b.data());
+  for (size_t i = 0; i < a.size(); ++i) REQUIRE(a[i] == b[i]);
+}

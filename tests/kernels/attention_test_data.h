@@ -18,6 +18,9 @@ struct CacheData {
   PageTable pt;
   int64_t hi_pages = 0, lo_pages = 0;
   std::vector<float> hi_pool, lo_pool;  // values already rounded to the dtype; NaN in unused slots
+  bool shared = false;                  // shared pages: both classes live in hi_pool
+  float* pool(int cls) { return cls == 0 || shared ? hi_pool.data() : lo_pool.data(); }
+  const float* pool(int cls) const { return cls == 0 || shared ? hi_pool.data() : lo_pool.data(); }
 };
 
 inline float random_value(std::mt19937_64& rng, DType t, float scale) {
@@ -28,22 +31,28 @@ inline float random_value(std::mt19937_64& rng, DType t, float scale) {
 inline CacheData make_cache(const HeadLayout& L, const std::vector<int>& num_hi, const std::vector<int>& num_lo, DType t,
                             uint64_t seed) {
   CacheData c;
-  c.pt = make_page_table(num_hi, num_lo, L.block_size(), seed, &c.hi_pages, &c.lo_pages);
+  c.shared = L.shared_pages();
+  if (c.shared) {
+    c.pt = make_shared_page_table(L, num_hi, num_lo, seed, &c.hi_pages);
+    c.lo_pages = 1;
+  } else {
+    c.pt = make_page_table(num_hi, num_lo, L.block_size(), seed, &c.hi_pages, &c.lo_pages);
+  }
   const float nan = std::numeric_limits<float>::quiet_NaN();
   c.hi_pool.assign(static_cast<size_t>(c.hi_pages * L.page_elems(TokenClass::kHi)), nan);
-  c.lo_pool.assign(static_cast<size_t>(c.lo_pages * L.page_elems(TokenClass::kLo)), nan);
+  c.lo_pool.assign(c.shared ? size_t{1} : static_cast<size_t>(c.lo_pages * L.page_elems(TokenClass::kLo)), nan);
   std::mt19937_64 rng(seed * 7919 + 1);
   for (int s = 0; s < c.pt.num_seqs(); ++s) {
     for (int cls = 0; cls < 2; ++cls) {
       const int n = cls == 0 ? num_hi[static_cast<size_t>(s)] : num_lo[static_cast<size_t>(s)];
-      std::vector<float>& pool = cls == 0 ? c.hi_pool : c.lo_pool;
+      float* pool = c.pool(cls);
       for (int tok = 0; tok < n; ++tok) {
         for (int h = 0; h < L.num_kv_heads(); ++h) {
           const HeadInfo& in = L.info(h);
           const int64_t k = cache_k_index(L, c.pt, cls, s, tok, h);
           const int64_t v = cache_v_index(L, c.pt, cls, s, tok, h);
-          for (int d = 0; d < head_rank_k(in, cls); ++d) pool[static_cast<size_t>(k + d)] = random_value(rng, t, 1.f);
-          for (int d = 0; d < head_rank_v(in, cls); ++d) pool[static_cast<size_t>(v + d)] = random_value(rng, t, 1.f);
+          for (int d = 0; d < head_rank_k(in, cls); ++d) pool[k + d] = random_value(rng, t, 1.f);
+          for (int d = 0; d < head_rank_v(in, cls); ++d) pool[v + d] = random_value(rng, t, 1.f);
         }
       }
     }

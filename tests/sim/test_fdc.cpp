@@ -1,6 +1,7 @@
 // FDC policies through the whole simulator and the cost model's formulas.
 #include <doctest/doctest.h>
 
+#include "core/error.h"
 #include "costmodel/roofline.h"
 #include "sim/kv_memory.h"
 #include "sim/simulator.h"
@@ -129,4 +130,33 @@ TEST_CASE("decode attention bytes follow the kept dims, per token class") {
   }
   CHECK(h.work[i].bytes == doctest::Approx(expect));
   CHECK(a.work[i].bytes == doctest::Approx(40.0 * (32.0 * 4096 * 40 * 2 * 256 + 32.0 * 40 * 2 * (128 + 128 + 256))));
+}
+
+TEST_CASE("a per-head table with token classes: lo ranks are a share of each head's ranks, the important share ramps") {
+  sim::Experiment e = sim::load_experiment_json(llama13b_experiment("fdc-table-hybrid-llama-2-13b"), "t.json", "");
+  sim::Experiment t = sim::load_experiment_json(llama13b_experiment("fdc-table-llama-2-13b"), "t.json", "");
+  REQUIRE(e.dims.layers.size() == 40);
+  for (size_t l = 0; l < 40; ++l)
+    for (size_t h = 0; h < 40; ++h) {
+      const auto& a = e.dims.layers[l].kv_heads[h];
+      const auto& b = t.dims.layers[l].kv_heads[h];
+      CHECK(a.qk_hi == b.qk_hi);
+      CHECK(a.v_hi == b.v_hi);
+      CHECK(a.qk_lo == (b.qk_hi / 2 + 7) / 8 * 8);  // half, rounded up to a multiple of 8
+      CHECK(a.v_lo == (b.v_hi / 2 + 7) / 8 * 8);
+    }
+  CHECK(e.dims.layers.front().important_fraction == doctest::Approx(4.0 / 16));   // ceil(0.25 * 16)
+  CHECK(e.dims.layers.back().important_fraction == doctest::Approx(10.0 / 16));   // ceil(0.6 * 16)
+  // Fewer bytes per block than the table alone.
+  const auto lay = [](const sim::Experiment& x) {
+    return sim::make_kv_layout(x.model, x.dims, x.parallel, x.hardware.gpu_memory_gib, x.memory, 16);
+  };
+  CHECK(lay(e).block_bytes_replica < lay(t).block_bytes_replica);
+
+  Json bad = llama13b_experiment("none");
+  bad["policy"] = {{"name", "x"}, {"kind", "fdc_table"}, {"r_qk", Json::array()}, {"r_v", Json::array()},
+                   {"token_classes", {{"qk_lo_share", 1.5}, {"v_lo_share", 0.5}, {"important_fraction", 0.5}}}};
+  CHECK_THROWS_WITH_AS(sim::load_experiment_json(bad, "t.json", ""), doctest::Contains("qk_lo_share"), fdc::InputError);
+  bad["policy"]["token_classes"] = {{"qk_lo_share", 0.5}, {"v_lo_share", 0.5}, {"important_fraction", 0.5}, {"typo", 1}};
+  CHECK_THROWS_WITH_AS(sim::load_experiment_json(bad, "t.json", ""), doctest::Contains("typo"), fdc::InputError);
 }

@@ -38,7 +38,8 @@ struct Fixture {
   std::vector<int32_t> free_blocks;
   static constexpr uint64_t kSeed = 11;
 
-  Fixture(costmodel::ModelSpec spec, int rk, int rv) : m(std::move(spec)), dims(test::uniform_dims(m, rk, rv)) {
+  Fixture(costmodel::ModelSpec spec, int rk, int rv) : Fixture(spec, test::uniform_dims(spec, rk, rv)) {}
+  Fixture(costmodel::ModelSpec spec, costmodel::ModelDims d) : m(std::move(spec)), dims(std::move(d)) {
     path = (std::filesystem::temp_directory_path() / ("fdcsim-engine-" + m.name + ".safetensors")).string();
     tensors = test::write_checkpoint(m, path);
     model = std::make_unique<GpuModel>(test::tiny_engine_config(m, dims, kSeed, path, "test"));
@@ -53,7 +54,9 @@ struct Fixture {
     free_blocks.resize(free_blocks.size() - static_cast<size_t>(n));
     return b;
   }
-  Vec ref(const std::vector<int32_t>& ids) { return reference_logits(m, dims, tensors, kSeed, ids); }
+  Vec ref(const std::vector<int32_t>& ids, int prompt_len = -1) {
+    return reference_logits(m, dims, tensors, kSeed, ids, prompt_len);
+  }
 };
 
 std::vector<int32_t> random_ids(int n, int vocab, uint32_t seed) {
@@ -115,6 +118,56 @@ TEST_CASE("engine forward: Llama with FDC ranks 32/48 matches the CPU forward wi
 TEST_CASE("engine forward: OPT with FDC ranks 32/32 (rotations folded into W_q, W_k) matches the CPU forward") {
   Fixture f(test::tiny_opt(), 32, 32);
   run_scenarios(f, 0.03);
+}
+
+namespace {
+
+// Prompts prefilled whole (two in one batch, one beside decodes), then 24 decode steps, the
+// logits of every step against the CPU forward with the same classes.
+void run_hybrid_scenarios(Fixture& f, double tol) {
+  const int V = f.m.vocab;
+  const auto a = random_ids(61, V, 1), b = random_ids(12, V, 2), c = random_ids(30, V, 3);
+  auto ba = f.blocks(4), bb = f.blocks(1), bc = f.blocks(2);
+  std::vector<int32_t> next;
+  {
+    std::vector<SeqStep> s{{37, 0, true, a.data(), ba.data(), 4}, {5, 0, true, b.data(), bb.data(), 1}};
+    f.model->forward(s, next);
+    const auto lg = f.model->last_logits();
+    CHECK(rel_error(lg, 0, f.ref({a.begin(), a.begin() + 37}, 37)) < tol);
+    CHECK(rel_error(lg, static_cast<size_t>(V), f.ref({b.begin(), b.begin() + 5}, 5)) < tol);
+  }
+  for (int k = 0; k < 24; ++k) {
+    CAPTURE(k);
+    const int la = 37 + k;  // a's cached tokens before this step
+    std::vector<SeqStep> s{{1, la, true, a.data() + la, ba.data(), 4}};
+    const int lb = 5 + k;
+    if (lb < 12) s.push_back({1, lb, true, b.data() + lb, bb.data(), 1});
+    if (k == 2) s.push_back({21, 0, true, c.data(), bc.data(), 2});  // a prompt beside the decodes
+    if (k > 2 && k < 12) s.push_back({1, 21 + (k - 3), true, c.data() + 21 + (k - 3), bc.data(), 2});
+    f.model->forward(s, next);
+    const auto lg = f.model->last_logits();
+    REQUIRE(lg.size() == s.size() * static_cast<size_t>(V));
+    CHECK(rel_error(lg, 0, f.ref({a.begin(), a.begin() + la + 1}, 37)) < tol);
+    size_t row = 1;
+    if (lb < 12) CHECK(rel_error(lg, V * row++, f.ref({b.begin(), b.begin() + lb + 1}, 5)) < tol);
+    if (k == 2) CHECK(rel_error(lg, V * row++, f.ref({c.begin(), c.begin() + 21}, 21)) < tol);
+    if (k > 2 && k < 12) CHECK(rel_error(lg, V * row++, f.ref({c.begin(), c.begin() + 22 + (k - 3)}, 21)) < tol);
+  }
+  // A prefill that continues after cached tokens cannot be classified whole: refused.
+  std::vector<SeqStep> cont{{5, 21 + 9, false, c.data(), bc.data(), 2}};
+  CHECK_THROWS_AS(f.model->forward(cont, next), InputError);
+}
+
+}  // namespace
+
+TEST_CASE("engine forward: Llama with token classes matches the CPU forward with classes decided at prefill") {
+  Fixture f(test::tiny_llama(), test::hybrid_dims(test::tiny_llama()));
+  run_hybrid_scenarios(f, 0.03);
+}
+
+TEST_CASE("engine forward: OPT with token classes matches the CPU forward with classes decided at prefill") {
+  Fixture f(test::tiny_opt(), test::hybrid_dims(test::tiny_opt()));
+  run_hybrid_scenarios(f, 0.03);
 }
 
 TEST_CASE("a model that does not fit the GPU is refused naming the config") {

@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "kernels/comm/ulysses_plan.h"
 #include "kernels/ops/reference.h"
 #include "tests/validate/tiny_models.h"
 #include "validate/engine/gpu_model.h"
 #include "validate/engine/safetensors.h"
+#include "validate/engine/token_classes.h"
 #include "validate/engine/weights.h"
 
 namespace fdc::test {
@@ -47,8 +49,15 @@ inline Vec norm(const costmodel::ModelSpec& m, const Vec& x, const std::vector<f
 }
 
 // Plain CPU forward over `ids` (positions 0..n-1); returns the logits of the last token.
+// Token-class layers (validate/engine/token_classes.h): the first prompt_len tokens were prefilled
+// as one prompt (exact attention among them), then classified: the hi_count(prompt_len) of
+// largest importance (ties: lower position first) are hi; each later token is hi when that keeps
+// the hi count at hi_count(length). A later token attends to lo tokens with the first r_qk_lo dims
+// of q and k, and their values add into the first r_v_lo output dims. prompt_len < 0: no classes.
+// With sequence parallelism (sp > 1) each rank classifies with its own block of KV heads.
 inline Vec reference_logits(const costmodel::ModelSpec& m, const costmodel::ModelDims& dims, const Tensors& t,
-                     uint64_t seed, const std::vector<int32_t>& ids) {
+                     uint64_t seed, const std::vector<int32_t>& ids, int prompt_len = -1, int block_size = 16,
+                     int sp = 1) {
   const int64_t D = m.hidden, d = m.head_dim, H = m.num_heads, Hk = m.num_kv_heads, n = static_cast<int64_t>(ids.size());
   const bool opt = !m.rope;
   auto W = [&](const std::string& name) -> const std::vector<float>& { return t.at(name).values; };
@@ -105,23 +114,58 @@ inline Vec reference_logits(const costmodel::ModelSpec& m, const costmodel::Mode
         vc[p].push_back(compress(v, hh, rot.v, static_cast<int>(hh)));
       }
     }
+    // Token classes of this layer per KV head (all hi without them).
+    std::vector<std::vector<int>> lo(static_cast<size_t>(Hk), std::vector<int>(static_cast<size_t>(n), 0));
+    const int hi_slots = costmodel::important_slots(ld.important_fraction, block_size);
+    bool classes = false;
+    for (const auto& hd : ld.kv_heads) classes |= hd.qk_lo != hd.qk_hi || hd.v_lo != hd.v_hi;
+    classes = classes && hi_slots < block_size && prompt_len >= 0;
+    for (int r = 0; classes && r < sp; ++r) {
+      const int kb = kernels::comm::kv_head_begin(static_cast<int>(Hk), sp, r);
+      const int ke = kernels::comm::kv_head_begin(static_cast<int>(Hk), sp, r + 1);
+      std::vector<std::pair<double, int64_t>> imp;  // (-importance, position): ascending = most important first
+      for (int64_t j = 0; j < prompt_len; ++j) {
+        double e = 0;
+        for (int64_t hh = kb; hh < ke; ++hh) {
+          const auto& hd = ld.kv_heads[static_cast<size_t>(hh)];
+          for (int i = hd.qk_lo; i < hd.qk_hi; ++i) e += kc[j][hh][i] * kc[j][hh][i];
+          for (int i = hd.v_lo; i < hd.v_hi; ++i) e += vc[j][hh][i] * vc[j][hh][i];
+        }
+        imp.push_back({-e, j});
+      }
+      std::sort(imp.begin(), imp.end());
+      const int keep = engine::hi_count(prompt_len, hi_slots, block_size);
+      for (int hh = kb; hh < ke; ++hh) {
+        auto& cls = lo[static_cast<size_t>(hh)];
+        for (size_t i = 0; i < imp.size(); ++i) cls[static_cast<size_t>(imp[i].second)] = static_cast<int>(i) >= keep;
+        for (int64_t j = prompt_len; j < n; ++j)
+          cls[static_cast<size_t>(j)] =
+              engine::hi_count(j + 1, hi_slots, block_size) > engine::hi_count(j, hi_slots, block_size) ? 0 : 1;
+      }
+    }
     for (int64_t p = 0; p < n; ++p) {
       Vec o(static_cast<size_t>(H * d), 0.0);
+      const bool after_prompt = classes && p >= prompt_len;
       for (int64_t hh = 0; hh < H; ++hh) {
         const int64_t kvh = hh / m.group_size();
         Vec sc(static_cast<size_t>(p + 1));
         double mx = -1e300;
+        const auto& hd = ld.kv_heads[static_cast<size_t>(kvh)];
+        auto lo_token = [&](int64_t j) { return after_prompt && lo[static_cast<size_t>(kvh)][static_cast<size_t>(j)]; };
         for (int64_t j = 0; j <= p; ++j) {
           double s = 0;
-          for (size_t i = 0; i < qc[p][hh].size(); ++i) s += qc[p][hh][i] * kc[j][kvh][i];
+          const size_t dims_k = lo_token(j) ? static_cast<size_t>(hd.qk_lo) : qc[p][hh].size();
+          for (size_t i = 0; i < dims_k; ++i) s += qc[p][hh][i] * kc[j][kvh][i];
           sc[j] = s / std::sqrt(static_cast<double>(d));
           mx = std::max(mx, sc[j]);
         }
         double sum = 0;
         for (auto& s : sc) sum += (s = std::exp(s - mx));
         Vec oc(vc[p][kvh].size(), 0.0);
-        for (int64_t j = 0; j <= p; ++j)
-          for (size_t i = 0; i < oc.size(); ++i) oc[i] += sc[j] / sum * vc[j][kvh][i];
+        for (int64_t j = 0; j <= p; ++j) {
+          const size_t dims_v = lo_token(j) ? static_cast<size_t>(hd.v_lo) : oc.size();
+          for (size_t i = 0; i < dims_v; ++i) oc[i] += sc[j] / sum * vc[j][kvh][i];
+        }
         // Back to the head's d dims: o_h = R_v o_c (identity without rotation).
         for (int64_t i = 0; i < d; ++i) {
           if (!rotate) {

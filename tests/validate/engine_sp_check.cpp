@@ -1,8 +1,8 @@
 // The engine's forward pass with sequence parallelism (Ulysses, sp=2, one process per GPU over
 // NCCL) against the plain CPU forward: each rank checks the logits of the emitting rows it holds,
 // over prefill, mixed decode + chunked-prefill and continued-prefill batches, for Llama with FDC
-// ranks 32/48. Its own program (not doctest): the parent must not initialise CUDA before forking
-// the ranks. Exit 0 when every rank passed or fewer than 2 GPUs are visible (says so).
+// ranks 32/48, and with token classes (prompts prefilled whole, then decode steps). Its own
+// program (not doctest): the parent must not initialise CUDA before forking the ranks. Exit 0 when every rank passed or fewer than 2 GPUs are visible (says so).
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
@@ -68,6 +68,38 @@ int check_rank(int rank, int ranks, const std::string& token, const std::string&
   std::vector<engine::SeqStep> s3{{21, 16, true, cc.data() + 16, bc.data(), 4}, {1, 38, true, a.data() + 38, ba.data(), 4}};
   model.forward(s3, next);
   check({cc, {a.begin(), a.begin() + 39}});
+  // Token classes (each rank classifies with its own KV heads): prompts prefilled whole, then
+  // decode steps.
+  const auto hdims = test::hybrid_dims(m);
+  engine::GpuModelConfig hc = c;
+  hc.dims = hdims;
+  hc.config_name = "sp-check-hybrid";
+  engine::GpuModel hybrid(hc);
+  auto check_hybrid = [&](const std::vector<std::pair<std::vector<int32_t>, int>>& prefixes) {
+    const auto lg = hybrid.last_logits();
+    const auto idx = hybrid.last_logits_index();
+    for (size_t r = 0; r < idx.size(); ++r) {
+      const auto& [ids_r, prompt] = prefixes[static_cast<size_t>(idx[r])];
+      const auto ref = test::reference_logits(m, hdims, t, kSeed, ids_r, prompt, 16, ranks);
+      const double err = test::rel_error(lg, r * static_cast<size_t>(m.vocab), ref);
+      ++checked;
+      if (err > 0.03) {
+        std::fprintf(stderr, "rank %d: token classes: emitting row %d: relative logits error %.4f > 0.03\n", rank,
+                     idx[r], err);
+        ++failures;
+      }
+    }
+  };
+  std::vector<int32_t> ha{11, 12, 13, 14}, hb{20, 21};
+  std::vector<engine::SeqStep> h1{{37, 0, true, a.data(), ha.data(), 4}, {5, 0, true, b.data(), hb.data(), 2}};
+  hybrid.forward(h1, next);
+  check_hybrid({{{a.begin(), a.begin() + 37}, 37}, {{b.begin(), b.begin() + 5}, 5}});
+  for (int k = 0; k < 3; ++k) {
+    std::vector<engine::SeqStep> hs{{1, 37 + k, true, a.data() + 37 + k, ha.data(), 4}};
+    if (k == 0) hs.push_back({1, 5, true, b.data() + 5, hb.data(), 2});
+    hybrid.forward(hs, next);
+    check_hybrid({{{a.begin(), a.begin() + 38 + k}, 37}, {b, 5}});
+  }
   std::printf("rank %d: %d emitting rows checked, %d failed\n", rank, checked, failures);
   return failures == 0 ? 0 : 1;
 }

@@ -51,6 +51,20 @@ inline costmodel::ModelDims uniform_dims(const costmodel::ModelSpec& m, int rk, 
   return d;
 }
 
+// Token classes: ranks 48/40 for important tokens, 16/24 for the others; layer 0 keeps 5 of 16
+// slots hi (0.3), layer 1 keeps 8 (0.5).
+inline costmodel::ModelDims hybrid_dims(const costmodel::ModelSpec& m) {
+  costmodel::ModelDims d = uniform_dims(m, 48, 40);
+  for (size_t l = 0; l < d.layers.size(); ++l) {
+    for (auto& h : d.layers[l].kv_heads) {
+      h.qk_lo = 16;
+      h.v_lo = 24;
+    }
+    d.layers[l].important_fraction = l % 2 == 0 ? 0.3 : 0.5;
+  }
+  return d;
+}
+
 // Every tensor of expected_tensors(m) with random values: weights ~ U(-1,1)/sqrt(in), norms near 1.
 inline std::map<std::string, engine::StTensorData> random_tensors(const costmodel::ModelSpec& m, uint64_t seed) {
   std::mt19937_64 gen(seed);

@@ -353,6 +353,15 @@ void run_engine(sim::Experiment& exp, const EngineOptions& opt, const std::strin
                              << " (servers x gpus_per_server / (tp x sp)); use --gpus to run one server of tp x sp GPUs");
   FDC_INPUT_CHECK(exp.parallel.tp == 1,
                   exp.source << ": the engine runs sequence parallelism only (tp=1); found tp=" << exp.parallel.tp);
+  bool token_classes = false;
+  for (const auto& ld : exp.dims.layers)
+    for (const auto& hd : ld.kv_heads)
+      token_classes |= (hd.qk_lo != hd.qk_hi || hd.v_lo != hd.v_hi) &&
+                       costmodel::important_slots(ld.important_fraction, exp.scheduler.block_size) < exp.scheduler.block_size;
+  FDC_INPUT_CHECK(!(token_classes && exp.scheduler.chunked_prefill),
+                  exp.source << ": policy " << exp.policy.name
+                             << " has token classes, which the engine decides once a whole prompt is prefilled; set "
+                                "scheduler.chunked_prefill = false (it is true)");
   const int ranks = exp.parallel.sp;
   if (ranks == 1) {
     run_rank(exp, opt, timeline_path, 0, 1, nullptr);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -21,6 +22,7 @@
 #include "kernels/ops/launch.h"
 #include "kernels/ops/reference.h"
 #include "validate/engine/engine_kernels.h"
+#include "validate/engine/token_classes.h"
 #include "validate/engine/weights.h"
 #if FDCSIM_HAVE_NCCL
 #include "kernels/comm/nccl_check.h"
@@ -74,7 +76,7 @@ struct GpuModel::Impl {
   };
   struct LayoutGroup {
     attn::HeadLayout layout;  // every head (projections, RoPE)
-    attn::HeadLayout local;   // this rank's KV heads and their q heads (= layout without SP)
+    attn::HeadLayout local;   // this rank's KV heads and their q heads (= layout without SP); shared pages when hybrid
     DeviceBuffer<attn::HeadInfo> heads, local_heads;
     // Per-iteration plans of this layout (host), and their offsets in the metadata upload.
     attn::DecodePlan decode;
@@ -83,6 +85,14 @@ struct GpuModel::Impl {
     size_t off_units = 0, off_pair_indptr = 0, off_pair_units = 0, off_tiles = 0;
     size_t off_pack = 0, off_unpack = 0, off_out_unpack = 0;  // SP: segment lists
     int64_t vecs_pack = 0, vecs_unpack = 0, vecs_out_unpack = 0;
+    // Token classes (token_classes.h): hi slots per block, the staging layout the prompts are
+    // prefilled in (this rank's heads at hi ranks, separate pages), and per-iteration metadata
+    // offsets: class and class slot of every row, important tokens per prefilled prompt.
+    bool hybrid = false;
+    int hi_slots = 0;
+    std::optional<attn::HeadLayout> stage{};
+    DeviceBuffer<attn::HeadInfo> stage_heads{};
+    size_t off_cls = 0, off_cpos = 0, off_nhi = 0;
   };
 
   GpuModelConfig cfg;
@@ -105,6 +115,11 @@ struct GpuModel::Impl {
   size_t pinned_ints = 0;
   Growable<int> meta;
   Growable<float> partial_o, partial_lse;
+  // Token classes: the staging cache (one layer at a time) and the prefill classifier.
+  bool any_hybrid = false;
+  int64_t stage_pages = 0;
+  DeviceBuffer<uint16_t> stage_pool;
+  TokenClassifier classifier;
   int64_t weight_bytes = 0;
   int64_t kv_block_bytes = 0;
   int last_rows = 0;
@@ -149,28 +164,44 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
     std::vector<attn::HeadRanks> ranks;
     for (const auto& hd : ld.kv_heads) ranks.push_back({hd.qk_hi, hd.v_hi, hd.qk_lo, hd.v_lo});
     attn::HeadLayout L(m.num_heads, m.num_kv_heads, ranks, c.block_size);
-    FDC_INPUT_CHECK(!L.has_token_classes(),
-                    c.config_name << ": the engine does not run token-class (hybrid) policies yet: layer " << l
-                                  << " keeps some tokens at lower ranks; the simulator models them");
+    // Token classes: hi_slots of each block at hi ranks (a layer whose blocks are all hi slots
+    // never holds a lo token and runs as one without classes).
+    const int hi_slots = costmodel::important_slots(ld.important_fraction, c.block_size);
+    const bool hybrid = L.has_token_classes() && hi_slots < c.block_size;
     // This rank's KV heads (Ulysses: contiguous blocks, the first Hk % P ranks one more).
     const int kb = comm::kv_head_begin(m.num_kv_heads, c.sp_size, c.sp_rank);
     const int ke = comm::kv_head_begin(m.num_kv_heads, c.sp_size, c.sp_rank + 1);
     std::vector<attn::HeadRanks> local_ranks(ranks.begin() + kb, ranks.begin() + ke);
     int g = -1;
     for (size_t i = 0; i < I.groups.size(); ++i) {
-      bool same = true;
+      bool same = I.groups[i].hybrid == hybrid && (!hybrid || I.groups[i].hi_slots == hi_slots);
       for (int h = 0; h < m.num_kv_heads && same; ++h) {
         const auto& a = I.groups[i].layout.ranks(h);
         const auto& b = L.ranks(h);
-        same = a.rk == b.rk && a.rv == b.rv;
+        same = a.rk == b.rk && a.rv == b.rv && (!hybrid || (a.rk_lo == b.rk_lo && a.rv_lo == b.rv_lo));
       }
       if (same) g = static_cast<int>(i);
     }
     if (g < 0) {
       g = static_cast<int>(I.groups.size());
-      attn::HeadLayout local(m.group_size() * (ke - kb), ke - kb, local_ranks, c.block_size);
+      const int lq = m.group_size() * (ke - kb);
+      std::vector<attn::HeadRanks> hi_ranks = local_ranks;
+      for (auto& r : hi_ranks) {
+        r.rk_lo = r.rk;
+        r.rv_lo = r.rv;
+      }
+      attn::HeadLayout local = hybrid ? attn::HeadLayout::shared(lq, ke - kb, local_ranks, c.block_size, hi_slots)
+                                      : attn::HeadLayout(lq, ke - kb, hi_ranks, c.block_size);
       DeviceBuffer<attn::HeadInfo> heads(L.head_info()), local_heads(local.head_info());
-      I.groups.push_back(Impl::LayoutGroup{L, local, std::move(heads), std::move(local_heads), {}, {}, {}});
+      Impl::LayoutGroup grp{L, local, std::move(heads), std::move(local_heads), {}, {}, {}};
+      grp.hybrid = hybrid;
+      grp.hi_slots = hybrid ? hi_slots : c.block_size;
+      if (hybrid) {
+        grp.stage.emplace(lq, ke - kb, hi_ranks, c.block_size);
+        grp.stage_heads = DeviceBuffer<attn::HeadInfo>(grp.stage->head_info());
+        I.any_hybrid = true;
+      }
+      I.groups.push_back(std::move(grp));
     }
     Impl::Layer layer;
     layer.group = g;
@@ -198,8 +229,13 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
   }
   const int64_t kv = I.kv_block_bytes * c.num_blocks;
   const int64_t sp_acts = c.sp_size > 1 ? 2 * T * (3 * max_qkv + 3 * max_qkv + max_o) : 0;  // v, send, recv, heads
+  // Token classes: a staging cache for one layer of the iteration's prompts at hi ranks.
+  int64_t stage_page_elems = 0;
+  for (const auto& g : I.groups)
+    if (g.hybrid) stage_page_elems = std::max(stage_page_elems, g.stage->page_elems(attn::TokenClass::kHi));
+  I.stage_pages = I.any_hybrid ? T / c.block_size + c.max_seqs : 0;
   const int64_t acts = 2 * T * (3 * D + max_qkv + 3 * max_o + up_n + F) + 2 * static_cast<int64_t>(c.max_seqs) * (D + V) +
-                       sp_acts;
+                       sp_acts + 2 * I.stage_pages * stage_page_elems + (I.any_hybrid ? 24 * T : 0);
   size_t free_b = 0, total_b = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const int64_t need = weights + kv + acts + (int64_t{512} << 20);  // + cuBLAS workspace and plans
@@ -322,6 +358,7 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
     for (auto* b : {&I.v, &I.send, &I.recv, &I.qh, &I.kh, &I.vh, &I.oh})
       *b = DeviceBuffer<bf16>(static_cast<size_t>(T * max_qkv));
   }
+  if (I.any_hybrid) I.stage_pool = DeviceBuffer<uint16_t>(static_cast<size_t>(I.stage_pages * stage_page_elems));
   I.plan_opt = attn::decode_plan_options_for_device(c.device);
   CUDA_CHECK(cudaStreamSynchronize(I.stream));
 }
@@ -375,6 +412,14 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     total_pages += pages;
     emit_rows += q.emits ? 1 : 0;
   }
+  if (I.any_hybrid)
+    for (int j = nd; j < n; ++j) {
+      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])];
+      FDC_INPUT_CHECK(q.context_before == 0,
+                      I.cfg.config_name << ": a token-class policy classifies a prompt once it is prefilled whole "
+                                           "(scheduler.chunked_prefill = false), but a prefill continues after "
+                                        << q.context_before << " cached tokens");
+    }
   FDC_CHECK(T <= I.cfg.max_tokens && n <= I.cfg.max_seqs,
             "batch of " << T << " tokens / " << n << " sequences over the engine's " << I.cfg.max_tokens << " / "
                         << I.cfg.max_seqs);
@@ -390,7 +435,11 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   // cu_q [np+1]; emit rows [emit_rows]; then per layout group the decode and prefill plans.
   for (auto& g : I.groups) {
     std::vector<int> num_hi(static_cast<size_t>(nd)), num_lo(static_cast<size_t>(nd), 0);
-    for (int j = 0; j < nd; ++j) num_hi[static_cast<size_t>(j)] = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before + 1;
+    for (int j = 0; j < nd; ++j) {
+      const int len = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before + 1;
+      num_hi[static_cast<size_t>(j)] = g.hybrid ? hi_count(len, g.hi_slots, bs) : len;
+      num_lo[static_cast<size_t>(j)] = len - num_hi[static_cast<size_t>(j)];
+    }
     g.decode = nd > 0 ? attn::plan_decode_balanced(g.local, num_hi, num_lo, I.plan_opt) : attn::DecodePlan{};
     std::vector<int> cu_q(static_cast<size_t>(np) + 1, 0), kv_len(static_cast<size_t>(np));
     for (int j = 0; j < np; ++j) {
@@ -398,7 +447,8 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       cu_q[static_cast<size_t>(j) + 1] = cu_q[static_cast<size_t>(j)] + q.new_tokens;
       kv_len[static_cast<size_t>(j)] = q.context_before + q.new_tokens;
     }
-    g.prefill = np > 0 ? attn::plan_prefill(g.local, cu_q, kv_len, attn::kPrefillTileQ, true) : attn::PrefillPlan{};
+    g.prefill = np > 0 ? attn::plan_prefill(g.hybrid ? *g.stage : g.local, cu_q, kv_len, attn::kPrefillTileQ, true)
+                       : attn::PrefillPlan{};
     if (P > 1) {
       comm::UlyssesShape shape;
       shape.ranks = P;
@@ -425,6 +475,15 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
       need += ints_of((rp.pack.size() + rp.unpack.size() + rp.out_unpack.size()) * sizeof(comm::Segment)) + 12;
     }
+  }
+  const int Tp = T - nd;  // prefill rows (decode steps have one row each, first)
+  int stage_used = 0;
+  if (I.any_hybrid) {
+    for (int j = nd; j < n; ++j) stage_used += (seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].new_tokens + bs - 1) / bs;
+    FDC_CHECK(stage_used <= I.stage_pages, "staging cache of " << I.stage_pages << " pages for " << stage_used);
+    need += static_cast<size_t>(n + 1 + stage_used + Tp) + 12;
+    for (const auto& g : I.groups)
+      if (g.hybrid) need += static_cast<size_t>(2 * T + np) + 12;
   }
   need += 3 * (11 + 7 * I.groups.size()) + 16;  // alignment of every region (see take), empty-list slots
   if (I.pinned_ints < need) {
@@ -477,6 +536,40 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     }
     std::sort(by_seq.begin(), by_seq.end());
     for (size_t i = 0; i < by_seq.size(); ++i) h[o_emit + i] = by_seq[i].second;
+  }
+  // Token classes: the staging page table (prompts only), each prefill row's prompt, and per
+  // hybrid layout the class and class slot of every row (decode rows here; the prefill rows'
+  // are written on the device by the classifier) and the important count of every prompt.
+  size_t o_sindptr = 0, o_sindices = 0, o_pseg = 0;
+  if (I.any_hybrid) {
+    o_sindptr = take(static_cast<size_t>(n) + 1);
+    o_sindices = take(static_cast<size_t>(std::max(stage_used, 1)));
+    o_pseg = take(static_cast<size_t>(std::max(Tp, 1)));
+    int page = 0, row = 0;
+    h[o_sindptr] = 0;
+    for (int j = 0; j < n; ++j) {
+      if (j >= nd) {
+        const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])];
+        for (int p = 0; p < (q.new_tokens + bs - 1) / bs; ++p, ++page) h[o_sindices + page] = page;
+        for (int i = 0; i < q.new_tokens; ++i) h[o_pseg + row++] = j - nd;
+      }
+      h[o_sindptr + j + 1] = page;
+    }
+    for (auto& g : I.groups) {
+      if (!g.hybrid) continue;
+      g.off_cls = take(static_cast<size_t>(T));
+      g.off_cpos = take(static_cast<size_t>(T));
+      g.off_nhi = take(static_cast<size_t>(std::max(np, 1)));
+      for (int j = 0; j < nd; ++j) {
+        const int len = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before;
+        const int hi_before = hi_count(len, g.hi_slots, bs);
+        const bool hi = hi_count(len + 1, g.hi_slots, bs) > hi_before;
+        h[g.off_cls + j] = hi ? 0 : 1;
+        h[g.off_cpos + j] = hi ? hi_before : len - hi_before;
+      }
+      for (int j = nd; j < n; ++j)
+        h[g.off_nhi + (j - nd)] = hi_count(seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].new_tokens, g.hi_slots, bs);
+    }
   }
   // The emitting rows in this rank's token slice: local row, and index among all emitting rows.
   const size_t o_emit_local = take(static_cast<size_t>(std::max(emit_rows, 1)));
@@ -653,32 +746,55 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       v_stride = loc.v_row();
       out_att = I.oh.data();
     }
-    {
+    auto append = [&](int first_row, int rows, const attn::HeadLayout& lay_c, const attn::HeadInfo* heads, void* pool,
+                      const int* indptr, const int* indices, const int* cls_of, const int* pos_of) {
       attn::AppendParams p;
       p.dtype = dt;
-      p.num_tokens = T;
-      p.num_kv_heads = loc.num_kv_heads();
-      p.k_row = loc.k_row();
+      p.num_tokens = rows;
+      p.num_kv_heads = lay_c.num_kv_heads();
+      p.k_row = lay_c.k_row();
       p.v_row = v_stride;  // the row stride of v (the fused row without SP)
-      p.k = k_att;
-      p.v = v_att;
-      p.seq_of = d + o_seq;
-      p.pos_of = d + o_slot;
-      p.hi_pool = L.kv.data();
-      p.page_elems_hi = loc.page_elems(attn::TokenClass::kHi);
+      p.k = k_att + static_cast<int64_t>(first_row) * lay_c.k_row();
+      p.v = v_att + static_cast<int64_t>(first_row) * v_stride;
+      p.seq_of = d + o_seq + first_row;
+      p.pos_of = pos_of;
+      p.cls_of = cls_of;
+      p.hi_pool = p.lo_pool = pool;
+      p.page_elems_hi = lay_c.page_elems(attn::TokenClass::kHi);
+      p.page_elems_lo = lay_c.page_elems(attn::TokenClass::kLo);
       p.block_size = bs;
-      p.hi_page_indptr = d + o_indptr;
-      p.hi_page_indices = d + o_indices;
-      p.heads = g.local_heads.data();
+      p.slots_hi = lay_c.slots(attn::TokenClass::kHi);
+      p.slots_lo = lay_c.slots(attn::TokenClass::kLo);
+      p.hi_page_indptr = p.lo_page_indptr = indptr;
+      p.hi_page_indices = p.lo_page_indices = indices;
+      p.heads = heads;
       attn::launch_append(p, st);
+    };
+    if (!g.hybrid) {
+      append(0, T, loc, g.local_heads.data(), L.kv.data(), d + o_indptr, d + o_indices, nullptr, d + o_slot);
+    } else {
+      // Prompts: prefilled at hi ranks from the staging cache, then classified; every row then
+      // goes to its class's slot of the sequence's shared pages.
+      if (np > 0) {
+        append(nd, T - nd, *g.stage, g.stage_heads.data(), I.stage_pool.data(), d + o_sindptr, d + o_sindices, nullptr,
+               d + o_slot + nd);
+        I.classifier.classify(k_att + static_cast<int64_t>(nd) * loc.k_row(), loc.k_row(),
+                              v_att + static_cast<int64_t>(nd) * v_stride, v_stride, g.local_heads.data(),
+                              loc.num_kv_heads(), T - nd, d + o_cuq, np, d + o_pseg, d + g.off_nhi,
+                              d + g.off_cls + nd, d + g.off_cpos + nd, st);
+      }
+      append(0, T, loc, g.local_heads.data(), L.kv.data(), d + o_indptr, d + o_indices, d + g.off_cls, d + g.off_cpos);
     }
     attn::PagedCacheParams cache;
     cache.hi_pool = L.kv.data();
+    cache.lo_pool = L.kv.data();  // shared pages hold both classes; without classes the plans have no lo units
     cache.page_elems_hi = loc.page_elems(attn::TokenClass::kHi);
     cache.page_elems_lo = loc.page_elems(attn::TokenClass::kLo);
     cache.block_size = bs;
+    cache.slots_hi = loc.slots(attn::TokenClass::kHi);
+    cache.slots_lo = loc.slots(attn::TokenClass::kLo);
     cache.hi_page_indices = d + o_indices;
-    cache.lo_page_indices = d + o_indices;  // no lo tokens: the plans have no lo units
+    cache.lo_page_indices = d + o_indices;
     // The fields decode and prefill share: this rank's heads, the cache, the rows of its part.
     auto common = [&](auto& p, int num_seqs, int first_row) {
       p.dtype = dt;
@@ -715,6 +831,15 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       p.kv_len = d + o_kvlen + nd;
       p.cache.hi_page_indptr = d + o_indptr + nd;  // absolute offsets into the shared index list
       p.cache.lo_page_indptr = d + o_indptr + nd;
+      if (g.hybrid) {
+        // Prompts attend over the staging cache, at hi ranks (the classes start after prefill).
+        p.cache.hi_pool = I.stage_pool.data();
+        p.cache.page_elems_hi = g.stage->page_elems(attn::TokenClass::kHi);
+        p.cache.slots_hi = p.cache.slots_lo = 0;
+        p.cache.hi_page_indptr = d + o_sindptr + nd;
+        p.cache.hi_page_indices = d + o_sindices;
+        p.heads = g.stage_heads.data();
+      }
       p.tiles = reinterpret_cast<const attn::PrefillTile*>(d + g.off_tiles);
       p.num_tiles = static_cast<int>(g.prefill.tiles.size());
       attn::launch_prefill(p, st);
