@@ -109,6 +109,9 @@ double FittedCostModel::seconds(const OpCall& c) const {
     case OpKind::kAllReduce:
     case OpKind::kAllGather:
       return us(f, fit::OpQuery{c.nccl_bytes, 0, 0, 0, 0}) * 1e-6;
+    case OpKind::kIterationOverhead:  // a constant, plus us_per_seq per sequence when calibrated so
+      q.seqs = static_cast<double>(c.seqs);
+      return us(f, q) * 1e-6;
     case OpKind::kAttnPrefill:
     case OpKind::kAttnDecode:
       q.seqs = static_cast<double>(c.seqs), q.keys_mean = c.keys_mean, q.keys_max = c.keys_max;

@@ -124,7 +124,12 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       f(collective(OpKind::kAllGather, par.tp, rows * (model.vocab / t) * e, allgather_send_factor(par.tp),
                    rows * (model.vocab / t) * e * t, 1));
   }
-  f(kernel(OpKind::kIterationOverhead, OpWork{}, RooflineRate::kNone, 1));
+  {
+    // Per iteration, and per sequence of the batch (a calibrated profile's us_per_seq).
+    OpCall c = kernel(OpKind::kIterationOverhead, OpWork{}, RooflineRate::kNone, 1);
+    c.seqs = b.num_seqs;
+    f(c);
+  }
 }
 
 // Decode attention of every layer group (nothing when the batch has no decode step).

@@ -8,9 +8,11 @@
 // model prefers to the profile's general "iteration_overhead" for that configuration.
 //
 // For every measured iteration, residual = measured time - (the profile's prediction without its
-// current overhead). The calibrated overhead is the median residual. Held-out error: each half of
-// every timeline (in time order) is predicted with the constant fitted on the other halves, and
-// the absolute percentage errors of those iteration times give the median and P90.
+// current overhead). The calibrated overhead is a + b x (sequences in the batch), fitted by least
+// absolute deviations (a median line: a few slow outliers, such as the first iteration, do not
+// move it): per-sequence host work (metadata, plans, sampling) grows with the batch. Held-out
+// error: each half of every timeline (in time order) is predicted with the line fitted on the
+// other halves, and the absolute percentage errors of those iteration times give the median and P90.
 #pragma once
 
 #include <string>
@@ -24,7 +26,8 @@ namespace fdc::validate {
 
 struct OverheadCalibration {
   std::string op;            // "iteration_overhead/<model>/tp<t>sp<s>"
-  double overhead_us = 0;    // median residual
+  double overhead_us = 0;    // a: per iteration
+  double per_seq_us = 0;     // b: per sequence of the batch
   double previous_us = 0;    // the profile's overhead before
   int iterations = 0;
   double held_out_median_pct = 0, held_out_p90_pct = 0;
@@ -38,7 +41,11 @@ std::vector<OverheadCalibration> calibrate_overhead(const fit::FittedProfile& pr
                                                     const costmodel::ProfileRef& ref,
                                                     const std::vector<std::string>& timeline_paths);
 
-// The profile with each calibration's op set to its constant (measured, not extrapolated; note and
+// Least-absolute-deviation line y = a + b x (iteratively reweighted least squares); b = 0 when
+// every x is the same. Returns {a, b}.
+std::pair<double, double> lad_line(const std::vector<double>& x, const std::vector<double>& y);
+
+// The profile with each calibration's op set to its line (measured, not extrapolated; note and
 // held-out error say where it comes from). The general iteration_overhead is left as it was.
 fit::FittedProfile with_overhead(fit::FittedProfile profile, const std::vector<OverheadCalibration>& calibrations,
                                  const std::vector<std::string>& timeline_paths);

@@ -104,12 +104,13 @@ int run_overhead(const FitOptions& o) {
   command += " --out " + o.out;
   fit::write_profile(validate::with_overhead(prof, calibrations, o.overhead_from), command, o.out);
   for (const auto& c : calibrations) {
-    char line[320];
+    char line[400];
     std::snprintf(line, sizeof line,
-                  "  %s: %.1f us from %d engine iterations (was %.1f us; residual P10/P90 %.1f/%.1f us)\n"
+                  "  %s: %.1f us + %.2f us per sequence from %d engine iterations (was %.1f us; residual P10/P90 "
+                  "%.1f/%.1f us)\n"
                   "    iteration time error: before median %.2f%%, P90 %.2f%%; held out (2-fold over time) median "
                   "%.2f%%, P90 %.2f%%\n",
-                  c.op.c_str(), c.overhead_us, c.iterations, c.previous_us, c.residual_p10_us, c.residual_p90_us,
+                  c.op.c_str(), c.overhead_us, c.per_seq_us, c.iterations, c.previous_us, c.residual_p10_us, c.residual_p90_us,
                   c.before_median_pct, c.before_p90_pct, c.held_out_median_pct, c.held_out_p90_pct);
     std::cout << line;
   }

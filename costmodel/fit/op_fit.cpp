@@ -29,7 +29,7 @@ double base_us(const OpFit& fit, const OpQuery& q) {
     case FitForm::kRooflineDerived:
       return fit.alpha_us + std::max(q.flops / (fit.peak_tflops * 1e6), q.bytes / (fit.peak_gbps * 1e3));
     case FitForm::kConstant:
-      return fit.alpha_us;
+      return fit.alpha_us + fit.us_per_seq * q.seqs;
     case FitForm::kAttentionLinear: {
       const std::vector<double> x = attention_features(q, fit.straggler_on_flops);
       return fit.alpha_us + fit.us_per_byte * x[1] + fit.us_per_flop * x[2] + fit.us_per_seq * x[3] +
@@ -175,7 +175,7 @@ OpQuery OpQuery::of(const Sample& s) {
 }
 
 double predict_time_us(const OpFit& fit, const OpQuery& q) {
-  if (fit.form == FitForm::kConstant) return fit.alpha_us;
+  if (fit.form == FitForm::kConstant) return fit.alpha_us + fit.us_per_seq * q.seqs;
   if (fit.knots.empty()) return base_us(fit, q);
   const double ax = axis_value(fit.form, q);
   FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);

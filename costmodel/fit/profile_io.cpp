@@ -26,6 +26,7 @@ Json op_json(const OpFit& f) {
     params = {{"alpha_us", f.alpha_us}, {"TFLOP/s", f.peak_tflops}, {"GB/s", f.peak_gbps}};
   } else if (f.form == FitForm::kConstant) {
     params = {{"alpha_us", f.alpha_us}};
+    if (f.us_per_seq != 0) params["us_per_seq"] = f.us_per_seq;  // a calibrated iteration overhead
   } else if (f.form == FitForm::kAttentionLinear) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_byte", f.us_per_byte},
@@ -119,6 +120,7 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     FDC_INPUT_CHECK(f.peak_tflops > 0 && f.peak_gbps > 0, source << ": ops." << op << ": rates must be > 0");
   } else if (f.form == FitForm::kConstant) {
     f.alpha_us = r.number(params, "alpha_us");
+    if (params.contains("us_per_seq")) f.us_per_seq = r.number(params, "us_per_seq");
   } else if (f.form == FitForm::kAttentionLinear) {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop"), f.us_per_seq = r.number(params, "us_per_seq");

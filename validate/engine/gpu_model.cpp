@@ -53,6 +53,42 @@ struct Growable {
   }
 };
 
+// Ints of one metadata upload: built in pinned host memory (16-byte aligned regions, see take),
+// copied to the device in one piece on the stream. The host side is rewritten only after the
+// previous iteration has finished (forward() waits for it), so no copy is pending on it.
+struct MetaBuffer {
+  int* host = nullptr;
+  size_t cap = 0, off = 0;
+  Growable<int> dev;
+  MetaBuffer() = default;
+  MetaBuffer(const MetaBuffer&) = delete;
+  MetaBuffer& operator=(const MetaBuffer&) = delete;
+  ~MetaBuffer() {
+    if (host) cudaFreeHost(host);
+  }
+  void reset(size_t need) {
+    if (cap < need) {
+      if (host) CUDA_CHECK(cudaFreeHost(host));
+      host = nullptr;
+      cap = std::max(need, cap * 3 / 2);
+      CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host), cap * sizeof(int)));
+    }
+    off = 0;
+  }
+  size_t take(size_t count) {
+    off = (off + 3) & ~size_t{3};  // the kernels read int4 / DecodeUnit vectors
+    const size_t at = off;
+    off += count;
+    return at;
+  }
+  int* upload(cudaStream_t st) {
+    FDC_CHECK(off <= cap, "metadata overflow: " << off << " ints in " << cap);
+    int* d = dev.ensure(std::max<size_t>(off, 1));
+    if (off) CUDA_CHECK(cudaMemcpyAsync(d, host, off * sizeof(int), cudaMemcpyHostToDevice, st));
+    return d;
+  }
+};
+
 DeviceBuffer<bf16> upload_bf16(const std::vector<float>& v) {
   std::vector<uint16_t> bits(v.size());
   for (size_t i = 0; i < v.size(); ++i) bits[i] = kernels::float_to_bf16_bits(v[i]);
@@ -93,6 +129,11 @@ struct GpuModel::Impl {
     std::optional<attn::HeadLayout> stage{};
     DeviceBuffer<attn::HeadInfo> stage_heads{};
     size_t off_cls = 0, off_cpos = 0, off_nhi = 0;
+    // This group's plans are built when its first layer of the iteration is launched, so the host
+    // plans group g + 1 while the GPU runs group g's layers; their own upload.
+    std::unique_ptr<MetaBuffer> meta = std::make_unique<MetaBuffer>();
+    int* gd = nullptr;        // this iteration's copy on the device (the classifier writes the class rows)
+    int64_t planned = -1;     // iteration the plans belong to
   };
 
   GpuModelConfig cfg;
@@ -124,6 +165,7 @@ struct GpuModel::Impl {
   int64_t kv_block_bytes = 0;
   int last_rows = 0;
   std::vector<int> last_index;
+  int64_t iteration = 0;
 
   explicit Impl(const GpuModelConfig& c) : cfg(c), m(cfg.model) {}
   ~Impl() {
@@ -402,6 +444,14 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     if (seqs[i].new_tokens > 1) order.push_back(static_cast<int>(i));
   const int n = static_cast<int>(order.size());
   const int np = n - nd;
+  if (I.any_hybrid)
+    for (int j = nd; j < n; ++j) {
+      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])];
+      FDC_INPUT_CHECK(q.context_before == 0,
+                      I.cfg.config_name << ": a token-class policy classifies a prompt once it is prefilled whole "
+                                           "(scheduler.chunked_prefill = false), but a prefill continues after "
+                                        << q.context_before << " cached tokens");
+    }
   int T = 0, total_pages = 0, emit_rows = 0;
   for (int s : order) {
     const SeqStep& q = seqs[static_cast<size_t>(s)];
@@ -412,14 +462,6 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     total_pages += pages;
     emit_rows += q.emits ? 1 : 0;
   }
-  if (I.any_hybrid)
-    for (int j = nd; j < n; ++j) {
-      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])];
-      FDC_INPUT_CHECK(q.context_before == 0,
-                      I.cfg.config_name << ": a token-class policy classifies a prompt once it is prefilled whole "
-                                           "(scheduler.chunked_prefill = false), but a prefill continues after "
-                                        << q.context_before << " cached tokens");
-    }
   FDC_CHECK(T <= I.cfg.max_tokens && n <= I.cfg.max_seqs,
             "batch of " << T << " tokens / " << n << " sequences over the engine's " << I.cfg.max_tokens << " / "
                         << I.cfg.max_seqs);
@@ -432,60 +474,18 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   const int64_t t0 = slice_begin(rank), Ts = slice_tokens(rank);
 
   // Host metadata (ints): ids, positions, seq_of, pos_of [T]; indptr [n+1]; indices; kv_len [n];
-  // cu_q [np+1]; emit rows [emit_rows]; then per layout group the decode and prefill plans.
-  for (auto& g : I.groups) {
-    std::vector<int> num_hi(static_cast<size_t>(nd)), num_lo(static_cast<size_t>(nd), 0);
-    for (int j = 0; j < nd; ++j) {
-      const int len = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before + 1;
-      num_hi[static_cast<size_t>(j)] = g.hybrid ? hi_count(len, g.hi_slots, bs) : len;
-      num_lo[static_cast<size_t>(j)] = len - num_hi[static_cast<size_t>(j)];
-    }
-    g.decode = nd > 0 ? attn::plan_decode_balanced(g.local, num_hi, num_lo, I.plan_opt) : attn::DecodePlan{};
-    std::vector<int> cu_q(static_cast<size_t>(np) + 1, 0), kv_len(static_cast<size_t>(np));
-    for (int j = 0; j < np; ++j) {
-      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(nd + j)])];
-      cu_q[static_cast<size_t>(j) + 1] = cu_q[static_cast<size_t>(j)] + q.new_tokens;
-      kv_len[static_cast<size_t>(j)] = q.context_before + q.new_tokens;
-    }
-    g.prefill = np > 0 ? attn::plan_prefill(g.hybrid ? *g.stage : g.local, cu_q, kv_len, attn::kPrefillTileQ, true)
-                       : attn::PrefillPlan{};
-    if (P > 1) {
-      comm::UlyssesShape shape;
-      shape.ranks = P;
-      for (int r = 0; r < P; ++r) shape.tokens.push_back(slice_tokens(r));
-      shape.num_q_heads = m.num_heads;
-      shape.num_kv_heads = m.num_kv_heads;
-      for (int kh = 0; kh < m.num_kv_heads; ++kh) {
-        shape.rk.push_back(g.layout.ranks(kh).rk);
-        shape.rv.push_back(g.layout.ranks(kh).rv);
-      }
-      g.ulysses = comm::plan_ulysses(shape);
-      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
-      g.vecs_pack = comm::check_segments(rp.pack);
-      g.vecs_unpack = comm::check_segments(rp.unpack);
-      g.vecs_out_unpack = comm::check_segments(rp.out_unpack);
-    }
-  }
+  // cu_q [np+1]; emit rows [emit_rows]; token-class staging tables. Each layout group's plans
+  // follow in their own upload (plan_group below).
   auto ints_of = [](size_t bytes) { return (bytes + sizeof(int) - 1) / sizeof(int); };
   size_t need = static_cast<size_t>(4 * T + (n + 1) + total_pages + n + (np + 1) + 3 * emit_rows);
-  for (const auto& g : I.groups) {
-    need += 4 * g.decode.units.size() + g.decode.pair_indptr.size() + g.decode.pair_units.size() +
-            ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)) + 8;
-    if (P > 1) {
-      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
-      need += ints_of((rp.pack.size() + rp.unpack.size() + rp.out_unpack.size()) * sizeof(comm::Segment)) + 12;
-    }
-  }
   const int Tp = T - nd;  // prefill rows (decode steps have one row each, first)
   int stage_used = 0;
   if (I.any_hybrid) {
     for (int j = nd; j < n; ++j) stage_used += (seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].new_tokens + bs - 1) / bs;
     FDC_CHECK(stage_used <= I.stage_pages, "staging cache of " << I.stage_pages << " pages for " << stage_used);
     need += static_cast<size_t>(n + 1 + stage_used + Tp) + 12;
-    for (const auto& g : I.groups)
-      if (g.hybrid) need += static_cast<size_t>(2 * T + np) + 12;
   }
-  need += 3 * (11 + 7 * I.groups.size()) + 16;  // alignment of every region (see take), empty-list slots
+  need += 3 * 11 + 16;  // alignment of every region (see take), empty-list slots
   if (I.pinned_ints < need) {
     if (I.pinned) CUDA_CHECK(cudaFreeHost(I.pinned));
     I.pinned = nullptr;
@@ -555,21 +555,6 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       }
       h[o_sindptr + j + 1] = page;
     }
-    for (auto& g : I.groups) {
-      if (!g.hybrid) continue;
-      g.off_cls = take(static_cast<size_t>(T));
-      g.off_cpos = take(static_cast<size_t>(T));
-      g.off_nhi = take(static_cast<size_t>(std::max(np, 1)));
-      for (int j = 0; j < nd; ++j) {
-        const int len = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before;
-        const int hi_before = hi_count(len, g.hi_slots, bs);
-        const bool hi = hi_count(len + 1, g.hi_slots, bs) > hi_before;
-        h[g.off_cls + j] = hi ? 0 : 1;
-        h[g.off_cpos + j] = hi ? hi_before : len - hi_before;
-      }
-      for (int j = nd; j < n; ++j)
-        h[g.off_nhi + (j - nd)] = hi_count(seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].new_tokens, g.hi_slots, bs);
-    }
   }
   // The emitting rows in this rank's token slice: local row, and index among all emitting rows.
   const size_t o_emit_local = take(static_cast<size_t>(std::max(emit_rows, 1)));
@@ -583,36 +568,11 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       ++local_emit;
     }
   }
-  size_t max_units = 0;
-  for (auto& g : I.groups) {
-    g.off_units = take(4 * g.decode.units.size());
-    std::memcpy(h + g.off_units, g.decode.units.data(), g.decode.units.size() * sizeof(attn::DecodeUnit));
-    g.off_pair_indptr = take(g.decode.pair_indptr.size());
-    std::memcpy(h + g.off_pair_indptr, g.decode.pair_indptr.data(), g.decode.pair_indptr.size() * sizeof(int));
-    g.off_pair_units = take(g.decode.pair_units.size());
-    std::memcpy(h + g.off_pair_units, g.decode.pair_units.data(), g.decode.pair_units.size() * sizeof(int));
-    g.off_tiles = take(ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)));
-    std::memcpy(h + g.off_tiles, g.prefill.tiles.data(), g.prefill.tiles.size() * sizeof(attn::PrefillTile));
-    max_units = std::max(max_units, g.decode.units.size());
-    if (P > 1) {
-      // Segments hold int64 fields: their regions start 16-byte aligned like every region.
-      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
-      auto put = [&](const std::vector<comm::Segment>& v) {
-        const size_t at = take(ints_of(v.size() * sizeof(comm::Segment)));
-        std::memcpy(h + at, v.data(), v.size() * sizeof(comm::Segment));
-        return at;
-      };
-      g.off_pack = put(rp.pack);
-      g.off_unpack = put(rp.unpack);
-      g.off_out_unpack = put(rp.out_unpack);
-    }
-  }
   FDC_CHECK(off <= I.pinned_ints, "metadata overflow");
   int* d = I.meta.ensure(off);
   const int group = m.group_size();
-  float* partial_o = I.partial_o.ensure(std::max<size_t>(max_units, 1) * group * attn::kMaxRank);
-  float* partial_lse = I.partial_lse.ensure(std::max<size_t>(max_units, 1) * group);
   const auto host_end = std::chrono::steady_clock::now();
+  ++I.iteration;
 
   cudaStream_t st = I.stream;
   CUDA_CHECK(cudaEventRecord(I.ev_start, st));
@@ -660,6 +620,100 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     ops::launch_residual(p, st);
   };
 
+  // One layout group's plans and per-row class metadata, built and uploaded when the group's first
+  // layer of the iteration is launched: the host plans group g + 1 while the GPU runs group g.
+  float* partial_o = nullptr;
+  float* partial_lse = nullptr;
+  double group_host_ms = 0;
+  auto plan_group = [&](Impl::LayoutGroup& g) {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<int> num_hi(static_cast<size_t>(nd)), num_lo(static_cast<size_t>(nd), 0);
+    for (int j = 0; j < nd; ++j) {
+      const int len = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before + 1;
+      num_hi[static_cast<size_t>(j)] = g.hybrid ? hi_count(len, g.hi_slots, bs) : len;
+      num_lo[static_cast<size_t>(j)] = len - num_hi[static_cast<size_t>(j)];
+    }
+    g.decode = nd > 0 ? attn::plan_decode_balanced(g.local, num_hi, num_lo, I.plan_opt) : attn::DecodePlan{};
+    std::vector<int> cu_q(static_cast<size_t>(np) + 1, 0), kv_len(static_cast<size_t>(np));
+    for (int j = 0; j < np; ++j) {
+      const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(nd + j)])];
+      cu_q[static_cast<size_t>(j) + 1] = cu_q[static_cast<size_t>(j)] + q.new_tokens;
+      kv_len[static_cast<size_t>(j)] = q.context_before + q.new_tokens;
+    }
+    g.prefill = np > 0 ? attn::plan_prefill(g.hybrid ? *g.stage : g.local, cu_q, kv_len, attn::kPrefillTileQ, true)
+                       : attn::PrefillPlan{};
+    if (P > 1) {
+      comm::UlyssesShape shape;
+      shape.ranks = P;
+      for (int r = 0; r < P; ++r) shape.tokens.push_back(slice_tokens(r));
+      shape.num_q_heads = m.num_heads;
+      shape.num_kv_heads = m.num_kv_heads;
+      for (int kh = 0; kh < m.num_kv_heads; ++kh) {
+        shape.rk.push_back(g.layout.ranks(kh).rk);
+        shape.rv.push_back(g.layout.ranks(kh).rv);
+      }
+      g.ulysses = comm::plan_ulysses(shape);
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      g.vecs_pack = comm::check_segments(rp.pack);
+      g.vecs_unpack = comm::check_segments(rp.unpack);
+      g.vecs_out_unpack = comm::check_segments(rp.out_unpack);
+    }
+      size_t gneed = 4 * g.decode.units.size() + g.decode.pair_indptr.size() + g.decode.pair_units.size() +
+                   ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)) + 16;
+    if (P > 1) {
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      gneed += ints_of((rp.pack.size() + rp.unpack.size() + rp.out_unpack.size()) * sizeof(comm::Segment)) + 12;
+    }
+    if (g.hybrid) gneed += static_cast<size_t>(2 * T + np) + 12;
+    MetaBuffer& mb = *g.meta;
+    mb.reset(gneed);
+    int* gh = mb.host;
+    g.off_units = mb.take(4 * g.decode.units.size());
+    std::memcpy(gh + g.off_units, g.decode.units.data(), g.decode.units.size() * sizeof(attn::DecodeUnit));
+    g.off_pair_indptr = mb.take(g.decode.pair_indptr.size());
+    std::memcpy(gh + g.off_pair_indptr, g.decode.pair_indptr.data(), g.decode.pair_indptr.size() * sizeof(int));
+    g.off_pair_units = mb.take(g.decode.pair_units.size());
+    std::memcpy(gh + g.off_pair_units, g.decode.pair_units.data(), g.decode.pair_units.size() * sizeof(int));
+    g.off_tiles = mb.take(ints_of(g.prefill.tiles.size() * sizeof(attn::PrefillTile)));
+    std::memcpy(gh + g.off_tiles, g.prefill.tiles.data(), g.prefill.tiles.size() * sizeof(attn::PrefillTile));
+    if (P > 1) {
+      // Segments hold int64 fields: their regions start 16-byte aligned like every region.
+      const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
+      auto put = [&](const std::vector<comm::Segment>& v) {
+        const size_t at = mb.take(ints_of(v.size() * sizeof(comm::Segment)));
+        std::memcpy(gh + at, v.data(), v.size() * sizeof(comm::Segment));
+        return at;
+      };
+      g.off_pack = put(rp.pack);
+      g.off_unpack = put(rp.unpack);
+      g.off_out_unpack = put(rp.out_unpack);
+    }
+    if (g.hybrid) {
+      // Class and class slot of every row (decode rows here; the prefill rows' are written on the
+      // device by the classifier) and the important count of every prompt.
+      g.off_cls = mb.take(static_cast<size_t>(T));
+      g.off_cpos = mb.take(static_cast<size_t>(T));
+      g.off_nhi = mb.take(static_cast<size_t>(std::max(np, 1)));
+      for (int j = 0; j < nd; ++j) {
+        const int len = seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].context_before;
+        const int hi_before = hi_count(len, g.hi_slots, bs);
+        const bool hi = hi_count(len + 1, g.hi_slots, bs) > hi_before;
+        gh[g.off_cls + j] = hi ? 0 : 1;
+        gh[g.off_cpos + j] = hi ? hi_before : len - hi_before;
+      }
+      for (int j = nd; j < n; ++j)
+        gh[g.off_nhi + (j - nd)] =
+            hi_count(seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].new_tokens, g.hi_slots, bs);
+    }
+    g.gd = mb.upload(I.stream);
+    // Split-KV workspace for the largest plan so far (growing waits for the device: no kernel of
+    // this iteration still uses the old one).
+    const size_t units = std::max<size_t>(g.decode.units.size(), 1);
+    partial_o = I.partial_o.ensure(units * group * attn::kMaxRank);
+    partial_lse = I.partial_lse.ensure(units * group);
+    g.planned = I.iteration;
+    group_host_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
   kern::embed(d + o_ids + t0, d + o_pos + t0, I.embed.data(), m.rope ? nullptr : I.positions.data(), I.x.data(),
               static_cast<int>(Ts), static_cast<int>(D), st);
 #if FDCSIM_HAVE_NCCL
@@ -675,6 +729,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
 #endif
   for (auto& L : I.layers) {
     Impl::LayoutGroup& g = I.groups[static_cast<size_t>(L.group)];
+    if (g.planned != I.iteration) plan_group(g);
     const attn::HeadLayout& lay = g.layout;
     const attn::HeadLayout& loc = g.local;
     const int64_t qkv_n = L.widths.total();
@@ -736,7 +791,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       bufs[static_cast<size_t>(comm::Buf::kVHeads)] = I.vh.data();
       bufs[static_cast<size_t>(comm::Buf::kOutHeads)] = I.oh.data();
       bufs[static_cast<size_t>(comm::Buf::kOut)] = I.o.data();
-      auto segs = [&](size_t at) { return reinterpret_cast<const comm::Segment*>(d + at); };
+      auto segs = [&](size_t at) { return reinterpret_cast<const comm::Segment*>(g.gd + at); };
       comm::launch_segments(segs(g.off_pack), static_cast<int>(rp.pack.size()), g.vecs_pack, bufs, st);
       all_to_all(I.send.data(), rp.send_counts, rp.send_offsets, I.recv.data(), rp.recv_counts, rp.recv_offsets);
       comm::launch_segments(segs(g.off_unpack), static_cast<int>(rp.unpack.size()), g.vecs_unpack, bufs, st);
@@ -780,10 +835,10 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
                d + o_slot + nd);
         I.classifier.classify(k_att + static_cast<int64_t>(nd) * loc.k_row(), loc.k_row(),
                               v_att + static_cast<int64_t>(nd) * v_stride, v_stride, g.local_heads.data(),
-                              loc.num_kv_heads(), T - nd, d + o_cuq, np, d + o_pseg, d + g.off_nhi,
-                              d + g.off_cls + nd, d + g.off_cpos + nd, st);
+                              loc.num_kv_heads(), T - nd, d + o_cuq, np, d + o_pseg, g.gd + g.off_nhi,
+                              g.gd + g.off_cls + nd, g.gd + g.off_cpos + nd, st);
       }
-      append(0, T, loc, g.local_heads.data(), L.kv.data(), d + o_indptr, d + o_indices, d + g.off_cls, d + g.off_cpos);
+      append(0, T, loc, g.local_heads.data(), L.kv.data(), d + o_indptr, d + o_indices, g.gd + g.off_cls, g.gd + g.off_cpos);
     }
     attn::PagedCacheParams cache;
     cache.hi_pool = L.kv.data();
@@ -815,10 +870,10 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       common(p, nd, 0);
       p.cache.hi_page_indptr = d + o_indptr;
       p.cache.lo_page_indptr = d + o_indptr;
-      p.units = reinterpret_cast<const attn::DecodeUnit*>(d + g.off_units);
+      p.units = reinterpret_cast<const attn::DecodeUnit*>(g.gd + g.off_units);
       p.num_units = static_cast<int>(g.decode.units.size());
-      p.pair_indptr = d + g.off_pair_indptr;
-      p.pair_units = d + g.off_pair_units;
+      p.pair_indptr = g.gd + g.off_pair_indptr;
+      p.pair_units = g.gd + g.off_pair_units;
       p.max_units_per_pair = g.decode.max_units_per_pair;
       p.partial_o = partial_o;
       p.partial_lse = partial_lse;
@@ -840,7 +895,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
         p.cache.hi_page_indices = d + o_sindices;
         p.heads = g.stage_heads.data();
       }
-      p.tiles = reinterpret_cast<const attn::PrefillTile*>(d + g.off_tiles);
+      p.tiles = reinterpret_cast<const attn::PrefillTile*>(g.gd + g.off_tiles);
       p.num_tiles = static_cast<int>(g.prefill.tiles.size());
       attn::launch_prefill(p, st);
     }
@@ -848,7 +903,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
       all_to_all(I.oh.data(), rp.out_send_counts, rp.out_send_offsets, I.recv.data(), rp.out_recv_counts,
                  rp.out_recv_offsets);
-      comm::launch_segments(reinterpret_cast<const comm::Segment*>(d + g.off_out_unpack),
+      comm::launch_segments(reinterpret_cast<const comm::Segment*>(g.gd + g.off_out_unpack),
                             static_cast<int>(rp.out_unpack.size()), g.vecs_out_unpack, bufs, st);
     }
     gemm(I.o.data(), L.w_o, I.tmp.data(), Ts, D, L.o_width, L.b_o);
@@ -900,7 +955,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     float ms = 0;
     CUDA_CHECK(cudaEventElapsedTime(&ms, I.ev_start, I.ev_end));
     times->gpu_ms = ms;
-    times->host_ms = std::chrono::duration<double, std::milli>(host_end - host_start).count();
+    times->host_ms = std::chrono::duration<double, std::milli>(host_end - host_start).count() + group_host_ms;
   }
 }
 

@@ -52,7 +52,8 @@ struct SeqStep {
 
 struct StepTimes {
   double gpu_ms = 0;   // CUDA-event time of the forward pass on the GPU
-  double host_ms = 0;  // host time spent building the iteration's metadata and plans
+  double host_ms = 0;  // host time spent building the iteration's metadata and plans (the per-layout plans
+                       // overlap the GPU running earlier layers)
 };
 
 class GpuModel {
