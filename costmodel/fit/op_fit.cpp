@@ -1,6 +1,7 @@
 #include "costmodel/fit/op_fit.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -30,7 +31,8 @@ double base_us(const OpFit& fit, const OpQuery& q) {
       return fit.alpha_us + std::max(q.flops / (fit.peak_tflops * 1e6), q.bytes / (fit.peak_gbps * 1e3));
     case FitForm::kConstant:
       return fit.alpha_us + fit.us_per_seq * q.seqs;
-    case FitForm::kAttentionLinear: {
+    case FitForm::kAttentionLinear:
+    case FitForm::kAttentionLinearEfficiency: {
       const std::vector<double> x = attention_features(q, fit.straggler_on_flops);
       return fit.alpha_us + fit.us_per_byte * x[1] + fit.us_per_flop * x[2] + fit.us_per_seq * x[3] +
              fit.us_per_straggler * x[4] + fit.us_per_straggler_unbalanced * x[5];
@@ -94,10 +96,12 @@ OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, b
   return fit;
 }
 
-// attention_linear: non-negative relative least squares over the six features.
-OpFit fit_attention(const std::vector<Sample>& s, bool on_flops) {
+// attention_linear: non-negative relative least squares over the six features; with `curve`, then
+// an efficiency knot per half-octave of bytes (mean log2 bytes, mean linear time / measured time of
+// the samples in it): what the linear law misses of tile and wave quantisation, by size.
+OpFit fit_attention(const std::vector<Sample>& s, bool on_flops, bool curve = false) {
   OpFit fit;
-  fit.form = FitForm::kAttentionLinear;
+  fit.form = curve ? FitForm::kAttentionLinearEfficiency : FitForm::kAttentionLinear;
   fit.straggler_on_flops = on_flops;
   std::vector<std::vector<double>> rows;
   std::vector<double> t;
@@ -115,6 +119,17 @@ OpFit fit_attention(const std::vector<Sample>& s, bool on_flops) {
     keys.min = std::min(keys.min, x.attn->keys_max), keys.max = std::max(keys.max, x.attn->keys_max);
   }
   fit.seqs_range = seqs, fit.keys_max_range = keys;
+  if (curve) {
+    std::map<double, std::array<double, 3>> bins;  // half-octave -> (sum log2 bytes, sum efficiency, count)
+    for (const Sample& x : s) {
+      const OpQuery q = OpQuery::of(x);
+      const double ax = std::log2(on_flops ? q.flops : q.bytes);
+      auto& b = bins[std::floor(ax * 2.0) / 2.0];
+      b[0] += ax, b[1] += base_us(fit, q) / x.time_us, b[2] += 1;
+    }
+    for (const auto& [bin, b] : bins) fit.knots.push_back({b[0] / b[2], b[1] / b[2]});
+    if (on_flops) fit.axis = range_of(s, &Sample::flops);
+  }
   return fit;
 }
 
@@ -146,6 +161,8 @@ const char* form_name(FitForm f) {
       return "alpha_beta_efficiency";
     case FitForm::kAttentionLinear:
       return "attention_linear";
+    case FitForm::kAttentionLinearEfficiency:
+      return "attention_linear_efficiency";
     case FitForm::kRooflineDerived:
       return "roofline_derived";
     case FitForm::kConstant:
@@ -156,7 +173,8 @@ const char* form_name(FitForm f) {
 
 std::optional<FitForm> form_from_name(const std::string& s) {
   for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kAlphaBeta, FitForm::kAlphaBetaEfficiency,
-                    FitForm::kAttentionLinear, FitForm::kRooflineDerived, FitForm::kConstant})
+                    FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency, FitForm::kRooflineDerived,
+                    FitForm::kConstant})
     if (s == form_name(f)) return f;
   return std::nullopt;
 }
@@ -177,7 +195,7 @@ OpQuery OpQuery::of(const Sample& s) {
 double predict_time_us(const OpFit& fit, const OpQuery& q) {
   if (fit.form == FitForm::kConstant) return fit.alpha_us + fit.us_per_seq * q.seqs;
   if (fit.knots.empty()) return base_us(fit, q);
-  const double ax = axis_value(fit.form, q);
+  const double ax = fit.flops_axis() ? q.flops : q.bytes;
   FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);
   return base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
 }
@@ -191,7 +209,7 @@ Prediction predict(const OpFit& fit, const OpQuery& q) {
     return p;
   }
   if (fit.form == FitForm::kConstant) return p;
-  const double ax = axis_value(fit.form, q);
+  const double ax = fit.flops_axis() ? q.flops : q.bytes;
   std::ostringstream why;
   auto check = [&](const char* name, double v, const std::optional<Range>& r) {
     if (r && !r->contains(v))
@@ -213,21 +231,33 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
     for (const Sample& s : samples)
       FDC_INPUT_CHECK(s.attn.has_value() == attn, s.where << ": mixes attention and other cases in op " << op);
     const bool on_flops = op == "attn_prefill";
-    auto fit_on = [&](const std::vector<Sample>& sub) {
-      return attn ? fit_attention(sub, on_flops) : fit_constant(sub);
+    auto fit_on = [&](const std::vector<Sample>& sub, bool curve) {
+      return attn ? fit_attention(sub, on_flops, curve) : fit_constant(sub);
     };
     std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.bytes < b.bytes; });
     std::vector<double> measured;
     for (const Sample& s : samples) measured.push_back(s.time_us);
-    const HeldOutError e = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
-      std::vector<Sample> sub;
-      for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
-      return predict(fit_on(sub), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
-    });
-    OpFit f = fit_on(samples);
+    // Attention: the linear law, and the same law over an efficiency curve; the curve is taken only
+    // when it lowers the held-out median error by at least 0.1 percentage points.
+    std::vector<CandidateError> candidates;
+    for (bool curve : attn ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+      const HeldOutError e = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
+        std::vector<Sample> sub;
+        for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
+        return predict(fit_on(sub, curve), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
+      });
+      candidates.push_back({fit_on(samples, curve).form, e});
+    }
+    size_t pick = 0;
+    for (size_t i = 1; i < candidates.size(); ++i) {
+      const auto& c = candidates[i].held_out;
+      const auto& b = candidates[pick].held_out;
+      if (c.median_ape_pct && b.median_ape_pct && *c.median_ape_pct < *b.median_ape_pct - 0.1) pick = i;
+    }
+    OpFit f = fit_on(samples, pick == 1);
     f.op = op;
-    f.held_out = e;
-    f.candidates.push_back({f.form, e});
+    f.held_out = candidates[pick].held_out;
+    f.candidates = std::move(candidates);
     return f;
   }
   const bool gemm = samples[0].m > 0;

@@ -25,6 +25,7 @@ enum class FitForm {
   kAlphaBeta,
   kAlphaBetaEfficiency,
   kAttentionLinear,
+  kAttentionLinearEfficiency,  // attention_linear over an efficiency curve in log bytes (half-octave bins)
   kRooflineDerived,
   kConstant
 };
@@ -65,7 +66,11 @@ struct OpFit {
   // is flagged, and `note` says where the law comes from.
   bool extrapolated = false;
   std::string note;
-  const char* axis_name() const { return form == FitForm::kGemmRooflineEfficiency ? "flops" : "bytes"; }
+  // The efficiency curve's axis: flops for GEMMs and the prefill attention curve, bytes otherwise.
+  bool flops_axis() const {
+    return form == FitForm::kGemmRooflineEfficiency || (form == FitForm::kAttentionLinearEfficiency && straggler_on_flops);
+  }
+  const char* axis_name() const { return flops_axis() ? "flops" : "bytes"; }
 };
 
 // A query: m, n, k for GEMMs (bytes and flops then follow from ops.h); bytes (and flops for the

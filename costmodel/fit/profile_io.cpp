@@ -27,7 +27,7 @@ Json op_json(const OpFit& f) {
   } else if (f.form == FitForm::kConstant) {
     params = {{"alpha_us", f.alpha_us}};
     if (f.us_per_seq != 0) params["us_per_seq"] = f.us_per_seq;  // a calibrated iteration overhead
-  } else if (f.form == FitForm::kAttentionLinear) {
+  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_byte", f.us_per_byte},
               {"us_per_flop", f.us_per_flop},
@@ -121,7 +121,7 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   } else if (f.form == FitForm::kConstant) {
     f.alpha_us = r.number(params, "alpha_us");
     if (params.contains("us_per_seq")) f.us_per_seq = r.number(params, "us_per_seq");
-  } else if (f.form == FitForm::kAttentionLinear) {
+  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency) {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop"), f.us_per_seq = r.number(params, "us_per_seq");
     f.us_per_straggler = r.number(params, "us_per_straggler");

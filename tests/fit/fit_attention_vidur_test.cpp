@@ -1,6 +1,7 @@
 // Attention cases (the agreed attn_prefill/attn_decode counters) fit an explainable law; Vidur
 // profiling CSVs read into the same op groups, bad cells named by file, line and column; a derived
 // profile scales every rate by the spec-sheet ratios and is extrapolated throughout.
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -20,10 +21,13 @@ namespace {
 
 // A decode case whose time follows a known law: 4 us + bytes / 2 TB/s + 0.5 us per sequence
 // + (unbalanced kernels only) the longest sequence's bytes at 0.5 TB/s.
-std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced) {
+// With `size_effect`, that time is divided by an efficiency rising smoothly with log2(bytes)
+// (0.55 at 1 MB to 1 at 1 GB): what a linear law cannot follow.
+std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced, bool size_effect = false) {
   const double bytes = seqs * (ctx_mean + 1) * 40 * 2 * 128 * 2.0;
   const double straggler = bytes / seqs * (ctx_max + 1) / (ctx_mean + 1);
-  const double t = 4.0 + bytes * 5e-7 + 0.5 * seqs + (balanced ? 0.0 : straggler * 2e-6);
+  double t = 4.0 + bytes * 5e-7 + 0.5 * seqs + (balanced ? 0.0 : straggler * 2e-6);
+  if (size_effect) t /= 0.55 + 0.45 * std::clamp((std::log2(bytes) - 20.0) / 10.0, 0.0, 1.0);
   std::ostringstream os;
   os.precision(17);
   os << R"({"name": "attn_decode/s)" << seqs << "/c" << ctx_mean << "/b" << balanced
@@ -33,6 +37,17 @@ std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced
      << R"( "group": 1, "q_heads": 40, "kv_heads": 40, "head_dim": 128, "bytes": )" << bytes << R"(, "flops": )"
      << bytes * 2 << R"(, "balanced": )" << balanced << "}";
   return os.str();
+}
+
+std::string size_effect_file() {
+  std::string s = R"({"benchmarks": [)";
+  bool first = true;
+  for (int seqs : {1, 2, 4, 8, 16, 32, 64, 128})
+    for (double ctx : {128.0, 256.0, 512.0, 1024.0, 2048.0}) {
+      s += (first ? "" : ",") + decode_entry(seqs, ctx, ctx, 1, true);
+      first = false;
+    }
+  return s + "]}";
 }
 
 std::string attention_file() {
@@ -68,6 +83,29 @@ const char* kMlpHeader =
     "num_tensor_parallel_workers\n";
 
 }  // namespace
+
+TEST_CASE("fit: attention whose efficiency changes with size takes the efficiency curve, held out better") {
+  test::TempFile f("attention.json", size_effect_file());
+  RawProfile raw;
+  RawSource src;
+  read_raw_benchmark_file(f.path(), raw, src);
+  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false);
+  CHECK(fit.form == FitForm::kAttentionLinearEfficiency);
+  REQUIRE(fit.candidates.size() == 2);
+  REQUIRE(fit.candidates[0].held_out.median_ape_pct);
+  REQUIRE(fit.held_out.median_ape_pct);
+  CHECK(*fit.held_out.median_ape_pct < *fit.candidates[0].held_out.median_ape_pct - 0.1);
+  CHECK(!fit.knots.empty());
+  // Written and read back, it predicts the same.
+  test::TempFile out("profile.json", "");
+  FittedProfile p;
+  p.gpu = "test";
+  p.ops[fit.op] = fit;
+  write_profile(p, "test", out.path());
+  const FittedProfile back = read_profile(out.path());
+  const OpQuery q = OpQuery::of(raw.samples[3]);
+  CHECK(predict_time_us(back.ops.at("attn_decode"), q) == doctest::Approx(predict_time_us(fit, q)));
+}
 
 TEST_CASE("fit: attention cases read with their features and fit a law that recovers the generator") {
   test::TempFile f("attention.json", attention_file());
