@@ -13,9 +13,12 @@ template <typename T>
 void run_decode_typed(const DecodeParams& p, cudaStream_t stream) {
   const int group = p.num_q_heads / p.num_kv_heads;
   // The tile width follows each unit's own rank inside the kernel, so one instantiation per group.
+  // Shared pages with slot counts that are not powers of two take the dividing kernel.
+  auto pow2 = [](int x) { return x > 0 && (x & (x - 1)) == 0; };
+  const bool any_slots = !pow2(p.cache.slots_hi) || !pow2(p.cache.slots_lo);
   FDC_DISPATCH_GROUP(group, G, {
     constexpr int smem = dev::decode_smem_bytes<G>();
-    auto kernel = dev::decode_kernel<T, G>;
+    auto kernel = any_slots ? dev::decode_kernel<T, G, true> : dev::decode_kernel<T, G, false>;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeThreads, smem, stream>>>(p);
     CUDA_CHECK_LAUNCH();

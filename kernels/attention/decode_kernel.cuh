@@ -52,7 +52,9 @@ constexpr int decode_min_blocks() {
   return G <= 2 ? 4 : (G == 4 ? 3 : 2);
 }
 
-template <typename T, int TX, int W, int G>
+// kAnySlots: pages hold any number of a class's tokens (shared pages); otherwise a power of two
+// (the block size), and a token's page and slot are a shift and a mask as before shared pages.
+template <typename T, int TX, int W, int G, bool kAnySlots>
 __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeUnit& u,
                                             unsigned char* smem_raw) {
   constexpr int NTY = kDecodeThreads / TX;      // token slots
@@ -76,7 +78,7 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   const int ty = tid / TX;
   // Tokens of this class per page: block_size, or a shared page's hi / lo slots (any count).
   const int slots = cls ? p.cache.slots_lo : p.cache.slots_hi;
-  const int log2_slots = (slots & (slots - 1)) == 0 ? __ffs(slots) - 1 : -1;
+  const int log2_slots = kAnySlots ? 0 : __ffs(slots) - 1;
 
   const int* pages = cls ? p.cache.lo_page_indices + p.cache.lo_page_indptr[u.seq]
                          : p.cache.hi_page_indices + p.cache.hi_page_indptr[u.seq];
@@ -123,17 +125,19 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
       const int tk = t0 + rowk;
       if (rowk < TILE && tk < u.end) {
         const int c = i - rowk * kchunks;
-        const int pg = log2_slots >= 0 ? tk >> log2_slots : tk / slots;
+        const int pg = kAnySlots ? tk / slots : tk >> log2_slots;
+        const int sl = kAnySlots ? tk - pg * slots : tk & (slots - 1);
         const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
-        cp_async16(dk + rowk * DP + c * 8, kpool + base + (tk - pg * slots) * rk + c * 8);
+        cp_async16(dk + rowk * DP + c * 8, kpool + base + sl * rk + c * 8);
       }
       const int rowv = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_v);
       const int tv = t0 + rowv;
       if (rowv < TILE && tv < u.end) {
         const int c = i - rowv * vchunks;
-        const int pg = log2_slots >= 0 ? tv >> log2_slots : tv / slots;
+        const int pg = kAnySlots ? tv / slots : tv >> log2_slots;
+        const int sl = kAnySlots ? tv - pg * slots : tv & (slots - 1);
         const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
-        cp_async16(dv + rowv * DP + c * 8, vpool + base + (tv - pg * slots) * rv + c * 8);
+        cp_async16(dv + rowv * DP + c * 8, vpool + base + sl * rv + c * 8);
       }
     }
   };
@@ -279,15 +283,15 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   }
 }
 
-template <typename T, int G>
+template <typename T, int G, bool kAnySlots>
 __global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>()) decode_kernel(DecodeParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const DecodeUnit u = p.units[blockIdx.x];
   const HeadInfo& hd = p.heads[u.head_cls >> 1];
   const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
-  if (width <= 32) decode_unit<T, 4, 32, G>(p, u, smem_raw);
-  else if (width <= 64) decode_unit<T, 8, 64, G>(p, u, smem_raw);
-  else decode_unit<T, 16, 128, G>(p, u, smem_raw);
+  if (width <= 32) decode_unit<T, 4, 32, G, kAnySlots>(p, u, smem_raw);
+  else if (width <= 64) decode_unit<T, 8, 64, G, kAnySlots>(p, u, smem_raw);
+  else decode_unit<T, 16, 128, G, kAnySlots>(p, u, smem_raw);
 }
 
 // One block per (sequence, q head): merges the units of the pair (skips single-unit pairs, which
