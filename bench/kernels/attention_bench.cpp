@@ -249,22 +249,13 @@ void BM_Append(benchmark::State& state) {
   std::vector<int> seq(static_cast<size_t>(tokens), 0), pos(static_cast<size_t>(tokens));
   for (int i = 0; i < tokens; ++i) pos[static_cast<size_t>(i)] = i;
   DeviceBuffer<int> dseq(seq), dpos(pos);
-  AppendParams p;
+  AppendParams p = cache.dev.append_params(L);
   p.dtype = DType::kBF16;
   p.num_tokens = tokens;
-  p.num_kv_heads = kHeads;
-  p.k_row = L.k_row();
-  p.v_row = L.v_row();
   p.k = k.data();
   p.v = v.data();
   p.seq_of = dseq.data();
   p.pos_of = dpos.data();
-  p.hi_pool = cache.dev.hi.data();
-  p.page_elems_hi = L.page_elems(TokenClass::kHi);
-  p.block_size = 16;
-  p.hi_page_indptr = cache.dev.hi_indptr.data();
-  p.hi_page_indices = cache.dev.hi_indices.data();
-  p.heads = cache.dev.heads.data();
   const double bytes = 2.0 * tokens * (L.k_row() + L.v_row()) * 2;
   timed_loop(state, [&] { launch_append(p, nullptr); }, bytes, 0.0, true);
 }

@@ -45,6 +45,29 @@ struct DevicePagedCache {
     return p;
   }
 
+  // AppendParams with this cache's fields set (pools, page sizes, slots, page tables, heads); the
+  // caller sets the rows (dtype, tokens, k/v, seq_of, pos_of, cls_of).
+  AppendParams append_params(const HeadLayout& L) {
+    const PagedCacheParams c = params(L);
+    AppendParams p;
+    p.num_kv_heads = L.num_kv_heads();
+    p.k_row = L.k_row();
+    p.v_row = L.v_row();
+    p.hi_pool = hi.data();
+    p.lo_pool = L.shared_pages() ? hi.data() : lo.data();
+    p.page_elems_hi = c.page_elems_hi;
+    p.page_elems_lo = c.page_elems_lo;
+    p.block_size = c.block_size;
+    p.slots_hi = c.slots_hi;
+    p.slots_lo = c.slots_lo;
+    p.hi_page_indptr = c.hi_page_indptr;
+    p.hi_page_indices = c.hi_page_indices;
+    p.lo_page_indptr = c.lo_page_indptr;
+    p.lo_page_indices = c.lo_page_indices;
+    p.heads = heads.data();
+    return p;
+  }
+
  private:
   static std::vector<int> non_empty(const std::vector<int>& v) { return v.empty() ? std::vector<int>{0} : v; }
 };
