@@ -208,4 +208,19 @@ Experiment load_experiment(const std::string& config_path, const std::vector<std
   return load_experiment_json(std::move(in.config), in.source, in.base_dir);
 }
 
+ExperimentInput on_one_server(ExperimentInput in, int gpus) {
+  if (gpus <= 0) return in;
+  Json cfg = load_experiment_json(in.config, in.source, in.base_dir).resolved;
+  cfg["hardware"]["gpus_per_server"] = gpus;
+  cfg["cluster"]["servers"] = 1;
+  in.config = std::move(cfg);
+  in.source += " (--gpus " + std::to_string(gpus) + ")";
+  return in;
+}
+
+Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides, int gpus) {
+  ExperimentInput in = on_one_server(read_experiment_input(config_path, overrides), gpus);
+  return load_experiment_json(std::move(in.config), in.source, in.base_dir);
+}
+
 }  // namespace fdc::sim

@@ -94,4 +94,11 @@ Experiment load_experiment(const std::string& config_path, const std::vector<std
 // Same from an in-memory JSON (tests); base_dir resolves relative paths.
 Experiment load_experiment_json(Json input, const std::string& source, const std::string& base_dir);
 
+// `--gpus N` of simulate, max-rate, engine and validate: the input's resolved config on one server
+// of N GPUs (hardware.gpus_per_server = N, cluster.servers = 1); the source notes the change.
+// gpus <= 0 returns the input unchanged.
+ExperimentInput on_one_server(ExperimentInput in, int gpus);
+// load_experiment of that input.
+Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides, int gpus);
+
 }  // namespace fdc::sim

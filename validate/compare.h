@@ -45,9 +45,18 @@ struct PercentilePair {
 struct RequestErrors {
   // metric ("ttft", "tbt", "jct") -> P50, P90, P99 in seconds.
   std::map<std::string, std::array<PercentilePair, 3>> percentiles;
-  PercentilePair throughput_rps;
+  PercentilePair throughput_rps;  // completed / (first arrival .. last token)
+  // Sustained throughput: output tokens emitted from the first arrival until the last request was
+  // first scheduled, per second, divided by the mean output length of the completed requests - the
+  // request rate the server keeps up while requests are waiting. With every request arriving at
+  // once (workload.arrival.process "burst") this is the server's capacity, free of the drain at the
+  // end of the run (and, counting tokens rather than finished requests, of the first wave's late
+  // finishes). 0 when the window is empty (every request scheduled on arrival).
+  PercentilePair sustained_rps;
   int64_t measured_completed = 0, predicted_completed = 0;
 };
+// A timeline's sustained throughput (as RequestErrors::sustained_rps).
+double sustained_throughput(const sim::Timeline& t);
 RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timeline& predicted);
 
 // A timeline's SLO figures. A completed request meets the SLO when its TTFT (first token - arrival)

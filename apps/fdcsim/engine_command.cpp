@@ -46,13 +46,8 @@ void add_engine_command(CLI::App& app, EngineCommandOptions& o) {
 #if FDCSIM_HAVE_CUDA
 
 std::string run_engine_to_timeline(const EngineCommandOptions& o) {
-  sim::Experiment exp = sim::load_experiment(o.config, o.overrides);
+  sim::Experiment exp = sim::load_experiment(o.config, o.overrides, o.gpus);
   if (o.gpus > 0) {
-    Json cfg = exp.resolved;
-    cfg["hardware"]["gpus_per_server"] = o.gpus;
-    cfg["cluster"]["servers"] = 1;
-    const std::string base = std::filesystem::path(o.config).parent_path().string();
-    exp = sim::load_experiment_json(cfg, exp.source + " (--gpus " + std::to_string(o.gpus) + ")", base);
     if (!o.quiet)
       std::cout << "fdcsim engine: one server of " << o.gpus << " GPU(s) (hardware.gpus_per_server=" << o.gpus
                 << ", cluster.servers=1)\n";

@@ -107,14 +107,7 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     sim::check_max_rate_options(mo);
     sim::ExperimentInput base = sim::read_experiment_input(o.config, o.overrides);
     sim::max_rate_start(base);  // the SLO must be in the config itself, before --gpus resolves it
-    if (o.gpus > 0) {
-      // As the engine does: the resolved config with the hardware's GPU count replaced.
-      Json cfg = sim::load_experiment_json(base.config, base.source, base.base_dir).resolved;
-      cfg["hardware"]["gpus_per_server"] = o.gpus;
-      cfg["cluster"]["servers"] = 1;
-      base.config = std::move(cfg);
-      base.source += " (--gpus " + std::to_string(o.gpus) + ")";
-    }
+    base = sim::on_one_server(std::move(base), o.gpus);  // as the engine runs it
 
     // Every policy's config is checked before the first probe runs.
     std::vector<sim::ExperimentInput> inputs;

@@ -34,6 +34,10 @@ void add_simulate_command(CLI::App& app, SimulateOptions& o) {
   sub->add_option("--timeline-out", o.timeline_out,
                   "Also write the run's timeline (JSON lines: every iteration's batch and time, every request's "
                   "token times; docs/validate.md); steps every iteration");
+  sub->add_option("--gpus", o.gpus,
+                  "Simulate one server of N GPUs (hardware.gpus_per_server=N, cluster.servers=1), as `validate "
+                  "--gpus N` runs the engine")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout; errors still go to stderr");
   sub->add_flag("--progress", o.progress, "Show the progress bar even when stderr is not a terminal");
 }
@@ -80,7 +84,7 @@ std::unique_ptr<std::ofstream> open_out(const std::filesystem::path& p) {
 
 int run_simulate(const SimulateOptions& o) {
   return run_guarded([&]() -> int {
-    sim::Experiment exp = sim::load_experiment(o.config, o.overrides);
+    sim::Experiment exp = sim::load_experiment(o.config, o.overrides, o.gpus);
     auto cost = sim::make_cost_model(exp);
     const std::filesystem::path out =
         o.out_dir.empty() ? std::filesystem::path("results") / exp.name : std::filesystem::path(o.out_dir);

@@ -14,6 +14,7 @@ struct SimulateOptions {
   std::string out_dir;                 // "" = results/<experiment name>
   std::string trace_out;               // Chrome trace file ("" = none)
   std::string timeline_out;            // JSON-lines timeline file ("" = none)
+  int gpus = 0;                        // > 0: one server of this many GPUs
   bool quiet = false;
   bool progress = false;  // force the progress bar even when stderr is not a terminal
 };

@@ -98,6 +98,9 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   std::snprintf(line, sizeof line, "  throughput (req/s) %12.3f %10.3f %+8.2f%%\n", r.requests.throughput_rps.measured,
                 r.requests.throughput_rps.predicted, 100 * r.requests.throughput_rps.error());
   os << line;
+  std::snprintf(line, sizeof line, "  sustained (req/s)  %12.3f %10.3f %+8.2f%%   (until the last request was scheduled)\n",
+                r.requests.sustained_rps.measured, r.requests.sustained_rps.predicted, 100 * r.requests.sustained_rps.error());
+  os << line;
   if (r.slo) {
     const auto& s = *r.slo;
     std::snprintf(line, sizeof line, "  SLO (TTFT <= %g ms, TPOT <= %g ms)\n", s.slo.ttft_ms, s.slo.tpot_ms);

@@ -128,3 +128,26 @@ TEST_CASE("a simulator timeline's SLO count equals the simulator's own") {
   CHECK(f.met < f.completed);
   CHECK(f.attainment == doctest::Approx(s.summary()["slo"]["attainment"].get<double>()));
 }
+
+TEST_CASE("sustained throughput: output tokens until the last request is first scheduled, in mean requests") {
+  // Four requests at t = 0 (a burst) with 2, 1, 2 and 3 tokens (mean 2); the last is first
+  // scheduled at 400 ms. Tokens by then (the limit inclusive): 100, 300, 400 and 400 ms = 4, that is
+  // 2 mean requests in 0.4 s.
+  sim::Timeline t;
+  t.requests.push_back(completed(0, 0, {100, 300}));
+  t.requests.push_back(completed(1, 0, {400}));
+  t.requests.push_back(completed(2, 0, {450, 900}));
+  t.requests.push_back(completed(3, 0, {400, 500, 2000}));
+  t.requests[2].first_scheduled_ns = 200 * kMs;
+  t.requests[3].first_scheduled_ns = 400 * kMs;
+  CHECK(validate::sustained_throughput(t) == doctest::Approx(2 / 0.4));
+  // Plain throughput includes the drain: 4 requests over 0 .. 2 s.
+  const validate::RequestErrors e = validate::compare_requests(t, t);
+  CHECK(e.throughput_rps.measured == doctest::Approx(2.0));
+  CHECK(e.sustained_rps.measured == doctest::Approx(5.0));
+  CHECK(e.sustained_rps.error() == 0.0);
+  SUBCASE("every request scheduled at its arrival: no window, no figure") {
+    for (auto& r : t.requests) r.first_scheduled_ns = r.arrival_ns;
+    CHECK(validate::sustained_throughput(t) == 0.0);
+  }
+}
