@@ -39,6 +39,14 @@ std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& d
     g.kv_bytes_per_token = e * (f * static_cast<double>(sh.kv_dims_hi) + (1 - f) * static_cast<double>(sh.kv_dims_lo));
     g.score_dims = f * static_cast<double>(sh.score_dims_hi) + (1 - f) * static_cast<double>(sh.score_dims_lo);
     g.row_bytes = e * static_cast<double>(sh.q_qk_dims + sh.q_v_dims + sh.kv_dims_hi);
+    g.prefill_kv_bytes_per_token = g.kv_bytes_per_token;
+    g.prefill_score_dims = g.score_dims;
+    g.prefill_row_bytes = g.row_bytes;
+    if (f < 1.0) {  // token classes: prefill at hi dims, then the classification's traffic
+      g.prefill_kv_bytes_per_token = e * static_cast<double>(sh.kv_dims_hi);
+      g.prefill_score_dims = static_cast<double>(sh.score_dims_hi);
+      g.prefill_row_bytes += 2.0 * e * static_cast<double>(sh.kv_dims_hi) + kSortBytesPerKey * static_cast<double>(sh.kv_heads);
+    }
     out.push_back(g);
   }
   return out;

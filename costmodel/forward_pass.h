@@ -30,7 +30,18 @@ struct LayerShapes {
   double kv_bytes_per_token = 0;  // cached K+V bytes read per context token (class mix)
   double score_dims = 0;          // (qk + v) dims per context token, summed over query heads
   double row_bytes = 0;           // q read + output written + new K/V appended, per new token
+  // The same for prefill attention. With token classes a prompt is prefilled at hi dims (its keys
+  // are classified only once it is whole), then classified: its K/V rows go to a staging cache
+  // (written once more), are scored (read once more) and sorted per KV head (a segmented radix
+  // sort: kSortBytesPerKey per key and head), which prefill_row_bytes adds. Without classes these
+  // equal the decode figures.
+  double prefill_kv_bytes_per_token = 0;
+  double prefill_score_dims = 0;
+  double prefill_row_bytes = 0;
 };
+// Bytes a segmented radix sort of 32-bit keys and values moves per key: four 8-bit digit passes,
+// each reading and writing the key and its value.
+inline constexpr double kSortBytesPerKey = 4 * 2 * (4 + 4);
 
 std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& dims, ParallelConfig par);
 
@@ -89,9 +100,9 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       f(collective(OpKind::kAllToAllQkv, sp, M * g.a2a_qkv * e, alltoall_send_factor(sp), M * g.a2a_qkv * e, n));
     if (b.prefill_seqs > 0) {
       OpCall c = kernel(OpKind::kAttnPrefill,
-                        OpWork{2.0 * b.prefill_pairs * g.score_dims,
-                               static_cast<double>(b.prefill_kv_tokens) * g.kv_bytes_per_token +
-                                   static_cast<double>(b.prefill_tokens) * g.row_bytes,
+                        OpWork{2.0 * b.prefill_pairs * g.prefill_score_dims,
+                               static_cast<double>(b.prefill_kv_tokens) * g.prefill_kv_bytes_per_token +
+                                   static_cast<double>(b.prefill_tokens) * g.prefill_row_bytes,
                                0},
                         RooflineRate::kAttention, n);
       c.seqs = b.prefill_seqs;

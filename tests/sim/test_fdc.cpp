@@ -132,6 +132,30 @@ TEST_CASE("decode attention bytes follow the kept dims, per token class") {
   CHECK(a.work[i].bytes == doctest::Approx(40.0 * (32.0 * 4096 * 40 * 2 * 256 + 32.0 * 40 * 2 * (128 + 128 + 256))));
 }
 
+TEST_CASE("prefill attention with token classes: prompts at hi dims, plus the classification's traffic") {
+  using namespace costmodel;
+  sim::Experiment hyb = sim::load_experiment_json(llama13b_experiment("fdc-hybrid"), "t.json", "");
+  sim::Experiment uni = sim::load_experiment_json(llama13b_experiment("fdc-uniform-50"), "t.json", "");
+  Batch b;
+  b.add({1000, 0, true});
+  b.add({500, 0, true});
+  OpBreakdown h;
+  RooflineCostModel(hyb.model, hyb.hardware, hyb.dims, {1, 1}, hyb.roofline).iteration_time(b, h);
+  const auto i = static_cast<size_t>(OpKind::kAttnPrefill);
+  // Every key at the hi dims (96 + 96 per head); per new token q, output and the appended K/V
+  // (96 + 96 + 192 per head), the staging write and the scoring read (2 x 192 per head) and the
+  // sort's 64 bytes per head.
+  const double layers = static_cast<double>(hyb.dims.layers.size());
+  const double pairs = 1000.0 * 1001 / 2 + 500.0 * 501 / 2;
+  CHECK(h.work[i].flops == doctest::Approx(layers * 2 * pairs * 40 * 192));
+  CHECK(h.work[i].bytes ==
+        doctest::Approx(layers * (1500.0 * 40 * 2 * 192 + 1500.0 * (40 * 2 * (96 + 96 + 192) + 40 * 2 * 2 * 192 + 40 * 64.0))));
+  // A policy without classes: the same formula with no classification term.
+  OpBreakdown u;
+  RooflineCostModel(uni.model, uni.hardware, uni.dims, {1, 1}, uni.roofline).iteration_time(b, u);
+  CHECK(u.work[i].bytes == doctest::Approx(40 * (1500.0 * 40 * 2 * 128 + 1500.0 * 40 * 2 * (64 + 64 + 128))));
+}
+
 TEST_CASE("a per-head table with token classes: lo ranks are a share of each head's ranks, the important share ramps") {
   sim::Experiment e = sim::load_experiment_json(llama13b_experiment("fdc-table-hybrid-llama-2-13b"), "t.json", "");
   sim::Experiment t = sim::load_experiment_json(llama13b_experiment("fdc-table-llama-2-13b"), "t.json", "");
