@@ -3,12 +3,16 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <future>
 #include <map>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "core/error.h"
 #include "kernels/attention/attention.h"
@@ -129,11 +133,12 @@ struct GpuModel::Impl {
     std::optional<attn::HeadLayout> stage{};
     DeviceBuffer<attn::HeadInfo> stage_heads{};
     size_t off_cls = 0, off_cpos = 0, off_nhi = 0;
-    // This group's plans are built when its first layer of the iteration is launched, so the host
-    // plans group g + 1 while the GPU runs group g's layers; their own upload.
+    // This group's plans are built on the planning threads at the start of the iteration and
+    // uploaded when its first layer is launched; their own upload.
     std::unique_ptr<MetaBuffer> meta = std::make_unique<MetaBuffer>();
     int* gd = nullptr;        // this iteration's copy on the device (the classifier writes the class rows)
     int64_t planned = -1;     // iteration the plans belong to
+    std::future<double> plan{};  // this iteration's planning task (host ms), until it is collected
   };
 
   GpuModelConfig cfg;
@@ -166,6 +171,12 @@ struct GpuModel::Impl {
   int last_rows = 0;
   std::vector<int> last_index;
   int64_t iteration = 0;
+
+  // Host threads that build the layout groups' plans: with per-layer head layouts (per-head
+  // tables, token classes) an iteration has a plan per layer, and building them one after another
+  // on the launching thread kept the GPU waiting. Half the hardware threads, at most 8 (with
+  // sequence parallelism every rank has its own).
+  boost::asio::thread_pool planners{std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u)};
 
   explicit Impl(const GpuModelConfig& c) : cfg(c), m(cfg.model) {}
   ~Impl() {
@@ -625,7 +636,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   float* partial_o = nullptr;
   float* partial_lse = nullptr;
   double group_host_ms = 0;
-  auto plan_group = [&](Impl::LayoutGroup& g) {
+  auto plan_group = [&](Impl::LayoutGroup& g) -> double {
     const auto start = std::chrono::steady_clock::now();
     std::vector<int> num_hi(static_cast<size_t>(nd)), num_lo(static_cast<size_t>(nd), 0);
     for (int j = 0; j < nd; ++j) {
@@ -705,9 +716,38 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
         gh[g.off_nhi + (j - nd)] =
             hi_count(seqs[static_cast<size_t>(order[static_cast<size_t>(j)])].new_tokens, g.hi_slots, bs);
     }
-    g.gd = mb.upload(I.stream);
-    // Split-KV workspace for the largest plan so far (growing waits for the device: no kernel of
-    // this iteration still uses the old one).
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  };
+  // Every group's plans start building now, in the order of their first layer, on the planning
+  // threads (they read this iteration's batch and write only their own group). The guard waits
+  // for any still running should a launch below throw: the tasks use this function's locals.
+  std::vector<Impl::LayoutGroup*> pending;
+  for (auto& L : I.layers) {
+    Impl::LayoutGroup& g = I.groups[static_cast<size_t>(L.group)];
+    if (g.plan.valid()) continue;
+    std::packaged_task<double()> task([&plan_group, &g] { return plan_group(g); });
+    g.plan = task.get_future();
+    boost::asio::post(I.planners, std::move(task));
+    pending.push_back(&g);
+  }
+  struct WaitAll {
+    std::vector<Impl::LayoutGroup*>& groups;
+    ~WaitAll() {
+      for (auto* g : groups)
+        if (g->plan.valid()) {
+          g->plan.wait();
+          g->plan = std::future<double>();  // not collected: the iteration failed
+        }
+    }
+  } wait_all{pending};
+  // A group's first layer: wait for its plans (rethrowing a planning error), upload them, and grow
+  // the split-KV workspace for the largest plan so far (growing waits for the device: no kernel
+  // of this iteration still uses the old one). group_host_ms is the time the launching thread
+  // waited for plans plus the uploads: what planning adds to the iteration's critical path.
+  auto finish_group = [&](Impl::LayoutGroup& g) {
+    const auto start = std::chrono::steady_clock::now();
+    g.plan.get();
+    g.gd = g.meta->upload(I.stream);
     const size_t units = std::max<size_t>(g.decode.units.size(), 1);
     partial_o = I.partial_o.ensure(units * group * attn::kMaxRank);
     partial_lse = I.partial_lse.ensure(units * group);
@@ -729,7 +769,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
 #endif
   for (auto& L : I.layers) {
     Impl::LayoutGroup& g = I.groups[static_cast<size_t>(L.group)];
-    if (g.planned != I.iteration) plan_group(g);
+    if (g.planned != I.iteration) finish_group(g);
     const attn::HeadLayout& lay = g.layout;
     const attn::HeadLayout& loc = g.local;
     const int64_t qkv_n = L.widths.total();
