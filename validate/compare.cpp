@@ -42,6 +42,11 @@ IterationErrors compare_iterations(const sim::Timeline& measured, const costmode
     const double p = cost.iteration_time(it.batch).seconds();
     const double e = p / m - 1.0;
     const auto& t = it.batch.totals;
+    costmodel::OpBreakdown bd;
+    (void)cost.iteration_time(it.batch, bd);
+    out.predicted_op_s.push_back(bd.seconds);
+    out.seqs.push_back(t.num_seqs);
+    out.new_tokens.push_back(t.new_tokens);
     const char* kind = t.prefill_seqs == 0 ? "decode" : (t.decode_seqs == 0 ? "prefill" : "mixed");
     out.measured_s.push_back(m);
     out.predicted_s.push_back(p);

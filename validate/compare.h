@@ -35,6 +35,9 @@ struct IterationErrors {
   ErrorStats all, prefill, decode, mixed;  // by batch kind
   std::vector<double> measured_s, predicted_s;  // per iteration, in measured order
   std::vector<std::string> kind;
+  std::vector<int64_t> seqs, new_tokens;  // the batch: sequences and new tokens
+  // The prediction by op (seconds, costmodel::op_name order): where a miss comes from.
+  std::vector<std::array<double, costmodel::kNumOpKinds>> predicted_op_s;
 };
 IterationErrors compare_iterations(const sim::Timeline& measured, const costmodel::CostModel& cost);
 

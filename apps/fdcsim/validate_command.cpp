@@ -172,13 +172,21 @@ int run_validate(const ValidateOptions& o) {
     std::ofstream(out / "validation.json") << j.dump(2) << "\n";
     {
       std::ofstream f(out / "iterations.csv");
-      f << "index,kind,measured_ms,predicted_ms,error\n";
+      f << "index,kind,seqs,new_tokens,measured_ms,predicted_ms,error";
+      for (int k = 0; k < costmodel::kNumOpKinds; ++k) f << ",pred_" << costmodel::op_name(static_cast<costmodel::OpKind>(k)) << "_ms";
+      f << "\n";
       const auto& it = report.iterations;
       for (size_t i = 0; i < it.measured_s.size(); ++i) {
-        char line[160];
-        std::snprintf(line, sizeof line, "%zu,%s,%.6f,%.6f,%.6f\n", i, it.kind[i].c_str(), it.measured_s[i] * 1e3,
+        char line[200];
+        std::snprintf(line, sizeof line, "%zu,%s,%lld,%lld,%.6f,%.6f,%.6f", i, it.kind[i].c_str(),
+                      static_cast<long long>(it.seqs[i]), static_cast<long long>(it.new_tokens[i]), it.measured_s[i] * 1e3,
                       it.predicted_s[i] * 1e3, it.predicted_s[i] / it.measured_s[i] - 1.0);
         f << line;
+        for (double s : it.predicted_op_s[i]) {
+          std::snprintf(line, sizeof line, ",%.6f", s * 1e3);
+          f << line;
+        }
+        f << "\n";
       }
     }
     {

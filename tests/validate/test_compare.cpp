@@ -65,6 +65,15 @@ TEST_CASE("the same run compared with itself has no error") {
   CHECK(r.request_target_met());
   CHECK(r.blocks_equal());
   CHECK(r.requests.percentiles.at("ttft")[0].error() == 0.0);
+  // Every iteration's prediction by op adds up to its prediction, and records the batch.
+  REQUIRE(r.iterations.predicted_op_s.size() == t.iterations.size());
+  for (size_t i = 0; i < t.iterations.size(); ++i) {
+    double sum = 0;
+    for (double s : r.iterations.predicted_op_s[i]) sum += s;
+    CHECK(sum == doctest::Approx(r.iterations.predicted_s[i]).epsilon(1e-6));  // the total is whole ns
+    CHECK(r.iterations.seqs[i] == t.iterations[i].batch.totals.num_seqs);
+    CHECK(r.iterations.new_tokens[i] == t.iterations[i].batch.totals.new_tokens);
+  }
 }
 
 TEST_CASE("a time model 10% fast shows as -9.09% on every iteration and fails the targets") {
