@@ -42,7 +42,12 @@ std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& d
     g.prefill_kv_bytes_per_token = g.kv_bytes_per_token;
     g.prefill_score_dims = g.score_dims;
     g.prefill_row_bytes = g.row_bytes;
-    if (f < 1.0) {  // token classes: prefill at hi dims, then the classification's traffic
+    g.token_classes = f < 1.0 && sh.kv_dims_lo < sh.kv_dims_hi;
+    g.kv_bytes_hi = e * static_cast<double>(sh.kv_dims_hi);
+    g.kv_bytes_lo = e * static_cast<double>(sh.kv_dims_lo);
+    g.score_dims_hi = static_cast<double>(sh.score_dims_hi);
+    g.score_dims_lo = static_cast<double>(sh.score_dims_lo);
+    if (g.token_classes) {  // prefill at hi dims, then the classification's traffic
       g.prefill_kv_bytes_per_token = e * static_cast<double>(sh.kv_dims_hi);
       g.prefill_score_dims = static_cast<double>(sh.score_dims_hi);
       g.prefill_row_bytes += 2.0 * e * static_cast<double>(sh.kv_dims_hi) + kSortBytesPerKey * static_cast<double>(sh.kv_heads);

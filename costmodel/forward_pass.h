@@ -38,6 +38,13 @@ struct LayerShapes {
   double prefill_kv_bytes_per_token = 0;
   double prefill_score_dims = 0;
   double prefill_row_bytes = 0;
+  // Token classes (important share f < 1, lo dims below hi dims): the decode kernel runs one unit
+  // per class for every (sequence, KV head), so decode attention is priced as two passes, the hi
+  // class over a share f of the keys and the lo class over the rest, each with its own fixed and
+  // per-sequence costs. Per key: cached bytes and (qk + v) dims of each class.
+  bool token_classes = false;
+  double kv_bytes_hi = 0, kv_bytes_lo = 0;
+  double score_dims_hi = 0, score_dims_lo = 0;
 };
 // Bytes a segmented radix sort of 32-bit keys and values moves per key: four 8-bit digit passes,
 // each reading and writing the key and its value.
@@ -147,19 +154,29 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
 template <class F>
 void for_each_decode_attention(const std::vector<LayerShapes>& groups, const BatchTotals& b, F&& f) {
   if (b.decode_seqs == 0) return;
+  const double keys = static_cast<double>(b.decode_kv_tokens), seqs = static_cast<double>(b.decode_seqs);
   for (const LayerShapes& g : groups) {
     OpCall c;
     c.kind = OpKind::kAttnDecode;
-    c.work = OpWork{2.0 * static_cast<double>(b.decode_kv_tokens) * g.score_dims,
-                    static_cast<double>(b.decode_kv_tokens) * g.kv_bytes_per_token +
-                        static_cast<double>(b.decode_seqs) * g.row_bytes,
-                    0};
     c.times = g.count;
     c.rate = RooflineRate::kAttention;
     c.seqs = b.decode_seqs;
-    c.keys_mean = static_cast<double>(b.decode_kv_tokens) / static_cast<double>(b.decode_seqs);
+    c.keys_mean = keys / seqs;
     c.keys_max = static_cast<double>(b.decode_kv_max);
+    if (!g.token_classes) {
+      c.work = OpWork{2.0 * keys * g.score_dims, keys * g.kv_bytes_per_token + seqs * g.row_bytes, 0};
+      f(c);
+      continue;
+    }
+    // The hi pass carries the new rows (q read, output written, K/V appended).
+    const double fh = g.f_hi;
+    OpCall lo = c;
+    c.work = OpWork{2.0 * fh * keys * g.score_dims_hi, fh * keys * g.kv_bytes_hi + seqs * g.row_bytes, 0};
+    c.keys_mean *= fh, c.keys_max *= fh;
     f(c);
+    lo.work = OpWork{2.0 * (1 - fh) * keys * g.score_dims_lo, (1 - fh) * keys * g.kv_bytes_lo, 0};
+    lo.keys_mean *= 1 - fh, lo.keys_max *= 1 - fh;
+    f(lo);
   }
 }
 

@@ -132,6 +132,24 @@ TEST_CASE("decode attention bytes follow the kept dims, per token class") {
   CHECK(a.work[i].bytes == doctest::Approx(40.0 * (32.0 * 4096 * 40 * 2 * 256 + 32.0 * 40 * 2 * (128 + 128 + 256))));
 }
 
+TEST_CASE("decode attention with token classes is priced as two passes, one per class") {
+  using namespace costmodel;
+  sim::Experiment hyb = sim::load_experiment_json(llama13b_experiment("fdc-hybrid"), "t.json", "");
+  sim::Experiment uni = sim::load_experiment_json(llama13b_experiment("fdc-uniform-50"), "t.json", "");
+  Batch b;
+  for (int i = 0; i < 8; ++i) b.add({1, 1000, true});
+  // One more microsecond of launch cost per kernel adds one per layer without classes, two with.
+  auto decode_s = [&](const sim::Experiment& e, double launch_us) {
+    RooflineParams p = e.roofline;
+    p.kernel_launch_us = launch_us;
+    OpBreakdown bd;
+    RooflineCostModel(e.model, e.hardware, e.dims, {1, 1}, p).iteration_time(b, bd);
+    return bd.seconds[static_cast<size_t>(OpKind::kAttnDecode)];
+  };
+  CHECK(decode_s(uni, 3.0) - decode_s(uni, 2.0) == doctest::Approx(40e-6));
+  CHECK(decode_s(hyb, 3.0) - decode_s(hyb, 2.0) == doctest::Approx(2 * 40e-6));
+}
+
 TEST_CASE("prefill attention with token classes: prompts at hi dims, plus the classification's traffic") {
   using namespace costmodel;
   sim::Experiment hyb = sim::load_experiment_json(llama13b_experiment("fdc-hybrid"), "t.json", "");
