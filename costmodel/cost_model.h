@@ -3,14 +3,24 @@
 // without touching the simulator.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/time.h"
 #include "costmodel/batch.h"
 #include "costmodel/ops.h"
 
 namespace fdc::costmodel {
+
+// How often an op was priced outside what its law was measured on (a fitted profile's grid).
+struct RangeUse {
+  std::string op;          // the op kind (costmodel::op_name)
+  int64_t queries = 0;     // times the op was priced
+  int64_t outside = 0;     // of those, outside the measured ranges
+  std::string example;     // the first such query: which range it left
+};
 
 class CostModel {
  public:
@@ -27,6 +37,9 @@ class CostModel {
   virtual std::string describe() const = 0;
   // True when the figures come from a spec sheet rather than measurements on this GPU.
   virtual bool extrapolated() const = 0;
+  // Ops priced outside their measured ranges so far (fitted profiles; empty for the roofline,
+  // whose laws have no measured grid), one entry per op that was.
+  virtual std::vector<RangeUse> outside_measured() const { return {}; }
 };
 
 }  // namespace fdc::costmodel

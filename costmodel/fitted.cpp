@@ -86,29 +86,51 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
   }
 }
 
+void FittedCostModel::note_range(OpKind k, const fit::OpFit* f, const fit::OpQuery& q) const {
+  const auto i = static_cast<size_t>(k);
+  ++queries_[i];
+  if (!fit::outside_measured(*f, q)) return;
+  if (outside_[i]++ == 0) first_outside_[i] = f->op + ": " + fit::predict(*f, q).why;
+}
+
+std::vector<RangeUse> FittedCostModel::outside_measured() const {
+  std::vector<RangeUse> out;
+  for (int k = 0; k < kNumOpKinds; ++k) {
+    const auto i = static_cast<size_t>(k);
+    if (outside_[i] > 0)
+      out.push_back({std::string(op_name(static_cast<OpKind>(k))), queries_[i], outside_[i], first_outside_[i]});
+  }
+  return out;
+}
+
 double FittedCostModel::seconds(const OpCall& c) const {
   const fit::OpFit* f = law_[static_cast<size_t>(c.kind)];
   fit::OpQuery q{c.work.bytes, c.work.flops, 0, 0, 0};
+  // Every query is checked against its law's measured ranges (the main law of composite ops).
+  auto priced = [&](const fit::OpFit* law, const fit::OpQuery& query) {
+    note_range(c.kind, law, query);
+    return us(law, query);
+  };
   switch (c.kind) {
     case OpKind::kQkvProj:
     case OpKind::kOutProj:
     case OpKind::kMlpUp:
     case OpKind::kMlpDown:
     case OpKind::kLmHead:
-      return us(f, fit::OpQuery::gemm(c.m, c.n, c.k)) * 1e-6;
+      return priced(f, fit::OpQuery::gemm(c.m, c.n, c.k)) * 1e-6;
     case OpKind::kRopeRotate:
-      return us(c.rotate ? f : rope_only_, q) * 1e-6;
+      return priced(c.rotate ? f : rope_only_, q) * 1e-6;
     case OpKind::kAllToAllQkv: {  // pack, all-to-all, unpack: the Ulysses stages as measured
       const fit::OpQuery buf{c.nccl_bytes, 0, 0, 0, 0}, rw{2 * c.nccl_bytes, 0, 0, 0, 0};
-      return (us(pack_, rw) + us(f, buf) + us(unpack_qkv_, rw)) * 1e-6;
+      return (us(pack_, rw) + priced(f, buf) + us(unpack_qkv_, rw)) * 1e-6;
     }
     case OpKind::kAllToAllOut: {
       const fit::OpQuery buf{c.nccl_bytes, 0, 0, 0, 0}, rw{2 * c.nccl_bytes, 0, 0, 0, 0};
-      return (us(f, buf) + us(unpack_out_, rw)) * 1e-6;
+      return (priced(f, buf) + us(unpack_out_, rw)) * 1e-6;
     }
     case OpKind::kAllReduce:
     case OpKind::kAllGather:
-      return us(f, fit::OpQuery{c.nccl_bytes, 0, 0, 0, 0}) * 1e-6;
+      return priced(f, fit::OpQuery{c.nccl_bytes, 0, 0, 0, 0}) * 1e-6;
     case OpKind::kIterationOverhead:  // a constant, plus us_per_seq per sequence when calibrated so
       q.seqs = static_cast<double>(c.seqs);
       return us(f, q) * 1e-6;
@@ -116,9 +138,9 @@ double FittedCostModel::seconds(const OpCall& c) const {
     case OpKind::kAttnDecode:
       q.seqs = static_cast<double>(c.seqs), q.keys_mean = c.keys_mean, q.keys_max = c.keys_max;
       q.balanced = 1;  // the FDC balanced kernel
-      return us(f, q) * 1e-6;
+      return priced(f, q) * 1e-6;
     default:
-      return us(f, q) * 1e-6;
+      return priced(f, q) * 1e-6;
   }
 }
 

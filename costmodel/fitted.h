@@ -38,6 +38,7 @@ class FittedCostModel final : public CostModel {
   Nanos decode_time_shifted(const Batch& batch, int64_t extra_context) const override;
   std::string describe() const override;
   bool extrapolated() const override { return profile_.extrapolated || !extrapolated_ops_.empty(); }
+  std::vector<RangeUse> outside_measured() const override;
 
   // The profile ops this configuration uses that were not measured on this GPU.
   const std::vector<std::string>& extrapolated_ops() const { return extrapolated_ops_; }
@@ -58,6 +59,8 @@ class FittedCostModel final : public CostModel {
   double add(const OpCall& c, double total, OpBreakdown* bd) const;
   double seconds(const OpCall& c) const;
   double us(const fit::OpFit* f, const fit::OpQuery& q) const { return fit::predict_time_us(*f, q); }
+  // Counts the query of op `k` against its law's measured ranges.
+  void note_range(OpKind k, const fit::OpFit* f, const fit::OpQuery& q) const;
 
   ModelSpec model_;
   ParallelConfig par_;
@@ -70,6 +73,9 @@ class FittedCostModel final : public CostModel {
   const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
   std::vector<std::string> used_ops_, extrapolated_ops_;
   mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)
+  // Per op kind: queries, those outside the measured ranges, and the first one's reason.
+  mutable std::array<int64_t, kNumOpKinds> queries_{}, outside_{};
+  mutable std::array<std::string, kNumOpKinds> first_outside_{};
 };
 
 }  // namespace fdc::costmodel

@@ -407,6 +407,17 @@ void Simulator::sample_kv_until(Nanos t) {
   }
 }
 
+Json range_uses_json(const std::vector<costmodel::RangeUse>& uses) {
+  Json a = Json::array();
+  for (const auto& u : uses)
+    a.push_back({{"op", u.op},
+                 {"queries", u.queries},
+                 {"outside", u.outside},
+                 {"share", u.queries > 0 ? static_cast<double>(u.outside) / static_cast<double>(u.queries) : 0.0},
+                 {"example", u.example}});
+  return a;
+}
+
 Json Simulator::summary() const {
   const auto& t = totals_;
   const double start = t.first_arrival.ns() < 0 ? 0.0 : t.first_arrival.seconds();
@@ -425,7 +436,10 @@ Json Simulator::summary() const {
   // ops were not measured (cost_info, set when the experiment was loaded).
   if (exp_.cost_info.is_object()) {
     j["cost_model"]["kind"] = exp_.cost_info["kind"];
-    if (exp_.cost_info.contains("profile")) j["cost_model"]["profile"] = exp_.cost_info["profile"];
+    if (exp_.cost_info.contains("profile")) {
+      j["cost_model"]["profile"] = exp_.cost_info["profile"];
+      j["cost_model"]["outside_measured"] = range_uses_json(cost_.outside_measured());
+    }
   }
   j["cluster"] = {{"servers", exp_.servers},
                   {"gpus", exp_.servers * exp_.hardware.gpus_per_server},

@@ -133,4 +133,7 @@ class Simulator {
   std::unordered_map<uint64_t, std::vector<int64_t>> token_ns_;  // timeline only: token times per request
 };
 
+// The cost model's out-of-range queries as JSON: [{"op", "queries", "outside", "share", "example"}].
+Json range_uses_json(const std::vector<costmodel::RangeUse>& uses);
+
 }  // namespace fdc::sim

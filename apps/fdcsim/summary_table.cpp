@@ -31,6 +31,13 @@ void print_summary_table(std::ostream& os, const Json& s) {
     os << "  EXTRAPOLATED: " << (p.value("derived", false) ? "a derived profile (no measurement on this GPU), " : "")
        << p["extrapolated_ops"].size() << " of " << p["ops"].size() << " ops not measured on this GPU\n";
   }
+  // A fitted profile answers outside its measured grid with its laws' edges: say where it did.
+  if (cm.contains("outside_measured")) {
+    for (const auto& u : cm["outside_measured"])
+      os << "  OUTSIDE THE MEASURED GRID: " << u["op"].get<std::string>() << " in "
+         << fmt("%.1f%%", 100.0 * u["share"].get<double>()) << " of " << u["queries"].get<int64_t>()
+         << " queries, e.g. " << u["example"].get<std::string>() << "\n";
+  }
   os << "  KV cache: " << kv["tokens_per_replica"].get<int64_t>() << " tokens per replica ("
      << kv["blocks_per_replica"].get<int64_t>() << " blocks of " << kv["block_size_tokens"].get<int>() << "), "
      << fmt("%.1f", kv["bytes_per_token_replica"].get<double>() / 1024.0) << " KiB per token; weights "

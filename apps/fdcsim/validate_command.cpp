@@ -169,6 +169,9 @@ int run_validate(const ValidateOptions& o) {
     j["measured_timeline"] = measured_path;
     j["device"] = measured.header.device;
     j["cost_model"] = cost->describe();
+    // Queries of the simulation and of the measured iterations alike, answered outside the
+    // profile's measured grid.
+    j["cost_model_outside_measured"] = sim::range_uses_json(cost->outside_measured());
     std::ofstream(out / "validation.json") << j.dump(2) << "\n";
     {
       std::ofstream f(out / "iterations.csv");
@@ -195,6 +198,13 @@ int run_validate(const ValidateOptions& o) {
     }
     if (!o.engine.quiet) {
       print_report(std::cout, report, measured.header.device);
+      for (const auto& u : cost->outside_measured()) {
+        char line[120];
+        std::snprintf(line, sizeof line, "  outside the measured grid: %s in %.1f%% of %lld queries, e.g. ", u.op.c_str(),
+                      100.0 * static_cast<double>(u.outside) / static_cast<double>(u.queries),
+                      static_cast<long long>(u.queries));
+        std::cout << line << u.example << "\n";
+      }
       std::cout << "\n  outputs in " << out.string()
                 << ": validation.json, iterations.csv, iteration_times.svg, predicted_timeline.jsonl\n";
     }

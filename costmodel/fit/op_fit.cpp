@@ -200,6 +200,15 @@ double predict_time_us(const OpFit& fit, const OpQuery& q) {
   return base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
 }
 
+bool outside_measured(const OpFit& fit, const OpQuery& q) {
+  if (fit.extrapolated) return true;
+  if (fit.form == FitForm::kConstant) return false;
+  auto out = [](double v, const std::optional<Range>& r) { return r && !r->contains(v); };
+  if (!fit.axis.contains(fit.flops_axis() ? q.flops : q.bytes)) return true;
+  if (is_gemm(fit.form) && (out(q.m, fit.m_range) || out(q.n, fit.n_range) || out(q.k, fit.k_range))) return true;
+  return out(q.seqs, fit.seqs_range) || out(q.keys_max, fit.keys_max_range);
+}
+
 Prediction predict(const OpFit& fit, const OpQuery& q) {
   Prediction p;
   p.time_us = predict_time_us(fit, q);

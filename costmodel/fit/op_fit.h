@@ -90,6 +90,9 @@ struct Prediction {
 };
 
 Prediction predict(const OpFit& fit, const OpQuery& q);
+// Whether predict() would flag the query (outside a measured range, or a law not measured on this
+// GPU), without building the reason: cheap enough for every query of a simulation.
+bool outside_measured(const OpFit& fit, const OpQuery& q);
 // The time alone, in us, without the range checks (the simulator's per-iteration path).
 double predict_time_us(const OpFit& fit, const OpQuery& q);
 

@@ -105,6 +105,27 @@ TEST_CASE("fitted model: the shifted decode time equals the shifted batch, skew 
   CHECK(model.iteration_time(decode_batch({300, 300, 300})) < model.iteration_time(decode_batch({10, 10, 880})));
 }
 
+TEST_CASE("fitted model: queries outside a law's measured ranges are counted and named") {
+  const costmodel::ModelSpec m = toy_model();
+  fit::FittedProfile p = hand_profile();
+  p.ops["norm/rmsnorm"].axis = {100, 1000};  // measured from 100 to 1000 bytes
+  p.ops["attn_decode"].axis = {0, 1e12};
+  p.ops["attn_decode"].seqs_range = fit::Range{1, 2};  // measured on batches of 1 and 2 sequences
+  const costmodel::FittedCostModel model(m, full_rank(m), {1, 1}, p, {"hand", "test"});
+  CHECK(model.outside_measured().empty());
+  // Two rows: norms of 512 bytes, two sequences: all inside.
+  (void)model.iteration_time(decode_batch({10, 20}));
+  CHECK(model.outside_measured().empty());
+  // Three rows: norms of 768 bytes (inside), three sequences in decode attention (outside).
+  (void)model.iteration_time(decode_batch({10, 20, 30}));
+  const auto u = model.outside_measured();
+  REQUIRE(u.size() == 1);
+  CHECK(u[0].op == "attn_decode");
+  CHECK(u[0].queries == 2);  // one per iteration: the two identical layers are priced once
+  CHECK(u[0].outside == 1);
+  CHECK(u[0].example.find("attn_decode: sequences 3 outside [1, 2]") != std::string::npos);
+}
+
 TEST_CASE("fitted model: a profile lacking an op the run needs is refused, naming the profile and the op") {
   const costmodel::ModelSpec m = toy_model();
   fit::FittedProfile p = hand_profile();
