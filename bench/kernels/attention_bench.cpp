@@ -201,22 +201,36 @@ void BM_Decode(benchmark::State& state) {
 }
 
 // Causal prefill of one 4096-token sequence, 40 heads. rank = 0 means the spread 32..128.
+// path: 1 = mma.sync kernel, 2 = wgmma kernel (sm_90 only), 0 = what launch_prefill picks.
+// order: 0 = naive plan, 1 = balanced plan (costliest tiles first), 2 = the balanced plan
+// regrouped head by head (costliest first within a head), so the blocks running at one time share
+// a few heads' K/V in L2.
 void BM_Prefill(benchmark::State& state) {
   const int rank = static_cast<int>(state.range(0));
-  const bool balanced = state.range(1) != 0;
+  const int order = static_cast<int>(state.range(1));
+  const bool balanced = order != 0;
   const int len = static_cast<int>(state.range(2));
+  const auto path = static_cast<PrefillPath>(state.range(3));
+  if (path == PrefillPath::kWgmma && resolve_prefill_path(PrefillPath::kAuto) != PrefillPath::kWgmma) {
+    state.SkipWithError("the wgmma prefill kernel needs an sm_90 device and build");
+    return;
+  }
   const std::vector<HeadRanks> ranks =
       rank == 0 ? spread_ranks() : std::vector<HeadRanks>(kHeads, HeadRanks{rank, rank, rank, rank});
   BenchCache cache(HeadLayout(kHeads, kHeads, ranks, 16), {len}, {0});
   const HeadLayout& L = cache.L;
   const std::vector<int> cu{0, len}, kv{len};
-  const PrefillPlan plan = plan_prefill(L, cu, kv, kPrefillTileQ, balanced);
+  PrefillPlan plan = plan_prefill(L, cu, kv, kPrefillTileQ, balanced);
+  if (order == 2)
+    std::stable_sort(plan.tiles.begin(), plan.tiles.end(),
+                     [](const PrefillTile& a, const PrefillTile& b) { return a.q_head < b.q_head; });
   DeviceBuffer<PrefillTile> tiles(plan.tiles);
   DeviceBuffer<int> dcu(cu), dkv(kv);
   DeviceBuffer<uint16_t> q(static_cast<size_t>(len) * L.q_row()), out(static_cast<size_t>(len) * L.o_row());
   fill_random(q.data(), q.size(), 6);
   PrefillParams p;
   p.dtype = DType::kBF16;
+  p.path = path;
   p.num_seqs = 1;
   p.num_q_heads = kHeads;
   p.num_kv_heads = kHeads;
@@ -236,7 +250,8 @@ void BM_Prefill(benchmark::State& state) {
   const double bytes = static_cast<double>(prefill_bytes(L, cu, kv, 2));
   timed_loop(state, [&] { launch_prefill(p, nullptr); }, bytes, flops, false);
   state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
-                 (balanced ? " balanced" : " naive") + " len " + std::to_string(len));
+                 (order == 2 ? " by head" : balanced ? " balanced" : " naive") + " len " + std::to_string(len) +
+                 (resolve_prefill_path(path) == PrefillPath::kWgmma ? " wgmma" : " mma.sync"));
 }
 
 // Append of 32 decode tokens + one 4096-token prefill into the paged cache.
@@ -270,9 +285,12 @@ BENCHMARK(BM_Decode)
     ->Args({128, 1, 50})
     ->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
 BENCHMARK(BM_Prefill)
-    ->ArgNames({"rank", "balanced", "len"})
-    ->Args({128, 1, 4096})->Args({64, 1, 4096})->Args({32, 1, 4096})
-    ->Args({0, 1, 4096})->Args({0, 0, 4096})
+    ->ArgNames({"rank", "order", "len", "path"})
+    ->Args({128, 1, 4096, 1})->Args({64, 1, 4096, 1})->Args({32, 1, 4096, 1})
+    ->Args({0, 1, 4096, 1})->Args({0, 0, 4096, 1})
+    ->Args({128, 1, 4096, 2})->Args({64, 1, 4096, 2})->Args({32, 1, 4096, 2})
+    ->Args({0, 1, 4096, 2})->Args({0, 0, 4096, 2})
+    ->Args({128, 2, 4096, 1})->Args({128, 2, 4096, 2})
     ->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
 BENCHMARK(BM_Append)->ArgNames({"tokens"})->Arg(32)->Arg(4096)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
 

@@ -62,8 +62,14 @@ struct DecodeParams {
   float* partial_lse = nullptr;        // [num_units * group] workspace (log2 of the softmax sum)
 };
 
+// Which prefill kernel runs. kAuto: the Hopper (wgmma) kernel on sm_90 devices when the build has
+// it (sm_90 in FDCSIM_CUDA_ARCHITECTURES), else the mma.sync kernel. kWgmma refuses (InputError)
+// where that kernel cannot run; kMmaSync runs everywhere (sm_80, sm_90).
+enum class PrefillPath : int { kAuto = 0, kMmaSync = 1, kWgmma = 2 };
+
 struct PrefillParams {
   DType dtype = DType::kBF16;
+  PrefillPath path = PrefillPath::kAuto;
   int num_seqs = 0;
   int num_q_heads = 0;
   int num_kv_heads = 0;
@@ -113,6 +119,9 @@ inline constexpr int kDecodeTileTokens = 32;  // decode tokens per pipeline stag
 
 void launch_decode(const DecodeParams& p, cudaStream_t stream);
 void launch_prefill(const PrefillParams& p, cudaStream_t stream);
+// The kernel launch_prefill runs for `path` on the current device (kMmaSync or kWgmma); throws
+// InputError when kWgmma is asked for and cannot run there.
+PrefillPath resolve_prefill_path(PrefillPath path);
 void launch_append(const AppendParams& p, cudaStream_t stream);
 
 // Decode plan on the device plus its workspace; fills the plan fields of DecodeParams.

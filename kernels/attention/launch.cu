@@ -1,5 +1,6 @@
 // Public launchers: validate parameters (unsupported values throw fdc::InputError), then hand
 // over to the per-dtype template dispatch.
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -34,7 +35,46 @@ void check_common(const char* what, DType dtype, int num_q_heads, int num_kv_hea
   FDC_INPUT_CHECK(std::isfinite(sm_scale) && sm_scale > 0.f, what << ": sm_scale = " << sm_scale << " must be positive");
 }
 
+// Compute capability (major * 10 + minor) of the current device, looked up once per device
+// (devices 0..63; others are looked up every time).
+int current_device_cc() {
+  constexpr int kCached = 64;
+  static std::atomic<int> cached[kCached];  // 0 = not looked up yet
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  const bool cacheable = dev >= 0 && dev < kCached;
+  int cc = cacheable ? cached[dev].load(std::memory_order_relaxed) : 0;
+  if (cc == 0) {
+    int major = 0, minor = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    cc = major * 10 + minor;
+    if (cacheable) cached[dev].store(cc, std::memory_order_relaxed);
+  }
+  return cc;
+}
+
+#ifdef FDC_HAVE_PREFILL_SM90
+constexpr bool kHaveSm90Prefill = true;
+#else
+constexpr bool kHaveSm90Prefill = false;
+#endif
+
 }  // namespace
+
+PrefillPath resolve_prefill_path(PrefillPath path) {
+  // The wgmma kernel is built for sm_90a, which runs on sm_90 devices (H100, H200) only.
+  const bool wgmma_ok = kHaveSm90Prefill && current_device_cc() == 90;
+  if (path == PrefillPath::kWgmma) {
+    FDC_INPUT_CHECK(wgmma_ok, "prefill: the wgmma kernel needs an sm_90 device and a build with sm_90 in "
+                              "FDCSIM_CUDA_ARCHITECTURES (device is sm_"
+                                  << current_device_cc() << ", built " << (kHaveSm90Prefill ? "with" : "without")
+                                  << " it)");
+    return path;
+  }
+  if (path == PrefillPath::kAuto && wgmma_ok) return PrefillPath::kWgmma;
+  return PrefillPath::kMmaSync;
+}
 
 int detail::class_slots(const char* what, const char* cls, int slots, int block_size) {
   if (slots == 0) return block_size;
@@ -69,6 +109,15 @@ void launch_prefill(const PrefillParams& p, cudaStream_t stream) {
   FDC_INPUT_CHECK(p.q && p.out && p.cu_q && p.kv_len && p.cache.hi_pool && p.cache.hi_page_indptr &&
                       p.cache.hi_page_indices && p.heads && p.tiles,
                   "prefill: a required pointer is null");
+  FDC_INPUT_CHECK(p.path == PrefillPath::kAuto || p.path == PrefillPath::kMmaSync || p.path == PrefillPath::kWgmma,
+                  "prefill: unknown kernel path " << static_cast<int>(p.path));
+  if (resolve_prefill_path(p.path) == PrefillPath::kWgmma) {
+#ifdef FDC_HAVE_PREFILL_SM90
+    if (p.dtype == DType::kBF16) detail::run_prefill_sm90_bf16(p, lb, stream);
+    else detail::run_prefill_sm90_fp16(p, lb, stream);
+#endif
+    return;
+  }
   if (p.dtype == DType::kBF16) detail::run_prefill_bf16(p, lb, stream);
   else detail::run_prefill_fp16(p, lb, stream);
 }

@@ -233,6 +233,14 @@ void write_f32(const std::string& path, const std::vector<float>& x) {
   REQUIRE(f.good());
 }
 
+// The prefill kernels this device runs: mma.sync always, wgmma on sm_90 builds and devices.
+std::vector<PrefillPath> prefill_paths() {
+  std::vector<PrefillPath> paths{PrefillPath::kMmaSync};
+  if (resolve_prefill_path(PrefillPath::kAuto) == PrefillPath::kWgmma) paths.push_back(PrefillPath::kWgmma);
+  return paths;
+}
+const char* path_name(PrefillPath p) { return p == PrefillPath::kWgmma ? "wgmma" : "mma"; }
+
 void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const std::vector<int>& fresh, DType t,
                       bool balanced, uint64_t seed, const char* dump_name = nullptr) {
   const int n = static_cast<int>(prefix.size());
@@ -287,45 +295,51 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
   const PrefillPlan plan = plan_prefill(L, cu, kv, kPrefillTileQ, balanced);
   DeviceBuffer<PrefillTile> dtiles(plan.tiles);
   DeviceBuffer<int> dcu(cu), dkv(kv);
-  DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
-  PrefillParams p;
-  p.dtype = t;
-  p.num_seqs = n;
-  p.num_q_heads = L.num_q_heads();
-  p.num_kv_heads = L.num_kv_heads();
-  p.q_row = L.q_row();
-  p.o_row = L.o_row();
-  p.max_rank = std::max(L.max_rk(), L.max_rv());
-  p.sm_scale = scale;
-  p.cu_q = dcu.data();
-  p.kv_len = dkv.data();
-  p.q = dq.data();
-  p.out = dout.data();
-  p.cache = dc.params(L);
-  p.heads = dc.heads.data();
-  p.tiles = dtiles.data();
-  p.num_tiles = static_cast<int>(plan.tiles.size());
-  launch_prefill(p, nullptr);
-  CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<float> got = to_floats(t, dout.download());
-  check_close(got, want, t, "prefill " + to_string(t));
-  // Dense dump for scripts/gpu/sdpa_reference.py --check (uniform ranks: packed rows = [T][H][d]).
-  const char* dir = std::getenv("FDC_SDPA_DUMP_DIR");
-  if (dump_name && dir) {
-    const std::string base = std::string(dir) + "/" + dump_name;
-    write_f32(base + ".q.f32", q);
-    write_f32(base + ".k.f32", k);
-    write_f32(base + ".v.f32", v);
-    write_f32(base + ".out.f32", got);
-    std::ofstream meta(base + ".meta");
-    meta << total << " " << L.num_q_heads() << " " << L.num_kv_heads() << " " << L.info(0).rk << " " << scale << " "
-         << to_string(t) << "\n";
+  for (PrefillPath path : prefill_paths()) {
+    DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
+    PrefillParams p;
+    p.dtype = t;
+    p.path = path;
+    p.num_seqs = n;
+    p.num_q_heads = L.num_q_heads();
+    p.num_kv_heads = L.num_kv_heads();
+    p.q_row = L.q_row();
+    p.o_row = L.o_row();
+    p.max_rank = std::max(L.max_rk(), L.max_rv());
+    p.sm_scale = scale;
+    p.cu_q = dcu.data();
+    p.kv_len = dkv.data();
+    p.q = dq.data();
+    p.out = dout.data();
+    p.cache = dc.params(L);
+    p.heads = dc.heads.data();
+    p.tiles = dtiles.data();
+    p.num_tiles = static_cast<int>(plan.tiles.size());
+    launch_prefill(p, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = to_floats(t, dout.download());
+    check_close(got, want, t, std::string("prefill ") + path_name(path) + " " + to_string(t));
+    // Dense dump for scripts/gpu/sdpa_reference.py --check (uniform ranks: packed rows = [T][H][d]).
+    const char* dir = std::getenv("FDC_SDPA_DUMP_DIR");
+    if (dump_name && dir) {
+      const std::string base = std::string(dir) + "/" + dump_name + "_" + path_name(path);
+      write_f32(base + ".q.f32", q);
+      write_f32(base + ".k.f32", k);
+      write_f32(base + ".v.f32", v);
+      write_f32(base + ".out.f32", got);
+      std::ofstream meta(base + ".meta");
+      meta << total << " " << L.num_q_heads() << " " << L.num_kv_heads() << " " << L.info(0).rk << " " << scale << " "
+           << to_string(t) << "\n";
+    }
   }
 }
 
 }  // namespace
 
 TEST_CASE("prefill with append matches the reference: varlen, chunked, GQA, per-head ranks") {
+  std::string names;
+  for (PrefillPath path : prefill_paths()) names += std::string(" ") + path_name(path);
+  MESSAGE("prefill kernels checked on this device:" << names);
   uint64_t seed = 2000;
   for (DType t : {DType::kBF16, DType::kFP16}) {
     for (int group : {1, 4, 8}) {
@@ -341,6 +355,16 @@ TEST_CASE("prefill with append matches the reference: varlen, chunked, GQA, per-
   for (int rank : {16, 64, 128}) {
     CAPTURE(rank);
     run_prefill_case(HeadLayout::uniform(4, 4, rank, rank, 16), {0}, {4097}, DType::kBF16, true, ++seed);
+  }
+  // Prefixes that put a tile's rows off the 128-key grid (64: one warpgroup's last K/V tile is
+  // masked whole for it; 100, 200: a diagonal inside both warpgroups), r_qk != r_v, per-head ranks
+  // on both sides of 64 (the wgmma kernel's narrow / wide P V), and 4097 new tokens per-head.
+  for (int group : {1, 4}) {
+    CAPTURE(group);
+    run_prefill_case(ranks_layout(2 * group, 2, 16, 40 + group, false), {64, 100, 200, 1}, {300, 129, 1000, 17},
+                     DType::kBF16, true, ++seed);
+    run_prefill_case(HeadLayout(group, 1, {HeadRanks{24, 72, 24, 72}}, 32), {64}, {256}, DType::kFP16, false, ++seed);
+    run_prefill_case(HeadLayout(group, 1, {HeadRanks{128, 40, 128, 40}}, 16), {0}, {4097}, DType::kBF16, true, ++seed);
   }
 }
 

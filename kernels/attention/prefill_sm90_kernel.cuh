@@ -1,0 +1,361 @@
+// Causal prefill of FDC compressed attention on Hopper: warpgroup MMA (wgmma.mma_async, sm_90a),
+// the same PrefillParams / PrefillTile contract as the mma.sync kernel in prefill_kernel.cuh.
+//
+// One block of two warpgroups (256 threads) runs one PrefillTile of 128 new tokens of one q head;
+// each warpgroup owns 64 query rows. Per K/V tile of BC cached tokens (BC = 128 at D = 128, 64 at
+// D = 64, see tile_k):
+//   S = Q K^T   wgmma m64nBCk16, Q and K both read from shared memory (K-major, 128-byte swizzle);
+//               one k16 step per 16 kept dims of the head (ceil16(r_qk) / 16 steps);
+//   softmax     online, in registers (each thread holds 2 rows x BC / 4 keys of S);
+//   O += P V    wgmma m64nNk16 with P packed to 16 bits in registers (A operand) and V N-major in
+//               shared memory; N = 128 when ceil16(r_v) > 64, else 64, so narrow V heads do half
+//               the work.
+// The step count and N are template parameters picked once per block (a head's ranks), so every
+// MMA chain is branch-free code, which ptxas needs to keep the MMAs asynchronous.
+// K/V tiles come from the paged cache (hi pages) through cp.async into the swizzled layout, three
+// stages: the copies of tile j + 2 are issued right after tile j's Q K^T MMAs, so they run behind
+// the tensor cores and have two iterations to land. The two warpgroups wait on the tensor cores in
+// turn, so one's softmax overlaps the other's MMAs without explicit scheduling.
+// D (64 or 128) is the padded width. Columns of Q and K in [r_qk, ceil16(r_qk)) and of V in
+// [r_v, ceil16(r_v)) are zero-filled, as are Q rows past the sequence and K/V rows past the
+// visible keys (V columns beyond ceil16(r_v) only feed output columns that are never stored).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/attention/attention.h"
+#include "kernels/attention/wgmma.cuh"
+#include "kernels/common/device_utils.cuh"
+
+namespace fdc::kernels::attn::dev::sm90 {
+
+using namespace fdc::kernels::dev;
+
+inline constexpr int kThreads = 256;  // two warpgroups
+inline constexpr int kTileQ = 128;    // new tokens per block (plan_prefill's tile_q)
+inline constexpr int kStages = 3;     // K/V tiles in flight: copies run two tiles ahead
+static_assert(kTileQ == kPrefillTileQ, "the sm_90 prefill runs the plan's tiles");
+
+// Cached tokens per K/V stage (BC), and resident blocks per SM. D = 128: tiles of 128 keys, one
+// block per SM (248 registers, 225 KiB of shared memory). D = 64: tiles of 64 keys, so that S
+// takes half the registers (127) and two blocks (16 warps) share an SM and hide each other's
+// latencies.
+template <int D>
+constexpr int tile_k() {
+  return D > 64 ? 128 : 64;
+}
+template <int D, int BC>
+constexpr int min_blocks() {
+  return D == 64 && BC == 64 ? 2 : 1;
+}
+
+template <int D, int BC>
+constexpr int smem_bytes() {
+  // Q, kStages K and V tiles, plus slack to align the base to 1024 bytes.
+  return (kTileQ + 2 * kStages * BC) * D * 2 + 1024;
+}
+
+// Byte offset of element (r, c) (c a multiple of 8) in a swizzled operand tile of `rows` rows.
+__device__ __forceinline__ uint32_t swz(int rows, int r, int c) {
+  return static_cast<uint32_t>((c >> 6) * rows * 128 + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4));
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Issues S (64 x 128 per warpgroup) = Q K^T over KS k16 steps as one wgmma group; the caller
+// waits for it.
+template <typename T, int KS, int BC>
+__device__ __forceinline__ void qk_steps(float (&s)[BC / 2], uint64_t dq, uint64_t dk) {
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < KS; ++kk) {
+    const uint32_t q_off = (kk >> 2) * kTileQ * 128 + (kk & 3) * 32;
+    const uint32_t k_off = (kk >> 2) * BC * 128 + (kk & 3) * 32;
+    wgmma_ss<T, BC>(s, desc_add(dq, q_off), desc_add(dk, k_off), kk > 0 ? 1 : 0);
+  }
+  wgmma_commit();
+}
+
+// Issues O (64 x N per warpgroup) += P V over the tile's 128 keys as one wgmma group; N = 64 or
+// 128 output columns.
+template <typename T, int N, int D, int BC>
+__device__ __forceinline__ void pv_issue(float (&o)[D / 2], const uint32_t (&pa)[BC / 16][4], uint64_t dv) {
+  fence_regs(o);
+  wgmma_fence();
+#pragma unroll
+  for (int kt = 0; kt < BC / 16; ++kt) wgmma_rs<T, N>(o, pa[kt], desc_add(dv, kt * 16 * 128), 1);
+  wgmma_commit();
+}
+
+// What one block needs to know about its tile (set up once by the kernel, read by the main loop).
+template <typename T>
+struct TileCtx {
+  unsigned char* sQ;  // [BR x D], swizzled
+  unsigned char* sK;  // [kStages][BC x D]
+  unsigned char* sV;  // [kStages][BC x D]
+  const T* pool;      // hi pages
+  const int* pages;   // the sequence's hi page ids
+  T* out;             // the tile's first output row, at the q head's columns
+  HeadInfo hd;
+  int rk16, rv16;
+  int rows;       // real query rows of the tile (<= BR)
+  int first_pos;  // position of the tile's first query row
+  int n_kv;       // keys visible to the tile's last row
+  int n_tiles;    // K/V tiles of BC keys
+  int log2_block;
+  float qscale;  // softmax scale in log2 units
+};
+
+// Copies K/V tile j (BC cached tokens) into stage `buf`: thread tid copies 16-byte column chunk
+// (tid % (D/8)) of rows tid / (D/8), + 256 / (D/8), ... Rows past n_kv and columns in
+// [rank, ceil16(rank)) are zero-filled.
+template <typename T, int D, int BC>
+__device__ __forceinline__ void load_kv(const PrefillParams& p, const TileCtx<T>& c, int j, int buf) {
+  constexpr int CH = D / 8;
+  constexpr int RSTEP = kThreads / CH;
+  const int col = (threadIdx.x % CH) * 8;
+  unsigned char* dk = c.sK + buf * BC * D * 2;
+  unsigned char* dv = c.sV + buf * BC * D * 2;
+  const int block_mask = (1 << c.log2_block) - 1;
+#pragma unroll 4
+  for (int r = threadIdx.x / CH; r < BC; r += RSTEP) {
+    const int t = j * BC + r;
+    const bool tok = t < c.n_kv;
+    const T* pg = c.pool;
+    if (tok) pg = c.pool + static_cast<int64_t>(c.pages[t >> c.log2_block]) * p.cache.page_elems_hi;
+    const int slot = t & block_mask;
+    if (col < c.rk16) {
+      const bool ok = tok && col < c.hd.rk;
+      cp_async16(dk + swz(BC, r, col), ok ? pg + c.hd.page_k_hi + slot * c.hd.rk + col : c.pool, ok ? 16 : 0);
+    }
+    if (col < c.rv16) {
+      const bool ok = tok && col < c.hd.rv;
+      cp_async16(dv + swz(BC, r, col), ok ? pg + c.hd.page_v_hi + slot * c.hd.rv + col : c.pool, ok ? 16 : 0);
+    }
+  }
+}
+
+// Main loop and epilogue for a head with KS k16 steps of Q K^T and P V of N = WIDE ? 128 : 64
+// columns. Both are template parameters so that each wgmma chain, from issue to wait, is code
+// without divergent branches (otherwise ptxas serializes the MMAs).
+template <typename T, int D, int BC, int KS, bool WIDE>
+__device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>& c) {
+  const int tid = threadIdx.x;
+  const int wg = tid / 128;
+  const int warp = (tid % 128) / 32;  // warp within the warpgroup
+  const int lane = tid % 32;
+  const int warp_first_pos = c.first_pos + wg * 64 + warp * 16;
+  const int row_pos0 = warp_first_pos + lane / 4;  // this thread's rows: + {0, 8}
+  constexpr int NV = WIDE ? 128 : 64;
+  const uint64_t dq = smem_desc_sw128(smem_addr(c.sQ) + wg * 64 * 128, 16, 1024);
+
+  float acc_o[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) acc_o[i] = 0.f;
+  float m_row[2] = {-1e30f, -1e30f};  // running max of raw scores
+  float l_row[2] = {0.f, 0.f};
+
+  // Both warpgroups run every tile, so each MMA chain is non-divergent; rows past the sequence
+  // (Q rows zero-filled) and tiles fully masked for a warpgroup compute finite values that are
+  // never stored.
+  int buf = 0;  // stage of tile j
+  for (int j = 0; j < c.n_tiles; ++j) {
+    cp_async_wait<1>();  // tile j is in (tile j + 1 may still be in flight)
+    fence_proxy_async_smem();
+    __syncthreads();  // everyone's copies of tile j landed; tile j - 1's stage is free
+    const int kv0 = j * BC;
+    float s[BC / 2];
+    qk_steps<T, KS, BC>(s, dq, smem_desc_sw128(smem_addr(c.sK + buf * BC * D * 2), 16, 1024));
+    // Copies of tile j + 2 go out while the tensor cores work on S.
+    if (j + 2 < c.n_tiles) load_kv<T, D, BC>(p, c, j + 2, buf == 0 ? kStages - 1 : buf - 1);
+    cp_async_commit();
+    const uint64_t dv = smem_desc_sw128(smem_addr(c.sV + buf * BC * D * 2), BC * 128, 1024);
+    buf = buf == kStages - 1 ? 0 : buf + 1;
+    wgmma_wait<0>();
+    fence_regs(s);
+
+    // Causal mask (only where the tile reaches past the warp's first row) and online softmax, on
+    // raw scores: p = 2^(s * qscale - m * qscale), one FFMA and one EX2 per score.
+    const bool need_mask = kv0 + BC - 1 > warp_first_pos;
+    float mx[2] = {m_row[0], m_row[1]};
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        if (need_mask) {
+          const int key = kv0 + n * 8 + (lane % 4) * 2 + (i & 1);
+          if (key > row_pos0 + (i >> 1) * 8) s[4 * n + i] = -INFINITY;
+        }
+        mx[i >> 1] = fmaxf(mx[i >> 1], s[4 * n + i]);
+      }
+    }
+    float alpha[2], msc[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      alpha[r] = fast_exp2((m_row[r] - mx[r]) * c.qscale);
+      m_row[r] = mx[r];
+      msc[r] = mx[r] * c.qscale;
+      l_row[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        s[4 * n + i] = fast_exp2(fmaf(s[4 * n + i], c.qscale, -msc[i >> 1]));
+        l_row[i >> 1] += s[4 * n + i];
+      }
+    }
+    uint32_t pa[BC / 16][4];
+#pragma unroll
+    for (int kt = 0; kt < BC / 16; ++kt) {
+      pa[kt][0] = pack2<T>(s[8 * kt + 0], s[8 * kt + 1]);
+      pa[kt][1] = pack2<T>(s[8 * kt + 2], s[8 * kt + 3]);
+      pa[kt][2] = pack2<T>(s[8 * kt + 4], s[8 * kt + 5]);
+      pa[kt][3] = pack2<T>(s[8 * kt + 6], s[8 * kt + 7]);
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      acc_o[4 * n + 0] *= alpha[0];
+      acc_o[4 * n + 1] *= alpha[0];
+      acc_o[4 * n + 2] *= alpha[1];
+      acc_o[4 * n + 3] *= alpha[1];
+    }
+    pv_issue<T, NV, D, BC>(acc_o, pa, dv);
+    wgmma_wait<0>();
+    fence_regs(acc_o);
+  }
+  cp_async_wait<0>();
+
+  T* out = c.out;
+  const int rv = c.hd.rv;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = l_row[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int row = wg * 64 + warp * 16 + lane / 4 + r * 8;
+    if (row >= c.rows) continue;
+    const float inv = 1.f / l;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      const int col = n * 8 + (lane % 4) * 2;
+      if (col < rv)
+        *reinterpret_cast<uint32_t*>(out + static_cast<int64_t>(row) * p.o_row + col) =
+            pack2<T>(acc_o[4 * n + 2 * r] * inv, acc_o[4 * n + 2 * r + 1] * inv);
+    }
+  }
+}
+
+template <typename T, int D, int BC, bool WIDE>
+__device__ __forceinline__ void run_tile_w(const PrefillParams& p, const TileCtx<T>& c) {
+  switch (c.rk16 / 16) {
+    case 1:
+      attend<T, D, BC, 1, WIDE>(p, c);
+      break;
+    case 2:
+      attend<T, D, BC, 2, WIDE>(p, c);
+      break;
+    case 3:
+      attend<T, D, BC, 3, WIDE>(p, c);
+      break;
+    case 4:
+      attend<T, D, BC, 4, WIDE>(p, c);
+      break;
+    default:
+      if constexpr (D > 64) {
+        switch (c.rk16 / 16) {
+          case 5:
+            attend<T, D, BC, 5, WIDE>(p, c);
+            break;
+          case 6:
+            attend<T, D, BC, 6, WIDE>(p, c);
+            break;
+          case 7:
+            attend<T, D, BC, 7, WIDE>(p, c);
+            break;
+          default:
+            attend<T, D, BC, 8, WIDE>(p, c);
+            break;
+        }
+      }
+      break;
+  }
+}
+
+// Picks the instance for the head's Q K^T steps (ceil16(r_qk) / 16) and P V width.
+template <typename T, int D, int BC>
+__device__ __forceinline__ void run_tile(const PrefillParams& p, const TileCtx<T>& c) {
+  if constexpr (D > 64) {
+    if (c.rv16 > 64) {
+      run_tile_w<T, D, BC, true>(p, c);
+      return;
+    }
+  }
+  run_tile_w<T, D, BC, false>(p, c);
+}
+
+template <typename T, int D, int BC>
+__global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kernel(PrefillParams p, int log2_block) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  constexpr int BR = kTileQ;
+  constexpr int CH = D / 8;  // 16-byte chunks per row
+  static_assert(D == 64 || D == 128, "padded width");
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  // Swizzle atoms must start on 1024-byte boundaries.
+  const uint32_t raw_addr = smem_addr(smem_raw);
+  unsigned char* base = smem_raw + ((1024u - (raw_addr & 1023u)) & 1023u);
+
+  const PrefillTile tile = p.tiles[blockIdx.x];
+  const int group = p.num_q_heads / p.num_kv_heads;
+  const int kv_head = tile.q_head / group;
+  const int g = tile.q_head - kv_head * group;
+  TileCtx<T> c;
+  c.sQ = base;
+  c.sK = base + BR * D * 2;
+  c.sV = c.sK + kStages * BC * D * 2;
+  c.hd = p.heads[kv_head];
+  c.rk16 = (c.hd.rk + 15) & ~15;
+  c.rv16 = (c.hd.rv + 15) & ~15;
+  const int q_start = p.cu_q[tile.seq];
+  const int q_len = p.cu_q[tile.seq + 1] - q_start;
+  const int pos0 = p.kv_len[tile.seq] - q_len;  // position of new token 0
+  c.rows = min(BR, q_len - tile.q_begin);
+  c.first_pos = pos0 + tile.q_begin;
+  c.n_kv = c.first_pos + c.rows;
+  c.n_tiles = (c.n_kv + BC - 1) / BC;
+  c.log2_block = log2_block;
+  c.qscale = p.sm_scale * 1.44269504088896340736f;
+  c.pool = static_cast<const T*>(p.cache.hi_pool);
+  c.pages = p.cache.hi_page_indices + p.cache.hi_page_indptr[tile.seq];
+  c.out = static_cast<T*>(p.out) + static_cast<int64_t>(q_start + tile.q_begin) * p.o_row + c.hd.o_offset + g * c.hd.rv;
+
+  // Q: rows past the sequence and columns in [r_qk, ceil16(r_qk)) are zero.
+  const T* qsrc =
+      static_cast<const T*>(p.q) + static_cast<int64_t>(q_start + tile.q_begin) * p.q_row + c.hd.q_offset + g * c.hd.rk;
+  const int col = (threadIdx.x % CH) * 8;
+  if (col < c.rk16) {
+#pragma unroll 4
+    for (int r = threadIdx.x / CH; r < BR; r += kThreads / CH) {
+      const bool ok = r < c.rows && col < c.hd.rk;
+      cp_async16(c.sQ + swz(BR, r, col), ok ? qsrc + static_cast<int64_t>(r) * p.q_row + col : qsrc, ok ? 16 : 0);
+    }
+  }
+  load_kv<T, D, BC>(p, c, 0, 0);
+  cp_async_commit();
+  if (c.n_tiles > 1) load_kv<T, D, BC>(p, c, 1, 1);
+  cp_async_commit();
+
+  run_tile<T, D, BC>(p, c);
+#else
+  (void)p;
+  (void)log2_block;
+#endif
+}
+
+}  // namespace fdc::kernels::attn::dev::sm90
