@@ -29,15 +29,16 @@ struct GridOptions {
   int64_t sweep_max_bytes = int64_t{1} << 30;  // .. 1 GiB, x2 steps
   // Attention (attention.json), tp 1, per model head shape (q heads, KV heads, head_dim, group).
   bool attention = true;
-  std::vector<int> attn_prefill_seqs{1, 4};               // sequences per prefill batch
+  std::vector<int> attn_prefill_seqs{1, 4, 8};            // sequences per prefill batch
   std::vector<int> attn_prefill_tokens{128, 512, 2048, 8192};  // new tokens per sequence
   std::vector<int> attn_prefill_prefix{0, 1024, 4096};    // cached tokens before them (chunked prefill)
   int64_t attn_prefill_max_tokens = 8192;                 // new tokens per batch at most
-  std::vector<int> attn_decode_batches{1, 8, 32, 128};
+  // Up to the schedulers' usual max_num_seqs (256): serving runs decode steps that large.
+  std::vector<int> attn_decode_batches{1, 8, 32, 128, 256};
   std::vector<int> attn_decode_contexts{512, 2048, 8192};  // mean cached tokens per sequence
   std::vector<int> attn_decode_spreads{0, 1, 2};           // ContextSpread (attention_grid.h); batches > 1
   std::vector<double> attn_lo_fractions{0.0, 0.5};         // share of cached tokens in the lo class
-  int64_t attn_max_kv_tokens = 262144;                    // decode batch x mean context at most
+  int64_t attn_max_kv_tokens = 524288;                    // decode batch x mean context at most
 };
 
 // One benchmark case. `kind` selects the runner; `shape` holds its sizes, which are also written as
