@@ -6,17 +6,26 @@
 //  - Work is cut into chunks of 16 rows (one m16 tile) of one KV head. The chunks of all heads,
 //    head by head, are split into equal contiguous ranges, one per resident block, so every SM
 //    gets the same work whatever the head count. A block loads its head's R (d x r_qk, zero-padded
-//    to a multiple of 16 columns) into shared memory once per head it touches (one or two) and
-//    reuses it for every chunk: R's bytes are negligible next to q and k.
+//    to a multiple of 16 columns) into shared memory with cp.async once per head it touches (one
+//    or two), in flight together with its warps' first chunks, and reuses it for every chunk.
 //  - Each warp streams its own chunks through a 2-stage cp.async pipeline (the next chunk's raw q/k
-//    rows load while this one computes), so the loads need no block-wide barrier and many bytes
-//    stay in flight; the earlier version staged tiles with plain loads between barriers and was
-//    latency-bound (450-740 GB/s).
-//  - RoPE runs in place in shared memory in fp32 and rounds to the dtype (as the reference), then
-//    the warp loads its 16 x d A fragments into registers once (ldmatrix) and walks R's columns in
-//    n16 steps (ldmatrix.trans), two MMAs per B fragment. Results (rounded to the dtype) go back
-//    into the warp's own rows, whose inputs are already in registers, and leave as 16-byte stores:
-//    q into the packed q row, k into the packed k row and/or the paged cache.
+//    rows load while this one computes), so the loads need no block-wide barrier.
+//  - Per chunk, nothing waits on a dependent global load in the warp's critical path. Lane i (and
+//    i + 16) plans row i of the next chunk while the current one is processed: its source in qkv
+//    (handed to the lanes issuing the 16-byte cp.asyncs by shuffle), its RoPE position, and for a
+//    k row the cache slot. The page walk (sequence -> page list -> page) is spread over the
+//    current chunk's RoPE and MMA phases, and the row's destinations (q row; packed k row and/or
+//    cache slot) go into a 16-entry table in shared memory. The earlier version loaded the position
+//    right before its cos/sin and walked the page table again for every 16-byte store of a k row,
+//    with integer divisions by runtime values in every loop: chains of dependent loads in each
+//    chunk, and about 40% more instructions issued at r_qk = 96 (ncu, docs/profile.md).
+//  - RoPE runs in place in shared memory in fp32 and rounds to the dtype (as the reference); cos/sin
+//    come straight from global memory (L2-resident), their position already known. Then the warp
+//    loads its 16 x d A fragments into registers once (ldmatrix) and walks R's columns 32 at a time
+//    (ldmatrix.trans, four independent MMA accumulator chains per k step; a last 16 columns when
+//    r_qk padded is an odd multiple of 16). Results (rounded to the dtype) go back into the warp's
+//    own rows, whose inputs are already in registers, and leave as 16-byte stores: lane-strided
+//    over (row, vector) with a fixed step, each row's pointers read from the table.
 // RoPE alone writes the rotated halves straight from registers, one block per KV head and tile.
 #include <algorithm>
 #include <map>
@@ -48,18 +57,23 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
 
 // RoPE of 8 (x1, x2) pairs at columns c..c+7 and half+c..half+c+7, in fp32 with explicit
 // round-to-nearest multiplies (no FMA contraction, so the result matches the reference's).
-__device__ __forceinline__ void rope8(const float* cs, int half, int c, const float (&x1)[8], const float (&x2)[8],
-                                      float (&lo)[8], float (&hi)[8]) {
-  const float4 c0 = *reinterpret_cast<const float4*>(cs + c), c1 = *reinterpret_cast<const float4*>(cs + c + 4);
-  const float4 s0 = *reinterpret_cast<const float4*>(cs + half + c);
-  const float4 s1 = *reinterpret_cast<const float4*>(cs + half + c + 4);
-  const float co[8] = {c0.x, c0.y, c0.z, c0.w, c1.x, c1.y, c1.z, c1.w};
-  const float si[8] = {s0.x, s0.y, s0.z, s0.w, s1.x, s1.y, s1.z, s1.w};
+// cs = {cos[c..c+3], cos[c+4..c+7], sin[c..c+3], sin[c+4..c+7]}.
+__device__ __forceinline__ void rope8(const float4 (&cs)[4], const float (&x1)[8], const float (&x2)[8], float (&lo)[8],
+                                      float (&hi)[8]) {
+  const float co[8] = {cs[0].x, cs[0].y, cs[0].z, cs[0].w, cs[1].x, cs[1].y, cs[1].z, cs[1].w};
+  const float si[8] = {cs[2].x, cs[2].y, cs[2].z, cs[2].w, cs[3].x, cs[3].y, cs[3].z, cs[3].w};
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     lo[j] = __fsub_rn(__fmul_rn(x1[j], co[j]), __fmul_rn(x2[j], si[j]));
     hi[j] = __fadd_rn(__fmul_rn(x2[j], co[j]), __fmul_rn(x1[j], si[j]));
   }
+}
+__device__ __forceinline__ void rope8(const float* cs, int half, int c, const float (&x1)[8], const float (&x2)[8],
+                                      float (&lo)[8], float (&hi)[8]) {
+  const float4 v[4] = {*reinterpret_cast<const float4*>(cs + c), *reinterpret_cast<const float4*>(cs + c + 4),
+                       *reinterpret_cast<const float4*>(cs + half + c),
+                       *reinterpret_cast<const float4*>(cs + half + c + 4)};
+  rope8(v, x1, x2, lo, hi);
 }
 
 // Column of vector v (v < group: q head kv*group + v; v == group: the k head) in a qkv row.
@@ -97,53 +111,158 @@ constexpr int kRotWarps = 8;
 constexpr int kRotThreads = kRotWarps * 32;
 constexpr int kChunkRows = 16;  // one m16 tile
 constexpr int kRotStages = 2;
+constexpr unsigned kFullMask = 0xffffffffu;
 
 // Row stride of R in shared memory: a multiple of 16 columns plus 8, so a row is an odd multiple
 // of 16 bytes and the 8 rows of every ldmatrix hit distinct banks.
 __host__ __device__ inline int rot_ldr(int max_rank) { return ceil16(max_rank) + 8; }
 
+// Where one row of a chunk goes: the q row, or the k row's packed destination and/or its cache
+// slot (two pointers when both are written). Null dst0: a row past the end, nothing is stored.
+template <typename T>
+struct __align__(16) RowDst {
+  T* dst0;
+  T* dst1;
+};
+
+// Shared memory: R ([D][ldr]), then per warp its stages ([stages][16][D + 8]), then per warp the
+// destinations of its current chunk's rows ([16] RowDst).
 template <int D>
 size_t rotate_smem_bytes(int max_rank) {
   return (static_cast<size_t>(D) * rot_ldr(max_rank) +
           static_cast<size_t>(kRotWarps) * kRotStages * kChunkRows * (D + 8)) *
-         2;
+             2 +
+         static_cast<size_t>(kRotWarps) * kChunkRows * sizeof(RowDst<__half>);
 }
 
-// The 16 raw q/k rows of chunk `ch` of KV head `kv` into a warp's stage `dst` ([16][D + 8]), one
-// warp's cp.async group; rows past the end are zero-filled.
+// What one lane knows of row (lane & 15) of a chunk, resolved in three steps spread over the
+// previous chunk's work, so the dependent loads (token metadata, then the sequence's page list,
+// then the page) are in flight while the warp computes instead of stalling it.
+template <typename T>
+struct RowPlan {
+  const T* src;    // the row's raw q/k vector in qkv; null past the end (zero-filled)
+  int pos;         // its RoPE position (0 past the end: a valid cos/sin row, results unused)
+  int token, vec;  // vec < group: q head kv * group + vec; vec == group: the k head
+  int seq, slot;   // the k row's sequence and hi slot (cache writes only)
+  int page;        // index of the slot's page in hi_page_indices: hi_page_indptr[seq] + slot / block_size
+};
+
+// Step 1, before the chunk's loads are issued: the row's source, position and cache slot.
 template <typename T, int D>
-__device__ __forceinline__ void load_chunk(const RopeRotateParams& p, int kv, int group, int rows_per_head, int ch,
-                                           T* dst, int lane) {
-  constexpr int VPR = D / 8;  // 16-byte vectors per row
-  const T* qkv = static_cast<const T*>(p.qkv);
+__device__ __forceinline__ void plan_rows(const RopeRotateParams& p, int kv, int group, int rows_per_head, int ch,
+                                          int c_end, int lane, RowPlan<T>& r) {
   const int vecs = group + 1;
+  const int row = ch * kChunkRows + (lane & 15);
+  r.src = nullptr;
+  r.pos = 0;
+  r.token = 0;
+  r.vec = 0;
+  r.seq = 0;
+  r.slot = 0;
+  r.page = 0;
+  if (ch >= c_end || row >= rows_per_head) return;
+  r.token = row / vecs;
+  r.vec = row - r.token * vecs;
+  r.src = static_cast<const T*>(p.qkv) + static_cast<int64_t>(r.token) * p.qkv_row + qkv_col(p, kv, group, r.vec);
+  r.pos = __ldg(p.positions + r.token);
+  if (r.vec == group && p.hi_pool) {
+    r.seq = __ldg(p.seq_of + r.token);
+    r.slot = __ldg(p.pos_of + r.token);
+  }
+}
+
+// Step 2: the index of the slot's page in the page list (k rows that go to the cache).
+template <typename T>
+__device__ __forceinline__ void plan_page_index(const RopeRotateParams& p, int group, int log2_block, RowPlan<T>& r) {
+  if (r.src && r.vec == group && p.hi_pool) r.page = __ldg(p.hi_page_indptr + r.seq) + (r.slot >> log2_block);
+}
+
+// Step 3: the page, and the row's destinations.
+template <typename T>
+__device__ __forceinline__ RowDst<T> plan_dst(const RopeRotateParams& p, const attn::HeadInfo& h, int group,
+                                              int log2_block, RowPlan<T>& r) {
+  RowDst<T> d{nullptr, nullptr};
+  if (!r.src) return d;
+  if (r.vec < group) {
+    d.dst0 = static_cast<T*>(p.q_out) + static_cast<int64_t>(r.token) * p.q_row + h.q_offset + r.vec * h.rk;
+    return d;
+  }
+  T* cache = nullptr;
+  if (p.hi_pool) {
+    const int page = __ldg(p.hi_page_indices + r.page);
+    cache = static_cast<T*>(p.hi_pool) + static_cast<int64_t>(page) * p.page_elems_hi +
+            attn::page_k_elem(h, 0, r.slot & ((1 << log2_block) - 1));
+  }
+  T* packed = p.k_out ? static_cast<T*>(p.k_out) + static_cast<int64_t>(r.token) * p.k_row + h.k_offset : nullptr;
+  d.dst0 = packed ? packed : cache;
+  d.dst1 = packed ? cache : nullptr;
+  return d;
+}
+
+// The chunk's 16 raw q/k rows into a warp's stage `dst` ([16][D + 8]), one cp.async group; each
+// lane takes its rows' sources from the lanes that planned them. Rows past the end are zero-filled.
+template <typename T, int D>
+__device__ __forceinline__ void load_chunk(const RopeRotateParams& p, const RowPlan<T>& r, T* dst, int lane) {
+  constexpr int VPR = D / 8;  // 16-byte vectors per row
+  const T* src = r.src;
 #pragma unroll
   for (int j = 0; j < kChunkRows * VPR / 32; ++j) {
     const int i = lane + 32 * j;
     const int rr = i / VPR, c = (i % VPR) * 8;
-    const int row = ch * kChunkRows + rr;
-    const bool ok = row < rows_per_head;
-    const T* src = qkv;
-    if (ok) src = qkv + static_cast<int64_t>(row / vecs) * p.qkv_row + qkv_col(p, kv, group, row % vecs) + c;
-    dev::cp_async16(dst + rr * (D + 8) + c, src, ok ? 16 : 0);
+    const auto* row = reinterpret_cast<const T*>(__shfl_sync(kFullMask, reinterpret_cast<unsigned long long>(src), rr));
+    dev::cp_async16(dst + rr * (D + 8) + c, row ? row + c : static_cast<const T*>(p.qkv), row ? 16 : 0);
+  }
+}
+
+// NB n16 column blocks of the chunk's product at column n0: 2 * NB independent accumulators per
+// k step (NB = 2 keeps four MMA chains in flight instead of two), results rounded to the dtype
+// into the warp's rows (row stride D + 8).
+template <typename T, int D, int NB>
+__device__ __forceinline__ void mma_cols(const uint32_t (&a)[D / 16][4], const T* rs, int ldr, int n0, int lane,
+                                         T* out) {
+  constexpr int LDX = D + 8;
+  float acc[2 * NB][4];
+#pragma unroll
+  for (int j = 0; j < 2 * NB; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, rs + (kk * 16 + (lane & 15)) * ldr + n0 + nb * 16 + (lane >> 4) * 8);
+      mma_16816<T>(acc[2 * nb], a[kk], b[0], b[1]);
+      mma_16816<T>(acc[2 * nb + 1], a[kk], b[2], b[3]);
+    }
+  }
+  const int g = lane >> 2, cq = (lane & 3) * 2;
+#pragma unroll
+  for (int j = 0; j < 2 * NB; ++j) {
+    const int col = n0 + j * 8 + cq;
+    *reinterpret_cast<uint32_t*>(out + g * LDX + col) = dev::pack2<T>(acc[j][0], acc[j][1]);
+    *reinterpret_cast<uint32_t*>(out + (g + 8) * LDX + col) = dev::pack2<T>(acc[j][2], acc[j][3]);
   }
 }
 
 // Two blocks per SM is what shared memory allows at d = 128 (the launch bound also keeps ptxas from
 // spilling in the d = 64 variant). chunks_per_head = ceil(num_tokens * (group + 1) / 16); the block covers chunk units
 // [blockIdx.x * total / gridDim.x, (blockIdx.x + 1) * total / gridDim.x) of the heads in order.
+// log2_block: log2 of the cache block size (a power of two; 0 without a cache write).
 template <typename T, int D>
-__global__ void __launch_bounds__(kRotThreads, 2) rotate_kernel(const RopeRotateParams p, int64_t chunks_per_head) {
+__global__ void __launch_bounds__(kRotThreads, 2)
+    rotate_kernel(const RopeRotateParams p, int64_t chunks_per_head, int log2_block) {
   extern __shared__ __align__(128) unsigned char smem[];
   constexpr int LDX = D + 8;  // odd multiple of 16 bytes: conflict-free ldmatrix and 16-byte rows
   constexpr int HALF = D / 2;
   constexpr int KSTEPS = D / 16;
-  constexpr int HVPR = HALF / 8;  // 16-byte vectors per half row
+  constexpr int HVPR = HALF / 8;                      // 16-byte vectors per half row
+  constexpr int ROPE_ITEMS = kChunkRows * HVPR / 32;  // (row, 8 pairs) items per lane
   const int group = p.num_q_heads / p.num_kv_heads, vecs = group + 1;
   const int ldr = rot_ldr(p.max_rank);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   T* rs = reinterpret_cast<T*>(smem);                                                 // [D][ldr]
   T* xs = rs + static_cast<int64_t>(D) * ldr + warp * kRotStages * kChunkRows * LDX;  // [stages][16][LDX]
+  T* stages_end = rs + static_cast<int64_t>(D) * ldr + kRotWarps * kRotStages * kChunkRows * LDX;
+  RowDst<T>* dsts = reinterpret_cast<RowDst<T>*>(stages_end) + warp * kChunkRows;  // [16]
   const int rows_per_head = p.num_tokens * vecs;  // < 2^31: num_tokens x at most 9 vectors
   const int64_t total = chunks_per_head * p.num_kv_heads;
   const int64_t u_begin = blockIdx.x * total / gridDim.x, u_end = (blockIdx.x + 1) * total / gridDim.x;
@@ -157,9 +276,12 @@ __global__ void __launch_bounds__(kRotThreads, 2) rotate_kernel(const RopeRotate
     const attn::HeadInfo h = p.heads[kv];
     const int rpad = ceil16(h.rk);
 
-    // The first chunk's loads go out before R's, so both are in flight together.
+    // Prologue: the first chunk's loads go out before R's, so both are in flight together; its
+    // rows' destinations are resolved while they are.
     int ch = c_begin + warp;
-    if (ch < c_end) load_chunk<T, D>(p, kv, group, rows_per_head, ch, xs, lane);
+    RowPlan<T> cur;
+    plan_rows<T, D>(p, kv, group, rows_per_head, ch, c_end, lane, cur);
+    if (ch < c_end) load_chunk<T, D>(p, cur, xs, lane);
     dev::cp_async_commit();
 
     __syncthreads();  // every warp is done with the previous head's R
@@ -168,80 +290,89 @@ __global__ void __launch_bounds__(kRotThreads, 2) rotate_kernel(const RopeRotate
       const int cvecs = rpad / 8;
       for (int i = threadIdx.x; i < D * cvecs; i += kRotThreads) {
         const int row = i / cvecs, c = (i % cvecs) * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (c < h.rk) v = *reinterpret_cast<const uint4*>(r + static_cast<int64_t>(row) * h.rk + c);
-        *reinterpret_cast<uint4*>(rs + row * ldr + c) = v;
+        const bool ok = c < h.rk;  // columns up to the next multiple of 16 are zeros
+        dev::cp_async16(rs + row * ldr + c, ok ? r + static_cast<int64_t>(row) * h.rk + c : r, ok ? 16 : 0);
       }
     }
+    dev::cp_async_commit();
+    if (ch < c_end) {
+      plan_page_index(p, group, log2_block, cur);
+      const RowDst<T> d = plan_dst(p, h, group, log2_block, cur);
+      if (lane < kChunkRows) dsts[lane] = d;
+    }
+    dev::cp_async_wait<0>();
     __syncthreads();
 
+    // Stores of a chunk: 16 rows x (r_qk / 8) vectors, lane-strided; (row, vector) advances by a
+    // fixed step, so no division in the loop.
+    const int cvecs = h.rk / 8;
+    const int step_rows = 32 / cvecs, step_vecs = 32 % cvecs;
+    const int first_row = lane / cvecs, first_vec = lane % cvecs;
+
     for (int it = 0; ch < c_end; ++it, ch += kRotWarps) {
-      T* cur = xs + (it & 1) * kChunkRows * LDX;
+      T* cur_x = xs + (it & 1) * kChunkRows * LDX;
       const int next = ch + kRotWarps;
-      if (next < c_end)
-        load_chunk<T, D>(p, kv, group, rows_per_head, next, xs + ((it + 1) & 1) * kChunkRows * LDX, lane);
+      RowPlan<T> nxt;
+      plan_rows<T, D>(p, kv, group, rows_per_head, next, c_end, lane, nxt);
+      if (next < c_end) load_chunk<T, D>(p, nxt, xs + ((it + 1) & 1) * kChunkRows * LDX, lane);
       dev::cp_async_commit();
+
       dev::cp_async_wait<1>();
       __syncwarp();
 
-      // RoPE in place, fp32, rounded to the dtype.
+      // RoPE in place, fp32, rounded to the dtype. Each row's position comes from the lane that
+      // planned the row (loaded a chunk ago), so the cos/sin loads wait on nothing else.
 #pragma unroll
-      for (int j = 0; j < kChunkRows * HVPR / 32; ++j) {
+      for (int j = 0; j < ROPE_ITEMS; ++j) {
         const int i = lane + 32 * j;
         const int rr = i / HVPR, c = (i % HVPR) * 8;
-        const int row = ch * kChunkRows + rr;
-        if (row >= rows_per_head) continue;
-        const int token = row / vecs;
-        const float* cs = p.cos_sin + static_cast<int64_t>(p.positions[token]) * D;
+        const int pos = __shfl_sync(kFullMask, cur.pos, rr);
+        const float4* cs_row = reinterpret_cast<const float4*>(p.cos_sin + static_cast<int64_t>(pos) * D + c);
+        const float4 cs[4] = {__ldg(cs_row), __ldg(cs_row + 1), __ldg(cs_row + HALF / 4), __ldg(cs_row + HALF / 4 + 1)};
         float x1[8], x2[8], lo[8], hi[8];
-        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur + rr * LDX + c), x1);
-        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur + rr * LDX + HALF + c), x2);
-        rope8(cs, HALF, c, x1, x2, lo, hi);
-        *reinterpret_cast<uint4*>(cur + rr * LDX + c) = pack8<T>(lo);
-        *reinterpret_cast<uint4*>(cur + rr * LDX + HALF + c) = pack8<T>(hi);
+        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur_x + rr * LDX + c), x1);
+        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur_x + rr * LDX + HALF + c), x2);
+        rope8(cs, x1, x2, lo, hi);
+        *reinterpret_cast<uint4*>(cur_x + rr * LDX + c) = pack8<T>(lo);
+        *reinterpret_cast<uint4*>(cur_x + rr * LDX + HALF + c) = pack8<T>(hi);
       }
+      if (next < c_end) plan_page_index(p, group, log2_block, nxt);
       __syncwarp();
 
       // A = the chunk's 16 x D post-RoPE rows, held in registers for every n step.
       uint32_t a[KSTEPS][4];
 #pragma unroll
-      for (int kk = 0; kk < KSTEPS; ++kk) ldmatrix_x4(a[kk], cur + (lane & 15) * LDX + kk * 16 + (lane >> 4) * 8);
+      for (int kk = 0; kk < KSTEPS; ++kk) ldmatrix_x4(a[kk], cur_x + (lane & 15) * LDX + kk * 16 + (lane >> 4) * 8);
       __syncwarp();  // the rows are overwritten with results below
 
-      const int g = lane >> 2, cq = (lane & 3) * 2;
-      for (int n16 = 0; n16 < rpad; n16 += 16) {
-        float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-        for (int kk = 0; kk < KSTEPS; ++kk) {
-          uint32_t b[4];
-          ldmatrix_x4_trans(b, rs + (kk * 16 + (lane & 15)) * ldr + n16 + (lane >> 4) * 8);
-          mma_16816<T>(acc[0], a[kk], b[0], b[1]);
-          mma_16816<T>(acc[1], a[kk], b[2], b[3]);
-        }
-#pragma unroll
-        for (int j = 0; j < 2; ++j) {
-          const int col = n16 + j * 8 + cq;
-          *reinterpret_cast<uint32_t*>(cur + g * LDX + col) = dev::pack2<T>(acc[j][0], acc[j][1]);
-          *reinterpret_cast<uint32_t*>(cur + (g + 8) * LDX + col) = dev::pack2<T>(acc[j][2], acc[j][3]);
-        }
-      }
+      // R's columns 32 at a time, then the last 16 when rpad is an odd multiple of 16.
+      int n0 = 0;
+      for (; n0 + 32 <= rpad; n0 += 32) mma_cols<T, D, 2>(a, rs, ldr, n0, lane, cur_x);
+      if (n0 < rpad) mma_cols<T, D, 1>(a, rs, ldr, n0, lane, cur_x);
+      RowDst<T> nxt_dst{nullptr, nullptr};
+      if (next < c_end) nxt_dst = plan_dst(p, h, group, log2_block, nxt);
       __syncwarp();
 
-      // 16-byte stores of the first r_qk columns of each row.
-      const int cvecs = h.rk / 8;
-      for (int i = lane; i < kChunkRows * cvecs; i += 32) {
-        const int rr = i / cvecs, c = (i % cvecs) * 8;
-        const int row = ch * kChunkRows + rr;
-        if (row >= rows_per_head) continue;
-        const int token = row / vecs, v = row % vecs;
-        store8<T>(p, h, group, token, v, c, *reinterpret_cast<const uint4*>(cur + rr * LDX + c));
+      // 16-byte stores of the first r_qk columns of each row to the destinations resolved earlier.
+      for (int rr = first_row, v = first_vec; rr < kChunkRows;) {
+        const RowDst<T> d = dsts[rr];
+        const uint4 val = *reinterpret_cast<const uint4*>(cur_x + rr * LDX + v * 8);
+        if (d.dst0) *reinterpret_cast<uint4*>(d.dst0 + v * 8) = val;
+        if (d.dst1) *reinterpret_cast<uint4*>(d.dst1 + v * 8) = val;
+        rr += step_rows;
+        v += step_vecs;
+        if (v >= cvecs) {
+          v -= cvecs;
+          ++rr;
+        }
       }
-      __syncwarp();  // this stage is refilled two chunks later
+      __syncwarp();  // this stage is refilled two chunks later; the table is rewritten now
+      if (lane < kChunkRows) dsts[lane] = nxt_dst;
+      cur = nxt;
     }
     dev::cp_async_wait<0>();
   }
 }
-
 // Resident blocks per SM of one fused-kernel configuration, and the SM count (cached: the
 // occupancy query costs more than a small launch).
 template <typename T, int D>
@@ -272,7 +403,9 @@ void launch_rotate(const RopeRotateParams& p, cudaStream_t stream) {
   const int64_t chunks_per_head = (static_cast<int64_t>(p.num_tokens) * (group + 1) + kChunkRows - 1) / kChunkRows;
   // One wave of resident blocks (more would only add R loads); fewer when there are fewer chunks.
   const int64_t blocks = std::min<int64_t>(static_cast<int64_t>(sms) * per_sm, chunks_per_head * p.num_kv_heads);
-  rotate_kernel<T, D><<<static_cast<unsigned>(blocks), kRotThreads, smem, stream>>>(p, chunks_per_head);
+  int log2_block = 0;  // validate(): a power of two when the cache is written
+  while (p.hi_pool && (1 << log2_block) < p.block_size) ++log2_block;
+  rotate_kernel<T, D><<<static_cast<unsigned>(blocks), kRotThreads, smem, stream>>>(p, chunks_per_head, log2_block);
   CUDA_CHECK_LAUNCH();
 }
 
