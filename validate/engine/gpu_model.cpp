@@ -725,7 +725,12 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   for (auto& L : I.layers) {
     Impl::LayoutGroup& g = I.groups[static_cast<size_t>(L.group)];
     if (g.plan.valid()) continue;
-    std::packaged_task<double()> task([&plan_group, &g] { return plan_group(g); });
+    std::packaged_task<double()> task([&plan_group, &g, device = I.cfg.device] {
+      // A pool thread's current device is device 0 until set: the metadata buffers it may
+      // (re)allocate are pinned through this rank's device, not another GPU's context.
+      CUDA_CHECK(cudaSetDevice(device));
+      return plan_group(g);
+    });
     g.plan = task.get_future();
     boost::asio::post(I.planners, std::move(task));
     pending.push_back(&g);
