@@ -39,11 +39,10 @@ IterationErrors compare_iterations(const sim::Timeline& measured, const costmode
   std::vector<double> all, prefill, decode, mixed;
   for (const auto& it : measured.iterations) {
     const double m = static_cast<double>(it.duration_ns) * 1e-9;
-    const double p = cost.iteration_time(it.batch).seconds();
+    costmodel::OpBreakdown bd;  // the same time as iteration_time(batch), by op
+    const double p = cost.iteration_time(it.batch, bd).seconds();
     const double e = p / m - 1.0;
     const auto& t = it.batch.totals;
-    costmodel::OpBreakdown bd;
-    (void)cost.iteration_time(it.batch, bd);
     out.predicted_op_s.push_back(bd.seconds);
     out.seqs.push_back(t.num_seqs);
     out.new_tokens.push_back(t.new_tokens);
