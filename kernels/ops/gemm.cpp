@@ -4,6 +4,11 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
 #include "kernels/common/cuda_check.h"
 #include "kernels/ops/cublas_check.h"
 #include "kernels/ops/launch.h"
@@ -29,6 +34,12 @@ struct GemmRunner::LtPlan {
 };
 
 GemmRunner::GemmRunner(size_t workspace_bytes) : workspace_(workspace_bytes) {
+  if (const char* env = std::getenv("FDCSIM_GEMM_PLANNING")) {
+    const std::string v = env;
+    FDC_INPUT_CHECK(v == "bucketed" || v == "exact",
+                    "FDCSIM_GEMM_PLANNING: expected 'bucketed' or 'exact', found '" << v << "'");
+    planning_ = v == "exact" ? Planning::kExact : Planning::kBucketed;
+  }
   CUBLAS_CHECK(cublasLtCreate(&lt_));
   CUBLAS_CHECK(cublasCreate(&blas_));
   CUBLAS_CHECK(cublasSetWorkspace(blas_, workspace_.data(), workspace_.bytes()));
@@ -40,34 +51,81 @@ GemmRunner::~GemmRunner() {
   if (lt_) cublasLtDestroy(lt_);
 }
 
+namespace {
+
+// Descriptor and layouts of out = x w^T with m rows (TN in cuBLAS's column-major terms).
+void describe(cublasLtMatmulDesc_t* desc, cublasLtMatrixLayout_t* a, cublasLtMatrixLayout_t* b,
+              cublasLtMatrixLayout_t* c, int64_t m, int64_t n, int64_t k, DType dtype) {
+  const cudaDataType_t t = cuda_type(dtype);
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_t = CUBLAS_OP_T, op_n = CUBLAS_OP_N;
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(*desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof op_t));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(*desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof op_n));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(a, t, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(b, t, static_cast<uint64_t>(k), static_cast<uint64_t>(m), k));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(c, t, static_cast<uint64_t>(n), static_cast<uint64_t>(m), n));
+}
+
+}  // namespace
+
 const GemmRunner::LtPlan& GemmRunner::plan(const GemmParams& p) {
-  const auto key = std::make_tuple(p.m, p.n, p.k, static_cast<int>(p.dtype));
+  const int dt = static_cast<int>(p.dtype);
+  const Key key = std::make_tuple(p.m, p.n, p.k, dt);
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
   auto pl = std::make_unique<LtPlan>();
-  const cudaDataType_t t = cuda_type(p.dtype);
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&pl->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t op_t = CUBLAS_OP_T, op_n = CUBLAS_OP_N;
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof op_t));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(pl->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof op_n));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl->a, t, static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.n), p.k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl->b, t, static_cast<uint64_t>(p.k), static_cast<uint64_t>(p.m), p.k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&pl->c, t, static_cast<uint64_t>(p.n), static_cast<uint64_t>(p.m), p.n));
+  describe(&pl->desc, &pl->a, &pl->b, &pl->c, p.m, p.n, p.k, p.dtype);
+
   cublasLtMatmulPreference_t pref = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, cublasStatus_t (*)(cublasLtMatmulPreference_t)> own(
+      pref, cublasLtMatmulPreferenceDestroy);
   const uint64_t ws = workspace_.bytes();
   CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(lt_, pl->desc, pl->a, pl->b, pl->c, pl->c, pref, 1, &result, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  CUBLAS_CHECK(st);
-  FDC_CHECK(found > 0, "cuBLASLt has no algorithm for gemm m=" << p.m << " n=" << p.n << " k=" << p.k << " "
-                                                                 << to_string(p.dtype));
-  pl->algo = result.algo;
+  // The heuristic's first choice for m rows (desc and layouts of that m).
+  auto heuristic = [&](cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                       cublasLtMatrixLayout_t c, int64_t m) {
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    ++heuristic_queries_;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, desc, a, b, c, c, pref, 1, &result, &found));
+    FDC_CHECK(found > 0, "cuBLASLt has no algorithm for gemm m=" << m << " n=" << p.n << " k=" << p.k << " "
+                                                                   << to_string(p.dtype));
+    return result.algo;
+  };
+
+  bool chosen = false;
+  if (planning_ == Planning::kBucketed) {
+    const int64_t bucket = gemm_row_bucket(p.m);
+    const Key bkey = std::make_tuple(bucket, p.n, p.k, dt);
+    auto b = bucket_algos_.find(bkey);
+    if (b == bucket_algos_.end()) {
+      LtPlan bp;
+      describe(&bp.desc, &bp.a, &bp.b, &bp.c, bucket, p.n, p.k, p.dtype);
+      b = bucket_algos_.emplace(bkey, heuristic(bp.desc, bp.a, bp.b, bp.c, bucket)).first;
+    }
+    // The bucket's algorithm must also hold for these exact rows.
+    cublasLtMatmulHeuristicResult_t check{};
+    if (cublasLtMatmulAlgoCheck(lt_, pl->desc, pl->a, pl->b, pl->c, pl->c, &b->second, &check) ==
+            CUBLAS_STATUS_SUCCESS &&
+        check.workspaceSize <= ws) {
+      pl->algo = b->second;
+      chosen = true;
+    }
+  }
+  if (!chosen) pl->algo = heuristic(pl->desc, pl->a, pl->b, pl->c, p.m);
   return *(plans_[key] = std::move(pl));
+}
+
+void GemmRunner::warm(const GemmParams& p, int64_t max_m, cudaStream_t stream) {
+  FDC_INPUT_CHECK(max_m >= 1, "gemm warm-up: max_m must be positive, found " << max_m);
+  GemmParams q = p;
+  for (int64_t b = 8;; b = gemm_row_bucket(b + 1)) {
+    q.m = std::min(b, max_m);
+    run(q, GemmBackend::kCublasLt, stream);
+    if (b >= max_m) break;
+  }
 }
 
 void GemmRunner::run(const GemmParams& p, GemmBackend backend, cudaStream_t stream) {

@@ -27,6 +27,20 @@ struct GemmParams {
   void* out = nullptr;      // [m][n]
 };
 
+// The row count a projection's cuBLASLt algorithm is chosen for: the smallest of 8, 12, 16, 24,
+// 32, 48, ... (2^j and 3 * 2^(j-1)) that holds m rows. A server sees a new row count in nearly
+// every iteration; choosing per bucket keeps the algorithms (and the kernels cuBLASLt loads for
+// them) to a few dozen per shape, all of which the engine runs once before it measures anything.
+inline int64_t gemm_row_bucket(int64_t m) {
+  if (m <= 8) return 8;
+  int64_t p = 8;
+  while (true) {
+    if (m <= p) return p;
+    if (m <= p + p / 2) return p + p / 2;
+    p *= 2;
+  }
+}
+
 // Fused RoPE + FDC rotation for RoPE models. From the QKV projection's output row it takes each q
 // and k head (full head_dim), applies RoPE (rotate-half pairing, i with i + head_dim/2, as Llama),
 // rounds to the dtype, multiplies by the KV head's rotation R (head_dim x r_qk) and writes the

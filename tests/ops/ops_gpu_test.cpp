@@ -237,6 +237,33 @@ TEST_CASE("projections through cuBLASLt and cuBLAS match the reference") {
           }
 }
 
+TEST_CASE("bucketed cuBLASLt planning: one heuristic query per bucket, results equal the reference") {
+  GemmRunner runner;
+  if (runner.planning() != GemmRunner::Planning::kBucketed) return;  // FDCSIM_GEMM_PLANNING=exact
+  const DType t = DType::kBF16;
+  const int64_t n = 136, k = 520, max_m = 1100;
+  const auto xh = random_bits(t, size_t(max_m * k), 3), wh = random_bits(t, size_t(n * k), 4);
+  DeviceBuffer<uint16_t> x(xh), w(wh), out(size_t(max_m * n));
+  runner.warm({t, 0, n, k, x.data(), w.data(), out.data()}, max_m, nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  const int64_t after_warm = runner.heuristic_queries();
+  CHECK(after_warm <= 17);  // buckets 8 .. 1536
+  for (int64_t m : {1, 5, 26, 27, 935, 941, 1100}) {
+    CAPTURE(m);
+    std::vector<uint16_t> ref(size_t(m * n));
+    gemm_reference({t, m, n, k, xh.data(), wh.data(), ref.data()});
+    CUDA_CHECK(cudaMemcpy(out.data(), std::vector<uint16_t>(size_t(m * n), nan_bits(t)).data(), size_t(m * n) * 2,
+                          cudaMemcpyHostToDevice));
+    runner.run({t, m, n, k, x.data(), w.data(), out.data()}, GemmBackend::kCublasLt, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<uint16_t> got(size_t(m * n));
+    CUDA_CHECK(cudaMemcpy(got.data(), out.data(), got.size() * 2, cudaMemcpyDeviceToHost));
+    CHECK(compare(t, got, ref, "out", std::sqrt(double(k))) == 0);
+  }
+  // Row counts inside warmed buckets ask the heuristic again only where the check refused.
+  CHECK(runner.heuristic_queries() - after_warm <= 7);
+}
+
 TEST_CASE("norms, residual add and activations match the reference") {
   for (DType t : {DType::kBF16, DType::kFP16}) {
     CAPTURE(to_string(t));

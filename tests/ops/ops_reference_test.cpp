@@ -2,6 +2,7 @@
 // weight absorption of FDC rotations, and the refusals the launchers share with them.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -16,6 +17,30 @@ using namespace fdc;
 using namespace fdc::kernels;
 using namespace fdc::kernels::ops;
 using namespace fdc::kernels::ops::test;
+
+TEST_CASE("gemm row buckets: 8, 12, 16, 24, ... and every row count fits its bucket") {
+  CHECK(gemm_row_bucket(1) == 8);
+  CHECK(gemm_row_bucket(8) == 8);
+  CHECK(gemm_row_bucket(9) == 12);
+  CHECK(gemm_row_bucket(13) == 16);
+  CHECK(gemm_row_bucket(26) == 32);
+  CHECK(gemm_row_bucket(27) == 32);
+  CHECK(gemm_row_bucket(935) == 1024);
+  CHECK(gemm_row_bucket(941) == 1024);
+  CHECK(gemm_row_bucket(1025) == 1536);
+  CHECK(gemm_row_bucket(4096) == 4096);
+  int buckets = 0;
+  int64_t prev = 0;
+  for (int64_t m = 1; m <= 16384; ++m) {
+    const int64_t b = gemm_row_bucket(m);
+    REQUIRE(b >= m);
+    REQUIRE(b >= prev);
+    REQUIRE(b * 2 <= 3 * std::max<int64_t>(m, 8));  // at most 50% padding above the first bucket
+    if (b != prev) ++buckets;
+    prev = b;
+  }
+  CHECK(buckets == 23);  // 8 .. 16384: few plans per shape
+}
 
 TEST_CASE("gemm reference: out = x w^T") {
   // x [2][8], w [8][8] = 2 * identity -> out = 2x (exact in bf16).

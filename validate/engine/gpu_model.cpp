@@ -11,6 +11,7 @@
 #include <future>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -179,6 +180,35 @@ struct GpuModel::Impl {
   boost::asio::thread_pool planners{std::clamp(std::thread::hardware_concurrency() / 2, 1u, 8u)};
 
   explicit Impl(const GpuModelConfig& c) : cfg(c), m(cfg.model) {}
+
+  // Every projection shape of the model, run once per row bucket up to the rows it can see (this
+  // rank's share of max_tokens; the LM head: max_seqs), so that cuBLASLt's algorithm choice and the
+  // first launch of each of its kernels happen here and not in a measured iteration.
+  void warm_gemms() {
+    const int64_t D = m.hidden, F = m.ffn_hidden;
+    const int64_t up_n = m.mlp == costmodel::MlpKind::kGated ? 2 * F : F;
+    const int64_t max_rows = (cfg.max_tokens + cfg.sp_size - 1) / cfg.sp_size;
+    std::set<std::pair<int64_t, int64_t>> done;
+    auto warm = [&](const void* in, const DeviceBuffer<bf16>& w, void* out, int64_t n_out, int64_t k_in,
+                    int64_t max_m) {
+      if (!done.insert({n_out, k_in}).second) return;
+      ops::GemmParams p;
+      p.dtype = DType::kBF16;
+      p.n = n_out;
+      p.k = k_in;
+      p.x = in;
+      p.w = w.data();
+      p.out = out;
+      gemm.warm(p, max_m, stream);
+    };
+    for (const Layer& L : layers) {
+      warm(h.data(), L.w_qkv, qkv.data(), L.widths.total(), D, max_rows);
+      warm(o.data(), L.w_o, tmp.data(), D, L.o_width, max_rows);
+      warm(h.data(), L.w_up, up.data(), up_n, D, max_rows);
+      warm(act.data(), L.w_down, tmp.data(), D, F, max_rows);
+    }
+    warm(rows.data(), lm_head, logits.data(), m.vocab, D, cfg.max_seqs);
+  }
   ~Impl() {
     if (pinned) cudaFreeHost(pinned);
     if (ev_start) cudaEventDestroy(ev_start);
@@ -413,6 +443,7 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
   }
   if (I.any_hybrid) I.stage_pool = DeviceBuffer<uint16_t>(static_cast<size_t>(I.stage_pages * stage_page_elems));
   I.plan_opt = attn::decode_plan_options_for_device(c.device);
+  I.warm_gemms();
   CUDA_CHECK(cudaStreamSynchronize(I.stream));
 }
 
