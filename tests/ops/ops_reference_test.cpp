@@ -18,28 +18,37 @@ using namespace fdc::kernels;
 using namespace fdc::kernels::ops;
 using namespace fdc::kernels::ops::test;
 
-TEST_CASE("gemm row buckets: 8, 12, 16, 24, ... and every row count fits its bucket") {
+TEST_CASE("gemm row buckets: 8, 12, 16, 24, 32, 48, 64, then multiples of 32, 128 and 1024") {
   CHECK(gemm_row_bucket(1) == 8);
   CHECK(gemm_row_bucket(8) == 8);
   CHECK(gemm_row_bucket(9) == 12);
   CHECK(gemm_row_bucket(13) == 16);
   CHECK(gemm_row_bucket(26) == 32);
   CHECK(gemm_row_bucket(27) == 32);
-  CHECK(gemm_row_bucket(935) == 1024);
-  CHECK(gemm_row_bucket(941) == 1024);
-  CHECK(gemm_row_bucket(1025) == 1536);
-  CHECK(gemm_row_bucket(4096) == 4096);
-  int buckets = 0;
+  CHECK(gemm_row_bucket(57) == 64);
+  CHECK(gemm_row_bucket(65) == 96);
+  CHECK(gemm_row_bucket(935) == 960);
+  CHECK(gemm_row_bucket(941) == 960);
+  CHECK(gemm_row_bucket(1024) == 1024);
+  CHECK(gemm_row_bucket(1025) == 1152);
+  CHECK(gemm_row_bucket(8193) == 9216);
+  int buckets = 0, to_4096 = 0;
   int64_t prev = 0;
   for (int64_t m = 1; m <= 16384; ++m) {
     const int64_t b = gemm_row_bucket(m);
     REQUIRE(b >= m);
     REQUIRE(b >= prev);
-    REQUIRE(b * 2 <= 3 * std::max<int64_t>(m, 8));  // at most 50% padding above the first bucket
-    if (b != prev) ++buckets;
+    REQUIRE(gemm_row_bucket(b) == b);  // a bucket is its own bucket
+    REQUIRE(b * 2 <= 3 * std::max<int64_t>(m, 8));  // at most 50% padding, 12.5% from 256 rows on
+    if (m >= 256) REQUIRE(b * 8 <= 9 * m);
+    if (b != prev) {
+      ++buckets;
+      if (b <= 4096) ++to_4096;
+    }
     prev = b;
   }
-  CHECK(buckets == 23);  // 8 .. 16384: few plans per shape
+  CHECK(to_4096 == 7 + 30 + 24);
+  CHECK(buckets == 7 + 30 + 56 + 8);
 }
 
 TEST_CASE("gemm reference: out = x w^T") {
