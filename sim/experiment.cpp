@@ -176,9 +176,14 @@ costmodel::HardwareSpec load_hardware(const std::string& s) {
 }
 
 std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e) {
+  return make_cost_model(e, e.model, e.dims);
+}
+
+std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e, const costmodel::ModelSpec& model,
+                                                      const costmodel::ModelDims& dims) {
   if (e.cost_kind == CostModelKind::kProfile)
-    return std::make_unique<costmodel::FittedCostModel>(e.model, e.dims, e.parallel, *e.profile, e.profile_ref);
-  return std::make_unique<costmodel::RooflineCostModel>(e.model, e.hardware, e.dims, e.parallel, e.roofline);
+    return std::make_unique<costmodel::FittedCostModel>(model, dims, e.parallel, *e.profile, e.profile_ref);
+  return std::make_unique<costmodel::RooflineCostModel>(model, e.hardware, dims, e.parallel, e.roofline);
 }
 
 ExperimentInput read_experiment_input(const std::string& config_path, const std::vector<std::string>& overrides) {

@@ -69,6 +69,10 @@ struct Experiment {
 // The cost model the experiment names (costmodel.kind: the roofline or a fitted profile), built for
 // its model, hardware, policy dims and parallelism.
 std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e);
+// The same cost model for another model shape and policy dims (e.g. a few of the experiment's
+// layers: `fdcsim layer-check` prices the layers it times).
+std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e, const costmodel::ModelSpec& model,
+                                                      const costmodel::ModelDims& dims);
 
 // A fitted profile by embedded name (configs/profiles/<name>.json) or path (relative to base_dir).
 // Throws InputError naming `where` when it cannot be found or read.

@@ -8,6 +8,7 @@
 #include "apps/fdcsim/engine_command.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/fit_command.h"
+#include "apps/fdcsim/layer_check_command.h"
 #include "apps/fdcsim/max_rate_command.h"
 #include "apps/fdcsim/profile_command.h"
 #include "apps/fdcsim/simulate_command.h"
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
   fdc::cli::add_validate_command(app, val_opts);
   fdc::cli::EngineCommandOptions engine_opts;
   fdc::cli::add_engine_command(app, engine_opts);
+  fdc::cli::LayerCheckOptions layer_opts;
+  fdc::cli::add_layer_check_command(app, layer_opts);
   fdc::cli::ProfileOptions prof_opts;
   fdc::cli::add_profile_command(app, prof_opts);
   fdc::cli::FitOptions fit_opts;
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
   fdc::cli::ProfileReportOptions report_opts;
   fdc::cli::add_profile_report_command(app, report_opts);
   for (int i = 0; i < argc; ++i) prof_opts.command_line += (i ? " " : "") + std::string(argv[i]);
+  layer_opts.command_line = prof_opts.command_line;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("max-rate")) return fdc::cli::run_max_rate(max_rate_opts);
     if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
     if (app.got_subcommand("engine")) return fdc::cli::run_engine_command(engine_opts);
+    if (app.got_subcommand("layer-check")) return fdc::cli::run_layer_check(layer_opts);
     if (app.got_subcommand("profile")) return fdc::cli::run_profile(prof_opts);
     if (app.got_subcommand("fit")) return fdc::cli::run_fit(fit_opts);
     if (app.got_subcommand("profile-report")) return fdc::cli::run_profile_report(report_opts);

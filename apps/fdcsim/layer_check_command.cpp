@@ -1,0 +1,148 @@
+#include "apps/fdcsim/layer_check_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "apps/fdcsim/run_guarded.h"
+#include "core/error.h"
+#include "sim/experiment.h"
+#if FDCSIM_HAVE_CUDA
+#include "validate/engine/layer_timing.h"
+#endif
+
+#ifndef FDCSIM_GIT_COMMIT
+#define FDCSIM_GIT_COMMIT "unknown"
+#endif
+
+namespace fdc::cli {
+
+void add_layer_check_command(CLI::App& app, LayerCheckOptions& o) {
+  CLI::App* sub = app.add_subcommand(
+      "layer-check",
+      "Time one transformer layer on this machine's GPU with the engine's kernels (the model built with two "
+      "layer counts, the difference per layer) and compare with the sum of the ops the config's cost model "
+      "predicts for it, per batch (docs/fit.md, \"Layer-level check\"). Needs a CUDA build.");
+  sub->add_option("--config,-c", o.config,
+                  "Experiment: an embedded name or a .json path (docs/config.md); its "
+                  "model, policy, hardware and costmodel are used, its workload is not")
+      ->required();
+  sub->add_option("--set", o.overrides, "Override one config value, KEY=VALUE (dotted keys); repeatable");
+  sub->add_option("--gpus", o.gpus,
+                  "As for `fdcsim engine`: one server of N GPUs (hardware.gpus_per_server=N, cluster.servers=1); "
+                  "the check itself times one GPU, so tp and sp must be 1")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--batches", o.batches,
+                  "Comma-separated batches; a batch is parts joined by '+': prefill:BxN (B prompts of N tokens), "
+                  "prefill:BxN@C (chunks of N tokens after C cached ones), decode:BxC (B decode steps after C "
+                  "cached tokens); e.g. prefill:1x512+decode:32x1024. Default: " +
+                      std::string(validate::kDefaultLayerBatches));
+  sub->add_option("--layers", o.layers,
+                  "S,L: layer counts of the short and the long model (default 2,6); the per-layer time is "
+                  "(t(L) - t(S)) / (L - S), the mean of policy layers first+S .. first+L-1");
+  sub->add_option("--first-layer", o.first_layer,
+                  "First policy layer of both models (default 0); with per-layer rank tables, run several to cover "
+                  "the model")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--repeats", o.repeats,
+                  "Timed forwards of each model per batch (default 20); median and P90 reported")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--warmup", o.warmup, "Untimed forwards of each model per batch before timing (default 3)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--device", o.device, "CUDA device (default 0)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--out,-o", o.out, "Also write the report as JSON to this file (with provenance)");
+  sub->add_flag("--quiet,-q", o.quiet, "No table on stdout and no progress on stderr (errors still go to stderr)");
+}
+
+#if FDCSIM_HAVE_CUDA
+
+namespace {
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Json provenance(const LayerCheckOptions& o, const sim::Experiment& exp) {
+  Json j;
+  j["date_utc"] = utc_now();
+  j["git_commit"] = FDCSIM_GIT_COMMIT;
+  j["fdcsim_version"] = FDCSIM_VERSION;
+  j["command_line"] = o.command_line;
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) == 0) j["hostname"] = host;
+  j["batches"] = o.batches;
+  j["repeats"] = o.repeats;
+  j["cost_model_info"] = exp.cost_info;
+  j["config"] = exp.resolved;
+  return j;
+}
+
+}  // namespace
+
+#endif
+
+int run_layer_check(const LayerCheckOptions& o) {
+  return run_guarded([&]() -> int {
+    // Everything that can be refused is checked before any GPU work, on any build.
+    const std::vector<validate::LayerBatch> batches = validate::parse_layer_batches(o.batches);
+    const sim::Experiment exp = sim::load_experiment(o.config, o.overrides, o.gpus);
+    const validate::LayerWindow window = validate::parse_layer_window(o.layers, o.first_layer, exp.model.num_layers);
+    validate::check_layer_batches(exp, batches);
+    std::vector<validate::LayerPrediction> predicted;
+    for (const auto& b : batches) predicted.push_back(validate::predict_layer(exp, window, b));
+#if FDCSIM_HAVE_CUDA
+    if (!o.out.empty()) {
+      const std::filesystem::path path(o.out);
+      if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+      std::ofstream probe(path);  // fails early, before any GPU work, when the path is not writable
+      if (!probe)
+        throw std::filesystem::filesystem_error("cannot write the report", path,
+                                                std::make_error_code(std::errc::io_error));
+    }
+    engine::LayerTimingOptions to;
+    to.repeats = o.repeats;
+    to.warmup = o.warmup;
+    to.device = o.device;
+    if (!o.quiet) to.progress = [](const std::string& line) { std::cerr << "layer-check: " << line << std::endl; };
+    const engine::LayerTimings timings = engine::time_layers(exp, window, batches, to);
+    std::vector<validate::LayerCheckRow> rows;
+    for (size_t i = 0; i < batches.size(); ++i)
+      rows.push_back(validate::compare_layer(batches[i], window, timings.batches[i], predicted[i]));
+    validate::LayerCheckContext ctx;
+    ctx.device = timings.device;
+    ctx.experiment = exp.name + " (" + exp.source + ")";
+    ctx.model = exp.model.name;
+    ctx.policy = exp.policy.name;
+    ctx.cost_model = sim::make_cost_model(exp)->describe();
+    ctx.window = window;
+    ctx.warmup = o.warmup;
+    if (!o.quiet) validate::print_layer_table(std::cout, ctx, rows);
+    if (!o.out.empty()) {
+      std::ofstream out(o.out);
+      out << validate::layer_check_json(ctx, rows, provenance(o, exp)).dump(2) << "\n";
+      out.close();
+      if (!out)
+        throw std::filesystem::filesystem_error("cannot write the report", std::filesystem::path(o.out),
+                                                std::make_error_code(std::errc::io_error));
+      if (!o.quiet) std::cout << "  report: " << o.out << "\n";
+    }
+    return 0;
+#else
+    (void)predicted;
+    throw InputError(
+        "this fdcsim was built without CUDA: layer-check times the layer on a GPU and needs a CUDA build (nvcc "
+        "found at configure time, or -DFDCSIM_CUDA=ON); the batches, the config and its cost model are valid");
+#endif
+  });
+}
+
+}  // namespace fdc::cli

@@ -1,0 +1,35 @@
+// `fdcsim layer-check`: the cost model's prediction of one transformer layer against that layer
+// measured on this machine's GPU with the engine's kernels, for prefill, decode and mixed batches
+// (validate/layer_check.h; docs/fit.md, "Layer-level check"). The batches, the experiment and the
+// prediction are checked on any build; only CUDA builds measure, a CPU-only build says so (exit
+// code 2).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "validate/layer_check.h"
+
+namespace fdc::cli {
+
+struct LayerCheckOptions {
+  std::string config;                  // experiment (embedded name or path)
+  std::vector<std::string> overrides;  // --set
+  int gpus = 0;                        // > 0: one server of this many GPUs, as `engine --gpus`
+  std::string batches = validate::kDefaultLayerBatches;
+  std::string layers = "2,6";  // short and long layer counts
+  int first_layer = 0;         // first policy layer of both models
+  int repeats = 20;
+  int warmup = 3;
+  int device = 0;
+  std::string out;  // JSON report; "" = none
+  bool quiet = false;
+  std::string command_line;  // for the report's provenance
+};
+
+void add_layer_check_command(CLI::App& app, LayerCheckOptions& o);
+int run_layer_check(const LayerCheckOptions& o);
+
+}  // namespace fdc::cli

@@ -1,0 +1,345 @@
+// The CPU half of `fdcsim layer-check`: the batch list, the layer window, the prediction of one
+// layer and the report, from synthetic measurements.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "sim/experiment.h"
+#include "validate/layer_check.h"
+
+using namespace fdc;
+using validate::PartKind;
+
+namespace {
+
+sim::Experiment experiment(const std::string& policy, Json cost = Json{{"kind", "roofline"}}, int sp = 1) {
+  const Json j{
+      {"name", "lc"},
+      {"seed", 7},
+      {"model", "llama-2-13b"},
+      {"hardware", "p5"},
+      {"policy", policy},
+      {"costmodel", cost},
+      {"cluster", {{"servers", 1}, {"tp", 1}, {"sp", sp}}},
+      {"scheduler", {{"chunked_prefill", false}}},
+      {"workload",
+       {{"num_requests", 1}, {"lengths", {{"source", "sharegpt_embedded"}}}, {"arrival", {{"process", "burst"}}}}}};
+  return sim::load_experiment_json(j, "lc.json", "");
+}
+
+std::string error_of(const std::string& list) {
+  try {
+    validate::parse_layer_batches(list);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+double sum_ops(const validate::LayerPrediction& p) {
+  double s = 0;
+  for (double v : p.op_s) s += v;
+  return s;
+}
+
+double op(const validate::LayerPrediction& p, costmodel::OpKind k) { return p.op_s[static_cast<size_t>(k)]; }
+
+}  // namespace
+
+TEST_CASE("layer-check batches: the default list and the syntax") {
+  const auto d = validate::parse_layer_batches(validate::kDefaultLayerBatches);
+  REQUIRE(d.size() == 7);
+  CHECK(d[0].label == "prefill:1x512");
+  CHECK(d[0].kind() == "prefill");
+  CHECK(d[3].kind() == "decode");
+  CHECK(d[6].label == "prefill:1x512+decode:32x1024");
+  CHECK(d[6].kind() == "mixed");
+
+  // (text, kind, seqs, new tokens, context)
+  struct Part {
+    const char* text;
+    PartKind kind;
+    int32_t seqs, tokens, context;
+  };
+  const Part table[] = {
+      {"prefill:1x512", PartKind::kPrefill, 1, 512, 0},
+      {"prefill:4x2@0", PartKind::kPrefill, 4, 2, 0},
+      {"prefill:2x256@1024", PartKind::kPrefill, 2, 256, 1024},
+      {"decode:32x1024", PartKind::kDecode, 32, 1, 1024},
+      {" decode:1x1 ", PartKind::kDecode, 1, 1, 1},
+  };
+  for (const Part& t : table) {
+    CAPTURE(t.text);
+    const auto b = validate::parse_layer_batches(t.text);
+    REQUIRE(b.size() == 1);
+    REQUIRE(b[0].parts.size() == 1);
+    const auto& p = b[0].parts[0];
+    CHECK(p.kind == t.kind);
+    CHECK(p.seqs == t.seqs);
+    CHECK(p.new_tokens == t.tokens);
+    CHECK(p.context == t.context);
+  }
+
+  // A mixed batch: decode steps first in the cost model's batch, nobody emits a token.
+  const auto m = validate::parse_layer_batches("prefill:2x100@28+decode:3x40")[0];
+  CHECK(m.seqs() == 5);
+  CHECK(m.new_tokens() == 203);
+  CHECK(m.max_kv_tokens() == 128);
+  const costmodel::Batch b = m.batch();
+  REQUIRE(b.seqs.size() == 5);
+  CHECK(b.seqs[0].new_tokens == 1);
+  CHECK(b.seqs[0].context_before == 40);
+  CHECK(b.seqs[4].new_tokens == 100);
+  CHECK(b.seqs[4].context_before == 28);
+  CHECK(b.totals.decode_seqs == 3);
+  CHECK(b.totals.decode_kv_tokens == 3 * 41);
+  CHECK(b.totals.prefill_seqs == 2);
+  CHECK(b.totals.prefill_tokens == 200);
+  CHECK(b.totals.logits_rows == 0);
+}
+
+TEST_CASE("layer-check batches: a malformed item is refused, naming it and what was expected") {
+  // (list, text the message must contain)
+  const std::pair<const char*, const char*> table[] = {
+      {"prefill:0x512",
+       "item 'prefill:0x512': part 'prefill:0x512': expected prefill:BxN[@C] with B a whole number >= 1, found '0'"},
+      {"prefill:1x1", "with N a whole number >= 2"},
+      {"prefill:1x512@", "with C a whole number >= 0 (cached tokens), found ''"},
+      {"prefill:1x512@-3", "found '-3'"},
+      {"prefill:ax512", "found 'a'"},
+      {"decode:32", "item 'decode:32': part 'decode:32': expected decode:BxC (B sequences 'x' tokens), found no 'x'"},
+      {"decode:4x0", "decode:BxC with C a whole number >= 1"},
+      {"decode:4x1024@8", "'@' (cached tokens of a prefill chunk) is for prefill parts"},
+      {"decode:99999999999x1", "found '99999999999'"},
+      {"mixed:1x512+32x1024",
+       "unknown kind 'mixed' in part 'mixed:1x512'; expected prefill:BxN, prefill:BxN@C or decode:BxC"},
+      {"1x512", "part '1x512' has no kind"},
+      {"prefill:1x512+", "item 'prefill:1x512+' has an empty part"},
+      {"prefill:1x512,,decode:1x2", "item 2 of 'prefill:1x512,,decode:1x2' is empty"},
+      {"", "item 1 of '' is empty"},
+  };
+  for (const auto& [list, message] : table) {
+    CAPTURE(list);
+    const std::string e = error_of(list);
+    CHECK(e.find(message) != std::string::npos);
+    CHECK(e.rfind("--batches: ", 0) == 0);
+  }
+}
+
+TEST_CASE("layer-check block tables: distinct ids, enough for every sequence, seeded") {
+  const auto b = validate::parse_layer_batches("prefill:2x33+decode:3x16")[0];
+  // Decode first: 3 x ceil(17 / 16) = 6 blocks, then 2 x ceil(33 / 16) = 6.
+  CHECK(validate::blocks_needed(b, 16) == 12);
+  const auto t = validate::make_block_tables(b, 16, 40, 5);
+  REQUIRE(t.size() == 5);
+  std::set<int32_t> seen;
+  for (size_t i = 0; i < t.size(); ++i) {
+    CHECK(t[i].size() == (i < 3 ? 2u : 3u));
+    for (int32_t id : t[i]) {
+      CHECK(id >= 0);
+      CHECK(id < 40);
+      seen.insert(id);
+    }
+  }
+  CHECK(seen.size() == 12);
+  CHECK(validate::make_block_tables(b, 16, 40, 5) == t);
+  CHECK_THROWS_AS(validate::make_block_tables(b, 16, 11, 5), InternalError);
+}
+
+TEST_CASE("layer-check window: short and long layer counts") {
+  const auto w = validate::parse_layer_window("2,6", 3, 40);
+  CHECK(w.first == 3);
+  CHECK(w.timed() == 4);
+  CHECK(w.timed_begin() == 5);
+  CHECK(w.timed_end() == 9);
+  auto message = [](const std::string& counts, int first) {
+    try {
+      validate::parse_layer_window(counts, first, 40);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(message("6", 0).find("expected two layer counts 'S,L'") != std::string::npos);
+  CHECK(message("2,x", 0).find("expected two layer counts") != std::string::npos);
+  CHECK(message("0,4", 0).find("expected 1 <= S < L, found S=0, L=4") != std::string::npos);
+  CHECK(message("4,4", 0).find("expected 1 <= S < L") != std::string::npos);
+  CHECK(message("2,6", 36).find("needs policy layers 36..41; the model has 40 layers") != std::string::npos);
+
+  const sim::Experiment e = experiment("fdc-table-llama-2-13b");
+  const auto s = validate::slice_layers(e.model, e.dims, 5, 3);
+  CHECK(s.model.num_layers == 3);
+  REQUIRE(s.dims.layers.size() == 3);
+  CHECK(s.dims.layers[0] == e.dims.layers[5]);
+  CHECK(s.dims.layers[2] == e.dims.layers[7]);
+}
+
+TEST_CASE("layer-check refuses what it cannot run, naming the config and the batch") {
+  const sim::Experiment none = experiment("none");
+  auto message = [](const sim::Experiment& e, const std::string& list) {
+    try {
+      validate::check_layer_batches(e, validate::parse_layer_batches(list));
+    } catch (const InputError& x) {
+      return std::string(x.what());
+    }
+    return std::string();
+  };
+  CHECK(message(none, validate::kDefaultLayerBatches).empty());
+  CHECK(message(none, "decode:1x4096")
+            .find("item 'decode:1x4096': sequences of 4097 tokens, longer than "
+                  "llama-2-13b's max_model_len 4096") != std::string::npos);
+  const sim::Experiment classes = experiment("fdc-table-hybrid-llama-2-13b");
+  CHECK(validate::has_token_classes(classes.dims, 16));
+  CHECK_FALSE(validate::has_token_classes(none.dims, 16));
+  CHECK(message(classes, "prefill:1x512,decode:8x100").empty());
+  CHECK(message(classes, "prefill:1x512@512").find("policy fdc-table-hybrid-llama-2-13b has token classes") !=
+        std::string::npos);
+  const sim::Experiment sp2 = experiment("none", Json{{"kind", "roofline"}}, 2);
+  CHECK(message(sp2, "decode:1x10")
+            .find("lc.json: layer-check times the layer on one GPU (tp = sp = 1); this "
+                  "experiment has tp=1, sp=2") != std::string::npos);
+}
+
+TEST_CASE("layer-check prediction: the layer ops of the window, no overhead, final norm or LM head") {
+  const auto batches = validate::parse_layer_batches(validate::kDefaultLayerBatches);
+  SUBCASE("uniform policy: every layer alike, so one layer is the whole pass's layer ops over num_layers") {
+    for (const char* policy : {"none", "fdc-uniform-50"}) {
+      const sim::Experiment e = experiment(policy);
+      const auto full = sim::make_cost_model(e);
+      for (const auto& b : batches) {
+        CAPTURE(policy);
+        CAPTURE(b.label);
+        const auto p = validate::predict_layer(e, validate::LayerWindow{0, 2, 6}, b);
+        costmodel::OpBreakdown bd;
+        const double whole = full->iteration_time(b.batch(), bd).seconds();
+        const double overhead = bd.seconds[static_cast<size_t>(costmodel::OpKind::kIterationOverhead)];
+        CHECK(p.total_s == doctest::Approx((whole - overhead) / e.model.num_layers).epsilon(1e-6));
+        CHECK(sum_ops(p) == doctest::Approx(p.total_s).epsilon(1e-12));
+        CHECK(op(p, costmodel::OpKind::kIterationOverhead) == 0);
+        CHECK(op(p, costmodel::OpKind::kLmHead) == 0);
+        CHECK((op(p, costmodel::OpKind::kAttnPrefill) > 0) == (b.kind() != "decode"));
+        CHECK((op(p, costmodel::OpKind::kAttnDecode) > 0) == (b.kind() != "prefill"));
+        CHECK(op(p, costmodel::OpKind::kMlpUp) > 0);
+      }
+    }
+  }
+  SUBCASE("per-layer table: the window's layers, additive over windows") {
+    for (const Json& cost : {Json{{"kind", "roofline"}}, Json{{"kind", "profile"}}}) {
+      const sim::Experiment e = experiment("fdc-table-hybrid-llama-2-13b", cost);
+      for (const auto& b : batches) {
+        CAPTURE(b.label);
+        const double a = validate::predict_layer(e, {0, 0, 2}, b).total_s;    // layers 0..1
+        const double c = validate::predict_layer(e, {0, 2, 6}, b).total_s;    // layers 2..5
+        const double all = validate::predict_layer(e, {0, 0, 6}, b).total_s;  // layers 0..5
+        CHECK(2 * a + 4 * c == doctest::Approx(6 * all).epsilon(1e-9));
+        // The same layers reached from another first layer.
+        CHECK(validate::predict_layer(e, {1, 1, 5}, b).total_s == doctest::Approx(c).epsilon(1e-12));
+      }
+      // A fitted profile says which ops it priced outside their measured ranges (roofline: none).
+      const auto big = validate::predict_layer(e, {0, 2, 6}, validate::parse_layer_batches("decode:256x4000")[0]);
+      CHECK(big.outside_measured.empty() == (cost["kind"] == "roofline"));
+      // Different layers of the table cost differently.
+      const auto d = validate::parse_layer_batches("decode:128x2048")[0];
+      CHECK(validate::predict_layer(e, {0, 0, 2}, d).total_s != validate::predict_layer(e, {30, 0, 2}, d).total_s);
+    }
+  }
+}
+
+TEST_CASE("layer-check comparison: per-layer differences of the timed pairs, median and P90") {
+  const auto b = validate::parse_layer_batches("decode:32x1024")[0];
+  const validate::LayerWindow w{0, 2, 6};
+  validate::LayerMeasurement m;
+  // Per pair (long - short) / 4: 1.0, 1.1, 0.9, 1.2, 1.0 ms per layer.
+  m.short_ms = {3.0, 3.1, 2.9, 3.0, 3.0};
+  m.long_ms = {7.0, 7.5, 6.5, 7.8, 7.0};
+  m.short_host_ms = {0.2, 0.2, 0.2, 0.2, 0.2};
+  m.long_host_ms = {0.3, 0.3, 0.3, 0.3, 0.3};
+  validate::LayerPrediction p;
+  p.op_s[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] = 0.6e-3;
+  p.op_s[static_cast<size_t>(costmodel::OpKind::kMlpUp)] = 0.3e-3;
+  p.op_s[static_cast<size_t>(costmodel::OpKind::kNorm)] = 0.03e-3;  // 3%: below the listing threshold
+  p.op_s[static_cast<size_t>(costmodel::OpKind::kMlpDown)] = 0.12e-3;
+  p.total_s = 1.05e-3;
+  const auto r = validate::compare_layer(b, w, m, p);
+  CHECK(r.kind == "decode");
+  CHECK(r.seqs == 32);
+  CHECK(r.new_tokens == 32);
+  CHECK(r.max_kv_tokens == 1025);
+  CHECK(r.repeats == 5);
+  CHECK(r.measured_ms == doctest::Approx(1.0));
+  CHECK(r.measured_p90_ms == doctest::Approx(1.16));  // between 1.1 and 1.2 (numpy's linear)
+  CHECK(r.measured_min_ms == doctest::Approx(0.9));
+  CHECK(r.measured_max_ms == doctest::Approx(1.2));
+  CHECK(r.short_ms == doctest::Approx(3.0));
+  CHECK(r.long_ms == doctest::Approx(7.0));
+  CHECK(r.long_host_ms == doctest::Approx(0.3));
+  CHECK(r.predicted_ms() == doctest::Approx(1.05));
+  CHECK(r.error() == doctest::Approx(0.05));
+
+  const auto ops = validate::largest_ops(p);
+  REQUIRE(ops.size() == 3);
+  CHECK(ops[0].first == "attn_decode");
+  CHECK(ops[0].second == doctest::Approx(0.6 / 1.05));
+  CHECK(ops[1].first == std::string(costmodel::op_name(costmodel::OpKind::kMlpUp)));
+  CHECK(ops[2].first == std::string(costmodel::op_name(costmodel::OpKind::kMlpDown)));
+  CHECK(validate::largest_ops(p, 1).size() == 1);
+  CHECK(validate::largest_ops(validate::LayerPrediction{}).empty());
+
+  validate::LayerMeasurement bad = m;
+  bad.long_ms.pop_back();
+  CHECK_THROWS_AS(validate::compare_layer(b, w, bad, p), InternalError);
+  CHECK_THROWS_AS(validate::compare_layer(b, w, validate::LayerMeasurement{}, p), InternalError);
+}
+
+TEST_CASE("layer-check report: table and JSON") {
+  const auto batches = validate::parse_layer_batches("prefill:1x512,decode:32x1024");
+  const validate::LayerWindow w{0, 2, 6};
+  validate::LayerPrediction p;
+  p.op_s[static_cast<size_t>(costmodel::OpKind::kMlpUp)] = 1e-3;
+  p.total_s = 1e-3;
+  validate::LayerMeasurement within{{2.0, 2.0}, {6.2, 6.2}, {}, {}};   // 1.05 ms per layer: -4.8%
+  validate::LayerMeasurement outside{{2.0, 2.0}, {5.2, 5.2}, {}, {}};  // 0.8 ms per layer: +25%
+  const std::vector<validate::LayerCheckRow> rows{validate::compare_layer(batches[0], w, within, p),
+                                                  validate::compare_layer(batches[1], w, outside, p)};
+  validate::LayerCheckContext c;
+  c.device = "NVIDIA H100 80GB HBM3";
+  c.experiment = "lc (lc.json)";
+  c.model = "llama-2-13b";
+  c.policy = "none";
+  c.cost_model = "roofline";
+  c.window = w;
+  c.warmup = 3;
+  std::ostringstream os;
+  validate::print_layer_table(os, c, rows);
+  const std::string t = os.str();
+  CAPTURE(t);
+  CHECK(t.find("measured on NVIDIA H100 80GB HBM3") != std::string::npos);
+  CHECK(t.find("per layer = (t(6 layers) - t(2 layers)) / 4: policy layers 2..5") != std::string::npos);
+  CHECK(t.find("-4.76% ") != std::string::npos);
+  CHECK(t.find("+25.00%*") != std::string::npos);
+  CHECK(t.find("mlp_up 100%") != std::string::npos);
+  CHECK(t.find("within 5%: 1 of 2 batches") != std::string::npos);
+  CHECK(t.find("outside the profile's measured ranges") == std::string::npos);
+
+  const Json j = validate::layer_check_json(c, rows, Json{{"git_commit", "abc"}});
+  CHECK(j["format"] == "fdcsim-layer-check");
+  CHECK(j["window"]["timed_layers"] == Json::array({2, 6}));
+  CHECK(j["target_abs_error"] == 0.05);
+  CHECK(j["within_target"] == 1);
+  REQUIRE(j["batches"].size() == 2);
+  const Json& r0 = j["batches"][0];
+  CHECK(r0["batch"] == "prefill:1x512");
+  CHECK(r0["kind"] == "prefill");
+  CHECK(r0["measured_ms_per_layer"]["median"].get<double>() == doctest::Approx(1.05));
+  CHECK(r0["predicted_ms_per_layer"].get<double>() == doctest::Approx(1.0));
+  CHECK(r0["predicted_op_ms_per_layer"]["mlp_up"].get<double>() == doctest::Approx(1.0));
+  CHECK(r0["predicted_op_ms_per_layer"].size() == 1);
+  CHECK(r0["within_target"] == true);
+  CHECK(j["batches"][1]["within_target"] == false);
+  CHECK(r0["predicted_outside_measured"].empty());
+  CHECK(j["provenance"]["git_commit"] == "abc");
+}

@@ -1,0 +1,173 @@
+// The layer-level check of the cost model (`fdcsim layer-check`, docs/fit.md): the sum of the ops
+// the cost model predicts for one transformer layer against that layer's forward measured on the
+// GPU with the engine's kernels, for prefill, decode and mixed batches. This half is plain C++
+// (tested in CI): the batch list, the layer window, the prediction and the report. The timing
+// itself is validate/engine/layer_timing.h (CUDA).
+//
+// Isolating one layer: the engine's model is built twice with the policy's layers
+// [first, first + short_layers) and [first, first + long_layers); embedding, final norm, LM head
+// and the per-iteration metadata upload are the same in both, so
+//   per-layer time = (t(long) - t(short)) / (long_layers - short_layers),
+// the mean time of the policy's layers [first + short_layers, first + long_layers), which the
+// prediction prices too.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "costmodel/attention_dims.h"
+#include "costmodel/batch.h"
+#include "costmodel/cost_model.h"
+#include "costmodel/model_spec.h"
+#include "costmodel/ops.h"
+#include "sim/experiment.h"
+
+namespace fdc::validate {
+
+// ---- Batches -------------------------------------------------------------------------------------
+
+// `seqs` alike sequences of a batch: prefill chunks of `new_tokens` (>= 2) after `context` cached
+// tokens, or decode steps (one new token) after `context` cached tokens.
+enum class PartKind { kPrefill, kDecode };
+struct BatchPart {
+  PartKind kind = PartKind::kDecode;
+  int32_t seqs = 0;
+  int32_t new_tokens = 0;
+  int32_t context = 0;
+};
+
+// One batch of the check, as written on the command line (its label) and its parts.
+struct LayerBatch {
+  std::string label;
+  std::vector<BatchPart> parts;
+
+  // The cost model's batch: every sequence of every part, none emitting a token (the check times
+  // no LM head). Decode parts come first, as the engine orders them.
+  costmodel::Batch batch() const;
+  int64_t seqs() const;
+  int64_t new_tokens() const;
+  int64_t max_kv_tokens() const;  // the longest sequence after the step (context + new tokens)
+  std::string kind() const;       // "prefill", "decode" or "mixed"
+};
+
+// The default list of `--batches`: prefill alone (one and four prompts), decode at three batch sizes
+// and contexts, and a prompt beside decode steps.
+inline constexpr const char* kDefaultLayerBatches =
+    "prefill:1x512,prefill:1x2048,prefill:4x512,decode:32x1024,decode:128x2048,decode:256x512,"
+    "prefill:1x512+decode:32x1024";
+
+// Parses a comma-separated list of batches. A batch is one part or several joined by '+'; a part is
+//   prefill:BxN      B prompts of N tokens each (N >= 2), nothing cached
+//   prefill:BxN@C    B prefill chunks of N tokens after C cached tokens (chunked prefill)
+//   decode:BxC       B decode steps (one new token each) after C cached tokens (C >= 1)
+// e.g. "prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024". Throws InputError naming the
+// item and what was expected on a malformed one.
+std::vector<LayerBatch> parse_layer_batches(const std::string& list);
+
+// KV blocks of `block_size` tokens one batch needs (every sequence its own blocks).
+int64_t blocks_needed(const LayerBatch& b, int block_size);
+
+// Block tables for a batch: every sequence gets ceil((context + new) / block_size) distinct block
+// ids out of [0, num_blocks) (at least blocks_needed), taken from a seeded shuffle of all ids, as
+// a served cache hands them out after some churn. Sequences in LayerBatch::batch() order.
+std::vector<std::vector<int32_t>> make_block_tables(const LayerBatch& b, int block_size, int64_t num_blocks,
+                                                    uint64_t seed);
+
+// ---- Layers --------------------------------------------------------------------------------------
+
+// Which of the policy's layers are built and which are compared (see the file comment).
+struct LayerWindow {
+  int first = 0;         // first policy layer of both models
+  int short_layers = 2;  // layers of the short model
+  int long_layers = 6;   // layers of the long model
+  int timed() const { return long_layers - short_layers; }
+  int timed_begin() const { return first + short_layers; }  // the compared layers: [timed_begin, timed_end)
+  int timed_end() const { return first + long_layers; }
+};
+// "S,L" (short and long layer counts) with the first layer; throws InputError when malformed,
+// when S < 1, L <= S, or when first + L exceeds the model's num_layers.
+LayerWindow parse_layer_window(const std::string& counts, int first, int num_layers);
+
+// The model and policy dims of `count` consecutive layers starting at `first`.
+struct LayerSlice {
+  costmodel::ModelSpec model;
+  costmodel::ModelDims dims;
+};
+LayerSlice slice_layers(const costmodel::ModelSpec& model, const costmodel::ModelDims& dims, int first, int count);
+
+// True when some layer of `dims` keeps token classes (hi and lo dims differ and a block has lo
+// slots): the engine classifies whole prompts only, so such a policy refuses chunked prefill.
+bool has_token_classes(const costmodel::ModelDims& dims, int block_size);
+
+// Refuses, with a message naming the config and the batch, what the check cannot run: tp or sp > 1
+// (the check times one GPU), a sequence longer than the model's max_model_len, a chunked prefill
+// with a token-class policy.
+void check_layer_batches(const sim::Experiment& e, const std::vector<LayerBatch>& batches);
+
+// ---- Prediction ----------------------------------------------------------------------------------
+
+// The cost model's time of one layer (the mean over the window's compared layers), by op: the
+// layer ops only (no iteration overhead, final norm or LM head).
+struct LayerPrediction {
+  std::array<double, costmodel::kNumOpKinds> op_s{};  // seconds per layer
+  double total_s = 0;
+  // Fitted profiles: the ops priced outside their measured ranges, with the first such query.
+  std::vector<costmodel::RangeUse> outside_measured;
+};
+LayerPrediction predict_layer(const sim::Experiment& e, const LayerWindow& w, const LayerBatch& b);
+
+// ---- Comparison and report -----------------------------------------------------------------------
+
+// Whole-forward GPU times (CUDA events) of the two models on one batch, one pair per repeat (the
+// two models run alternately, so a drift in clocks reaches both), and host planning times.
+struct LayerMeasurement {
+  std::vector<double> short_ms, long_ms;
+  std::vector<double> short_host_ms, long_host_ms;
+};
+
+struct LayerCheckRow {
+  std::string label, kind;
+  int64_t seqs = 0, new_tokens = 0, max_kv_tokens = 0;
+  int repeats = 0;
+  // Per layer, over the repeats: (long - short) / timed layers of each pair.
+  double measured_ms = 0, measured_p90_ms = 0;
+  double measured_min_ms = 0, measured_max_ms = 0;
+  double short_ms = 0, long_ms = 0;            // medians of the whole forwards
+  double short_host_ms = 0, long_host_ms = 0;  // medians of the host planning
+  LayerPrediction predicted;
+  double predicted_ms() const { return predicted.total_s * 1e3; }
+  // predicted / measured - 1 (> 0: the cost model is too slow); 0 when nothing was measured.
+  double error() const { return measured_ms > 0 ? predicted_ms() / measured_ms - 1.0 : 0.0; }
+};
+// Throws InternalError when the measurement has no repeats or the two series differ in length.
+LayerCheckRow compare_layer(const LayerBatch& b, const LayerWindow& w, const LayerMeasurement& m,
+                            const LayerPrediction& p);
+
+// The target: |error| <= 5% per batch.
+inline constexpr double kLayerCheckTarget = 0.05;
+
+// The ops of a prediction from the largest, those over `min_share` of its total, at most `max_ops`:
+// "attn_decode 61%, gemm... " style pairs of (op name, share).
+std::vector<std::pair<std::string, double>> largest_ops(const LayerPrediction& p, int max_ops = 3,
+                                                        double min_share = 0.05);
+
+// What the report says about its run.
+struct LayerCheckContext {
+  std::string device;      // GPU name
+  std::string experiment;  // the experiment's name and source
+  std::string model, policy, cost_model;
+  LayerWindow window;
+  int warmup = 0;
+};
+
+// The table printed on stdout.
+void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::vector<LayerCheckRow>& rows);
+// The JSON report (rows with per-op predictions, the window, the target and whether each batch met
+// it); `provenance` is stored as given.
+Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRow>& rows, const Json& provenance);
+
+}  // namespace fdc::validate
