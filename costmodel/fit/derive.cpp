@@ -54,6 +54,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
     const double r = is_link_op(op) ? rl : rb;
     switch (f.form) {
       case FitForm::kGemmRooflineEfficiency:
+      case FitForm::kGemmRooflineGrid:
       case FitForm::kRooflineDerived:
         f.peak_tflops *= rf, f.peak_gbps *= rb;
         break;

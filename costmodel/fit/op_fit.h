@@ -1,5 +1,7 @@
 // One op's fitted law, its query API and its fitting. Forms (docs/fit.md):
 //  - gemm_roofline_efficiency: t = max(flops / peak_flops, bytes / peak_bw) / eff(log2 flops);
+//  - gemm_roofline_grid: the same roofline over an efficiency interpolated on the measured grid of
+//    (log2 m, log2 n k) points (GemmGrid);
 //  - alpha_beta: t = alpha + bytes / bandwidth (+ flops / rate for the fused RoPE + rotation);
 //  - alpha_beta_efficiency: alpha_beta / eff(log2 bytes);
 //  - attention_linear: t = alpha + bytes / bw + flops / rate + seqs x per-seq + a straggler term
@@ -22,6 +24,7 @@ namespace fdc::fit {
 
 enum class FitForm {
   kGemmRooflineEfficiency,
+  kGemmRooflineGrid,  // roofline over an efficiency interpolated on the measured (log2 m, log2 n k) grid
   kAlphaBeta,
   kAlphaBetaEfficiency,
   kAttentionLinear,
@@ -42,6 +45,27 @@ struct Range {
   bool contains(double v) const { return v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9); }
 };
 
+// gemm_roofline_grid: one measured GEMM shape and its efficiency (roofline time / measured time).
+struct GridPoint {
+  double m = 0, n = 0, k = 0, efficiency = 1;
+};
+
+// The measured points of a GEMM as lines of the grid, in log space: at each measured m, log
+// efficiency along log2(n k); at each measured n k, log efficiency along log2 m. A query's log
+// efficiency is the mean of two piecewise-linear interpolations: across the shapes at the two
+// nearest measured m, then along m; and along m at the two nearest measured shapes, then across
+// shapes. Clamped beyond the ends (the roofline then carries the size).
+struct GemmGrid {
+  struct Line {
+    double at = 0;                              // log2 m (by_m) or log2 n k (by_shape)
+    std::vector<std::pair<double, double>> xy;  // (log2 n k or log2 m, log efficiency), x ascending
+  };
+  std::vector<GridPoint> points;  // equal shapes averaged, sorted by (m, n, k)
+  std::vector<Line> by_m, by_shape;
+  static GemmGrid of(std::vector<GridPoint> points);
+  double efficiency(double m, double n, double k) const;
+};
+
 struct CandidateError {  // a form tried for this op and its held-out error
   FitForm form;
   HeldOutError held_out;
@@ -57,6 +81,7 @@ struct OpFit {
   double us_per_seq = 0, us_per_straggler = 0, us_per_straggler_unbalanced = 0;
   bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
   std::vector<Knot> knots;
+  GemmGrid grid;                                    // gemm_roofline_grid
   Range axis;                                       // flops (GEMMs) or bytes: the measured range
   std::optional<Range> m_range, n_range, k_range;   // GEMMs
   std::optional<Range> seqs_range, keys_max_range;  // attention
@@ -68,7 +93,8 @@ struct OpFit {
   std::string note;
   // The efficiency curve's axis: flops for GEMMs and the prefill attention curve, bytes otherwise.
   bool flops_axis() const {
-    return form == FitForm::kGemmRooflineEfficiency || (form == FitForm::kAttentionLinearEfficiency && straggler_on_flops);
+    return form == FitForm::kGemmRooflineEfficiency || form == FitForm::kGemmRooflineGrid ||
+           (form == FitForm::kAttentionLinearEfficiency && straggler_on_flops);
   }
   const char* axis_name() const { return flops_axis() ? "flops" : "bytes"; }
 };

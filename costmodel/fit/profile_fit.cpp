@@ -50,8 +50,11 @@ void add_carried_ops(FittedProfile& p) {
   for (const auto& [op, f] : p.ops) lt = lt || (op.rfind("gemm/", 0) == 0 && op.find("/cublaslt") != std::string::npos);
   for (const auto& [op, f] : p.ops) {
     if (f.extrapolated) continue;
-    if (f.form == FitForm::kGemmRooflineEfficiency && (!lt || op.find("/cublaslt") != std::string::npos))
+    if ((f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid) &&
+        (!lt || op.find("/cublaslt") != std::string::npos)) {
       for (const Knot& k : f.knots) flops_eff.push_back(k.efficiency);
+      for (const GridPoint& g : f.grid.points) flops_eff.push_back(g.efficiency);
+    }
     if (is_elementwise(op) && f.us_per_byte > 0 && p.peaks.gbps > 0) {
       bytes_eff.push_back(std::min(1.0, 1e-3 / f.us_per_byte / p.peaks.gbps));
       alpha.push_back(f.alpha_us);

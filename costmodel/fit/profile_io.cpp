@@ -20,7 +20,7 @@ Json held_out_json(const HeldOutError& h) {
 
 Json op_json(const OpFit& f) {
   Json params = Json::object();
-  if (f.form == FitForm::kGemmRooflineEfficiency) {
+  if (f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid) {
     params = {{"peak_TFLOP/s", f.peak_tflops}, {"peak_GB/s", f.peak_gbps}};
   } else if (f.form == FitForm::kRooflineDerived) {
     params = {{"alpha_us", f.alpha_us}, {"TFLOP/s", f.peak_tflops}, {"GB/s", f.peak_gbps}};
@@ -59,6 +59,11 @@ Json op_json(const OpFit& f) {
   Json j = {{"form", form_name(f.form)}, {"axis", f.axis_name()}, {"params", params},
             {"efficiency_knots", knots}, {"coverage", coverage},  {"held_out", held_out_json(f.held_out)},
             {"candidates", candidates}};
+  if (f.form == FitForm::kGemmRooflineGrid) {
+    Json grid = Json::array();
+    for (const GridPoint& p : f.grid.points) grid.push_back(Json::array({p.m, p.n, p.k, p.efficiency}));
+    j["efficiency_grid"] = grid;  // [m, n, k, efficiency] per measured shape
+  }
   if (f.extrapolated) j["extrapolated"] = true, j["note"] = f.note;
   return j;
 }
@@ -112,7 +117,7 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     f.extrapolated = j["extrapolated"].get<bool>();
     if (j.contains("note") && j["note"].is_string()) f.note = j["note"].get<std::string>();
   }
-  if (f.form == FitForm::kGemmRooflineEfficiency) {
+  if (f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid) {
     f.peak_tflops = r.number(params, "peak_TFLOP/s"), f.peak_gbps = r.number(params, "peak_GB/s");
   } else if (f.form == FitForm::kRooflineDerived) {
     f.alpha_us = r.number(params, "alpha_us");
@@ -139,11 +144,24 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
                     source << ": ops." << op << ": each efficiency knot must be [log2_axis, efficiency > 0]");
     f.knots.push_back({k[0].get<double>(), k[1].get<double>()});
   }
+  if (f.form == FitForm::kGemmRooflineGrid) {
+    std::vector<GridPoint> points;
+    for (const Json& p : r.at(j, "efficiency_grid")) {
+      FDC_INPUT_CHECK(
+          p.is_array() && p.size() == 4 && p[0].is_number() && p[1].is_number() && p[2].is_number() &&
+              p[3].is_number() && p[0].get<double>() > 0 && p[1].get<double>() > 0 && p[2].get<double>() > 0 &&
+              p[3].get<double>() > 0,
+          source << ": ops." << op << ": each efficiency_grid point must be [m, n, k, efficiency], all > 0");
+      points.push_back({p[0].get<double>(), p[1].get<double>(), p[2].get<double>(), p[3].get<double>()});
+    }
+    FDC_INPUT_CHECK(!points.empty(), source << ": ops." << op << ": 'efficiency_grid' is empty");
+    f.grid = GemmGrid::of(std::move(points));
+  }
   const Json& cov = r.at(j, "coverage");
   if (!f.extrapolated && f.form != FitForm::kConstant) f.axis = r.range(cov, f.axis_name());
   if (cov.contains("sequences")) f.seqs_range = r.range(cov, "sequences");
   if (cov.contains("keys_max")) f.keys_max_range = r.range(cov, "keys_max");
-  if (f.form == FitForm::kGemmRooflineEfficiency)
+  if (f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid)
     f.m_range = r.range(cov, "m"), f.n_range = r.range(cov, "n"), f.k_range = r.range(cov, "k");
   f.held_out = r.held_out(r.at(j, "held_out"));
   if (j.contains("candidates"))

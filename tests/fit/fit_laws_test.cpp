@@ -6,6 +6,7 @@
 
 #include "costmodel/fit/held_out.h"
 #include "costmodel/fit/op_fit.h"
+#include "costmodel/fit/profile_io.h"
 
 namespace fdc::fit {
 namespace {
@@ -97,6 +98,54 @@ TEST_CASE("fit: GEMM efficiency curve interpolates in log flops and flags extrap
   const Prediction other_k = predict(f, OpQuery::gemm(2048, 4096, 8192));  // same flops range, k outside
   CHECK(other_k.extrapolated);
   CHECK(other_k.why.find("k ") != std::string::npos);
+}
+
+// Efficiency log-linear in log2 m and log2 (n k): both interpolations of the grid are exact on it.
+double grid_eff(double m, double n, double k) {
+  return 0.4 * std::pow(m / 64.0, 0.1) * std::pow(n * k / (4096.0 * 1024.0), 0.15);
+}
+
+TEST_CASE("fit: the GEMM grid interpolates in (log2 m, log2 n k), clamps beyond the ends, and reads back") {
+  std::vector<GridPoint> points;
+  for (double m : {64.0, 256.0, 1024.0})
+    for (double k : {1024.0, 2048.0, 4096.0}) points.push_back({m, 4096, k, grid_eff(m, 4096, k)});
+  points.push_back({64, 4096, 1024, grid_eff(64, 4096, 1024) * 1.2});  // a repeated shape: the mean
+  const GemmGrid g = GemmGrid::of(points);
+  CHECK(g.points.size() == 9);
+  CHECK(g.efficiency(64, 4096, 1024) == doctest::Approx(grid_eff(64, 4096, 1024) * 1.1));
+  CHECK(g.efficiency(1024, 4096, 2048) == doctest::Approx(grid_eff(1024, 4096, 2048)));
+  CHECK(g.efficiency(128, 4096, 3000) == doctest::Approx(grid_eff(128, 4096, 3000)).epsilon(1e-9));
+  CHECK(g.efficiency(1 << 16, 4096, 4096) == doctest::Approx(grid_eff(1024, 4096, 4096)));  // clamped
+  CHECK(g.efficiency(1, 4096, 512) == doctest::Approx(grid_eff(64, 4096, 1024) * 1.1));
+
+  // Fitted from samples on that grid (plus m = 4096 to hold out): the grid is the nearer form, and
+  // a held-out interior point is predicted exactly.
+  const Peaks peaks{800.0, 4000.0};
+  std::vector<Sample> s;
+  for (double m : {64.0, 256.0, 1024.0, 4096.0})
+    for (double k : {1024.0, 2048.0, 4096.0}) {
+      const OpQuery q = OpQuery::gemm(m, 4096, k);
+      s.push_back(gemm(m, 4096, k, std::max(q.flops / 800e6, q.bytes / 4000e3) / grid_eff(m, 4096, k)));
+    }
+  const OpFit f = fit_op("gemm/x/cublaslt", s, peaks, false);
+  CHECK(f.form == FitForm::kGemmRooflineGrid);
+  REQUIRE(f.candidates.size() == 2);
+  CHECK(*f.candidates[1].held_out.median_ape_pct < *f.candidates[0].held_out.median_ape_pct);
+  for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us));
+  CHECK_FALSE(predict(f, OpQuery::gemm(512, 4096, 3000)).extrapolated);
+  const Prediction out = predict(f, OpQuery::gemm(8192, 4096, 4096));
+  CHECK(out.extrapolated);
+  CHECK(out.why.find("m 8192") != std::string::npos);
+
+  FittedProfile p;
+  p.gpu = "test";
+  p.peaks = peaks;
+  p.ops[f.op] = f;
+  const FittedProfile back = profile_from_json(profile_to_json(p, "test"), "p.json");
+  const OpFit& b = *back.find(f.op);
+  CHECK(b.form == FitForm::kGemmRooflineGrid);
+  const OpQuery q = OpQuery::gemm(700, 4096, 1500);
+  CHECK(predict_time_us(b, q) == doctest::Approx(predict_time_us(f, q)));
 }
 
 TEST_CASE("fit: alpha-beta queries outside the measured bytes are flagged") {
