@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Regenerates the committed fitted profiles from the committed raw measurements:
+#
+#   scripts/refit_profiles.sh [FDCSIM]      (default: build/fdcsim; a CPU-only build is enough)
+#
+# configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the iteration
+# overhead calibrated on engine timelines (`fit --overhead-from`); a100-extrapolated.json derived
+# from the H100 profile. Which folders and timelines, and why, is in docs/fit.md; the raw folders
+# are described in configs/profiles/raw/README.md. Rebuild afterwards: the profiles are embedded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-build/fdcsim}
+[[ -x "$bin" ]] || { echo "refit_profiles.sh: $bin is not an executable fdcsim (pass the path)" >&2; exit 2; }
+R=configs/profiles/raw
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+unz() { gunzip -c "$1" > "$tmp/$(basename "${1%.gz}")"; echo "$tmp/$(basename "${1%.gz}")"; }
+
+# H100: the 2026-11-28 re-profile (current kernels) and the first H100 collectives; overheads
+# calibrated on the burst (saturation) runs of Llama-2-13B (1 GPU) and Llama-2-7B sp=2 (2 GPUs).
+"$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-2gpu-20261128-comm/collectives" "$R/h100-2gpu-20261128-comm/ulysses" \
+  --out "$tmp/h100.json"
+args=()
+for f in "$R"/h100-1gpu-20261128-engine/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
+  args+=(--overhead-from "$(unz "$f")")
+done
+"$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json
+
+# H200: the 2026-11-27 folders (older prefill and RoPE kernels; no H200 came for a re-profile);
+# overheads from the 2026-11-27 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it:
+# their bursts reach 256 decode sequences, beyond this profile's attention grid).
+"$bin" fit "$R/h200-1gpu-20261127-attn" "$R/h200-2gpu-20261127-collectives" "$R/h200-2gpu-20261127-ulysses" \
+  "$R/h200-4gpu-20261127-collectives" --out "$tmp/h200.json"
+args=()
+for f in "$R"/h200-1gpu-20261127-engine/*.jsonl "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
+"$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json
+
+"$bin" fit --derive --from configs/profiles/h100.json --hardware p4de --out configs/profiles/a100-extrapolated.json
+echo "refit_profiles.sh: wrote configs/profiles/{h100,h200,a100-extrapolated}.json; rebuild to embed them"
