@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 
+#include "configs/embedded_configs.h"
 #include "core/error.h"
 #include "costmodel/fit/held_out.h"
 
@@ -100,6 +101,27 @@ BatchPart parse_part(const std::string& part, const std::string& item) {
 }
 
 double median_of(const std::vector<double>& v) { return v.empty() ? 0.0 : fit::percentile(v, 0.5); }
+
+bool ends_with(const std::string& s, const std::string& end) {
+  return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
+}
+
+// A resolved config names its profile by the profile's name: an embedded profile's, which loads
+// again, or a file's stem, which does not; its profile_info.source holds the file. Reports written
+// before reloadable_config existed store the resolved config as it was, so reading applies this too.
+void make_profile_loadable(Json& config) {
+  if (!config.is_object() || !config.contains("costmodel") || !config["costmodel"].is_object()) return;
+  Json& cm = config["costmodel"];
+  const auto info = cm.find("profile_info");
+  if (!cm.contains("profile") || !cm["profile"].is_string() || info == cm.end() || !info->is_object() ||
+      !info->contains("source") || !(*info)["source"].is_string())
+    return;
+  const std::string name = cm["profile"].get<std::string>(), source = (*info)["source"].get<std::string>();
+  if (name.find('/') != std::string::npos || ends_with(name, ".json")) return;  // a path already
+  const configs::EmbeddedConfig* embedded = configs::find_embedded_config("profiles", name);
+  if (embedded && embedded->path == source) return;
+  cm["profile"] = source;
+}
 
 }  // namespace
 
@@ -196,11 +218,17 @@ LayerWindow parse_layer_window(const std::string& counts, int first, int num_lay
   if (v.size() != 2 || !parse_count(v[0], s) || !parse_count(v[1], l))
     throw InputError("--layers '" + counts + "': expected two layer counts 'S,L' (the short and the long model), " +
                      "e.g. 2,6");
-  FDC_INPUT_CHECK(s >= 1 && l > s, "--layers '" << counts << "': expected 1 <= S < L, found S=" << s << ", L=" << l);
-  FDC_INPUT_CHECK(first >= 0 && first + l <= num_layers,
-                  "--layers '" << counts << "' from --first-layer " << first << " needs policy layers " << first << ".."
-                               << first + l - 1 << "; the model has " << num_layers << " layers");
-  return LayerWindow{first, s, l};
+  const LayerWindow w{first, s, l};
+  check_layer_window(w, num_layers, "--layers '" + counts + "' from --first-layer " + std::to_string(first));
+  return w;
+}
+
+void check_layer_window(const LayerWindow& w, int num_layers, const std::string& where) {
+  FDC_INPUT_CHECK(w.short_layers >= 1 && w.long_layers > w.short_layers,
+                  where << ": expected 1 <= S < L, found S=" << w.short_layers << ", L=" << w.long_layers);
+  FDC_INPUT_CHECK(w.first >= 0 && w.first + w.long_layers <= num_layers,
+                  where << " needs policy layers " << w.first << ".." << w.first + w.long_layers - 1
+                        << "; the model has " << num_layers << " layers");
 }
 
 LayerSlice slice_layers(const costmodel::ModelSpec& model, const costmodel::ModelDims& dims, int first, int count) {
@@ -287,6 +315,7 @@ LayerCheckRow compare_layer(const LayerBatch& b, const LayerWindow& w, const Lay
   r.long_ms = median_of(m.long_ms);
   r.short_host_ms = median_of(m.short_host_ms);
   r.long_host_ms = median_of(m.long_host_ms);
+  r.samples = m;
   r.predicted = p;
   return r;
 }
@@ -311,7 +340,9 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
      << "  cost model: " << c.cost_model << "\n"
      << "  per layer = (t(" << w.long_layers << " layers) - t(" << w.short_layers << " layers)) / " << w.timed()
      << ": policy layers " << w.timed_begin() << ".." << w.timed_end() - 1 << ", " << c.warmup
-     << " warm-up forwards per model and batch\n\n";
+     << " warm-up forwards per model and batch\n";
+  if (!c.measured_report.empty()) os << "  measurements read from " << c.measured_report << ", predictions made now\n";
+  os << "\n";
   char line[256];
   std::snprintf(line, sizeof line, "  %-30s %5s %7s %8s  %8s %8s %8s %8s  %s\n", "batch", "seqs", "tokens", "repeats",
                 "meas ms", "P90 ms", "pred ms", "error", "largest predicted ops");
@@ -354,6 +385,7 @@ Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRo
               {"timed_layers", {w.timed_begin(), w.timed_end()}}}},
             {"warmup_forwards", c.warmup},
             {"target_abs_error", kLayerCheckTarget}};
+  if (!c.measured_report.empty()) j["measured_report"] = c.measured_report;
   Json batches = Json::array();
   int met = 0;
   for (const LayerCheckRow& r : rows) {
@@ -367,29 +399,127 @@ Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRo
       outside.push_back({{"op", u.op}, {"example", u.example}});
     const bool ok = std::fabs(r.error()) <= kLayerCheckTarget;
     met += ok ? 1 : 0;
-    batches.push_back({{"batch", r.label},
-                       {"kind", r.kind},
-                       {"seqs", r.seqs},
-                       {"new_tokens", r.new_tokens},
-                       {"max_kv_tokens", r.max_kv_tokens},
-                       {"repeats", r.repeats},
-                       {"measured_ms_per_layer",
-                        {{"median", r.measured_ms},
-                         {"p90", r.measured_p90_ms},
-                         {"min", r.measured_min_ms},
-                         {"max", r.measured_max_ms}}},
-                       {"forward_ms_median", {{"short", r.short_ms}, {"long", r.long_ms}}},
-                       {"host_planning_ms_median", {{"short", r.short_host_ms}, {"long", r.long_host_ms}}},
-                       {"predicted_ms_per_layer", r.predicted_ms()},
-                       {"predicted_op_ms_per_layer", ops},
-                       {"error", r.error()},
-                       {"within_target", ok},
-                       {"predicted_outside_measured", outside}});
+    Json row = {{"batch", r.label},
+                {"kind", r.kind},
+                {"seqs", r.seqs},
+                {"new_tokens", r.new_tokens},
+                {"max_kv_tokens", r.max_kv_tokens},
+                {"repeats", r.repeats},
+                {"measured_ms_per_layer",
+                 {{"median", r.measured_ms},
+                  {"p90", r.measured_p90_ms},
+                  {"min", r.measured_min_ms},
+                  {"max", r.measured_max_ms}}},
+                {"forward_ms_median", {{"short", r.short_ms}, {"long", r.long_ms}}},
+                {"host_planning_ms_median", {{"short", r.short_host_ms}, {"long", r.long_host_ms}}},
+                {"predicted_ms_per_layer", r.predicted_ms()},
+                {"predicted_op_ms_per_layer", ops},
+                {"error", r.error()},
+                {"within_target", ok},
+                {"predicted_outside_measured", outside}};
+    if (!r.samples.short_ms.empty()) {
+      row["forward_ms_per_repeat"] = {{"short", r.samples.short_ms}, {"long", r.samples.long_ms}};
+      row["host_planning_ms_per_repeat"] = {{"short", r.samples.short_host_ms}, {"long", r.samples.long_host_ms}};
+    }
+    batches.push_back(std::move(row));
   }
   j["batches"] = batches;
   j["within_target"] = met;
   j["provenance"] = provenance;
   return j;
+}
+
+Json reloadable_config(const sim::Experiment& e) {
+  Json c = e.resolved;
+  make_profile_loadable(c);
+  return c;
+}
+
+// ---- Re-prediction of a saved report (`--measured`) ----------------------------------------------
+
+SavedLayerCheck read_layer_check_report(const std::string& path) {
+  const Json doc = load_json_file(path);
+  Json seen;  // what ConfigNode records of the values read; not needed here
+  const ConfigNode root(doc, path, "", seen);
+  if (root.get<std::string>("format") != "fdcsim-layer-check")
+    root.fail("format", "\"fdcsim-layer-check\" (a report of fdcsim layer-check --out)");
+  if (root.get<int>("version") != 1) root.fail("version", "1");
+
+  SavedLayerCheck s;
+  s.path = path;
+  const ConfigNode provenance = root.child("provenance");
+  provenance.child("config");  // an object, or an error naming /provenance/config
+  s.config = provenance.raw("config");
+  make_profile_loadable(s.config);
+  s.provenance = root.raw("provenance");
+
+  LayerCheckContext& c = s.context;
+  c.device = root.get<std::string>("device");
+  c.experiment = root.get_or<std::string>("experiment", "");
+  c.model = root.get_or<std::string>("model", "");
+  c.policy = root.get_or<std::string>("policy", "");
+  c.cost_model = root.get_or<std::string>("cost_model", "");
+  const ConfigNode w = root.child("window");
+  c.window.first = w.get<int>("first_layer", Bounds::non_negative());
+  c.window.short_layers = w.get<int>("short_layers", Bounds::at_least(1));
+  c.window.long_layers = w.get<int>("long_layers", Bounds::at_least(2));
+  c.warmup = root.get<int>("warmup_forwards", Bounds::non_negative());
+  c.measured_report = path;
+
+  const std::vector<ConfigNode> rows = root.array_of_objects("batches");
+  if (rows.empty()) root.fail("batches", "at least one measured batch");
+  for (const ConfigNode& r : rows) {
+    const std::string label = r.get<std::string>("batch");
+    std::vector<LayerBatch> parsed;
+    try {
+      parsed = parse_layer_batches(label);
+    } catch (const InputError& e) {
+      throw InputError(r.where("batch") + ": " + e.what());
+    }
+    if (parsed.size() != 1) r.fail("batch", "one batch (parts joined by '+', no ',')");
+    const LayerBatch& b = parsed.front();
+    LayerCheckRow row;
+    row.label = b.label;
+    row.kind = b.kind();
+    row.seqs = b.seqs();
+    row.new_tokens = b.new_tokens();
+    row.max_kv_tokens = b.max_kv_tokens();
+    row.repeats = r.get<int>("repeats", Bounds::at_least(1));
+    const ConfigNode m = r.child("measured_ms_per_layer");
+    row.measured_ms = m.get<double>("median");
+    row.measured_p90_ms = m.get<double>("p90");
+    row.measured_min_ms = m.get<double>("min");
+    row.measured_max_ms = m.get<double>("max");
+    const ConfigNode f = r.child("forward_ms_median");
+    row.short_ms = f.get<double>("short", Bounds::non_negative());
+    row.long_ms = f.get<double>("long", Bounds::non_negative());
+    const ConfigNode h = r.child("host_planning_ms_median");
+    row.short_host_ms = h.get<double>("short", Bounds::non_negative());
+    row.long_host_ms = h.get<double>("long", Bounds::non_negative());
+    if (r.has("forward_ms_per_repeat")) {  // reports written before these were stored lack them
+      const ConfigNode fr = r.child("forward_ms_per_repeat");
+      row.samples.short_ms = fr.get<std::vector<double>>("short");
+      row.samples.long_ms = fr.get<std::vector<double>>("long");
+      for (const char* k : {"short", "long"})
+        if (fr.get<std::vector<double>>(k).size() != static_cast<size_t>(row.repeats))
+          fr.fail(k, std::to_string(row.repeats) + " forward times (\"repeats\")");
+      const ConfigNode hr = r.child_or_empty("host_planning_ms_per_repeat");
+      row.samples.short_host_ms = hr.get_or<std::vector<double>>("short", {});
+      row.samples.long_host_ms = hr.get_or<std::vector<double>>("long", {});
+    }
+    s.batches.push_back(b);
+    s.rows.push_back(std::move(row));
+  }
+  return s;
+}
+
+std::vector<LayerCheckRow> repredict_layer_check(const sim::Experiment& e, const SavedLayerCheck& s) {
+  FDC_CHECK(s.batches.size() == s.rows.size(), s.batches.size() << " batches, " << s.rows.size() << " rows");
+  check_layer_window(s.context.window, e.model.num_layers, s.path + ": /window");
+  check_layer_batches(e, s.batches);
+  std::vector<LayerCheckRow> rows = s.rows;
+  for (size_t i = 0; i < rows.size(); ++i) rows[i].predicted = predict_layer(e, s.context.window, s.batches[i]);
+  return rows;
 }
 
 }  // namespace fdc::validate

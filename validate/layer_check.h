@@ -91,6 +91,8 @@ struct LayerWindow {
 // "S,L" (short and long layer counts) with the first layer; throws InputError when malformed,
 // when S < 1, L <= S, or when first + L exceeds the model's num_layers.
 LayerWindow parse_layer_window(const std::string& counts, int first, int num_layers);
+// The same checks of a window read elsewhere (a saved report); `where` names it in the message.
+void check_layer_window(const LayerWindow& w, int num_layers, const std::string& where);
 
 // The model and policy dims of `count` consecutive layers starting at `first`.
 struct LayerSlice {
@@ -138,6 +140,7 @@ struct LayerCheckRow {
   double measured_min_ms = 0, measured_max_ms = 0;
   double short_ms = 0, long_ms = 0;            // medians of the whole forwards
   double short_host_ms = 0, long_host_ms = 0;  // medians of the host planning
+  LayerMeasurement samples;                    // the timed pairs (empty when a report lacks them)
   LayerPrediction predicted;
   double predicted_ms() const { return predicted.total_s * 1e3; }
   // predicted / measured - 1 (> 0: the cost model is too slow); 0 when nothing was measured.
@@ -162,6 +165,7 @@ struct LayerCheckContext {
   std::string model, policy, cost_model;
   LayerWindow window;
   int warmup = 0;
+  std::string measured_report;  // re-predicted: the report whose measurements these are ("" = measured now)
 };
 
 // The table printed on stdout.
@@ -169,5 +173,29 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
 // The JSON report (rows with per-op predictions, the window, the target and whether each batch met
 // it); `provenance` is stored as given.
 Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRow>& rows, const Json& provenance);
+
+// The experiment's resolved config as a report stores it (provenance.config), loadable again: a
+// profile read from a file is named by its path (the resolved config names it by its file stem).
+Json reloadable_config(const sim::Experiment& e);
+
+// ---- Re-prediction of a saved report (`--measured`) ----------------------------------------------
+
+// What a report holds of its run: the config (provenance.config, made loadable as
+// reloadable_config does, so reports of earlier versions load too), the device, window and warm-up,
+// the batches (parsed from their labels) and their measured times. Nothing here needs a GPU.
+struct SavedLayerCheck {
+  std::string path;
+  Json config;
+  LayerCheckContext context;  // device, window, warmup and measured_report = path
+  std::vector<LayerBatch> batches;
+  std::vector<LayerCheckRow> rows;  // measured fields and samples; no prediction
+  Json provenance;                  // the run's, as stored
+};
+// Throws InputError naming the file and the JSON path of a missing or malformed value.
+SavedLayerCheck read_layer_check_report(const std::string& path);
+
+// The saved rows priced again by the cost model of `e` (the report's config, perhaps with other
+// overrides): the window and the batches are checked against `e` as a run checks them.
+std::vector<LayerCheckRow> repredict_layer_check(const sim::Experiment& e, const SavedLayerCheck& s);
 
 }  // namespace fdc::validate

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "apps/fdcsim/run_guarded.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "sim/experiment.h"
 #if FDCSIM_HAVE_CUDA
@@ -26,12 +27,19 @@ void add_layer_check_command(CLI::App& app, LayerCheckOptions& o) {
       "layer-check",
       "Time one transformer layer on this machine's GPU with the engine's kernels (the model built with two "
       "layer counts, the difference per layer) and compare with the sum of the ops the config's cost model "
-      "predicts for it, per batch (docs/fit.md, \"Layer-level check\"). Needs a CUDA build.");
-  sub->add_option("--config,-c", o.config,
-                  "Experiment: an embedded name or a .json path (docs/config.md); its "
-                  "model, policy, hardware and costmodel are used, its workload is not")
-      ->required();
-  sub->add_option("--set", o.overrides, "Override one config value, KEY=VALUE (dotted keys); repeatable");
+      "predicts for it, per batch (docs/fit.md, \"Layer-level check\"). Needs a CUDA build; --measured "
+      "re-predicts a saved report on any build.");
+  CLI::Option* config = sub->add_option("--config,-c", o.config,
+                                        "Experiment: an embedded name or a .json path (docs/config.md); its "
+                                        "model, policy, hardware and costmodel are used, its workload is not");
+  CLI::Option* measured = sub->add_option(
+      "--measured,-m", o.measured,
+      "A report written by --out: re-predict its measured batches with the cost model of its config (after "
+      "--set), print the table and write the report again; no GPU, any build");
+  measured->excludes(config);
+  sub->add_option("--set", o.overrides,
+                  "Override one config value, KEY=VALUE (dotted keys); repeatable. With --measured: of the report's "
+                  "config, for the prediction (e.g. costmodel.profile=PATH or costmodel.kind=roofline)");
   sub->add_option("--gpus", o.gpus,
                   "As for `fdcsim engine`: one server of N GPUs (hardware.gpus_per_server=N, cluster.servers=1); "
                   "the check itself times one GPU, so tp and sp must be 1")
@@ -56,9 +64,10 @@ void add_layer_check_command(CLI::App& app, LayerCheckOptions& o) {
   sub->add_option("--device", o.device, "CUDA device (default 0)")->check(CLI::NonNegativeNumber);
   sub->add_option("--out,-o", o.out, "Also write the report as JSON to this file (with provenance)");
   sub->add_flag("--quiet,-q", o.quiet, "No table on stdout and no progress on stderr (errors still go to stderr)");
+  // What describes a run on the GPU is the report's own with --measured.
+  for (const char* name : {"--gpus", "--batches", "--layers", "--first-layer", "--repeats", "--warmup", "--device"})
+    measured->excludes(sub->get_option(name));
 }
-
-#if FDCSIM_HAVE_CUDA
 
 namespace {
 
@@ -79,19 +88,67 @@ Json provenance(const LayerCheckOptions& o, const sim::Experiment& exp) {
   j["command_line"] = o.command_line;
   char host[256] = {0};
   if (gethostname(host, sizeof host - 1) == 0) j["hostname"] = host;
-  j["batches"] = o.batches;
-  j["repeats"] = o.repeats;
   j["cost_model_info"] = exp.cost_info;
-  j["config"] = exp.resolved;
+  j["config"] = validate::reloadable_config(exp);
   return j;
+}
+
+void write_report(const LayerCheckOptions& o, const validate::LayerCheckContext& ctx,
+                  const std::vector<validate::LayerCheckRow>& rows, const Json& prov) {
+  if (!o.quiet) validate::print_layer_table(std::cout, ctx, rows);
+  if (o.out.empty()) return;
+  const std::filesystem::path path(o.out);
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  std::ofstream out(path);
+  out << validate::layer_check_json(ctx, rows, prov).dump(2) << "\n";
+  out.close();
+  if (!out)
+    throw std::filesystem::filesystem_error("cannot write the report", path, std::make_error_code(std::errc::io_error));
+  if (!o.quiet) std::cout << "  report: " << o.out << "\n";
+}
+
+// --measured: the report's batches and measured times, the prediction of its config (with --set).
+int repredict(const LayerCheckOptions& o) {
+  const validate::SavedLayerCheck saved = validate::read_layer_check_report(o.measured);
+  Json config = saved.config;
+  for (const auto& s : o.overrides) apply_override(config, s);
+  std::string source = o.measured + " (report config)";
+  if (!o.overrides.empty()) source += " with --set overrides";
+  const sim::Experiment exp =
+      sim::load_experiment_json(config, source, std::filesystem::path(o.measured).parent_path().string());
+  const std::vector<validate::LayerCheckRow> rows = validate::repredict_layer_check(exp, saved);
+  validate::LayerCheckContext ctx = saved.context;
+  ctx.experiment = exp.name + " (" + exp.source + ")";
+  ctx.model = exp.model.name;
+  ctx.policy = exp.policy.name;
+  ctx.cost_model = sim::make_cost_model(exp)->describe();
+  Json prov = provenance(o, exp);
+  std::string labels;
+  for (const auto& b : saved.batches) labels += (labels.empty() ? "" : ",") + b.label;
+  prov["batches"] = labels;
+  if (saved.provenance.contains("repeats")) prov["repeats"] = saved.provenance["repeats"];
+  // The measurement's own provenance, kept through any number of re-predictions.
+  prov["measured_provenance"] =
+      saved.provenance.contains("measured_provenance") ? saved.provenance["measured_provenance"] : saved.provenance;
+  write_report(o, ctx, rows, prov);
+  return 0;
 }
 
 }  // namespace
 
-#endif
-
 int run_layer_check(const LayerCheckOptions& o) {
   return run_guarded([&]() -> int {
+    if (!o.measured.empty()) {
+      if (!o.config.empty())
+        throw InputError(
+            "layer-check: --config EXPERIMENT measures on this machine's GPU, --measured REPORT "
+            "re-predicts a saved report; give one of them");
+      return repredict(o);
+    }
+    if (o.config.empty())
+      throw InputError(
+          "layer-check: give --config EXPERIMENT (measure one layer on this machine's GPU) or "
+          "--measured REPORT (re-predict a report written by --out)");
     // Everything that can be refused is checked before any GPU work, on any build.
     const std::vector<validate::LayerBatch> batches = validate::parse_layer_batches(o.batches);
     const sim::Experiment exp = sim::load_experiment(o.config, o.overrides, o.gpus);
@@ -125,16 +182,10 @@ int run_layer_check(const LayerCheckOptions& o) {
     ctx.cost_model = sim::make_cost_model(exp)->describe();
     ctx.window = window;
     ctx.warmup = o.warmup;
-    if (!o.quiet) validate::print_layer_table(std::cout, ctx, rows);
-    if (!o.out.empty()) {
-      std::ofstream out(o.out);
-      out << validate::layer_check_json(ctx, rows, provenance(o, exp)).dump(2) << "\n";
-      out.close();
-      if (!out)
-        throw std::filesystem::filesystem_error("cannot write the report", std::filesystem::path(o.out),
-                                                std::make_error_code(std::errc::io_error));
-      if (!o.quiet) std::cout << "  report: " << o.out << "\n";
-    }
+    Json prov = provenance(o, exp);
+    prov["batches"] = o.batches;
+    prov["repeats"] = o.repeats;
+    write_report(o, ctx, rows, prov);
     return 0;
 #else
     (void)predicted;

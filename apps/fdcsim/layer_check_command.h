@@ -2,7 +2,7 @@
 // measured on this machine's GPU with the engine's kernels, for prefill, decode and mixed batches
 // (validate/layer_check.h; docs/fit.md, "Layer-level check"). The batches, the experiment and the
 // prediction are checked on any build; only CUDA builds measure, a CPU-only build says so (exit
-// code 2).
+// code 2). With --measured it re-predicts a saved report instead, on any build.
 #pragma once
 
 #include <string>
@@ -15,8 +15,9 @@
 namespace fdc::cli {
 
 struct LayerCheckOptions {
-  std::string config;                  // experiment (embedded name or path)
-  std::vector<std::string> overrides;  // --set
+  std::string config;                  // experiment (embedded name or path); measures on this GPU
+  std::string measured;                // a saved report to re-predict instead (excludes config)
+  std::vector<std::string> overrides;  // --set: of the config, or of the report's config
   int gpus = 0;                        // > 0: one server of this many GPUs, as `engine --gpus`
   std::string batches = validate::kDefaultLayerBatches;
   std::string layers = "2,6";  // short and long layer counts

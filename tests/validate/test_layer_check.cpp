@@ -4,11 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <functional>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
 #include "sim/experiment.h"
+#include "tests/test_paths.h"
+#include "tests/validate/saved_layer_check.h"
 #include "validate/layer_check.h"
 
 using namespace fdc;
@@ -240,7 +244,7 @@ TEST_CASE("layer-check prediction: the layer ops of the window, no overhead, fin
         CHECK(validate::predict_layer(e, {1, 1, 5}, b).total_s == doctest::Approx(c).epsilon(1e-12));
       }
       // A fitted profile says which ops it priced outside their measured ranges (roofline: none).
-      const auto big = validate::predict_layer(e, {0, 2, 6}, validate::parse_layer_batches("decode:256x4000")[0]);
+      const auto big = validate::predict_layer(e, {0, 2, 6}, validate::parse_layer_batches("decode:512x16000")[0]);
       CHECK(big.outside_measured.empty() == (cost["kind"] == "roofline"));
       // Different layers of the table cost differently.
       const auto d = validate::parse_layer_batches("decode:128x2048")[0];
@@ -342,4 +346,153 @@ TEST_CASE("layer-check report: table and JSON") {
   CHECK(j["batches"][1]["within_target"] == false);
   CHECK(r0["predicted_outside_measured"].empty());
   CHECK(j["provenance"]["git_commit"] == "abc");
+}
+
+using test::SavedReport;
+using test::synthetic_report;
+
+namespace {
+
+std::string read_error(const std::string& path) {
+  try {
+    validate::read_layer_check_report(path);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("layer-check saved report: measurements read back, re-predicted as a direct prediction") {
+  const sim::Experiment e = experiment("fdc-uniform-50", Json{{"kind", "profile"}});
+  const auto batches = validate::parse_layer_batches("prefill:1x512,decode:32x1024,prefill:1x512+decode:8x100");
+  const validate::LayerWindow w{1, 2, 5};
+  const Json written = synthetic_report(e, batches, w);
+  const SavedReport file(written);
+
+  const validate::SavedLayerCheck s = validate::read_layer_check_report(file.path);
+  CHECK(s.context.device == "NVIDIA H100 80GB HBM3");
+  CHECK(s.context.window.first == 1);
+  CHECK(s.context.window.short_layers == 2);
+  CHECK(s.context.window.long_layers == 5);
+  CHECK(s.context.warmup == 3);
+  CHECK(s.context.measured_report == file.path);
+  REQUIRE(s.batches.size() == 3);
+  REQUIRE(s.rows.size() == 3);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    CAPTURE(i);
+    CHECK(s.batches[i].label == batches[i].label);
+    CHECK(s.batches[i].batch().seqs.size() == batches[i].batch().seqs.size());
+    const Json& r = written["batches"][i];
+    CHECK(s.rows[i].kind == r["kind"]);
+    CHECK(s.rows[i].seqs == r["seqs"]);
+    CHECK(s.rows[i].repeats == 3);
+    CHECK(s.rows[i].measured_ms == r["measured_ms_per_layer"]["median"].get<double>());
+    CHECK(s.rows[i].measured_p90_ms == r["measured_ms_per_layer"]["p90"].get<double>());
+    CHECK(s.rows[i].long_host_ms == r["host_planning_ms_median"]["long"].get<double>());
+    CHECK(s.rows[i].samples.long_ms == r["forward_ms_per_repeat"]["long"].get<std::vector<double>>());
+    CHECK(s.rows[i].predicted.total_s == 0);
+  }
+
+  // The report's config, another cost model on top: the same as predicting those batches directly.
+  for (const char* set : {"costmodel.kind=profile", "costmodel.kind=roofline", "costmodel.gemm_efficiency=0.5"}) {
+    CAPTURE(set);
+    Json config = s.config;
+    apply_override(config, set);
+    const sim::Experiment again = sim::load_experiment_json(config, "report", "");
+    Json direct_config = e.resolved;
+    apply_override(direct_config, set);
+    const sim::Experiment direct = sim::load_experiment_json(direct_config, "direct", "");
+    const auto rows = validate::repredict_layer_check(again, s);
+    REQUIRE(rows.size() == batches.size());
+    for (size_t i = 0; i < batches.size(); ++i) {
+      CAPTURE(batches[i].label);
+      const auto p = validate::predict_layer(direct, w, batches[i]);
+      CHECK(rows[i].predicted.total_s == p.total_s);
+      CHECK(rows[i].predicted.op_s == p.op_s);
+      CHECK(rows[i].measured_ms == s.rows[i].measured_ms);
+    }
+    if (std::string(set) == "costmodel.kind=profile")  // unchanged: the prediction the report holds
+      for (size_t i = 0; i < batches.size(); ++i)
+        CHECK(rows[i].predicted_ms() == written["batches"][i]["predicted_ms_per_layer"].get<double>());
+  }
+
+  // A report written again keeps what was read, and reads back the same.
+  validate::LayerCheckContext c = s.context;
+  const SavedReport again(validate::layer_check_json(c, validate::repredict_layer_check(e, s), s.provenance));
+  const auto s2 = validate::read_layer_check_report(again.path);
+  CHECK(s2.rows[2].measured_max_ms == s.rows[2].measured_max_ms);
+  CHECK(s2.rows[2].samples.short_host_ms == s.rows[2].samples.short_host_ms);
+  CHECK(s2.config == s.config);
+}
+
+TEST_CASE("layer-check saved report: a profile read from a file is stored by its path") {
+  const std::string path = test::source_path("configs/profiles/h100.json");
+  const sim::Experiment file = experiment("none", Json{{"kind", "profile"}, {"profile", path}});
+  CHECK(file.resolved["costmodel"]["profile"] == "h100");  // the file's stem: not the file
+  CHECK(validate::reloadable_config(file)["costmodel"]["profile"] == path);
+  const sim::Experiment embedded = experiment("none", Json{{"kind", "profile"}, {"profile", "h100"}});
+  CHECK(validate::reloadable_config(embedded)["costmodel"]["profile"] == "h100");
+  CHECK(validate::reloadable_config(experiment("none")) == experiment("none").resolved);
+
+  // A report of an earlier version stored the resolved config as it was: read, it loads the file.
+  const auto batches = validate::parse_layer_batches("decode:8x100");
+  Json j = synthetic_report(file, batches, {0, 2, 6});
+  j["provenance"]["config"] = file.resolved;
+  const SavedReport saved(j);
+  CHECK(validate::read_layer_check_report(saved.path).config["costmodel"]["profile"] == path);
+}
+
+TEST_CASE("layer-check saved report: a malformed one is refused, naming the file and the key") {
+  const sim::Experiment e = experiment("none");
+  const Json good = synthetic_report(e, validate::parse_layer_batches("decode:8x100,prefill:1x64"), {0, 2, 6});
+  auto error_without = [&](const std::function<void(Json&)>& edit) {
+    Json j = good;
+    edit(j);
+    const SavedReport f(j);
+    const std::string m = read_error(f.path);
+    CHECK(m.rfind(f.path + ": ", 0) == 0);  // the file first
+    return m;
+  };
+  CHECK(read_error((std::filesystem::temp_directory_path() / "fdcsim_no_such_report.json").string())
+            .find("cannot open file for reading") != std::string::npos);
+  CHECK(error_without([](Json& j) {
+          j.erase("window");
+        }).find(": /window: expected an object, found nothing (the key is missing)") != std::string::npos);
+  CHECK(error_without([](Json& j) { j["window"].erase("long_layers"); }).find(": /window/long_layers: expected ") !=
+        std::string::npos);
+  CHECK(error_without([](Json& j) {
+          j["provenance"].erase("config");
+        }).find(": /provenance/config: expected an object, found nothing (the key is missing)") != std::string::npos);
+  CHECK(error_without([](Json& j) { j.erase("provenance"); }).find(": /provenance: expected an object") !=
+        std::string::npos);
+  CHECK(error_without([](Json& j) {
+          j["batches"][1]["measured_ms_per_layer"].erase("p90");
+        }).find(": /batches/1/measured_ms_per_layer/p90: expected ") != std::string::npos);
+  CHECK(error_without([](Json& j) {
+          j["batches"][0]["batch"] = "decode:8";
+        }).find(": /batches/0/batch: --batches: item 'decode:8'") != std::string::npos);
+  CHECK(error_without([](Json& j) {
+          j["batches"][0]["forward_ms_per_repeat"]["long"].erase(0);
+        }).find(": /batches/0/forward_ms_per_repeat/long: expected 3 forward times") != std::string::npos);
+  CHECK(error_without([](Json& j) {
+          j["format"] = "fdcsim-timeline";
+        }).find(": /format: expected \"fdcsim-layer-check\"") != std::string::npos);
+  CHECK(error_without([](Json& j) {
+          j["batches"] = Json::array();
+        }).find(": /batches: expected at least one measured batch") != std::string::npos);
+
+  // The window is checked against the model of the config the prediction uses.
+  Json j = good;
+  j["window"]["long_layers"] = 41;
+  const SavedReport f(j);
+  const auto s = validate::read_layer_check_report(f.path);
+  try {
+    validate::repredict_layer_check(e, s);
+    FAIL("a window beyond the model");
+  } catch (const InputError& x) {
+    CHECK(std::string(x.what()).find(f.path + ": /window needs policy layers 0..40; the model has 40 layers") !=
+          std::string::npos);
+  }
 }

@@ -1,0 +1,55 @@
+// A layer-check report as `fdcsim layer-check --out` writes it, from synthetic measurements, in a
+// temporary file: the input of the tests of `--measured`.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sim/experiment.h"
+#include "validate/layer_check.h"
+
+namespace fdc::test {
+
+// A file in the system temp directory holding `j`, removed with the object.
+struct SavedReport {
+  std::string path;
+  explicit SavedReport(const Json& j) {
+    static int n = 0;  // one process runs the tests in one thread
+    path = (std::filesystem::temp_directory_path() /
+            ("fdcsim_layer_check_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + ".json"))
+               .string();
+    std::ofstream(path) << j.dump(2);
+  }
+  ~SavedReport() {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+};
+
+// Three timed pairs per batch (long - short about 4.2 ms), predicted by `e`; provenance holds the
+// config as a run stores it.
+inline Json synthetic_report(const sim::Experiment& e, const std::vector<validate::LayerBatch>& batches,
+                             const validate::LayerWindow& w) {
+  std::vector<validate::LayerCheckRow> rows;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const double base = 1.0 + static_cast<double>(i);
+    validate::LayerMeasurement m{
+        {base, base + 0.1, base - 0.05}, {base + 4.2, base + 4.5, base + 3.9}, {0.2, 0.21, 0.19}, {0.3, 0.31, 0.29}};
+    rows.push_back(validate::compare_layer(batches[i], w, m, validate::predict_layer(e, w, batches[i])));
+  }
+  validate::LayerCheckContext c;
+  c.device = "NVIDIA H100 80GB HBM3";
+  c.experiment = e.name + " (" + e.source + ")";
+  c.model = e.model.name;
+  c.policy = e.policy.name;
+  c.cost_model = sim::make_cost_model(e)->describe();
+  c.window = w;
+  c.warmup = 3;
+  return validate::layer_check_json(c, rows, Json{{"config", validate::reloadable_config(e)}, {"repeats", 3}});
+}
+
+}  // namespace fdc::test
