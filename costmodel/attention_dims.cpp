@@ -49,6 +49,7 @@ LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
       s.kv_dims_lo += d.qk_lo + d.v_lo;
       s.k_dims_hi += d.qk_hi;
       s.v_dims_hi += d.v_hi;
+      s.max_rank_hi = std::max({s.max_rank_hi, d.qk_hi, d.v_hi});
     }
   }
   return s;
@@ -68,6 +69,7 @@ LayerShard max_shard(const LayerDims& layer, int num_heads, int gpus) {
     m.kv_dims_lo = std::max(m.kv_dims_lo, s.kv_dims_lo);
     m.k_dims_hi = std::max(m.k_dims_hi, s.k_dims_hi);
     m.v_dims_hi = std::max(m.v_dims_hi, s.v_dims_hi);
+    m.max_rank_hi = std::max(m.max_rank_hi, s.max_rank_hi);
   }
   return m;
 }

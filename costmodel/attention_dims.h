@@ -65,6 +65,7 @@ struct LayerShard {
   int64_t kv_dims_lo = 0;  // sum of (qk_lo + v_lo)
   int64_t k_dims_hi = 0;   // sum of qk_hi over KV heads (compressed k width from the projection)
   int64_t v_dims_hi = 0;   // sum of v_hi over KV heads
+  int max_rank_hi = 0;     // max of qk_hi and v_hi over the KV heads: the prefill launch's padded width follows it
 };
 
 // Work of GPU `gpu` (0-based) of a replica with `gpus` GPUs, for layer `layer`.

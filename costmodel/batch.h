@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "costmodel/prefill_tiles.h"
+
 namespace fdc::costmodel {
 
 struct SeqWork {
@@ -25,10 +27,11 @@ struct BatchTotals {
   int64_t decode_kv_max = 0;     // max of (context_before + 1): the longest sequence (skewed batches)
   // Prefill chunks (new_tokens > 1): causal attention of c queries over p + c keys.
   int64_t prefill_seqs = 0;
-  int64_t prefill_tokens = 0;     // sum of c
-  int64_t prefill_kv_tokens = 0;  // sum of (p + c): keys read once per chunk
-  int64_t prefill_kv_max = 0;     // max of (p + c)
-  double prefill_pairs = 0;       // sum of c*p + c*(c+1)/2: (query, key) pairs scored
+  int64_t prefill_tokens = 0;       // sum of c
+  int64_t prefill_kv_tokens = 0;    // sum of (p + c): keys read once per chunk
+  int64_t prefill_kv_max = 0;       // max of (p + c)
+  double prefill_pairs = 0;         // sum of c*p + c*(c+1)/2: (query, key) pairs scored
+  PrefillTileCounts prefill_tiles;  // the kernel's blocks and (q tile, k tile) pairs (prefill_tiles.h)
 
   void add(const SeqWork& s) {
     const int64_t c = s.new_tokens, p = s.context_before;
@@ -46,6 +49,7 @@ struct BatchTotals {
       prefill_kv_max = std::max(prefill_kv_max, p + c);
       prefill_pairs +=
           static_cast<double>(c) * static_cast<double>(p) + 0.5 * static_cast<double>(c) * static_cast<double>(c + 1);
+      prefill_tiles.add(c, p);
     }
   }
 };

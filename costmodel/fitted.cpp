@@ -138,6 +138,8 @@ double FittedCostModel::seconds(const OpCall& c) const {
     case OpKind::kAttnDecode:
       q.seqs = static_cast<double>(c.seqs), q.keys_mean = c.keys_mean, q.keys_max = c.keys_max;
       q.balanced = 1;  // the FDC balanced kernel
+      q.padded_flops = c.tiles.padded_flops, q.block_elems = c.tiles.block_elems;
+      q.longest_block_flops = c.tiles.longest_block_flops;
       return priced(f, q) * 1e-6;
     default:
       return priced(f, q) * 1e-6;

@@ -11,6 +11,7 @@
 #include "costmodel/batch.h"
 #include "costmodel/model_spec.h"
 #include "costmodel/ops.h"
+#include "costmodel/prefill_tiles.h"
 
 namespace fdc::costmodel {
 
@@ -68,6 +69,7 @@ struct OpCall {
   // Attention: sequences in the batch and the spread of their key counts (context + new tokens).
   int64_t seqs = 0;
   double keys_mean = 0, keys_max = 0;
+  PrefillTileWork tiles;  // prefill attention: the kernel's padded tile work (prefill_tiles.h)
 };
 
 // Every op of one forward pass over `b` except decode attention, in execution order (decode
@@ -115,6 +117,7 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       c.seqs = b.prefill_seqs;
       c.keys_mean = static_cast<double>(b.prefill_kv_tokens) / static_cast<double>(b.prefill_seqs);
       c.keys_max = static_cast<double>(b.prefill_kv_max);
+      c.tiles = prefill_tile_work(b.prefill_tiles, g.shard.q_heads, g.shard.max_rank_hi);
       f(c);
     }
     if (sp > 1)

@@ -84,7 +84,9 @@ constexpr double kAttnFlopRate = 100e12;
 void attention_shape(BenchCase& c, const costmodel::ModelSpec& m, const std::vector<kernels::attn::HeadRanks>& ranks,
                      const std::vector<int>& ctx, int new_tokens, double lo_fraction, bool mixed) {
   double rk = 0, rv = 0, rk_lo = 0, rv_lo = 0;
+  int max_rank = 0;  // the launch's padded width follows it (costmodel/prefill_tiles.h)
   for (const auto& r : ranks) {
+    max_rank = std::max({max_rank, r.rk, r.rv});
     rk += r.rk;
     rv += r.rv;
     rk_lo += r.rk_lo;
@@ -106,7 +108,8 @@ void attention_shape(BenchCase& c, const costmodel::ModelSpec& m, const std::vec
              {"q_heads", double(m.num_heads)},
              {"kv_heads", double(m.num_kv_heads)},
              {"head_dim", double(m.head_dim)},
-             {"ranks_mixed", mixed ? 1.0 : 0.0}};
+             {"ranks_mixed", mixed ? 1.0 : 0.0},
+             {"max_rank", double(max_rank)}};
 }
 
 // Prefill (tokens x context x ranks) and decode (batch x context mean x spread x ranks x lo share,

@@ -68,6 +68,9 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
         f.us_per_straggler /= f.straggler_on_flops ? rf : rb;
         f.us_per_straggler_unbalanced /= f.straggler_on_flops ? rf : rb;
         break;
+      case FitForm::kAttentionTiles:  // tiles run on the tensor cores; a block's Q tile is a load
+        f.us_per_padded_flop /= rf, f.us_per_longest_flop /= rf, f.us_per_block_elem /= rb;
+        break;
       case FitForm::kConstant:
         break;
     }

@@ -65,6 +65,11 @@ std::vector<double> attention_features(const OpQuery& q, bool on_flops) {
   return {1.0, q.bytes, q.flops, q.seqs, q.balanced * straggler, (1 - q.balanced) * straggler};
 }
 
+// The attention_tiles features, in the order of its coefficients.
+std::vector<double> tile_features(const OpQuery& q) {
+  return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops};
+}
+
 double base_us(const OpFit& fit, const OpQuery& q) {
   switch (fit.form) {
     case FitForm::kGemmRooflineEfficiency:
@@ -80,6 +85,10 @@ double base_us(const OpFit& fit, const OpQuery& q) {
       return fit.alpha_us + fit.us_per_byte * x[1] + fit.us_per_flop * x[2] + fit.us_per_seq * x[3] +
              fit.us_per_straggler * x[4] + fit.us_per_straggler_unbalanced * x[5];
     }
+    case FitForm::kAttentionTiles:
+      FDC_CHECK(q.padded_flops > 0, fit.op << ": an attention_tiles query needs the padded tile work");
+      return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
+             fit.us_per_longest_flop * q.longest_block_flops;
     case FitForm::kAlphaBeta:
     case FitForm::kAlphaBetaEfficiency:
       break;
@@ -180,6 +189,29 @@ OpFit fit_attention(const std::vector<Sample>& s, bool on_flops, bool curve = fa
   return fit;
 }
 
+// attention_tiles: non-negative relative least squares over the padded tile work (all tiles, the
+// blocks' Q tiles, the longest block). Coverage as attention_linear.
+OpFit fit_attention_tiles(const std::vector<Sample>& s) {
+  OpFit fit;
+  fit.form = FitForm::kAttentionTiles;
+  std::vector<std::vector<double>> rows;
+  std::vector<double> t;
+  for (const Sample& x : s) {
+    rows.push_back(tile_features(OpQuery::of(x)));
+    t.push_back(x.time_us);
+  }
+  const std::vector<double> c = relative_nnls(rows, t);
+  fit.alpha_us = c[0], fit.us_per_padded_flop = c[1], fit.us_per_block_elem = c[2], fit.us_per_longest_flop = c[3];
+  fit.axis = range_of(s, &Sample::bytes);
+  Range seqs{s[0].attn->num_seqs, s[0].attn->num_seqs}, keys{s[0].attn->keys_max, s[0].attn->keys_max};
+  for (const Sample& x : s) {
+    seqs.min = std::min(seqs.min, x.attn->num_seqs), seqs.max = std::max(seqs.max, x.attn->num_seqs);
+    keys.min = std::min(keys.min, x.attn->keys_max), keys.max = std::max(keys.max, x.attn->keys_max);
+  }
+  fit.seqs_range = seqs, fit.keys_max_range = keys;
+  return fit;
+}
+
 // constant: the relative least-squares constant through the measured times.
 OpFit fit_constant(const std::vector<Sample>& s) {
   OpFit fit;
@@ -258,6 +290,8 @@ const char* form_name(FitForm f) {
       return "attention_linear";
     case FitForm::kAttentionLinearEfficiency:
       return "attention_linear_efficiency";
+    case FitForm::kAttentionTiles:
+      return "attention_tiles";
     case FitForm::kRooflineDerived:
       return "roofline_derived";
     case FitForm::kConstant:
@@ -269,7 +303,7 @@ const char* form_name(FitForm f) {
 std::optional<FitForm> form_from_name(const std::string& s) {
   for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kGemmRooflineGrid, FitForm::kAlphaBeta,
                     FitForm::kAlphaBetaEfficiency, FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency,
-                    FitForm::kRooflineDerived, FitForm::kConstant})
+                    FitForm::kAttentionTiles, FitForm::kRooflineDerived, FitForm::kConstant})
     if (s == form_name(f)) return f;
   return std::nullopt;
 }
@@ -284,6 +318,10 @@ OpQuery OpQuery::of(const Sample& s) {
   OpQuery q{s.bytes, s.flops, 0, 0, 0};
   if (s.attn) q.seqs = s.attn->num_seqs, q.keys_mean = s.attn->keys_mean, q.keys_max = s.attn->keys_max;
   if (s.attn) q.balanced = s.attn->balanced;
+  if (s.attn) {
+    q.padded_flops = s.attn->padded_flops, q.block_elems = s.attn->block_elems;
+    q.longest_block_flops = s.attn->longest_block_flops;
+  }
   return q;
 }
 
@@ -336,25 +374,30 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
     for (const Sample& s : samples)
       FDC_INPUT_CHECK(s.attn.has_value() == attn, s.where << ": mixes attention and other cases in op " << op);
     const bool on_flops = op == "attn_prefill";
-    auto fit_on = [&](const std::vector<Sample>& sub, bool curve) {
-      return attn ? fit_attention(sub, on_flops, curve) : fit_constant(sub);
+    // Attention: the linear law, the same law over an efficiency curve and, for prefill, the law on
+    // the kernel's padded tile work; the one nearest the held-out target is taken.
+    std::vector<FitForm> forms{FitForm::kConstant};
+    if (attn) forms = {FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency};
+    if (attn && on_flops) forms.push_back(FitForm::kAttentionTiles);
+    auto fit_on = [&](const std::vector<Sample>& sub, FitForm form) {
+      if (form == FitForm::kConstant) return fit_constant(sub);
+      if (form == FitForm::kAttentionTiles) return fit_attention_tiles(sub);
+      return fit_attention(sub, on_flops, form == FitForm::kAttentionLinearEfficiency);
     };
     std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.bytes < b.bytes; });
     std::vector<double> measured;
     for (const Sample& s : samples) measured.push_back(s.time_us);
-    // Attention: the linear law, and the same law over an efficiency curve; the one nearer the
-    // held-out target is taken.
     std::vector<CandidateError> candidates;
-    for (bool curve : attn ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
+    for (FitForm form : forms) {
       const HeldOutError e = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
         std::vector<Sample> sub;
         for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
-        return predict(fit_on(sub, curve), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
+        return predict(fit_on(sub, form), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
       });
-      candidates.push_back({fit_on(samples, curve).form, e});
+      candidates.push_back({form, e});
     }
     const size_t pick = closest_to_target(candidates);
-    OpFit f = fit_on(samples, pick == 1);
+    OpFit f = fit_on(samples, forms[pick]);
     f.op = op;
     f.held_out = candidates[pick].held_out;
     f.candidates = std::move(candidates);

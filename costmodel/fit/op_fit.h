@@ -6,6 +6,8 @@
 //  - alpha_beta_efficiency: alpha_beta / eff(log2 bytes);
 //  - attention_linear: t = alpha + bytes / bw + flops / rate + seqs x per-seq + a straggler term
 //    (the longest sequence's share, from keys_max / keys_mean), balanced and unbalanced kernels apart;
+//  - attention_tiles (prefill): t = alpha + padded FLOPs / rate + per-block cost x Q tile elements
+//    + longest block's padded FLOPs / rate, the work as the kernel tiles it (costmodel/prefill_tiles.h);
 //  - roofline_derived: t = alpha + max(flops / rate, bytes / bw) with rates carried over from other
 //    measurements (not measured for this op: always flagged extrapolated);
 //  - constant: t = alpha (per-iteration overhead).
@@ -29,6 +31,7 @@ enum class FitForm {
   kAlphaBetaEfficiency,
   kAttentionLinear,
   kAttentionLinearEfficiency,  // attention_linear over an efficiency curve in log bytes (half-octave bins)
+  kAttentionTiles,             // prefill: linear in the kernel's padded tile work (prefill_tiles.h)
   kRooflineDerived,
   kConstant
 };
@@ -80,6 +83,9 @@ struct OpFit {
   // flops for prefill) with the balanced split and without it.
   double us_per_seq = 0, us_per_straggler = 0, us_per_straggler_unbalanced = 0;
   bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
+  // attention_tiles: per padded FLOP of all tiles, per Q tile element loaded (a block's fixed cost),
+  // per padded FLOP of the longest block (the critical path when blocks are few).
+  double us_per_padded_flop = 0, us_per_block_elem = 0, us_per_longest_flop = 0;
   std::vector<Knot> knots;
   GemmGrid grid;                                    // gemm_roofline_grid
   Range axis;                                       // flops (GEMMs) or bytes: the measured range
@@ -105,6 +111,8 @@ struct OpQuery {
   double bytes = 0, flops = 0, m = 0, n = 0, k = 0;
   // Attention: sequences, mean and longest keys per sequence, balanced split (1) or not (0).
   double seqs = 0, keys_mean = 0, keys_max = 0, balanced = 1;
+  // Prefill attention: the kernel's padded tile work (costmodel/prefill_tiles.h PrefillTileWork).
+  double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
   static OpQuery gemm(double m, double n, double k);
   static OpQuery of(const Sample& s);
 };

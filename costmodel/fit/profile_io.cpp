@@ -35,6 +35,11 @@ Json op_json(const OpFit& f) {
               {"us_per_straggler", f.us_per_straggler},
               {"us_per_straggler_unbalanced", f.us_per_straggler_unbalanced},
               {"straggler_axis", f.straggler_on_flops ? "flops" : "bytes"}};
+  } else if (f.form == FitForm::kAttentionTiles) {
+    params = {{"alpha_us", f.alpha_us},
+              {"us_per_padded_flop", f.us_per_padded_flop},
+              {"us_per_block_elem", f.us_per_block_elem},
+              {"us_per_longest_flop", f.us_per_longest_flop}};
   } else {
     params = {{"alpha_us", f.alpha_us}, {"us_per_byte", f.us_per_byte}, {"us_per_flop", f.us_per_flop}};
     // Informative only (not read back): the bandwidth the slope stands for.
@@ -135,6 +140,10 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     FDC_INPUT_CHECK(ax == "flops" || ax == "bytes",
                     source << ": ops." << op << ": 'straggler_axis' must be \"flops\" or \"bytes\"");
     f.straggler_on_flops = ax == "flops";
+  } else if (f.form == FitForm::kAttentionTiles) {
+    f.alpha_us = r.number(params, "alpha_us"), f.us_per_padded_flop = r.number(params, "us_per_padded_flop");
+    f.us_per_block_elem = r.number(params, "us_per_block_elem");
+    f.us_per_longest_flop = r.number(params, "us_per_longest_flop");
   } else {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop");

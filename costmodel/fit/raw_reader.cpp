@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "costmodel/fit/vidur_reader.h"
 #include "costmodel/ops.h"
+#include "costmodel/prefill_tiles.h"
 
 namespace fdc::fit {
 namespace {
@@ -47,6 +48,7 @@ class Entry {
                     where_ << ": counter '" << key << "' must be a finite number, found " << it->dump());
     return it->get<double>();
   }
+  bool has(const char* key) const { return j_.contains(key); }
   double positive(const char* key) const {
     const double v = counter(key);
     FDC_INPUT_CHECK(v > 0, where_ << ": counter '" << key << "' must be > 0, found " << v);
@@ -102,6 +104,29 @@ void add_ulysses(const Entry& e, const std::string& base, RawProfile& out) {
         Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0, std::nullopt});
 }
 
+// The largest rank of the benchmark's mixed per-head table (bench/ops/attention_grid.h: 32..128),
+// for raw files written before the profile recorded `max_rank`.
+constexpr double kMixedTableMaxRank = 128;
+
+// Prefill: the kernel's padded tile work of the case (costmodel/prefill_tiles.h). The profile's
+// prefill batches are num_seqs equal chunks of tokens / num_seqs new tokens after ctx_mean cached
+// ones; the longest chunk sees ctx_max cached tokens.
+void add_prefill_tiles(const Entry& e, AttnFeatures& a) {
+  const bool mixed = e.has("ranks_mixed") && e.counter("ranks_mixed") > 0;
+  a.max_rank = e.has("max_rank") ? e.positive("max_rank") : mixed ? kMixedTableMaxRank : std::max(a.rank_qk, a.rank_v);
+  const auto seqs = static_cast<int64_t>(std::llround(a.num_seqs));
+  const auto chunk = static_cast<int64_t>(std::llround(a.tokens / a.num_seqs));
+  FDC_INPUT_CHECK(seqs >= 1 && chunk * seqs == static_cast<int64_t>(std::llround(a.tokens)),
+                  e.where() << ": prefill counters 'tokens' " << a.tokens << " and 'num_seqs' " << a.num_seqs
+                            << " must be whole, equal chunks per sequence");
+  costmodel::PrefillTileCounts n;
+  for (int64_t i = 0; i < seqs; ++i) n.add(chunk, static_cast<int64_t>(std::llround(a.ctx_mean)));
+  n.keys_max = static_cast<int64_t>(std::llround(a.keys_max));
+  const costmodel::PrefillTileWork w = costmodel::prefill_tile_work(n, static_cast<int64_t>(std::llround(a.q_heads)),
+                                                                    static_cast<int>(std::ceil(a.max_rank - 1e-9)));
+  a.padded_flops = w.padded_flops, a.block_elems = w.block_elems, a.longest_block_flops = w.longest_block_flops;
+}
+
 // Attention: the agreed counters of the attention benchmarks (docs/fit.md).
 void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
   Sample s;
@@ -130,6 +155,8 @@ void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
     a.balanced = e.counter("balanced");
     FDC_INPUT_CHECK(a.balanced == 0 || a.balanced == 1,
                     e.where() << ": counter 'balanced' must be 1 or 0, found " << a.balanced);
+  } else {
+    add_prefill_tiles(e, a);
   }
   s.attn = a;
   out.samples.push_back(std::move(s));

@@ -20,6 +20,10 @@ struct AttnFeatures {
   double balanced = 1;                           // decode: the balanced work split (1) or one CTA per sequence (0)
   double rank_qk = 0, rank_v = 0, rank_qk_lo = 0, rank_v_lo = 0, lo_fraction = 0;
   double group = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
+  // Prefill: the largest rank of the launch and the kernel's padded tile work from the shape
+  // (costmodel/prefill_tiles.h); 0 for decode.
+  double max_rank = 0;
+  double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
 };
 
 // One measured case. `group` is the fitted op: "gemm/<op>/<library>", "rope_rotate/{rope_only,rotate}",

@@ -1,0 +1,218 @@
+// The prefill kernel's padded tile work (costmodel/prefill_tiles.h) on hand-worked shapes, and the
+// attention_tiles law fitted on it: a synthetic law in that work is recovered exactly; the forward
+// pass fills the work of the GPU's own heads into the prefill query.
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "costmodel/batch.h"
+#include "costmodel/forward_pass.h"
+#include "costmodel/fit/op_fit.h"
+#include "costmodel/fit/profile_io.h"
+#include "costmodel/fit/raw_reader.h"
+#include "costmodel/prefill_tiles.h"
+#include "tests/traces/temp_file.h"
+
+namespace fdc::costmodel {
+namespace {
+
+// Tile pairs by walking the q tiles one by one (the kernel's loop bounds).
+int64_t pairs_by_walk(int64_t c, int64_t p, int tile_k) {
+  int64_t n = 0;
+  for (int64_t q0 = 0; q0 < c; q0 += kPrefillTileQ) {
+    const int64_t keys = p + std::min<int64_t>(c, q0 + kPrefillTileQ);
+    n += (keys + tile_k - 1) / tile_k;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("prefill tiles: padded width, key tile and causal tile pairs, worked by hand") {
+  // Ranks pad to the launch's width: up to 64 -> 64, above -> 128 (rank 72 costs a 128 tile).
+  CHECK(prefill_padded_width(32) == 64);
+  CHECK(prefill_padded_width(64) == 64);
+  CHECK(prefill_padded_width(72) == 128);
+  CHECK(prefill_padded_width(128) == 128);
+  CHECK(prefill_tile_k(64) == 64);
+  CHECK(prefill_tile_k(128) == 128);
+  // A chunk without cached context; rows per q tile 128.
+  struct Row {
+    int64_t tokens, pairs_k128, pairs_k64, q_tiles;
+  };
+  const Row rows[] = {
+      {1, 1, 1, 1},    // one row, one key tile
+      {64, 1, 1, 1},   // 64 keys: one tile of either size
+      {65, 1, 2, 1},   // 65 keys: a second 64-key tile
+      {129, 3, 5, 2},  // tile 0 sees 128 keys (1 | 2 tiles), tile 1 sees 129 (2 | 3)
+      {256, 3, 6, 2},  // 1 + 2 | 2 + 4
+  };
+  for (const Row& r : rows) {
+    CAPTURE(r.tokens);
+    CHECK(causal_tile_pairs(r.tokens, 0, 128) == r.pairs_k128);
+    CHECK(causal_tile_pairs(r.tokens, 0, 64) == r.pairs_k64);
+    CHECK(prefill_query_tiles(r.tokens) == r.q_tiles);
+  }
+  // After a cached prefix: 128 new tokens after 1000 cached see 1128 keys, 9 tiles of 128.
+  CHECK(causal_tile_pairs(128, 1000, 128) == 9);
+  CHECK(causal_tile_pairs(0, 1000, 128) == 0);
+  // The closed form equals the kernel's walk on awkward sizes.
+  for (int64_t c : {1, 3, 17, 127, 128, 129, 1000, 4097})
+    for (int64_t p : {0, 1, 63, 64, 65, 1000})
+      for (int tk : {64, 128}) {
+        CAPTURE(c);
+        CAPTURE(p);
+        CAPTURE(tk);
+        CHECK(causal_tile_pairs(c, p, tk) == pairs_by_walk(c, p, tk));
+      }
+}
+
+TEST_CASE("prefill tiles: the work of a batch at the padded width") {
+  PrefillTileCounts n;
+  n.add(129, 0);  // 2 q tiles; pairs 3 (k128) / 5 (k64)
+  n.add(64, 64);  // 1 q tile; 128 keys: 1 / 2
+  CHECK(n.q_tiles == 3);
+  CHECK(n.pairs_k128 == 4);
+  CHECK(n.pairs_k64 == 7);
+  CHECK(n.keys_max == 129);
+  // Two q heads at rank 72: padded to 128, key tiles of 128; a pair costs 2 x 128 x 128 x 256 FLOPs.
+  const double pair128 = 2.0 * 128 * 128 * 256;
+  PrefillTileWork w = prefill_tile_work(n, 2, 72);
+  CHECK(w.padded_flops == 2 * 4 * pair128);
+  CHECK(w.block_elems == 2 * 3 * 128 * 128);
+  CHECK(w.longest_block_flops == 2 * pair128);  // 129 keys: 2 tiles of 128
+  // At rank 64: width 64, key tiles of 64; a pair costs 2 x 128 x 64 x 128 FLOPs (a quarter).
+  const double pair64 = 2.0 * 128 * 64 * 128;
+  w = prefill_tile_work(n, 2, 64);
+  CHECK(w.padded_flops == 2 * 7 * pair64);
+  CHECK(w.block_elems == 2 * 3 * 128 * 64);
+  CHECK(w.longest_block_flops == 3 * pair64);
+  // The batch totals carry the same counts (decode steps add none).
+  BatchTotals b;
+  b.add({129, 0, true});
+  b.add({64, 64, true});
+  b.add({1, 500, true});
+  CHECK(b.prefill_tiles.q_tiles == 3);
+  CHECK(b.prefill_tiles.pairs_k128 == 4);
+  CHECK(b.prefill_tiles.pairs_k64 == 7);
+  CHECK(b.prefill_tiles.keys_max == 129);
+}
+
+TEST_CASE("forward pass: prefill attention carries the padded tile work of the GPU's own heads") {
+  ModelSpec m;
+  m.name = "toy";
+  m.num_layers = 1, m.hidden = 1024, m.num_heads = 8, m.num_kv_heads = 8, m.head_dim = 128, m.ffn_hidden = 2048;
+  m.vocab = 100, m.max_model_len = 10000;
+  Batch b;
+  b.add({129, 0, true});  // 2 q tiles; 3 pairs of 128-key tiles, 5 of 64-key tiles
+  b.add({1, 300, true});  // a decode step: no prefill tiles
+  const double pair128 = 2.0 * 128 * 128 * 256, pair64 = 2.0 * 128 * 64 * 128;
+  auto prefill_call = [&](int rank_of_head5, ParallelConfig par) {
+    ModelDims d;
+    LayerDims l;
+    l.kv_heads.assign(8, {32, 32, 32, 32});
+    l.kv_heads[5] = {rank_of_head5, 32, rank_of_head5, 32};
+    d.layers.assign(1, l);
+    OpCall found;
+    for_each_op(m, par, layer_shapes(m, d, par), b.totals, [&](const OpCall& c) {
+      if (c.kind == OpKind::kAttnPrefill) found = c;
+    });
+    REQUIRE(found.kind == OpKind::kAttnPrefill);
+    return found.tiles;
+  };
+  // sp = 2: each GPU runs 4 of the 8 heads; the GPU holding head 5 (rank 72) pads to 128.
+  PrefillTileWork w = prefill_call(72, {1, 2});
+  CHECK(w.padded_flops == 4 * 3 * pair128);
+  CHECK(w.block_elems == 4 * 2 * 128 * 128);
+  CHECK(w.longest_block_flops == 2 * pair128);
+  // Every head at rank <= 64: width 64 and key tiles of 64 on both GPUs.
+  w = prefill_call(64, {1, 2});
+  CHECK(w.padded_flops == 4 * 5 * pair64);
+  CHECK(w.longest_block_flops == 3 * pair64);
+  // One GPU: all 8 heads.
+  CHECK(prefill_call(72, {1, 1}).padded_flops == 8 * 3 * pair128);
+}
+
+}  // namespace fdc::costmodel
+
+namespace fdc::fit {
+namespace {
+
+// A prefill case whose time is a known law of its padded tile work.
+constexpr double kAlpha = 3.0, kPerPadded = 2e-9, kPerBlockElem = 1e-6, kPerLongest = 5e-9;
+
+std::string prefill_entry(int seqs, int chunk, int prefix, int rank, bool mixed, bool with_max_rank) {
+  costmodel::PrefillTileCounts n;
+  for (int s = 0; s < seqs; ++s) n.add(chunk, prefix);
+  const int max_rank = mixed ? 128 : rank;
+  const costmodel::PrefillTileWork w = costmodel::prefill_tile_work(n, 40, max_rank);
+  const double t =
+      kAlpha + kPerPadded * w.padded_flops + kPerBlockElem * w.block_elems + kPerLongest * w.longest_block_flops;
+  const double mean_rank = mixed ? 80 : rank;
+  std::ostringstream os;
+  os.precision(17);
+  os << R"({"name": "attn_prefill/s)" << seqs << "/q" << chunk << "/ctx" << prefix << "/r" << rank << (mixed ? "m" : "")
+     << R"(/manual_time", "real_time": )" << t << R"(, "time_unit": "us", "num_seqs": )" << seqs << R"(, "tokens": )"
+     << seqs * chunk << R"(, "ctx_mean": )" << prefix << R"(, "ctx_max": )" << prefix << R"(, "ctx_cv": 0, "rank_qk": )"
+     << mean_rank << R"(, "rank_v": )" << mean_rank << R"(, "rank_qk_lo": )" << mean_rank << R"(, "rank_v_lo": )"
+     << mean_rank << R"(, "lo_fraction": 0, "group": 1, "q_heads": 40,)"
+     << R"( "kv_heads": 40, "head_dim": 128, "ranks_mixed": )" << (mixed ? 1 : 0);
+  if (with_max_rank) os << R"(, "max_rank": )" << max_rank;
+  os << R"(, "bytes": )" << 1e6 * seqs * (chunk + prefix) * mean_rank / 128 << R"(, "flops": )"
+     << 1e3 * seqs * chunk * (chunk / 2.0 + prefix) * mean_rank << "}";
+  return os.str();
+}
+
+std::string prefill_file(bool with_max_rank) {
+  std::string s = R"({"benchmarks": [)";
+  bool first = true;
+  for (int seqs : {1, 4})
+    for (int chunk : {128, 512, 2048})
+      for (int prefix : {0, 1024})
+        for (int rank : {32, 64, 96, 128, 0}) {
+          s += (first ? "" : ",") + prefill_entry(seqs, chunk, prefix, rank == 0 ? 80 : rank, rank == 0, with_max_rank);
+          first = false;
+        }
+  return s + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("fit: prefill whose time follows the padded tile work takes attention_tiles, recovered exactly") {
+  for (bool with_max_rank : {true, false}) {  // older raw files: the mixed table's top rank is implied
+    CAPTURE(with_max_rank);
+    test::TempFile f("attention.json", prefill_file(with_max_rank));
+    RawProfile raw;
+    RawSource src;
+    read_raw_benchmark_file(f.path(), raw, src);
+    REQUIRE(raw.samples.size() == 60);
+    REQUIRE(raw.samples[4].attn);
+    CHECK(raw.samples[4].attn->max_rank == 128);  // the mixed table
+    CHECK(raw.samples[4].attn->padded_flops > 0);
+    const OpFit fit = fit_op("attn_prefill", raw.samples, Peaks{}, false);
+    CHECK(fit.form == FitForm::kAttentionTiles);
+    REQUIRE(fit.candidates.size() == 3);
+    CHECK(fit.candidates[2].form == FitForm::kAttentionTiles);
+    CHECK(fit.alpha_us == doctest::Approx(kAlpha).epsilon(1e-6));
+    CHECK(fit.us_per_padded_flop == doctest::Approx(kPerPadded).epsilon(1e-6));
+    CHECK(fit.us_per_block_elem == doctest::Approx(kPerBlockElem).epsilon(1e-6));
+    CHECK(fit.us_per_longest_flop == doctest::Approx(kPerLongest).epsilon(1e-6));
+    REQUIRE(fit.held_out.median_ape_pct);
+    CHECK(*fit.held_out.median_ape_pct < 1e-6);
+    CHECK(*fit.held_out.p90_ape_pct < 1e-6);
+    // The law survives the profile file.
+    FittedProfile p;
+    p.gpu = "test";
+    p.ops["attn_prefill"] = fit;
+    const FittedProfile back = profile_from_json(profile_to_json(p, "test"), "p.json");
+    const OpQuery q = OpQuery::of(raw.samples[7]);
+    CHECK(back.ops.at("attn_prefill").form == FitForm::kAttentionTiles);
+    CHECK(predict_time_us(back.ops.at("attn_prefill"), q) == doctest::Approx(predict_time_us(fit, q)));
+    CHECK(predict_time_us(fit, q) == doctest::Approx(raw.samples[7].time_us).epsilon(1e-9));
+  }
+}
+
+}  // namespace fdc::fit
