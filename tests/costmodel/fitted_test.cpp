@@ -141,23 +141,24 @@ TEST_CASE("fitted model: a profile lacking an op the run needs is refused, namin
     CHECK(what.find("'residual'") != std::string::npos);
     CHECK(what.find("costmodel.kind") != std::string::npos);
   }
-  // The measured H100 profile has no collectives: tp=2 on p5 is refused while the experiment loads.
+  // The measured H100 profile has collectives of 2 GPUs only: tp=4 on p5 is refused while the
+  // experiment loads.
   Json j = {{"model", "llama-2-7b"},
             {"hardware", "p5"},
             {"policy", "none"},
-            {"cluster", {{"tp", 2}}},
+            {"cluster", {{"tp", 4}}},
             {"costmodel", {{"kind", "profile"}}},
             {"workload",
              {{"num_requests", 1},
               {"lengths", {{"source", "fixed"}, {"prompt_tokens", 8}, {"output_tokens", 2}}},
               {"arrival", {{"process", "burst"}}}}}};
   try {
-    sim::load_experiment_json(j, "tp2.json", "");
+    sim::load_experiment_json(j, "tp4.json", "");
     FAIL("no error");
   } catch (const InputError& e) {
     const std::string what = e.what();
     CHECK(what.find("'h100'") != std::string::npos);
-    CHECK(what.find("'all_reduce/g2'") != std::string::npos);
+    CHECK(what.find("'all_reduce/g4'") != std::string::npos);
   }
 }
 
