@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 bin=${1:-build/fdcsim}
 [[ -x "$bin" ]] || { echo "refit_profiles.sh: $bin is not an executable fdcsim (pass the path)" >&2; exit 2; }
 R=configs/profiles/raw
-tmp=$(mktemp -d)
+# A fixed scratch folder (git ignores results/), so that the profiles' `fitted_by` is the same on
+# every machine.
+tmp=results/refit-profiles
+rm -rf "$tmp" && mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 unz() { gunzip -c "$1" > "$tmp/$(basename "${1%.gz}")"; echo "$tmp/$(basename "${1%.gz}")"; }
 
@@ -26,10 +29,9 @@ for f in "$R"/h100-1gpu-20261128-engine/*.jsonl.gz "$R"/h100-2gpu-20261128-engin
 done
 "$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json
 
-# H200: the 2026-11-27 folders (older prefill and RoPE kernels; no H200 came for a re-profile);
-# overheads from the 2026-11-27 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it:
-# their bursts reach 256 decode sequences, beyond this profile's attention grid).
-"$bin" fit "$R/h200-1gpu-20261127-attn" "$R/h200-2gpu-20261127-collectives" "$R/h200-2gpu-20261127-ulysses" \
+# H200: the 2026-11-28 re-profile (current kernels) and the 2026-11-27 collectives; overheads from
+# the 2026-11-27 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it).
+"$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-2gpu-20261127-collectives" "$R/h200-2gpu-20261127-ulysses" \
   "$R/h200-4gpu-20261127-collectives" --out "$tmp/h200.json"
 args=()
 for f in "$R"/h200-1gpu-20261127-engine/*.jsonl "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
