@@ -11,6 +11,7 @@
 #include "apps/fdcsim/run_guarded.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/wall_clock.h"
 #include "sim/experiment.h"
 #if FDCSIM_HAVE_CUDA
 #include "validate/engine/layer_timing.h"
@@ -71,18 +72,9 @@ void add_layer_check_command(CLI::App& app, LayerCheckOptions& o) {
 
 namespace {
 
-std::string utc_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 Json provenance(const LayerCheckOptions& o, const sim::Experiment& exp) {
   Json j;
-  j["date_utc"] = utc_now();
+  j["date_utc"] = fdc::utc_now();
   j["git_commit"] = FDCSIM_GIT_COMMIT;
   j["fdcsim_version"] = FDCSIM_VERSION;
   j["command_line"] = o.command_line;

@@ -9,6 +9,7 @@
 
 #include "apps/fdcsim/exit_codes.h"
 #include "core/error.h"
+#include "core/wall_clock.h"
 #if FDCSIM_HAVE_CUDA
 #include "bench/ops/profile_plan.h"
 #include "bench/ops/runner.h"
@@ -50,14 +51,7 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
 #if FDCSIM_HAVE_CUDA
 
 namespace {
-std::string default_out_dir() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "profile-%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
+std::string default_out_dir() { return fdc::utc_now("profile-%Y%m%d-%H%M%S"); }
 }  // namespace
 
 int run_profile(const ProfileOptions& o) {

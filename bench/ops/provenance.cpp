@@ -10,6 +10,7 @@
 #include <string>
 
 #include "bench/ops/runner.h"
+#include "core/wall_clock.h"
 #include "kernels/common/cuda_check.h"
 #ifdef FDCSIM_HAVE_NCCL
 #include <nccl.h>
@@ -29,14 +30,6 @@ std::string version_string(int v) {  // CUDA's 1000 * major + 10 * minor
   return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
 }
 
-std::string utc_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 

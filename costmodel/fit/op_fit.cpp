@@ -152,6 +152,16 @@ OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, b
   return fit;
 }
 
+// The attention samples' measured ranges of sequences and longest keys (what outside_measured checks).
+void set_attention_coverage(OpFit& fit, const std::vector<Sample>& s) {
+  Range seqs{s[0].attn->num_seqs, s[0].attn->num_seqs}, keys{s[0].attn->keys_max, s[0].attn->keys_max};
+  for (const Sample& x : s) {
+    seqs.min = std::min(seqs.min, x.attn->num_seqs), seqs.max = std::max(seqs.max, x.attn->num_seqs);
+    keys.min = std::min(keys.min, x.attn->keys_max), keys.max = std::max(keys.max, x.attn->keys_max);
+  }
+  fit.seqs_range = seqs, fit.keys_max_range = keys;
+}
+
 // attention_linear: non-negative relative least squares over the six features; with `curve`, then
 // an efficiency knot per half-octave of bytes (mean log2 bytes, mean linear time / measured time of
 // the samples in it): what the linear law misses of tile and wave quantisation, by size.
@@ -169,12 +179,7 @@ OpFit fit_attention(const std::vector<Sample>& s, bool on_flops, bool curve = fa
   fit.alpha_us = c[0], fit.us_per_byte = c[1], fit.us_per_flop = c[2], fit.us_per_seq = c[3];
   fit.us_per_straggler = c[4], fit.us_per_straggler_unbalanced = c[5];
   fit.axis = range_of(s, &Sample::bytes);
-  Range seqs{s[0].attn->num_seqs, s[0].attn->num_seqs}, keys{s[0].attn->keys_max, s[0].attn->keys_max};
-  for (const Sample& x : s) {
-    seqs.min = std::min(seqs.min, x.attn->num_seqs), seqs.max = std::max(seqs.max, x.attn->num_seqs);
-    keys.min = std::min(keys.min, x.attn->keys_max), keys.max = std::max(keys.max, x.attn->keys_max);
-  }
-  fit.seqs_range = seqs, fit.keys_max_range = keys;
+  set_attention_coverage(fit, s);
   if (curve) {
     std::map<double, std::array<double, 3>> bins;  // half-octave -> (sum log2 bytes, sum efficiency, count)
     for (const Sample& x : s) {
@@ -203,12 +208,7 @@ OpFit fit_attention_tiles(const std::vector<Sample>& s) {
   const std::vector<double> c = relative_nnls(rows, t);
   fit.alpha_us = c[0], fit.us_per_padded_flop = c[1], fit.us_per_block_elem = c[2], fit.us_per_longest_flop = c[3];
   fit.axis = range_of(s, &Sample::bytes);
-  Range seqs{s[0].attn->num_seqs, s[0].attn->num_seqs}, keys{s[0].attn->keys_max, s[0].attn->keys_max};
-  for (const Sample& x : s) {
-    seqs.min = std::min(seqs.min, x.attn->num_seqs), seqs.max = std::max(seqs.max, x.attn->num_seqs);
-    keys.min = std::min(keys.min, x.attn->keys_max), keys.max = std::max(keys.max, x.attn->keys_max);
-  }
-  fit.seqs_range = seqs, fit.keys_max_range = keys;
+  set_attention_coverage(fit, s);
   return fit;
 }
 

@@ -10,19 +10,13 @@
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
+#include "core/wall_clock.h"
 #include "traces/length_quantiles.h"
 #include "traces/trace_table.h"
 
 namespace {
 
-std::string today_utc() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
+std::string today_utc() { return fdc::utc_now("%Y-%m-%d"); }
 
 }  // namespace
 
