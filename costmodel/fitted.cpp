@@ -28,7 +28,8 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
   auto need = [&](const std::string& op, const std::string& why) -> const fit::OpFit* {
     const fit::OpFit* f = profile_.find(op);
     if (!f) {
-      missing.push_back("'" + op + "' (" + why + ")");
+      const std::string m = "'" + op + "' (" + why + ")";
+      if (std::find(missing.begin(), missing.end(), m) == missing.end()) missing.push_back(m);
       return nullptr;
     }
     if (std::find(used_ops_.begin(), used_ops_.end(), op) == used_ops_.end()) {
@@ -57,6 +58,9 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
       if (g.rotate_macs == 0) rope_only_ = need("rope_rotate/rope_only", "RoPE of full-rank layers");
     }
   }
+  set(OpKind::kKvAppend, need("kv_append", "appending new K/V rows to the KV cache"));
+  for (const LayerShapes& g : groups_)
+    if (g.classify_tail_dims > 0) set(OpKind::kKvClassify, need("kv_classify", "classifying prompt tokens (token classes)"));
   set(OpKind::kAttnPrefill, need("attn_prefill", "prefill attention"));
   set(OpKind::kAttnDecode, need("attn_decode", "decode attention"));
   if (par.sp > 1) {

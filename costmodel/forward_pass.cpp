@@ -38,7 +38,7 @@ std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& d
     const double f = g.f_hi, e = model.dtype_bytes;
     g.kv_bytes_per_token = e * (f * static_cast<double>(sh.kv_dims_hi) + (1 - f) * static_cast<double>(sh.kv_dims_lo));
     g.score_dims = f * static_cast<double>(sh.score_dims_hi) + (1 - f) * static_cast<double>(sh.score_dims_lo);
-    g.row_bytes = e * static_cast<double>(sh.q_qk_dims + sh.q_v_dims + sh.kv_dims_hi);
+    g.row_bytes = e * static_cast<double>(sh.q_qk_dims + sh.q_v_dims);
     g.prefill_kv_bytes_per_token = g.kv_bytes_per_token;
     g.prefill_score_dims = g.score_dims;
     g.prefill_row_bytes = g.row_bytes;
@@ -47,10 +47,14 @@ std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& d
     g.kv_bytes_lo = e * static_cast<double>(sh.kv_dims_lo);
     g.score_dims_hi = static_cast<double>(sh.score_dims_hi);
     g.score_dims_lo = static_cast<double>(sh.score_dims_lo);
-    if (g.token_classes) {  // prefill at hi dims, then the classification's traffic
-      g.prefill_kv_bytes_per_token = e * static_cast<double>(sh.kv_dims_hi);
+    const double hi = static_cast<double>(sh.kv_dims_hi), lo = static_cast<double>(sh.kv_dims_lo);
+    g.append_dims_decode = f * hi + (1 - f) * lo;
+    g.append_dims_prefill = hi;
+    if (g.token_classes) {  // prefilled at hi dims from the staging cache, then classified
+      g.prefill_kv_bytes_per_token = e * hi;
       g.prefill_score_dims = static_cast<double>(sh.score_dims_hi);
-      g.prefill_row_bytes += 2.0 * e * static_cast<double>(sh.kv_dims_hi) + kSortBytesPerKey * static_cast<double>(sh.kv_heads);
+      g.append_dims_prefill = hi + (f * hi + (1 - f) * lo);
+      g.classify_tail_dims = hi - lo;
     }
     out.push_back(g);
   }

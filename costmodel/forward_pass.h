@@ -30,15 +30,19 @@ struct LayerShapes {
   // Attention per context token and per query row on the most loaded GPU (bytes, FLOP/2).
   double kv_bytes_per_token = 0;  // cached K+V bytes read per context token (class mix)
   double score_dims = 0;          // (qk + v) dims per context token, summed over query heads
-  double row_bytes = 0;           // q read + output written + new K/V appended, per new token
+  double row_bytes = 0;           // q read + output written, per new token
   // The same for prefill attention. With token classes a prompt is prefilled at hi dims (its keys
-  // are classified only once it is whole), then classified: its K/V rows go to a staging cache
-  // (written once more), are scored (read once more) and sorted per KV head (a segmented radix
-  // sort: kSortBytesPerKey per key and head), which prefill_row_bytes adds. Without classes these
-  // equal the decode figures.
+  // are classified only once it is whole); without classes these equal the decode figures.
   double prefill_kv_bytes_per_token = 0;
   double prefill_score_dims = 0;
   double prefill_row_bytes = 0;
+  // KV append (op kv_append): elements of a new token's K/V rows over the GPU's KV heads. A
+  // decode token goes to its class (a share f_hi at hi dims); with token classes a prompt's rows
+  // are appended twice: at hi dims into the staging cache prefill attention reads, then, once
+  // classified (op kv_classify, over the tail dims a lo token drops), into their class's slots.
+  double append_dims_decode = 0;
+  double append_dims_prefill = 0;
+  double classify_tail_dims = 0;   // 0 without token classes
   // Token classes (important share f < 1, lo dims below hi dims): the decode kernel runs one unit
   // per class for every (sequence, KV head), so decode attention is priced as two passes, the hi
   // class over a share f of the keys and the lo class over the rest, each with its own fixed and
@@ -47,9 +51,6 @@ struct LayerShapes {
   double kv_bytes_hi = 0, kv_bytes_lo = 0;
   double score_dims_hi = 0, score_dims_lo = 0;
 };
-// Bytes a segmented radix sort of 32-bit keys and values moves per key: four 8-bit digit passes,
-// each reading and writing the key and its value.
-inline constexpr double kSortBytesPerKey = 4 * 2 * (4 + 4);
 
 std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& dims, ParallelConfig par);
 
@@ -107,6 +108,22 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
     }
     if (sp > 1)
       f(collective(OpKind::kAllToAllQkv, sp, M * g.a2a_qkv * e, alltoall_send_factor(sp), M * g.a2a_qkv * e, n));
+    {
+      // After the all-to-all every GPU appends all of the batch's new rows, for its KV heads.
+      const double appended = static_cast<double>(b.decode_seqs) * g.append_dims_decode +
+                              static_cast<double>(b.prefill_tokens) * g.append_dims_prefill;
+      if (appended > 0) {
+        OpCall c = kernel(OpKind::kKvAppend, OpWork{0, 2.0 * e * appended, 0}, RooflineRate::kMemory, n);
+        c.seqs = b.num_seqs;
+        f(c);
+      }
+    }
+    if (b.prefill_seqs > 0 && g.classify_tail_dims > 0) {
+      OpCall c = kernel(OpKind::kKvClassify, kv_classify_work(static_cast<double>(b.prefill_tokens), g.classify_tail_dims, e),
+                        RooflineRate::kMemory, n);
+      c.seqs = b.prefill_seqs;
+      f(c);
+    }
     if (b.prefill_seqs > 0) {
       OpCall c = kernel(OpKind::kAttnPrefill,
                         OpWork{2.0 * b.prefill_pairs * g.prefill_score_dims,

@@ -12,6 +12,10 @@ std::string_view op_name(OpKind k) {
       return "rope_rotate";
     case OpKind::kAllToAllQkv:
       return "all_to_all_qkv";
+    case OpKind::kKvAppend:
+      return "kv_append";
+    case OpKind::kKvClassify:
+      return "kv_classify";
     case OpKind::kAttnPrefill:
       return "attn_prefill";
     case OpKind::kAttnDecode:

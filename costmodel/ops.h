@@ -13,6 +13,8 @@ enum class OpKind : int {
   kQkvProj,
   kRopeRotate,
   kAllToAllQkv,
+  kKvAppend,
+  kKvClassify,
   kAttnPrefill,
   kAttnDecode,
   kAllToAllOut,
@@ -54,6 +56,25 @@ inline OpWork rope_rotate_work(double tokens, double in_per_token, double out_pe
   OpWork w = elementwise_work(tokens * in_per_token, tokens * out_per_token, e, 6.0);
   w.flops += 2.0 * tokens * rotate_macs_per_token;
   return w;
+}
+
+// KV append: `tokens` new rows of K/V, kv_dims_per_token elements each (the sum of r_qk + r_v over
+// the KV heads, at each row's class), read from the projection's output and written into their
+// cache slots. No flops.
+inline OpWork kv_append_work(double tokens, double kv_dims_per_token, double e) {
+  return {0.0, 2.0 * e * tokens * kv_dims_per_token, 0.0};
+}
+
+// Bytes a segmented radix sort of 32-bit keys and values moves per key: four 8-bit digit passes,
+// each reading and writing the key and its value.
+inline constexpr double kSortBytesPerKey = 4 * 2 * (4 + 4);
+
+// Token classification of `tokens` prompt rows (hybrid token classes): each row's importance is
+// the energy of the dims a lo token drops (tail_dims_per_token elements over the KV heads: a
+// multiply-add each), then the rows of each prompt are sorted by it (kSortBytesPerKey per row) and
+// assigned a class and slot (a class and a slot written per row).
+inline OpWork kv_classify_work(double tokens, double tail_dims_per_token, double e) {
+  return {2.0 * tokens * tail_dims_per_token, tokens * (e * tail_dims_per_token + kSortBytesPerKey + 2 * 4.0), 0.0};
 }
 
 // Collective factors as nccl-tests defines bus bandwidth: data each GPU sends per payload byte.

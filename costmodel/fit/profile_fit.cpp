@@ -10,7 +10,8 @@ namespace fdc::fit {
 namespace {
 
 bool is_elementwise(const std::string& op) {
-  return op.rfind("norm/", 0) == 0 || op == "residual" || op.rfind("mlp_act/", 0) == 0 || op == "rope_rotate/rope_only";
+  return op.rfind("norm/", 0) == 0 || op == "residual" || op.rfind("mlp_act/", 0) == 0 || op == "rope_rotate/rope_only" ||
+         op == "kv_append" || op == "kv_classify";
 }
 
 }  // namespace
@@ -43,8 +44,9 @@ void add_carried_ops(FittedProfile& p) {
     f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};
     p.ops[f.op] = f;
   }
-  if (p.find("attn_prefill") && p.find("attn_decode")) return;
-  // Efficiencies of the measured ops, carried over to attention.
+  static const char* const kCarried[] = {"attn_prefill", "attn_decode", "kv_append", "kv_classify"};
+  if (std::all_of(std::begin(kCarried), std::end(kCarried), [&](const char* op) { return p.find(op) != nullptr; })) return;
+  // Efficiencies of the measured ops, carried over to attention and the KV cache ops.
   std::vector<double> flops_eff, bytes_eff, alpha;
   bool lt = false;
   for (const auto& [op, f] : p.ops) lt = lt || (op.rfind("gemm/", 0) == 0 && op.find("/cublaslt") != std::string::npos);
@@ -62,7 +64,7 @@ void add_carried_ops(FittedProfile& p) {
   }
   if (flops_eff.empty() || bytes_eff.empty() || p.peaks.tflops <= 0 || p.peaks.gbps <= 0) return;
   const double fe = percentile(flops_eff, 0.5), be = percentile(bytes_eff, 0.5), a = percentile(alpha, 0.5);
-  for (const char* op : {"attn_prefill", "attn_decode"}) {
+  for (const char* op : kCarried) {
     if (p.find(op)) continue;
     OpFit f;
     f.op = op;
@@ -75,7 +77,8 @@ void add_carried_ops(FittedProfile& p) {
     note << "roofline-derived, not measured: bytes and flops at the measured peaks (" << p.peaks.tflops << " TFLOP/s, "
          << p.peaks.gbps << " GB/s) times efficiencies carried from the measured ops (flops " << fe
          << ": median GEMM efficiency; bytes " << be << ": median element-wise bandwidth over the copy peak; alpha "
-         << a << " us: median element-wise alpha); replaced when attention.json is fitted";
+         << a << " us: median element-wise alpha); replaced when "
+         << (std::string(op).rfind("attn_", 0) == 0 ? "attention.json is fitted" : "its profile cases are fitted");
     f.note = note.str();
     f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};
     p.ops[op] = f;

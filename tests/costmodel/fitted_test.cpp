@@ -38,7 +38,7 @@ fit::OpFit constant(const std::string& op, double us) {
 }
 
 // Every op 1 us except: norms 0.01 us per byte, decode attention 2 us per sequence plus a
-// straggler term, iteration overhead 100 us.
+// straggler term, KV append 0.5 us, iteration overhead 100 us.
 fit::FittedProfile hand_profile() {
   fit::FittedProfile p;
   p.gpu = "toy-gpu";
@@ -52,6 +52,7 @@ fit::FittedProfile hand_profile() {
   fit::OpFit attn;
   attn.op = "attn_decode", attn.form = fit::FitForm::kAttentionLinear, attn.us_per_seq = 2.0;
   p.ops[attn.op] = attn;
+  p.ops["kv_append"] = constant("kv_append", 0.5);
   p.ops["iteration_overhead"] = constant("iteration_overhead", 100.0);
   return p;
 }
@@ -68,19 +69,20 @@ TEST_CASE("fitted model: a decode iteration is the sum of the profile's laws, wo
   const costmodel::ModelSpec m = toy_model();
   const costmodel::FittedCostModel model(m, full_rank(m), {1, 1}, hand_profile(), {"hand", "test"});
   // 3 decode rows of a 64-wide model: a norm moves 2 x 3 x 64 x 2 bytes = 768 B = 7.68 us.
-  // Per layer: 2 norms 15.36 + qkv, rope, out, 2 residuals, up, act, down 8 x 1 + attention 3 seqs x 2 = 29.36;
-  // 2 layers 58.72; then final norm 7.68, LM head 1, overhead 100: 167.4 us.
-  CHECK(model.iteration_time(decode_batch({10, 20, 30})).ns() == 167400);
+  // Per layer: 2 norms 15.36 + qkv, rope, out, 2 residuals, up, act, down 8 x 1 + append 0.5 +
+  // attention 3 seqs x 2 = 29.86; 2 layers 59.72; then final norm 7.68, LM head 1, overhead 100: 168.4 us.
+  CHECK(model.iteration_time(decode_batch({10, 20, 30})).ns() == 168400);
   costmodel::OpBreakdown bd;
-  CHECK(model.iteration_time(decode_batch({10, 20, 30}), bd).ns() == 167400);
+  CHECK(model.iteration_time(decode_batch({10, 20, 30}), bd).ns() == 168400);
+  CHECK(bd.seconds[static_cast<size_t>(costmodel::OpKind::kKvAppend)] == doctest::Approx(1e-6));
   CHECK(bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] == doctest::Approx(12e-6));
   CHECK(bd.seconds[static_cast<size_t>(costmodel::OpKind::kNorm)] == doctest::Approx(5 * 7.68e-6));
   // A prefill chunk of 5 tokens adds prefill attention (1 us per layer) and 5 more rows everywhere.
   costmodel::Batch mixed = decode_batch({10, 20, 30});
   mixed.add({5, 0, true});
-  // 8 rows: norms 20.48 us each; per layer 2 x 20.48 + 8 + 6 + 1 = 55.96; x2 = 111.92; the final norm
-  // runs on the 4 rows that emit a token (10.24), then LM head 1 and overhead 100: 223.16 us.
-  CHECK(model.iteration_time(mixed).ns() == 223160);
+  // 8 rows: norms 20.48 us each; per layer 2 x 20.48 + 8 + 0.5 + 6 + 1 = 56.46; x2 = 112.92; the final
+  // norm runs on the 4 rows that emit a token (10.24), then LM head 1 and overhead 100: 224.16 us.
+  CHECK(model.iteration_time(mixed).ns() == 224160);
   CHECK_FALSE(model.extrapolated());
   CHECK(model.describe().find("every op measured") != std::string::npos);
 }
@@ -124,6 +126,39 @@ TEST_CASE("fitted model: queries outside a law's measured ranges are counted and
   CHECK(u[0].queries == 2);  // one per iteration: the two identical layers are priced once
   CHECK(u[0].outside == 1);
   CHECK(u[0].example.find("attn_decode: sequences 3 outside [1, 2]") != std::string::npos);
+}
+
+TEST_CASE("fitted model: token classes add the classification of prompt rows, priced by its law's bytes") {
+  const costmodel::ModelSpec m = toy_model();
+  costmodel::ModelDims d = full_rank(m);
+  for (auto& l : d.layers) {
+    l.important_fraction = 0.5;
+    for (auto& h : l.kv_heads) h.qk_lo = h.v_lo = 8;
+  }
+  fit::FittedProfile p = hand_profile();
+  // Without a kv_classify law the run is refused, naming it once.
+  try {
+    costmodel::FittedCostModel(m, d, {1, 1}, p, {"toyprof", "toy.json"});
+    FAIL("no error");
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("'kv_classify' (classifying prompt tokens (token classes))") != std::string::npos);
+    CHECK(what.find("kv_classify", what.find("kv_classify") + 1) == std::string::npos);
+  }
+  fit::OpFit cls;
+  cls.op = "kv_classify", cls.form = fit::FitForm::kAlphaBeta, cls.alpha_us = 2.0, cls.us_per_byte = 0.001;
+  p.ops[cls.op] = cls;
+  const costmodel::FittedCostModel model(m, d, {1, 1}, p, {"hand", "test"});
+  costmodel::OpBreakdown dec, pre;
+  (void)model.iteration_time(decode_batch({10, 20}), dec);
+  CHECK(dec.seconds[static_cast<size_t>(costmodel::OpKind::kKvClassify)] == 0);
+  costmodel::Batch b;
+  b.add({10, 0, true});
+  (void)model.iteration_time(b, pre);
+  // 10 rows, tail dims 4 heads x (8 + 8): 2 x 64 bytes read + 64 sort + 8 class and slot = 200 bytes
+  // a row; 2000 bytes = 2 us + alpha 2 us, per layer.
+  CHECK(pre.work[static_cast<size_t>(costmodel::OpKind::kKvClassify)].bytes == doctest::Approx(2 * 2000.0));
+  CHECK(pre.seconds[static_cast<size_t>(costmodel::OpKind::kKvClassify)] == doctest::Approx(2 * 4e-6));
 }
 
 TEST_CASE("fitted model: a profile lacking an op the run needs is refused, naming the profile and the op") {

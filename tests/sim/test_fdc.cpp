@@ -126,10 +126,21 @@ TEST_CASE("decode attention bytes follow the kept dims, per token class") {
   double expect = 0;
   for (const auto& layer : hyb.dims.layers) {
     const double f = layer.important_fraction;
-    expect += 32.0 * 4096 * 40 * 2 * (f * 192 + (1 - f) * 64) + 32.0 * 40 * 2 * (96 + 96 + 192);
+    expect += 32.0 * 4096 * 40 * 2 * (f * 192 + (1 - f) * 64) + 32.0 * 40 * 2 * (96 + 96);
   }
   CHECK(h.work[i].bytes == doctest::Approx(expect));
-  CHECK(a.work[i].bytes == doctest::Approx(40.0 * (32.0 * 4096 * 40 * 2 * 256 + 32.0 * 40 * 2 * (128 + 128 + 256))));
+  CHECK(a.work[i].bytes == doctest::Approx(40.0 * (32.0 * 4096 * 40 * 2 * 256 + 32.0 * 40 * 2 * (128 + 128))));
+  // The new tokens' K/V rows go into the cache by the append op: read and written once, each at
+  // its class's dims (a share f at hi dims), and no classification without prompts.
+  const auto ap = static_cast<size_t>(OpKind::kKvAppend);
+  double append = 0;
+  for (const auto& layer : hyb.dims.layers) {
+    const double f = layer.important_fraction;
+    append += 2.0 * 2 * 32 * 40 * (f * 192 + (1 - f) * 64);
+  }
+  CHECK(h.work[ap].bytes == doctest::Approx(append));
+  CHECK(a.work[ap].bytes == doctest::Approx(40.0 * 2 * 2 * 32 * 40 * 256));
+  CHECK(h.seconds[static_cast<size_t>(OpKind::kKvClassify)] == 0);
 }
 
 TEST_CASE("decode attention with token classes is priced as two passes, one per class") {
@@ -150,7 +161,7 @@ TEST_CASE("decode attention with token classes is priced as two passes, one per 
   CHECK(decode_s(hyb, 3.0) - decode_s(hyb, 2.0) == doctest::Approx(2 * 40e-6));
 }
 
-TEST_CASE("prefill attention with token classes: prompts at hi dims, plus the classification's traffic") {
+TEST_CASE("prefill with token classes: prompts at hi dims, staged, classified, then appended by class") {
   using namespace costmodel;
   sim::Experiment hyb = sim::load_experiment_json(llama13b_experiment("fdc-hybrid"), "t.json", "");
   sim::Experiment uni = sim::load_experiment_json(llama13b_experiment("fdc-uniform-50"), "t.json", "");
@@ -160,18 +171,31 @@ TEST_CASE("prefill attention with token classes: prompts at hi dims, plus the cl
   OpBreakdown h;
   RooflineCostModel(hyb.model, hyb.hardware, hyb.dims, {1, 1}, hyb.roofline).iteration_time(b, h);
   const auto i = static_cast<size_t>(OpKind::kAttnPrefill);
-  // Every key at the hi dims (96 + 96 per head); per new token q, output and the appended K/V
-  // (96 + 96 + 192 per head), the staging write and the scoring read (2 x 192 per head) and the
-  // sort's 64 bytes per head.
+  // Every key at the hi dims (96 + 96 per head); per new token q read and output written (96 + 96
+  // per head).
   const double layers = static_cast<double>(hyb.dims.layers.size());
   const double pairs = 1000.0 * 1001 / 2 + 500.0 * 501 / 2;
   CHECK(h.work[i].flops == doctest::Approx(layers * 2 * pairs * 40 * 192));
-  CHECK(h.work[i].bytes ==
-        doctest::Approx(layers * (1500.0 * 40 * 2 * 192 + 1500.0 * (40 * 2 * (96 + 96 + 192) + 40 * 2 * 2 * 192 + 40 * 64.0))));
-  // A policy without classes: the same formula with no classification term.
+  CHECK(h.work[i].bytes == doctest::Approx(layers * (1500.0 * 40 * 2 * 192 + 1500.0 * 40 * 2 * (96 + 96))));
+  // Append: each prompt row at hi dims into the staging cache, then at its class's dims.
+  const auto ap = static_cast<size_t>(OpKind::kKvAppend), cl = static_cast<size_t>(OpKind::kKvClassify);
+  double append = 0, classify = 0;
+  for (const auto& layer : hyb.dims.layers) {
+    const double f = layer.important_fraction;
+    append += 2.0 * 2 * 1500 * 40 * (192 + f * 192 + (1 - f) * 64);
+    // The tail dims a lo token drops (128 per head) read once, 64 bytes of sort and 8 of class and slot per row.
+    classify += 1500.0 * (2 * 40 * 128 + kSortBytesPerKey + 8);
+  }
+  CHECK(h.work[ap].bytes == doctest::Approx(append));
+  CHECK(h.work[cl].bytes == doctest::Approx(classify));
+  CHECK(h.work[cl].flops == doctest::Approx(layers * 2 * 1500.0 * 40 * 128));
+  // A policy without classes: q and output in attention, one append at the kept dims, no classification.
   OpBreakdown u;
   RooflineCostModel(uni.model, uni.hardware, uni.dims, {1, 1}, uni.roofline).iteration_time(b, u);
-  CHECK(u.work[i].bytes == doctest::Approx(40 * (1500.0 * 40 * 2 * 128 + 1500.0 * 40 * 2 * (64 + 64 + 128))));
+  CHECK(u.work[i].bytes == doctest::Approx(40 * (1500.0 * 40 * 2 * 128 + 1500.0 * 40 * 2 * (64 + 64))));
+  CHECK(u.work[ap].bytes == doctest::Approx(40 * 2.0 * 2 * 1500 * 40 * 128));
+  CHECK(u.seconds[cl] == 0);
+  CHECK(u.work[cl].bytes == 0);
 }
 
 TEST_CASE("a per-head table with token classes: lo ranks are a share of each head's ranks, the important share ramps") {
