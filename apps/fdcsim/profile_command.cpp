@@ -43,7 +43,9 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--sweep-max-bytes", o.sweep_max_bytes, "Largest collective size of the bandwidth sweeps (default 1 GiB)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--filter", o.filter, "Run only cases whose name contains this text");
+  sub->add_option("--filter", o.filter,
+                  "Run only cases whose name contains this text; a leading '/' also matches the name's start "
+                  "(--filter /kv_: the KV cache cases, not gemm/qkv_proj)");
   sub->add_flag("--dry-run", o.dry_run, "Write plan.json (the grid, estimates, what the budget cuts) and stop");
   sub->add_flag("--quiet,-q", o.quiet, "No console tables; errors still go to stderr");
 }

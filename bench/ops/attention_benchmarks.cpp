@@ -1,12 +1,15 @@
 // Attention cases of the profile: the FDC kernels of kernels/attention (prefill over cached
 // prefixes, paged decode with per-head ranks, token classes and the balanced split) on a paged
 // cache of random pages, at the shapes the case's counters give (attention_grid.h rebuilds the
-// per-sequence lengths and rank tables). Timed like the other ops: bursts of back-to-back launches
-// between CUDA events. Counters: the shape (docs/profile.md), bytes, flops, GB/s, TFLOP/s.
+// per-sequence lengths and rank tables); and the KV cache's other kernels, the append of new rows
+// (kv_append) and the prompt classification of token classes (kv_classify). Timed like the other
+// ops: bursts of back-to-back launches between CUDA events. Counters: the shape (docs/profile.md),
+// bytes, flops, GB/s, TFLOP/s.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "bench/ops/bench_util.h"
 #include "bench/ops/benchmarks.h"
 #include "kernels/attention/attention.h"
+#include "kernels/attention/classify.h"
 #include "kernels/attention/device_cache.h"
 #include "kernels/attention/plan.h"
 #include "kernels/attention/reference.h"
@@ -133,7 +137,67 @@ void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   st.counters["units"] = static_cast<double>(plan.units.size());
 }
 
+// New rows of one sequence's prefill (rows 0..tokens-1 to slots 0..tokens-1 of its pages, page ids
+// shuffled) at a uniform rank, all hi. Launching it again rewrites the same slots.
+void kv_append_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
+  if (budget_spent(ctx.opts, st)) return;
+  const int tokens = shape_int(c, "tokens"), Hk = shape_int(c, "kv_heads"), r = shape_int(c, "rank");
+  CaseCache cache(attn::HeadLayout::uniform(Hk, Hk, r, r, kBlock), {tokens}, {0});
+  const attn::HeadLayout& L = cache.L;
+  DeviceBuffer<uint16_t> k(static_cast<size_t>(tokens) * L.k_row()), v(static_cast<size_t>(tokens) * L.v_row());
+  fill_random_bf16(k.data(), k.size(), 13);
+  fill_random_bf16(v.data(), v.size(), 14);
+  std::vector<int> pos(static_cast<size_t>(tokens));
+  std::iota(pos.begin(), pos.end(), 0);
+  DeviceBuffer<int> seq_of(std::vector<int>(static_cast<size_t>(tokens), 0)), pos_of(pos);
+  attn::AppendParams p = cache.dev.append_params(L);
+  p.dtype = kernels::DType::kBF16;
+  p.num_tokens = tokens;
+  p.k = k.data();
+  p.v = v.data();
+  p.seq_of = seq_of.data();
+  p.pos_of = pos_of.data();
+  (void)time_op(st, ctx, c, [&] { attn::launch_append(p, ctx.stream); });
+  set_attention_counters(st, c);
+}
+
+// One prompt of `tokens` rows at hi ranks (random packed k/v rows, so the sort orders distinct
+// keys), classified with hi_rows of them kept hi. The workspace is reserved before timing.
+void kv_classify_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
+  if (budget_spent(ctx.opts, st)) return;
+  const int tokens = shape_int(c, "tokens"), Hk = shape_int(c, "kv_heads"), n_hi = shape_int(c, "hi_rows");
+  if (shape_int(c, "seqs") != 1)
+    throw InternalError("kv_classify case " + c.name + ": only one prompt (seqs = 1) is supported");
+  const attn::HeadLayout L(Hk, Hk, kv_classify_ranks(Hk, shape_int(c, "head_dim")), kBlock);
+  DeviceBuffer<uint16_t> k(static_cast<size_t>(tokens) * L.k_row()), v(static_cast<size_t>(tokens) * L.v_row());
+  fill_random_bf16(k.data(), k.size(), 15);
+  fill_random_bf16(v.data(), v.size(), 16);
+  DeviceBuffer<attn::HeadInfo> heads(L.head_info());
+  DeviceBuffer<int> cu(std::vector<int>{0, tokens}), seg_of(std::vector<int>(static_cast<size_t>(tokens), 0)),
+      num_hi(std::vector<int>{n_hi}), cls_of(static_cast<size_t>(tokens)), pos_of(static_cast<size_t>(tokens));
+  attn::TokenClassifier classifier;
+  classifier.reserve(tokens, 1, cu.data(), ctx.stream);
+  (void)time_op(st, ctx, c, [&] {
+    classifier.classify(k.data(), L.k_row(), v.data(), L.v_row(), heads.data(), Hk, tokens, cu.data(), 1, seg_of.data(),
+                        num_hi.data(), cls_of.data(), pos_of.data(), ctx.stream);
+  });
+  set_attention_counters(st, c);
+}
+
 }  // namespace
+
+void register_kv_cache_case(const BenchCase& c, OpContext& ctx) {
+  OpContext* x = &ctx;
+  benchmark::internal::Benchmark* b = nullptr;
+  if (c.kind == "kv_append") {
+    b = benchmark::RegisterBenchmark(c.name.c_str(), [x, c](benchmark::State& st) { kv_append_case(st, *x, c); });
+  } else if (c.kind == "kv_classify") {
+    b = benchmark::RegisterBenchmark(c.name.c_str(), [x, c](benchmark::State& st) { kv_classify_case(st, *x, c); });
+  } else {
+    throw InternalError("register_kv_cache_case: case " + c.name + " of kind " + c.kind + " is not a KV cache case");
+  }
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(timed_iterations(c, ctx.opts.min_time_s));
+}
 
 void register_attention_case(const BenchCase& c, OpContext& ctx) {
   OpContext* x = &ctx;

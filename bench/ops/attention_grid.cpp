@@ -63,6 +63,13 @@ std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int
   return r;
 }
 
+std::vector<kernels::attn::HeadRanks> kv_classify_ranks(int num_kv_heads, int head_dim) {
+  namespace attn = kernels::attn;
+  if (head_dim >= attn::kMaxRank) return attention_head_ranks(num_kv_heads, 0, true, true);
+  const int rank = std::clamp(head_dim / attn::kRankGranule * attn::kRankGranule, attn::kMinRank, attn::kMaxRank);
+  return attention_head_ranks(num_kv_heads, rank, false, true);
+}
+
 void decode_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi,
                     std::vector<int>* num_lo) {
   num_hi->clear();

@@ -31,6 +31,11 @@ LengthStats length_stats(const std::vector<int>& lengths);
 // quarter of each rank (a multiple of 8, at least 16), else the lo ranks equal the hi ranks.
 std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, bool lo);
 
+// Token-class rank table of the kv_classify cases: the mixed table with lo ranks (as above) when
+// head_dim >= 128, else a uniform rank of head_dim (a multiple of 8, within the kernels' 16..128)
+// with its lo ranks.
+std::vector<kernels::attn::HeadRanks> kv_classify_ranks(int num_kv_heads, int head_dim);
+
 // Cache contents of a decode step over sequences with `ctx` cached tokens each (the context before
 // the step): lo tokens = round(lo_fraction * ctx); hi tokens = the rest plus the step's new token,
 // appended (hi) before attention runs, so every sequence attends ctx + 1 keys.

@@ -30,6 +30,9 @@ struct OpContext {
 void register_op_case(const BenchCase& c, OpContext& ctx);
 // Attention cases (attn_prefill, attn_decode): kernels/attention on a paged cache.
 void register_attention_case(const BenchCase& c, OpContext& ctx);
+// KV cache cases (kv_append, kv_classify): kernels/attention's append and token classifier. They
+// run with the single-GPU op cases (ops.json); register_op_case passes them on.
+void register_kv_cache_case(const BenchCase& c, OpContext& ctx);
 
 // Times `op` with bursts of back-to-back launches (>= 200 us each, so launch gaps and timer
 // resolution do not count); sets the shape counters, the burst length and the rate counters.

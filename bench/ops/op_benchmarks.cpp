@@ -1,8 +1,9 @@
 // Single-GPU cases: measured peaks, projections (cuBLASLt, with cublasGemmEx beside it), fused RoPE
-// + rotation and RoPE alone, norms, residual add, MLP activation. Each iteration times a burst of
-// launches with CUDA events (manual time = GPU time per launch), long enough (>= 200 us) that
-// launch gaps and timer resolution do not count. Counters: the shape, TFLOP/s, GB/s and % of the
-// peaks measured in this run.
+// + rotation and RoPE alone, norms, residual add, MLP activation; the KV cache's append and prompt
+// classification register from attention_benchmarks.cpp. Each iteration times a burst of launches
+// with CUDA events (manual time = GPU time per launch), long enough (>= 200 us) that launch gaps and
+// timer resolution do not count. Counters: the shape, TFLOP/s, GB/s and % of the peaks measured in
+// this run.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -215,6 +216,8 @@ void register_op_case(const BenchCase& c, OpContext& ctx) {
     reg(c.name, [x, c](benchmark::State& st) { residual_case(st, *x, c); }, ctx, c);
   } else if (c.kind == "mlp_act") {
     reg(c.name, [x, c](benchmark::State& st) { act_case(st, *x, c); }, ctx, c);
+  } else if (c.kind == "kv_append" || c.kind == "kv_classify") {
+    register_kv_cache_case(c, ctx);
   } else {
     throw InternalError("register_op_case: case " + c.name + " of kind " + c.kind + " is not a single-GPU case");
   }

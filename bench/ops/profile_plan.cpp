@@ -43,7 +43,7 @@ struct Builder {
   int duplicates = 0;
 
   void add(BenchCase c, double op_s, double alloc_bytes) {
-    if (!o.filter.empty() && c.name.find(o.filter) == std::string::npos) return;
+    if (!o.filter.empty() && ("/" + c.name).find(o.filter) == std::string::npos) return;
     if (!seen.insert(key_of(c)).second) {
       ++duplicates;
       return;
@@ -76,6 +76,47 @@ struct Builder {
     add(std::move(c), op_time(w), w.bytes);
   }
 };
+
+// KV append of `tokens` new rows at a uniform rank per KV head (r_qk = r_v = rank), tp 1: the rows
+// of one sequence's prefill, appended into a paged cache (attention_benchmarks.cpp). The kernel's
+// work is per (row, KV head) pair whatever the sequences, so one sequence stands for any batch.
+void add_kv_append_case(Builder& b, const costmodel::ModelSpec& m, int rank, int64_t tokens, int prio) {
+  const double kv_dims = double(m.num_kv_heads) * 2.0 * rank;
+  BenchCase c;
+  c.kind = "kv_append";
+  c.op = name_of(OpKind::kKvAppend);
+  c.model = m.name;
+  c.priority = prio;
+  c.name = "kv_append/" + m.name + "/r" + std::to_string(rank) + "/m" + std::to_string(tokens);
+  c.shape = {
+      {"tokens", double(tokens)}, {"kv_heads", double(m.num_kv_heads)}, {"rank", double(rank)}, {"kv_dims", kv_dims}};
+  const OpWork w = costmodel::kv_append_work(double(tokens), kv_dims, kElem);
+  c.flops = w.flops;
+  c.bytes = w.bytes;
+  b.add(std::move(c), op_time(w), w.bytes);
+}
+
+// Prompt classification of hybrid token classes (kernels/attention/classify.h): one prompt of
+// `tokens` rows, half of them kept hi, over the model's KV heads with the token-class rank table
+// of kv_classify_ranks. Three launches (importance, segmented sort, assign): a longer fixed cost.
+void add_kv_classify_case(Builder& b, const costmodel::ModelSpec& m, int64_t tokens, int prio) {
+  const std::vector<kernels::attn::HeadRanks> ranks = kv_classify_ranks(m.num_kv_heads, m.head_dim);
+  double tail = 0;
+  for (const auto& r : ranks) tail += (r.rk - r.rk_lo) + (r.rv - r.rv_lo);
+  BenchCase c;
+  c.kind = "kv_classify";
+  c.op = name_of(OpKind::kKvClassify);
+  c.model = m.name;
+  c.priority = prio;
+  c.name = "kv_classify/" + m.name + "/m" + std::to_string(tokens);
+  c.shape = {{"tokens", double(tokens)},       {"seqs", 1.0},
+             {"hi_rows", double(tokens / 2)},  {"kv_heads", double(m.num_kv_heads)},
+             {"head_dim", double(m.head_dim)}, {"tail_dims", tail}};
+  const OpWork w = costmodel::kv_classify_work(double(tokens), tail, kElem);
+  c.flops = w.flops;
+  c.bytes = w.bytes;
+  b.add(std::move(c), op_time(w) + 10e-6, w.bytes);
+}
 
 // Nominal attention rates for estimates: prefill runs far below the GEMM rate (docs/kernels.md).
 constexpr double kAttnFlopRate = 100e12;
@@ -363,6 +404,14 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
           c.bytes = w.bytes;
           b.add(c, op_time(w), w.bytes);
         }
+        for (int r : ranks) {
+          if (r >= kernels::attn::kMinRank && r <= kernels::attn::kMaxRank)
+            add_kv_append_case(b, m, r, M, prio);
+          else if (M == o.tokens.front())
+            plan.notes.push_back(m.name + ": kv_append at r" + std::to_string(r) +
+                                 " skipped (the paged cache takes ranks 16..128)");
+        }
+        add_kv_classify_case(b, m, M, prio);
       }
     }
     if (o.attention) add_attention_cases(b, m, ranks, report ? 0 : 1);

@@ -24,7 +24,9 @@ struct GridOptions {
   int rank_multiple = 16;                 // ranks round to this (as the FDC policies do)
   double budget_s = 600;                  // wall-clock budget of the whole profile
   double min_time_s = 0.05;               // Google Benchmark min time per case
-  std::string filter;                     // substring a case name must contain ("" = all)
+  // Text a case name must contain ("" = all); a leading '/' also matches at the name's start, so
+  // "/kv_" selects kv_append/... and kv_classify/... but not gemm/qkv_proj/....
+  std::string filter;
   int64_t sweep_min_bytes = 1024;         // collective bandwidth sweeps: 1 KiB ..
   int64_t sweep_max_bytes = int64_t{1} << 30;  // .. 1 GiB, x2 steps
   // Attention (attention.json), tp 1, per model head shape (q heads, KV heads, head_dim, group).
@@ -46,7 +48,8 @@ struct GridOptions {
 struct BenchCase {
   std::string name;   // unique Google Benchmark name, e.g. "gemm/qkv_proj/llama-2-13b/tp1/r64/m4096"
   std::string kind;   // gemm, rope_rotate, rope, norm, residual, mlp_act, peak_gemm, peak_copy,
-                      // attn_prefill, attn_decode, ulysses_a2a, all_to_all, all_reduce, all_gather
+                      // kv_append, kv_classify, attn_prefill, attn_decode, ulysses_a2a, all_to_all,
+                      // all_reduce, all_gather
   std::string op;     // cost-model op (costmodel::op_name), or "peak"
   std::string model;  // "" for model-independent cases
   int gpus = 1;       // processes / GPUs the case needs

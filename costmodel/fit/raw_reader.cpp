@@ -207,6 +207,16 @@ void add_entry(const Entry& e, const std::string& name, RawProfile& out) {
                                   : costmodel::elementwise_work(elems, elems, kElemBytes);
     }
     s.flops = w.flops, s.bytes = w.bytes;
+  } else if (kind == "kv_append") {
+    s.group = kind;  // kv_dims: elements per row over the KV heads (sum of r_qk + r_v)
+    const costmodel::OpWork w = costmodel::kv_append_work(e.positive("tokens"), e.positive("kv_dims"), kElemBytes);
+    s.flops = w.flops, s.bytes = w.bytes;
+  } else if (kind == "kv_classify") {
+    s.group = kind;  // tail_dims: the dims a lo row drops, over the KV heads (0 when lo ranks equal hi)
+    const double tail = e.counter("tail_dims");
+    FDC_INPUT_CHECK(tail >= 0, e.where() << ": counter 'tail_dims' must be >= 0, found " << tail);
+    const costmodel::OpWork w = costmodel::kv_classify_work(e.positive("tokens"), tail, kElemBytes);
+    s.flops = w.flops, s.bytes = w.bytes;
   } else if (kind == "all_to_all" || kind == "all_reduce" || kind == "all_gather") {
     s.group = kind + "/g" + gpus_suffix(e, "gpus");
     s.bytes = e.positive("bytes");

@@ -27,7 +27,7 @@ struct AttnFeatures {
 };
 
 // One measured case. `group` is the fitted op: "gemm/<op>/<library>", "rope_rotate/{rope_only,rotate}",
-// "norm/<variant>", "residual", "mlp_act/<variant>", "<collective>/g<gpus>",
+// "norm/<variant>", "residual", "mlp_act/<variant>", "kv_append", "kv_classify", "<collective>/g<gpus>",
 // "ulysses/{pack,unpack_qkv,unpack_out,a2a_qkv,a2a_out}/sp<gpus>", "attn_prefill", "attn_decode",
 // "iteration_overhead"; from Vidur CSVs (vidur_reader.h) also "gemm/<op>/vidur", "send_recv/...".
 struct Sample {

@@ -62,6 +62,43 @@ TEST_CASE("fit: malformed raw benchmark files are refused with the file and the 
   CHECK(p.samples.empty());
 }
 
+TEST_CASE("fit: KV append and classification cases are read into their groups, bytes from the counters") {
+  test::TempFile f("ops.json", R"({"benchmarks": [
+    {"name": "kv_append/llama-2-13b/r64/m1024/iterations:40/manual_time", "real_time": 12.5, "time_unit": "us",
+     "tokens": 1024, "kv_heads": 40, "rank": 64, "kv_dims": 5120, "bytes": 20971520},
+    {"name": "kv_classify/llama-3-8b/m1024/iterations:40/manual_time", "real_time": 30000, "time_unit": "ns",
+     "tokens": 1024, "seqs": 1, "hi_rows": 512, "kv_heads": 8, "head_dim": 128, "tail_dims": 896}]})");
+  RawProfile p;
+  RawSource src;
+  read_raw_benchmark_file(f.path(), p, src);
+  REQUIRE(p.samples.size() == 2);
+  CHECK(src.used == 2);
+  const Sample& a = p.samples[0];
+  CHECK(a.group == "kv_append");
+  CHECK(a.time_us == 12.5);
+  CHECK(a.bytes == 2.0 * 2 * 1024 * 5120);  // each row element read once and written once, bf16
+  CHECK(a.flops == 0);
+  CHECK(a.where.find("kv_append/llama-2-13b/r64/m1024") != std::string::npos);
+  const Sample& c = p.samples[1];
+  CHECK(c.group == "kv_classify");
+  CHECK(c.time_us == doctest::Approx(30));
+  // Per row: the dropped dims read (2 bytes each), four radix passes over key + value, class + slot written.
+  CHECK(c.bytes == 1024.0 * (2 * 896 + 4 * 2 * 8 + 2 * 4));
+  CHECK(c.flops == 2.0 * 1024 * 896);
+  CHECK_FALSE(c.attn.has_value());
+
+  const std::string no_dims = error_of(
+      R"({"benchmarks": [{"name": "kv_append/llama-3-8b/r128/m16/iterations:40/manual_time", "real_time": 3.1,
+          "time_unit": "us", "tokens": 16, "kv_heads": 8}]})");
+  CHECK(no_dims.find("kv_append/llama-3-8b/r128/m16") != std::string::npos);
+  CHECK(no_dims.find("missing counter 'kv_dims'") != std::string::npos);
+  const std::string no_tail = error_of(
+      R"({"benchmarks": [{"name": "kv_classify/llama-3-8b/m16/iterations:40/manual_time", "real_time": 9.0,
+          "time_unit": "us", "tokens": 16, "seqs": 1}]})");
+  CHECK(no_tail.find("kv_classify/llama-3-8b/m16") != std::string::npos);
+  CHECK(no_tail.find("missing counter 'tail_dims'") != std::string::npos);
+}
+
 TEST_CASE("fit: the committed H200 raw profile fits, with finite held-out errors") {
   const std::string raw = "configs/profiles/raw/h200-2gpu-20261127-";
   const RawProfile r = read_raw_profiles(

@@ -187,3 +187,66 @@ TEST_CASE("attention grid: skewed batches keep their mean, counters follow the a
   CHECK(pf->shape.at("ctx_cv") == 0);
   CHECK(pf->shape.at("prefix") == 1024);
 }
+
+TEST_CASE("profile plan: KV append and prompt classification cases, tp 1, bytes from costmodel/ops.h") {
+  GridOptions o;
+  o.models = {"llama-2-13b", "llama-3-8b"};
+  o.tokens = {1, 1024};
+  o.rank_fractions = {1.0, 0.5};
+  o.tp = {1, 2};
+  o.budget_s = 1e6;
+  const ProfilePlan p = make_profile_plan(o);
+  // Append: a uniform rank per KV head, kv_dims = kv_heads x (r_qk + r_v); 2 bytes read + 2 written.
+  const BenchCase* a = find(p, "kv_append/llama-2-13b/r64/m1024");
+  REQUIRE(a);
+  CHECK(a->kind == "kv_append");
+  CHECK(a->op == "kv_append");
+  CHECK(a->gpus == 1);
+  CHECK(a->priority == 0);  // the report model at >= 1024 tokens, like the element-wise ops
+  CHECK(a->shape.at("tokens") == 1024);
+  CHECK(a->shape.at("kv_heads") == 40);
+  CHECK(a->shape.at("rank") == 64);
+  CHECK(a->shape.at("kv_dims") == 40 * 128);
+  CHECK(a->flops == 0);
+  CHECK(a->bytes == 2.0 * 2 * 1024 * 40 * 128);
+  REQUIRE(find(p, "kv_append/llama-3-8b/r128/m1"));
+  CHECK(find(p, "kv_append/llama-3-8b/r128/m1")->priority == 1);
+  // Classification: the mixed token-class table of the attention cases; for 8 KV heads its lo
+  // ranks drop 432 key dims and 464 value dims per row. One prompt, half of it hi.
+  const BenchCase* k = find(p, "kv_classify/llama-3-8b/m1024");
+  REQUIRE(k);
+  CHECK(k->kind == "kv_classify");
+  CHECK(k->op == "kv_classify");
+  CHECK(k->shape.at("tokens") == 1024);
+  CHECK(k->shape.at("seqs") == 1);
+  CHECK(k->shape.at("hi_rows") == 512);
+  CHECK(k->shape.at("tail_dims") == 432 + 464);
+  CHECK(k->flops == 2.0 * 1024 * 896);
+  CHECK(k->bytes == 1024.0 * (2 * 896 + 64 + 8));
+  double tail = 0;
+  for (const auto& r : kv_classify_ranks(8, 128)) tail += (r.rk - r.rk_lo) + (r.rv - r.rv_lo);
+  CHECK(tail == 896);
+  int append = 0, classify = 0;
+  for (const auto& c : p.run) {
+    if (c.kind == "kv_append") ++append;
+    if (c.kind == "kv_classify") ++classify;
+    if (c.kind.rfind("kv_", 0) == 0) {
+      CHECK(c.name.find("/tp") == std::string::npos);
+      CHECK(c.est_s > 0);
+      CHECK(c.bytes > 0);
+    }
+  }
+  CHECK(append == 2 * 2 * 2);  // models x ranks x token counts, tp 1 only
+  CHECK(classify == 2 * 2);    // models x token counts
+
+  // --filter /kv_ keeps just these cases (a leading '/' matches the name's start; plain "kv_" also
+  // matches gemm/qkv_proj/...), and plan.json lists them.
+  o.filter = "/kv_";
+  const ProfilePlan only = make_profile_plan(o);
+  CHECK(only.run.size() == size_t(append + classify));
+  for (const auto& c : only.run) CHECK(c.name.rfind("kv_", 0) == 0);
+  const nlohmann::json j = only.to_json();
+  bool listed = false;
+  for (const auto& c : j.at("run")) listed = listed || c.at("name") == "kv_classify/llama-2-13b/m1";
+  CHECK(listed);
+}

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "kernels/attention/classify.h"
 #include "kernels/comm/ulysses_plan.h"
 #include "kernels/ops/reference.h"
 #include "tests/validate/tiny_models.h"
 #include "validate/engine/gpu_model.h"
 #include "validate/engine/safetensors.h"
-#include "validate/engine/token_classes.h"
 #include "validate/engine/weights.h"
 
 namespace fdc::test {
@@ -49,7 +49,7 @@ inline Vec norm(const costmodel::ModelSpec& m, const Vec& x, const std::vector<f
 }
 
 // Plain CPU forward over `ids` (positions 0..n-1); returns the logits of the last token.
-// Token-class layers (validate/engine/token_classes.h): the first prompt_len tokens were prefilled
+// Token-class layers (kernels/attention/classify.h): the first prompt_len tokens were prefilled
 // as one prompt (exact attention among them), then classified: the hi_count(prompt_len) of
 // largest importance (ties: lower position first) are hi; each later token is hi when that keeps
 // the hi count at hi_count(length). A later token attends to lo tokens with the first r_qk_lo dims
@@ -134,13 +134,14 @@ inline Vec reference_logits(const costmodel::ModelSpec& m, const costmodel::Mode
         imp.push_back({-e, j});
       }
       std::sort(imp.begin(), imp.end());
-      const int keep = engine::hi_count(prompt_len, hi_slots, block_size);
+      using kernels::attn::hi_count;
+      const int keep = hi_count(prompt_len, hi_slots, block_size);
       for (int hh = kb; hh < ke; ++hh) {
         auto& cls = lo[static_cast<size_t>(hh)];
         for (size_t i = 0; i < imp.size(); ++i) cls[static_cast<size_t>(imp[i].second)] = static_cast<int>(i) >= keep;
         for (int64_t j = prompt_len; j < n; ++j)
           cls[static_cast<size_t>(j)] =
-              engine::hi_count(j + 1, hi_slots, block_size) > engine::hi_count(j, hi_slots, block_size) ? 0 : 1;
+              hi_count(j + 1, hi_slots, block_size) > hi_count(j, hi_slots, block_size) ? 0 : 1;
       }
     }
     for (int64_t p = 0; p < n; ++p) {

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "kernels/attention/attention.h"
+#include "kernels/attention/classify.h"
 #include "kernels/attention/layout.h"
 #include "kernels/attention/plan.h"
 #include "kernels/comm/comm_device.h"
@@ -27,7 +28,6 @@
 #include "kernels/ops/launch.h"
 #include "kernels/ops/reference.h"
 #include "validate/engine/engine_kernels.h"
-#include "validate/engine/token_classes.h"
 #include "validate/engine/weights.h"
 #if FDCSIM_HAVE_NCCL
 #include "kernels/comm/nccl_check.h"
@@ -39,6 +39,7 @@ namespace fdc::engine {
 using kernels::DeviceBuffer;
 using kernels::DType;
 namespace attn = kernels::attn;
+using attn::hi_count;
 namespace ops = kernels::ops;
 namespace comm = kernels::comm;
 using bf16 = uint16_t;  // bf16 bit patterns
@@ -126,7 +127,7 @@ struct GpuModel::Impl {
     size_t off_units = 0, off_pair_indptr = 0, off_pair_units = 0, off_tiles = 0;
     size_t off_pack = 0, off_unpack = 0, off_out_unpack = 0;  // SP: segment lists
     int64_t vecs_pack = 0, vecs_unpack = 0, vecs_out_unpack = 0;
-    // Token classes (token_classes.h): hi slots per block, the staging layout the prompts are
+    // Token classes (kernels/attention/classify.h): hi slots per block, the staging layout the prompts are
     // prefilled in (this rank's heads at hi ranks, separate pages), and per-iteration metadata
     // offsets: class and class slot of every row, important tokens per prefilled prompt.
     bool hybrid = false;
@@ -166,7 +167,7 @@ struct GpuModel::Impl {
   bool any_hybrid = false;
   int64_t stage_pages = 0;
   DeviceBuffer<uint16_t> stage_pool;
-  TokenClassifier classifier;
+  attn::TokenClassifier classifier;
   int64_t weight_bytes = 0;
   int64_t kv_block_bytes = 0;
   int last_rows = 0;

@@ -1,4 +1,4 @@
-#include "validate/engine/token_classes.h"
+#include "kernels/attention/classify.h"
 
 #include <cuda_bf16.h>
 
@@ -7,10 +7,8 @@
 
 #include "kernels/common/cuda_check.h"
 
-namespace fdc::engine {
+namespace fdc::kernels::attn {
 namespace {
-
-using kernels::attn::HeadInfo;
 
 // One warp per row: the energy of the dims a lo token drops, over every KV head.
 __global__ void importance_kernel(const __nv_bfloat16* k, int k_row, const __nv_bfloat16* v, int v_row,
@@ -72,9 +70,8 @@ void TokenClassifier::reserve(int rows, int segments, const int* cu, cudaStream_
     CUDA_CHECK(cudaMalloc(&values_, 2 * sizeof(int) * static_cast<size_t>(cap_rows_)));
   }
   size_t need = 0;
-  CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, need, keys_, keys_ + cap_rows_, values_,
-                                                                 values_ + cap_rows_, rows, segments, cu, cu + 1,
-                                                                 0, 32, st));
+  CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      nullptr, need, keys_, keys_ + cap_rows_, values_, values_ + cap_rows_, rows, segments, cu, cu + 1, 0, 32, st));
   if (need > temp_bytes_) {
     CUDA_CHECK(cudaStreamSynchronize(st));
     CUDA_CHECK(cudaFree(temp_));
@@ -85,8 +82,8 @@ void TokenClassifier::reserve(int rows, int segments, const int* cu, cudaStream_
 }
 
 void TokenClassifier::classify(const uint16_t* k, int k_row, const uint16_t* v, int v_row, const HeadInfo* heads,
-                               int num_heads, int rows, const int* cu, int segments, const int* seg_of,
-                               const int* n_hi, int* cls_of, int* pos_of, cudaStream_t st) {
+                               int num_heads, int rows, const int* cu, int segments, const int* seg_of, const int* n_hi,
+                               int* cls_of, int* pos_of, cudaStream_t st) {
   if (rows == 0 || segments == 0) return;
   reserve(rows, segments, cu, st);
   constexpr int kWarps = 8;
@@ -95,12 +92,11 @@ void TokenClassifier::classify(const uint16_t* k, int k_row, const uint16_t* v, 
       num_heads, rows, keys_, values_);
   CUDA_CHECK_LAUNCH();
   size_t bytes = temp_bytes_;
-  CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(temp_, bytes, keys_, keys_ + cap_rows_, values_,
-                                                                 values_ + cap_rows_, rows, segments, cu, cu + 1,
-                                                                 0, 32, st));
+  CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      temp_, bytes, keys_, keys_ + cap_rows_, values_, values_ + cap_rows_, rows, segments, cu, cu + 1, 0, 32, st));
   assign_kernel<<<static_cast<unsigned>((rows + 255) / 256), 256, 0, st>>>(values_ + cap_rows_, cu, seg_of, n_hi, rows,
                                                                            cls_of, pos_of);
   CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace fdc::engine
+}  // namespace fdc::kernels::attn

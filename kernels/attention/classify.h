@@ -1,7 +1,9 @@
-// Hybrid token classes in the engine (DESIGN.md "hybrid layer-token ratios"). A layer of a
-// token-class policy keeps hi_slots of every KV block's block_size token slots at the important
-// (hi) ranks and the rest at the unimportant (lo) ranks, in shared pages (attn::HeadLayout::shared),
-// so a sequence's blocks hold exactly what the simulator's KV layout charges for them.
+// Prompt classification of hybrid token classes (DESIGN.md "hybrid layer-token ratios"): the
+// kernels the engine (validate/engine/gpu_model.cpp) runs after a prompt's prefill, and that the
+// `kv_classify` case of `fdcsim profile` (bench/ops) times. A layer of a token-class policy keeps
+// hi_slots of every KV block's block_size token slots at the important (hi) ranks and the rest at
+// the unimportant (lo) ranks, in shared pages (HeadLayout::shared), so a sequence's blocks hold
+// exactly what the simulator's KV layout charges for them.
 //
 // Which tokens are important is decided at prefill: a whole prompt is prefilled at hi ranks (in a
 // staging cache), then its hi_count(prompt) tokens of largest importance go to hi slots and the
@@ -19,7 +21,7 @@
 
 #include "kernels/attention/layout.h"
 
-namespace fdc::engine {
+namespace fdc::kernels::attn {
 
 // Important tokens among a sequence's first n: round(n * hi_slots / block_size), the simulator's
 // share. Non-decreasing in n in steps of 0 or 1, and never more than the hi slots (nor fewer lo
@@ -41,17 +43,21 @@ class TokenClassifier {
   // rows hi (largest importance first, ties in row order): cls_of[r] = 0, pos_of[r] = rank among
   // the hi rows; the others cls_of[r] = 1, pos_of[r] = rank among the lo rows. All pointers are on
   // the device; runs on `st` without waiting.
-  void classify(const uint16_t* k, int k_row, const uint16_t* v, int v_row, const kernels::attn::HeadInfo* heads,
-                int num_heads, int rows, const int* cu, int segments, const int* seg_of, const int* n_hi, int* cls_of,
-                int* pos_of, cudaStream_t st);
+  void classify(const uint16_t* k, int k_row, const uint16_t* v, int v_row, const HeadInfo* heads, int num_heads,
+                int rows, const int* cu, int segments, const int* seg_of, const int* n_hi, int* cls_of, int* pos_of,
+                cudaStream_t st);
+
+  // Grows the workspace for `rows` rows in `segments` segments (cu: the device offsets classify
+  // will take). classify calls it; growing waits for `st`, so a caller that times classify calls
+  // it first, outside the timed region.
+  void reserve(int rows, int segments, const int* cu, cudaStream_t st);
 
  private:
-  void reserve(int rows, int segments, const int* cu, cudaStream_t st);
-  float* keys_ = nullptr;    // [2][cap_rows]: importance in, sorted out
-  int* values_ = nullptr;    // [2][cap_rows]: row index in, sorted out
+  float* keys_ = nullptr;  // [2][cap_rows]: importance in, sorted out
+  int* values_ = nullptr;  // [2][cap_rows]: row index in, sorted out
   void* temp_ = nullptr;
   size_t temp_bytes_ = 0;
   int cap_rows_ = 0;
 };
 
-}  // namespace fdc::engine
+}  // namespace fdc::kernels::attn
