@@ -315,6 +315,20 @@ LayerCheckRow compare_layer(const LayerBatch& b, const LayerWindow& w, const Lay
   r.long_ms = median_of(m.long_ms);
   r.short_host_ms = median_of(m.short_host_ms);
   r.long_host_ms = median_of(m.long_host_ms);
+  if (!m.short_op_ms.empty() || !m.long_op_ms.empty()) {
+    FDC_CHECK(m.short_op_ms.size() == m.short_ms.size() && m.long_op_ms.size() == m.long_ms.size() &&
+                  m.short_outside_ms.size() == m.short_ms.size() && m.long_outside_ms.size() == m.long_ms.size(),
+              "batch '" << b.label << "': " << m.short_op_ms.size() << " short and " << m.long_op_ms.size()
+                        << " long per-op forwards of " << m.short_ms.size());
+    r.has_measured_ops = true;
+    std::vector<double> op(m.short_ms.size());
+    for (size_t k = 0; k < r.measured_op_ms.size(); ++k) {
+      for (size_t i = 0; i < op.size(); ++i) op[i] = (m.long_op_ms[i][k] - m.short_op_ms[i][k]) / w.timed();
+      r.measured_op_ms[k] = median_of(op);
+    }
+    for (size_t i = 0; i < op.size(); ++i) op[i] = (m.long_outside_ms[i] - m.short_outside_ms[i]) / w.timed();
+    r.measured_outside_ms = median_of(op);
+  }
   r.samples = m;
   r.predicted = p;
   return r;
@@ -364,6 +378,29 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
   }
   os << "\n  ms per layer; error = predicted / measured - 1; within " << kLayerCheckTarget * 100 << "%: " << met
      << " of " << rows.size() << " batches (* = outside)\n";
+  for (const LayerCheckRow& r : rows) {
+    if (!r.has_measured_ops) continue;
+    // The ops measured or predicted; medians per op, so they need not add up to the row's median.
+    os << "\n  " << r.label << ", per op (ms per layer):\n";
+    std::snprintf(line, sizeof line, "    %-16s %9s %9s %8s\n", "op", "meas ms", "pred ms", "error");
+    os << line;
+    for (int k = 0; k < costmodel::kNumOpKinds; ++k) {
+      const auto i = static_cast<size_t>(k);
+      const double meas = r.measured_op_ms[i], pred = r.predicted.op_s[i] * 1e3;
+      if (!(meas > 0) && !(pred > 0)) continue;
+      const std::string name(costmodel::op_name(static_cast<costmodel::OpKind>(k)));
+      if (meas > 0)
+        std::snprintf(line, sizeof line, "    %-16s %9.4f %9.4f %+7.1f%%\n", name.c_str(), meas, pred,
+                      (pred / meas - 1.0) * 100);
+      else
+        std::snprintf(line, sizeof line, "    %-16s %9.4f %9.4f %8s\n", name.c_str(), meas, pred, "-");
+      os << line;
+    }
+    if (r.measured_outside_ms != 0) {
+      std::snprintf(line, sizeof line, "    %-16s %9.4f %9s %8s\n", "(outside layers)", r.measured_outside_ms, "-", "-");
+      os << line;
+    }
+  }
   for (const LayerCheckRow& r : rows)
     for (const costmodel::RangeUse& u : r.predicted.outside_measured)
       os << "  " << r.label << ": predicted outside the profile's measured ranges: " << u.example << "\n";
@@ -417,6 +454,15 @@ Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRo
                 {"error", r.error()},
                 {"within_target", ok},
                 {"predicted_outside_measured", outside}};
+    if (r.has_measured_ops) {
+      Json measured_ops = Json::object();
+      for (int k = 0; k < costmodel::kNumOpKinds; ++k) {
+        const double ms = r.measured_op_ms[static_cast<size_t>(k)];
+        if (ms != 0) measured_ops[std::string(costmodel::op_name(static_cast<costmodel::OpKind>(k)))] = ms;
+      }
+      row["measured_ops_ms"] = measured_ops;
+      row["measured_outside_layers_ms"] = r.measured_outside_ms;
+    }
     if (!r.samples.short_ms.empty()) {
       row["forward_ms_per_repeat"] = {{"short", r.samples.short_ms}, {"long", r.samples.long_ms}};
       row["host_planning_ms_per_repeat"] = {{"short", r.samples.short_host_ms}, {"long", r.samples.long_host_ms}};
@@ -506,6 +552,23 @@ SavedLayerCheck read_layer_check_report(const std::string& path) {
       const ConfigNode hr = r.child_or_empty("host_planning_ms_per_repeat");
       row.samples.short_host_ms = hr.get_or<std::vector<double>>("short", {});
       row.samples.long_host_ms = hr.get_or<std::vector<double>>("long", {});
+    }
+    if (r.has("measured_ops_ms")) {  // measured with --per-op
+      const ConfigNode ops = r.child("measured_ops_ms");
+      row.has_measured_ops = true;
+      for (int k = 0; k < costmodel::kNumOpKinds; ++k) {
+        const std::string name(costmodel::op_name(static_cast<costmodel::OpKind>(k)));
+        row.measured_op_ms[static_cast<size_t>(k)] = ops.get_or<double>(name, 0.0);
+      }
+      const Json& stored = r.raw("measured_ops_ms");
+      for (auto it = stored.begin(); it != stored.end(); ++it) {
+        const std::string& name = it.key();
+        bool known = false;
+        for (int k = 0; k < costmodel::kNumOpKinds; ++k)
+          known = known || name == costmodel::op_name(static_cast<costmodel::OpKind>(k));
+        if (!known) ops.fail(name, "an op name (costmodel/ops.h)");
+      }
+      row.measured_outside_ms = r.get_or<double>("measured_outside_layers_ms", 0.0);
     }
     s.batches.push_back(b);
     s.rows.push_back(std::move(row));

@@ -126,9 +126,13 @@ LayerPrediction predict_layer(const sim::Experiment& e, const LayerWindow& w, co
 
 // Whole-forward GPU times (CUDA events) of the two models on one batch, one pair per repeat (the
 // two models run alternately, so a drift in clocks reaches both), and host planning times.
+// Measured per op (layer-check --per-op; empty otherwise): each forward's GPU time split by the
+// op each interval between events ends (engine::StepTimes::op_ms, outside_layers_ms), ms.
 struct LayerMeasurement {
   std::vector<double> short_ms, long_ms;
   std::vector<double> short_host_ms, long_host_ms;
+  std::vector<std::array<double, costmodel::kNumOpKinds>> short_op_ms, long_op_ms;  // one per repeat
+  std::vector<double> short_outside_ms, long_outside_ms;  // embedding, metadata uploads: not a layer's ops
 };
 
 struct LayerCheckRow {
@@ -140,13 +144,20 @@ struct LayerCheckRow {
   double measured_min_ms = 0, measured_max_ms = 0;
   double short_ms = 0, long_ms = 0;            // medians of the whole forwards
   double short_host_ms = 0, long_host_ms = 0;  // medians of the host planning
+  // Measured per op (has_measured_ops), per layer: the median over the repeats of
+  // (long op - short op) / timed layers, as for the total; and the same of what lies outside the
+  // layers (the metadata uploads of the long model's extra layout groups, if any).
+  bool has_measured_ops = false;
+  std::array<double, costmodel::kNumOpKinds> measured_op_ms{};
+  double measured_outside_ms = 0;
   LayerMeasurement samples;                    // the timed pairs (empty when a report lacks them)
   LayerPrediction predicted;
   double predicted_ms() const { return predicted.total_s * 1e3; }
   // predicted / measured - 1 (> 0: the cost model is too slow); 0 when nothing was measured.
   double error() const { return measured_ms > 0 ? predicted_ms() / measured_ms - 1.0 : 0.0; }
 };
-// Throws InternalError when the measurement has no repeats or the two series differ in length.
+// Throws InternalError when the measurement has no repeats or the series differ in length (the
+// per-op series: one per repeat of both models, or none).
 LayerCheckRow compare_layer(const LayerBatch& b, const LayerWindow& w, const LayerMeasurement& m,
                             const LayerPrediction& p);
 
@@ -171,7 +182,8 @@ struct LayerCheckContext {
 // The table printed on stdout.
 void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::vector<LayerCheckRow>& rows);
 // The JSON report (rows with per-op predictions, the window, the target and whether each batch met
-// it); `provenance` is stored as given.
+// it; measured per op, each row's "measured_ops_ms" {op name: ms per layer} and
+// "measured_outside_layers_ms"); `provenance` is stored as given.
 Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRow>& rows, const Json& provenance);
 
 // The experiment's resolved config as a report stores it (provenance.config), loadable again: a

@@ -25,6 +25,7 @@ struct LayerCheckOptions {
   int repeats = 20;
   int warmup = 3;
   int device = 0;
+  bool per_op = false;  // --per-op: measured time of every op of the layer beside its prediction
   std::string out;  // JSON report; "" = none
   bool quiet = false;
   std::string command_line;  // for the report's provenance

@@ -125,6 +125,43 @@ TEST_CASE("layer-check --measured: a saved report re-predicted with the cost mod
   }
 }
 
+TEST_CASE("layer-check --per-op: a flag of a GPU run; --measured keeps a report's per-op times") {
+  {
+    CLI::App app;
+    cli::LayerCheckOptions o;
+    cli::add_layer_check_command(app, o);
+    CHECK_FALSE(o.per_op);
+    std::vector<std::string> args{"--per-op", "c.json", "--config", "layer-check"};  // last first
+    app.parse(args);
+    CHECK(o.per_op);
+    const std::string help = app.get_subcommand("layer-check")->help();
+    CHECK(help.find("records a CUDA event after every op of every layer; adds about a microsecond per op; off by "
+                    "default") != std::string::npos);
+  }
+  {
+    CLI::App app;
+    cli::LayerCheckOptions o;
+    cli::add_layer_check_command(app, o);
+    std::vector<std::string> args{"--per-op", "r.json", "--measured", "layer-check"};
+    CHECK_THROWS_AS(app.parse(args), CLI::ExcludesError);
+  }
+  const sim::Experiment run = sim::load_experiment(test::source_path("configs/validate/llama-2-13b-h100.json"), {}, 1);
+  const auto batches = validate::parse_layer_batches("decode:32x1024,prefill:1x512");
+  const Json written = test::synthetic_report(run, batches, {0, 2, 6}, true);
+  const test::SavedReport saved(written);
+  const test::SavedReport out_file(Json::object());
+  cli::LayerCheckOptions o;
+  o.measured = saved.path;
+  o.out = out_file.path;
+  REQUIRE(layer_check(o).code == 0);
+  const Json j = load_json_file(out_file.path);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    CAPTURE(batches[i].label);
+    CHECK(j["batches"][i]["measured_ops_ms"] == written["batches"][i]["measured_ops_ms"]);
+    CHECK(j["batches"][i]["measured_ops_ms"].contains("attn_decode"));
+  }
+}
+
 TEST_CASE("layer-check --measured: refused input (exit 2, naming the file and the key)") {
   SUBCASE("a report without its window") {
     const sim::Experiment run =

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -31,14 +32,35 @@ struct SavedReport {
 };
 
 // Three timed pairs per batch (long - short about 4.2 ms), predicted by `e`; provenance holds the
-// config as a run stores it.
+// config as a run stores it. per_op: each forward also split by op as `layer-check --per-op`
+// measures it (norm 10%, attn_decode 30%, mlp_up 50%, outside the layers 10%).
 inline Json synthetic_report(const sim::Experiment& e, const std::vector<validate::LayerBatch>& batches,
-                             const validate::LayerWindow& w) {
+                             const validate::LayerWindow& w, bool per_op = false) {
   std::vector<validate::LayerCheckRow> rows;
   for (size_t i = 0; i < batches.size(); ++i) {
     const double base = 1.0 + static_cast<double>(i);
-    validate::LayerMeasurement m{
-        {base, base + 0.1, base - 0.05}, {base + 4.2, base + 4.5, base + 3.9}, {0.2, 0.21, 0.19}, {0.3, 0.31, 0.29}};
+    validate::LayerMeasurement m;
+    m.short_ms = {base, base + 0.1, base - 0.05};
+    m.long_ms = {base + 4.2, base + 4.5, base + 3.9};
+    m.short_host_ms = {0.2, 0.21, 0.19};
+    m.long_host_ms = {0.3, 0.31, 0.29};
+    if (per_op) {
+      auto split = [](double ms) {
+        std::array<double, costmodel::kNumOpKinds> op{};
+        op[static_cast<size_t>(costmodel::OpKind::kNorm)] = 0.1 * ms;
+        op[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] = 0.3 * ms;
+        op[static_cast<size_t>(costmodel::OpKind::kMlpUp)] = 0.5 * ms;
+        return op;
+      };
+      for (double ms : m.short_ms) {
+        m.short_op_ms.push_back(split(ms));
+        m.short_outside_ms.push_back(0.1 * ms);
+      }
+      for (double ms : m.long_ms) {
+        m.long_op_ms.push_back(split(ms));
+        m.long_outside_ms.push_back(0.1 * ms);
+      }
+    }
     rows.push_back(validate::compare_layer(batches[i], w, m, validate::predict_layer(e, w, batches[i])));
   }
   validate::LayerCheckContext c;

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -305,8 +306,8 @@ TEST_CASE("layer-check report: table and JSON") {
   validate::LayerPrediction p;
   p.op_s[static_cast<size_t>(costmodel::OpKind::kMlpUp)] = 1e-3;
   p.total_s = 1e-3;
-  validate::LayerMeasurement within{{2.0, 2.0}, {6.2, 6.2}, {}, {}};   // 1.05 ms per layer: -4.8%
-  validate::LayerMeasurement outside{{2.0, 2.0}, {5.2, 5.2}, {}, {}};  // 0.8 ms per layer: +25%
+  validate::LayerMeasurement within{{2.0, 2.0}, {6.2, 6.2}, {}, {}, {}, {}, {}, {}};   // 1.05 ms per layer: -4.8%
+  validate::LayerMeasurement outside{{2.0, 2.0}, {5.2, 5.2}, {}, {}, {}, {}, {}, {}};  // 0.8 ms per layer: +25%
   const std::vector<validate::LayerCheckRow> rows{validate::compare_layer(batches[0], w, within, p),
                                                   validate::compare_layer(batches[1], w, outside, p)};
   validate::LayerCheckContext c;
@@ -346,6 +347,88 @@ TEST_CASE("layer-check report: table and JSON") {
   CHECK(j["batches"][1]["within_target"] == false);
   CHECK(r0["predicted_outside_measured"].empty());
   CHECK(j["provenance"]["git_commit"] == "abc");
+}
+
+TEST_CASE("layer-check per op: every op differenced as the total, median over the repeats") {
+  const auto b = validate::parse_layer_batches("decode:32x1024")[0];
+  const validate::LayerWindow w{0, 2, 6};
+  using costmodel::OpKind;
+  auto ops = [](double norm, double decode, double mlp_up) {
+    std::array<double, costmodel::kNumOpKinds> a{};
+    a[static_cast<size_t>(OpKind::kNorm)] = norm;
+    a[static_cast<size_t>(OpKind::kAttnDecode)] = decode;
+    a[static_cast<size_t>(OpKind::kMlpUp)] = mlp_up;
+    return a;
+  };
+  validate::LayerMeasurement m;
+  m.short_ms = {3.0, 3.0, 3.0};
+  m.long_ms = {7.0, 7.4, 6.8};
+  m.short_host_ms = m.long_host_ms = {0.1, 0.1, 0.1};
+  m.short_op_ms = {ops(0.2, 1.0, 0.8), ops(0.2, 1.0, 0.8), ops(0.2, 1.0, 0.8)};
+  // Per layer (long - short) / 4: norm 0.1, 0.11, 0.1; attn_decode 0.5, 0.4, 0.6; mlp_up 0.3 each.
+  m.long_op_ms = {ops(0.6, 3.0, 2.0), ops(0.64, 2.6, 2.0), ops(0.6, 3.4, 2.0)};
+  m.short_outside_ms = {1.0, 1.0, 1.0};
+  m.long_outside_ms = {1.0, 1.4, 1.0};  // 0, 0.1, 0 per layer
+  validate::LayerPrediction p;
+  p.op_s[static_cast<size_t>(OpKind::kAttnDecode)] = 0.55e-3;
+  p.op_s[static_cast<size_t>(OpKind::kMlpUp)] = 0.36e-3;
+  p.op_s[static_cast<size_t>(OpKind::kResidual)] = 0.02e-3;  // predicted, not measured
+  p.total_s = 0.93e-3;
+
+  const auto r = validate::compare_layer(b, w, m, p);
+  REQUIRE(r.has_measured_ops);
+  auto meas = [&](OpKind k) { return r.measured_op_ms[static_cast<size_t>(k)]; };
+  CHECK(meas(OpKind::kNorm) == doctest::Approx(0.1));
+  CHECK(meas(OpKind::kAttnDecode) == doctest::Approx(0.5));
+  CHECK(meas(OpKind::kMlpUp) == doctest::Approx(0.3));
+  CHECK(meas(OpKind::kAttnPrefill) == 0);
+  CHECK(meas(OpKind::kResidual) == 0);
+  CHECK(r.measured_outside_ms == doctest::Approx(0.0));
+  CHECK(r.measured_ms == doctest::Approx(1.0));
+  CHECK(r.samples.long_op_ms.size() == 3);
+
+  // Without per-op data nothing is measured per op; per-op series of another length are refused.
+  validate::LayerMeasurement total_only = m;
+  total_only.short_op_ms.clear();
+  total_only.long_op_ms.clear();
+  total_only.short_outside_ms.clear();
+  total_only.long_outside_ms.clear();
+  CHECK_FALSE(validate::compare_layer(b, w, total_only, p).has_measured_ops);
+  validate::LayerMeasurement bad = m;
+  bad.long_op_ms.pop_back();
+  CHECK_THROWS_AS(validate::compare_layer(b, w, bad, p), InternalError);
+  bad = m;
+  bad.short_outside_ms.clear();
+  CHECK_THROWS_AS(validate::compare_layer(b, w, bad, p), InternalError);
+
+  // The table: a block per batch measured per op, every op measured or predicted.
+  validate::LayerCheckContext c;
+  c.device = "NVIDIA H100 80GB HBM3";
+  c.window = w;
+  std::ostringstream os;
+  validate::print_layer_table(os, c, {r, validate::compare_layer(b, w, total_only, p)});
+  const std::string t = os.str();
+  CAPTURE(t);
+  CHECK(t.find("decode:32x1024, per op (ms per layer):") != std::string::npos);
+  CHECK(t.find("attn_decode         0.5000    0.5500   +10.0%") != std::string::npos);
+  CHECK(t.find("mlp_up              0.3000    0.3600   +20.0%") != std::string::npos);
+  CHECK(t.find("norm                0.1000    0.0000  -100.0%") != std::string::npos);
+  CHECK(t.find("residual            0.0000    0.0200        -") != std::string::npos);
+  CHECK(t.find("attn_prefill") == std::string::npos);
+  CHECK(t.find("(outside layers)") == std::string::npos);  // 0 per layer
+  size_t blocks = 0;
+  for (size_t at = t.find("per op (ms per layer)"); at != std::string::npos; at = t.find("per op (ms", at + 1)) ++blocks;
+  CHECK(blocks == 1);  // the second row has no per-op data
+
+  const Json j = validate::layer_check_json(c, {r, validate::compare_layer(b, w, total_only, p)}, Json::object());
+  const Json& ops_j = j["batches"][0]["measured_ops_ms"];
+  CHECK(ops_j.size() == 3);
+  CHECK(ops_j["norm"].get<double>() == doctest::Approx(0.1));
+  CHECK(ops_j["attn_decode"].get<double>() == doctest::Approx(0.5));
+  CHECK(ops_j["mlp_up"].get<double>() == doctest::Approx(0.3));
+  CHECK(j["batches"][0]["measured_outside_layers_ms"].get<double>() == doctest::Approx(0.0));
+  CHECK_FALSE(j["batches"][1].contains("measured_ops_ms"));
+  CHECK_FALSE(j["batches"][1].contains("measured_outside_layers_ms"));
 }
 
 using test::SavedReport;
@@ -425,6 +508,58 @@ TEST_CASE("layer-check saved report: measurements read back, re-predicted as a d
   CHECK(s2.rows[2].measured_max_ms == s.rows[2].measured_max_ms);
   CHECK(s2.rows[2].samples.short_host_ms == s.rows[2].samples.short_host_ms);
   CHECK(s2.config == s.config);
+}
+
+TEST_CASE("layer-check saved report: per-op measurements read back; reports without them still read") {
+  const sim::Experiment e = experiment("none");
+  const auto batches = validate::parse_layer_batches("decode:32x1024,prefill:1x512");
+  const validate::LayerWindow w{0, 2, 6};
+  const Json with = synthetic_report(e, batches, w, true);
+  const Json without = synthetic_report(e, batches, w);
+  CHECK_FALSE(without["batches"][0].contains("measured_ops_ms"));
+  REQUIRE(with["batches"][0].contains("measured_ops_ms"));
+
+  const SavedReport file(with);
+  const auto s = validate::read_layer_check_report(file.path);
+  REQUIRE(s.rows.size() == 2);
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    CAPTURE(i);
+    const validate::LayerCheckRow& r = s.rows[i];
+    CHECK(r.has_measured_ops);
+    // Each op's share of every forward, differenced: per layer share * (long - short) / 4.
+    auto meas = [&](costmodel::OpKind k) { return r.measured_op_ms[static_cast<size_t>(k)]; };
+    CHECK(meas(costmodel::OpKind::kNorm) == doctest::Approx(0.1 * 4.2 / 4));
+    CHECK(meas(costmodel::OpKind::kAttnDecode) == doctest::Approx(0.3 * 4.2 / 4));
+    CHECK(meas(costmodel::OpKind::kMlpUp) == doctest::Approx(0.5 * 4.2 / 4));
+    CHECK(meas(costmodel::OpKind::kAttnPrefill) == 0);
+    CHECK(r.measured_outside_ms == doctest::Approx(0.1 * 4.2 / 4));
+    CHECK(meas(costmodel::OpKind::kNorm) == with["batches"][i]["measured_ops_ms"]["norm"].get<double>());
+  }
+  // Written again (re-predicted), the same per-op measurements.
+  const SavedReport again(validate::layer_check_json(s.context, validate::repredict_layer_check(e, s), s.provenance));
+  const Json k = load_json_file(again.path);
+  for (size_t i = 0; i < batches.size(); ++i) {
+    CHECK(k["batches"][i]["measured_ops_ms"] == with["batches"][i]["measured_ops_ms"]);
+    CHECK(k["batches"][i]["measured_outside_layers_ms"] == with["batches"][i]["measured_outside_layers_ms"]);
+  }
+  CHECK(validate::read_layer_check_report(again.path).rows[1].measured_op_ms == s.rows[1].measured_op_ms);
+
+  // A report without per-op data (as every report before --per-op): read, nothing per op.
+  const SavedReport old(without);
+  const auto o = validate::read_layer_check_report(old.path);
+  for (const auto& r : o.rows) {
+    CHECK_FALSE(r.has_measured_ops);
+    CHECK(r.measured_op_ms == std::array<double, costmodel::kNumOpKinds>{});
+  }
+  const Json o2 = validate::layer_check_json(o.context, validate::repredict_layer_check(e, o), o.provenance);
+  CHECK_FALSE(o2["batches"][0].contains("measured_ops_ms"));
+
+  // An op name the cost model does not know is refused, naming the key.
+  Json bad = with;
+  bad["batches"][1]["measured_ops_ms"]["gemm"] = 0.1;
+  const SavedReport bad_file(bad);
+  CHECK(read_error(bad_file.path).find(": /batches/1/measured_ops_ms/gemm: expected an op name") !=
+        std::string::npos);
 }
 
 TEST_CASE("layer-check saved report: a profile read from a file is stored by its path") {

@@ -44,6 +44,11 @@ namespace ops = kernels::ops;
 namespace comm = kernels::comm;
 using bf16 = uint16_t;  // bf16 bit patterns
 
+// GpuModelConfig::op_times: the tag of an event that ends no layer op (metadata upload, embedding,
+// LM head), and the most events a forward records per layer (a layout group's upload and 17 ops).
+constexpr int kOutsideLayers = -1;
+constexpr int kMaxOpEventsPerLayer = 18;
+
 namespace {
 
 // A device buffer that grows (never shrinks); growing waits for the device first.
@@ -147,6 +152,10 @@ struct GpuModel::Impl {
   const costmodel::ModelSpec& m;
   cudaStream_t stream = nullptr;
   cudaEvent_t ev_start = nullptr, ev_end = nullptr;
+  // GpuModelConfig::op_times: the events a forward records after its ops, created once for the
+  // most it can record, and the op kind (or kOutsideLayers) each one ends.
+  std::vector<cudaEvent_t> op_events;
+  std::vector<int> op_tags;
   ops::GemmRunner gemm;
   std::vector<LayoutGroup> groups;
   std::vector<Layer> layers;
@@ -214,6 +223,7 @@ struct GpuModel::Impl {
     if (pinned) cudaFreeHost(pinned);
     if (ev_start) cudaEventDestroy(ev_start);
     if (ev_end) cudaEventDestroy(ev_end);
+    for (cudaEvent_t e : op_events) cudaEventDestroy(e);
     if (stream) cudaStreamDestroy(stream);
   }
 
@@ -238,6 +248,16 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
   CUDA_CHECK(cudaStreamCreateWithFlags(&I.stream, cudaStreamNonBlocking));
   CUDA_CHECK(cudaEventCreate(&I.ev_start));
   CUDA_CHECK(cudaEventCreate(&I.ev_end));
+  if (c.op_times) {
+    const size_t count = 1 + static_cast<size_t>(kMaxOpEventsPerLayer) * static_cast<size_t>(m.num_layers);
+    I.op_events.reserve(count);
+    for (size_t i = 0; i < count; ++i) {
+      cudaEvent_t e = nullptr;
+      CUDA_CHECK(cudaEventCreate(&e));
+      I.op_events.push_back(e);
+    }
+    I.op_tags.assign(count, kOutsideLayers);
+  }
   FDC_INPUT_CHECK(m.head_dim == 64 || m.head_dim == 128,
                   c.config_name << ": the engine runs head_dim 64 or 128, model " << m.name << " has " << m.head_dim);
   FDC_INPUT_CHECK(static_cast<int>(c.dims.layers.size()) == m.num_layers, "policy dims do not match the model");
@@ -620,6 +640,16 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   cudaStream_t st = I.stream;
   CUDA_CHECK(cudaEventRecord(I.ev_start, st));
   CUDA_CHECK(cudaMemcpyAsync(d, h, off * sizeof(int), cudaMemcpyHostToDevice, st));
+  // GpuModelConfig::op_times: an event after each op, tagged with the op it ends.
+  size_t op_marks = 0;
+  auto mark = [&](int tag) {
+    if (!I.cfg.op_times) return;
+    FDC_CHECK(op_marks < I.op_events.size(), "more than " << I.op_events.size() << " op events in a forward");
+    CUDA_CHECK(cudaEventRecord(I.op_events[op_marks], st));
+    I.op_tags[op_marks++] = tag;
+  };
+  auto mark_op = [&](costmodel::OpKind k) { mark(static_cast<int>(k)); };
+  using costmodel::OpKind;
 
   const int64_t D = m.hidden, F = m.ffn_hidden;
   const int64_t up_n = m.mlp == costmodel::MlpKind::kGated ? 2 * F : F;
@@ -793,6 +823,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   };
   kern::embed(d + o_ids + t0, d + o_pos + t0, I.embed.data(), m.rope ? nullptr : I.positions.data(), I.x.data(),
               static_cast<int>(Ts), static_cast<int>(D), st);
+  mark(kOutsideLayers);
 #if FDCSIM_HAVE_NCCL
   auto all_to_all = [&](const void* send, const std::vector<int64_t>& sc, const std::vector<int64_t>& so, void* recv,
                         const std::vector<int64_t>& rc, const std::vector<int64_t>& ro) {
@@ -806,13 +837,18 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
 #endif
   for (auto& L : I.layers) {
     Impl::LayoutGroup& g = I.groups[static_cast<size_t>(L.group)];
-    if (g.planned != I.iteration) finish_group(g);
+    if (g.planned != I.iteration) {
+      finish_group(g);
+      mark(kOutsideLayers);  // the group's metadata upload is the iteration's, not the layer's
+    }
     const attn::HeadLayout& lay = g.layout;
     const attn::HeadLayout& loc = g.local;
     const int64_t qkv_n = L.widths.total();
     // Projections on this rank's token rows.
     norm(I.x.data(), I.h.data(), L.attn_norm, L.attn_norm_bias, Ts);
+    mark_op(OpKind::kNorm);
     gemm(I.h.data(), L.w_qkv, I.qkv.data(), Ts, qkv_n, D, L.b_qkv);
+    mark_op(OpKind::kQkvProj);
     if (Ts == 0) {
       // No rows on this rank: nothing to project; it still takes part in the all-to-alls.
     } else if (m.rope) {
@@ -844,6 +880,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
                                    static_cast<size_t>(qkv_n) * 2, static_cast<size_t>(L.widths.k) * 2,
                                    static_cast<size_t>(Ts), cudaMemcpyDeviceToDevice, st));
     }
+    mark_op(OpKind::kRopeRotate);
     // What attention reads: without SP q/k as computed and v in place in the fused row; with SP
     // every token of this rank's heads, after the Ulysses all-to-all.
     const bf16* q_att = I.q.data();
@@ -877,6 +914,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       v_att = I.vh.data();
       v_stride = loc.v_row();
       out_att = I.oh.data();
+      mark_op(OpKind::kAllToAllQkv);
     }
     auto append = [&](int first_row, int rows, const attn::HeadLayout& lay_c, const attn::HeadInfo* heads, void* pool,
                       const int* indptr, const int* indices, const int* cls_of, const int* pos_of) {
@@ -904,18 +942,22 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     };
     if (!g.hybrid) {
       append(0, T, loc, g.local_heads.data(), L.kv.data(), d + o_indptr, d + o_indices, nullptr, d + o_slot);
+      mark_op(OpKind::kKvAppend);
     } else {
       // Prompts: prefilled at hi ranks from the staging cache, then classified; every row then
       // goes to its class's slot of the sequence's shared pages.
       if (np > 0) {
         append(nd, T - nd, *g.stage, g.stage_heads.data(), I.stage_pool.data(), d + o_sindptr, d + o_sindices, nullptr,
                d + o_slot + nd);
+        mark_op(OpKind::kKvAppend);
         I.classifier.classify(k_att + static_cast<int64_t>(nd) * loc.k_row(), loc.k_row(),
                               v_att + static_cast<int64_t>(nd) * v_stride, v_stride, g.local_heads.data(),
                               loc.num_kv_heads(), T - nd, d + o_cuq, np, d + o_pseg, g.gd + g.off_nhi,
                               g.gd + g.off_cls + nd, g.gd + g.off_cpos + nd, st);
+        mark_op(OpKind::kKvClassify);
       }
       append(0, T, loc, g.local_heads.data(), L.kv.data(), d + o_indptr, d + o_indices, g.gd + g.off_cls, g.gd + g.off_cpos);
+      mark_op(OpKind::kKvAppend);
     }
     attn::PagedCacheParams cache;
     cache.hi_pool = L.kv.data();
@@ -955,6 +997,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       p.partial_o = partial_o;
       p.partial_lse = partial_lse;
       attn::launch_decode(p, st);
+      mark_op(OpKind::kAttnDecode);
     }
     if (np > 0) {
       attn::PrefillParams p;
@@ -975,6 +1018,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       p.tiles = reinterpret_cast<const attn::PrefillTile*>(g.gd + g.off_tiles);
       p.num_tiles = static_cast<int>(g.prefill.tiles.size());
       attn::launch_prefill(p, st);
+      mark_op(OpKind::kAttnPrefill);
     }
     if (P > 1) {
       const auto& rp = g.ulysses.ranks[static_cast<size_t>(rank)];
@@ -982,11 +1026,16 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
                  rp.out_recv_offsets);
       comm::launch_segments(reinterpret_cast<const comm::Segment*>(g.gd + g.off_out_unpack),
                             static_cast<int>(rp.out_unpack.size()), g.vecs_out_unpack, bufs, st);
+      mark_op(OpKind::kAllToAllOut);
     }
     gemm(I.o.data(), L.w_o, I.tmp.data(), Ts, D, L.o_width, L.b_o);
+    mark_op(OpKind::kOutProj);
     residual(I.x.data(), I.tmp.data(), Ts * D);
+    mark_op(OpKind::kResidual);
     norm(I.x.data(), I.h.data(), L.mlp_norm, L.mlp_norm_bias, Ts);
+    mark_op(OpKind::kNorm);
     gemm(I.h.data(), L.w_up, I.up.data(), Ts, up_n, D, L.b_up);
+    mark_op(OpKind::kMlpUp);
     {
       ops::ActParams p;
       p.dtype = dt;
@@ -997,8 +1046,11 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       p.out = I.act.data();
       ops::launch_act(p, st);
     }
+    mark_op(OpKind::kMlpAct);
     gemm(I.act.data(), L.w_down, I.tmp.data(), Ts, D, F, L.b_down);
+    mark_op(OpKind::kMlpDown);
     residual(I.x.data(), I.tmp.data(), Ts * D);
+    mark_op(OpKind::kResidual);
   }
   // LM head on the emitting rows this rank holds; with SP the ids meet by an all-reduce (max) over
   // an array of -1s.
@@ -1033,6 +1085,19 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     CUDA_CHECK(cudaEventElapsedTime(&ms, I.ev_start, I.ev_end));
     times->gpu_ms = ms;
     times->host_ms = std::chrono::duration<double, std::milli>(host_end - host_start).count() + group_host_ms;
+    times->op_ms.fill(0);
+    times->outside_layers_ms = 0;
+    // Every interval between consecutive events (start, the ops', end) counted to the op it ends;
+    // the last one (LM head and the copies after the last layer) is outside the layers.
+    cudaEvent_t prev = I.ev_start;
+    for (size_t i = 0; I.cfg.op_times && i <= op_marks; ++i) {
+      cudaEvent_t ev = i < op_marks ? I.op_events[i] : I.ev_end;
+      const int tag = i < op_marks ? I.op_tags[i] : kOutsideLayers;
+      float op_ms = 0;
+      CUDA_CHECK(cudaEventElapsedTime(&op_ms, prev, ev));
+      (tag == kOutsideLayers ? times->outside_layers_ms : times->op_ms[static_cast<size_t>(tag)]) += op_ms;
+      prev = ev;
+    }
   }
 }
 

@@ -11,6 +11,7 @@
 // every token for its block of KV heads (kernels/comm/ulysses_plan.h), whose KV cache it holds.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "costmodel/attention_dims.h"
 #include "costmodel/model_spec.h"
+#include "costmodel/ops.h"
 
 namespace fdc::kernels::comm {
 class NcclComm;
@@ -38,6 +40,10 @@ struct GpuModelConfig {
   std::string config_name;    // for error messages ("does not fit" names it)
   int sp_rank = 0, sp_size = 1;
   const kernels::comm::NcclComm* comm = nullptr;  // sp_size > 1: the ranks' communicator
+  // forward() records a CUDA event after every op of every layer on the model's stream and
+  // returns the GPU time split by op (StepTimes::op_ms); about a microsecond per op. Off: no events
+  // but the forward's start and end.
+  bool op_times = false;
 };
 
 // One sequence of the iteration.
@@ -54,6 +60,15 @@ struct StepTimes {
   double gpu_ms = 0;   // CUDA-event time of the forward pass on the GPU
   double host_ms = 0;  // host time spent building the iteration's metadata and plans (the per-layout plans
                        // overlap the GPU running earlier layers)
+  // GpuModelConfig::op_times only (zeros otherwise): gpu_ms split into the intervals between
+  // consecutive events, each counted to the op it ends (the launch gap before an op is that op's).
+  // The layers' intervals, summed by op kind, are op_ms (both norms under kNorm, both residual
+  // adds under kResidual, the QKV bias with kQkvProj, every append launch under kKvAppend, the
+  // Ulysses pack/unpack and v copy with kAllToAllQkv, the non-RoPE q/k split under kRopeRotate);
+  // the rest (metadata uploads, embedding, final norm, LM head) is outside_layers_ms.
+  // sum(op_ms) + outside_layers_ms == gpu_ms.
+  std::array<double, costmodel::kNumOpKinds> op_ms{};
+  double outside_layers_ms = 0;
 };
 
 class GpuModel {

@@ -35,6 +35,7 @@ LayerTimings time_layers(const sim::Experiment& exp, const validate::LayerWindow
     mc.max_seqs = max_seqs;
     mc.seed = exp.seed;
     mc.device = opt.device;
+    mc.op_times = opt.per_op;
     std::ostringstream name;
     name << exp.source << " (" << layers << " of " << exp.model.name << "'s layers, " << num_blocks
          << " KV blocks for the largest batch)";
@@ -92,6 +93,12 @@ LayerTimings time_layers(const sim::Experiment& exp, const validate::LayerWindow
       m.long_ms.push_back(tl.gpu_ms);
       m.short_host_ms.push_back(ts.host_ms);
       m.long_host_ms.push_back(tl.host_ms);
+      if (opt.per_op) {
+        m.short_op_ms.push_back(ts.op_ms);
+        m.long_op_ms.push_back(tl.op_ms);
+        m.short_outside_ms.push_back(ts.outside_layers_ms);
+        m.long_outside_ms.push_back(tl.outside_layers_ms);
+      }
     }
     out.batches.push_back(std::move(m));
   }

@@ -15,6 +15,9 @@ struct LayerTimingOptions {
   int repeats = 20;  // timed forwards of each model per batch
   int warmup = 3;    // untimed forwards of each model per batch first (kernel loading, cuBLASLt plans)
   int device = 0;
+  // Both models record a CUDA event after every op of every layer (GpuModelConfig::op_times), and
+  // every timed forward's per-op times are kept (LayerMeasurement::short_op_ms, long_op_ms).
+  bool per_op = false;
   std::function<void(const std::string&)> progress;  // one line per step of a long run (may be empty)
 };
 
