@@ -19,22 +19,25 @@ rm -rf "$tmp" && mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 unz() { gunzip -c "$1" > "$tmp/$(basename "${1%.gz}")"; echo "$tmp/$(basename "${1%.gz}")"; }
 
-# H100: the 2026-11-28 re-profile (current kernels) and the first H100 collectives; overheads
-# calibrated on the burst (saturation) runs of Llama-2-13B (1 GPU) and Llama-2-7B sp=2 (2 GPUs).
-"$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-2gpu-20261128-comm/collectives" "$R/h100-2gpu-20261128-comm/ulysses" \
-  --out "$tmp/h100.json"
+# H100: the 2026-11-28 re-profile (current kernels), its KV append / classification cases and the
+# first H100 collectives; overheads calibrated on the burst (saturation) runs of Llama-2-13B (1 GPU,
+# the engine with the one-wave append kernel) and Llama-2-7B sp=2 (2 GPUs).
+"$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
+  "$R/h100-2gpu-20261128-comm/ulysses" --out "$tmp/h100.json"
 args=()
-for f in "$R"/h100-1gpu-20261128-engine/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
+for f in "$R"/h100-1gpu-20261128-engine2/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$(unz "$f")")
 done
 "$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json
 
-# H200: the 2026-11-28 re-profile (current kernels) and the 2026-11-27 collectives; overheads from
-# the 2026-11-27 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it).
-"$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-2gpu-20261127-collectives" "$R/h200-2gpu-20261127-ulysses" \
-  "$R/h200-4gpu-20261127-collectives" --out "$tmp/h200.json"
+# H200: the 2026-11-28 re-profile (current kernels), its KV append / classification cases and the
+# 2026-11-27 collectives; overheads from the 2026-11-28 Llama-2-13B bursts (current engine) and the
+# 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it).
+"$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
+  "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" --out "$tmp/h200.json"
 args=()
-for f in "$R"/h200-1gpu-20261127-engine/*.jsonl "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
+for f in "$R"/h200-1gpu-20261128-engine/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done
+for f in "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
 "$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json
 
 "$bin" fit --derive --from configs/profiles/h100.json --hardware p4de --out configs/profiles/a100-extrapolated.json
