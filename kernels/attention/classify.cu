@@ -3,8 +3,6 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
-#include <climits>
-#include <cmath>
 #include <cub/device/device_segmented_radix_sort.cuh>
 
 #include "kernels/common/cuda_check.h"
@@ -52,59 +50,6 @@ __global__ void assign_kernel(const int* sorted, const int* cu, const int* seg_o
   pos_of[row] = rank < keep ? rank : rank - keep;
 }
 
-// Up to kSharedSortRows rows in all, the sort and the class assignment are one kernel: a block per
-// segment sorts its (importance, row) pairs in shared memory (bitonic, padded to a power of two)
-// and writes each row's class and slot. CUB's segmented radix sort launches a kernel per digit
-// pass: about 60 us per call on an H100 whatever the rows, a fixed cost in every layer of a
-// token-class prefill.
-constexpr int kSortThreads = 1024;
-
-// a goes before b: larger importance first, ties in row order (CUB's stable descending order).
-__device__ __forceinline__ bool goes_before(float ka, int ia, float kb, int ib) {
-  return ka > kb || (ka == kb && ia < ib);
-}
-
-__global__ void __launch_bounds__(kSortThreads)
-    sort_assign_kernel(const float* score, const int* cu, const int* n_hi, int* cls_of, int* pos_of) {
-  extern __shared__ __align__(16) unsigned char smem[];
-  const int s = blockIdx.x;
-  const int begin = cu[s], n = cu[s + 1] - begin;
-  if (n <= 0) return;
-  int p = 1;
-  while (p < n) p <<= 1;
-  float* key = reinterpret_cast<float*>(smem);
-  int* row = reinterpret_cast<int*>(key + p);
-  for (int i = threadIdx.x; i < p; i += blockDim.x) {
-    key[i] = i < n ? score[begin + i] : -INFINITY;  // padding sorts last (importance >= 0)
-    row[i] = i < n ? i : INT_MAX;
-  }
-  __syncthreads();
-  for (int k = 2; k <= p; k <<= 1) {
-    for (int j = k >> 1; j > 0; j >>= 1) {
-      for (int i = threadIdx.x; i < p; i += blockDim.x) {
-        const int o = i ^ j;
-        if (o <= i) continue;
-        const bool first_half = (i & k) == 0;  // this run sorts in the "goes before" order
-        const bool swap =
-            first_half ? goes_before(key[o], row[o], key[i], row[i]) : goes_before(key[i], row[i], key[o], row[o]);
-        if (swap) {
-          const float tk = key[i];
-          key[i] = key[o], key[o] = tk;
-          const int tr = row[i];
-          row[i] = row[o], row[o] = tr;
-        }
-      }
-      __syncthreads();
-    }
-  }
-  const int keep = n_hi[s];
-  for (int rank = threadIdx.x; rank < n; rank += blockDim.x) {
-    const int r = begin + row[rank];
-    cls_of[r] = rank < keep ? 0 : 1;
-    pos_of[r] = rank < keep ? rank : rank - keep;
-  }
-}
-
 }  // namespace
 
 TokenClassifier::~TokenClassifier() {
@@ -124,7 +69,6 @@ void TokenClassifier::reserve(int rows, int segments, const int* cu, cudaStream_
     CUDA_CHECK(cudaMalloc(&keys_, 2 * sizeof(float) * static_cast<size_t>(cap_rows_)));
     CUDA_CHECK(cudaMalloc(&values_, 2 * sizeof(int) * static_cast<size_t>(cap_rows_)));
   }
-  if (rows <= kSharedSortRows) return;  // sorted in shared memory: no CUB workspace
   size_t need = 0;
   CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
       nullptr, need, keys_, keys_ + cap_rows_, values_, values_ + cap_rows_, rows, segments, cu, cu + 1, 0, 32, st));
@@ -147,14 +91,6 @@ void TokenClassifier::classify(const uint16_t* k, int k_row, const uint16_t* v, 
       reinterpret_cast<const __nv_bfloat16*>(k), k_row, reinterpret_cast<const __nv_bfloat16*>(v), v_row, heads,
       num_heads, rows, keys_, values_);
   CUDA_CHECK_LAUNCH();
-  if (rows <= kSharedSortRows) {
-    int p = 1;
-    while (p < rows) p <<= 1;  // no segment is longer than all the rows
-    sort_assign_kernel<<<static_cast<unsigned>(segments), kSortThreads, static_cast<size_t>(p) * 8, st>>>(
-        keys_, cu, n_hi, cls_of, pos_of);
-    CUDA_CHECK_LAUNCH();
-    return;
-  }
   size_t bytes = temp_bytes_;
   CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
       temp_, bytes, keys_, keys_ + cap_rows_, values_, values_ + cap_rows_, rows, segments, cu, cu + 1, 0, 32, st));

@@ -33,10 +33,6 @@ inline int hi_count(int64_t n, int hi_slots, int block_size) {
 // Device workspace and kernels of the prefill classification.
 class TokenClassifier {
  public:
-  // Calls of at most this many rows sort in shared memory (one block per segment, one launch);
-  // larger ones use CUB's segmented radix sort. Both give the same classes.
-  static constexpr int kSharedSortRows = 4096;
-
   TokenClassifier() = default;
   TokenClassifier(const TokenClassifier&) = delete;
   TokenClassifier& operator=(const TokenClassifier&) = delete;
