@@ -120,8 +120,11 @@ double FittedCostModel::seconds(const OpCall& c) const {
     case OpKind::kOutProj:
     case OpKind::kMlpUp:
     case OpKind::kMlpDown:
-    case OpKind::kLmHead:
-      return priced(f, fit::OpQuery::gemm(c.m, c.n, c.k)) * 1e-6;
+    case OpKind::kLmHead: {
+      // Calibrated from measured layers: GEMMs in the stream of a forward pass against alone.
+      const double eff = profile_.gemm_in_layer ? profile_.gemm_in_layer->efficiency(static_cast<double>(c.m)) : 1.0;
+      return priced(f, fit::OpQuery::gemm(c.m, c.n, c.k)) / eff * 1e-6;
+    }
     case OpKind::kRopeRotate:
       return priced(c.rotate ? f : rope_only_, q) * 1e-6;
     case OpKind::kAllToAllQkv: {  // pack, all-to-all, unpack: the Ulysses stages as measured
@@ -208,6 +211,7 @@ std::string FittedCostModel::describe() const {
   } else {
     os << ", every op measured";
   }
+  if (profile_.gemm_in_layer) os << "; GEMMs calibrated in measured layers";
   return os.str();
 }
 

@@ -3,8 +3,10 @@
 #
 #   scripts/refit_profiles.sh [FDCSIM]      (default: build/fdcsim; a CPU-only build is enough)
 #
-# configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the iteration
-# overhead calibrated on engine timelines (`fit --overhead-from`); a100-extrapolated.json derived
+# configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
+# calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
+# docs/results/layer-check-20261128b) and the iteration overhead on engine timelines
+# (`fit --overhead-from`); a100-extrapolated.json derived
 # from the H100 profile. Which folders and timelines, and why, is in docs/fit.md; the raw folders
 # are described in configs/profiles/raw/README.md. Rebuild afterwards: the profiles are embedded.
 set -euo pipefail
@@ -24,7 +26,9 @@ unz() { gunzip -c "$1" > "$tmp/$(basename "${1%.gz}")"; echo "$tmp/$(basename "$
 # the engine with the one-wave append kernel) and Llama-2-7B sp=2 (2 GPUs).
 "$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
   "$R/h100-2gpu-20261128-comm/ulysses" --out "$tmp/h100.json"
+L=docs/results/layer-check-20261128b
 args=()
+for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do args+=(--in-layer-from "$L/layer-h100-$p-perop.json"); done
 for f in "$R"/h100-1gpu-20261128-engine2/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$(unz "$f")")
 done
@@ -36,6 +40,7 @@ done
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" --out "$tmp/h200.json"
 args=()
+for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do args+=(--in-layer-from "$L/layer-h200-$p-perop.json"); done
 for f in "$R"/h200-1gpu-20261128-engine/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done
 for f in "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
 "$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json

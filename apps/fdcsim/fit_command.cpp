@@ -1,5 +1,6 @@
 #include "apps/fdcsim/fit_command.h"
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -11,6 +12,7 @@
 #include "costmodel/fit/profile_io.h"
 #include "sim/experiment.h"
 #include "validate/calibrate.h"
+#include "validate/calibrate_in_layer.h"
 
 namespace fdc::cli {
 namespace {
@@ -48,6 +50,17 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   }
   for (const auto& [name, f] : p.ops)
     if (f.extrapolated && !p.extrapolated) os << "  extrapolated " << name << ": " << f.note << "\n";
+  if (p.gemm_in_layer) {
+    const fit::InLayerGemm& g = *p.gemm_in_layer;
+    os << "  GEMMs in a layer (gemm_in_layer): efficiency";
+    for (const fit::Knot& k : g.knots) {
+      std::snprintf(line, sizeof line, " %.3f at %.0f rows;", k.efficiency, std::exp2(k.log2_axis));
+      os << line;
+    }
+    os << " layer GEMM time error " << pct(g.before.median_ape_pct) << " / " << pct(g.before.p90_ape_pct)
+       << " (median / P90) with the laws alone, held out " << pct(g.held_out.median_ape_pct) << " / "
+       << pct(g.held_out.p90_ape_pct) << "\n    " << g.note << "\n";
+  }
   if (p.derived.is_object() && p.derived.contains("method"))
     os << "  derived: " << p.derived["method"].get<std::string>() << "\n";
 }
@@ -92,15 +105,41 @@ int run_derive(const FitOptions& o) {
   return kExitOk;
 }
 
-int run_overhead(const FitOptions& o) {
-  FDC_INPUT_CHECK(!o.from.empty(), "fit --overhead-from needs --from PROFILE (the profile to calibrate)");
-  FDC_INPUT_CHECK(o.raw_dirs.empty() && !o.derive, "fit --overhead-from takes no raw inputs and no --derive");
+std::string held(const fit::HeldOutError& h) {
+  return "median " + pct(h.median_ape_pct) + ", P90 " + pct(h.p90_ape_pct);
+}
+
+// --in-layer-from and/or --overhead-from: calibrations of --from, the GEMMs first (the overhead is
+// what remains of the engine's iterations once the ops are priced as they run in a layer).
+int run_calibrate(const FitOptions& o) {
+  FDC_INPUT_CHECK(!o.from.empty(), "fit --overhead-from / --in-layer-from needs --from PROFILE (the profile to calibrate)");
+  FDC_INPUT_CHECK(o.raw_dirs.empty() && !o.derive,
+                  "fit --overhead-from / --in-layer-from takes no raw inputs and no --derive");
   auto [prof, ref] = sim::load_profile(o.from, "", "--from");
-  const auto calibrations = validate::calibrate_overhead(prof, ref, o.overhead_from);
   // The calibration comes after whatever made the profile: keep both commands.
   std::string command = prof.fitted_by.empty() ? "" : prof.fitted_by + "; then ";
   command += "fdcsim fit --from " + o.from;
-  for (const auto& t : o.overhead_from) command += " --overhead-from " + t;
+  if (!o.in_layer_from.empty()) {
+    const bool had = prof.gemm_in_layer.has_value();
+    prof.gemm_in_layer = validate::calibrate_gemm_in_layer(prof, ref, o.in_layer_from);
+    for (const auto& r : o.in_layer_from) command += " --in-layer-from " + r;
+    const fit::InLayerGemm& g = *prof.gemm_in_layer;
+    std::cout << "  gemm_in_layer: " << g.knots.size() << " knots from " << g.points << " measured batches (rows "
+              << g.rows.min << ".." << g.rows.max << ")" << (had ? ", replacing the profile's" : "") << "\n";
+    for (const fit::Knot& k : g.knots) {
+      char line[120];
+      std::snprintf(line, sizeof line, "    %7.0f rows: efficiency %.3f (GEMMs x %.3f)\n", std::exp2(k.log2_axis),
+                    k.efficiency, 1.0 / k.efficiency);
+      std::cout << line;
+    }
+    std::cout << "    layer GEMM time error: laws alone " << held(g.before) << "; held out (" << g.held_out.method
+              << ") " << held(g.held_out) << "\n";
+  }
+  std::vector<validate::OverheadCalibration> calibrations;
+  if (!o.overhead_from.empty()) {
+    calibrations = validate::calibrate_overhead(prof, ref, o.overhead_from);
+    for (const auto& t : o.overhead_from) command += " --overhead-from " + t;
+  }
   command += " --out " + o.out;
   fit::write_profile(validate::with_overhead(prof, calibrations, o.overhead_from), command, o.out);
   for (const auto& c : calibrations) {
@@ -114,7 +153,10 @@ int run_overhead(const FitOptions& o) {
                   c.before_median_pct, c.before_p90_pct, c.held_out_median_pct, c.held_out_p90_pct);
     std::cout << line;
   }
-  std::cout << "  wrote " << o.out << " (profile '" << ref.name << "' with calibrated overheads)\n";
+  std::cout << "  wrote " << o.out << " (profile '" << ref.name << "' with "
+            << (o.in_layer_from.empty() ? "" : "GEMMs calibrated in measured layers")
+            << (!o.in_layer_from.empty() && !calibrations.empty() ? " and " : "")
+            << (calibrations.empty() ? "" : "calibrated overheads") << ")\n";
   return kExitOk;
 }
 
@@ -134,10 +176,16 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_flag("--derive", o.derive,
                 "Derive a profile for unmeasured hardware from --from by spec-sheet ratios (extrapolated)");
   sub->add_option("--from", o.from,
-                  "--derive: the measured profile; --overhead-from: the profile to calibrate (embedded name or path)");
+                  "--derive: the measured profile; --overhead-from / --in-layer-from: the profile to calibrate (embedded "
+                  "name or path)");
   sub->add_option("--overhead-from", o.overhead_from,
                   "Calibrate --from's per-iteration overhead from engine timelines (`fdcsim engine` / `validate "
                   "--config` runs on that GPU) and write the profile to --out; repeatable")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--in-layer-from", o.in_layer_from,
+                  "Calibrate --from's GEMMs as they run inside a layer from `fdcsim layer-check --per-op` reports "
+                  "measured on that GPU (docs/fit.md) and write the profile to --out; repeatable; with "
+                  "--overhead-from, this comes first")
       ->check(CLI::ExistingFile);
   sub->add_option("--hardware", o.hardware, "--derive: the target hardware config (embedded name or path)");
   sub->add_option("--from-hardware", o.from_hardware,
@@ -153,7 +201,7 @@ void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
 int run_fit(const FitOptions& o) {
   return run_guarded([&]() -> int {
     if (o.derive) return run_derive(o);
-    if (!o.overhead_from.empty()) return run_overhead(o);
+    if (!o.overhead_from.empty() || !o.in_layer_from.empty()) return run_calibrate(o);
     FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");
     std::string command = "fdcsim fit";
     for (const std::string& d : o.raw_dirs) command += " " + d;

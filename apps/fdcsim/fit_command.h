@@ -3,6 +3,8 @@
 // unmeasured GPU from a measured one by spec-sheet ratios (extrapolated);
 // `fdcsim fit --from PROFILE --overhead-from TIMELINE... --out FILE`: the profile with its
 // per-iteration overhead calibrated from engine runs (validate/calibrate.h);
+// `fdcsim fit --from PROFILE --in-layer-from REPORT... --out FILE`: its GEMMs calibrated on layers
+// measured per op (validate/calibrate_in_layer.h; with --overhead-from too, this comes first);
 // `fdcsim profile-report PROFILE`: prints each op's form, coverage and held-out error.
 #pragma once
 
@@ -22,6 +24,7 @@ struct FitOptions {
   std::string hardware;       // --derive: the target hardware config (name or path)
   std::string from_hardware;  // --derive: the measured GPU's hardware config ("" = the one naming --from)
   std::vector<std::string> overhead_from;  // engine timelines calibrating --from's iteration overhead
+  std::vector<std::string> in_layer_from;  // layer-check --per-op reports calibrating --from's GEMMs in a layer
 };
 
 struct ProfileReportOptions {

@@ -13,6 +13,18 @@
 #include "costmodel/ops.h"
 
 namespace fdc::fit {
+
+double efficiency(const std::vector<Knot>& knots, double log2_axis) {
+  if (knots.empty()) return 1.0;
+  if (log2_axis <= knots.front().log2_axis) return knots.front().efficiency;
+  if (log2_axis >= knots.back().log2_axis) return knots.back().efficiency;
+  const auto hi =
+      std::upper_bound(knots.begin(), knots.end(), log2_axis, [](double v, const Knot& k) { return v < k.log2_axis; });
+  const auto lo = hi - 1;
+  const double w = (log2_axis - lo->log2_axis) / (hi->log2_axis - lo->log2_axis);
+  return lo->efficiency + w * (hi->efficiency - lo->efficiency);
+}
+
 namespace {
 
 bool is_gemm(FitForm f) { return f == FitForm::kGemmRooflineEfficiency || f == FitForm::kGemmRooflineGrid; }
@@ -96,16 +108,6 @@ double base_us(const OpFit& fit, const OpQuery& q) {
   return fit.alpha_us + fit.us_per_byte * q.bytes + fit.us_per_flop * q.flops;
 }
 
-double efficiency(const std::vector<Knot>& knots, double log2_axis) {
-  if (knots.empty()) return 1.0;
-  if (log2_axis <= knots.front().log2_axis) return knots.front().efficiency;
-  if (log2_axis >= knots.back().log2_axis) return knots.back().efficiency;
-  const auto hi =
-      std::upper_bound(knots.begin(), knots.end(), log2_axis, [](double v, const Knot& k) { return v < k.log2_axis; });
-  const auto lo = hi - 1;
-  const double w = (log2_axis - lo->log2_axis) / (hi->log2_axis - lo->log2_axis);
-  return lo->efficiency + w * (hi->efficiency - lo->efficiency);
-}
 
 Range range_of(const std::vector<Sample>& s, double Sample::*field) {
   Range r{s[0].*field, s[0].*field};

@@ -43,6 +43,10 @@ struct Knot {
   double efficiency = 1;  // base time / measured time
 };
 
+// Piecewise-linear interpolation of the knots' efficiency in log2 of the axis, constant beyond the
+// ends; 1 without knots.
+double efficiency(const std::vector<Knot>& knots, double log2_axis);
+
 struct Range {
   double min = 0, max = 0;
   bool contains(double v) const { return v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9); }

@@ -1,6 +1,7 @@
 #include "costmodel/fit/profile_fit.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <vector>
 
@@ -29,6 +30,10 @@ FittedProfile fit_profile(const RawProfile& raw) {
   for (auto& [op, samples] : groups) p.ops[op] = fit_op(op, std::move(samples), p.peaks, op == "rope_rotate/rotate");
   add_carried_ops(p);
   return p;
+}
+
+double InLayerGemm::efficiency(double rows_m) const {
+  return rows_m > 0 ? fit::efficiency(knots, std::log2(rows_m)) : 1.0;
 }
 
 void add_carried_ops(FittedProfile& p) {

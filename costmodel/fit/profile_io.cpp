@@ -178,6 +178,41 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   return f;
 }
 
+Json in_layer_json(const InLayerGemm& g) {
+  Json knots = Json::array();
+  for (const Knot& k : g.knots) knots.push_back(Json::array({k.log2_axis, k.efficiency}));
+  return {{"form", "in_layer_efficiency"},
+          {"axis", "log2 rows"},
+          {"efficiency_knots", knots},
+          {"rows", range_json(g.rows)},
+          {"points", g.points},
+          {"held_out", held_out_json(g.held_out)},
+          {"before", held_out_json(g.before)},
+          {"note", g.note}};
+}
+
+InLayerGemm in_layer_from_json(const Json& j, const std::string& source) {
+  const Reader r(source + ": gemm_in_layer");
+  FDC_INPUT_CHECK(j.is_object(), source << ": 'gemm_in_layer' must be an object");
+  InLayerGemm g;
+  const Json& knots = r.at(j, "efficiency_knots");
+  FDC_INPUT_CHECK(knots.is_array() && !knots.empty(), source << ": gemm_in_layer: 'efficiency_knots' must be a "
+                                                                    "non-empty array of [log2 rows, efficiency]");
+  for (const Json& k : knots) {
+    FDC_INPUT_CHECK(k.is_array() && k.size() == 2 && k[0].is_number() && k[1].is_number() && k[1].get<double>() > 0,
+                    source << ": gemm_in_layer: knot " << k.dump() << " is not [log2 rows, efficiency > 0]");
+    FDC_INPUT_CHECK(g.knots.empty() || k[0].get<double>() > g.knots.back().log2_axis,
+                    source << ": gemm_in_layer: knots must be in ascending rows");
+    g.knots.push_back({k[0].get<double>(), k[1].get<double>()});
+  }
+  g.rows = r.range(j, "rows");
+  g.points = static_cast<int>(r.number(j, "points"));
+  g.held_out = r.held_out(r.at(j, "held_out"));
+  g.before = r.held_out(r.at(j, "before"));
+  if (j.contains("note") && j["note"].is_string()) g.note = j["note"].get<std::string>();
+  return g;
+}
+
 }  // namespace
 
 Json profile_to_json(const FittedProfile& p, const std::string& command) {
@@ -193,7 +228,8 @@ Json profile_to_json(const FittedProfile& p, const std::string& command) {
           {"extrapolated", p.extrapolated},
           {"derived", p.derived},
           {"sources", p.sources},
-          {"ops", ops}};
+          {"ops", ops},
+          {"gemm_in_layer", p.gemm_in_layer ? in_layer_json(*p.gemm_in_layer) : Json(nullptr)}};
 }
 
 FittedProfile profile_from_json(const Json& j, const std::string& source) {
@@ -218,6 +254,8 @@ FittedProfile profile_from_json(const Json& j, const std::string& source) {
   const Json& ops = r.at(j, "ops");
   FDC_INPUT_CHECK(ops.is_object(), source << ": 'ops' must be an object");
   for (const auto& [name, op] : ops.items()) p.ops[name] = op_from_json(name, op, source);
+  if (j.contains("gemm_in_layer") && !j["gemm_in_layer"].is_null())
+    p.gemm_in_layer = in_layer_from_json(j["gemm_in_layer"], source);
   return p;
 }
 

@@ -1,0 +1,164 @@
+// GEMMs calibrated on layers measured per op (validate/calibrate_in_layer.h): the knots, the
+// calibration from saved layer-check reports, the cost model applying it, and the profile file.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+#include "costmodel/fit/derive.h"
+#include "costmodel/fit/profile_io.h"
+#include "sim/experiment.h"
+#include "tests/validate/saved_layer_check.h"
+#include "validate/calibrate_in_layer.h"
+#include "validate/layer_check.h"
+
+using namespace fdc;
+
+namespace {
+
+sim::Experiment experiment(const std::string& policy, const std::string& profile = "h100") {
+  const Json j{
+      {"name", "il"},
+      {"seed", 7},
+      {"model", "llama-2-13b"},
+      {"hardware", "p5"},
+      {"policy", policy},
+      {"costmodel", {{"kind", "profile"}, {"profile", profile}}},
+      {"cluster", {{"servers", 1}, {"tp", 1}, {"sp", 1}}},
+      {"scheduler", {{"chunked_prefill", false}}},
+      {"workload",
+       {{"num_requests", 1}, {"lengths", {{"source", "sharegpt_embedded"}}}, {"arrival", {{"process", "burst"}}}}}};
+  return sim::load_experiment_json(j, "il.json", "");
+}
+
+double gemms(const validate::LayerPrediction& p) {
+  using costmodel::OpKind;
+  double s = 0;
+  for (OpKind k : {OpKind::kQkvProj, OpKind::kOutProj, OpKind::kMlpUp, OpKind::kMlpDown})
+    s += p.op_s[static_cast<size_t>(k)];
+  return s;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("in-layer knots: one per group of row counts within 1.25x, predicted over measured") {
+  const std::vector<validate::InLayerPoint> pts = {
+      {0, 2048, 9.0, 10.0}, {0, 32, 1.0, 1.0}, {1, 512, 3.0, 2.0}, {1, 544, 1.0, 2.0}, {1, 2048, 9.0, 10.0}};
+  const auto k = validate::in_layer_knots(pts);
+  REQUIRE(k.size() == 3);
+  CHECK(k[0].log2_axis == doctest::Approx(5.0));
+  CHECK(k[0].efficiency == doctest::Approx(1.0));
+  // 512 and 544 share a knot: (3 + 1) / (2 + 2), at the prediction-weighted mean of log2 rows.
+  CHECK(k[1].efficiency == doctest::Approx(1.0));
+  CHECK(k[1].log2_axis == doctest::Approx((3 * 9.0 + std::log2(544.0)) / 4));
+  CHECK(k[2].log2_axis == doctest::Approx(11.0));
+  CHECK(k[2].efficiency == doctest::Approx(0.9));
+
+  fit::InLayerGemm g;
+  g.knots = k;
+  CHECK(g.efficiency(2048) == doctest::Approx(0.9));
+  CHECK(g.efficiency(8192) == doctest::Approx(0.9));  // constant beyond the ends
+  CHECK(g.efficiency(1) == doctest::Approx(1.0));
+  const double mid = std::exp2((k[1].log2_axis + 11.0) / 2);
+  CHECK(g.efficiency(mid) == doctest::Approx(0.95));  // linear in log2 rows between knots
+
+  CHECK(error_of([] { validate::in_layer_knots({}); }).find("no measured batches") != std::string::npos);
+}
+
+TEST_CASE("in-layer calibration from layer-check --per-op reports, applied by the cost model") {
+  sim::Experiment none = experiment("none");
+  const sim::Experiment fdc = experiment("fdc-uniform-50");
+  auto [profile, ref] = sim::load_profile("h100", "", "test");
+  profile.gemm_in_layer.reset();  // the laws alone (the committed profile is calibrated)
+  none.profile = std::make_shared<fit::FittedProfile>(profile);
+  const auto batches = validate::parse_layer_batches("prefill:1x512,prefill:1x2048,decode:32x1024");
+  const validate::LayerWindow w{0, 2, 6};
+  const test::SavedReport a(test::synthetic_report(none, batches, w, true));
+  const test::SavedReport b(test::synthetic_report(fdc, batches, w, true));
+
+  const auto points = validate::in_layer_points(profile, ref, {a.path, b.path});
+  REQUIRE(points.size() == 6);
+  // Each point: the four GEMMs the laws predict, against the measured GEMMs (the synthetic split
+  // measures mlp_up only, half of each forward).
+  const auto sa = validate::read_layer_check_report(a.path);
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(points[i].report == 0);
+    CHECK(points[i].rows == static_cast<double>(batches[i].new_tokens()));
+    CHECK(points[i].predicted_ms == doctest::Approx(gemms(validate::predict_layer(none, w, batches[i])) * 1e3));
+    CHECK(points[i].measured_ms ==
+          doctest::Approx(sa.rows[i].measured_op_ms[static_cast<size_t>(costmodel::OpKind::kMlpUp)]));
+  }
+
+  const fit::InLayerGemm g = validate::calibrate_gemm_in_layer(profile, ref, {a.path, b.path});
+  REQUIRE(g.knots.size() == 3);  // 32, 512 and 2048 rows
+  CHECK(g.points == 6);
+  CHECK(g.rows.min == 32);
+  CHECK(g.rows.max == 2048);
+  const double eff2048 = (points[1].predicted_ms + points[4].predicted_ms) / (points[1].measured_ms + points[4].measured_ms);
+  CHECK(g.knots[2].efficiency == doctest::Approx(eff2048));
+  REQUIRE(g.held_out.median_ape_pct);  // two reports: each predicted by the other's knots
+  REQUIRE(g.before.median_ape_pct);
+  CHECK(g.note.find(std::filesystem::path(a.path).filename().string()) != std::string::npos);
+  CHECK_FALSE(validate::calibrate_gemm_in_layer(profile, ref, {a.path}).held_out.median_ape_pct);
+
+  // The cost model divides each GEMM by the efficiency at its rows; the other ops are unchanged.
+  sim::Experiment calibrated = experiment("none");
+  auto p = std::make_shared<fit::FittedProfile>(profile);
+  p->gemm_in_layer = g;
+  calibrated.profile = p;
+  for (size_t i = 0; i < batches.size(); ++i) {
+    CAPTURE(i);
+    const auto before = validate::predict_layer(none, w, batches[i]);
+    const auto after = validate::predict_layer(calibrated, w, batches[i]);
+    const double eff = g.efficiency(static_cast<double>(batches[i].new_tokens()));
+    CHECK(gemms(after) == doctest::Approx(gemms(before) / eff));
+    const auto norm = static_cast<size_t>(costmodel::OpKind::kNorm);
+    CHECK(after.op_s[norm] == doctest::Approx(before.op_s[norm]));
+  }
+  CHECK(sim::make_cost_model(calibrated)->describe().find("GEMMs calibrated in measured layers") != std::string::npos);
+
+  // Written and read back; carried over (and no longer held out) by a derived profile.
+  const fit::FittedProfile back = fit::profile_from_json(fit::profile_to_json(*p, "test"), "p.json");
+  REQUIRE(back.gemm_in_layer);
+  REQUIRE(back.gemm_in_layer->knots.size() == g.knots.size());
+  CHECK(back.gemm_in_layer->knots[2].efficiency == doctest::Approx(g.knots[2].efficiency));
+  CHECK(back.gemm_in_layer->held_out.median_ape_pct == g.held_out.median_ape_pct);
+  const fit::SpecSheet from{"p5", profile.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
+  const fit::FittedProfile derived = fit::derive_profile(*p, "h100", from, to);
+  REQUIRE(derived.gemm_in_layer);
+  CHECK(derived.gemm_in_layer->note.find("carried over unchanged from h100") == 0);
+  CHECK_FALSE(derived.gemm_in_layer->held_out.median_ape_pct);
+  Json bad = fit::profile_to_json(*p, "test");
+  bad["gemm_in_layer"]["efficiency_knots"] = Json::array({Json::array({11.0, 0.9}), Json::array({5.0, 1.0})});
+  CHECK(error_of([&] { fit::profile_from_json(bad, "p.json"); }).find("p.json: gemm_in_layer: knots must be in ascending rows") !=
+        std::string::npos);
+}
+
+TEST_CASE("in-layer calibration refuses reports it cannot use, naming the file") {
+  const sim::Experiment none = experiment("none");
+  const auto batches = validate::parse_layer_batches("prefill:1x512");
+  const test::SavedReport plain(test::synthetic_report(none, batches, {0, 2, 6}, false));
+  const test::SavedReport per_op(test::synthetic_report(none, batches, {0, 2, 6}, true));
+  auto [h100, ref100] = sim::load_profile("h100", "", "test");
+  auto [h200, ref200] = sim::load_profile("h200", "", "test");
+  const std::string no_ops = error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {plain.path}); });
+  CHECK(no_ops.find(plain.path) != std::string::npos);
+  CHECK(no_ops.find("--per-op") != std::string::npos);
+  const std::string other_gpu = error_of([&] { validate::calibrate_gemm_in_layer(h200, ref200, {per_op.path}); });
+  CHECK(other_gpu.find(per_op.path + ": measured on 'NVIDIA H100 80GB HBM3'") != std::string::npos);
+  CHECK(error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {}); }).find("at least one") != std::string::npos);
+}
