@@ -13,8 +13,9 @@ const char* const kGemmLibraries[] = {"cublaslt", "cublas", "vidur"};
 
 }  // namespace
 
-std::string overhead_op(const std::string& model, ParallelConfig par) {
-  return "iteration_overhead/" + model + "/tp" + std::to_string(par.tp) + "sp" + std::to_string(par.sp);
+std::string overhead_op(const std::string& model, ParallelConfig par, bool token_classes) {
+  return "iteration_overhead/" + model + "/tp" + std::to_string(par.tp) + "sp" + std::to_string(par.sp) +
+         (token_classes ? "/classes" : "");
 }
 
 FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, ParallelConfig par,
@@ -60,7 +61,8 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
   }
   set(OpKind::kKvAppend, need("kv_append", "appending new K/V rows to the KV cache"));
   for (const LayerShapes& g : groups_)
-    if (g.classify_tail_dims > 0) set(OpKind::kKvClassify, need("kv_classify", "classifying prompt tokens (token classes)"));
+    if (g.classify_tail_dims > 0) token_classes_ = true;
+  if (token_classes_) set(OpKind::kKvClassify, need("kv_classify", "classifying prompt tokens (token classes)"));
   set(OpKind::kAttnPrefill, need("attn_prefill", "prefill attention"));
   set(OpKind::kAttnDecode, need("attn_decode", "decode attention"));
   if (par.sp > 1) {
@@ -78,8 +80,11 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
   }
   // An overhead calibrated for this model and parallelism (fdcsim fit --overhead-from) wins over
   // the profile's general one.
-  const std::string keyed = overhead_op(model.name, par);
-  set(OpKind::kIterationOverhead, need(profile_.find(keyed) ? keyed : "iteration_overhead", "per-iteration overhead"));
+  const std::string keyed = overhead_op(model.name, par), classes = overhead_op(model.name, par, true);
+  const std::string overhead = token_classes_ && profile_.find(classes) ? classes
+                               : profile_.find(keyed)                   ? keyed
+                                                                        : "iteration_overhead";
+  set(OpKind::kIterationOverhead, need(overhead, "per-iteration overhead"));
   if (!missing.empty()) {
     std::ostringstream os;
     os << "cost profile '" << ref_.name << "' (" << ref_.source << ", " << profile_.gpu << ") has no op ";

@@ -24,8 +24,10 @@ struct ProfileRef {
 };
 
 // The profile op holding the per-iteration overhead calibrated for one model and parallelism
-// ("iteration_overhead/<model>/tp<t>sp<s>"); the cost model prefers it to "iteration_overhead".
-std::string overhead_op(const std::string& model, ParallelConfig par);
+// ("iteration_overhead/<model>/tp<t>sp<s>"), and for policies with token classes
+// (".../classes": their iterations classify prompts and plan two-class decode units); the cost
+// model prefers the most specific one the profile has, then "iteration_overhead".
+std::string overhead_op(const std::string& model, ParallelConfig par, bool token_classes = false);
 
 class FittedCostModel final : public CostModel {
  public:
@@ -45,6 +47,7 @@ class FittedCostModel final : public CostModel {
   // Profile op names this configuration uses, in a stable order.
   const std::vector<std::string>& used_ops() const { return used_ops_; }
   const ProfileRef& profile_ref() const { return ref_; }
+  bool token_classes() const { return token_classes_; }
   const fit::FittedProfile& profile() const { return profile_; }
 
  private:
@@ -69,6 +72,7 @@ class FittedCostModel final : public CostModel {
   std::vector<LayerShapes> groups_;
   // Laws by op kind (null where the configuration never runs the op).
   std::array<const fit::OpFit*, kNumOpKinds> law_{};
+  bool token_classes_ = false;  // some layer keeps token classes (prompts are classified)
   const fit::OpFit* rope_only_ = nullptr;  // RoPE without the rotation (full-rank layers)
   const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
   std::vector<std::string> used_ops_, extrapolated_ops_;

@@ -86,8 +86,13 @@ std::vector<OverheadCalibration> calibrate_overhead(const fit::FittedProfile& pr
     const std::string base = std::filesystem::path(path).parent_path().string();
     const sim::Experiment e = sim::load_experiment_json(cfg, path + " (header config)", base);
     const costmodel::FittedCostModel cost(e.model, e.dims, e.parallel, profile, ref);
-    const std::string key = costmodel::overhead_op(e.model.name, e.parallel);
-    const fit::OpFit* current = profile.find(key) ? profile.find(key) : profile.find("iteration_overhead");
+    // Policies with token classes get their own line (their iterations classify prompts and plan
+    // two-class decode units); `current` is the overhead the cost model priced them with.
+    const std::string key = costmodel::overhead_op(e.model.name, e.parallel, cost.token_classes());
+    const std::string plain = costmodel::overhead_op(e.model.name, e.parallel);
+    const fit::OpFit* current = profile.find(key)     ? profile.find(key)
+                                : profile.find(plain) ? profile.find(plain)
+                                                      : profile.find("iteration_overhead");
     if (!by_key.count(key)) keys.push_back(key);
     previous[key] = current->alpha_us;
     previous_per_seq[key] = current->us_per_seq;

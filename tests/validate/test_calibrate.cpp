@@ -1,8 +1,10 @@
 // Calibrating a profile's per-iteration overhead from timelines.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "core/error.h"
@@ -16,13 +18,15 @@ using namespace fdc;
 
 namespace {
 
-// A 1-GPU H200 run priced by the embedded h200 profile (iteration overhead 200 us), as a timeline file.
-std::string h200_timeline(const std::string& name, const std::string& device) {
+// A 1-GPU H200 run priced by the embedded h200 profile (iteration overhead 200 us, or overhead_us
+// when given), as a timeline file.
+std::string h200_timeline(const std::string& name, const std::string& device,
+                          const std::string& policy = "fdc-uniform-50", double overhead_us = -1) {
   Json cfg{{"name", "cal"},
            {"seed", 3},
            {"model", "llama-2-7b"},
            {"hardware", "h200x8"},
-           {"policy", "fdc-uniform-50"},
+           {"policy", policy},
            {"costmodel", {{"kind", "profile"}}},
            {"cluster", {{"servers", 1}}},
            {"scheduler", {{"max_batched_tokens", 2048}}},
@@ -33,6 +37,11 @@ std::string h200_timeline(const std::string& name, const std::string& device) {
              {"max_output_tokens", 200},
              {"arrival", {{"process", "poisson"}, {"rate_per_s", 20.0}}}}}};
   sim::Experiment e = sim::load_experiment_json(cfg, "cal.json", "");
+  if (overhead_us >= 0) {
+    auto p = std::make_shared<fit::FittedProfile>(*e.profile);
+    p->ops.at("iteration_overhead").alpha_us = overhead_us;
+    e.profile = p;
+  }
   auto cost = sim::make_cost_model(e);
   std::stringstream text;
   sim::Simulator s(e, *cost, {nullptr, nullptr, nullptr, &text});
@@ -91,4 +100,31 @@ TEST_CASE("calibrating with a run on another GPU is refused") {
     CHECK(msg.find("measured on 'NVIDIA H100 80GB HBM3'") != std::string::npos);
   }
   std::filesystem::remove(path);
+}
+
+TEST_CASE("policies with token classes get their own overhead line, which their cost model prefers") {
+  const std::string plain = h200_timeline("fdcsim-cal-plain.jsonl", "", "fdc-uniform-50", 300);
+  const std::string classes = h200_timeline("fdcsim-cal-classes.jsonl", "", "fdc-table-hybrid-llama-2-7b", 700);
+  auto [prof, ref] = sim::load_profile("h200", "", "test");
+  const auto cs = validate::calibrate_overhead(prof, ref, {plain, classes});
+  REQUIRE(cs.size() == 2);
+  CHECK(cs[0].op == "iteration_overhead/llama-2-7b/tp1sp1");
+  CHECK(cs[0].overhead_us == doctest::Approx(300).epsilon(0.01));
+  CHECK(cs[1].op == "iteration_overhead/llama-2-7b/tp1sp1/classes");
+  CHECK(cs[1].overhead_us == doctest::Approx(700).epsilon(0.01));
+  const auto fixed = validate::with_overhead(prof, cs, {plain, classes});
+  for (const auto& [path, op] : {std::pair{plain, cs[0].op}, std::pair{classes, cs[1].op}}) {
+    CAPTURE(path);
+    const auto e = sim::load_experiment_json(sim::read_timeline(path).header.config, "cal", "");
+    const costmodel::FittedCostModel m(e.model, e.dims, e.parallel, fixed, ref);
+    CHECK(m.token_classes() == (path == classes));
+    CHECK(std::find(m.used_ops().begin(), m.used_ops().end(), op) != m.used_ops().end());
+  }
+  // Without a classes line, a token-class policy falls back to its configuration's plain line.
+  const auto only_plain = validate::with_overhead(prof, {cs[0]}, {plain});
+  const auto e = sim::load_experiment_json(sim::read_timeline(classes).header.config, "cal", "");
+  const costmodel::FittedCostModel m(e.model, e.dims, e.parallel, only_plain, ref);
+  CHECK(std::find(m.used_ops().begin(), m.used_ops().end(), cs[0].op) != m.used_ops().end());
+  std::filesystem::remove(plain);
+  std::filesystem::remove(classes);
 }
