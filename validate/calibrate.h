@@ -5,7 +5,9 @@
 // The overhead depends on the model and the parallelism (how many kernels an iteration launches,
 // how much each rank plans), so it is calibrated per (model, tp, sp) found in the timelines, into
 // the profile op "iteration_overhead/<model>/tp<t>sp<s>" (costmodel::overhead_op), which the cost
-// model prefers to the profile's general "iteration_overhead" for that configuration.
+// model prefers to the profile's general "iteration_overhead" for that configuration. Timelines of
+// policies with token classes calibrate a line of their own, ".../classes" (their iterations also
+// classify prompts and plan two-class decode units), which the cost model of such a policy prefers.
 //
 // For every measured iteration, residual = measured time - (the profile's prediction without its
 // current overhead). The calibrated overhead is a + b x (sequences in the batch), fitted by least
