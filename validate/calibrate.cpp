@@ -157,8 +157,9 @@ fit::FittedProfile with_overhead(fit::FittedProfile profile, const std::vector<O
               "): median line (least absolute deviations) of measured iteration time minus the sum of the "
               "profile's ops, over the batch's sequences; residual P10/P90 " +
               std::to_string(static_cast<int>(std::lround(c.residual_p10_us))) + "/" +
-              std::to_string(static_cast<int>(std::lround(c.residual_p90_us))) + " us";
-    op.held_out.method = "2-fold over time: each half of every timeline predicted with the other half's line";
+              std::to_string(static_cast<int>(std::lround(c.residual_p90_us))) +
+              " us; held out 2-fold over time: each half of every timeline predicted with the line of the other halves";
+    op.held_out.method = "2-fold over time";  // each half of every timeline predicted with the other half's line
     op.held_out.points = c.iterations;
     op.held_out.median_ape_pct = c.held_out_median_pct;
     op.held_out.p90_ape_pct = c.held_out_p90_pct;

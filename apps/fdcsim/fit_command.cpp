@@ -34,16 +34,19 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   os << "profile: " << p.gpu << " (" << p.ops.size() << " ops)"
      << (p.extrapolated ? ", EXTRAPOLATED (derived: no measurement on this GPU)" : "") << "\n";
   char line[320];
-  std::snprintf(line, sizeof line, "%-24s %-25s %-46s %6s %-16s %7s %7s\n", "op", "form", "coverage", "points",
+  std::snprintf(line, sizeof line, "%-24s %-27s %-46s %6s %-18s %7s %7s\n", "op", "form", "coverage", "points",
                 "held-out", "median", "P90");
   os << line;
   for (const auto& [name, f] : p.ops) {
     std::string cov = f.extrapolated                      ? "not measured (extrapolated)"
-                      : f.form == fit::FitForm::kConstant ? "constant"
+                      : f.form == fit::FitForm::kConstant ? (f.us_per_seq != 0 ? "a + b x sequences (calibrated)" : "constant")
                                                           : std::string(f.axis_name()) + " " + range(f.axis);
     if (f.m_range && !f.extrapolated) cov += ", m " + range(*f.m_range);
     if (f.seqs_range) cov += ", seqs " + range(*f.seqs_range);
-    std::snprintf(line, sizeof line, "%-24s %-25s %-46s %6d %-16s %7s %7s\n", name.c_str(), fit::form_name(f.form),
+    // Long op names (calibrated overheads) take a line of their own.
+    if (name.size() > 24) os << name << "\n";
+    std::snprintf(line, sizeof line, "%-24s %-27s %-46s %6d %-18s %7s %7s\n", name.size() > 24 ? "" : name.c_str(),
+                  fit::form_name(f.form),
                   cov.c_str(), f.held_out.points, f.held_out.method.c_str(), pct(f.held_out.median_ape_pct).c_str(),
                   pct(f.held_out.p90_ape_pct).c_str());
     os << line;
