@@ -74,4 +74,39 @@ TEST_CASE("fit command: fits the committed H100 folder, reports it, refuses a pa
   fs::remove_all(tmp);
 }
 
+TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the GEMMs, then the overhead") {
+  namespace fs = std::filesystem;
+  const fs::path tmp = fs::temp_directory_path() / ("fdcsim_fit_il_" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string out = (tmp / "h100.json").string();
+  const std::string dir = "docs/results/layer-check-20261128b/";
+  const Result r = capture([&] {
+    cli::FitOptions o;
+    o.from = "h100";
+    for (const char* p : {"none", "fdc-uniform-50", "fdc-table-hybrid-llama-2-13b"})
+      o.in_layer_from.push_back(test::source_path(dir + "layer-h100-" + p + "-perop.json"));
+    o.out = out;
+    return cli::run_fit(o);
+  });
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("gemm_in_layer: 5 knots from 21 measured batches (rows 32..2048)") != std::string::npos);
+  CHECK(r.out.find("2048 rows: efficiency 0.96") != std::string::npos);
+  const Result report = capture([&] { return cli::run_profile_report({out}); });
+  CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
+
+  // A report of the other GPU is refused, naming it (exit 2).
+  const std::string h200 = test::source_path(dir + "layer-h200-none-perop.json");
+  const Result other = capture([&] {
+    cli::FitOptions o;
+    o.from = "h100";
+    o.in_layer_from = {h200};
+    o.out = (tmp / "x.json").string();
+    return cli::run_fit(o);
+  });
+  CHECK(other.code == cli::kExitBadInput);
+  CHECK(other.err.find(h200 + ": measured on 'NVIDIA H200'") != std::string::npos);
+  CHECK_FALSE(fs::exists(tmp / "x.json"));
+  fs::remove_all(tmp);
+}
+
 }  // namespace fdc
