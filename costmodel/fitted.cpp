@@ -143,6 +143,9 @@ double FittedCostModel::seconds(const OpCall& c) const {
     case OpKind::kAllReduce:
     case OpKind::kAllGather:
       return priced(f, fit::OpQuery{c.nccl_bytes, 0, 0, 0, 0}) * 1e-6;
+    case OpKind::kKvAppend:  // alpha + bytes + (token, KV head) pairs, the pairs in the flops slot
+      q.flops = c.m;
+      return priced(f, q) * 1e-6;
     case OpKind::kIterationOverhead:  // a constant, plus us_per_seq per sequence when calibrated so
       q.seqs = static_cast<double>(c.seqs);
       return us(f, q) * 1e-6;

@@ -42,6 +42,11 @@ struct LayerShapes {
   // classified (op kv_classify, over the tail dims a lo token drops), into their class's slots.
   double append_dims_decode = 0;
   double append_dims_prefill = 0;
+  // The append kernel's work items, (token, KV head) pairs, per new token: the GPU's KV heads, twice
+  // for a prompt with token classes (staged, then into its class). A pair costs a page lookup and
+  // a warp's row whatever its rank, so the append time follows the pairs as much as the bytes.
+  double append_pairs_decode = 0;
+  double append_pairs_prefill = 0;
   double classify_tail_dims = 0;   // 0 without token classes
   // Token classes (important share f < 1, lo dims below hi dims): the decode kernel runs one unit
   // per class for every (sequence, KV head), so decode attention is priced as two passes, the hi
@@ -63,7 +68,7 @@ struct OpCall {
   OpWork work;  // per GPU; collectives: comm_bytes = payload x the nccl-tests send factor
   double times = 1;
   RooflineRate rate = RooflineRate::kNone;
-  double m = 0, n = 0, k = 0;  // GEMMs
+  double m = 0, n = 0, k = 0;  // GEMMs; kv_append: m = its (token, KV head) pairs
   int gpus = 0;                // collectives: GPUs taking part
   double nccl_bytes = 0;       // collectives: the nccl-tests size (per-rank buffer) of the call
   bool rotate = false;         // RoPE: with the FDC rotation (false: RoPE alone)
@@ -115,6 +120,8 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       if (appended > 0) {
         OpCall c = kernel(OpKind::kKvAppend, OpWork{0, 2.0 * e * appended, 0}, RooflineRate::kMemory, n);
         c.seqs = b.num_seqs;
+        c.m = static_cast<double>(b.decode_seqs) * g.append_pairs_decode +
+              static_cast<double>(b.prefill_tokens) * g.append_pairs_prefill;  // (token, KV head) pairs
         f(c);
       }
     }

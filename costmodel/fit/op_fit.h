@@ -2,7 +2,8 @@
 //  - gemm_roofline_efficiency: t = max(flops / peak_flops, bytes / peak_bw) / eff(log2 flops);
 //  - gemm_roofline_grid: the same roofline over an efficiency interpolated on the measured grid of
 //    (log2 m, log2 n k) points (GemmGrid);
-//  - alpha_beta: t = alpha + bytes / bandwidth (+ flops / rate for the fused RoPE + rotation);
+//  - alpha_beta: t = alpha + bytes / bandwidth (+ flops / rate for the fused RoPE + rotation; for
+//    kv_append the "flops" are its (token, KV head) pairs, its work items);
 //  - alpha_beta_efficiency: alpha_beta / eff(log2 bytes);
 //  - attention_linear: t = alpha + bytes / bw + flops / rate + seqs x per-seq + a straggler term
 //    (the longest sequence's share, from keys_max / keys_mean), balanced and unbalanced kernels apart;

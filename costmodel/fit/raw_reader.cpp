@@ -210,7 +210,8 @@ void add_entry(const Entry& e, const std::string& name, RawProfile& out) {
   } else if (kind == "kv_append") {
     s.group = kind;  // kv_dims: elements per row over the KV heads (sum of r_qk + r_v)
     const costmodel::OpWork w = costmodel::kv_append_work(e.positive("tokens"), e.positive("kv_dims"), kElemBytes);
-    s.flops = w.flops, s.bytes = w.bytes;
+    s.bytes = w.bytes;
+    s.flops = e.positive("tokens") * e.positive("kv_heads");  // its work items: (token, KV head) pairs
   } else if (kind == "kv_classify") {
     s.group = kind;  // tail_dims: the dims a lo row drops, over the KV heads (0 when lo ranks equal hi)
     const double tail = e.counter("tail_dims");

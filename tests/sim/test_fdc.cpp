@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "core/error.h"
+#include "costmodel/forward_pass.h"
 #include "costmodel/roofline.h"
 #include "sim/kv_memory.h"
 #include "sim/simulator.h"
@@ -196,6 +197,16 @@ TEST_CASE("prefill with token classes: prompts at hi dims, staged, classified, t
   CHECK(u.work[ap].bytes == doctest::Approx(40 * 2.0 * 2 * 1500 * 40 * 128));
   CHECK(u.seconds[cl] == 0);
   CHECK(u.work[cl].bytes == 0);
+  // The append's work items, (token, KV head) pairs: twice per prompt row with classes.
+  auto append_pairs = [&](const sim::Experiment& e) {
+    double m = 0;
+    for_each_op(e.model, {1, 1}, layer_shapes(e.model, e.dims, {1, 1}), b.totals, [&](const OpCall& c) {
+      if (c.kind == OpKind::kKvAppend) m += c.m * c.times;
+    });
+    return m;
+  };
+  CHECK(append_pairs(hyb) == doctest::Approx(40 * 2.0 * 1500 * 40));
+  CHECK(append_pairs(uni) == doctest::Approx(40 * 1500.0 * 40));
 }
 
 TEST_CASE("a per-head table with token classes: lo ranks are a share of each head's ranks, the important share ramps") {
