@@ -72,7 +72,7 @@ class FittedCostModel final : public CostModel {
   std::vector<LayerShapes> groups_;
   // Laws by op kind (null where the configuration never runs the op).
   std::array<const fit::OpFit*, kNumOpKinds> law_{};
-  bool token_classes_ = false;  // some layer keeps token classes (prompts are classified)
+  bool token_classes_ = false;             // some layer keeps token classes (prompts are classified)
   const fit::OpFit* rope_only_ = nullptr;  // RoPE without the rotation (full-rank layers)
   const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
   std::vector<std::string> used_ops_, extrapolated_ops_;

@@ -105,13 +105,15 @@ fit::InLayerGemm calibrate_gemm_in_layer(const fit::FittedProfile& profile, cons
       if (x.report == r)
         held.push_back(100.0 * std::abs(x.predicted_ms / fit::efficiency(k, std::log2(x.rows)) / x.measured_ms - 1.0));
   }
-  g.held_out = reports > 1 ? summary("leave one report out: each report's GEMM time per batch predicted with the "
-                                     "other reports' knots",
-                                     held)
+  g.held_out = reports > 1 ? summary(
+                                 "leave one report out: each report's GEMM time per batch predicted with the "
+                                 "other reports' knots",
+                                 held)
                            : summary("none (one report)", {});
   g.before = summary("the same batches priced by the GEMM laws alone", before);
   std::string files;
-  for (const auto& p : report_paths) files += (files.empty() ? "" : ", ") + std::filesystem::path(p).filename().string();
+  for (const auto& p : report_paths)
+    files += (files.empty() ? "" : ", ") + std::filesystem::path(p).filename().string();
   g.note = "calibrated from " + std::to_string(points.size()) + " batches of layer-check --per-op reports (" + files +
            "): per knot, the layers' QKV, output-projection and MLP GEMM times priced by the laws over their "
            "measured times";

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "costmodel/fitted.h"
 #include "costmodel/fit/profile_fit.h"
+#include "costmodel/fitted.h"
 
 namespace fdc::validate {
 

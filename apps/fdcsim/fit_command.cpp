@@ -38,17 +38,17 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
                 "held-out", "median", "P90");
   os << line;
   for (const auto& [name, f] : p.ops) {
-    std::string cov = f.extrapolated                      ? "not measured (extrapolated)"
-                      : f.form == fit::FitForm::kConstant ? (f.us_per_seq != 0 ? "a + b x sequences (calibrated)" : "constant")
-                                                          : std::string(f.axis_name()) + " " + range(f.axis);
+    std::string cov = f.extrapolated ? "not measured (extrapolated)"
+                      : f.form == fit::FitForm::kConstant
+                          ? (f.us_per_seq != 0 ? "a + b x sequences (calibrated)" : "constant")
+                          : std::string(f.axis_name()) + " " + range(f.axis);
     if (f.m_range && !f.extrapolated) cov += ", m " + range(*f.m_range);
     if (f.seqs_range) cov += ", seqs " + range(*f.seqs_range);
     // Long op names (calibrated overheads) take a line of their own.
     if (name.size() > 24) os << name << "\n";
     std::snprintf(line, sizeof line, "%-24s %-27s %-46s %6d %-18s %7s %7s\n", name.size() > 24 ? "" : name.c_str(),
-                  fit::form_name(f.form),
-                  cov.c_str(), f.held_out.points, f.held_out.method.c_str(), pct(f.held_out.median_ape_pct).c_str(),
-                  pct(f.held_out.p90_ape_pct).c_str());
+                  fit::form_name(f.form), cov.c_str(), f.held_out.points, f.held_out.method.c_str(),
+                  pct(f.held_out.median_ape_pct).c_str(), pct(f.held_out.p90_ape_pct).c_str());
     os << line;
   }
   for (const auto& [name, f] : p.ops)
@@ -115,7 +115,8 @@ std::string held(const fit::HeldOutError& h) {
 // --in-layer-from and/or --overhead-from: calibrations of --from, the GEMMs first (the overhead is
 // what remains of the engine's iterations once the ops are priced as they run in a layer).
 int run_calibrate(const FitOptions& o) {
-  FDC_INPUT_CHECK(!o.from.empty(), "fit --overhead-from / --in-layer-from needs --from PROFILE (the profile to calibrate)");
+  FDC_INPUT_CHECK(!o.from.empty(),
+                  "fit --overhead-from / --in-layer-from needs --from PROFILE (the profile to calibrate)");
   FDC_INPUT_CHECK(o.raw_dirs.empty() && !o.derive,
                   "fit --overhead-from / --in-layer-from takes no raw inputs and no --derive");
   auto [prof, ref] = sim::load_profile(o.from, "", "--from");
@@ -178,9 +179,10 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_option("--gpu", o.gpu, "GPU name for inputs that name none (Vidur CSVs)");
   sub->add_flag("--derive", o.derive,
                 "Derive a profile for unmeasured hardware from --from by spec-sheet ratios (extrapolated)");
-  sub->add_option("--from", o.from,
-                  "--derive: the measured profile; --overhead-from / --in-layer-from: the profile to calibrate (embedded "
-                  "name or path)");
+  sub->add_option(
+      "--from", o.from,
+      "--derive: the measured profile; --overhead-from / --in-layer-from: the profile to calibrate (embedded "
+      "name or path)");
   sub->add_option("--overhead-from", o.overhead_from,
                   "Calibrate --from's per-iteration overhead from engine timelines (`fdcsim engine` / `validate "
                   "--config` runs on that GPU) and write the profile to --out; repeatable")

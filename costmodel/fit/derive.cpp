@@ -87,7 +87,8 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
   }
   if (from.gemm_in_layer) {  // a share of the isolated time: carried over as measured there
     p.gemm_in_layer = from.gemm_in_layer;
-    p.gemm_in_layer->note = "carried over unchanged from " + from_label + " (" + from.gpu + "): " + from.gemm_in_layer->note;
+    p.gemm_in_layer->note =
+        "carried over unchanged from " + from_label + " (" + from.gpu + "): " + from.gemm_in_layer->note;
     p.gemm_in_layer->held_out = {"none (carried over, not measured)", 0, std::nullopt, std::nullopt};
   }
   return p;

@@ -108,7 +108,6 @@ double base_us(const OpFit& fit, const OpQuery& q) {
   return fit.alpha_us + fit.us_per_byte * q.bytes + fit.us_per_flop * q.flops;
 }
 
-
 Range range_of(const std::vector<Sample>& s, double Sample::*field) {
   Range r{s[0].*field, s[0].*field};
   for (const Sample& x : s) r.min = std::min(r.min, x.*field), r.max = std::max(r.max, x.*field);

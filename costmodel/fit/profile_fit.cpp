@@ -27,7 +27,8 @@ FittedProfile fit_profile(const RawProfile& raw) {
         {{"folder", s.folder}, {"cases_used", s.used}, {"cases_excluded", s.excluded}, {"provenance", s.provenance}});
   std::map<std::string, std::vector<Sample>> groups;
   for (const Sample& s : raw.samples) groups[s.group].push_back(s);
-  for (auto& [op, samples] : groups) p.ops[op] = fit_op(op, std::move(samples), p.peaks, op == "rope_rotate/rotate" || op == "kv_append");
+  for (auto& [op, samples] : groups)
+    p.ops[op] = fit_op(op, std::move(samples), p.peaks, op == "rope_rotate/rotate" || op == "kv_append");
   add_carried_ops(p);
   return p;
 }

@@ -181,14 +181,9 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
 Json in_layer_json(const InLayerGemm& g) {
   Json knots = Json::array();
   for (const Knot& k : g.knots) knots.push_back(Json::array({k.log2_axis, k.efficiency}));
-  return {{"form", "in_layer_efficiency"},
-          {"axis", "log2 rows"},
-          {"efficiency_knots", knots},
-          {"rows", range_json(g.rows)},
-          {"points", g.points},
-          {"held_out", held_out_json(g.held_out)},
-          {"before", held_out_json(g.before)},
-          {"note", g.note}};
+  return {{"form", "in_layer_efficiency"},     {"axis", "log2 rows"}, {"efficiency_knots", knots},
+          {"rows", range_json(g.rows)},        {"points", g.points},  {"held_out", held_out_json(g.held_out)},
+          {"before", held_out_json(g.before)}, {"note", g.note}};
 }
 
 InLayerGemm in_layer_from_json(const Json& j, const std::string& source) {
@@ -197,7 +192,7 @@ InLayerGemm in_layer_from_json(const Json& j, const std::string& source) {
   InLayerGemm g;
   const Json& knots = r.at(j, "efficiency_knots");
   FDC_INPUT_CHECK(knots.is_array() && !knots.empty(), source << ": gemm_in_layer: 'efficiency_knots' must be a "
-                                                                    "non-empty array of [log2 rows, efficiency]");
+                                                                "non-empty array of [log2 rows, efficiency]");
   for (const Json& k : knots) {
     FDC_INPUT_CHECK(k.is_array() && k.size() == 2 && k[0].is_number() && k[1].is_number() && k[1].get<double>() > 0,
                     source << ": gemm_in_layer: knot " << k.dump() << " is not [log2 rows, efficiency > 0]");

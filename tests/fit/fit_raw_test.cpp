@@ -77,7 +77,7 @@ TEST_CASE("fit: KV append and classification cases are read into their groups, b
   CHECK(a.group == "kv_append");
   CHECK(a.time_us == 12.5);
   CHECK(a.bytes == 2.0 * 2 * 1024 * 5120);  // each row element read once and written once, bf16
-  CHECK(a.flops == 1024.0 * 40);  // the work items: (token, KV head) pairs
+  CHECK(a.flops == 1024.0 * 40);            // the work items: (token, KV head) pairs
   CHECK(a.where.find("kv_append/llama-2-13b/r64/m1024") != std::string::npos);
   const Sample& c = p.samples[1];
   CHECK(c.group == "kv_classify");

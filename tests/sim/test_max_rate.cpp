@@ -7,9 +7,11 @@
 
 #include "core/error.h"
 #include "sim/max_rate.h"
+#include "tests/input_error.h"
 #include "tests/sim/sim_fixtures.h"
 
 using namespace fdc;
+using test::input_error_of;
 
 namespace {
 
@@ -24,15 +26,6 @@ sim::RateProbeFn curve(double (*attainment)(double), double capacity = 1e9) {
     p.goodput_per_s = p.attainment * p.throughput_per_s;
     return p;
   };
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Checks the result brackets the crossover: lo met, hi failed, both were probed, and the bracket
@@ -162,7 +155,7 @@ TEST_CASE("max-rate: bad options name the option") {
   auto with = [](auto set) {
     sim::MaxRateOptions o;
     set(o);
-    return error_of([&] { sim::check_max_rate_options(o); });
+    return input_error_of([&] { sim::check_max_rate_options(o); });
   };
   CHECK(with([](sim::MaxRateOptions& o) { o.attainment = 0; }).find("--attainment: expected a fraction in (0, 1]") ==
         0);
@@ -237,19 +230,22 @@ TEST_CASE("max-rate on the simulator: configs it cannot search are refused namin
   sim::ExperimentInput in = toy_input();
   SUBCASE("no SLO in the config") {
     in.config.erase("slo");
-    CHECK(error_of([&] { sim::max_rate_start(in); }).find("toy.json: /slo/ttft_ms: max-rate needs an explicit SLO") ==
-          0);
+    CHECK(input_error_of([&] {
+            sim::max_rate_start(in);
+          }).find("toy.json: /slo/ttft_ms: max-rate needs an explicit SLO") == 0);
     in.config["slo"] = {{"ttft_ms", 100.0}};
-    CHECK(error_of([&] { sim::max_rate_start(in); }).find("toy.json: /slo/tpot_ms: max-rate needs an explicit SLO") ==
-          0);
+    CHECK(input_error_of([&] {
+            sim::max_rate_start(in);
+          }).find("toy.json: /slo/tpot_ms: max-rate needs an explicit SLO") == 0);
   }
   SUBCASE("a zero SLO") {
     in.config["slo"]["tpot_ms"] = 0;
-    CHECK(error_of([&] { sim::max_rate_start(in); }).find("/slo/tpot_ms: expected a number > 0") != std::string::npos);
+    CHECK(input_error_of([&] { sim::max_rate_start(in); }).find("/slo/tpot_ms: expected a number > 0") !=
+          std::string::npos);
   }
   SUBCASE("arrivals without a rate") {
     in.config["workload"]["arrival"] = {{"process", "burst"}};
-    const std::string e = error_of([&] { sim::max_rate_start(in); });
+    const std::string e = input_error_of([&] { sim::max_rate_start(in); });
     CHECK(e.find("toy.json: /workload/arrival/process: max-rate searches workload.arrival.rate_per_s") == 0);
     CHECK(e.find("\"burst\"") != std::string::npos);
   }

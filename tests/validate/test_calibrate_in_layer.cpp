@@ -12,11 +12,13 @@
 #include "costmodel/fit/derive.h"
 #include "costmodel/fit/profile_io.h"
 #include "sim/experiment.h"
+#include "tests/input_error.h"
 #include "tests/validate/saved_layer_check.h"
 #include "validate/calibrate_in_layer.h"
 #include "validate/layer_check.h"
 
 using namespace fdc;
+using test::input_error_of;
 
 namespace {
 
@@ -43,15 +45,6 @@ double gemms(const validate::LayerPrediction& p) {
   return s;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("in-layer knots: one per group of row counts within 1.25x, predicted over measured") {
@@ -75,7 +68,7 @@ TEST_CASE("in-layer knots: one per group of row counts within 1.25x, predicted o
   const double mid = std::exp2((k[1].log2_axis + 11.0) / 2);
   CHECK(g.efficiency(mid) == doctest::Approx(0.95));  // linear in log2 rows between knots
 
-  CHECK(error_of([] { validate::in_layer_knots({}); }).find("no measured batches") != std::string::npos);
+  CHECK(input_error_of([] { validate::in_layer_knots({}); }).find("no measured batches") != std::string::npos);
 }
 
 TEST_CASE("in-layer calibration from layer-check --per-op reports, applied by the cost model") {
@@ -108,7 +101,8 @@ TEST_CASE("in-layer calibration from layer-check --per-op reports, applied by th
   CHECK(g.points == 6);
   CHECK(g.rows.min == 32);
   CHECK(g.rows.max == 2048);
-  const double eff2048 = (points[1].predicted_ms + points[4].predicted_ms) / (points[1].measured_ms + points[4].measured_ms);
+  const double eff2048 =
+      (points[1].predicted_ms + points[4].predicted_ms) / (points[1].measured_ms + points[4].measured_ms);
   CHECK(g.knots[2].efficiency == doctest::Approx(eff2048));
   REQUIRE(g.held_out.median_ape_pct);  // two reports: each predicted by the other's knots
   REQUIRE(g.before.median_ape_pct);
@@ -144,8 +138,9 @@ TEST_CASE("in-layer calibration from layer-check --per-op reports, applied by th
   CHECK_FALSE(derived.gemm_in_layer->held_out.median_ape_pct);
   Json bad = fit::profile_to_json(*p, "test");
   bad["gemm_in_layer"]["efficiency_knots"] = Json::array({Json::array({11.0, 0.9}), Json::array({5.0, 1.0})});
-  CHECK(error_of([&] { fit::profile_from_json(bad, "p.json"); }).find("p.json: gemm_in_layer: knots must be in ascending rows") !=
-        std::string::npos);
+  CHECK(input_error_of([&] {
+          fit::profile_from_json(bad, "p.json");
+        }).find("p.json: gemm_in_layer: knots must be in ascending rows") != std::string::npos);
 }
 
 TEST_CASE("in-layer calibration refuses reports it cannot use, naming the file") {
@@ -155,10 +150,11 @@ TEST_CASE("in-layer calibration refuses reports it cannot use, naming the file")
   const test::SavedReport per_op(test::synthetic_report(none, batches, {0, 2, 6}, true));
   auto [h100, ref100] = sim::load_profile("h100", "", "test");
   auto [h200, ref200] = sim::load_profile("h200", "", "test");
-  const std::string no_ops = error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {plain.path}); });
+  const std::string no_ops = input_error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {plain.path}); });
   CHECK(no_ops.find(plain.path) != std::string::npos);
   CHECK(no_ops.find("--per-op") != std::string::npos);
-  const std::string other_gpu = error_of([&] { validate::calibrate_gemm_in_layer(h200, ref200, {per_op.path}); });
+  const std::string other_gpu = input_error_of([&] { validate::calibrate_gemm_in_layer(h200, ref200, {per_op.path}); });
   CHECK(other_gpu.find(per_op.path + ": measured on 'NVIDIA H100 80GB HBM3'") != std::string::npos);
-  CHECK(error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {}); }).find("at least one") != std::string::npos);
+  CHECK(input_error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {}); }).find("at least one") !=
+        std::string::npos);
 }

@@ -7,26 +7,19 @@
 #include <random>
 
 #include "core/error.h"
+#include "tests/input_error.h"
 #include "tests/validate/tiny_models.h"
 #include "validate/engine/safetensors.h"
 #include "validate/engine/weights.h"
 
 using namespace fdc;
+using test::input_error_of;
 using namespace fdc::engine;
 
 namespace {
 
 std::string temp_file(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("fdcsim-test-" + name)).string();
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -56,19 +49,20 @@ TEST_CASE("safetensors errors name the file and the tensor") {
   const std::string p = temp_file("bad.safetensors");
   write_safetensors(p, t, StDType::kF32);
   SafetensorsFile ok(p);
-  CHECK(error_of([&] { ok.require("w", {4, 2}); }).find("tensor 'w' has shape [2, 2], expected [4, 2]") !=
-        std::string::npos);
-  CHECK(error_of([&] { ok.require("x", {1}); }).find("tensor 'x' is missing") != std::string::npos);
+  CHECK(input_error_of([&] {
+          ok.require("w", {4, 2});
+        }).find("tensor 'w' has shape [2, 2], expected [4, 2]") != std::string::npos);
+  CHECK(input_error_of([&] { ok.require("x", {1}); }).find("tensor 'x' is missing") != std::string::npos);
   // Truncated: the data section is shorter than the header says.
   const auto size = std::filesystem::file_size(p);
   std::filesystem::resize_file(p, size - 4);
-  const std::string trunc = error_of([&] { SafetensorsFile f(p); });
+  const std::string trunc = input_error_of([&] { SafetensorsFile f(p); });
   CHECK(trunc.find(p) != std::string::npos);
   CHECK(trunc.find("tensor 'w'") != std::string::npos);
   CHECK(trunc.find("truncated") != std::string::npos);
   // Not a safetensors file at all.
   { std::ofstream(p, std::ios::binary) << "hello world, this is text"; }
-  CHECK(error_of([&] { SafetensorsFile f(p); }).find("not a safetensors file") != std::string::npos);
+  CHECK(input_error_of([&] { SafetensorsFile f(p); }).find("not a safetensors file") != std::string::npos);
   // A header that is not JSON.
   {
     std::ofstream f(p, std::ios::binary);
@@ -77,7 +71,7 @@ TEST_CASE("safetensors errors name the file and the tensor") {
     for (int i = 0; i < 8; ++i) f.put(static_cast<char>((n >> (8 * i)) & 0xff));
     f << h;
   }
-  CHECK(error_of([&] { SafetensorsFile f(p); }).find("not valid JSON") != std::string::npos);
+  CHECK(input_error_of([&] { SafetensorsFile f(p); }).find("not valid JSON") != std::string::npos);
   // An unsupported dtype.
   {
     std::ofstream f(p, std::ios::binary);
@@ -86,8 +80,9 @@ TEST_CASE("safetensors errors name the file and the tensor") {
     for (int i = 0; i < 8; ++i) f.put(static_cast<char>((n >> (8 * i)) & 0xff));
     f << h << "ab";
   }
-  CHECK(error_of([&] { SafetensorsFile f(p); }).find("dtype I8 is not supported") != std::string::npos);
-  CHECK(error_of([&] { SafetensorsFile f("/nonexistent/w.safetensors"); }).find("cannot open") != std::string::npos);
+  CHECK(input_error_of([&] { SafetensorsFile f(p); }).find("dtype I8 is not supported") != std::string::npos);
+  CHECK(input_error_of([&] { SafetensorsFile f("/nonexistent/w.safetensors"); }).find("cannot open") !=
+        std::string::npos);
   std::filesystem::remove(p);
 }
 
@@ -157,8 +152,7 @@ TEST_CASE("rotations are orthonormal and deterministic, and folding them keeps t
   const auto full_dims = test::uniform_dims(m, d, d);
   const LayerWeights wf = load_layer(f, m, full_dims.layers[0], LayerRotations{}, 0);
   CHECK(wf.rot_qk.empty());
-  CHECK(std::equal(wv.begin(), wv.begin() + 10,
-                   tensors.at("model.layers.1.self_attn.v_proj.weight").values.begin()));
+  CHECK(std::equal(wv.begin(), wv.begin() + 10, tensors.at("model.layers.1.self_attn.v_proj.weight").values.begin()));
   CHECK(wf.w_o == tensors.at("model.layers.0.self_attn.o_proj.weight").values);
   std::filesystem::remove(p);
 }
@@ -166,12 +160,13 @@ TEST_CASE("rotations are orthonormal and deterministic, and folding them keeps t
 TEST_CASE("a checkpoint with a wrong shape is refused naming the tensor") {
   const auto m = test::tiny_llama();
   auto tensors = test::random_tensors(m, 5);
-  tensors["model.layers.0.mlp.up_proj.weight"].shape = {static_cast<int64_t>(m.hidden), static_cast<int64_t>(m.ffn_hidden)};
+  tensors["model.layers.0.mlp.up_proj.weight"].shape = {static_cast<int64_t>(m.hidden),
+                                                        static_cast<int64_t>(m.ffn_hidden)};
   const std::string p = temp_file("shape.safetensors");
   write_safetensors(p, tensors, StDType::kBF16);
   SafetensorsFile f(p);
   const auto dims = test::uniform_dims(m, m.head_dim, m.head_dim);
-  const std::string e = error_of([&] { load_layer(f, m, dims.layers[0], LayerRotations{}, 0); });
+  const std::string e = input_error_of([&] { load_layer(f, m, dims.layers[0], LayerRotations{}, 0); });
   CHECK(e.find("model.layers.0.mlp.up_proj.weight") != std::string::npos);
   CHECK(e.find("expected [" + std::to_string(m.ffn_hidden) + ", " + std::to_string(m.hidden) + "]") !=
         std::string::npos);
