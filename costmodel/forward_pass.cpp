@@ -50,13 +50,11 @@ std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& d
     const double hi = static_cast<double>(sh.kv_dims_hi), lo = static_cast<double>(sh.kv_dims_lo);
     g.append_dims_decode = f * hi + (1 - f) * lo;
     g.append_dims_prefill = hi;
-    g.append_pairs_decode = g.append_pairs_prefill = static_cast<double>(sh.kv_heads);
     if (g.token_classes) {  // prefilled at hi dims from the staging cache, then classified
       g.prefill_kv_bytes_per_token = e * hi;
       g.prefill_score_dims = static_cast<double>(sh.score_dims_hi);
       g.append_dims_prefill = hi + (f * hi + (1 - f) * lo);
       g.classify_tail_dims = hi - lo;
-      g.append_pairs_prefill = 2.0 * static_cast<double>(sh.kv_heads);
     }
     out.push_back(g);
   }

@@ -42,11 +42,6 @@ struct LayerShapes {
   // classified (op kv_classify, over the tail dims a lo token drops), into their class's slots.
   double append_dims_decode = 0;
   double append_dims_prefill = 0;
-  // The append kernel's work items, (token, KV head) pairs, per new token: the GPU's KV heads, twice
-  // for a prompt with token classes (staged, then into its class). A pair costs a page lookup and
-  // a warp's row whatever its rank, so the append time follows the pairs as much as the bytes.
-  double append_pairs_decode = 0;
-  double append_pairs_prefill = 0;
   double classify_tail_dims = 0;   // 0 without token classes
   // Token classes (important share f < 1, lo dims below hi dims): the decode kernel runs one unit
   // per class for every (sequence, KV head), so decode attention is priced as two passes, the hi
@@ -120,8 +115,12 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       if (appended > 0) {
         OpCall c = kernel(OpKind::kKvAppend, OpWork{0, 2.0 * e * appended, 0}, RooflineRate::kMemory, n);
         c.seqs = b.num_seqs;
-        c.m = static_cast<double>(b.decode_seqs) * g.append_pairs_decode +
-              static_cast<double>(b.prefill_tokens) * g.append_pairs_prefill;  // (token, KV head) pairs
+        // Its work items, (token, KV head) pairs: a page lookup and a warp's row each, whatever the
+        // rank, so the append time follows them as much as the bytes; a prompt's rows twice with
+        // token classes (staged, then into their class).
+        const double heads = static_cast<double>(g.shard.kv_heads);
+        c.m = static_cast<double>(b.decode_seqs) * heads +
+              static_cast<double>(b.prefill_tokens) * heads * (g.token_classes ? 2.0 : 1.0);
         f(c);
       }
     }

@@ -43,6 +43,12 @@ double median_of(std::vector<double> v) { return v.empty() ? 0.0 : fit::percenti
 
 }  // namespace
 
+std::string file_names(const std::vector<std::string>& paths) {
+  std::string files;
+  for (const auto& p : paths) files += (files.empty() ? "" : ", ") + std::filesystem::path(p).filename().string();
+  return files;
+}
+
 std::pair<double, double> lad_line(const std::vector<double>& x, const std::vector<double>& y) {
   FDC_CHECK(x.size() == y.size() && !x.empty(), "lad_line: " << x.size() << " x and " << y.size() << " y");
   const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
@@ -144,8 +150,7 @@ std::vector<OverheadCalibration> calibrate_overhead(const fit::FittedProfile& pr
 
 fit::FittedProfile with_overhead(fit::FittedProfile profile, const std::vector<OverheadCalibration>& calibrations,
                                  const std::vector<std::string>& timeline_paths) {
-  std::string files;
-  for (const auto& p : timeline_paths) files += (files.empty() ? "" : ", ") + std::filesystem::path(p).filename().string();
+  const std::string files = file_names(timeline_paths);
   for (const OverheadCalibration& c : calibrations) {
     fit::OpFit op = profile.ops.at("iteration_overhead");  // the same form, another constant
     op.op = c.op;

@@ -43,6 +43,9 @@ std::vector<OverheadCalibration> calibrate_overhead(const fit::FittedProfile& pr
                                                     const costmodel::ProfileRef& ref,
                                                     const std::vector<std::string>& timeline_paths);
 
+// The file names (no folders) of `paths`, comma-separated: what a calibration's note cites.
+std::string file_names(const std::vector<std::string>& paths);
+
 // Least-absolute-deviation line y = a + b x (iteratively reweighted least squares); b = 0 when
 // every x is the same. Returns {a, b}.
 std::pair<double, double> lad_line(const std::vector<double>& x, const std::vector<double>& y);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "costmodel/fit/held_out.h"
 #include "sim/experiment.h"
+#include "validate/calibrate.h"
 #include "validate/layer_check.h"
 
 namespace fdc::validate {
@@ -96,7 +97,7 @@ fit::InLayerGemm calibrate_gemm_in_layer(const fit::FittedProfile& profile, cons
     before.push_back(100.0 * std::abs(x.predicted_ms / x.measured_ms - 1.0));
   }
   const int reports = static_cast<int>(report_paths.size());
-  for (int r = 0; r < reports && reports > 1; ++r) {
+  for (int r = 0; reports > 1 && r < reports; ++r) {
     std::vector<InLayerPoint> others;
     for (const InLayerPoint& x : points)
       if (x.report != r) others.push_back(x);
@@ -111,10 +112,8 @@ fit::InLayerGemm calibrate_gemm_in_layer(const fit::FittedProfile& profile, cons
                                  held)
                            : summary("none (one report)", {});
   g.before = summary("the same batches priced by the GEMM laws alone", before);
-  std::string files;
-  for (const auto& p : report_paths)
-    files += (files.empty() ? "" : ", ") + std::filesystem::path(p).filename().string();
-  g.note = "calibrated from " + std::to_string(points.size()) + " batches of layer-check --per-op reports (" + files +
+  g.note = "calibrated from " + std::to_string(points.size()) + " batches of layer-check --per-op reports (" +
+           file_names(report_paths) +
            "): per knot, the layers' QKV, output-projection and MLP GEMM times priced by the laws over their "
            "measured times";
   return g;
