@@ -116,8 +116,10 @@ void launch_prefill(const PrefillParams& p, cudaStream_t stream) {
   if (path == PrefillPath::kWgmma || path == PrefillPath::kWgmmaSerial) {
 #ifdef FDC_HAVE_PREFILL_SM90
     const bool pipelined = path == PrefillPath::kWgmma;
-    if (p.dtype == DType::kBF16) detail::run_prefill_sm90_bf16(p, lb, pipelined, stream);
-    else detail::run_prefill_sm90_fp16(p, lb, pipelined, stream);
+    if (p.dtype == DType::kBF16)
+      detail::run_prefill_sm90_bf16(p, lb, pipelined, stream);
+    else
+      detail::run_prefill_sm90_fp16(p, lb, pipelined, stream);
 #endif
     return;
   }

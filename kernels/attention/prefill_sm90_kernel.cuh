@@ -260,9 +260,7 @@ __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>&
   constexpr int NV = WIDE ? 128 : 64;
   const uint64_t dq = smem_desc_sw128(smem_addr(c.sQ) + wg * 64 * 128, 16, 1024);
   const auto desc_k = [&](int stage) { return smem_desc_sw128(smem_addr(c.sK + stage * BC * D * 2), 16, 1024); };
-  const auto desc_v = [&](int stage) {
-    return smem_desc_sw128(smem_addr(c.sV + stage * BC * D * 2), BC * 128, 1024);
-  };
+  const auto desc_v = [&](int stage) { return smem_desc_sw128(smem_addr(c.sV + stage * BC * D * 2), BC * 128, 1024); };
 
   float acc_o[D / 2];
 #pragma unroll
