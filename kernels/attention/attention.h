@@ -64,10 +64,8 @@ struct DecodeParams {
 
 // Which prefill kernel runs. kAuto: the Hopper (wgmma) kernel on sm_90 devices when the build has
 // it (sm_90 in FDCSIM_CUDA_ARCHITECTURES), else the mma.sync kernel. kWgmma refuses (InputError)
-// where that kernel cannot run; kMmaSync runs everywhere (sm_80, sm_90). kWgmmaSerial is the wgmma
-// kernel without its softmax / P V overlap (each tile's Q K^T, softmax and P V in turn), kept to
-// measure that overlap side by side; it runs where kWgmma does.
-enum class PrefillPath : int { kAuto = 0, kMmaSync = 1, kWgmma = 2, kWgmmaSerial = 3 };
+// where that kernel cannot run; kMmaSync runs everywhere (sm_80, sm_90).
+enum class PrefillPath : int { kAuto = 0, kMmaSync = 1, kWgmma = 2 };
 
 struct PrefillParams {
   DType dtype = DType::kBF16;
@@ -121,8 +119,8 @@ inline constexpr int kDecodeTileTokens = 32;  // decode tokens per pipeline stag
 
 void launch_decode(const DecodeParams& p, cudaStream_t stream);
 void launch_prefill(const PrefillParams& p, cudaStream_t stream);
-// The kernel launch_prefill runs for `path` on the current device (kMmaSync, kWgmma or
-// kWgmmaSerial); throws InputError when a wgmma path is asked for and cannot run there.
+// The kernel launch_prefill runs for `path` on the current device (kMmaSync or kWgmma); throws
+// InputError when kWgmma is asked for and cannot run there.
 PrefillPath resolve_prefill_path(PrefillPath path);
 void launch_append(const AppendParams& p, cudaStream_t stream);
 

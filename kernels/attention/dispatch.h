@@ -45,9 +45,7 @@ void run_decode_fp16(const DecodeParams& p, cudaStream_t stream);
 void run_prefill_bf16(const PrefillParams& p, int log2_block, cudaStream_t stream);
 void run_prefill_fp16(const PrefillParams& p, int log2_block, cudaStream_t stream);
 // Hopper (wgmma) prefill, sm_90a objects; defined only when FDC_HAVE_PREFILL_SM90 is set.
-// pipelined: the softmax of tile j overlaps P V of tile j - 1 (PrefillPath::kWgmma), else each
-// tile in turn (kWgmmaSerial).
-void run_prefill_sm90_bf16(const PrefillParams& p, int log2_block, bool pipelined, cudaStream_t stream);
-void run_prefill_sm90_fp16(const PrefillParams& p, int log2_block, bool pipelined, cudaStream_t stream);
+void run_prefill_sm90_bf16(const PrefillParams& p, int log2_block, cudaStream_t stream);
+void run_prefill_sm90_fp16(const PrefillParams& p, int log2_block, cudaStream_t stream);
 
 }  // namespace fdc::kernels::attn::detail

@@ -65,7 +65,7 @@ constexpr bool kHaveSm90Prefill = false;
 PrefillPath resolve_prefill_path(PrefillPath path) {
   // The wgmma kernel is built for sm_90a, which runs on sm_90 devices (H100, H200) only.
   const bool wgmma_ok = kHaveSm90Prefill && current_device_cc() == 90;
-  if (path == PrefillPath::kWgmma || path == PrefillPath::kWgmmaSerial) {
+  if (path == PrefillPath::kWgmma) {
     FDC_INPUT_CHECK(wgmma_ok, "prefill: the wgmma kernel needs an sm_90 device and a build with sm_90 in "
                               "FDCSIM_CUDA_ARCHITECTURES (device is sm_"
                                   << current_device_cc() << ", built " << (kHaveSm90Prefill ? "with" : "without")
@@ -109,17 +109,14 @@ void launch_prefill(const PrefillParams& p, cudaStream_t stream) {
   FDC_INPUT_CHECK(p.q && p.out && p.cu_q && p.kv_len && p.cache.hi_pool && p.cache.hi_page_indptr &&
                       p.cache.hi_page_indices && p.heads && p.tiles,
                   "prefill: a required pointer is null");
-  FDC_INPUT_CHECK(p.path == PrefillPath::kAuto || p.path == PrefillPath::kMmaSync || p.path == PrefillPath::kWgmma ||
-                      p.path == PrefillPath::kWgmmaSerial,
+  FDC_INPUT_CHECK(p.path == PrefillPath::kAuto || p.path == PrefillPath::kMmaSync || p.path == PrefillPath::kWgmma,
                   "prefill: unknown kernel path " << static_cast<int>(p.path));
-  const PrefillPath path = resolve_prefill_path(p.path);
-  if (path == PrefillPath::kWgmma || path == PrefillPath::kWgmmaSerial) {
+  if (resolve_prefill_path(p.path) == PrefillPath::kWgmma) {
 #ifdef FDC_HAVE_PREFILL_SM90
-    const bool pipelined = path == PrefillPath::kWgmma;
     if (p.dtype == DType::kBF16)
-      detail::run_prefill_sm90_bf16(p, lb, pipelined, stream);
+      detail::run_prefill_sm90_bf16(p, lb, stream);
     else
-      detail::run_prefill_sm90_fp16(p, lb, pipelined, stream);
+      detail::run_prefill_sm90_fp16(p, lb, stream);
 #endif
     return;
   }

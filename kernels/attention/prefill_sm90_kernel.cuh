@@ -110,10 +110,10 @@ struct TileCtx {
   float qscale;  // softmax scale in log2 units
 };
 
-// Copies K and/or V of tile j (BC cached tokens) into stage `buf`: thread tid copies 16-byte
-// column chunk (tid % (D/8)) of rows tid / (D/8), + 256 / (D/8), ... Rows past n_kv and columns in
+// Copies K/V tile j (BC cached tokens) into stage `buf`: thread tid copies 16-byte column chunk
+// (tid % (D/8)) of rows tid / (D/8), + 256 / (D/8), ... Rows past n_kv and columns in
 // [rank, ceil16(rank)) are zero-filled.
-template <typename T, int D, int BC, bool LOAD_K = true, bool LOAD_V = true>
+template <typename T, int D, int BC>
 __device__ __forceinline__ void load_kv(const PrefillParams& p, const TileCtx<T>& c, int j, int buf) {
   constexpr int CH = D / 8;
   constexpr int RSTEP = kThreads / CH;
@@ -128,11 +128,11 @@ __device__ __forceinline__ void load_kv(const PrefillParams& p, const TileCtx<T>
     const T* pg = c.pool;
     if (tok) pg = c.pool + static_cast<int64_t>(c.pages[t >> c.log2_block]) * p.cache.page_elems_hi;
     const int slot = t & block_mask;
-    if (LOAD_K && col < c.rk16) {
+    if (col < c.rk16) {
       const bool ok = tok && col < c.hd.rk;
       cp_async16(dk + swz(BC, r, col), ok ? pg + c.hd.page_k_hi + slot * c.hd.rk + col : c.pool, ok ? 16 : 0);
     }
-    if (LOAD_V && col < c.rv16) {
+    if (col < c.rv16) {
       const bool ok = tok && col < c.hd.rv;
       cp_async16(dv + swz(BC, r, col), ok ? pg + c.hd.page_v_hi + slot * c.hd.rv + col : c.pool, ok ? 16 : 0);
     }
@@ -203,15 +203,6 @@ __device__ __forceinline__ void rescale_o(float (&acc_o)[D / 2], const float (&a
   }
 }
 
-// Keeps the registers of an in-flight register-A wgmma live (and unmoved) until its wait.
-template <int KT>
-__device__ __forceinline__ void fence_pa(uint32_t (&pa)[KT][4]) {
-#pragma unroll
-  for (int kt = 0; kt < KT; ++kt)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(pa[kt][i])::"memory");
-}
-
 // Output rows divided by their softmax sums, the kept r_v columns stored.
 template <typename T, int D>
 __device__ __forceinline__ void store_o(const PrefillParams& p, const TileCtx<T>& c, const float (&acc_o)[D / 2],
@@ -243,13 +234,7 @@ __device__ __forceinline__ void store_o(const PrefillParams& p, const TileCtx<T>
 // Main loop and epilogue for a head with KS k16 steps of Q K^T and P V of N = WIDE ? 128 : 64
 // columns. Both are template parameters so that each wgmma chain, from issue to wait, is code
 // without divergent branches (otherwise ptxas serializes the MMAs).
-//
-// PIPE (the default): tile j's Q K^T and tile j - 1's P V are issued together, and the softmax of
-// tile j runs while the tensor cores do that P V (the output rescale and the packing of P wait for
-// it). K runs two tiles ahead of the MMAs, V one (it is consumed one iteration later): the copies
-// issued at tile j are K_{j+2} and V_{j+1}, into the stages freed by S_{j-1} and P V_{j-2}.
-// Without PIPE: Q K^T, softmax and P V of a tile in turn, K and V of tile j + 2 issued together.
-template <typename T, int D, int BC, int KS, bool WIDE, bool PIPE>
+template <typename T, int D, int BC, int KS, bool WIDE>
 __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>& c) {
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -273,108 +258,60 @@ __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>&
   // Both warpgroups run every tile, so each MMA chain is non-divergent; rows past the sequence
   // (Q rows zero-filled) and tiles fully masked for a warpgroup compute finite values that are
   // never stored.
-  if constexpr (PIPE) {
-    // Tile 0 (the kernel's prologue committed {Q, K_0, V_0} and {K_1}).
-    {
-      cp_async_wait<1>();
-      fence_proxy_async_smem();
-      __syncthreads();
-      float s[BC / 2];
-      qk_steps<T, KS, BC>(s, dq, desc_k(0));
-      if (c.n_tiles > 2) load_kv<T, D, BC, true, false>(p, c, 2, 2);
-      if (c.n_tiles > 1) load_kv<T, D, BC, false, true>(p, c, 1, 1);
-      cp_async_commit();
-      wgmma_wait<0>();
-      fence_regs(s);
-      softmax_tile<BC>(s, m_row, l_row, alpha, 0, warp_first_pos, row_pos0, c.qscale);
-      pack_p<T, BC>(pa, s);
-    }
-    int stage = 1;  // stage of tile j (K and V of tile j share the stage index j % kStages)
-    for (int j = 1; j < c.n_tiles; ++j) {
-      cp_async_wait<1>();  // K_j and V_{j-1} are in
-      fence_proxy_async_smem();
-      __syncthreads();  // everyone's copies landed; everyone is done with S_{j-1} and P V_{j-2}
-      const int prev = stage == 0 ? kStages - 1 : stage - 1;
-      const int next = stage == kStages - 1 ? 0 : stage + 1;
-      float s[BC / 2];
-      qk_steps<T, KS, BC>(s, dq, desc_k(stage));
-      pv_issue<T, NV, D, BC>(acc_o, pa, desc_v(prev));
-      if (j + 2 < c.n_tiles) load_kv<T, D, BC, true, false>(p, c, j + 2, prev);
-      if (j + 1 < c.n_tiles) load_kv<T, D, BC, false, true>(p, c, j + 1, next);
-      cp_async_commit();
-      wgmma_wait<1>();  // S_j is done (P V_{j-1} may still run)
-      fence_regs(s);
-      softmax_tile<BC>(s, m_row, l_row, alpha, j * BC, warp_first_pos, row_pos0, c.qscale);
-      wgmma_wait<0>();
-      fence_regs(acc_o);
-      fence_pa<BC / 16>(pa);
-      rescale_o<D>(acc_o, alpha);
-      pack_p<T, BC>(pa, s);
-      stage = next;
-    }
-    cp_async_wait<0>();  // V of the last tile
+  int buf = 0;  // stage of tile j
+  for (int j = 0; j < c.n_tiles; ++j) {
+    cp_async_wait<1>();  // tile j is in (tile j + 1 may still be in flight)
     fence_proxy_async_smem();
-    __syncthreads();
-    pv_issue<T, NV, D, BC>(acc_o, pa, desc_v(stage == 0 ? kStages - 1 : stage - 1));
+    __syncthreads();  // everyone's copies of tile j landed; tile j - 1's stage is free
+    float s[BC / 2];
+    qk_steps<T, KS, BC>(s, dq, desc_k(buf));
+    // Copies of tile j + 2 go out while the tensor cores work on S.
+    if (j + 2 < c.n_tiles) load_kv<T, D, BC>(p, c, j + 2, buf == 0 ? kStages - 1 : buf - 1);
+    cp_async_commit();
+    const uint64_t dv = desc_v(buf);
+    buf = buf == kStages - 1 ? 0 : buf + 1;
+    wgmma_wait<0>();
+    fence_regs(s);
+    softmax_tile<BC>(s, m_row, l_row, alpha, j * BC, warp_first_pos, row_pos0, c.qscale);
+    pack_p<T, BC>(pa, s);
+    rescale_o<D>(acc_o, alpha);
+    pv_issue<T, NV, D, BC>(acc_o, pa, dv);
     wgmma_wait<0>();
     fence_regs(acc_o);
-    fence_pa<BC / 16>(pa);
-  } else {
-    int buf = 0;  // stage of tile j
-    for (int j = 0; j < c.n_tiles; ++j) {
-      cp_async_wait<1>();  // tile j is in (tile j + 1 may still be in flight)
-      fence_proxy_async_smem();
-      __syncthreads();  // everyone's copies of tile j landed; tile j - 1's stage is free
-      float s[BC / 2];
-      qk_steps<T, KS, BC>(s, dq, desc_k(buf));
-      // Copies of tile j + 2 go out while the tensor cores work on S.
-      if (j + 2 < c.n_tiles) load_kv<T, D, BC>(p, c, j + 2, buf == 0 ? kStages - 1 : buf - 1);
-      cp_async_commit();
-      const uint64_t dv = desc_v(buf);
-      buf = buf == kStages - 1 ? 0 : buf + 1;
-      wgmma_wait<0>();
-      fence_regs(s);
-      softmax_tile<BC>(s, m_row, l_row, alpha, j * BC, warp_first_pos, row_pos0, c.qscale);
-      pack_p<T, BC>(pa, s);
-      rescale_o<D>(acc_o, alpha);
-      pv_issue<T, NV, D, BC>(acc_o, pa, dv);
-      wgmma_wait<0>();
-      fence_regs(acc_o);
-    }
-    cp_async_wait<0>();
   }
+  cp_async_wait<0>();
   store_o<T, D>(p, c, acc_o, l_row);
 }
 
-template <typename T, int D, int BC, bool WIDE, bool PIPE>
+template <typename T, int D, int BC, bool WIDE>
 __device__ __forceinline__ void run_tile_w(const PrefillParams& p, const TileCtx<T>& c) {
   switch (c.rk16 / 16) {
     case 1:
-      attend<T, D, BC, 1, WIDE, PIPE>(p, c);
+      attend<T, D, BC, 1, WIDE>(p, c);
       break;
     case 2:
-      attend<T, D, BC, 2, WIDE, PIPE>(p, c);
+      attend<T, D, BC, 2, WIDE>(p, c);
       break;
     case 3:
-      attend<T, D, BC, 3, WIDE, PIPE>(p, c);
+      attend<T, D, BC, 3, WIDE>(p, c);
       break;
     case 4:
-      attend<T, D, BC, 4, WIDE, PIPE>(p, c);
+      attend<T, D, BC, 4, WIDE>(p, c);
       break;
     default:
       if constexpr (D > 64) {
         switch (c.rk16 / 16) {
           case 5:
-            attend<T, D, BC, 5, WIDE, PIPE>(p, c);
+            attend<T, D, BC, 5, WIDE>(p, c);
             break;
           case 6:
-            attend<T, D, BC, 6, WIDE, PIPE>(p, c);
+            attend<T, D, BC, 6, WIDE>(p, c);
             break;
           case 7:
-            attend<T, D, BC, 7, WIDE, PIPE>(p, c);
+            attend<T, D, BC, 7, WIDE>(p, c);
             break;
           default:
-            attend<T, D, BC, 8, WIDE, PIPE>(p, c);
+            attend<T, D, BC, 8, WIDE>(p, c);
             break;
         }
       }
@@ -383,18 +320,18 @@ __device__ __forceinline__ void run_tile_w(const PrefillParams& p, const TileCtx
 }
 
 // Picks the instance for the head's Q K^T steps (ceil16(r_qk) / 16) and P V width.
-template <typename T, int D, int BC, bool PIPE>
+template <typename T, int D, int BC>
 __device__ __forceinline__ void run_tile(const PrefillParams& p, const TileCtx<T>& c) {
   if constexpr (D > 64) {
     if (c.rv16 > 64) {
-      run_tile_w<T, D, BC, true, PIPE>(p, c);
+      run_tile_w<T, D, BC, true>(p, c);
       return;
     }
   }
-  run_tile_w<T, D, BC, false, PIPE>(p, c);
+  run_tile_w<T, D, BC, false>(p, c);
 }
 
-template <typename T, int D, int BC, bool PIPE>
+template <typename T, int D, int BC>
 __global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kernel(PrefillParams p, int log2_block) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BR = kTileQ;
@@ -442,10 +379,10 @@ __global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kerne
   }
   load_kv<T, D, BC>(p, c, 0, 0);
   cp_async_commit();
-  if (c.n_tiles > 1) load_kv<T, D, BC, true, !PIPE>(p, c, 1, 1);  // PIPE: V_1 goes with tile 0's copies
+  if (c.n_tiles > 1) load_kv<T, D, BC>(p, c, 1, 1);
   cp_async_commit();
 
-  run_tile<T, D, BC, PIPE>(p, c);
+  run_tile<T, D, BC>(p, c);
 #else
   (void)p;
   (void)log2_block;

@@ -233,19 +233,13 @@ void write_f32(const std::string& path, const std::vector<float>& x) {
   REQUIRE(f.good());
 }
 
-// The prefill kernels this device runs: mma.sync always, wgmma (pipelined and serial) on sm_90
-// builds and devices.
+// The prefill kernels this device runs: mma.sync always, wgmma on sm_90 builds and devices.
 std::vector<PrefillPath> prefill_paths() {
   std::vector<PrefillPath> paths{PrefillPath::kMmaSync};
-  if (resolve_prefill_path(PrefillPath::kAuto) == PrefillPath::kWgmma) {
-    paths.push_back(PrefillPath::kWgmma);
-    paths.push_back(PrefillPath::kWgmmaSerial);
-  }
+  if (resolve_prefill_path(PrefillPath::kAuto) == PrefillPath::kWgmma) paths.push_back(PrefillPath::kWgmma);
   return paths;
 }
-const char* path_name(PrefillPath p) {
-  return p == PrefillPath::kWgmma ? "wgmma" : p == PrefillPath::kWgmmaSerial ? "wgmma-serial" : "mma";
-}
+const char* path_name(PrefillPath p) { return p == PrefillPath::kWgmma ? "wgmma" : "mma"; }
 
 void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const std::vector<int>& fresh, DType t,
                       bool balanced, uint64_t seed, const char* dump_name = nullptr) {
