@@ -25,6 +25,8 @@ int important_slots(double fraction, int block_size) {
   return static_cast<int>(std::ceil(fraction * block_size - 1e-9));
 }
 
+int decode_stage_width(int rank) { return rank <= 32 ? 32 : rank <= 64 ? 64 : 128; }
+
 LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
   const int kv = static_cast<int>(layer.kv_heads.size());
   FDC_CHECK(kv > 0 && num_heads % kv == 0, "heads " << num_heads << " kv " << kv);
@@ -47,6 +49,8 @@ LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
       s.kv_heads += 1;
       s.kv_dims_hi += d.qk_hi + d.v_hi;
       s.kv_dims_lo += d.qk_lo + d.v_lo;
+      s.kv_stage_dims_hi += 2 * decode_stage_width(std::max(d.qk_hi, d.v_hi));
+      s.kv_stage_dims_lo += 2 * decode_stage_width(std::max(d.qk_lo, d.v_lo));
       s.k_dims_hi += d.qk_hi;
       s.v_dims_hi += d.v_hi;
       s.max_rank_hi = std::max({s.max_rank_hi, d.qk_hi, d.v_hi});
@@ -67,6 +71,8 @@ LayerShard max_shard(const LayerDims& layer, int num_heads, int gpus) {
     m.kv_heads = std::max(m.kv_heads, s.kv_heads);
     m.kv_dims_hi = std::max(m.kv_dims_hi, s.kv_dims_hi);
     m.kv_dims_lo = std::max(m.kv_dims_lo, s.kv_dims_lo);
+    m.kv_stage_dims_hi = std::max(m.kv_stage_dims_hi, s.kv_stage_dims_hi);
+    m.kv_stage_dims_lo = std::max(m.kv_stage_dims_lo, s.kv_stage_dims_lo);
     m.k_dims_hi = std::max(m.k_dims_hi, s.k_dims_hi);
     m.v_dims_hi = std::max(m.v_dims_hi, s.v_dims_hi);
     m.max_rank_hi = std::max(m.max_rank_hi, s.max_rank_hi);

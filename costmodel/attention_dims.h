@@ -63,10 +63,19 @@ struct LayerShard {
   int64_t kv_heads = 0;
   int64_t kv_dims_hi = 0;  // sum of (qk_hi + v_hi): cached elements per hi token
   int64_t kv_dims_lo = 0;  // sum of (qk_lo + v_lo)
+  // Decode stage dims per token: sum of 2 x decode_stage_width(max(qk, v)), K and V rows as the
+  // decode kernel stages them (a class whose width is not 32, 64 or 128 fills part of each stage).
+  int64_t kv_stage_dims_hi = 0;
+  int64_t kv_stage_dims_lo = 0;
   int64_t k_dims_hi = 0;   // sum of qk_hi over KV heads (compressed k width from the projection)
   int64_t v_dims_hi = 0;   // sum of v_hi over KV heads
   int max_rank_hi = 0;     // max of qk_hi and v_hi over the KV heads: the prefill launch's padded width follows it
 };
+
+// Row width the decode kernel stages a class of `rank` kept dims at (the larger of r_qk and r_v):
+// 32, 64 or 128 elements, the rank rounded up (kernels/attention/decode_kernel.cuh); a stage holds
+// the same number of elements at every width, so the tokens per stage follow 1 / width.
+int decode_stage_width(int rank);
 
 // Work of GPU `gpu` (0-based) of a replica with `gpus` GPUs, for layer `layer`.
 LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu);

@@ -155,6 +155,7 @@ double FittedCostModel::seconds(const OpCall& c) const {
       q.balanced = 1;  // the FDC balanced kernel
       q.padded_flops = c.tiles.padded_flops, q.block_elems = c.tiles.block_elems;
       q.longest_block_flops = c.tiles.longest_block_flops;
+      q.stage_bytes = c.stage_bytes;
       return priced(f, q) * 1e-6;
     default:
       return priced(f, q) * 1e-6;

@@ -47,6 +47,9 @@ std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& d
     g.kv_bytes_lo = e * static_cast<double>(sh.kv_dims_lo);
     g.score_dims_hi = static_cast<double>(sh.score_dims_hi);
     g.score_dims_lo = static_cast<double>(sh.score_dims_lo);
+    g.kv_stage_bytes_hi = e * static_cast<double>(sh.kv_stage_dims_hi);
+    g.kv_stage_bytes_lo = e * static_cast<double>(sh.kv_stage_dims_lo);
+    g.kv_stage_bytes_per_token = f * g.kv_stage_bytes_hi + (1 - f) * g.kv_stage_bytes_lo;
     const double hi = static_cast<double>(sh.kv_dims_hi), lo = static_cast<double>(sh.kv_dims_lo);
     g.append_dims_decode = f * hi + (1 - f) * lo;
     g.append_dims_prefill = hi;

@@ -50,6 +50,8 @@ struct LayerShapes {
   bool token_classes = false;
   double kv_bytes_hi = 0, kv_bytes_lo = 0;
   double score_dims_hi = 0, score_dims_lo = 0;
+  // Decode stage bytes per key (LayerShard::kv_stage_dims_*): the class mix, and each class.
+  double kv_stage_bytes_per_token = 0, kv_stage_bytes_hi = 0, kv_stage_bytes_lo = 0;
 };
 
 std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& dims, ParallelConfig par);
@@ -71,6 +73,7 @@ struct OpCall {
   int64_t seqs = 0;
   double keys_mean = 0, keys_max = 0;
   PrefillTileWork tiles;  // prefill attention: the kernel's padded tile work (prefill_tiles.h)
+  double stage_bytes = 0;  // decode attention: K/V bytes as the kernel stages them (LayerShapes)
 };
 
 // Every op of one forward pass over `b` except decode attention, in execution order (decode
@@ -191,6 +194,7 @@ void for_each_decode_attention(const std::vector<LayerShapes>& groups, const Bat
     c.keys_max = static_cast<double>(b.decode_kv_max);
     if (!g.token_classes) {
       c.work = OpWork{2.0 * keys * g.score_dims, keys * g.kv_bytes_per_token + seqs * g.row_bytes, 0};
+      c.stage_bytes = keys * g.kv_stage_bytes_per_token;
       f(c);
       continue;
     }
@@ -198,9 +202,11 @@ void for_each_decode_attention(const std::vector<LayerShapes>& groups, const Bat
     const double fh = g.f_hi;
     OpCall lo = c;
     c.work = OpWork{2.0 * fh * keys * g.score_dims_hi, fh * keys * g.kv_bytes_hi + seqs * g.row_bytes, 0};
+    c.stage_bytes = fh * keys * g.kv_stage_bytes_hi;
     c.keys_mean *= fh, c.keys_max *= fh;
     f(c);
     lo.work = OpWork{2.0 * (1 - fh) * keys * g.score_dims_lo, (1 - fh) * keys * g.kv_bytes_lo, 0};
+    lo.stage_bytes = (1 - fh) * keys * g.kv_stage_bytes_lo;
     lo.keys_mean *= 1 - fh, lo.keys_max *= 1 - fh;
     f(lo);
   }

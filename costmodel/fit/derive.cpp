@@ -64,7 +64,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
         break;
       case FitForm::kAttentionLinear:
       case FitForm::kAttentionLinearEfficiency:
-        f.us_per_byte /= rb, f.us_per_flop /= rf;
+        f.us_per_byte /= rb, f.us_per_flop /= rf, f.us_per_stage_byte /= rb;
         f.us_per_straggler /= f.straggler_on_flops ? rf : rb;
         f.us_per_straggler_unbalanced /= f.straggler_on_flops ? rf : rb;
         break;

@@ -6,7 +6,9 @@
 //    kv_append the "flops" are its (token, KV head) pairs, its work items);
 //  - alpha_beta_efficiency: alpha_beta / eff(log2 bytes);
 //  - attention_linear: t = alpha + bytes / bw + flops / rate + seqs x per-seq + a straggler term
-//    (the longest sequence's share, from keys_max / keys_mean), balanced and unbalanced kernels apart;
+//    (the longest sequence's share, from keys_max / keys_mean), balanced and unbalanced kernels apart,
+//    + staged bytes x per-staged-byte (decode: K/V rows as the kernel stages them, so that ranks
+//    that fill part of a stage cost more per byte);
 //  - attention_tiles (prefill): t = alpha + padded FLOPs / rate + per-block cost x Q tile elements
 //    + longest block's padded FLOPs / rate, the work as the kernel tiles it (costmodel/prefill_tiles.h);
 //  - roofline_derived: t = alpha + max(flops / rate, bytes / bw) with rates carried over from other
@@ -87,6 +89,9 @@ struct OpFit {
   // attention_linear: per sequence, and per unit of the longest sequence's work (bytes for decode,
   // flops for prefill) with the balanced split and without it.
   double us_per_seq = 0, us_per_straggler = 0, us_per_straggler_unbalanced = 0;
+  // attention_linear, decode: per staged byte (AttnFeatures::stage_bytes), what a stage costs beyond
+  // the bytes it holds.
+  double us_per_stage_byte = 0;
   bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
   // attention_tiles: per padded FLOP of all tiles, per Q tile element loaded (a block's fixed cost),
   // per padded FLOP of the longest block (the critical path when blocks are few).
@@ -116,6 +121,8 @@ struct OpQuery {
   double bytes = 0, flops = 0, m = 0, n = 0, k = 0;
   // Attention: sequences, mean and longest keys per sequence, balanced split (1) or not (0).
   double seqs = 0, keys_mean = 0, keys_max = 0, balanced = 1;
+  // Decode attention: K/V bytes as the kernel stages them (rows padded to 32, 64 or 128 elements).
+  double stage_bytes = 0;
   // Prefill attention: the kernel's padded tile work (costmodel/prefill_tiles.h PrefillTileWork).
   double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
   static OpQuery gemm(double m, double n, double k);

@@ -35,6 +35,7 @@ Json op_json(const OpFit& f) {
               {"us_per_straggler", f.us_per_straggler},
               {"us_per_straggler_unbalanced", f.us_per_straggler_unbalanced},
               {"straggler_axis", f.straggler_on_flops ? "flops" : "bytes"}};
+    if (f.us_per_stage_byte != 0) params["us_per_stage_byte"] = f.us_per_stage_byte;
   } else if (f.form == FitForm::kAttentionTiles) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_padded_flop", f.us_per_padded_flop},
@@ -136,6 +137,8 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     f.us_per_flop = r.number(params, "us_per_flop"), f.us_per_seq = r.number(params, "us_per_seq");
     f.us_per_straggler = r.number(params, "us_per_straggler");
     f.us_per_straggler_unbalanced = r.number(params, "us_per_straggler_unbalanced");
+    // Profiles fitted before decode stage bytes were a feature have no such term.
+    if (params.contains("us_per_stage_byte")) f.us_per_stage_byte = r.number(params, "us_per_stage_byte");
     const Json& ax = r.at(params, "straggler_axis");
     FDC_INPUT_CHECK(ax == "flops" || ax == "bytes",
                     source << ": ops." << op << ": 'straggler_axis' must be \"flops\" or \"bytes\"");

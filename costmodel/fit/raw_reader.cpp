@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "costmodel/attention_dims.h"
 #include "costmodel/fit/vidur_reader.h"
 #include "costmodel/ops.h"
 #include "costmodel/prefill_tiles.h"
@@ -127,6 +128,43 @@ void add_prefill_tiles(const Entry& e, AttnFeatures& a) {
   a.padded_flops = w.padded_flops, a.block_elems = w.block_elems, a.longest_block_flops = w.longest_block_flops;
 }
 
+}  // namespace
+
+std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool mixed) {
+  const bool lo = a.lo_fraction > 0;
+  auto low = [&](int x) { return lo ? std::min(x, std::max(16, x / 4 / 8 * 8)) : x; };
+  std::vector<std::array<int, 4>> r;
+  for (int h = 0; h < static_cast<int>(std::llround(a.kv_heads)); ++h) {
+    if (mixed) {
+      const int rk = 32 + 16 * ((h * 5) % 7), rv = 32 + 16 * ((h * 3 + 2) % 7);
+      r.push_back({rk, rv, low(rk), low(rv)});
+    } else {
+      const auto rk = static_cast<int>(std::llround(a.rank_qk)), rv = static_cast<int>(std::llround(a.rank_v));
+      r.push_back({rk, rv, lo ? static_cast<int>(std::llround(a.rank_qk_lo)) : rk,
+                   lo ? static_cast<int>(std::llround(a.rank_v_lo)) : rv});
+    }
+  }
+  return r;
+}
+
+namespace {
+
+// Decode: K/V bytes as the kernel stages them (bf16/fp16 rows, 2 bytes an element). Every
+// sequence's cached keys split into lo = lo_fraction x ctx and hi = the rest plus the step's new
+// token (bench/ops/attention_grid.h decode_classes), so over the batch: lo_fraction x the cached
+// keys, and the rest plus one per sequence.
+void add_decode_stage_bytes(const Entry& e, AttnFeatures& a) {
+  const bool mixed = e.has("ranks_mixed") && e.counter("ranks_mixed") > 0;
+  const double cached = a.ctx_mean * a.num_seqs;
+  const double lo_keys = a.lo_fraction * cached, hi_keys = cached - lo_keys + a.num_seqs;
+  double per_hi = 0, per_lo = 0;  // staged elements per key, summed over the KV heads
+  for (const auto& r : attention_case_ranks(a, mixed)) {
+    per_hi += 2 * costmodel::decode_stage_width(std::max(r[0], r[1]));
+    per_lo += 2 * costmodel::decode_stage_width(std::max(r[2], r[3]));
+  }
+  a.stage_bytes = 2.0 * (hi_keys * per_hi + lo_keys * per_lo);
+}
+
 // Attention: the agreed counters of the attention benchmarks (docs/fit.md).
 void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
   Sample s;
@@ -155,6 +193,7 @@ void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
     a.balanced = e.counter("balanced");
     FDC_INPUT_CHECK(a.balanced == 0 || a.balanced == 1,
                     e.where() << ": counter 'balanced' must be 1 or 0, found " << a.balanced);
+    add_decode_stage_bytes(e, a);
   } else {
     add_prefill_tiles(e, a);
   }

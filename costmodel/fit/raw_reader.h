@@ -3,6 +3,8 @@
 // left out; a malformed or partial entry is an InputError naming the file and the benchmark.
 #pragma once
 
+#include <array>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,7 +26,15 @@ struct AttnFeatures {
   // (costmodel/prefill_tiles.h); 0 for decode.
   double max_rank = 0;
   double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
+  // Decode: K/V bytes as the kernel stages them, every class's rows at decode_stage_width
+  // (costmodel/attention_dims.h) of its larger rank; 0 for prefill.
+  double stage_bytes = 0;
 };
+
+// Per-KV-head ranks {r_qk, r_v, r_qk_lo, r_v_lo} of an attention case: its counters' uniform
+// ranks, or (mixed) the per-head table of the attention benchmarks (bench/ops/attention_grid.h
+// attention_head_ranks; tests/ops check that the two agree), with lo ranks when lo_fraction > 0.
+std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool mixed);
 
 // One measured case. `group` is the fitted op: "gemm/<op>/<library>", "rope_rotate/{rope_only,rotate}",
 // "norm/<variant>", "residual", "mlp_act/<variant>", "kv_append", "kv_classify", "<collective>/g<gpus>",

@@ -107,6 +107,42 @@ TEST_CASE("fitted model: the shifted decode time equals the shifted batch, skew 
   CHECK(model.iteration_time(decode_batch({300, 300, 300})) < model.iteration_time(decode_batch({10, 10, 880})));
 }
 
+TEST_CASE("fitted model: decode attention pays per staged byte, rows padded to the kernel's widths") {
+  CHECK(costmodel::decode_stage_width(16) == 32);
+  CHECK(costmodel::decode_stage_width(32) == 32);
+  CHECK(costmodel::decode_stage_width(48) == 64);
+  CHECK(costmodel::decode_stage_width(64) == 64);
+  CHECK(costmodel::decode_stage_width(96) == 128);
+  CHECK(costmodel::decode_stage_width(128) == 128);
+  // Head dim 64 (stage width 64) against ranks 48 (also 64 wide: 4/3 of its bytes staged) and 32.
+  costmodel::ModelSpec m = toy_model();
+  m.head_dim = 64;
+  auto dims = [&](int r) {
+    costmodel::ModelDims d;
+    costmodel::LayerDims l;
+    l.kv_heads.assign(static_cast<size_t>(m.num_kv_heads), {r, r, r, r});
+    d.layers.assign(static_cast<size_t>(m.num_layers), l);
+    return d;
+  };
+  const costmodel::LayerShard s48 = costmodel::max_shard(dims(48).layers[0], m.num_heads, 1);
+  CHECK(s48.kv_dims_hi == 4 * 96);
+  CHECK(s48.kv_stage_dims_hi == 4 * 128);
+  fit::FittedProfile p = hand_profile();
+  p.ops["attn_decode"].us_per_seq = 0;
+  p.ops["attn_decode"].us_per_stage_byte = 1e-3;
+  p.ops["rope_rotate/rotate"] = constant("rope_rotate/rotate", 1.0);  // ranks below head_dim rotate
+  auto attention_us = [&](int r) {
+    const costmodel::FittedCostModel model(m, dims(r), {1, 1}, p, {"hand", "test"});
+    costmodel::OpBreakdown bd;
+    model.iteration_time(decode_batch({99}), bd);
+    return bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] * 1e6;
+  };
+  // 100 keys x 4 heads x (K + V) x stage width x 2 bytes x 1e-3 us, 2 layers.
+  CHECK(attention_us(64) == doctest::Approx(2 * 100 * 4 * 2 * 64 * 2 * 1e-3));
+  CHECK(attention_us(48) == doctest::Approx(attention_us(64)));
+  CHECK(attention_us(32) == doctest::Approx(attention_us(64) / 2));
+}
+
 TEST_CASE("fitted model: queries outside a law's measured ranges are counted and named") {
   const costmodel::ModelSpec m = toy_model();
   fit::FittedProfile p = hand_profile();

@@ -99,6 +99,30 @@ TEST_CASE("fit: KV append and classification cases are read into their groups, b
   CHECK(no_tail.find("missing counter 'tail_dims'") != std::string::npos);
 }
 
+TEST_CASE("fit: decode cases carry their staged bytes, rows padded to the kernel's 32 / 64 / 128 widths") {
+  // 2 KV heads, 4 sequences of 100 cached keys: uniform rank 96 without classes, then rank 64
+  // with half the keys at lo rank 16 (a 32-wide stage).
+  test::TempFile f("attention.json", R"({"benchmarks": [
+    {"name": "attn_decode/x/b4/ctx100/uniform/r96/lo0/balanced/iterations:9/manual_time", "real_time": 20.0,
+     "time_unit": "us", "bytes": 1e6, "flops": 1e6, "num_seqs": 4, "tokens": 4, "ctx_mean": 100, "ctx_max": 100,
+     "ctx_cv": 0, "rank_qk": 96, "rank_v": 96, "rank_qk_lo": 96, "rank_v_lo": 96, "lo_fraction": 0, "group": 1,
+     "q_heads": 2, "kv_heads": 2, "head_dim": 128, "balanced": 1},
+    {"name": "attn_decode/x/b4/ctx100/uniform/r64/lo50/balanced/iterations:9/manual_time", "real_time": 20.0,
+     "time_unit": "us", "bytes": 1e6, "flops": 1e6, "num_seqs": 4, "tokens": 4, "ctx_mean": 100, "ctx_max": 100,
+     "ctx_cv": 0, "rank_qk": 64, "rank_v": 64, "rank_qk_lo": 16, "rank_v_lo": 16, "lo_fraction": 0.5, "group": 1,
+     "q_heads": 2, "kv_heads": 2, "head_dim": 128, "balanced": 1}]})");
+  RawProfile p;
+  RawSource src;
+  read_raw_benchmark_file(f.path(), p, src);
+  REQUIRE(p.samples.size() == 2);
+  REQUIRE(p.samples[0].attn);
+  // 404 keys (400 cached + one new per sequence), 2 heads x (K + V) rows of 128 elements, 2 bytes.
+  CHECK(p.samples[0].attn->stage_bytes == doctest::Approx(404.0 * 2 * 2 * 128 * 2));
+  // hi: 200 cached + 4 new keys at 64 wide; lo: 200 keys at 32 wide.
+  CHECK(p.samples[1].attn->stage_bytes == doctest::Approx((204.0 * 2 * 2 * 64 + 200.0 * 2 * 2 * 32) * 2));
+  CHECK(OpQuery::of(p.samples[1]).stage_bytes == p.samples[1].attn->stage_bytes);
+}
+
 TEST_CASE("fit: the committed H200 raw profile fits, with finite held-out errors") {
   const std::string raw = "configs/profiles/raw/h200-2gpu-20261127-";
   const RawProfile r = read_raw_profiles(
@@ -134,6 +158,19 @@ TEST_CASE("fit: the committed H200 raw profile fits, with finite held-out errors
         doctest::Approx(predict(p.ops.at("all_to_all/g2"), a2a).time_us));
   CHECK(*back.ops.at("all_to_all/g2").held_out.p90_ape_pct ==
         doctest::Approx(*p.ops.at("all_to_all/g2").held_out.p90_ape_pct));
+  // The decode law keeps its staged-bytes term through the file.
+  OpFit dec;
+  dec.op = "attn_decode";
+  dec.form = FitForm::kAttentionLinear;
+  dec.alpha_us = 5, dec.us_per_byte = 1e-6, dec.us_per_stage_byte = 2e-7, dec.us_per_seq = 0.5;
+  FittedProfile with_dec = p;
+  with_dec.ops["attn_decode"] = dec;
+  write_profile(with_dec, "fdcsim fit (test)", path);
+  const FittedProfile back2 = read_profile(path);
+  std::filesystem::remove(path);
+  OpQuery dq{1e6, 0, 0, 0, 0};
+  dq.seqs = 4, dq.keys_mean = 100, dq.keys_max = 100, dq.stage_bytes = 3e6;
+  CHECK(predict(back2.ops.at("attn_decode"), dq).time_us == doctest::Approx(5 + 1 + 0.6 + 2));
 }
 
 TEST_CASE("fit: a fitted profile with an unknown form is refused, naming the file and the op") {

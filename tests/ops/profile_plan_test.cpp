@@ -9,6 +9,7 @@
 #include "bench/ops/attention_grid.h"
 #include "bench/ops/profile_plan.h"
 #include "core/error.h"
+#include "costmodel/fit/raw_reader.h"
 
 using namespace fdc;
 using namespace fdc::profile;
@@ -249,4 +250,24 @@ TEST_CASE("profile plan: KV append and prompt classification cases, tp 1, bytes 
   bool listed = false;
   for (const auto& c : j.at("run")) listed = listed || c.at("name") == "kv_classify/llama-2-13b/m1";
   CHECK(listed);
+}
+
+TEST_CASE("the fit's per-head ranks of attention cases are the benchmarks' table") {
+  for (const bool lo : {false, true}) {
+    fit::AttnFeatures a;
+    a.kv_heads = 40, a.rank_qk = 64, a.rank_v = 64, a.rank_qk_lo = 16, a.rank_v_lo = 16, a.lo_fraction = lo ? 0.5 : 0;
+    for (const bool mixed : {false, true}) {
+      CAPTURE(lo);
+      CAPTURE(mixed);
+      const auto bench = profile::attention_head_ranks(40, 64, mixed, lo);
+      const auto fitr = fit::attention_case_ranks(a, mixed);
+      REQUIRE(fitr.size() == bench.size());
+      for (size_t h = 0; h < bench.size(); ++h) {
+        CHECK(fitr[h][0] == bench[h].rk);
+        CHECK(fitr[h][1] == bench[h].rv);
+        CHECK(fitr[h][2] == bench[h].rk_lo);
+        CHECK(fitr[h][3] == bench[h].rv_lo);
+      }
+    }
+  }
 }
