@@ -113,10 +113,8 @@ void launch_prefill(const PrefillParams& p, cudaStream_t stream) {
                   "prefill: unknown kernel path " << static_cast<int>(p.path));
   if (resolve_prefill_path(p.path) == PrefillPath::kWgmma) {
 #ifdef FDC_HAVE_PREFILL_SM90
-    if (p.dtype == DType::kBF16)
-      detail::run_prefill_sm90_bf16(p, lb, stream);
-    else
-      detail::run_prefill_sm90_fp16(p, lb, stream);
+    if (p.dtype == DType::kBF16) detail::run_prefill_sm90_bf16(p, lb, stream);
+    else detail::run_prefill_sm90_fp16(p, lb, stream);
 #endif
     return;
   }
