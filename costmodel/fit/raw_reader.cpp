@@ -109,11 +109,14 @@ void add_ulysses(const Entry& e, const std::string& base, RawProfile& out) {
 // for raw files written before the profile recorded `max_rank`.
 constexpr double kMixedTableMaxRank = 128;
 
+// Whether the case runs the benchmark's mixed per-head rank table (counter `ranks_mixed`).
+bool ranks_mixed(const Entry& e) { return e.has("ranks_mixed") && e.counter("ranks_mixed") > 0; }
+
 // Prefill: the kernel's padded tile work of the case (costmodel/prefill_tiles.h). The profile's
 // prefill batches are num_seqs equal chunks of tokens / num_seqs new tokens after ctx_mean cached
 // ones; the longest chunk sees ctx_max cached tokens.
 void add_prefill_tiles(const Entry& e, AttnFeatures& a) {
-  const bool mixed = e.has("ranks_mixed") && e.counter("ranks_mixed") > 0;
+  const bool mixed = ranks_mixed(e);
   a.max_rank = e.has("max_rank") ? e.positive("max_rank") : mixed ? kMixedTableMaxRank : std::max(a.rank_qk, a.rank_v);
   const auto seqs = static_cast<int64_t>(std::llround(a.num_seqs));
   const auto chunk = static_cast<int64_t>(std::llround(a.tokens / a.num_seqs));
@@ -154,7 +157,7 @@ namespace {
 // token (bench/ops/attention_grid.h decode_classes), so over the batch: lo_fraction x the cached
 // keys, and the rest plus one per sequence.
 void add_decode_stage_bytes(const Entry& e, AttnFeatures& a) {
-  const bool mixed = e.has("ranks_mixed") && e.counter("ranks_mixed") > 0;
+  const bool mixed = ranks_mixed(e);
   const double cached = a.ctx_mean * a.num_seqs;
   const double lo_keys = a.lo_fraction * cached, hi_keys = cached - lo_keys + a.num_seqs;
   double per_hi = 0, per_lo = 0;  // staged elements per key, summed over the KV heads
