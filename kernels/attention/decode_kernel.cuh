@@ -2,24 +2,22 @@
 //
 // One block runs one DecodeUnit: a chunk of one (sequence, KV head, token class) segment, for all
 // `G` q heads of the KV head's group (so K/V are read once). The unit's own width (the larger of
-// its class's r_qk and r_v) picks the lane shape at run time, so heads of different ranks in one
-// launch each get lanes matched to their rank: W = 32, 64 or 128 (the width rounded up), TX = W/8
-// lanes cover a row, 8 elements each. A stage holds kDecodeStageElems elements of K (and as many of
-// V) packed densely (row stride r_qk for K and r_v for V), and a tile holds as many tokens as fit,
-// rounded down to a multiple of the slot count: 32 tokens at width 128, 40 at 96, 80 at 48, 128 at
-// 32. So every width keeps about as many bytes in flight per SM as the widest. (Rows padded to W
-// filled 75% of a stage at widths 48 and 96; that cost about 15% on an H200.) Pages are staged
-// into shared memory with a 3-stage cp.async pipeline; the copies walk the tile's K (V) rows as one
-// flat run of 16-byte chunks, so every lane issues a useful copy whatever the rank, and a token's
-// rows are contiguous in its page (coalesced). Each token slot keeps its own online softmax; slots
-// merge at the end. A pair with a single unit writes the output directly; otherwise units write
-// (o, log2-sum-exp) partials and the combine kernel merges them.
+// its class's r_qk and r_v) picks the tile shape at run time, so heads of different ranks in one
+// launch each get a tile matched to their rank: rows are W = 32, 64 or 128 elements wide (the width
+// rounded up), TX = W/8 lanes cover a row, 8 elements each. A stage holds kDecodeStageElems
+// elements of K (and as many of V), i.e. 128, 64 or 32 tokens, so narrow heads keep as many bytes
+// in flight per SM as wide ones. (Two more shapes, W = 48 and 96, measured 7-9% slower at every
+// rank on an H100, the rank-128 path included, so the kernel keeps three.) Pages are staged into shared memory with a 3-stage cp.async pipeline; the
+// copies walk the tile's K (V) rows as one flat run of 16-byte chunks, so every lane issues a
+// useful copy whatever the rank, and a token's rows are contiguous in its page (coalesced). Each
+// token slot keeps its own online softmax; slots merge at the end. A pair with a single unit
+// writes the output directly; otherwise units write (o, log2-sum-exp) partials and the combine
+// kernel merges them.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cmath>
-#include <type_traits>
 
 #include "kernels/attention/attention.h"
 #include "kernels/common/device_utils.cuh"
@@ -32,12 +30,10 @@ inline constexpr int kDecodeThreads = 128;
 inline constexpr int kDecodeStages = 3;
 inline constexpr int kDecodeStageElems = 32 * 128;  // K (and V) elements per stage at any width
 
-// Tokens per tile for rows `width` elements wide (the larger of r_qk and r_v) and `nty` token
-// slots: as many as a stage holds, a multiple of the slot count, at most kDecodeMaxTileSlots per slot.
-inline constexpr int kDecodeMaxTileSlots = 16;
-__host__ __device__ constexpr int decode_tile_tokens(int width, int nty) {
-  const int t = kDecodeStageElems / width / nty;
-  return (t < kDecodeMaxTileSlots ? t : kDecodeMaxTileSlots) * nty;
+// Tokens per stage for rows of W elements read by TX lanes: a multiple of the slot count.
+template <int TX, int W>
+constexpr int decode_tile_tokens() {
+  return kDecodeStageElems / W / (kDecodeThreads / TX) * (kDecodeThreads / TX);
 }
 
 // Largest of the pipeline and the slot-merge footprints over the tile shapes (the merge keeps
@@ -62,12 +58,15 @@ template <typename T, int TX, int W, int G, bool kAnySlots>
 __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeUnit& u,
                                             unsigned char* smem_raw) {
   constexpr int NTY = kDecodeThreads / TX;      // token slots
-  constexpr int JB = G <= 2 ? 4 : (G == 4 ? 2 : 1);              // tokens per softmax update
-  constexpr int DP = W;                                          // row stride of the slot merge
-  constexpr int LOADS = kDecodeStageElems / 8 / kDecodeThreads;  // 16-byte copies per lane per stage
-  static_assert(W <= TX * 8 && W % 8 == 0 && LOADS * 8 * kDecodeThreads == kDecodeStageElems, "tile shape");
+  constexpr int TILE = decode_tile_tokens<TX, W>();
+  constexpr int TPS = TILE / NTY;               // tokens per slot per tile
+  constexpr int JB = G <= 2 ? TPS : (G == 4 && TPS % 2 == 0 ? 2 : 1);  // tokens per softmax update
+  constexpr int DP = W;                         // row stride in shared memory
+  constexpr int LOADS = (TILE * (W / 8) + kDecodeThreads - 1) / kDecodeThreads;
+  static_assert(TPS >= 1 && TPS % JB == 0 && W <= TX * 8 && W % 8 == 0 && TILE * W <= kDecodeStageElems,
+                "tile shape");
   T* sK = reinterpret_cast<T*>(smem_raw);
-  T* sV = sK + kDecodeStages * kDecodeStageElems;
+  T* sV = sK + kDecodeStages * TILE * DP;
 
   const int kv_head = u.head_cls >> 1;
   const int cls = u.head_cls & 1;
@@ -105,9 +104,6 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
     }
   }
 
-  // Rows are packed densely (stride rk for K, rv for V); the tile holds as many tokens as fit.
-  const int TILE = decode_tile_tokens(rk > rv ? rk : rv, NTY);
-  const int tps = TILE / NTY;  // tokens per slot per tile
   const int ntok = u.end - u.begin;
   const int ntiles = (ntok + TILE - 1) / TILE;
   const int kchunks = rk >> 3;
@@ -115,14 +111,13 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   const float inv_k = 1.f / static_cast<float>(kchunks);
   const float inv_v = 1.f / static_cast<float>(vchunks);
 
-  // Chunk i of a tile's K rows is row i / kchunks, column (i % kchunks) * 8, i.e. element i * 8 of
-  // the densely packed stage; the quotient comes from a float reciprocal (exact: i < 1024 and the
-  // fraction is at least 1/32 from an integer).
+  // Chunk i of a tile's K rows is row i / kchunks, column (i % kchunks) * 8; the quotient comes
+  // from a float reciprocal (exact: i < 1024 and the fraction is at least 1/32 from an integer).
   // The trip count is a compile-time constant so the page-index loads of all chunks issue together.
   auto load_tile = [&](int tile, int stage) {
     const int t0 = u.begin + tile * TILE;
-    T* dk = sK + stage * kDecodeStageElems;
-    T* dv = sV + stage * kDecodeStageElems;
+    T* dk = sK + stage * TILE * DP;
+    T* dv = sV + stage * TILE * DP;
 #pragma unroll
     for (int it = 0; it < LOADS; ++it) {
       const int i = tid + it * kDecodeThreads;
@@ -133,7 +128,7 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
         const int pg = kAnySlots ? tk / slots : tk >> log2_slots;
         const int sl = kAnySlots ? tk - pg * slots : tk & (slots - 1);
         const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
-        cp_async16(dk + i * 8, kpool + base + sl * rk + c * 8);
+        cp_async16(dk + rowk * DP + c * 8, kpool + base + sl * rk + c * 8);
       }
       const int rowv = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_v);
       const int tv = t0 + rowv;
@@ -142,7 +137,7 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
         const int pg = kAnySlots ? tv / slots : tv >> log2_slots;
         const int sl = kAnySlots ? tv - pg * slots : tv & (slots - 1);
         const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
-        cp_async16(dv + i * 8, vpool + base + sl * rv + c * 8);
+        cp_async16(dv + rowv * DP + c * 8, vpool + base + sl * rv + c * 8);
       }
     }
   };
@@ -170,20 +165,19 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
     __syncthreads();
 
     const int stage = tile % kDecodeStages;
-    const T* tk = sK + stage * kDecodeStageElems;
-    const T* tv = sV + stage * kDecodeStageElems;
-    const int lim = min(TILE, u.end - (u.begin + tile * TILE));  // valid rows of this tile
-    // J tokens of each slot, from the slot's token jb on, in one online-softmax update.
-    auto step = [&](auto jcount, int jb) {
-      constexpr int J = decltype(jcount)::value;
-      float s[J][G];
+    const T* tk = sK + stage * TILE * DP;
+    const T* tv = sV + stage * TILE * DP;
+    const int t0 = u.begin + tile * TILE;
 #pragma unroll
-      for (int j = 0; j < J; ++j) {
+    for (int jb = 0; jb < TPS; jb += JB) {
+      float s[JB][G];
+#pragma unroll
+      for (int j = 0; j < JB; ++j) {
         const int row = (jb + j) * NTY + ty;
-        const bool valid = row < lim;
+        const bool valid = t0 + row < u.end;
         float k[8];
         if (valid && tx * 8 < rk) {
-          unpack8<T>(*reinterpret_cast<const uint4*>(tk + row * rk + tx * 8), k);
+          unpack8<T>(*reinterpret_cast<const uint4*>(tk + row * DP + tx * 8), k);
         } else {
 #pragma unroll
           for (int i = 0; i < 8; ++i) k[i] = 0.f;
@@ -202,34 +196,32 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
       for (int g = 0; g < G; ++g) {
         float mx = m[g];
 #pragma unroll
-        for (int j = 0; j < J; ++j) mx = fmaxf(mx, s[j][g]);
+        for (int j = 0; j < JB; ++j) mx = fmaxf(mx, s[j][g]);
         const float alpha = exp2f(m[g] - mx);
         m[g] = mx;
         d[g] *= alpha;
 #pragma unroll
         for (int i = 0; i < 8; ++i) o[g][i] *= alpha;
 #pragma unroll
-        for (int j = 0; j < J; ++j) {
+        for (int j = 0; j < JB; ++j) {
           s[j][g] = exp2f(s[j][g] - mx);
           d[g] += s[j][g];
         }
       }
 #pragma unroll
-      for (int j = 0; j < J; ++j) {
+      for (int j = 0; j < JB; ++j) {
         const int row = (jb + j) * NTY + ty;
-        if (row < lim && tx * 8 < rv) {
+        const bool valid = t0 + row < u.end;
+        if (valid && tx * 8 < rv) {
           float v[8];
-          unpack8<T>(*reinterpret_cast<const uint4*>(tv + row * rv + tx * 8), v);
+          unpack8<T>(*reinterpret_cast<const uint4*>(tv + row * DP + tx * 8), v);
 #pragma unroll
           for (int g = 0; g < G; ++g)
 #pragma unroll
             for (int i = 0; i < 8; ++i) o[g][i] = fmaf(s[j][g], v[i], o[g][i]);
         }
       }
-    };
-    int jb = 0;
-    for (; jb + JB <= tps; jb += JB) step(std::integral_constant<int, JB>{}, jb);
-    for (; jb < tps; ++jb) step(std::integral_constant<int, 1>{}, jb);
+    }
     __syncthreads();
   }
   cp_async_wait<0>();
