@@ -108,60 +108,36 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   const int ntiles = (ntok + TILE - 1) / TILE;
   const int kchunks = rk >> 3;
   const int vchunks = rv >> 3;
+  const float inv_k = 1.f / static_cast<float>(kchunks);
+  const float inv_v = 1.f / static_cast<float>(vchunks);
 
-  // Copy `it` of a lane is chunk i = tid + it * kDecodeThreads of the tile's K (V) rows: row
-  // i / kchunks, column (i % kchunks) * 8. That is the same in every tile, so it is worked out once
-  // per unit (the quotient from a float reciprocal: exact, as i < 1024 and the fraction is at least
-  // 1/32 from an integer) and kept packed as row | shared-memory offset << 16 (row = TILE: no copy).
-  // Per tile a copy is then an add, the page lookup and the cp.async; when r_qk == r_v a token's V
-  // row sits in the same page slot as its K row, so V reuses K's page. The trip count is a
-  // compile-time constant so the page-index loads of all chunks issue together.
-  unsigned kcopy[LOADS], vcopy[LOADS];
-  {
-    const float inv_k = 1.f / static_cast<float>(kchunks);
-    const float inv_v = 1.f / static_cast<float>(vchunks);
-#pragma unroll
-    for (int it = 0; it < LOADS; ++it) {
-      const int i = tid + it * kDecodeThreads;
-      const int rowk = min(__float2int_rz((static_cast<float>(i) + 0.5f) * inv_k), TILE);
-      const int rowv = min(__float2int_rz((static_cast<float>(i) + 0.5f) * inv_v), TILE);
-      kcopy[it] = static_cast<unsigned>(rowk) | static_cast<unsigned>(rowk * DP + (i - rowk * kchunks) * 8) << 16;
-      vcopy[it] = static_cast<unsigned>(rowv) | static_cast<unsigned>(rowv * DP + (i - rowv * vchunks) * 8) << 16;
-    }
-  }
-  const bool same_rows = rk == rv;
-  const int64_t v_minus_k = vpool - kpool;
-
+  // Chunk i of a tile's K rows is row i / kchunks, column (i % kchunks) * 8; the quotient comes
+  // from a float reciprocal (exact: i < 1024 and the fraction is at least 1/32 from an integer).
+  // The trip count is a compile-time constant so the page-index loads of all chunks issue together.
   auto load_tile = [&](int tile, int stage) {
     const int t0 = u.begin + tile * TILE;
-    const int rows = min(TILE, u.end - t0);  // valid rows of this tile
     T* dk = sK + stage * TILE * DP;
     T* dv = sV + stage * TILE * DP;
 #pragma unroll
     for (int it = 0; it < LOADS; ++it) {
-      const int rowk = static_cast<int>(kcopy[it] & 0xffffu);
-      const int offk = static_cast<int>(kcopy[it] >> 16);
-      int64_t kbase = 0;
-      int ksl = 0;
-      if (rowk < rows) {
-        const int tk = t0 + rowk;
+      const int i = tid + it * kDecodeThreads;
+      const int rowk = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_k);
+      const int tk = t0 + rowk;
+      if (rowk < TILE && tk < u.end) {
+        const int c = i - rowk * kchunks;
         const int pg = kAnySlots ? tk / slots : tk >> log2_slots;
-        ksl = kAnySlots ? tk - pg * slots : tk & (slots - 1);
-        kbase = static_cast<int64_t>(pages[pg]) * page_elems;
-        cp_async16(dk + offk, kpool + kbase + ksl * rk + (offk - rowk * DP));
+        const int sl = kAnySlots ? tk - pg * slots : tk & (slots - 1);
+        const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
+        cp_async16(dk + rowk * DP + c * 8, kpool + base + sl * rk + c * 8);
       }
-      if (same_rows) {
-        if (rowk < rows) cp_async16(dv + offk, kpool + v_minus_k + kbase + ksl * rk + (offk - rowk * DP));
-        continue;
-      }
-      const int rowv = static_cast<int>(vcopy[it] & 0xffffu);
-      const int offv = static_cast<int>(vcopy[it] >> 16);
-      if (rowv < rows) {
-        const int tv = t0 + rowv;
+      const int rowv = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_v);
+      const int tv = t0 + rowv;
+      if (rowv < TILE && tv < u.end) {
+        const int c = i - rowv * vchunks;
         const int pg = kAnySlots ? tv / slots : tv >> log2_slots;
         const int sl = kAnySlots ? tv - pg * slots : tv & (slots - 1);
         const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
-        cp_async16(dv + offv, vpool + base + sl * rv + (offv - rowv * DP));
+        cp_async16(dv + rowv * DP + c * 8, vpool + base + sl * rv + c * 8);
       }
     }
   };
