@@ -155,10 +155,12 @@ void timed_loop(benchmark::State& state, F&& launch, double bytes, double flops,
 }
 
 // Decode, batch 32 x 4096 context, paged (block 16). rank = 0 means the spread 32..128.
+// kernel: 1 = CUDA cores, 2 = tensor cores (mma), 0 = what launch_decode picks.
 void BM_Decode(benchmark::State& state) {
   const int rank = static_cast<int>(state.range(0));
   const bool balanced = state.range(1) != 0;
   const int lo_pct = static_cast<int>(state.range(2));  // share of unimportant tokens, %
+  const auto path = resolve_decode_path(static_cast<DecodePath>(state.range(3)));
   const int batch = 32, ctx = 4096;
   std::vector<HeadRanks> ranks = rank == 0 ? spread_ranks() : std::vector<HeadRanks>(kHeads, HeadRanks{rank, rank, rank, rank});
   if (lo_pct > 0)
@@ -169,13 +171,14 @@ void BM_Decode(benchmark::State& state) {
   cache.reset();
   cache = std::make_unique<BenchCache>(HeadLayout(kHeads, kHeads, ranks, 16), hi, lo);
   const HeadLayout& L = cache->L;
-  const DecodePlanOptions opt = decode_plan_options_for_device(0);
+  const DecodePlanOptions opt = decode_plan_options_for_device(0, path);
   const DecodePlan plan = balanced ? plan_decode_balanced(L, hi, lo, opt) : plan_decode_naive(L, hi, lo, opt);
   DeviceDecodePlan dplan(plan, L.group());
   DeviceBuffer<uint16_t> q(static_cast<size_t>(batch) * L.q_row()), out(static_cast<size_t>(batch) * L.o_row());
   fill_random(q.data(), q.size(), 5);
   DecodeParams p;
   p.dtype = DType::kBF16;
+  p.path = path;
   p.num_seqs = batch;
   p.num_q_heads = kHeads;
   p.num_kv_heads = kHeads;
@@ -196,7 +199,8 @@ void BM_Decode(benchmark::State& state) {
       static_cast<double>(plan_makespan(L, plan, opt)) * opt.num_sms * opt.ctas_per_sm /
       static_cast<double>(decode_kv_bytes(L, hi, lo, 2) + static_cast<int64_t>(plan.units.size()) * opt.unit_overhead_bytes);
   state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
-                 (balanced ? " balanced" : " naive") + (lo_pct ? " lo " + std::to_string(lo_pct) + "%" : ""));
+                 (balanced ? " balanced" : " naive") + (lo_pct ? " lo " + std::to_string(lo_pct) + "%" : "") +
+                 (path == DecodePath::kMma ? " mma" : " cuda-cores"));
   cache.reset();
 }
 
@@ -277,13 +281,16 @@ void BM_Append(benchmark::State& state) {
 
 }  // namespace
 
+// Each case on both kernels, side by side.
 BENCHMARK(BM_Decode)
-    ->ArgNames({"rank", "balanced", "lo_pct"})
-    ->Args({128, 1, 0})->Args({128, 0, 0})
-    ->Args({96, 1, 0})->Args({64, 1, 0})->Args({48, 1, 0})->Args({32, 1, 0})
-    ->Args({0, 1, 0})->Args({0, 0, 0})
-    ->Args({128, 1, 50})
-    ->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
+    ->ArgNames({"rank", "balanced", "lo_pct", "kernel"})
+    ->ArgsProduct({{128}, {1, 0}, {0}, {1, 2}})
+    ->ArgsProduct({{96, 64, 48, 32}, {1}, {0}, {1, 2}})
+    ->ArgsProduct({{0}, {1, 0}, {0}, {1, 2}})
+    ->ArgsProduct({{128}, {1}, {50}, {1, 2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.3);
 BENCHMARK(BM_Prefill)
     ->ArgNames({"rank", "order", "len", "path"})
     ->Args({128, 1, 4096, 1})->Args({64, 1, 4096, 1})->Args({32, 1, 4096, 1})

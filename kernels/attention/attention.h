@@ -40,8 +40,18 @@ struct PagedCacheParams {
   const int* lo_page_indices = nullptr;  // [lo_page_indptr[num_seqs]]
 };
 
+// Which decode kernel runs. kCudaCores: fp32 dot products on the CUDA cores (decode_kernel.cuh);
+// kMma: q K^T and P V on the tensor cores (decode_mma_kernel.cuh). Both run on sm_80 and sm_90,
+// take the same plans (each with its own DecodePlanOptions) and write the same outputs. kAuto is
+// kCudaCores: the committed GPU profiles time that kernel, so the engine and the cost model agree;
+// docs/kernels.md has the two side by side.
+enum class DecodePath : int { kAuto = 0, kCudaCores = 1, kMma = 2 };
+inline constexpr int kDecodeMmaStages = 2;                            // cp.async stages of each warp of a kMma block
+inline constexpr int kDecodeMmaSmemBytes = kDecodeMmaStages * 36864;  // 4 warps x (K, V) x 32 rows x 72 x 2 B
+
 struct DecodeParams {
   DType dtype = DType::kBF16;
+  DecodePath path = DecodePath::kAuto;
   int num_seqs = 0;
   int num_q_heads = 0;
   int num_kv_heads = 0;
@@ -115,7 +125,7 @@ struct AppendParams {
 };
 
 inline constexpr int kPrefillTileQ = 128;  // new tokens per prefill tile (plan_prefill's tile_q)
-inline constexpr int kDecodeTileTokens = 32;  // decode tokens per pipeline stage
+inline constexpr int kDecodeTileTokens = 32;  // tokens per pipeline stage of the kCudaCores decode at rank 128
 
 void launch_decode(const DecodeParams& p, cudaStream_t stream);
 void launch_prefill(const PrefillParams& p, cudaStream_t stream);
@@ -139,7 +149,10 @@ class DeviceDecodePlan {
   int max_units_per_pair_ = 0;
 };
 
-// Options for plan_decode_balanced that match the current device and the decode kernel.
-DecodePlanOptions decode_plan_options_for_device(int device);
+// The decode kernel launch_decode runs for `path` (kCudaCores or kMma).
+DecodePath resolve_decode_path(DecodePath path);
+
+// Options for plan_decode_balanced that match the device and the decode kernel of `path`.
+DecodePlanOptions decode_plan_options_for_device(int device, DecodePath path = DecodePath::kAuto);
 
 }  // namespace fdc::kernels::attn

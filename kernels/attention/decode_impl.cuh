@@ -4,6 +4,7 @@
 #include <string>
 
 #include "kernels/attention/decode_kernel.cuh"
+#include "kernels/attention/decode_mma_kernel.cuh"
 #include "kernels/attention/dispatch.h"
 #include "kernels/common/cuda_check.h"
 
@@ -17,10 +18,19 @@ void run_decode_typed(const DecodeParams& p, cudaStream_t stream) {
   auto pow2 = [](int x) { return x > 0 && (x & (x - 1)) == 0; };
   const bool any_slots = !pow2(p.cache.slots_hi) || !pow2(p.cache.slots_lo);
   FDC_DISPATCH_GROUP(group, G, {
-    constexpr int smem = dev::decode_smem_bytes<G>();
-    auto kernel = any_slots ? dev::decode_kernel<T, G, true> : dev::decode_kernel<T, G, false>;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeThreads, smem, stream>>>(p);
+    if (p.path == DecodePath::kMma) {
+      // One instantiation serves every group (the group's q heads are MMA rows).
+      constexpr int smem = kDecodeMmaSmemBytes;
+      auto kernel = any_slots ? dev::decode_mma_kernel<T, true, kDecodeMmaStages>
+                              : dev::decode_mma_kernel<T, false, kDecodeMmaStages>;
+      CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeMmaThreads, smem, stream>>>(p);
+    } else {
+      constexpr int smem = dev::decode_smem_bytes<G>();
+      auto kernel = any_slots ? dev::decode_kernel<T, G, true> : dev::decode_kernel<T, G, false>;
+      CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+      kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeThreads, smem, stream>>>(p);
+    }
     CUDA_CHECK_LAUNCH();
     if (p.max_units_per_pair > 1) {
       dev::decode_combine_kernel<T, G><<<static_cast<unsigned>(p.num_seqs * p.num_q_heads), kMaxRank, 0, stream>>>(p);

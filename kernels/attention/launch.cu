@@ -1,5 +1,6 @@
 // Public launchers: validate parameters (unsupported values throw fdc::InputError), then hand
 // over to the per-dtype template dispatch.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <string>
@@ -62,6 +63,12 @@ constexpr bool kHaveSm90Prefill = false;
 
 }  // namespace
 
+DecodePath resolve_decode_path(DecodePath path) {
+  FDC_INPUT_CHECK(path == DecodePath::kAuto || path == DecodePath::kCudaCores || path == DecodePath::kMma,
+                  "decode: unknown kernel path " << static_cast<int>(path));
+  return path == DecodePath::kAuto ? DecodePath::kCudaCores : path;
+}
+
 PrefillPath resolve_prefill_path(PrefillPath path) {
   // The wgmma kernel is built for sm_90a, which runs on sm_90 devices (H100, H200) only.
   const bool wgmma_ok = kHaveSm90Prefill && current_device_cc() == 90;
@@ -87,6 +94,7 @@ void launch_decode(const DecodeParams& params, cudaStream_t stream) {
   check_common("decode", params.dtype, params.num_q_heads, params.num_kv_heads, params.max_rank, params.sm_scale);
   log2_block(params.cache.block_size);  // validates it
   DecodeParams p = params;
+  p.path = resolve_decode_path(p.path);
   p.cache.slots_hi = detail::class_slots("decode", "hi", p.cache.slots_hi, p.cache.block_size);
   p.cache.slots_lo = detail::class_slots("decode", "lo", p.cache.slots_lo, p.cache.block_size);
   FDC_INPUT_CHECK(p.num_seqs >= 1 && p.num_units >= 1, "decode: num_seqs = " << p.num_seqs << ", num_units = " << p.num_units);
@@ -144,13 +152,21 @@ void DeviceDecodePlan::fill(DecodeParams& p) const {
   p.partial_lse = const_cast<float*>(partial_lse_.data());
 }
 
-DecodePlanOptions decode_plan_options_for_device(int device) {
-  int sms = 0;
+DecodePlanOptions decode_plan_options_for_device(int device, DecodePath path) {
+  int sms = 0, smem_per_sm = 0;
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
   DecodePlanOptions opt;
   opt.num_sms = sms;
-  opt.ctas_per_sm = 4;  // 128 threads, <= 48 KiB shared memory per block
-  opt.tile_tokens = kDecodeTileTokens;
+  if (resolve_decode_path(path) == DecodePath::kMma) {
+    // 128 threads of at most 168 registers and kDecodeMmaSmemBytes each: three blocks per SM on
+    // sm_90 (228 KiB), two on an A100 (164 KiB); the runtime reserves 1 KiB per block.
+    opt.ctas_per_sm = std::max(1, std::min(3, smem_per_sm / (kDecodeMmaSmemBytes + 1024)));
+    opt.tile_tokens = 64;
+  } else {
+    opt.ctas_per_sm = 4;  // 128 threads, <= 48 KiB shared memory per block
+    opt.tile_tokens = kDecodeTileTokens;
+  }
   return opt;
 }
 

@@ -32,7 +32,7 @@
 #include <mutex>
 #include <tuple>
 
-#include "kernels/attention/prefill_kernel.cuh"  // mma_16816, ldmatrix_x4, ldmatrix_x4_trans
+#include "kernels/attention/mma.cuh"
 #include "kernels/common/cuda_check.h"
 #include "kernels/common/device_utils.cuh"
 #include "kernels/ops/launch.h"

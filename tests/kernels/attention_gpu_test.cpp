@@ -72,29 +72,33 @@ void run_decode_case(const HeadLayout& L, const std::vector<int>& hi, const std:
 
   DevicePagedCache dc = device_cache(L, c, t);
   DeviceBuffer<uint16_t> dq(to_bits(t, q));
-  DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
-  const DecodePlanOptions opt = decode_plan_options_for_device(0);
-  const DecodePlan plan = balanced ? plan_decode_balanced(L, hi, lo, opt) : plan_decode_naive(L, hi, lo, opt);
-  DeviceDecodePlan dplan(plan, L.group());
-  DecodeParams p;
-  p.dtype = t;
-  p.num_seqs = n;
-  p.num_q_heads = L.num_q_heads();
-  p.num_kv_heads = L.num_kv_heads();
-  p.q_row = L.q_row();
-  p.o_row = L.o_row();
-  p.max_rank = std::max(L.max_rk(), L.max_rv());
-  p.sm_scale = scale;
-  p.q = dq.data();
-  p.out = dout.data();
-  p.cache = dc.params(L);
-  p.heads = dc.heads.data();
-  dplan.fill(p);
-  launch_decode(p, nullptr);
-  CUDA_CHECK(cudaDeviceSynchronize());
-  check_close(to_floats(t, dout.download()), want, t,
-              "decode " + to_string(t) + (balanced ? " balanced" : " naive") + " units " +
-                  std::to_string(plan.units.size()));
+  // Both kernels, each with its own plan options, against the same reference.
+  for (DecodePath path : {DecodePath::kCudaCores, DecodePath::kMma}) {
+    DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
+    const DecodePlanOptions opt = decode_plan_options_for_device(0, path);
+    const DecodePlan plan = balanced ? plan_decode_balanced(L, hi, lo, opt) : plan_decode_naive(L, hi, lo, opt);
+    DeviceDecodePlan dplan(plan, L.group());
+    DecodeParams p;
+    p.dtype = t;
+    p.path = path;
+    p.num_seqs = n;
+    p.num_q_heads = L.num_q_heads();
+    p.num_kv_heads = L.num_kv_heads();
+    p.q_row = L.q_row();
+    p.o_row = L.o_row();
+    p.max_rank = std::max(L.max_rk(), L.max_rv());
+    p.sm_scale = scale;
+    p.q = dq.data();
+    p.out = dout.data();
+    p.cache = dc.params(L);
+    p.heads = dc.heads.data();
+    dplan.fill(p);
+    launch_decode(p, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    check_close(to_floats(t, dout.download()), want, t,
+                std::string("decode ") + (path == DecodePath::kMma ? "mma " : "cuda-cores ") + to_string(t) +
+                    (balanced ? " balanced" : " naive") + " units " + std::to_string(plan.units.size()));
+  }
 }
 
 HeadLayout ranks_layout(int q_heads, int kv_heads, int block, int base, bool classes) {
@@ -401,6 +405,9 @@ TEST_CASE("unsupported rank, head dim, dtype and block size are refused at launc
   x = d;
   x.num_q_heads = 24;
   refuses(x, "group 3");
+  x = d;
+  x.path = static_cast<DecodePath>(7);
+  refuses(x, "unknown kernel path 7");
   PrefillParams pp;
   pp.dtype = DType::kBF16;
   pp.num_seqs = 1;
