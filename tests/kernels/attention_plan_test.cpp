@@ -79,6 +79,16 @@ TEST_CASE("decode plans cover every token once, for awkward lengths and classes"
   const DecodePlan naive = plan_decode_naive(L, hi, lo, opt);
   CHECK(naive.units.size() == static_cast<size_t>(4 * (6 + 5)));
   CHECK(naive.max_units_per_pair == 2);
+  // The tensor-core kernel's options (64-token chunks, 3 blocks per SM): every unit starts on a
+  // 16-token slice, so whole slices of pages of 16 or more slots are contiguous (its copy fast path).
+  DecodePlanOptions mma;
+  mma.ctas_per_sm = 3;
+  mma.tile_tokens = 64;
+  mma.min_unit_bytes = 4096;  // small units, so long segments are cut
+  const DecodePlan cut = plan_decode_balanced(L, hi, lo, mma);
+  check_coverage(L, cut, hi, lo, mma.tile_tokens);
+  CHECK(cut.max_units_per_pair > 1);
+  for (const DecodeUnit& u : cut.units) CHECK(u.begin % 16 == 0);
 }
 
 TEST_CASE("decode planner refuses empty sequences and mismatched inputs") {
