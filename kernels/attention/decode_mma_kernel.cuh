@@ -45,22 +45,22 @@ template <int W>
 constexpr int decode_mma_sub() {
   return W == 128 ? 1 : 2;
 }
-template <int W, int S>
+template <int W>
 constexpr int decode_mma_warp_bytes() {  // one warp's K and V buffers, all stages
-  return S * 2 * decode_mma_sub<W>() * 16 * (W + 8) * 2;
+  return kDecodeMmaStages * 2 * decode_mma_sub<W>() * 16 * (W + 8) * 2;
 }
-template <int S>
 constexpr int decode_mma_smem_bytes() {
-  constexpr int a = decode_mma_warp_bytes<32, S>(), b = decode_mma_warp_bytes<64, S>(),
-                c = decode_mma_warp_bytes<128, S>();
+  constexpr int a = decode_mma_warp_bytes<32>(), b = decode_mma_warp_bytes<64>(),
+                c = decode_mma_warp_bytes<128>();
   constexpr int warp = a > b ? (a > c ? a : c) : (b > c ? b : c);
   constexpr int merge = kDecodeMmaWarps * 8 * (128 + 2) * 4;
   return kDecodeMmaWarps * warp > merge ? kDecodeMmaWarps * warp : merge;
 }
-static_assert(decode_mma_smem_bytes<kDecodeMmaStages>() == kDecodeMmaSmemBytes, "attention.h keeps the footprint");
+static_assert(decode_mma_smem_bytes() == kDecodeMmaSmemBytes, "attention.h keeps the footprint");
 
-template <typename T, int W, bool kAnySlots, int S>
+template <typename T, int W, bool kAnySlots>
 __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const DecodeUnit& u, unsigned char* smem_raw) {
+  constexpr int S = kDecodeMmaStages;
   constexpr int SUB = decode_mma_sub<W>();
   constexpr int LD = W + 8;               // row stride in shared memory, elements
   constexpr int ROWS = SUB * 16;          // rows of one stage
@@ -366,18 +366,18 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
   }
 }
 
-template <typename T, bool kAnySlots, int S>
+template <typename T, bool kAnySlots>
 __global__ void __launch_bounds__(kDecodeMmaThreads, 3) decode_mma_kernel(DecodeParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const DecodeUnit u = p.units[blockIdx.x];
   const HeadInfo& hd = p.heads[u.head_cls >> 1];
   const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
   if (width <= 32)
-    decode_mma_unit<T, 32, kAnySlots, S>(p, u, smem_raw);
+    decode_mma_unit<T, 32, kAnySlots>(p, u, smem_raw);
   else if (width <= 64)
-    decode_mma_unit<T, 64, kAnySlots, S>(p, u, smem_raw);
+    decode_mma_unit<T, 64, kAnySlots>(p, u, smem_raw);
   else
-    decode_mma_unit<T, 128, kAnySlots, S>(p, u, smem_raw);
+    decode_mma_unit<T, 128, kAnySlots>(p, u, smem_raw);
 }
 
 }  // namespace fdc::kernels::attn::dev
