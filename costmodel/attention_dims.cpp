@@ -54,6 +54,7 @@ LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
       s.k_dims_hi += d.qk_hi;
       s.v_dims_hi += d.v_hi;
       s.max_rank_hi = std::max({s.max_rank_hi, d.qk_hi, d.v_hi});
+      s.kv_head_dims.push_back(d);
     }
   }
   return s;
@@ -61,8 +62,13 @@ LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
 
 LayerShard max_shard(const LayerDims& layer, int num_heads, int gpus) {
   LayerShard m;
+  int64_t most_hi = -1, most_lo = -1;
   for (int p = 0; p < gpus; ++p) {
     LayerShard s = shard_of(layer, num_heads, gpus, p);
+    if (s.kv_dims_hi > most_hi || (s.kv_dims_hi == most_hi && s.kv_dims_lo > most_lo)) {
+      most_hi = s.kv_dims_hi, most_lo = s.kv_dims_lo;
+      m.kv_head_dims = s.kv_head_dims;
+    }
     m.q_heads = std::max(m.q_heads, s.q_heads);
     m.q_qk_dims = std::max(m.q_qk_dims, s.q_qk_dims);
     m.q_v_dims = std::max(m.q_v_dims, s.q_v_dims);

@@ -67,9 +67,11 @@ struct LayerShard {
   // decode kernel stages them (a class whose width is not 32, 64 or 128 fills part of each stage).
   int64_t kv_stage_dims_hi = 0;
   int64_t kv_stage_dims_lo = 0;
-  int64_t k_dims_hi = 0;   // sum of qk_hi over KV heads (compressed k width from the projection)
-  int64_t v_dims_hi = 0;   // sum of v_hi over KV heads
-  int max_rank_hi = 0;     // max of qk_hi and v_hi over the KV heads: the prefill launch's padded width follows it
+  int64_t k_dims_hi = 0;  // sum of qk_hi over KV heads (compressed k width from the projection)
+  int64_t v_dims_hi = 0;  // sum of v_hi over KV heads
+  int max_rank_hi = 0;    // max of qk_hi and v_hi over the KV heads: the prefill launch's padded width follows it
+  // The KV heads held by the GPU, in order (the decode planner cuts units per KV head and class).
+  std::vector<KvHeadDims> kv_head_dims;
 };
 
 // Row width the decode kernel stages a class of `rank` kept dims at (the larger of r_qk and r_v):
@@ -79,7 +81,8 @@ int decode_stage_width(int rank);
 
 // Work of GPU `gpu` (0-based) of a replica with `gpus` GPUs, for layer `layer`.
 LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu);
-// Element-wise maximum over all GPUs of the replica (the straggler sets the time).
+// Element-wise maximum over all GPUs of the replica (the straggler sets the time); kv_head_dims are
+// those of the GPU holding the most KV dims (hi, then lo; the first such GPU).
 LayerShard max_shard(const LayerDims& layer, int num_heads, int gpus);
 
 }  // namespace fdc::costmodel

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "costmodel/decode_units.h"
 
 namespace fdc::costmodel {
 namespace {
@@ -156,6 +157,13 @@ double FittedCostModel::seconds(const OpCall& c) const {
       q.padded_flops = c.tiles.padded_flops, q.block_elems = c.tiles.block_elems;
       q.longest_block_flops = c.tiles.longest_block_flops;
       q.stage_bytes = c.stage_bytes;
+      // The balanced plan's units, estimated as the fit estimated them for its cases, with the
+      // plan constants stored with the law; profiles without the term skip it.
+      if (c.kind == OpKind::kAttnDecode && f->us_per_unit != 0 && f->decode_plan && c.layer) {
+        const DecodeUnitEstimate u = estimate_decode_units(static_cast<double>(c.seqs), c.seq_keys_mean, c.seq_keys_max,
+                                                           c.lo_share, c.layer->decode_head_bytes, *f->decode_plan);
+        q.units = c.decode_class < 0 ? u.total() : c.decode_class == 0 ? u.hi : u.lo;
+      }
       return priced(f, q) * 1e-6;
     default:
       return priced(f, q) * 1e-6;

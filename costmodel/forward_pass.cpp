@@ -1,5 +1,7 @@
 #include "costmodel/forward_pass.h"
 
+#include <cmath>
+
 namespace fdc::costmodel {
 
 std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& dims, ParallelConfig par) {
@@ -50,6 +52,8 @@ std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& d
     g.kv_stage_bytes_hi = e * static_cast<double>(sh.kv_stage_dims_hi);
     g.kv_stage_bytes_lo = e * static_cast<double>(sh.kv_stage_dims_lo);
     g.kv_stage_bytes_per_token = f * g.kv_stage_bytes_hi + (1 - f) * g.kv_stage_bytes_lo;
+    for (const KvHeadDims& h : sh.kv_head_dims)
+      g.decode_head_bytes.push_back({std::llround(e * (h.qk_hi + h.v_hi)), std::llround(e * (h.qk_lo + h.v_lo))});
     const double hi = static_cast<double>(sh.kv_dims_hi), lo = static_cast<double>(sh.kv_dims_lo);
     g.append_dims_decode = f * hi + (1 - f) * lo;
     g.append_dims_prefill = hi;

@@ -9,6 +9,7 @@
 
 #include "costmodel/attention_dims.h"
 #include "costmodel/batch.h"
+#include "costmodel/decode_units.h"
 #include "costmodel/model_spec.h"
 #include "costmodel/ops.h"
 #include "costmodel/prefill_tiles.h"
@@ -42,7 +43,7 @@ struct LayerShapes {
   // classified (op kv_classify, over the tail dims a lo token drops), into their class's slots.
   double append_dims_decode = 0;
   double append_dims_prefill = 0;
-  double classify_tail_dims = 0;   // 0 without token classes
+  double classify_tail_dims = 0;  // 0 without token classes
   // Token classes (important share f < 1, lo dims below hi dims): the decode kernel runs one unit
   // per class for every (sequence, KV head), so decode attention is priced as two passes, the hi
   // class over a share f of the keys and the lo class over the rest, each with its own fixed and
@@ -52,6 +53,9 @@ struct LayerShapes {
   double score_dims_hi = 0, score_dims_lo = 0;
   // Decode stage bytes per key (LayerShard::kv_stage_dims_*): the class mix, and each class.
   double kv_stage_bytes_per_token = 0, kv_stage_bytes_hi = 0, kv_stage_bytes_lo = 0;
+  // Bytes per cached token of each KV head on the most loaded GPU, per class: the decode planner's
+  // unit sizes (decode_units.h).
+  std::vector<DecodeHeadBytes> decode_head_bytes;
 };
 
 std::vector<LayerShapes> layer_shapes(const ModelSpec& model, const ModelDims& dims, ParallelConfig par);
@@ -72,8 +76,15 @@ struct OpCall {
   // Attention: sequences in the batch and the spread of their key counts (context + new tokens).
   int64_t seqs = 0;
   double keys_mean = 0, keys_max = 0;
-  PrefillTileWork tiles;  // prefill attention: the kernel's padded tile work (prefill_tiles.h)
+  PrefillTileWork tiles;   // prefill attention: the kernel's padded tile work (prefill_tiles.h)
   double stage_bytes = 0;  // decode attention: K/V bytes as the kernel stages them (LayerShapes)
+  // Decode attention: what a cost model needs to estimate the balanced plan's units
+  // (decode_units.h): the layer group, the batch's mean and longest keys per sequence before the
+  // class split, the lo share of every sequence's keys, and which units this call prices (-1: all,
+  // the single pass without token classes; 0: the hi pass's; 1: the lo pass's).
+  const LayerShapes* layer = nullptr;
+  double seq_keys_mean = 0, seq_keys_max = 0, lo_share = 0;
+  int decode_class = -1;
 };
 
 // Every op of one forward pass over `b` except decode attention, in execution order (decode
@@ -128,8 +139,9 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       }
     }
     if (b.prefill_seqs > 0 && g.classify_tail_dims > 0) {
-      OpCall c = kernel(OpKind::kKvClassify, kv_classify_work(static_cast<double>(b.prefill_tokens), g.classify_tail_dims, e),
-                        RooflineRate::kMemory, n);
+      OpCall c =
+          kernel(OpKind::kKvClassify, kv_classify_work(static_cast<double>(b.prefill_tokens), g.classify_tail_dims, e),
+                 RooflineRate::kMemory, n);
       c.seqs = b.prefill_seqs;
       f(c);
     }
@@ -192,6 +204,8 @@ void for_each_decode_attention(const std::vector<LayerShapes>& groups, const Bat
     c.seqs = b.decode_seqs;
     c.keys_mean = keys / seqs;
     c.keys_max = static_cast<double>(b.decode_kv_max);
+    c.layer = &g;
+    c.seq_keys_mean = c.keys_mean, c.seq_keys_max = c.keys_max;
     if (!g.token_classes) {
       c.work = OpWork{2.0 * keys * g.score_dims, keys * g.kv_bytes_per_token + seqs * g.row_bytes, 0};
       c.stage_bytes = keys * g.kv_stage_bytes_per_token;
@@ -200,7 +214,9 @@ void for_each_decode_attention(const std::vector<LayerShapes>& groups, const Bat
     }
     // The hi pass carries the new rows (q read, output written, K/V appended).
     const double fh = g.f_hi;
+    c.lo_share = 1 - fh;
     OpCall lo = c;
+    c.decode_class = 0, lo.decode_class = 1;
     c.work = OpWork{2.0 * fh * keys * g.score_dims_hi, fh * keys * g.kv_bytes_hi + seqs * g.row_bytes, 0};
     c.stage_bytes = fh * keys * g.kv_stage_bytes_hi;
     c.keys_mean *= fh, c.keys_max *= fh;

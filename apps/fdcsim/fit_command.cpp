@@ -53,6 +53,25 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   }
   for (const auto& [name, f] : p.ops)
     if (f.extrapolated && !p.extrapolated) os << "  extrapolated " << name << ": " << f.note << "\n";
+  for (const auto& [name, f] : p.ops) {  // the attention laws' columns, the plan's units where fitted
+    if (f.form != fit::FitForm::kAttentionLinear && f.form != fit::FitForm::kAttentionLinearEfficiency) continue;
+    std::snprintf(line, sizeof line,
+                  "  %s law: %.3g us + %.3g us/byte + %.3g us/flop + %.3g us/seq + %.3g us/straggler %s "
+                  "(unbalanced %.3g) + %.3g us/staged byte",
+                  name.c_str(), f.alpha_us, f.us_per_byte, f.us_per_flop, f.us_per_seq, f.us_per_straggler,
+                  f.straggler_on_flops ? "flop" : "byte", f.us_per_straggler_unbalanced, f.us_per_stage_byte);
+    os << line;
+    if (f.decode_plan) {
+      const costmodel::DecodePlanConstants& c = *f.decode_plan;
+      std::snprintf(line, sizeof line,
+                    " + %.3g us/unit (units of the balanced plan, estimated for %d SMs x %d blocks x %d waves, "
+                    "%d-token tiles, >= %lld bytes)",
+                    f.us_per_unit, c.num_sms, c.ctas_per_sm, c.waves, c.tile_tokens,
+                    static_cast<long long>(c.min_unit_bytes));
+      os << line;
+    }
+    os << "\n";
+  }
   if (p.gemm_in_layer) {
     const fit::InLayerGemm& g = *p.gemm_in_layer;
     os << "  GEMMs in a layer (gemm_in_layer): efficiency";
@@ -153,8 +172,8 @@ int run_calibrate(const FitOptions& o) {
                   "%.1f/%.1f us)\n"
                   "    iteration time error: before median %.2f%%, P90 %.2f%%; held out (2-fold over time) median "
                   "%.2f%%, P90 %.2f%%\n",
-                  c.op.c_str(), c.overhead_us, c.per_seq_us, c.iterations, c.previous_us, c.residual_p10_us, c.residual_p90_us,
-                  c.before_median_pct, c.before_p90_pct, c.held_out_median_pct, c.held_out_p90_pct);
+                  c.op.c_str(), c.overhead_us, c.per_seq_us, c.iterations, c.previous_us, c.residual_p10_us,
+                  c.residual_p90_us, c.before_median_pct, c.before_p90_pct, c.held_out_median_pct, c.held_out_p90_pct);
     std::cout << line;
   }
   std::cout << "  wrote " << o.out << " (profile '" << ref.name << "' with "
@@ -192,6 +211,9 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
                   "measured on that GPU (docs/fit.md) and write the profile to --out; repeatable; with "
                   "--overhead-from, this comes first")
       ->check(CLI::ExistingFile);
+  sub->add_flag("--decode-units", o.decode_units,
+                "Price the balanced decode plan's work units in the decode attention law (an eighth column, "
+                "off by default: docs/fit.md, \"Decode attention: the plan's units\")");
   sub->add_option("--hardware", o.hardware, "--derive: the target hardware config (embedded name or path)");
   sub->add_option("--from-hardware", o.from_hardware,
                   "--derive: the measured GPU's hardware config (default: the one whose `profile` names --from)");
@@ -211,8 +233,9 @@ int run_fit(const FitOptions& o) {
     std::string command = "fdcsim fit";
     for (const std::string& d : o.raw_dirs) command += " " + d;
     if (!o.gpu.empty()) command += " --gpu '" + o.gpu + "'";
+    if (o.decode_units) command += " --decode-units";
     command += " --out " + o.out;
-    const fit::FittedProfile p = fit::fit_profile(fit::read_raw_profiles(o.raw_dirs, o.gpu));
+    const fit::FittedProfile p = fit::fit_profile(fit::read_raw_profiles(o.raw_dirs, o.gpu), o.decode_units);
     fit::write_profile(p, command, o.out);
     print_report(std::cout, p);
     std::cout << "\n  wrote " << o.out << "\n";

@@ -20,11 +20,12 @@ struct FitOptions {
   std::string out;
   std::string gpu;  // GPU name when no input names one (Vidur CSVs)
   bool derive = false;
-  std::string from;           // --derive: the measured profile (name or path)
-  std::string hardware;       // --derive: the target hardware config (name or path)
-  std::string from_hardware;  // --derive: the measured GPU's hardware config ("" = the one naming --from)
+  std::string from;                        // --derive: the measured profile (name or path)
+  std::string hardware;                    // --derive: the target hardware config (name or path)
+  std::string from_hardware;               // --derive: the measured GPU's hardware config ("" = the one naming --from)
   std::vector<std::string> overhead_from;  // engine timelines calibrating --from's iteration overhead
   std::vector<std::string> in_layer_from;  // layer-check --per-op reports calibrating --from's GEMMs in a layer
+  bool decode_units = false;               // price the balanced decode plan's units in the decode law (docs/fit.md)
 };
 
 struct ProfileReportOptions {

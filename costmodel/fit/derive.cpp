@@ -79,6 +79,8 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
          << ") by the spec-sheet ratios";
     if (src.held_out.median_ape_pct) note << "; that law held out at " << *src.held_out.median_ape_pct << "% median";
     if (src.extrapolated) note << "; itself " << src.note;
+    if (f.decode_plan && f.us_per_unit != 0)
+      note << "; its plan's units estimated with the measured GPU's " << f.decode_plan->num_sms << " SMs";
     f.extrapolated = true;
     f.note = note.str();
     f.held_out = {"none (derived, not measured)", 0, std::nullopt, std::nullopt};

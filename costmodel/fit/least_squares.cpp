@@ -22,10 +22,12 @@ std::vector<double> relative_nnls(const std::vector<std::vector<double>>& rows, 
   double best_err = std::numeric_limits<double>::infinity();
   // Larger masks first: on a tie (e.g. one point) the size-proportional terms win over a constant.
   for (unsigned mask = (1u << nf) - 1; mask >= 1; --mask) {
+    // A column of zeros adds nothing: the subsets with it are those without it, tried in their turn.
     std::vector<size_t> cols;
+    bool zero_column = false;
     for (size_t j = 0; j < nf; ++j)
-      if ((mask >> j) & 1u && scale[j] > 0) cols.push_back(j);
-    if (cols.empty() || static_cast<Eigen::Index>(cols.size()) > nr) continue;
+      if ((mask >> j) & 1u) (scale[j] > 0 ? cols.push_back(j) : void(zero_column = true));
+    if (zero_column || cols.empty() || static_cast<Eigen::Index>(cols.size()) > nr) continue;
     Eigen::MatrixXd a(nr, static_cast<Eigen::Index>(cols.size()));
     Eigen::VectorXd b(nr);
     for (Eigen::Index i = 0; i < nr; ++i) {

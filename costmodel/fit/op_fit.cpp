@@ -74,7 +74,7 @@ double axis_value(FitForm f, const OpQuery& q) { return is_gemm(f) ? q.flops : q
 // The attention_linear features, in the order of its coefficients.
 std::vector<double> attention_features(const OpQuery& q, bool on_flops) {
   const double straggler = straggler_work(q, on_flops);
-  return {1.0, q.bytes, q.flops, q.seqs, q.balanced * straggler, (1 - q.balanced) * straggler, q.stage_bytes};
+  return {1.0, q.bytes, q.flops, q.seqs, q.balanced * straggler, (1 - q.balanced) * straggler, q.stage_bytes, q.units};
 }
 
 // The attention_tiles features, in the order of its coefficients.
@@ -95,7 +95,8 @@ double base_us(const OpFit& fit, const OpQuery& q) {
     case FitForm::kAttentionLinearEfficiency: {
       const std::vector<double> x = attention_features(q, fit.straggler_on_flops);
       return fit.alpha_us + fit.us_per_byte * x[1] + fit.us_per_flop * x[2] + fit.us_per_seq * x[3] +
-             fit.us_per_straggler * x[4] + fit.us_per_straggler_unbalanced * x[5] + fit.us_per_stage_byte * x[6];
+             fit.us_per_straggler * x[4] + fit.us_per_straggler_unbalanced * x[5] + fit.us_per_stage_byte * x[6] +
+             fit.us_per_unit * x[7];
     }
     case FitForm::kAttentionTiles:
       FDC_CHECK(q.padded_flops > 0, fit.op << ": an attention_tiles query needs the padded tile work");
@@ -163,7 +164,7 @@ void set_attention_coverage(OpFit& fit, const std::vector<Sample>& s) {
   fit.seqs_range = seqs, fit.keys_max_range = keys;
 }
 
-// attention_linear: non-negative relative least squares over the seven features; with `curve`, then
+// attention_linear: non-negative relative least squares over the eight features; with `curve`, then
 // an efficiency knot per half-octave of bytes (mean log2 bytes, mean linear time / measured time of
 // the samples in it): what the linear law misses of tile and wave quantisation, by size.
 OpFit fit_attention(const std::vector<Sample>& s, bool on_flops, bool curve = false) {
@@ -179,6 +180,7 @@ OpFit fit_attention(const std::vector<Sample>& s, bool on_flops, bool curve = fa
   const std::vector<double> c = relative_nnls(rows, t);
   fit.alpha_us = c[0], fit.us_per_byte = c[1], fit.us_per_flop = c[2], fit.us_per_seq = c[3];
   fit.us_per_straggler = c[4], fit.us_per_straggler_unbalanced = c[5], fit.us_per_stage_byte = c[6];
+  fit.us_per_unit = c[7];
   fit.axis = range_of(s, &Sample::bytes);
   set_attention_coverage(fit, s);
   if (curve) {
@@ -318,7 +320,7 @@ OpQuery OpQuery::of(const Sample& s) {
   if (s.m > 0) return gemm(s.m, s.n, s.k);
   OpQuery q{s.bytes, s.flops, 0, 0, 0};
   if (s.attn) q.seqs = s.attn->num_seqs, q.keys_mean = s.attn->keys_mean, q.keys_max = s.attn->keys_max;
-  if (s.attn) q.balanced = s.attn->balanced, q.stage_bytes = s.attn->stage_bytes;
+  if (s.attn) q.balanced = s.attn->balanced, q.stage_bytes = s.attn->stage_bytes, q.units = s.attn->units;
   if (s.attn) {
     q.padded_flops = s.attn->padded_flops, q.block_elems = s.attn->block_elems;
     q.longest_block_flops = s.attn->longest_block_flops;
@@ -368,7 +370,8 @@ Prediction predict(const OpFit& fit, const OpQuery& q) {
   return p;
 }
 
-OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops) {
+OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops,
+             const std::optional<costmodel::DecodePlanConstants>& decode_plan) {
   FDC_INPUT_CHECK(!samples.empty(), op << ": no measured points to fit");
   if (samples[0].attn || op == "iteration_overhead") {
     const bool attn = samples[0].attn.has_value();
@@ -400,6 +403,7 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
     const size_t pick = closest_to_target(candidates);
     OpFit f = fit_on(samples, forms[pick]);
     f.op = op;
+    if (attn && !on_flops) f.decode_plan = decode_plan;
     f.held_out = candidates[pick].held_out;
     f.candidates = std::move(candidates);
     return f;

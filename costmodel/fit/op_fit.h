@@ -8,7 +8,8 @@
 //  - attention_linear: t = alpha + bytes / bw + flops / rate + seqs x per-seq + a straggler term
 //    (the longest sequence's share, from keys_max / keys_mean), balanced and unbalanced kernels apart,
 //    + staged bytes x per-staged-byte (decode: K/V rows as the kernel stages them, so that ranks
-//    that fill part of a stage cost more per byte);
+//    that fill part of a stage cost more per byte) + units x per-unit (decode: the balanced plan's
+//    work units, estimated by costmodel/decode_units.h, each with its fixed cost);
 //  - attention_tiles (prefill): t = alpha + padded FLOPs / rate + per-block cost x Q tile elements
 //    + longest block's padded FLOPs / rate, the work as the kernel tiles it (costmodel/prefill_tiles.h);
 //  - roofline_derived: t = alpha + max(flops / rate, bytes / bw) with rates carried over from other
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "costmodel/decode_units.h"
 #include "costmodel/fit/held_out.h"
 #include "costmodel/fit/raw_reader.h"
 
@@ -92,6 +94,10 @@ struct OpFit {
   // attention_linear, decode: per staged byte (AttnFeatures::stage_bytes), what a stage costs beyond
   // the bytes it holds.
   double us_per_stage_byte = 0;
+  // attention_linear, decode: per work unit of the balanced plan (OpQuery::units), with the plan
+  // constants the units are estimated with; 0 and none in profiles fitted before the term.
+  double us_per_unit = 0;
+  std::optional<costmodel::DecodePlanConstants> decode_plan;
   bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
   // attention_tiles: per padded FLOP of all tiles, per Q tile element loaded (a block's fixed cost),
   // per padded FLOP of the longest block (the critical path when blocks are few).
@@ -123,6 +129,8 @@ struct OpQuery {
   double seqs = 0, keys_mean = 0, keys_max = 0, balanced = 1;
   // Decode attention: K/V bytes as the kernel stages them (rows padded to 32, 64 or 128 elements).
   double stage_bytes = 0;
+  // Decode attention: the balanced plan's work units (costmodel/decode_units.h estimate_decode_units).
+  double units = 0;
   // Prefill attention: the kernel's padded tile work (costmodel/prefill_tiles.h PrefillTileWork).
   double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
   static OpQuery gemm(double m, double n, double k);
@@ -148,8 +156,10 @@ struct Peaks {
 
 // Fits one op from its samples (all of one group); GEMMs need the peaks, `with_flops` adds the
 // flops term to the alpha-beta forms. Alpha-beta ops take the efficiency curve only when it lowers
-// the held-out error.
-OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops);
+// the held-out error. `decode_plan`: the plan constants decode samples' units were estimated with
+// (RawProfile::decode_plan), kept with the decode law so that its units can be estimated again.
+OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops,
+             const std::optional<costmodel::DecodePlanConstants>& decode_plan = std::nullopt);
 
 // The straggler feature of attention_linear: the longest sequence's work (bytes or flops).
 double straggler_work(const OpQuery& q, bool on_flops);

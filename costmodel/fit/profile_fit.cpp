@@ -5,19 +5,20 @@
 #include <sstream>
 #include <vector>
 
+#include "core/error.h"
 #include "costmodel/fit/held_out.h"
 
 namespace fdc::fit {
 namespace {
 
 bool is_elementwise(const std::string& op) {
-  return op.rfind("norm/", 0) == 0 || op == "residual" || op.rfind("mlp_act/", 0) == 0 || op == "rope_rotate/rope_only" ||
-         op == "kv_append" || op == "kv_classify";
+  return op.rfind("norm/", 0) == 0 || op == "residual" || op.rfind("mlp_act/", 0) == 0 ||
+         op == "rope_rotate/rope_only" || op == "kv_append" || op == "kv_classify";
 }
 
 }  // namespace
 
-FittedProfile fit_profile(const RawProfile& raw) {
+FittedProfile fit_profile(const RawProfile& raw, bool decode_units) {
   FittedProfile p;
   p.gpu = raw.gpu_name;
   p.peaks = Peaks{raw.peak_tflops, raw.peak_gbps};
@@ -26,9 +27,18 @@ FittedProfile fit_profile(const RawProfile& raw) {
     p.sources.push_back(
         {{"folder", s.folder}, {"cases_used", s.used}, {"cases_excluded", s.excluded}, {"provenance", s.provenance}});
   std::map<std::string, std::vector<Sample>> groups;
-  for (const Sample& s : raw.samples) groups[s.group].push_back(s);
+  for (Sample s : raw.samples) {
+    if (s.attn && s.group == "attn_decode") {
+      FDC_INPUT_CHECK(!decode_units || s.attn->units >= 0,
+                      s.where << ": decode attention needs the measured GPU's SM count to estimate its plan's units "
+                                 "(provenance.json of the raw folder: gpus[0].sms)");
+      if (!decode_units) s.attn->units = 0;  // a column of zeros: the least squares leave it out
+    }
+    groups[s.group].push_back(std::move(s));
+  }
   for (auto& [op, samples] : groups)
-    p.ops[op] = fit_op(op, std::move(samples), p.peaks, op == "rope_rotate/rotate" || op == "kv_append");
+    p.ops[op] = fit_op(op, std::move(samples), p.peaks, op == "rope_rotate/rotate" || op == "kv_append",
+                       decode_units ? raw.decode_plan : std::nullopt);  // the plan its units were estimated with
   add_carried_ops(p);
   return p;
 }
@@ -51,7 +61,8 @@ void add_carried_ops(FittedProfile& p) {
     p.ops[f.op] = f;
   }
   static const char* const kCarried[] = {"attn_prefill", "attn_decode", "kv_append", "kv_classify"};
-  if (std::all_of(std::begin(kCarried), std::end(kCarried), [&](const char* op) { return p.find(op) != nullptr; })) return;
+  if (std::all_of(std::begin(kCarried), std::end(kCarried), [&](const char* op) { return p.find(op) != nullptr; }))
+    return;
   // Efficiencies of the measured ops, carried over to attention and the KV cache ops.
   std::vector<double> flops_eff, bytes_eff, alpha;
   bool lt = false;

@@ -27,7 +27,7 @@ struct InLayerGemm {
 
 struct FittedProfile {
   std::string gpu;
-  std::string fitted_by;  // the command(s) that made it, as read back (written by write_profile's `command`)
+  std::string fitted_by;         // the command(s) that made it, as read back (written by write_profile's `command`)
   Json sources = Json::array();  // per raw folder: folder, cases used and excluded, provenance.json
   Peaks peaks;
   std::string peaks_source;
@@ -35,7 +35,7 @@ struct FittedProfile {
   // records from what and how.
   bool extrapolated = false;
   Json derived = nullptr;
-  std::map<std::string, OpFit> ops;  // by op group name (raw_reader.h)
+  std::map<std::string, OpFit> ops;          // by op group name (raw_reader.h)
   std::optional<InLayerGemm> gemm_in_layer;  // absent: GEMMs as their laws say
   const OpFit* find(const std::string& op) const {
     const auto it = ops.find(op);
@@ -44,8 +44,11 @@ struct FittedProfile {
 };
 
 // Groups the samples by op and fits each group; then adds the carried-over entries for the ops the
-// raw data lacks (add_carried_ops).
-FittedProfile fit_profile(const RawProfile& raw);
+// raw data lacks (add_carried_ops). With `decode_units` the decode law also prices the balanced
+// plan's units (AttnFeatures::units; every decode case needs the GPU's SM count for them, an
+// InputError naming the case otherwise) and keeps the plan constants; without it the column is
+// left out and the law is the seven-column one.
+FittedProfile fit_profile(const RawProfile& raw, bool decode_units = false);
 
 // The per-iteration overhead assumed when no iteration_overhead case was measured, in us.
 inline constexpr double kAssumedIterationOverheadUs = 200.0;

@@ -1,5 +1,6 @@
 #include "costmodel/fit/profile_io.h"
 
+#include <cmath>
 #include <fstream>
 #include <ios>
 
@@ -16,6 +17,15 @@ Json held_out_json(const HeldOutError& h) {
           {"points", h.points},
           {"median_ape_pct", opt_number(h.median_ape_pct)},
           {"p90_ape_pct", opt_number(h.p90_ape_pct)}};
+}
+
+// The balanced decode planner's constants the law's units are estimated with (decode_units.h).
+Json decode_plan_json(const costmodel::DecodePlanConstants& c) {
+  return {{"num_sms", c.num_sms},
+          {"ctas_per_sm", c.ctas_per_sm},
+          {"waves", c.waves},
+          {"tile_tokens", c.tile_tokens},
+          {"min_unit_bytes", c.min_unit_bytes}};
 }
 
 Json op_json(const OpFit& f) {
@@ -36,6 +46,8 @@ Json op_json(const OpFit& f) {
               {"us_per_straggler_unbalanced", f.us_per_straggler_unbalanced},
               {"straggler_axis", f.straggler_on_flops ? "flops" : "bytes"}};
     if (f.us_per_stage_byte != 0) params["us_per_stage_byte"] = f.us_per_stage_byte;
+    FDC_CHECK(f.us_per_unit == 0 || f.decode_plan, f.op << ": a per-unit term without the plan constants of its units");
+    if (f.decode_plan) params["us_per_unit"] = f.us_per_unit;
   } else if (f.form == FitForm::kAttentionTiles) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_padded_flop", f.us_per_padded_flop},
@@ -70,6 +82,7 @@ Json op_json(const OpFit& f) {
     for (const GridPoint& p : f.grid.points) grid.push_back(Json::array({p.m, p.n, p.k, p.efficiency}));
     j["efficiency_grid"] = grid;  // [m, n, k, efficiency] per measured shape
   }
+  if (f.decode_plan) j["decode_plan"] = decode_plan_json(*f.decode_plan);
   if (f.extrapolated) j["extrapolated"] = true, j["note"] = f.note;
   return j;
 }
@@ -101,6 +114,7 @@ class Reader {
     return {s.get<std::string>(), static_cast<int>(number(j, "points")), opt_number(j, "median_ape_pct"),
             opt_number(j, "p90_ape_pct")};
   }
+  const std::string& where() const { return where_; }
   FitForm form(const Json& j) const {
     const Json& v = at(j, "form");
     const auto f = v.is_string() ? form_from_name(v.get<std::string>()) : std::nullopt;
@@ -111,6 +125,22 @@ class Reader {
  private:
   std::string where_;
 };
+
+costmodel::DecodePlanConstants decode_plan_from_json(const Reader& r, const Json& j) {
+  auto whole = [&](const char* key, double min) {
+    const double v = r.number(j, key);
+    FDC_INPUT_CHECK(v >= min && v == std::floor(v) && v < 1e12,
+                    r.where() << ": decode_plan." << key << " must be an integer >= " << min << ", found " << v);
+    return v;
+  };
+  costmodel::DecodePlanConstants c;
+  c.num_sms = static_cast<int>(whole("num_sms", 1));
+  c.ctas_per_sm = static_cast<int>(whole("ctas_per_sm", 1));
+  c.waves = static_cast<int>(whole("waves", 1));
+  c.tile_tokens = static_cast<int>(whole("tile_tokens", 1));
+  c.min_unit_bytes = static_cast<int64_t>(whole("min_unit_bytes", 0));
+  return c;
+}
 
 OpFit op_from_json(const std::string& op, const Json& j, const std::string& source) {
   const Reader r(source + ": ops." + op);
@@ -139,6 +169,12 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     f.us_per_straggler_unbalanced = r.number(params, "us_per_straggler_unbalanced");
     // Profiles fitted before decode stage bytes were a feature have no such term.
     if (params.contains("us_per_stage_byte")) f.us_per_stage_byte = r.number(params, "us_per_stage_byte");
+    // Profiles fitted before the plan's units were a feature have neither: the term is off.
+    if (params.contains("us_per_unit")) f.us_per_unit = r.number(params, "us_per_unit");
+    if (j.contains("decode_plan")) f.decode_plan = decode_plan_from_json(r, r.at(j, "decode_plan"));
+    FDC_INPUT_CHECK(f.us_per_unit >= 0 && (f.us_per_unit == 0 || f.decode_plan),
+                    source << ": ops." << op << ": 'us_per_unit' " << f.us_per_unit
+                           << " needs a non-negative value and the 'decode_plan' its units are estimated with");
     const Json& ax = r.at(params, "straggler_axis");
     FDC_INPUT_CHECK(ax == "flops" || ax == "bytes",
                     source << ": ops." << op << ": 'straggler_axis' must be \"flops\" or \"bytes\"");

@@ -168,6 +168,29 @@ void add_decode_stage_bytes(const Entry& e, AttnFeatures& a) {
   a.stage_bytes = 2.0 * (hi_keys * per_hi + lo_keys * per_lo);
 }
 
+// Decode: the plan's units (costmodel/decode_units.h) from the case's sequences, mean and longest
+// keys, the lo share of its keys and its per-head bytes per token, as the simulator estimates them;
+// the naive plan has one unit per (sequence, KV head, class). The exact count, when the benchmark
+// wrote it, is kept beside the estimate.
+void add_decode_units(const Entry& e, AttnFeatures& a, const RawProfile& out) {
+  if (e.has("units")) a.units_exact = e.positive("units");
+  if (!out.decode_plan) {  // the SM count is unknown: fit_profile refuses the term for this case
+    a.units = -1;
+    return;
+  }
+  std::vector<costmodel::DecodeHeadBytes> heads;
+  for (const auto& r : attention_case_ranks(a, ranks_mixed(e)))
+    heads.push_back({static_cast<int64_t>(r[0] + r[1]) * 2, static_cast<int64_t>(r[2] + r[3]) * 2});
+  const double cached = a.ctx_mean * a.num_seqs, keys = cached + a.tokens;
+  const double lo_share = keys > 0 ? a.lo_fraction * cached / keys : 0.0;
+  if (a.balanced > 0) {
+    a.units = costmodel::estimate_decode_units(a.num_seqs, a.keys_mean, a.keys_max, lo_share, heads, *out.decode_plan)
+                  .total();
+  } else {
+    a.units = a.num_seqs * a.kv_heads * (a.lo_fraction > 0 ? 2.0 : 1.0);
+  }
+}
+
 // Attention: the agreed counters of the attention benchmarks (docs/fit.md).
 void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
   Sample s;
@@ -197,6 +220,7 @@ void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
     FDC_INPUT_CHECK(a.balanced == 0 || a.balanced == 1,
                     e.where() << ": counter 'balanced' must be 1 or 0, found " << a.balanced);
     add_decode_stage_bytes(e, a);
+    add_decode_units(e, a, out);
   } else {
     add_prefill_tiles(e, a);
   }
@@ -361,6 +385,18 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
     FDC_INPUT_CHECK(out.gpu_name.empty() || out.gpu_name == gpu,
                     folder << ": GPU '" << gpu << "' differs from '" << out.gpu_name << "' of the other folders");
     out.gpu_name = gpu;
+    // The SM count sets the decode plan's units: this folder's decode cases need it, other ops do not.
+    const std::optional<costmodel::DecodePlanConstants> all_plan = out.decode_plan;
+    out.decode_plan.reset();
+    if (gpus[0].contains("sms")) {
+      const Json& sms = gpus[0]["sms"];
+      FDC_INPUT_CHECK(sms.is_number_integer() && sms.get<int>() > 0,
+                      folder << "/provenance.json: gpus[0].sms must be a positive integer, found " << sms.dump());
+      out.decode_plan = costmodel::cuda_core_decode_plan(sms.get<int>());
+      FDC_INPUT_CHECK(!all_plan || *all_plan == *out.decode_plan,
+                      folder << "/provenance.json: " << out.decode_plan->num_sms << " SMs, but "
+                             << out.decode_plan_source << " says " << all_plan->num_sms);
+    }
     std::vector<std::string> files;
     for (const auto& f : fs::directory_iterator(folder)) {
       const std::string fn = f.path().filename().string();
@@ -371,6 +407,11 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
     std::sort(files.begin(), files.end());
     FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json, attention.json or comm-<n>gpu.json");
     for (const std::string& f : files) read_raw_benchmark_file(f, out, src);
+    if (out.decode_plan) {
+      out.decode_plan_source = folder + "/provenance.json";
+    } else {
+      out.decode_plan = all_plan;
+    }
     out.sources.push_back(std::move(src));
   }
   if (!gpu_name.empty()) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "costmodel/decode_units.h"
 
 namespace fdc::fit {
 
@@ -28,6 +29,13 @@ struct AttnFeatures {
   // Decode: K/V bytes as the kernel stages them, every class's rows at decode_stage_width
   // (costmodel/attention_dims.h) of its larger rank; 0 for prefill.
   double stage_bytes = 0;
+  // Decode: the balanced plan's units estimated from the case's own sequences, mean and longest
+  // keys, lo share and ranks (costmodel/decode_units.h, as the simulator estimates them), or the
+  // naive plan's one unit per (sequence, KV head, class) when unbalanced; 0 for prefill; -1 when
+  // the GPU's SM count is unknown (RawProfile::decode_plan). And the benchmark's exact count
+  // (counter `units`), -1 when the raw file has none.
+  double units = 0;
+  double units_exact = -1;
 };
 
 // Per-KV-head ranks {r_qk, r_v, r_qk_lo, r_v_lo} of an attention case: its counters' uniform
@@ -62,9 +70,14 @@ struct RawProfile {
   double peak_gbps = 0;    // peak/device_copy (0 when absent)
   std::string peaks_source = "peak/gemm_bf16 and peak/device_copy";
   std::string gpu_name;
+  // The decode kernel's plan constants on the measured GPU (its SM count from provenance.json
+  // gpus[0].sms): decode cases need them to estimate their plan's units.
+  std::optional<costmodel::DecodePlanConstants> decode_plan;
+  std::string decode_plan_source;  // the provenance.json it came from
 };
 
 // Reads one raw benchmark file (ops.json, comm-<g>gpu.json or attention.json) and appends its samples.
+// Decode attention cases estimate their plan's units with out.decode_plan (units -1 without it).
 void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource& source);
 // Reads every input: raw folders (provenance.json + ops.json / comm-*gpu.json / attention.json) and
 // Vidur profiling CSVs (a file, or a folder of them without provenance.json); all of one GPU model.

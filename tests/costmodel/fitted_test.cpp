@@ -7,6 +7,7 @@
 
 #include "apps/fdcsim/summary_table.h"
 #include "core/error.h"
+#include "costmodel/decode_units.h"
 #include "costmodel/fitted.h"
 #include "sim/experiment.h"
 #include "sim/simulator.h"
@@ -92,6 +93,7 @@ TEST_CASE("fitted model: the shifted decode time equals the shifted batch, skew 
   fit::FittedProfile p = hand_profile();
   fit::OpFit& attn = p.ops["attn_decode"];
   attn.alpha_us = 3.0, attn.us_per_byte = 1.3e-4, attn.us_per_flop = 2.1e-7, attn.us_per_straggler = 7.7e-4;
+  attn.us_per_unit = 0.37, attn.decode_plan = costmodel::cuda_core_decode_plan(132);  // units grow with j
   const costmodel::FittedCostModel model(m, full_rank(m), {1, 1}, p, {"hand", "test"});
   const costmodel::Batch b = decode_batch({3, 500, 17, 90, 1});
   for (int64_t j : {1, 2, 7, 100, 4096}) {
@@ -141,6 +143,53 @@ TEST_CASE("fitted model: decode attention pays per staged byte, rows padded to t
   CHECK(attention_us(64) == doctest::Approx(2 * 100 * 4 * 2 * 64 * 2 * 1e-3));
   CHECK(attention_us(48) == doctest::Approx(attention_us(64)));
   CHECK(attention_us(32) == doctest::Approx(attention_us(64) / 2));
+}
+
+TEST_CASE("fitted model: decode attention pays per unit of the balanced plan, estimated as the fit does") {
+  // 4 KV heads of head dim 64 at rank 64: 256 bytes per key and head; 32 KiB units are 128 keys.
+  costmodel::ModelSpec m = toy_model();
+  m.head_dim = 64;
+  costmodel::ModelDims d;
+  costmodel::LayerDims l;
+  l.kv_heads.assign(static_cast<size_t>(m.num_kv_heads), {64, 64, 64, 64});
+  d.layers.assign(static_cast<size_t>(m.num_layers), l);
+  fit::FittedProfile p = hand_profile();
+  p.ops["attn_decode"].us_per_seq = 0;
+  p.ops["attn_decode"].us_per_unit = 1.0;
+  const costmodel::DecodePlanConstants plan = costmodel::cuda_core_decode_plan(132);
+  auto attention_us = [&](const costmodel::ModelDims& dims, const fit::FittedProfile& prof,
+                          std::initializer_list<int> contexts) {
+    const costmodel::FittedCostModel model(m, dims, {1, 1}, prof, {"hand", "test"});
+    costmodel::OpBreakdown bd;
+    model.iteration_time(decode_batch(contexts), bd);
+    return bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] * 1e6;
+  };
+  // Without the plan constants (a profile fitted before the term) the units are not priced.
+  CHECK(attention_us(d, p, {999, 999}) == 0);
+  p.ops["attn_decode"].decode_plan = plan;
+  // 2 sequences of 1000 keys: 2 x 4 x 1000 x 256 B = 2 MB over 2112 slots is under 32 KiB a unit:
+  // a (sequence, head) of 250 KiB is 8 chunks of 125 keys, 128 as whole tiles: 8 units. 2 layers.
+  CHECK(attention_us(d, p, {999, 999}) == doctest::Approx(2 * 2 * 4 * 8));
+  // One long sequence and one short: the estimate takes them as they are (one at the longest).
+  const std::vector<costmodel::DecodeHeadBytes> heads(4, {256, 256});
+  CHECK(attention_us(d, p, {2999, 99}) ==
+        doctest::Approx(2 * costmodel::estimate_decode_units(2, 1550, 3000, 0, heads, plan).total()));
+  // Token classes: the hi pass prices the hi class's units and the lo pass the lo class's, together
+  // the plan's: half of the keys at lo rank 16 (64 bytes per key and head).
+  costmodel::ModelDims c = d;
+  for (auto& layer : c.layers) {
+    layer.important_fraction = 0.5;
+    for (auto& h : layer.kv_heads) h.qk_lo = h.v_lo = 16;
+  }
+  fit::OpFit cls;
+  cls.op = "kv_classify", cls.form = fit::FitForm::kConstant, cls.alpha_us = 1.0;
+  p.ops[cls.op] = cls;
+  p.ops["rope_rotate/rotate"] = constant("rope_rotate/rotate", 1.0);
+  const std::vector<costmodel::DecodeHeadBytes> class_heads(4, {256, 64});
+  const costmodel::DecodeUnitEstimate u = costmodel::estimate_decode_units(2, 1000, 1000, 0.5, class_heads, plan);
+  CHECK(u.hi == 2 * 4 * 4);  // 500 hi keys, 125 KiB: 4 chunks of 125 keys, 128 as whole tiles
+  CHECK(u.lo == 2 * 4 * 1);  // 500 lo keys, 31 KiB: one unit
+  CHECK(attention_us(c, p, {999, 999}) == doctest::Approx(2 * u.total()));
 }
 
 TEST_CASE("fitted model: queries outside a law's measured ranges are counted and named") {

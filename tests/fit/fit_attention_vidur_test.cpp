@@ -21,13 +21,14 @@ namespace {
 
 // A decode case whose time follows a known law: 4 us + bytes / 2 TB/s + 0.5 us per sequence
 // + (unbalanced kernels only) the longest sequence's bytes at 0.5 TB/s.
-// With `size_effect`, that time is divided by an efficiency rising smoothly with log2(bytes)
-// (0.55 at 1 MB to 1 at 1 GB): what a linear law cannot follow.
+// With `size_effect`, that time is divided by an efficiency that dips smoothly with log2(bytes)
+// (1 at 1 MB, 0.55 at 32 MB, 1 again at 1 GB): what a linear law cannot follow, whatever its
+// terms (a per-unit cost, growing with the bytes, cannot make a dip).
 std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced, bool size_effect = false) {
   const double bytes = seqs * (ctx_mean + 1) * 40 * 2 * 128 * 2.0;
   const double straggler = bytes / seqs * (ctx_max + 1) / (ctx_mean + 1);
   double t = 4.0 + bytes * 5e-7 + 0.5 * seqs + (balanced ? 0.0 : straggler * 2e-6);
-  if (size_effect) t /= 0.55 + 0.45 * std::clamp((std::log2(bytes) - 20.0) / 10.0, 0.0, 1.0);
+  if (size_effect) t /= 1.0 - 0.45 * std::sin(M_PI * std::clamp((std::log2(bytes) - 20.0) / 10.0, 0.0, 1.0));
   std::ostringstream os;
   os.precision(17);
   os << R"({"name": "attn_decode/s)" << seqs << "/c" << ctx_mean << "/b" << balanced
@@ -87,9 +88,10 @@ const char* kMlpHeader =
 TEST_CASE("fit: attention whose efficiency changes with size takes the efficiency curve, held out better") {
   test::TempFile f("attention.json", size_effect_file());
   RawProfile raw;
+  raw.decode_plan = costmodel::cuda_core_decode_plan(132);
   RawSource src;
   read_raw_benchmark_file(f.path(), raw, src);
-  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false);
+  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false, raw.decode_plan);
   CHECK(fit.form == FitForm::kAttentionLinearEfficiency);
   REQUIRE(fit.candidates.size() == 2);
   REQUIRE(fit.candidates[0].held_out.median_ape_pct);
@@ -110,6 +112,7 @@ TEST_CASE("fit: attention whose efficiency changes with size takes the efficienc
 TEST_CASE("fit: attention cases read with their features and fit a law that recovers the generator") {
   test::TempFile f("attention.json", attention_file());
   RawProfile raw;
+  raw.decode_plan = costmodel::cuda_core_decode_plan(132);
   RawSource src;
   read_raw_benchmark_file(f.path(), raw, src);
   REQUIRE(raw.samples.size() == 16);
@@ -117,7 +120,7 @@ TEST_CASE("fit: attention cases read with their features and fit a law that reco
   REQUIRE(raw.samples[0].attn);
   CHECK(raw.samples[0].attn->keys_mean == 257);
   CHECK(raw.samples[0].attn->balanced == 1);
-  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false);
+  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false, raw.decode_plan);
   CHECK(fit.form == FitForm::kAttentionLinear);
   CHECK(fit.us_per_seq == doctest::Approx(0.5).epsilon(1e-6));
   CHECK(fit.us_per_byte == doctest::Approx(5e-7).epsilon(1e-6));

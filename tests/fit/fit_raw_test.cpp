@@ -2,14 +2,17 @@
 // folders fit with finite held-out errors; the profile file round-trips.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
 #include "core/error.h"
+#include "costmodel/fit/profile_fit.h"
 #include "costmodel/fit/profile_io.h"
 #include "costmodel/fit/raw_reader.h"
 #include "tests/test_paths.h"
@@ -113,6 +116,21 @@ TEST_CASE("fit: decode cases carry their staged bytes, rows padded to the kernel
      "q_heads": 2, "kv_heads": 2, "head_dim": 128, "balanced": 1}]})");
   RawProfile p;
   RawSource src;
+  // Without the GPU's SM count the plan's units are unknown: read, but refused by a fit that prices
+  // them, naming the file; a fit without the term takes them.
+  read_raw_benchmark_file(f.path(), p, src);
+  REQUIRE(p.samples.size() == 2);
+  CHECK(p.samples[0].attn->units == -1);
+  try {
+    (void)fit_profile(p, true);
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find(f.path()) != std::string::npos);
+    CHECK(std::string(e.what()).find("SM count") != std::string::npos);
+  }
+  CHECK(fit_profile(p).find("attn_decode")->us_per_unit == 0);
+  p = RawProfile{};
+  p.decode_plan = costmodel::cuda_core_decode_plan(132);
   read_raw_benchmark_file(f.path(), p, src);
   REQUIRE(p.samples.size() == 2);
   REQUIRE(p.samples[0].attn);
@@ -121,6 +139,47 @@ TEST_CASE("fit: decode cases carry their staged bytes, rows padded to the kernel
   // hi: 200 cached + 4 new keys at 64 wide; lo: 200 keys at 32 wide.
   CHECK(p.samples[1].attn->stage_bytes == doctest::Approx((204.0 * 2 * 2 * 64 + 200.0 * 2 * 2 * 32) * 2));
   CHECK(OpQuery::of(p.samples[1]).stage_bytes == p.samples[1].attn->stage_bytes);
+  // 4 x 101 keys x 2 heads x 384 B (rank 96) = 303 KiB over 132 x 4 x 4 slots: units of at least
+  // 32 KiB, so a (sequence, head) of 37.9 KiB is cut in 2 chunks of 51 keys, 64 as whole tiles:
+  // ceil(101 / 64) = 2 units. With classes the hi class keeps 51 keys and the lo 50 (half of the
+  // 100 cached), under 32 KiB each: one unit each per head.
+  CHECK(p.samples[0].attn->units == 4 * 2 * 2);
+  CHECK(p.samples[1].attn->units == 4 * 2 * 2);
+  CHECK(OpQuery::of(p.samples[1]).units == p.samples[1].attn->units);
+  CHECK(p.samples[0].attn->units_exact == -1);  // no `units` counter in this file
+}
+
+TEST_CASE("fit: the plan's units estimated for the committed decode cases, against the benchmarks' exact count") {
+  for (const std::string folder :
+       {"configs/profiles/raw/h100-1gpu-20261128-k2", "configs/profiles/raw/h200-1gpu-20261128-k2",
+        "configs/profiles/raw/h200-1gpu-20261203-attn-decode"}) {
+    CAPTURE(folder);
+    const RawProfile r = read_raw_profiles({test::source_path(folder)});
+    REQUIRE(r.decode_plan);
+    CHECK(r.decode_plan->num_sms == 132);  // H100 SXM and H200: provenance.json gpus[0].sms
+    std::vector<double> errors;
+    int uniform = 0, uniform_exact = 0;
+    for (const Sample& s : r.samples) {
+      if (s.group != "attn_decode") continue;
+      REQUIRE(s.attn->units_exact > 0);
+      if (s.attn->balanced == 0) {  // the naive plan: one unit per (sequence, KV head, class), exact
+        CHECK(s.attn->units == s.attn->units_exact);
+        continue;
+      }
+      errors.push_back(std::abs(s.attn->units - s.attn->units_exact) / s.attn->units_exact);
+      if (s.attn->ctx_cv == 0) ++uniform, uniform_exact += s.attn->units == s.attn->units_exact;
+    }
+    REQUIRE(errors.size() > 100);
+    CHECK(uniform > 100);
+    CHECK(uniform_exact == uniform);  // equal sequences: exactly the planner's count
+    std::sort(errors.begin(), errors.end());
+    const double median = errors[errors.size() / 2], p90 = errors[errors.size() * 9 / 10];
+    MESSAGE(folder << ": estimated units vs exact, median " << median << ", P90 " << p90 << ", worst " << errors.back()
+                   << " over " << errors.size() << " balanced cases");
+    CHECK(median < 0.01);
+    CHECK(p90 < 0.15);
+    CHECK(errors.back() < 0.35);
+  }
 }
 
 TEST_CASE("fit: the committed H200 raw profile fits, with finite held-out errors") {
@@ -171,6 +230,44 @@ TEST_CASE("fit: the committed H200 raw profile fits, with finite held-out errors
   OpQuery dq{1e6, 0, 0, 0, 0};
   dq.seqs = 4, dq.keys_mean = 100, dq.keys_max = 100, dq.stage_bytes = 3e6;
   CHECK(predict(back2.ops.at("attn_decode"), dq).time_us == doctest::Approx(5 + 1 + 0.6 + 2));
+  CHECK(back2.ops.at("attn_decode").us_per_unit == 0);  // fitted without the units: none, and no plan
+  CHECK_FALSE(back2.ops.at("attn_decode").decode_plan);
+  // With the plan's units: the per-unit term and the plan constants it was estimated with.
+  dec.us_per_unit = 0.01, dec.decode_plan = costmodel::DecodePlanConstants{132, 4, 4, 32, 32768};
+  with_dec.ops["attn_decode"] = dec;
+  write_profile(with_dec, "fdcsim fit (test)", path);
+  const FittedProfile back3 = read_profile(path);
+  std::filesystem::remove(path);
+  REQUIRE(back3.ops.at("attn_decode").decode_plan);
+  CHECK(*back3.ops.at("attn_decode").decode_plan == *dec.decode_plan);
+  dq.units = 100;
+  CHECK(predict(back3.ops.at("attn_decode"), dq).time_us == doctest::Approx(5 + 1 + 0.6 + 2 + 1));
+  // A per-unit term without its plan constants cannot be priced: refused, naming the op.
+  Json j = profile_to_json(with_dec, "test");
+  j["ops"]["attn_decode"].erase("decode_plan");
+  try {
+    (void)profile_from_json(j, "p.json");
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("p.json: ops.attn_decode") != std::string::npos);
+    CHECK(std::string(e.what()).find("decode_plan") != std::string::npos);
+  }
+}
+
+TEST_CASE("fit --decode-units: the decode law prices the plan's units and keeps the plan constants") {
+  const RawProfile r = read_raw_profiles({test::source_path("configs/profiles/raw/h200-1gpu-20261128-k2")});
+  const FittedProfile with = fit_profile(r, true), without = fit_profile(r);
+  const OpFit& w = with.ops.at("attn_decode");
+  REQUIRE(w.decode_plan);
+  CHECK(w.decode_plan->num_sms == 132);
+  CHECK(w.us_per_unit > 0);
+  CHECK_FALSE(without.ops.at("attn_decode").decode_plan);
+  CHECK(without.ops.at("attn_decode").us_per_unit == 0);
+  // Held out (5-fold) the units lower the error: 5.4% / 14.2% -> 4.3% / 11.2% (median / P90).
+  CHECK(*w.held_out.median_ape_pct < *without.ops.at("attn_decode").held_out.median_ape_pct - 0.5);
+  CHECK(*w.held_out.p90_ape_pct < *without.ops.at("attn_decode").held_out.p90_ape_pct - 2.0);
+  // Prefill has no units: its law is the same either way.
+  CHECK(with.ops.at("attn_prefill").held_out.median_ape_pct == without.ops.at("attn_prefill").held_out.median_ape_pct);
 }
 
 TEST_CASE("fit: a fitted profile with an unknown form is refused, naming the file and the op") {
