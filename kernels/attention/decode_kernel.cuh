@@ -20,6 +20,7 @@
 #include <cmath>
 
 #include "kernels/attention/attention.h"
+#include "kernels/attention/decode_unit.cuh"
 #include "kernels/common/device_utils.cuh"
 
 namespace fdc::kernels::attn::dev {
@@ -69,23 +70,20 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   T* sV = sK + kDecodeStages * TILE * DP;
 
   const int kv_head = u.head_cls >> 1;
-  const int cls = u.head_cls & 1;
   const HeadInfo hd = p.heads[kv_head];
-  const int rk = cls ? hd.rk_lo : hd.rk;
-  const int rv = cls ? hd.rv_lo : hd.rv;
+  const UnitRows<T> ur = unit_rows<T>(p, u, hd);
+  const int rk = ur.rk, rv = ur.rv;
   const int tid = threadIdx.x;
   const int tx = tid % TX;
   const int ty = tid / TX;
   // Tokens of this class per page: block_size, or a shared page's hi / lo slots (any count).
-  const int slots = cls ? p.cache.slots_lo : p.cache.slots_hi;
+  const int slots = ur.slots;
   const int log2_slots = kAnySlots ? 0 : __ffs(slots) - 1;
 
-  const int* pages = cls ? p.cache.lo_page_indices + p.cache.lo_page_indptr[u.seq]
-                         : p.cache.hi_page_indices + p.cache.hi_page_indptr[u.seq];
-  const T* pool = static_cast<const T*>(cls ? p.cache.lo_pool : p.cache.hi_pool);
-  const int64_t page_elems = cls ? p.cache.page_elems_lo : p.cache.page_elems_hi;
-  const T* kpool = pool + (cls ? hd.page_k_lo : hd.page_k_hi);
-  const T* vpool = pool + (cls ? hd.page_v_lo : hd.page_v_hi);
+  const int* pages = ur.pages;
+  const int64_t page_elems = ur.page_elems;
+  const T* kpool = ur.kpool;
+  const T* vpool = ur.vpool;
 
   // Queries, pre-scaled so that exp2 gives the softmax: s = q.k * scale * log2(e).
   const float qscale = p.sm_scale * 1.44269504088896340736f;

@@ -32,6 +32,7 @@
 #include <cmath>
 
 #include "kernels/attention/attention.h"
+#include "kernels/attention/decode_unit.cuh"
 #include "kernels/attention/mma.cuh"
 #include "kernels/common/device_utils.cuh"
 
@@ -69,27 +70,24 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
 
   const int group = p.num_q_heads / p.num_kv_heads;
   const int kv_head = u.head_cls >> 1;
-  const int cls = u.head_cls & 1;
   const HeadInfo hd = p.heads[kv_head];
-  const int rk = cls ? hd.rk_lo : hd.rk;
-  const int rv = cls ? hd.rv_lo : hd.rv;
+  const UnitRows<T> ur = unit_rows<T>(p, u, hd);
+  const int rk = ur.rk, rv = ur.rv;
   const int kr = rk >> 3;  // 16-byte chunks of a K row in the page
   const int vr = rv >> 3;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int gid = lane >> 2;
   const int tig = lane & 3;
-  const int slots = cls ? p.cache.slots_lo : p.cache.slots_hi;
+  const int slots = ur.slots;
   const int log2_slots = kAnySlots ? 0 : __ffs(slots) - 1;
   // Whole 16-token slices in one page: one lookup per slice.
   const bool contiguous = !kAnySlots && (slots & 15) == 0 && (u.begin & 15) == 0;
 
-  const int* pages = cls ? p.cache.lo_page_indices + p.cache.lo_page_indptr[u.seq]
-                         : p.cache.hi_page_indices + p.cache.hi_page_indptr[u.seq];
-  const T* pool = static_cast<const T*>(cls ? p.cache.lo_pool : p.cache.hi_pool);
-  const int64_t page_elems = cls ? p.cache.page_elems_lo : p.cache.page_elems_hi;
-  const T* kpool = pool + (cls ? hd.page_k_lo : hd.page_k_hi);
-  const T* vpool = pool + (cls ? hd.page_v_lo : hd.page_v_hi);
+  const int* pages = ur.pages;
+  const int64_t page_elems = ur.page_elems;
+  const T* kpool = ur.kpool;
+  const T* vpool = ur.vpool;
 
   // This warp's buffers: S stages of K rows, then S stages of V rows, ROWS x LD elements each.
   constexpr uint32_t kStageBytes = ROWS * LD * 2;
@@ -145,33 +143,24 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
         if (32 * j < cv) cp_async16(vdst[j] + off, vs + 256 * j, 32 * j < nv ? 16 : 0);
       }
     } else {
+      // Chunk i of the slice's K (V) rows: row i / chunks, column (i % chunks) * 8, its page looked up.
+      auto copy_chunk = [&](int i, int chunks, int rank, const T* base, uint32_t dst) {
+        if (i >= 16 * chunks) return;
+        const int row = i / chunks;
+        const bool ok = row < valid;
+        const T* src = base;
+        if (ok) {
+          const int t = t0 + row;
+          const int pg = kAnySlots ? t / slots : t >> log2_slots;
+          const int sl = kAnySlots ? t - pg * slots : t & (slots - 1);
+          src = base + static_cast<int64_t>(pages[pg]) * page_elems + sl * rank + (i - row * chunks) * 8;
+        }
+        cp_async16(dst, src, ok ? 16 : 0);
+      };
 #pragma unroll
       for (int j = 0; j < CPL; ++j) {
-        const int i = lane + 32 * j;
-        if (i < 16 * kr) {
-          const int row = i / kr;
-          const bool ok = row < valid;
-          const T* src = kpool;
-          if (ok) {
-            const int t = t0 + row;
-            const int pg = kAnySlots ? t / slots : t >> log2_slots;
-            const int sl = kAnySlots ? t - pg * slots : t & (slots - 1);
-            src = kpool + static_cast<int64_t>(pages[pg]) * page_elems + sl * rk + (i - row * kr) * 8;
-          }
-          cp_async16(kdst[j] + off, src, ok ? 16 : 0);
-        }
-        if (i < 16 * vr) {
-          const int row = i / vr;
-          const bool ok = row < valid;
-          const T* src = vpool;
-          if (ok) {
-            const int t = t0 + row;
-            const int pg = kAnySlots ? t / slots : t >> log2_slots;
-            const int sl = kAnySlots ? t - pg * slots : t & (slots - 1);
-            src = vpool + static_cast<int64_t>(pages[pg]) * page_elems + sl * rv + (i - row * vr) * 8;
-          }
-          cp_async16(vdst[j] + off, src, ok ? 16 : 0);
-        }
+        copy_chunk(lane + 32 * j, kr, rk, kpool, kdst[j] + off);
+        copy_chunk(lane + 32 * j, vr, rv, vpool, vdst[j] + off);
       }
     }
   };
