@@ -14,18 +14,20 @@
 //    i + 16) plans row i of the next chunk while the current one is processed: its source in qkv
 //    (handed to the lanes issuing the 16-byte cp.asyncs by shuffle), its RoPE position, and for a
 //    k row the cache slot. The page walk (sequence -> page list -> page) is spread over the
-//    current chunk's RoPE and MMA phases, and the row's destinations (q row; packed k row and/or
-//    cache slot) go into a 16-entry table in shared memory. The earlier version loaded the position
-//    right before its cos/sin and walked the page table again for every 16-byte store of a k row,
-//    with integer divisions by runtime values in every loop: chains of dependent loads in each
-//    chunk, and about 40% more instructions issued at r_qk = 96 (ncu, docs/profile.md).
-//  - RoPE runs in place in shared memory in fp32 and rounds to the dtype (as the reference); cos/sin
-//    come straight from global memory (L2-resident), their position already known. Then the warp
-//    loads its 16 x d A fragments into registers once (ldmatrix) and walks R's columns 32 at a time
-//    (ldmatrix.trans, four independent MMA accumulator chains per k step; a last 16 columns when
-//    r_qk padded is an odd multiple of 16). Results (rounded to the dtype) go back into the warp's
-//    own rows, whose inputs are already in registers, and leave as 16-byte stores: lane-strided
-//    over (row, vector) with a fixed step, each row's pointers read from the table.
+//    current chunk's MMAs, stores and the next chunk's RoPE, and the row's destinations (q row;
+//    packed k row and/or cache slot) go into a 16-entry table in shared memory.
+//  - A chunk's RoPE runs as soon as its rows are in, at the end of the previous chunk's turn (the
+//    first chunk's in the prologue, before the block waits for R), in place in shared memory in fp32,
+//    rounded to the dtype (as the reference); cos/sin come straight from global memory (L2-resident),
+//    their position already known. Then the warp loads its 16 x d A fragments into registers once
+//    (ldmatrix) and walks R's columns 32 at a time (ldmatrix.trans one k step ahead of the MMAs,
+//    four independent MMA accumulator chains per k step; a last 16 columns when r_qk padded is an
+//    odd multiple of 16). Results (rounded to the dtype) go back into the warp's own rows, whose
+//    inputs are already in registers, and leave as 16-byte stores: lane-strided over (row, vector)
+//    with a fixed step, each row's pointers read from the table.
+//  - Measured variants (docs/profile.md, "RoPE + rotation on the H200, 2026-12-03") that lost: two
+//    m16 tiles per warp sharing every fragment of R (half the warps per SM), cos/sin loaded a phase
+//    earlier (register spills), 48-column groups, R's stride fixed at d + 8 with constant offsets.
 // RoPE alone writes the rotated halves straight from registers, one block per KV head and tile.
 #include <algorithm>
 #include <map>
@@ -144,7 +146,8 @@ struct RowPlan {
   int pos;         // its RoPE position (0 past the end: a valid cos/sin row, results unused)
   int token, vec;  // vec < group: q head kv * group + vec; vec == group: the k head
   int seq, slot;   // the k row's sequence and hi slot (cache writes only)
-  int page;        // index of the slot's page in hi_page_indices: hi_page_indptr[seq] + slot / block_size
+  int page;        // step 2: index of the slot's page in hi_page_indices (hi_page_indptr[seq] + slot /
+                   // block_size); step 3: the page
 };
 
 // Step 1, before the chunk's loads are issued: the row's source, position and cache slot.
@@ -177,22 +180,25 @@ __device__ __forceinline__ void plan_page_index(const RopeRotateParams& p, int g
   if (r.src && r.vec == group && p.hi_pool) r.page = __ldg(p.hi_page_indptr + r.seq) + (r.slot >> log2_block);
 }
 
-// Step 3: the page, and the row's destinations.
+// Step 3: the page (a k row that goes to the cache): its id replaces the list index.
+template <typename T>
+__device__ __forceinline__ void plan_page(const RopeRotateParams& p, int group, RowPlan<T>& r) {
+  if (r.src && r.vec == group && p.hi_pool) r.page = __ldg(p.hi_page_indices + r.page);
+}
+
+// Step 4: the row's destinations.
 template <typename T>
 __device__ __forceinline__ RowDst<T> plan_dst(const RopeRotateParams& p, const attn::HeadInfo& h, int group,
-                                              int log2_block, RowPlan<T>& r) {
+                                              int log2_block, const RowPlan<T>& r) {
   RowDst<T> d{nullptr, nullptr};
   if (!r.src) return d;
   if (r.vec < group) {
     d.dst0 = static_cast<T*>(p.q_out) + static_cast<int64_t>(r.token) * p.q_row + h.q_offset + r.vec * h.rk;
     return d;
   }
-  T* cache = nullptr;
-  if (p.hi_pool) {
-    const int page = __ldg(p.hi_page_indices + r.page);
-    cache = static_cast<T*>(p.hi_pool) + static_cast<int64_t>(page) * p.page_elems_hi +
-            attn::page_k_elem(h, 0, r.slot & ((1 << log2_block) - 1));
-  }
+  T* cache = p.hi_pool ? static_cast<T*>(p.hi_pool) + static_cast<int64_t>(r.page) * p.page_elems_hi +
+                             attn::page_k_elem(h, 0, r.slot & ((1 << log2_block) - 1))
+                       : nullptr;
   T* packed = p.k_out ? static_cast<T*>(p.k_out) + static_cast<int64_t>(r.token) * p.k_row + h.k_offset : nullptr;
   d.dst0 = packed ? packed : cache;
   d.dst1 = packed ? cache : nullptr;
@@ -216,7 +222,8 @@ __device__ __forceinline__ void load_chunk(const RopeRotateParams& p, const RowP
 
 // NB n16 column blocks of the chunk's product at column n0: 2 * NB independent accumulators per
 // k step (NB = 2 keeps four MMA chains in flight instead of two), results rounded to the dtype
-// into the warp's rows (row stride D + 8).
+// into the warp's rows (row stride D + 8). The next k step's fragments of R are read before this
+// step's MMAs are issued, so the MMAs do not wait on shared memory.
 template <typename T, int D, int NB>
 __device__ __forceinline__ void mma_cols(const uint32_t (&a)[D / 16][4], const T* rs, int ldr, int n0, int lane,
                                          T* out) {
@@ -224,14 +231,20 @@ __device__ __forceinline__ void mma_cols(const uint32_t (&a)[D / 16][4], const T
   float acc[2 * NB][4];
 #pragma unroll
   for (int j = 0; j < 2 * NB; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  const T* rb = rs + (lane & 15) * ldr + n0 + (lane >> 4) * 8;
+  uint32_t b[2][NB][4];
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb) ldmatrix_x4_trans(b[0][nb], rb + nb * 16);
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
+    if (kk + 1 < D / 16) {
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) ldmatrix_x4_trans(b[(kk + 1) & 1][nb], rb + (kk + 1) * 16 * ldr + nb * 16);
+    }
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
-      uint32_t b[4];
-      ldmatrix_x4_trans(b, rs + (kk * 16 + (lane & 15)) * ldr + n0 + nb * 16 + (lane >> 4) * 8);
-      mma_16816<T>(acc[2 * nb], a[kk], b[0], b[1]);
-      mma_16816<T>(acc[2 * nb + 1], a[kk], b[2], b[3]);
+      mma_16816<T>(acc[2 * nb], a[kk], b[kk & 1][nb][0], b[kk & 1][nb][1]);
+      mma_16816<T>(acc[2 * nb + 1], a[kk], b[kk & 1][nb][2], b[kk & 1][nb][3]);
     }
   }
   const int g = lane >> 2, cq = (lane & 3) * 2;
@@ -243,8 +256,49 @@ __device__ __forceinline__ void mma_cols(const uint32_t (&a)[D / 16][4], const T
   }
 }
 
+// RoPE of a chunk's rows in place (stage x, row stride D + 8), fp32, rounded to the dtype. Each
+// row's position comes from the lane that planned the row (pos_of_lane, read a chunk earlier), so
+// the cos/sin loads wait on nothing else; all of them are issued before the first is used.
+template <typename T, int D>
+__device__ __forceinline__ void rope_chunk(const RopeRotateParams& p, T* x, int pos_of_lane, int lane) {
+  constexpr int LDX = D + 8, HALF = D / 2, HVPR = HALF / 8;  // HVPR: 16-byte vectors per half row
+  constexpr int ITEMS = kChunkRows * HVPR / 32;              // (row, 8 pairs) items of this lane
+  float4 cs[ITEMS][4];
+#pragma unroll
+  for (int j = 0; j < ITEMS; ++j) {
+    const int i = lane + 32 * j;
+    const int rr = i / HVPR, c = (i % HVPR) * 8;
+    const int pos = __shfl_sync(kFullMask, pos_of_lane, rr);
+    const float4* cs_row = reinterpret_cast<const float4*>(p.cos_sin + static_cast<int64_t>(pos) * D + c);
+    cs[j][0] = __ldg(cs_row);
+    cs[j][1] = __ldg(cs_row + 1);
+    cs[j][2] = __ldg(cs_row + HALF / 4);
+    cs[j][3] = __ldg(cs_row + HALF / 4 + 1);
+  }
+#pragma unroll
+  for (int j = 0; j < ITEMS; ++j) {
+    const int i = lane + 32 * j;
+    const int rr = i / HVPR, c = (i % HVPR) * 8;
+    float x1[8], x2[8], lo[8], hi[8];
+    dev::unpack8<T>(*reinterpret_cast<const uint4*>(x + rr * LDX + c), x1);
+    dev::unpack8<T>(*reinterpret_cast<const uint4*>(x + rr * LDX + HALF + c), x2);
+    rope8(cs[j], x1, x2, lo, hi);
+    *reinterpret_cast<uint4*>(x + rr * LDX + c) = pack8<T>(lo);
+    *reinterpret_cast<uint4*>(x + rr * LDX + HALF + c) = pack8<T>(hi);
+  }
+}
+
+// The schedule of a warp, chunk by chunk (each line overlaps the loads issued on the lines
+// before it):
+//   prologue: plan chunk 0's rows and load them; R's loads (block-wide) go out behind them; once
+//             chunk 0's rows are in, the page-list index, RoPE, and the page load; then R.
+//   chunk i:  plan chunk i + 1's rows and load them; chunk i's MMAs; chunk i + 1's page-list
+//             index; chunk i's destinations (its page arrived during the MMAs) and stores; chunk
+//             i + 1's RoPE once its rows are in, and its page load.
+// So the page walk (three dependent loads) and R's arrival are never waited on alone, and a block
+// barrier is met once per head, after the warp's first RoPE.
 // Two blocks per SM is what shared memory allows at d = 128 (the launch bound also keeps ptxas from
-// spilling in the d = 64 variant). chunks_per_head = ceil(num_tokens * (group + 1) / 16); the block covers chunk units
+// spilling). chunks_per_head = ceil(num_tokens * (group + 1) / 16); the block covers chunk units
 // [blockIdx.x * total / gridDim.x, (blockIdx.x + 1) * total / gridDim.x) of the heads in order.
 // log2_block: log2 of the cache block size (a power of two; 0 without a cache write).
 template <typename T, int D>
@@ -252,10 +306,7 @@ __global__ void __launch_bounds__(kRotThreads, 2)
     rotate_kernel(const RopeRotateParams p, int64_t chunks_per_head, int log2_block) {
   extern __shared__ __align__(128) unsigned char smem[];
   constexpr int LDX = D + 8;  // odd multiple of 16 bytes: conflict-free ldmatrix and 16-byte rows
-  constexpr int HALF = D / 2;
   constexpr int KSTEPS = D / 16;
-  constexpr int HVPR = HALF / 8;                      // 16-byte vectors per half row
-  constexpr int ROPE_ITEMS = kChunkRows * HVPR / 32;  // (row, 8 pairs) items per lane
   const int group = p.num_q_heads / p.num_kv_heads, vecs = group + 1;
   const int ldr = rot_ldr(p.max_rank);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -276,14 +327,11 @@ __global__ void __launch_bounds__(kRotThreads, 2)
     const attn::HeadInfo h = p.heads[kv];
     const int rpad = ceil16(h.rk);
 
-    // Prologue: the first chunk's loads go out before R's, so both are in flight together; its
-    // rows' destinations are resolved while they are.
     int ch = c_begin + warp;
     RowPlan<T> cur;
     plan_rows<T, D>(p, kv, group, rows_per_head, ch, c_end, lane, cur);
     if (ch < c_end) load_chunk<T, D>(p, cur, xs, lane);
     dev::cp_async_commit();
-
     __syncthreads();  // every warp is done with the previous head's R
     {
       const T* r = static_cast<const T*>(p.rotation) + static_cast<int64_t>(D) * h.k_offset;
@@ -297,11 +345,13 @@ __global__ void __launch_bounds__(kRotThreads, 2)
     dev::cp_async_commit();
     if (ch < c_end) {
       plan_page_index(p, group, log2_block, cur);
-      const RowDst<T> d = plan_dst(p, h, group, log2_block, cur);
-      if (lane < kChunkRows) dsts[lane] = d;
+      dev::cp_async_wait<1>();  // chunk 0's rows (R may still be in flight)
+      __syncwarp();
+      rope_chunk<T, D>(p, xs, cur.pos, lane);
+      plan_page(p, group, cur);
     }
     dev::cp_async_wait<0>();
-    __syncthreads();
+    __syncthreads();  // R is in
 
     // Stores of a chunk: 16 rows x (r_qk / 8) vectors, lane-strided; (row, vector) advances by a
     // fixed step, so no division in the loop.
@@ -311,49 +361,28 @@ __global__ void __launch_bounds__(kRotThreads, 2)
 
     for (int it = 0; ch < c_end; ++it, ch += kRotWarps) {
       T* cur_x = xs + (it & 1) * kChunkRows * LDX;
+      T* nxt_x = xs + ((it + 1) & 1) * kChunkRows * LDX;
       const int next = ch + kRotWarps;
       RowPlan<T> nxt;
       plan_rows<T, D>(p, kv, group, rows_per_head, next, c_end, lane, nxt);
-      if (next < c_end) load_chunk<T, D>(p, nxt, xs + ((it + 1) & 1) * kChunkRows * LDX, lane);
+      if (next < c_end) load_chunk<T, D>(p, nxt, nxt_x, lane);
       dev::cp_async_commit();
 
-      dev::cp_async_wait<1>();
-      __syncwarp();
-
-      // RoPE in place, fp32, rounded to the dtype. Each row's position comes from the lane that
-      // planned the row (loaded a chunk ago), so the cos/sin loads wait on nothing else.
-#pragma unroll
-      for (int j = 0; j < ROPE_ITEMS; ++j) {
-        const int i = lane + 32 * j;
-        const int rr = i / HVPR, c = (i % HVPR) * 8;
-        const int pos = __shfl_sync(kFullMask, cur.pos, rr);
-        const float4* cs_row = reinterpret_cast<const float4*>(p.cos_sin + static_cast<int64_t>(pos) * D + c);
-        const float4 cs[4] = {__ldg(cs_row), __ldg(cs_row + 1), __ldg(cs_row + HALF / 4), __ldg(cs_row + HALF / 4 + 1)};
-        float x1[8], x2[8], lo[8], hi[8];
-        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur_x + rr * LDX + c), x1);
-        dev::unpack8<T>(*reinterpret_cast<const uint4*>(cur_x + rr * LDX + HALF + c), x2);
-        rope8(cs, x1, x2, lo, hi);
-        *reinterpret_cast<uint4*>(cur_x + rr * LDX + c) = pack8<T>(lo);
-        *reinterpret_cast<uint4*>(cur_x + rr * LDX + HALF + c) = pack8<T>(hi);
-      }
-      if (next < c_end) plan_page_index(p, group, log2_block, nxt);
-      __syncwarp();
-
       // A = the chunk's 16 x D post-RoPE rows, held in registers for every n step.
+      __syncwarp();
       uint32_t a[KSTEPS][4];
 #pragma unroll
       for (int kk = 0; kk < KSTEPS; ++kk) ldmatrix_x4(a[kk], cur_x + (lane & 15) * LDX + kk * 16 + (lane >> 4) * 8);
       __syncwarp();  // the rows are overwritten with results below
-
       // R's columns 32 at a time, then the last 16 when rpad is an odd multiple of 16.
       int n0 = 0;
       for (; n0 + 32 <= rpad; n0 += 32) mma_cols<T, D, 2>(a, rs, ldr, n0, lane, cur_x);
       if (n0 < rpad) mma_cols<T, D, 1>(a, rs, ldr, n0, lane, cur_x);
-      RowDst<T> nxt_dst{nullptr, nullptr};
-      if (next < c_end) nxt_dst = plan_dst(p, h, group, log2_block, nxt);
+      if (next < c_end) plan_page_index(p, group, log2_block, nxt);
+      if (lane < kChunkRows) dsts[lane] = plan_dst(p, h, group, log2_block, cur);
       __syncwarp();
 
-      // 16-byte stores of the first r_qk columns of each row to the destinations resolved earlier.
+      // 16-byte stores of the first r_qk columns of each row to the destinations resolved above.
       for (int rr = first_row, v = first_vec; rr < kChunkRows;) {
         const RowDst<T> d = dsts[rr];
         const uint4 val = *reinterpret_cast<const uint4*>(cur_x + rr * LDX + v * 8);
@@ -366,17 +395,22 @@ __global__ void __launch_bounds__(kRotThreads, 2)
           ++rr;
         }
       }
-      __syncwarp();  // this stage is refilled two chunks later; the table is rewritten now
-      if (lane < kChunkRows) dsts[lane] = nxt_dst;
+      if (next < c_end) {
+        dev::cp_async_wait<0>();
+        __syncwarp();
+        rope_chunk<T, D>(p, nxt_x, nxt.pos, lane);
+        plan_page(p, group, nxt);
+      }
+      __syncwarp();  // the table is rewritten, this stage refilled, next chunk
       cur = nxt;
     }
-    dev::cp_async_wait<0>();
   }
 }
+
 // Resident blocks per SM of one fused-kernel configuration, and the SM count (cached: the
 // occupancy query costs more than a small launch).
-template <typename T, int D>
-std::pair<int, int> rotate_occupancy(size_t smem) {
+template <typename T, int D, typename Kernel>
+std::pair<int, int> rotate_occupancy(Kernel kernel, size_t smem) {
   static std::mutex mu;
   static std::map<std::tuple<int, size_t>, std::pair<int, int>> cache;
   int device = 0;
@@ -386,10 +420,10 @@ std::pair<int, int> rotate_occupancy(size_t smem) {
   if (auto it = cache.find(key); it != cache.end()) return it->second;
   // The limit is set to the largest size any rank needs, so a launch with a size met earlier never
   // finds it lowered by a smaller one in between.
-  CUDA_CHECK(cudaFuncSetAttribute(rotate_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(rotate_smem_bytes<D>(D))));
   int per_sm = 0, sms = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, rotate_kernel<T, D>, kRotThreads, smem));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kRotThreads, smem));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   FDC_CHECK(per_sm >= 1, "rope_rotate: the fused kernel does not fit an SM with " << smem << " bytes of shared memory");
   return cache[key] = {per_sm, sms};
@@ -397,15 +431,16 @@ std::pair<int, int> rotate_occupancy(size_t smem) {
 
 template <typename T, int D>
 void launch_rotate(const RopeRotateParams& p, cudaStream_t stream) {
+  auto kernel = rotate_kernel<T, D>;
   const size_t smem = rotate_smem_bytes<D>(p.max_rank);
-  const auto [per_sm, sms] = rotate_occupancy<T, D>(smem);
+  const auto [per_sm, sms] = rotate_occupancy<T, D>(kernel, smem);
   const int group = p.num_q_heads / p.num_kv_heads;
   const int64_t chunks_per_head = (static_cast<int64_t>(p.num_tokens) * (group + 1) + kChunkRows - 1) / kChunkRows;
   // One wave of resident blocks (more would only add R loads); fewer when there are fewer chunks.
   const int64_t blocks = std::min<int64_t>(static_cast<int64_t>(sms) * per_sm, chunks_per_head * p.num_kv_heads);
   int log2_block = 0;  // validate(): a power of two when the cache is written
   while (p.hi_pool && (1 << log2_block) < p.block_size) ++log2_block;
-  rotate_kernel<T, D><<<static_cast<unsigned>(blocks), kRotThreads, smem, stream>>>(p, chunks_per_head, log2_block);
+  kernel<<<static_cast<unsigned>(blocks), kRotThreads, smem, stream>>>(p, chunks_per_head, log2_block);
   CUDA_CHECK_LAUNCH();
 }
 
