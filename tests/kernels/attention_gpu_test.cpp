@@ -50,6 +50,24 @@ DevicePagedCache device_cache(const HeadLayout& L, const CacheData& c, DType t) 
 
 constexpr uint16_t kPoison = 0xFFFF;  // NaN in both bf16 and fp16
 
+// The launch fields decode and prefill share: shapes, scale, q in, out, and the paged cache.
+template <typename Params>
+void set_attention_params(Params& p, const HeadLayout& L, DType t, int num_seqs, float scale, const void* q, void* out,
+                          const DevicePagedCache& dc) {
+  p.dtype = t;
+  p.num_seqs = num_seqs;
+  p.num_q_heads = L.num_q_heads();
+  p.num_kv_heads = L.num_kv_heads();
+  p.q_row = L.q_row();
+  p.o_row = L.o_row();
+  p.max_rank = std::max(L.max_rk(), L.max_rv());
+  p.sm_scale = scale;
+  p.q = q;
+  p.out = out;
+  p.cache = dc.params(L);
+  p.heads = dc.heads.data();
+}
+
 void check_close(const std::vector<float>& got, const std::vector<float>& want, DType t, const std::string& what) {
   const Tol tol = tolerance(t);
   int64_t at = -1;
@@ -79,19 +97,8 @@ void run_decode_case(const HeadLayout& L, const std::vector<int>& hi, const std:
     const DecodePlan plan = balanced ? plan_decode_balanced(L, hi, lo, opt) : plan_decode_naive(L, hi, lo, opt);
     DeviceDecodePlan dplan(plan, L.group());
     DecodeParams p;
-    p.dtype = t;
+    set_attention_params(p, L, t, n, scale, dq.data(), dout.data(), dc);
     p.path = path;
-    p.num_seqs = n;
-    p.num_q_heads = L.num_q_heads();
-    p.num_kv_heads = L.num_kv_heads();
-    p.q_row = L.q_row();
-    p.o_row = L.o_row();
-    p.max_rank = std::max(L.max_rk(), L.max_rv());
-    p.sm_scale = scale;
-    p.q = dq.data();
-    p.out = dout.data();
-    p.cache = dc.params(L);
-    p.heads = dc.heads.data();
     dplan.fill(p);
     launch_decode(p, nullptr);
     CUDA_CHECK(cudaDeviceSynchronize());
@@ -139,8 +146,8 @@ TEST_CASE("decode with uniform ranks 16..128 and batches 1..64") {
       CAPTURE(batch);
       std::vector<int> hi;
       for (int b = 0; b < batch; ++b) hi.push_back(1 + (b * 389 + rank) % 700);
-      run_decode_case(HeadLayout::uniform(8, 8, rank, rank, 16), hi, std::vector<int>(hi.size(), 0), DType::kBF16,
-                      true, ++seed);
+      run_decode_case(HeadLayout::uniform(8, 8, rank, rank, 16), hi, std::vector<int>(hi.size(), 0), DType::kBF16, true,
+                      ++seed);
     }
   }
 }
@@ -278,7 +285,8 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
 
   DevicePagedCache dc = device_cache(L, before, t);
   DeviceBuffer<uint16_t> dk(to_bits(t, k)), dv(to_bits(t, v)), dq(to_bits(t, q));
-  DeviceBuffer<int> dseq(seq_of.empty() ? std::vector<int>{0} : seq_of), dpos(pos_of.empty() ? std::vector<int>{0} : pos_of);
+  DeviceBuffer<int> dseq(seq_of.empty() ? std::vector<int>{0} : seq_of),
+      dpos(pos_of.empty() ? std::vector<int>{0} : pos_of);
   AppendParams ap = dc.append_params(L);
   ap.dtype = t;
   ap.num_tokens = total;
@@ -302,21 +310,10 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
   for (PrefillPath path : prefill_paths()) {
     DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
     PrefillParams p;
-    p.dtype = t;
+    set_attention_params(p, L, t, n, scale, dq.data(), dout.data(), dc);
     p.path = path;
-    p.num_seqs = n;
-    p.num_q_heads = L.num_q_heads();
-    p.num_kv_heads = L.num_kv_heads();
-    p.q_row = L.q_row();
-    p.o_row = L.o_row();
-    p.max_rank = std::max(L.max_rk(), L.max_rv());
-    p.sm_scale = scale;
     p.cu_q = dcu.data();
     p.kv_len = dkv.data();
-    p.q = dq.data();
-    p.out = dout.data();
-    p.cache = dc.params(L);
-    p.heads = dc.heads.data();
     p.tiles = dtiles.data();
     p.num_tiles = static_cast<int>(plan.tiles.size());
     launch_prefill(p, nullptr);
