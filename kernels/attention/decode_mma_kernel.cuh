@@ -12,16 +12,15 @@
 // instructions at any rank.
 //
 // One block of 4 warps runs one DecodeUnit; the unit's tokens are cut into stages of SUB x 16
-// tokens (SUB = 1 at width W = 128, 2 at W = 64 and 32; W is the unit's larger rank rounded up),
+// tokens (SUB = 1 at width W = 128, 2 at W = 64, 4 at W = 32; W is the unit's larger rank rounded up),
 // dealt to the warps in turn. Each warp runs its own 2-stage cp.async pipeline into its own shared
-// memory (rows of stride W + 8, so ldmatrix is conflict-free) and its own online softmax, with no
-// block barrier until the final merge. A 16-token slice of a page whose class slots are a multiple
-// of 16 is one contiguous run of K (V) rows, so its copies need one page lookup and offsets
-// computed once per unit; shared pages with other slot counts look pages up per 16-byte chunk.
-// Columns between a rank and its multiple of 16 are zeroed once per unit, rows past the unit are
-// zero-filled by the copies; the dim loops stop at the unit's own ranks, so time follows the kept
-// dims. Each slice's page index is read one stage before its copies are issued, so the page-table
-// load does not stall the warp.
+// memory (rows of stride W + 8, or swizzled 64-byte rows at W = 32, so ldmatrix is conflict-free)
+// and its own online softmax, with no block barrier until the final merge. A 16-token slice of a page whose class slots
+// are a multiple of 16 is one contiguous run of K (V) rows, so its copies need one page lookup and offsets computed
+// once per unit; shared pages with other slot counts look pages up per 16-byte chunk. Columns between a rank and its
+// multiple of 16 are zeroed once per unit, rows past the unit are zero-filled by the copies; the dim loops stop at the
+// unit's own ranks, so time follows the kept dims. Each slice's page index is read one stage before its copies are
+// issued, so the page-table load does not stall the warp.
 //
 // Two stages, not three: 72 KiB of shared memory lets three blocks (12 warps) share an SM, and on
 // an H200 that beat three stages with two blocks by 3-4% with mixed ranks (docs/kernels.md).
@@ -41,18 +40,32 @@ namespace fdc::kernels::attn::dev {
 inline constexpr int kDecodeMmaThreads = 128;
 inline constexpr int kDecodeMmaWarps = kDecodeMmaThreads / 32;
 
-// 16-token slices per stage for rows of W elements.
+// 16-token slices per stage for rows of W elements: about 8 KiB of K and V per stage at full
+// width, so a warp keeps the same bytes in flight at every width.
 template <int W>
 constexpr int decode_mma_sub() {
-  return W == 128 ? 1 : 2;
+  return W == 128 ? 1 : W == 64 ? 2 : 4;
+}
+// Row stride in shared memory, elements: W + 8 (an odd multiple of 16 bytes, so the 8 rows of an
+// ldmatrix hit distinct banks), except at W = 32, whose 64-byte rows are unpadded and swizzled
+// (decode_mma_chunk) to fit four slices per stage in the footprint of the wider widths.
+template <int W>
+constexpr int decode_mma_ld() {
+  return W == 32 ? 32 : W + 8;
+}
+// Where 16-byte chunk `c` of row `row` sits in its row: at W = 32 the chunk index is XORed with
+// bits 1..2 of the row, so 8 consecutive rows' chunks c fill the 8 distinct 16-byte slots of a
+// 128-byte bank line.
+template <int W>
+__device__ __forceinline__ int decode_mma_chunk(int row, int c) {
+  return W == 32 ? c ^ ((row >> 1) & 3) : c;
 }
 template <int W>
 constexpr int decode_mma_warp_bytes() {  // one warp's K and V buffers, all stages
-  return kDecodeMmaStages * 2 * decode_mma_sub<W>() * 16 * (W + 8) * 2;
+  return kDecodeMmaStages * 2 * decode_mma_sub<W>() * 16 * decode_mma_ld<W>() * 2;
 }
 constexpr int decode_mma_smem_bytes() {
-  constexpr int a = decode_mma_warp_bytes<32>(), b = decode_mma_warp_bytes<64>(),
-                c = decode_mma_warp_bytes<128>();
+  constexpr int a = decode_mma_warp_bytes<32>(), b = decode_mma_warp_bytes<64>(), c = decode_mma_warp_bytes<128>();
   constexpr int warp = a > b ? (a > c ? a : c) : (b > c ? b : c);
   constexpr int merge = kDecodeMmaWarps * 8 * (128 + 2) * 4;
   return kDecodeMmaWarps * warp > merge ? kDecodeMmaWarps * warp : merge;
@@ -62,8 +75,10 @@ static_assert(decode_mma_smem_bytes() == kDecodeMmaSmemBytes, "attention.h keeps
 template <typename T, int W, bool kAnySlots>
 __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const DecodeUnit& u, unsigned char* smem_raw) {
   constexpr int S = kDecodeMmaStages;
-  constexpr int SUB = decode_mma_sub<W>();
-  constexpr int LD = W + 8;               // row stride in shared memory, elements
+  // Pages whose slot counts are not multiples of 16 look a page up per 16-byte chunk: there four
+  // slices per stage at W = 32 spill registers, so that kernel keeps two.
+  constexpr int SUB = kAnySlots && W == 32 ? 2 : decode_mma_sub<W>();
+  constexpr int LD = decode_mma_ld<W>();  // row stride in shared memory, elements
   constexpr int ROWS = SUB * 16;          // rows of one stage
   constexpr int KS = W / 16;              // 16-wide steps over dims at full width
   constexpr int CPL = 16 * (W / 8) / 32;  // 16-byte chunks per lane of one 16-token slice, at most
@@ -111,19 +126,22 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
   }
 
   // Shared-memory addresses of this lane's chunks of a slice in stage 0 (chunk lane + 32 j is row
-  // / kr, column (% kr) * 8), the same for every slice of the unit.
+  // / kr, column (% kr) * 8), the same for every slice of the unit (slices start at multiples of 16
+  // rows, which the swizzle does not see).
   uint32_t kdst[CPL], vdst[CPL];
 #pragma unroll
   for (int j = 0; j < CPL; ++j) {
     const int i = lane + 32 * j;
-    kdst[j] = sk_addr + (i / kr * LD + i % kr * 8) * 2;
-    vdst[j] = sv_addr + (i / vr * LD + i % vr * 8) * 2;
+    kdst[j] = sk_addr + (i / kr * LD + decode_mma_chunk<W>(i / kr, i % kr) * 8) * 2;
+    vdst[j] = sv_addr + (i / vr * LD + decode_mma_chunk<W>(i / vr, i % vr) * 8) * 2;
   }
   // Columns in [rank, multiple of 16) stay zero for the whole unit.
   if (rk & 15)
-    for (int r = lane; r < S * ROWS; r += 32) *reinterpret_cast<uint4*>(sK + r * LD + rk) = make_uint4(0, 0, 0, 0);
+    for (int r = lane; r < S * ROWS; r += 32)
+      *reinterpret_cast<uint4*>(sK + r * LD + decode_mma_chunk<W>(r, rk >> 3) * 8) = make_uint4(0, 0, 0, 0);
   if (rv & 15)
-    for (int r = lane; r < S * ROWS; r += 32) *reinterpret_cast<uint4*>(sV + r * LD + rv) = make_uint4(0, 0, 0, 0);
+    for (int r = lane; r < S * ROWS; r += 32)
+      *reinterpret_cast<uint4*>(sV + r * LD + decode_mma_chunk<W>(r, rv >> 3) * 8) = make_uint4(0, 0, 0, 0);
 
   // Copies of the 16-token slice starting at token t0 of the class into rows [0, 16) at byte
   // offset `off` of the buffers; `page` is the slice's page when `contiguous`. Rows past the unit
@@ -204,8 +222,16 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[n][i] = 0.f;
   float m_h[2] = {-1e30f, -1e30f}, l_h[2] = {0.f, 0.f};  // heads 2 tig, 2 tig + 1
-  // ldmatrix rows of this lane: row lane % 16, column 8 (lane / 16), for K (A) and V (A, .trans).
+  // ldmatrix rows of this lane: row lane % 16, chunk 2 kk + lane / 16 of the 16-wide step kk, for K
+  // (A) and V (A, .trans): its byte offset in a slice.
   const uint32_t lane_off = ((lane & 15) * LD + (lane >> 4) * 8) * 2;
+  auto step_off = [&](int kk) -> uint32_t {
+    if constexpr (W == 32) {
+      return ((lane & 15) * LD + decode_mma_chunk<W>(lane & 15, 2 * kk + (lane >> 4)) * 8) * 2;
+    } else {
+      return lane_off + kk * 16 * 2;
+    }
+  };
 
   for (int k = 0; k < mine; ++k) {
     if (k + S - 1 < mine) load_stage(warp + (k + S - 1) * kDecodeMmaWarps, (k + S - 1) % S, pn);
@@ -215,8 +241,8 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
     __syncwarp();
 
     const int j = warp + k * kDecodeMmaWarps;
-    const uint32_t ka = sk_addr + (k % S) * kStageBytes + lane_off;
-    const uint32_t va = sv_addr + (k % S) * kStageBytes + lane_off;
+    const uint32_t ka = sk_addr + (k % S) * kStageBytes;
+    const uint32_t va = sv_addr + (k % S) * kStageBytes;
     int nvalid[SUB];  // tokens of each slice inside the unit (<= 0: none)
 #pragma unroll
     for (int sub = 0; sub < SUB; ++sub) nvalid[sub] = u.end - (u.begin + (j * SUB + sub) * 16);
@@ -231,7 +257,7 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
         for (int kk = 0; kk < KS; ++kk) {
           if (kk * 16 < rk) {
             uint32_t a[4];
-            ldmatrix_x4(a, ka + (sub * 16 * LD + kk * 16) * 2);
+            ldmatrix_x4(a, ka + sub * 16 * LD * 2 + step_off(kk));
             if (kk & 1)
               mma_16816<T>(s2, a, qb[kk][0], qb[kk][1]);
             else
@@ -291,7 +317,7 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
         for (int dn = 0; dn < KS; ++dn) {
           if (dn * 16 < rv) {
             uint32_t r[4];
-            ldmatrix_x4_trans(r, va + (sub * 16 * LD + dn * 16) * 2);
+            ldmatrix_x4_trans(r, va + sub * 16 * LD * 2 + step_off(dn));
             const uint32_t a[4] = {r[0], r[2], r[1], r[3]};
             mma_16816<T>(acc[dn], a, b0, b1);
           }
