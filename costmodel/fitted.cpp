@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "costmodel/decode_units.h"
+#include "costmodel/prefill_makespan.h"
 
 namespace fdc::costmodel {
 namespace {
@@ -156,6 +157,9 @@ double FittedCostModel::seconds(const OpCall& c) const {
       q.balanced = 1;  // the FDC balanced kernel
       q.padded_flops = c.tiles.padded_flops, q.block_elems = c.tiles.block_elems;
       q.longest_block_flops = c.tiles.longest_block_flops;
+      // The blocks' makespan over the SMs, computed for this batch per layer group (compute()).
+      if (c.kind == OpKind::kAttnPrefill && f->prefill_schedule && c.layer)
+        q.makespan = prefill_makespan_[static_cast<size_t>(c.layer - groups_.data())];
       q.stage_bytes = c.stage_bytes;
       // The balanced plan's units, estimated as the fit estimated them for its cases, with the
       // plan constants stored with the law; profiles without the term skip it.
@@ -177,8 +181,30 @@ double FittedCostModel::add(const OpCall& c, double total, OpBreakdown* bd) cons
   return total + s * c.times;
 }
 
+void FittedCostModel::set_prefill_makespans(std::span<const SeqWork> seqs) const {
+  const PrefillScheduleConstants& schedule = *law_[static_cast<size_t>(OpKind::kAttnPrefill)]->prefill_schedule;
+  prefill_makespan_.resize(groups_.size());
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const LayerShard& shard = groups_[i].shard;
+    size_t same = 0;  // an earlier group with the same heads and width, whose makespan this is
+    while (same < i &&
+           (groups_[same].shard.q_heads != shard.q_heads ||
+            prefill_padded_width(groups_[same].shard.max_rank_hi) != prefill_padded_width(shard.max_rank_hi)))
+      ++same;
+    prefill_makespan_[i] =
+        same < i ? prefill_makespan_[same]
+                 : prefill_makespan_work(seqs, shard.q_heads, shard.max_rank_hi, schedule, makespan_scratch_);
+  }
+}
+
 template <bool kBreakdown>
-Nanos FittedCostModel::compute(const BatchTotals& b, OpBreakdown* bd, DecodeCache* cache) const {
+Nanos FittedCostModel::compute(const BatchTotals& b, std::span<const SeqWork> seqs, OpBreakdown* bd,
+                               DecodeCache* cache) const {
+  if (b.prefill_seqs > 0 && law_[static_cast<size_t>(OpKind::kAttnPrefill)]->prefill_schedule) {
+    FDC_CHECK(seqs.size() == static_cast<size_t>(b.num_seqs),
+              "prefill makespan: the batch lists " << seqs.size() << " sequences, its totals " << b.num_seqs);
+    set_prefill_makespans(seqs);
+  }
   double total = 0;
   for_each_op(model_, par_, groups_, b, [&](const OpCall& c) { total = add<kBreakdown>(c, total, bd); });
   // Decode attention last, as in the roofline: decode_time_shifted() resumes from the cached sum
@@ -191,11 +217,11 @@ Nanos FittedCostModel::compute(const BatchTotals& b, OpBreakdown* bd, DecodeCach
 }
 
 Nanos FittedCostModel::iteration_time(const Batch& batch) const {
-  return compute<false>(batch.totals, nullptr, nullptr);
+  return compute<false>(batch.totals, batch.seqs, nullptr, nullptr);
 }
 
 Nanos FittedCostModel::iteration_time(const Batch& batch, OpBreakdown& breakdown) const {
-  return compute<true>(batch.totals, &breakdown, nullptr);
+  return compute<true>(batch.totals, batch.seqs, &breakdown, nullptr);
 }
 
 Nanos FittedCostModel::decode_time_shifted(const Batch& batch, int64_t extra_context) const {
@@ -210,7 +236,7 @@ Nanos FittedCostModel::decode_time_shifted(const Batch& batch, int64_t extra_con
     cache_ = DecodeCache{};
     cache_.num_seqs = t.num_seqs, cache_.new_tokens = t.new_tokens;
     cache_.logits_rows = t.logits_rows, cache_.decode_seqs = t.decode_seqs;
-    return compute<false>(t, nullptr, &cache_);
+    return compute<false>(t, {}, nullptr, &cache_);
   }
   double total = cache_.rest_seconds;
   for_each_decode_attention(groups_, t, [&](const OpCall& c) { total = add<false>(c, total, nullptr); });

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "costmodel/fit/profile_fit.h"
 #include "costmodel/forward_pass.h"
 #include "costmodel/model_spec.h"
+#include "costmodel/prefill_makespan.h"
 
 namespace fdc::costmodel {
 
@@ -56,8 +58,13 @@ class FittedCostModel final : public CostModel {
     int64_t num_seqs = 0, new_tokens = 0, logits_rows = 0, decode_seqs = 0;
     double rest_seconds = 0;
   };
+  // `seqs`: the batch's sequences, which the prefill law's makespan needs when the batch has prefill
+  // chunks (empty for the shifted decode batches, which have none).
   template <bool kBreakdown>
-  Nanos compute(const BatchTotals& b, OpBreakdown* bd, DecodeCache* cache) const;
+  Nanos compute(const BatchTotals& b, std::span<const SeqWork> seqs, OpBreakdown* bd, DecodeCache* cache) const;
+  // The prefill law's makespan of `seqs` for every layer group, into prefill_makespan_ (groups of
+  // equal q heads and padded width share one computation).
+  void set_prefill_makespans(std::span<const SeqWork> seqs) const;
   template <bool kBreakdown>
   double add(const OpCall& c, double total, OpBreakdown* bd) const;
   double seconds(const OpCall& c) const;
@@ -77,6 +84,10 @@ class FittedCostModel final : public CostModel {
   const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
   std::vector<std::string> used_ops_, extrapolated_ops_;
   mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)
+  // attention_makespan: per layer group, the current batch's makespan work, and the buffers it is
+  // computed in (grown once, reused every iteration).
+  mutable std::vector<PrefillMakespanWork> prefill_makespan_;
+  mutable PrefillMakespanScratch makespan_scratch_;
   // Per op kind: queries, those outside the measured ranges, and the first one's reason.
   mutable std::array<int64_t, kNumOpKinds> queries_{}, outside_{};
   mutable std::array<std::string, kNumOpKinds> first_outside_{};

@@ -78,10 +78,11 @@ struct OpCall {
   double keys_mean = 0, keys_max = 0;
   PrefillTileWork tiles;   // prefill attention: the kernel's padded tile work (prefill_tiles.h)
   double stage_bytes = 0;  // decode attention: K/V bytes as the kernel stages them (LayerShapes)
-  // Decode attention: what a cost model needs to estimate the balanced plan's units
-  // (decode_units.h): the layer group, the batch's mean and longest keys per sequence before the
-  // class split, the lo share of every sequence's keys, and which units this call prices (-1: all,
-  // the single pass without token classes; 0: the hi pass's; 1: the lo pass's).
+  // The layer group of an attention call (prefill: its q heads and padded width, for the blocks'
+  // makespan, prefill_makespan.h). Decode attention: what a cost model needs to estimate the
+  // balanced plan's units (decode_units.h): the batch's mean and longest keys per sequence before
+  // the class split, the lo share of every sequence's keys, and which units this call prices (-1:
+  // all, the single pass without token classes; 0: the hi pass's; 1: the lo pass's).
   const LayerShapes* layer = nullptr;
   double seq_keys_mean = 0, seq_keys_max = 0, lo_share = 0;
   int decode_class = -1;
@@ -156,6 +157,7 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
       c.keys_mean = static_cast<double>(b.prefill_kv_tokens) / static_cast<double>(b.prefill_seqs);
       c.keys_max = static_cast<double>(b.prefill_kv_max);
       c.tiles = prefill_tile_work(b.prefill_tiles, g.shard.q_heads, g.shard.max_rank_hi);
+      c.layer = &g;
       f(c);
     }
     if (sp > 1)

@@ -24,6 +24,12 @@ inline int prefill_padded_width(int max_rank) { return max_rank <= 64 ? 64 : 128
 // Keys per K/V tile at a padded width (the kernel's tile_k<D>()).
 inline int prefill_tile_k(int padded_width) { return padded_width > 64 ? 128 : 64; }
 
+// Padded FLOPs of one (q tile, k tile) pair of one q head at a padded width: Q K^T and P V, both
+// padded to D, over tile_q rows and the width's tile_k keys.
+inline double prefill_pair_flops(int padded_width) {
+  return 2.0 * kPrefillTileQ * prefill_tile_k(padded_width) * (2.0 * padded_width);
+}
+
 // Query tiles (blocks per q head) of a chunk of `new_tokens`.
 inline int64_t prefill_query_tiles(int64_t new_tokens, int tile_q = kPrefillTileQ) {
   return (new_tokens + tile_q - 1) / tile_q;
@@ -67,7 +73,7 @@ struct PrefillTileWork {
 
 inline PrefillTileWork prefill_tile_work(const PrefillTileCounts& n, int64_t q_heads, int max_rank) {
   const int d = prefill_padded_width(max_rank), tk = prefill_tile_k(d);
-  const double pair_flops = 2.0 * kPrefillTileQ * tk * (2.0 * d);
+  const double pair_flops = prefill_pair_flops(d);
   const double h = static_cast<double>(q_heads);
   PrefillTileWork w;
   w.padded_flops = h * static_cast<double>(n.pairs(tk)) * pair_flops;

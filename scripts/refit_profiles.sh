@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates the committed fitted profiles from the committed raw measurements:
 #
-#   scripts/refit_profiles.sh [FDCSIM]      (default: build/fdcsim; a CPU-only build is enough)
+#   scripts/refit_profiles.sh [FDCSIM [FIT_FLAG...]]      (default: build/fdcsim; a CPU-only build is enough)
 #
+# FIT_FLAGs (e.g. --decode-units, --prefill-makespan: terms that are off by default, docs/fit.md)
+# go to the two fits of the raw folders; without any the committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
 # docs/results/layer-check-20261128b) and the iteration overhead on engine timelines
@@ -12,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/fdcsim}
+fit_flags=("${@:2}")
 [[ -x "$bin" ]] || { echo "refit_profiles.sh: $bin is not an executable fdcsim (pass the path)" >&2; exit 2; }
 R=configs/profiles/raw
 # A fixed scratch folder (git ignores results/), so that the profiles' `fitted_by` is the same on
@@ -25,7 +28,7 @@ unz() { gunzip -c "$1" > "$tmp/$(basename "${1%.gz}")"; echo "$tmp/$(basename "$
 # first H100 collectives; overheads calibrated on the burst (saturation) runs of Llama-2-13B (1 GPU,
 # the engine with the one-wave append kernel) and Llama-2-7B sp=2 (2 GPUs).
 "$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
-  "$R/h100-2gpu-20261128-comm/ulysses" --out "$tmp/h100.json"
+  "$R/h100-2gpu-20261128-comm/ulysses" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
 L=docs/results/layer-check-20261128b
 args=()
 for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do args+=(--in-layer-from "$L/layer-h100-$p-perop.json"); done
@@ -38,7 +41,8 @@ done
 # 2026-11-27 collectives; overheads from the 2026-11-28 Llama-2-13B bursts (current engine) and the
 # 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it).
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
-  "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" --out "$tmp/h200.json"
+  "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" ${fit_flags[@]+"${fit_flags[@]}"} \
+  --out "$tmp/h200.json"
 args=()
 for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do args+=(--in-layer-from "$L/layer-h200-$p-perop.json"); done
 for f in "$R"/h200-1gpu-20261128-engine/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done

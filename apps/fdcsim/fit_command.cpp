@@ -72,6 +72,23 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
     }
     os << "\n";
   }
+  for (const auto& [name, f] : p.ops) {  // the prefill tile laws' columns, the makespan's schedule where fitted
+    if (f.form != fit::FitForm::kAttentionTiles && f.form != fit::FitForm::kAttentionMakespan) continue;
+    std::snprintf(line, sizeof line,
+                  "  %s law: %.3g us + %.3g us/padded flop + %.3g us/block elem + %.3g us/longest-block flop",
+                  name.c_str(), f.alpha_us, f.us_per_padded_flop, f.us_per_block_elem, f.us_per_longest_flop);
+    os << line;
+    if (f.prefill_schedule) {
+      const costmodel::PrefillScheduleConstants& c = *f.prefill_schedule;
+      std::snprintf(line, sizeof line,
+                    " + %.3g / %.3g us/makespan flop at width 64 / 128 (blocks scheduled over %d SMs, a block its "
+                    "key tiles + %.3g, two sharing an SM at width 64 each at %.2f speed)",
+                    f.us_per_makespan_flop_w64, f.us_per_makespan_flop_w128, c.num_sms, c.block_fixed_tiles,
+                    c.shared_speed);
+      os << line;
+    }
+    os << "\n";
+  }
   if (p.gemm_in_layer) {
     const fit::InLayerGemm& g = *p.gemm_in_layer;
     os << "  GEMMs in a layer (gemm_in_layer): efficiency";
@@ -214,6 +231,9 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_flag("--decode-units", o.decode_units,
                 "Price the balanced decode plan's work units in the decode attention law (an eighth column, "
                 "off by default: docs/fit.md, \"Decode attention: the plan's units\")");
+  sub->add_flag("--prefill-makespan", o.prefill_makespan,
+                "Try a prefill attention law with the makespan of the kernel's blocks over the SMs as a candidate "
+                "(attention_makespan, off by default: docs/fit.md, \"Prefill attention: the blocks' makespan\")");
   sub->add_option("--hardware", o.hardware, "--derive: the target hardware config (embedded name or path)");
   sub->add_option("--from-hardware", o.from_hardware,
                   "--derive: the measured GPU's hardware config (default: the one whose `profile` names --from)");
@@ -234,8 +254,11 @@ int run_fit(const FitOptions& o) {
     for (const std::string& d : o.raw_dirs) command += " " + d;
     if (!o.gpu.empty()) command += " --gpu '" + o.gpu + "'";
     if (o.decode_units) command += " --decode-units";
+    if (o.prefill_makespan) command += " --prefill-makespan";
     command += " --out " + o.out;
-    const fit::FittedProfile p = fit::fit_profile(fit::read_raw_profiles(o.raw_dirs, o.gpu), o.decode_units);
+    const fit::FittedProfile p =
+        fit::fit_profile(fit::read_raw_profiles(o.raw_dirs, o.gpu),
+                         {.decode_units = o.decode_units, .prefill_makespan = o.prefill_makespan});
     fit::write_profile(p, command, o.out);
     print_report(std::cout, p);
     std::cout << "\n  wrote " << o.out << "\n";

@@ -69,7 +69,9 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
         f.us_per_straggler_unbalanced /= f.straggler_on_flops ? rf : rb;
         break;
       case FitForm::kAttentionTiles:  // tiles run on the tensor cores; a block's Q tile is a load
+      case FitForm::kAttentionMakespan:
         f.us_per_padded_flop /= rf, f.us_per_longest_flop /= rf, f.us_per_block_elem /= rb;
+        f.us_per_makespan_flop_w64 /= rf, f.us_per_makespan_flop_w128 /= rf;
         break;
       case FitForm::kConstant:
         break;
@@ -81,6 +83,8 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
     if (src.extrapolated) note << "; itself " << src.note;
     if (f.decode_plan && f.us_per_unit != 0)
       note << "; its plan's units estimated with the measured GPU's " << f.decode_plan->num_sms << " SMs";
+    if (f.prefill_schedule)
+      note << "; its blocks' makespan scheduled over the measured GPU's " << f.prefill_schedule->num_sms << " SMs";
     f.extrapolated = true;
     f.note = note.str();
     f.held_out = {"none (derived, not measured)", 0, std::nullopt, std::nullopt};

@@ -82,6 +82,11 @@ std::vector<double> tile_features(const OpQuery& q) {
   return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops};
 }
 
+// The attention_makespan features: attention_tiles' and the makespan at each padded width.
+std::vector<double> makespan_features(const OpQuery& q) {
+  return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops, q.makespan.flops_w64, q.makespan.flops_w128};
+}
+
 double base_us(const OpFit& fit, const OpQuery& q) {
   switch (fit.form) {
     case FitForm::kGemmRooflineEfficiency:
@@ -102,6 +107,12 @@ double base_us(const OpFit& fit, const OpQuery& q) {
       FDC_CHECK(q.padded_flops > 0, fit.op << ": an attention_tiles query needs the padded tile work");
       return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
              fit.us_per_longest_flop * q.longest_block_flops;
+    case FitForm::kAttentionMakespan:
+      FDC_CHECK(q.padded_flops > 0 && q.makespan.flops_w64 + q.makespan.flops_w128 > 0,
+                fit.op << ": an attention_makespan query needs the padded tile work and the blocks' makespan");
+      return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
+             fit.us_per_longest_flop * q.longest_block_flops + fit.us_per_makespan_flop_w64 * q.makespan.flops_w64 +
+             fit.us_per_makespan_flop_w128 * q.makespan.flops_w128;
     case FitForm::kAlphaBeta:
     case FitForm::kAlphaBetaEfficiency:
       break;
@@ -215,6 +226,51 @@ OpFit fit_attention_tiles(const std::vector<Sample>& s) {
   return fit;
 }
 
+// The speeds of two blocks sharing an SM that attention_makespan tries, fastest first (so that a
+// fit without width-64 cases, where the speed changes nothing, keeps 1).
+constexpr double kSharedSpeeds[] = {1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5};
+
+// attention_makespan: for each shared speed, non-negative relative least squares over the tile work
+// and the makespan at that speed; the speed whose law fits the samples best (smallest sum of squared
+// relative errors) is kept with the law. Coverage as attention_linear.
+OpFit fit_attention_makespan(const std::vector<Sample>& s) {
+  OpFit best;
+  double best_err = std::numeric_limits<double>::infinity();
+  costmodel::PrefillMakespanScratch scratch;
+  for (double speed : kSharedSpeeds) {
+    const costmodel::PrefillScheduleConstants schedule{static_cast<int>(std::llround(s[0].attn->num_sms)),
+                                                       costmodel::kPrefillBlockFixedTiles, speed};
+    std::vector<std::vector<double>> rows;
+    std::vector<double> t;
+    for (const Sample& x : s) {
+      rows.push_back(makespan_features(makespan_query(x, schedule, scratch)));
+      t.push_back(x.time_us);
+    }
+    const std::vector<double> c = relative_nnls(rows, t);
+    double err = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      double pred = 0;
+      for (size_t j = 0; j < c.size(); ++j) pred += c[j] * rows[i][j];
+      err += (pred - t[i]) * (pred - t[i]) / (t[i] * t[i]);
+    }
+    if (err < best_err * (1 - 1e-12)) {
+      best_err = err;
+      best.form = FitForm::kAttentionMakespan;
+      best.alpha_us = c[0], best.us_per_padded_flop = c[1], best.us_per_block_elem = c[2];
+      best.us_per_longest_flop = c[3], best.us_per_makespan_flop_w64 = c[4], best.us_per_makespan_flop_w128 = c[5];
+      best.prefill_schedule = schedule;
+    }
+  }
+  best.axis = range_of(s, &Sample::bytes);
+  set_attention_coverage(best, s);
+  return best;
+}
+
+// The query of a measured case for a law: with its blocks' makespan when the law has a schedule.
+OpQuery query_for(const OpFit& law, const Sample& s, costmodel::PrefillMakespanScratch& scratch) {
+  return law.prefill_schedule ? makespan_query(s, *law.prefill_schedule, scratch) : OpQuery::of(s);
+}
+
 // constant: the relative least-squares constant through the measured times.
 OpFit fit_constant(const std::vector<Sample>& s) {
   OpFit fit;
@@ -295,6 +351,8 @@ const char* form_name(FitForm f) {
       return "attention_linear_efficiency";
     case FitForm::kAttentionTiles:
       return "attention_tiles";
+    case FitForm::kAttentionMakespan:
+      return "attention_makespan";
     case FitForm::kRooflineDerived:
       return "roofline_derived";
     case FitForm::kConstant:
@@ -304,9 +362,10 @@ const char* form_name(FitForm f) {
 }
 
 std::optional<FitForm> form_from_name(const std::string& s) {
-  for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kGemmRooflineGrid, FitForm::kAlphaBeta,
-                    FitForm::kAlphaBetaEfficiency, FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency,
-                    FitForm::kAttentionTiles, FitForm::kRooflineDerived, FitForm::kConstant})
+  for (FitForm f :
+       {FitForm::kGemmRooflineEfficiency, FitForm::kGemmRooflineGrid, FitForm::kAlphaBeta,
+        FitForm::kAlphaBetaEfficiency, FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency,
+        FitForm::kAttentionTiles, FitForm::kAttentionMakespan, FitForm::kRooflineDerived, FitForm::kConstant})
     if (s == form_name(f)) return f;
   return std::nullopt;
 }
@@ -325,6 +384,20 @@ OpQuery OpQuery::of(const Sample& s) {
     q.padded_flops = s.attn->padded_flops, q.block_elems = s.attn->block_elems;
     q.longest_block_flops = s.attn->longest_block_flops;
   }
+  return q;
+}
+
+OpQuery makespan_query(const Sample& s, const costmodel::PrefillScheduleConstants& schedule,
+                       costmodel::PrefillMakespanScratch& scratch) {
+  OpQuery q = OpQuery::of(s);
+  FDC_CHECK(s.attn, s.where << ": a makespan query needs an attention case");
+  const AttnFeatures& a = *s.attn;
+  const auto seqs = static_cast<size_t>(std::llround(a.num_seqs));
+  const costmodel::SeqWork chunk{static_cast<int32_t>(std::llround(a.tokens / a.num_seqs)),
+                                 static_cast<int32_t>(std::llround(a.ctx_mean)), false};
+  const std::vector<costmodel::SeqWork> chunks(seqs, chunk);
+  q.makespan = costmodel::prefill_makespan_work(chunks, std::llround(a.q_heads),
+                                                static_cast<int>(std::ceil(a.max_rank - 1e-9)), schedule, scratch);
   return q;
 }
 
@@ -379,24 +452,38 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
       FDC_INPUT_CHECK(s.attn.has_value() == attn, s.where << ": mixes attention and other cases in op " << op);
     const bool on_flops = op == "attn_prefill";
     // Attention: the linear law, the same law over an efficiency curve and, for prefill, the law on
-    // the kernel's padded tile work; the one nearest the held-out target is taken.
+    // the kernel's padded tile work and the one adding its blocks' makespan over the SMs (when the
+    // raw folders give the GPU's SM count); the one nearest the held-out target is taken.
     std::vector<FitForm> forms{FitForm::kConstant};
     if (attn) forms = {FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency};
     if (attn && on_flops) forms.push_back(FitForm::kAttentionTiles);
+    if (attn && on_flops && std::all_of(samples.begin(), samples.end(), [&](const Sample& s) {
+          return s.attn->num_sms > 0 && s.attn->num_sms == samples[0].attn->num_sms;
+        }))
+      forms.push_back(FitForm::kAttentionMakespan);
     auto fit_on = [&](const std::vector<Sample>& sub, FitForm form) {
       if (form == FitForm::kConstant) return fit_constant(sub);
       if (form == FitForm::kAttentionTiles) return fit_attention_tiles(sub);
+      if (form == FitForm::kAttentionMakespan) return fit_attention_makespan(sub);
       return fit_attention(sub, on_flops, form == FitForm::kAttentionLinearEfficiency);
     };
+    costmodel::PrefillMakespanScratch scratch;
     std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.bytes < b.bytes; });
     std::vector<double> measured;
     for (const Sample& s : samples) measured.push_back(s.time_us);
     std::vector<CandidateError> candidates;
     for (FitForm form : forms) {
+      // The points of a fold share their training set: one fit per fold.
+      std::vector<int> fitted_on;
+      OpFit law;
       const HeldOutError e = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
-        std::vector<Sample> sub;
-        for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
-        return predict(fit_on(sub, form), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
+        if (train != fitted_on || fitted_on.empty()) {
+          std::vector<Sample> sub;
+          for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
+          law = fit_on(sub, form);
+          fitted_on = train;
+        }
+        return predict(law, query_for(law, samples[static_cast<size_t>(test)], scratch)).time_us;
       });
       candidates.push_back({form, e});
     }

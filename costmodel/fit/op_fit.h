@@ -12,6 +12,8 @@
 //    work units, estimated by costmodel/decode_units.h, each with its fixed cost);
 //  - attention_tiles (prefill): t = alpha + padded FLOPs / rate + per-block cost x Q tile elements
 //    + longest block's padded FLOPs / rate, the work as the kernel tiles it (costmodel/prefill_tiles.h);
+//  - attention_makespan (prefill): attention_tiles + the makespan of the kernel's blocks over the
+//    SMs x a rate per padded width (costmodel/prefill_makespan.h), with the schedule's constants;
 //  - roofline_derived: t = alpha + max(flops / rate, bytes / bw) with rates carried over from other
 //    measurements (not measured for this op: always flagged extrapolated);
 //  - constant: t = alpha (per-iteration overhead).
@@ -26,6 +28,7 @@
 #include "costmodel/decode_units.h"
 #include "costmodel/fit/held_out.h"
 #include "costmodel/fit/raw_reader.h"
+#include "costmodel/prefill_makespan.h"
 
 namespace fdc::fit {
 
@@ -37,6 +40,7 @@ enum class FitForm {
   kAttentionLinear,
   kAttentionLinearEfficiency,  // attention_linear over an efficiency curve in log bytes (half-octave bins)
   kAttentionTiles,             // prefill: linear in the kernel's padded tile work (prefill_tiles.h)
+  kAttentionMakespan,          // prefill: attention_tiles + the blocks' makespan over the SMs (prefill_makespan.h)
   kRooflineDerived,
   kConstant
 };
@@ -102,6 +106,11 @@ struct OpFit {
   // attention_tiles: per padded FLOP of all tiles, per Q tile element loaded (a block's fixed cost),
   // per padded FLOP of the longest block (the critical path when blocks are few).
   double us_per_padded_flop = 0, us_per_block_elem = 0, us_per_longest_flop = 0;
+  // attention_makespan: per padded FLOP of the makespan at padded width 64 and at 128 (OpQuery::
+  // makespan), and the schedule it is computed with (the SM count, a block's fixed cost, the speed
+  // of two blocks sharing an SM).
+  double us_per_makespan_flop_w64 = 0, us_per_makespan_flop_w128 = 0;
+  std::optional<costmodel::PrefillScheduleConstants> prefill_schedule;
   std::vector<Knot> knots;
   GemmGrid grid;                                    // gemm_roofline_grid
   Range axis;                                       // flops (GEMMs) or bytes: the measured range
@@ -133,6 +142,9 @@ struct OpQuery {
   double units = 0;
   // Prefill attention: the kernel's padded tile work (costmodel/prefill_tiles.h PrefillTileWork).
   double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
+  // Prefill attention, attention_makespan: the blocks' makespan over the SMs with the law's schedule
+  // (costmodel/prefill_makespan.h; makespan_query fills it for a measured case).
+  costmodel::PrefillMakespanWork makespan{};
   static OpQuery gemm(double m, double n, double k);
   static OpQuery of(const Sample& s);
 };
@@ -163,5 +175,11 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
 
 // The straggler feature of attention_linear: the longest sequence's work (bytes or flops).
 double straggler_work(const OpQuery& q, bool on_flops);
+
+// A measured prefill case's query with its makespan under `schedule`: the case's num_seqs equal
+// chunks of tokens / num_seqs new tokens after ctx_mean cached ones (as the benchmark runs them),
+// its q heads at its largest rank.
+OpQuery makespan_query(const Sample& s, const costmodel::PrefillScheduleConstants& schedule,
+                       costmodel::PrefillMakespanScratch& scratch);
 
 }  // namespace fdc::fit

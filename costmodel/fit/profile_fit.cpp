@@ -18,7 +18,8 @@ bool is_elementwise(const std::string& op) {
 
 }  // namespace
 
-FittedProfile fit_profile(const RawProfile& raw, bool decode_units) {
+FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches) {
+  const bool decode_units = switches.decode_units;
   FittedProfile p;
   p.gpu = raw.gpu_name;
   p.peaks = Peaks{raw.peak_tflops, raw.peak_gbps};
@@ -33,6 +34,12 @@ FittedProfile fit_profile(const RawProfile& raw, bool decode_units) {
                       s.where << ": decode attention needs the measured GPU's SM count to estimate its plan's units "
                                  "(provenance.json of the raw folder: gpus[0].sms)");
       if (!decode_units) s.attn->units = 0;  // a column of zeros: the least squares leave it out
+    }
+    if (s.attn && s.group == "attn_prefill") {
+      FDC_INPUT_CHECK(!switches.prefill_makespan || s.attn->num_sms > 0,
+                      s.where << ": prefill attention needs the measured GPU's SM count to schedule its blocks "
+                                 "(provenance.json of the raw folder: gpus[0].sms)");
+      if (!switches.prefill_makespan) s.attn->num_sms = 0;  // no SM count: attention_makespan is not tried
     }
     groups[s.group].push_back(std::move(s));
   }

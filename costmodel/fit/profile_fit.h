@@ -43,12 +43,21 @@ struct FittedProfile {
   }
 };
 
+// Terms of the attention laws that are off by default (docs/fit.md says why).
+struct FitSwitches {
+  // The decode law also prices the balanced plan's units (AttnFeatures::units; every decode case
+  // needs the GPU's SM count for them, an InputError naming the case otherwise) and keeps the plan
+  // constants; without it the column is left out and the law is the seven-column one.
+  bool decode_units = false;
+  // Prefill also tries attention_makespan, the tile law plus its blocks' makespan over the SMs
+  // (every prefill case needs the GPU's SM count, an InputError naming the case otherwise); the
+  // candidate nearest the held-out target is taken as for every op.
+  bool prefill_makespan = false;
+};
+
 // Groups the samples by op and fits each group; then adds the carried-over entries for the ops the
-// raw data lacks (add_carried_ops). With `decode_units` the decode law also prices the balanced
-// plan's units (AttnFeatures::units; every decode case needs the GPU's SM count for them, an
-// InputError naming the case otherwise) and keeps the plan constants; without it the column is
-// left out and the law is the seven-column one.
-FittedProfile fit_profile(const RawProfile& raw, bool decode_units = false);
+// raw data lacks (add_carried_ops).
+FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches = {});
 
 // The per-iteration overhead assumed when no iteration_overhead case was measured, in us.
 inline constexpr double kAssumedIterationOverheadUs = 200.0;

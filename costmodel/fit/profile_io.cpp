@@ -28,6 +28,11 @@ Json decode_plan_json(const costmodel::DecodePlanConstants& c) {
           {"min_unit_bytes", c.min_unit_bytes}};
 }
 
+// The prefill kernel's schedule the makespan is computed with (prefill_makespan.h).
+Json prefill_schedule_json(const costmodel::PrefillScheduleConstants& c) {
+  return {{"num_sms", c.num_sms}, {"block_fixed_tiles", c.block_fixed_tiles}, {"shared_speed", c.shared_speed}};
+}
+
 Json op_json(const OpFit& f) {
   Json params = Json::object();
   if (f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid) {
@@ -48,11 +53,16 @@ Json op_json(const OpFit& f) {
     if (f.us_per_stage_byte != 0) params["us_per_stage_byte"] = f.us_per_stage_byte;
     FDC_CHECK(f.us_per_unit == 0 || f.decode_plan, f.op << ": a per-unit term without the plan constants of its units");
     if (f.decode_plan) params["us_per_unit"] = f.us_per_unit;
-  } else if (f.form == FitForm::kAttentionTiles) {
+  } else if (f.form == FitForm::kAttentionTiles || f.form == FitForm::kAttentionMakespan) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_padded_flop", f.us_per_padded_flop},
               {"us_per_block_elem", f.us_per_block_elem},
               {"us_per_longest_flop", f.us_per_longest_flop}};
+    if (f.form == FitForm::kAttentionMakespan) {
+      FDC_CHECK(f.prefill_schedule, f.op << ": an attention_makespan law without the schedule of its makespan");
+      params["us_per_makespan_flop_w64"] = f.us_per_makespan_flop_w64;
+      params["us_per_makespan_flop_w128"] = f.us_per_makespan_flop_w128;
+    }
   } else {
     params = {{"alpha_us", f.alpha_us}, {"us_per_byte", f.us_per_byte}, {"us_per_flop", f.us_per_flop}};
     // Informative only (not read back): the bandwidth the slope stands for.
@@ -83,6 +93,7 @@ Json op_json(const OpFit& f) {
     j["efficiency_grid"] = grid;  // [m, n, k, efficiency] per measured shape
   }
   if (f.decode_plan) j["decode_plan"] = decode_plan_json(*f.decode_plan);
+  if (f.form == FitForm::kAttentionMakespan) j["prefill_schedule"] = prefill_schedule_json(*f.prefill_schedule);
   if (f.extrapolated) j["extrapolated"] = true, j["note"] = f.note;
   return j;
 }
@@ -142,6 +153,21 @@ costmodel::DecodePlanConstants decode_plan_from_json(const Reader& r, const Json
   return c;
 }
 
+costmodel::PrefillScheduleConstants prefill_schedule_from_json(const Reader& r, const Json& j) {
+  costmodel::PrefillScheduleConstants c;
+  const double sms = r.number(j, "num_sms");
+  FDC_INPUT_CHECK(sms >= 1 && sms == std::floor(sms) && sms < 1e6,
+                  r.where() << ": prefill_schedule.num_sms must be an integer >= 1, found " << sms);
+  c.num_sms = static_cast<int>(sms);
+  c.block_fixed_tiles = r.number(j, "block_fixed_tiles");
+  FDC_INPUT_CHECK(c.block_fixed_tiles >= 0,
+                  r.where() << ": prefill_schedule.block_fixed_tiles must be >= 0, found " << c.block_fixed_tiles);
+  c.shared_speed = r.number(j, "shared_speed");
+  FDC_INPUT_CHECK(c.shared_speed > 0 && c.shared_speed <= 1,
+                  r.where() << ": prefill_schedule.shared_speed must be in (0, 1], found " << c.shared_speed);
+  return c;
+}
+
 OpFit op_from_json(const std::string& op, const Json& j, const std::string& source) {
   const Reader r(source + ": ops." + op);
   OpFit f;
@@ -179,10 +205,15 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     FDC_INPUT_CHECK(ax == "flops" || ax == "bytes",
                     source << ": ops." << op << ": 'straggler_axis' must be \"flops\" or \"bytes\"");
     f.straggler_on_flops = ax == "flops";
-  } else if (f.form == FitForm::kAttentionTiles) {
+  } else if (f.form == FitForm::kAttentionTiles || f.form == FitForm::kAttentionMakespan) {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_padded_flop = r.number(params, "us_per_padded_flop");
     f.us_per_block_elem = r.number(params, "us_per_block_elem");
     f.us_per_longest_flop = r.number(params, "us_per_longest_flop");
+    if (f.form == FitForm::kAttentionMakespan) {
+      f.us_per_makespan_flop_w64 = r.number(params, "us_per_makespan_flop_w64");
+      f.us_per_makespan_flop_w128 = r.number(params, "us_per_makespan_flop_w128");
+      f.prefill_schedule = prefill_schedule_from_json(r, r.at(j, "prefill_schedule"));
+    }
   } else {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop");

@@ -114,8 +114,9 @@ bool ranks_mixed(const Entry& e) { return e.has("ranks_mixed") && e.counter("ran
 
 // Prefill: the kernel's padded tile work of the case (costmodel/prefill_tiles.h). The profile's
 // prefill batches are num_seqs equal chunks of tokens / num_seqs new tokens after ctx_mean cached
-// ones; the longest chunk sees ctx_max cached tokens.
-void add_prefill_tiles(const Entry& e, AttnFeatures& a) {
+// ones; the longest chunk sees ctx_max cached tokens. And the GPU's SM count, for the makespan.
+void add_prefill_tiles(const Entry& e, AttnFeatures& a, const RawProfile& out) {
+  if (out.decode_plan) a.num_sms = out.decode_plan->num_sms;
   const bool mixed = ranks_mixed(e);
   a.max_rank = e.has("max_rank") ? e.positive("max_rank") : mixed ? kMixedTableMaxRank : std::max(a.rank_qk, a.rank_v);
   const auto seqs = static_cast<int64_t>(std::llround(a.num_seqs));
@@ -222,7 +223,7 @@ void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
     add_decode_stage_bytes(e, a);
     add_decode_units(e, a, out);
   } else {
-    add_prefill_tiles(e, a);
+    add_prefill_tiles(e, a, out);
   }
   s.attn = a;
   out.samples.push_back(std::move(s));

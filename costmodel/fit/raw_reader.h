@@ -26,6 +26,9 @@ struct AttnFeatures {
   // (costmodel/prefill_tiles.h); 0 for decode.
   double max_rank = 0;
   double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
+  // Prefill: the SMs of the measured GPU (provenance.json gpus[0].sms), which the blocks' makespan
+  // needs (costmodel/prefill_makespan.h); 0 when the folder does not say.
+  double num_sms = 0;
   // Decode: K/V bytes as the kernel stages them, every class's rows at decode_stage_width
   // (costmodel/attention_dims.h) of its larger rank; 0 for prefill.
   double stage_bytes = 0;
@@ -71,7 +74,8 @@ struct RawProfile {
   std::string peaks_source = "peak/gemm_bf16 and peak/device_copy";
   std::string gpu_name;
   // The decode kernel's plan constants on the measured GPU (its SM count from provenance.json
-  // gpus[0].sms): decode cases need them to estimate their plan's units.
+  // gpus[0].sms): decode cases need them to estimate their plan's units, prefill cases the SM count
+  // for their blocks' makespan.
   std::optional<costmodel::DecodePlanConstants> decode_plan;
   std::string decode_plan_source;  // the provenance.json it came from
 };

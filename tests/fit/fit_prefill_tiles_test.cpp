@@ -9,11 +9,12 @@
 #include <doctest/doctest.h>
 
 #include "costmodel/batch.h"
-#include "costmodel/forward_pass.h"
 #include "costmodel/fit/op_fit.h"
 #include "costmodel/fit/profile_io.h"
 #include "costmodel/fit/raw_reader.h"
+#include "costmodel/forward_pass.h"
 #include "costmodel/prefill_tiles.h"
+#include "tests/fit/prefill_entry.h"
 #include "tests/traces/temp_file.h"
 
 namespace fdc::costmodel {
@@ -147,23 +148,10 @@ constexpr double kAlpha = 3.0, kPerPadded = 2e-9, kPerBlockElem = 1e-6, kPerLong
 std::string prefill_entry(int seqs, int chunk, int prefix, int rank, bool mixed, bool with_max_rank) {
   costmodel::PrefillTileCounts n;
   for (int s = 0; s < seqs; ++s) n.add(chunk, prefix);
-  const int max_rank = mixed ? 128 : rank;
-  const costmodel::PrefillTileWork w = costmodel::prefill_tile_work(n, 40, max_rank);
+  const costmodel::PrefillTileWork w = costmodel::prefill_tile_work(n, 40, mixed ? 128 : rank);
   const double t =
       kAlpha + kPerPadded * w.padded_flops + kPerBlockElem * w.block_elems + kPerLongest * w.longest_block_flops;
-  const double mean_rank = mixed ? 80 : rank;
-  std::ostringstream os;
-  os.precision(17);
-  os << R"({"name": "attn_prefill/s)" << seqs << "/q" << chunk << "/ctx" << prefix << "/r" << rank << (mixed ? "m" : "")
-     << R"(/manual_time", "real_time": )" << t << R"(, "time_unit": "us", "num_seqs": )" << seqs << R"(, "tokens": )"
-     << seqs * chunk << R"(, "ctx_mean": )" << prefix << R"(, "ctx_max": )" << prefix << R"(, "ctx_cv": 0, "rank_qk": )"
-     << mean_rank << R"(, "rank_v": )" << mean_rank << R"(, "rank_qk_lo": )" << mean_rank << R"(, "rank_v_lo": )"
-     << mean_rank << R"(, "lo_fraction": 0, "group": 1, "q_heads": 40,)"
-     << R"( "kv_heads": 40, "head_dim": 128, "ranks_mixed": )" << (mixed ? 1 : 0);
-  if (with_max_rank) os << R"(, "max_rank": )" << max_rank;
-  os << R"(, "bytes": )" << 1e6 * seqs * (chunk + prefix) * mean_rank / 128 << R"(, "flops": )"
-     << 1e3 * seqs * chunk * (chunk / 2.0 + prefix) * mean_rank << "}";
-  return os.str();
+  return test::prefill_entry_json(seqs, chunk, prefix, rank, mixed, with_max_rank, t);
 }
 
 std::string prefill_file(bool with_max_rank) {

@@ -122,7 +122,7 @@ TEST_CASE("fit: decode cases carry their staged bytes, rows padded to the kernel
   REQUIRE(p.samples.size() == 2);
   CHECK(p.samples[0].attn->units == -1);
   try {
-    (void)fit_profile(p, true);
+    (void)fit_profile(p, {.decode_units = true});
     FAIL("no error");
   } catch (const InputError& e) {
     CHECK(std::string(e.what()).find(f.path()) != std::string::npos);
@@ -256,7 +256,7 @@ TEST_CASE("fit: the committed H200 raw profile fits, with finite held-out errors
 
 TEST_CASE("fit --decode-units: the decode law prices the plan's units and keeps the plan constants") {
   const RawProfile r = read_raw_profiles({test::source_path("configs/profiles/raw/h200-1gpu-20261128-k2")});
-  const FittedProfile with = fit_profile(r, true), without = fit_profile(r);
+  const FittedProfile with = fit_profile(r, {.decode_units = true}), without = fit_profile(r);
   const OpFit& w = with.ops.at("attn_decode");
   REQUIRE(w.decode_plan);
   CHECK(w.decode_plan->num_sms == 132);
