@@ -12,15 +12,16 @@
 // instructions at any rank.
 //
 // One block of 4 warps runs one DecodeUnit; the unit's tokens are cut into stages of SUB x 16
-// tokens (SUB = 1 at width W = 128, 2 at W = 64, 4 at W = 32; W is the unit's larger rank rounded up),
-// dealt to the warps in turn. Each warp runs its own 2-stage cp.async pipeline into its own shared
-// memory (rows of stride W + 8, or swizzled 64-byte rows at W = 32, so ldmatrix is conflict-free)
-// and its own online softmax, with no block barrier until the final merge. A 16-token slice of a page whose class slots
-// are a multiple of 16 is one contiguous run of K (V) rows, so its copies need one page lookup and offsets computed
-// once per unit; shared pages with other slot counts look pages up per 16-byte chunk. Columns between a rank and its
-// multiple of 16 are zeroed once per unit, rows past the unit are zero-filled by the copies; the dim loops stop at the
-// unit's own ranks, so time follows the kept dims. Each slice's page index is read one stage before its copies are
-// issued, so the page-table load does not stall the warp.
+// tokens (SUB = 1 at width W = 128, 2 at W = 64, 4 at W = 32; W is the unit's larger rank rounded
+// up), dealt to the warps in turn. Each warp runs its own 2-stage cp.async pipeline into its own
+// shared memory (rows of stride W + 8, or swizzled 64-byte rows at W = 32: ldmatrix without bank
+// conflicts) and its own online softmax, with no block barrier until the final merge. A 16-token slice
+// of a page whose class slots are a multiple of 16 is one contiguous run of K (V) rows, so its
+// copies need one page lookup and offsets computed once per unit; shared pages with other slot
+// counts look pages up per 16-byte chunk. Columns between a rank and its multiple of 16 are zeroed
+// once per unit, rows past the unit are zero-filled by the copies; the dim loops stop at the unit's
+// own ranks, so time follows the kept dims. Each slice's page index is read one stage before its
+// copies are issued, so the page-table load does not stall the warp.
 //
 // Two stages, not three: 72 KiB of shared memory lets three blocks (12 warps) share an SM, and on
 // an H200 that beat three stages with two blocks by 3-4% with mixed ranks (docs/kernels.md).
