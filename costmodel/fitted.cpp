@@ -168,6 +168,8 @@ double FittedCostModel::seconds(const OpCall& c) const {
                                                            c.lo_share, c.layer->decode_head_bytes, *f->decode_plan);
         q.units = c.decode_class < 0 ? u.total() : c.decode_class == 0 ? u.hi : u.lo;
       }
+      if (c.kind == OpKind::kAttnPrefill && profile_.attn_prefill_in_layer)  // as it runs in measured layers
+        return priced(f, q) / profile_.attn_prefill_in_layer->efficiency(c.m) * 1e-6;
       return priced(f, q) * 1e-6;
     default:
       return priced(f, q) * 1e-6;
@@ -255,6 +257,7 @@ std::string FittedCostModel::describe() const {
     os << ", every op measured";
   }
   if (profile_.gemm_in_layer) os << "; GEMMs calibrated in measured layers";
+  if (profile_.attn_prefill_in_layer) os << "; prefill attention calibrated in measured layers";
   return os.str();
 }
 

@@ -69,7 +69,7 @@ struct OpCall {
   OpWork work;  // per GPU; collectives: comm_bytes = payload x the nccl-tests send factor
   double times = 1;
   RooflineRate rate = RooflineRate::kNone;
-  double m = 0, n = 0, k = 0;  // GEMMs; kv_append: m = its (token, KV head) pairs
+  double m = 0, n = 0, k = 0;  // GEMMs; kv_append: m = its (token, KV head) pairs; attn_prefill: m = prompt rows
   int gpus = 0;                // collectives: GPUs taking part
   double nccl_bytes = 0;       // collectives: the nccl-tests size (per-rank buffer) of the call
   bool rotate = false;         // RoPE: with the FDC rotation (false: RoPE alone)
@@ -154,6 +154,7 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
                                0},
                         RooflineRate::kAttention, n);
       c.seqs = b.prefill_seqs;
+      c.m = static_cast<double>(b.prefill_tokens);  // the in-layer calibration's axis
       c.keys_mean = static_cast<double>(b.prefill_kv_tokens) / static_cast<double>(b.prefill_seqs);
       c.keys_max = static_cast<double>(b.prefill_kv_max);
       c.tiles = prefill_tile_work(b.prefill_tiles, g.shard.q_heads, g.shard.max_rank_hi);

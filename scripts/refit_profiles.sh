@@ -4,7 +4,9 @@
 #   scripts/refit_profiles.sh [FDCSIM [FIT_FLAG...]]      (default: build/fdcsim; a CPU-only build is enough)
 #
 # FIT_FLAGs (e.g. --decode-units, --prefill-makespan: terms that are off by default, docs/fit.md)
-# go to the two fits of the raw folders; without any the committed profiles are reproduced.
+# go to the two fits of the raw folders, except --attn-in-layer, which also calibrates prefill
+# attention on the per-op layer reports (`fit --attn-in-layer-from`, off by default); without any
+# the committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
 # docs/results/layer-check-20261128b) and the iteration overhead on engine timelines
@@ -14,7 +16,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/fdcsim}
-fit_flags=("${@:2}")
+fit_flags=()
+attn_in_layer=0
+for f in "${@:2}"; do
+  if [[ "$f" == --attn-in-layer ]]; then attn_in_layer=1; else fit_flags+=("$f"); fi
+done
 [[ -x "$bin" ]] || { echo "refit_profiles.sh: $bin is not an executable fdcsim (pass the path)" >&2; exit 2; }
 R=configs/profiles/raw
 # A fixed scratch folder (git ignores results/), so that the profiles' `fitted_by` is the same on
@@ -31,7 +37,10 @@ unz() { gunzip -c "$1" > "$tmp/$(basename "${1%.gz}")"; echo "$tmp/$(basename "$
   "$R/h100-2gpu-20261128-comm/ulysses" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
 L=docs/results/layer-check-20261128b
 args=()
-for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do args+=(--in-layer-from "$L/layer-h100-$p-perop.json"); done
+for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
+  args+=(--in-layer-from "$L/layer-h100-$p-perop.json")
+  if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L/layer-h100-$p-perop.json"); fi
+done
 for f in "$R"/h100-1gpu-20261128-engine2/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$(unz "$f")")
 done
@@ -44,7 +53,10 @@ done
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" ${fit_flags[@]+"${fit_flags[@]}"} \
   --out "$tmp/h200.json"
 args=()
-for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do args+=(--in-layer-from "$L/layer-h200-$p-perop.json"); done
+for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
+  args+=(--in-layer-from "$L/layer-h200-$p-perop.json")
+  if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L/layer-h200-$p-perop.json"); fi
+done
 for f in "$R"/h200-1gpu-20261128-engine/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done
 for f in "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
 "$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json

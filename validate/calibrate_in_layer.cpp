@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <span>
 
 #include "core/error.h"
 #include "costmodel/fit/held_out.h"
@@ -17,12 +18,36 @@ namespace {
 
 constexpr costmodel::OpKind kLayerGemms[] = {costmodel::OpKind::kQkvProj, costmodel::OpKind::kOutProj,
                                              costmodel::OpKind::kMlpUp, costmodel::OpKind::kMlpDown};
+constexpr costmodel::OpKind kPrefillAttention[] = {costmodel::OpKind::kAttnPrefill};
 constexpr double kKnotSpan = 1.25;  // row counts within this factor of a group's smallest share a knot
 
-double gemm_ms(const std::array<double, costmodel::kNumOpKinds>& op, double scale) {
+struct TargetInfo {
+  std::span<const costmodel::OpKind> ops;
+  const char* name;  // in messages and the note
+  const char* ops_text;
+};
+
+TargetInfo info(InLayerTarget t) {
+  return t == InLayerTarget::kGemms
+             ? TargetInfo{kLayerGemms, "GEMM", "the layers' QKV, output-projection and MLP GEMM times"}
+             : TargetInfo{kPrefillAttention, "prefill attention", "the layers' prefill attention times"};
+}
+
+double ops_ms(std::span<const costmodel::OpKind> ops, const std::array<double, costmodel::kNumOpKinds>& op,
+              double scale) {
   double s = 0;
-  for (costmodel::OpKind k : kLayerGemms) s += op[static_cast<size_t>(k)] * scale;
+  for (costmodel::OpKind k : ops) s += op[static_cast<size_t>(k)] * scale;
   return s;
+}
+
+// A batch's rows on the target's axis: new tokens (GEMMs) or prompt tokens (prefill attention).
+double rows_of(InLayerTarget t, const LayerCheckRow& row) {
+  if (t == InLayerTarget::kGemms) return static_cast<double>(row.new_tokens);
+  double prompt = 0;
+  for (const LayerBatch& b : parse_layer_batches(row.label))
+    for (const BatchPart& p : b.parts)
+      if (p.kind == PartKind::kPrefill) prompt += static_cast<double>(p.seqs) * p.new_tokens;
+  return prompt;
 }
 
 fit::HeldOutError summary(const std::string& method, const std::vector<double>& ape) {
@@ -33,11 +58,16 @@ fit::HeldOutError summary(const std::string& method, const std::vector<double>& 
 
 }  // namespace
 
+std::optional<fit::InLayerCalibration>& in_layer_of(fit::FittedProfile& profile, InLayerTarget target) {
+  return target == InLayerTarget::kGemms ? profile.gemm_in_layer : profile.attn_prefill_in_layer;
+}
+
 std::vector<InLayerPoint> in_layer_points(const fit::FittedProfile& profile, const costmodel::ProfileRef& ref,
-                                          const std::vector<std::string>& report_paths) {
+                                          const std::vector<std::string>& report_paths, InLayerTarget target) {
   FDC_INPUT_CHECK(!report_paths.empty(), "in-layer calibration needs at least one layer-check report");
+  const TargetInfo t = info(target);
   auto plain = std::make_shared<fit::FittedProfile>(profile);
-  plain->gemm_in_layer.reset();  // the laws alone
+  in_layer_of(*plain, target).reset();  // the laws alone
   std::vector<InLayerPoint> out;
   for (size_t r = 0; r < report_paths.size(); ++r) {
     const std::string& path = report_paths[r];
@@ -53,15 +83,20 @@ std::vector<InLayerPoint> in_layer_points(const fit::FittedProfile& profile, con
     e.profile = plain;
     e.profile_ref = ref;
     const std::vector<LayerCheckRow> rows = repredict_layer_check(e, s);
-    int used = 0;
+    int per_op = 0, used = 0;
     for (const LayerCheckRow& row : rows) {
       if (!row.has_measured_ops) continue;
-      const double measured = gemm_ms(row.measured_op_ms, 1.0), predicted = gemm_ms(row.predicted.op_s, 1e3);
-      FDC_INPUT_CHECK(measured > 0, path << ": batch '" << row.label << "' has no measured GEMM time");
-      out.push_back({static_cast<int>(r), static_cast<double>(row.new_tokens), predicted, measured});
+      ++per_op;
+      const double rows_n = rows_of(target, row);
+      if (rows_n <= 0) continue;  // a batch without the target's ops (decode only, for prefill attention)
+      const double measured = ops_ms(t.ops, row.measured_op_ms, 1.0),
+                   predicted = ops_ms(t.ops, row.predicted.op_s, 1e3);
+      FDC_INPUT_CHECK(measured > 0, path << ": batch '" << row.label << "' has no measured " << t.name << " time");
+      out.push_back({static_cast<int>(r), rows_n, predicted, measured});
       ++used;
     }
-    FDC_INPUT_CHECK(used > 0, path << ": no batch was measured per op: measure with `fdcsim layer-check --per-op`");
+    FDC_INPUT_CHECK(per_op > 0, path << ": no batch was measured per op: measure with `fdcsim layer-check --per-op`");
+    FDC_INPUT_CHECK(used > 0, path << ": no batch runs " << t.name << " (measure batches that do)");
   }
   return out;
 }
@@ -84,10 +119,11 @@ std::vector<fit::Knot> in_layer_knots(const std::vector<InLayerPoint>& points) {
   return knots;
 }
 
-fit::InLayerGemm calibrate_gemm_in_layer(const fit::FittedProfile& profile, const costmodel::ProfileRef& ref,
-                                         const std::vector<std::string>& report_paths) {
-  const std::vector<InLayerPoint> points = in_layer_points(profile, ref, report_paths);
-  fit::InLayerGemm g;
+fit::InLayerCalibration calibrate_in_layer(const fit::FittedProfile& profile, const costmodel::ProfileRef& ref,
+                                           const std::vector<std::string>& report_paths, InLayerTarget target) {
+  const TargetInfo t = info(target);
+  const std::vector<InLayerPoint> points = in_layer_points(profile, ref, report_paths, target);
+  fit::InLayerCalibration g;
   g.knots = in_layer_knots(points);
   g.points = static_cast<int>(points.size());
   g.rows = {points.front().rows, points.front().rows};
@@ -106,16 +142,13 @@ fit::InLayerGemm calibrate_gemm_in_layer(const fit::FittedProfile& profile, cons
       if (x.report == r)
         held.push_back(100.0 * std::abs(x.predicted_ms / fit::efficiency(k, std::log2(x.rows)) / x.measured_ms - 1.0));
   }
-  g.held_out = reports > 1 ? summary(
-                                 "leave one report out: each report's GEMM time per batch predicted with the "
-                                 "other reports' knots",
-                                 held)
+  g.held_out = reports > 1 ? summary(std::string("leave one report out: each report's ") + t.name +
+                                         " time per batch predicted with the other reports' knots",
+                                     held)
                            : summary("none (one report)", {});
-  g.before = summary("the same batches priced by the GEMM laws alone", before);
+  g.before = summary(std::string("the same batches priced by the ") + t.name + " laws alone", before);
   g.note = "calibrated from " + std::to_string(points.size()) + " batches of layer-check --per-op reports (" +
-           file_names(report_paths) +
-           "): per knot, the layers' QKV, output-projection and MLP GEMM times priced by the laws over their "
-           "measured times";
+           file_names(report_paths) + "): per knot, " + t.ops_text + " priced by the laws over their measured times";
   return g;
 }
 

@@ -3,6 +3,11 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/run_guarded.h"
@@ -89,16 +94,18 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
     }
     os << "\n";
   }
-  if (p.gemm_in_layer) {
-    const fit::InLayerGemm& g = *p.gemm_in_layer;
-    os << "  GEMMs in a layer (gemm_in_layer): efficiency";
-    for (const fit::Knot& k : g.knots) {
+  for (const auto& [g, title] :
+       {std::pair{&p.gemm_in_layer, "GEMMs in a layer (gemm_in_layer)"},
+        std::pair{&p.attn_prefill_in_layer, "prefill attention in a layer (attn_prefill_in_layer)"}}) {
+    if (!*g) continue;
+    os << "  " << title << ": efficiency";
+    for (const fit::Knot& k : (*g)->knots) {
       std::snprintf(line, sizeof line, " %.3f at %.0f rows;", k.efficiency, std::exp2(k.log2_axis));
       os << line;
     }
-    os << " layer GEMM time error " << pct(g.before.median_ape_pct) << " / " << pct(g.before.p90_ape_pct)
-       << " (median / P90) with the laws alone, held out " << pct(g.held_out.median_ape_pct) << " / "
-       << pct(g.held_out.p90_ape_pct) << "\n    " << g.note << "\n";
+    os << " layer op time error " << pct((*g)->before.median_ape_pct) << " / " << pct((*g)->before.p90_ape_pct)
+       << " (median / P90) with the laws alone, held out " << pct((*g)->held_out.median_ape_pct) << " / "
+       << pct((*g)->held_out.p90_ape_pct) << "\n    " << (*g)->note << "\n";
   }
   if (p.derived.is_object() && p.derived.contains("method"))
     os << "  derived: " << p.derived["method"].get<std::string>() << "\n";
@@ -148,32 +155,39 @@ std::string held(const fit::HeldOutError& h) {
   return "median " + pct(h.median_ape_pct) + ", P90 " + pct(h.p90_ape_pct);
 }
 
-// --in-layer-from and/or --overhead-from: calibrations of --from, the GEMMs first (the overhead is
-// what remains of the engine's iterations once the ops are priced as they run in a layer).
+// --in-layer-from, --attn-in-layer-from and/or --overhead-from: calibrations of --from, the ops in a
+// layer first (the overhead is what remains of the engine's iterations once the ops are priced as
+// they run in a layer).
 int run_calibrate(const FitOptions& o) {
   FDC_INPUT_CHECK(!o.from.empty(),
-                  "fit --overhead-from / --in-layer-from needs --from PROFILE (the profile to calibrate)");
+                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from needs --from PROFILE (the profile to "
+                  "calibrate)");
   FDC_INPUT_CHECK(o.raw_dirs.empty() && !o.derive,
-                  "fit --overhead-from / --in-layer-from takes no raw inputs and no --derive");
+                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from takes no raw inputs and no --derive");
   auto [prof, ref] = sim::load_profile(o.from, "", "--from");
   // The calibration comes after whatever made the profile: keep both commands.
   std::string command = prof.fitted_by.empty() ? "" : prof.fitted_by + "; then ";
   command += "fdcsim fit --from " + o.from;
-  if (!o.in_layer_from.empty()) {
-    const bool had = prof.gemm_in_layer.has_value();
-    prof.gemm_in_layer = validate::calibrate_gemm_in_layer(prof, ref, o.in_layer_from);
-    for (const auto& r : o.in_layer_from) command += " --in-layer-from " + r;
-    const fit::InLayerGemm& g = *prof.gemm_in_layer;
-    std::cout << "  gemm_in_layer: " << g.knots.size() << " knots from " << g.points << " measured batches (rows "
+  for (const auto& [reports, target, option, name] :
+       {std::tuple{&o.in_layer_from, validate::InLayerTarget::kGemms, "--in-layer-from", "gemm_in_layer"},
+        std::tuple{&o.attn_in_layer_from, validate::InLayerTarget::kAttnPrefill, "--attn-in-layer-from",
+                   "attn_prefill_in_layer"}}) {
+    if (reports->empty()) continue;
+    std::optional<fit::InLayerCalibration>& slot = validate::in_layer_of(prof, target);
+    const bool had = slot.has_value();
+    slot = validate::calibrate_in_layer(prof, ref, *reports, target);
+    for (const auto& r : *reports) command += std::string(" ") + option + " " + r;
+    const fit::InLayerCalibration& g = *slot;
+    std::cout << "  " << name << ": " << g.knots.size() << " knots from " << g.points << " measured batches (rows "
               << g.rows.min << ".." << g.rows.max << ")" << (had ? ", replacing the profile's" : "") << "\n";
     for (const fit::Knot& k : g.knots) {
       char line[120];
-      std::snprintf(line, sizeof line, "    %7.0f rows: efficiency %.3f (GEMMs x %.3f)\n", std::exp2(k.log2_axis),
+      std::snprintf(line, sizeof line, "    %7.0f rows: efficiency %.3f (op time x %.3f)\n", std::exp2(k.log2_axis),
                     k.efficiency, 1.0 / k.efficiency);
       std::cout << line;
     }
-    std::cout << "    layer GEMM time error: laws alone " << held(g.before) << "; held out (" << g.held_out.method
-              << ") " << held(g.held_out) << "\n";
+    std::cout << "    layer op time error: laws alone " << held(g.before) << "; held out (" << g.held_out.method << ") "
+              << held(g.held_out) << "\n";
   }
   std::vector<validate::OverheadCalibration> calibrations;
   if (!o.overhead_from.empty()) {
@@ -193,10 +207,13 @@ int run_calibrate(const FitOptions& o) {
                   c.residual_p90_us, c.before_median_pct, c.before_p90_pct, c.held_out_median_pct, c.held_out_p90_pct);
     std::cout << line;
   }
-  std::cout << "  wrote " << o.out << " (profile '" << ref.name << "' with "
-            << (o.in_layer_from.empty() ? "" : "GEMMs calibrated in measured layers")
-            << (!o.in_layer_from.empty() && !calibrations.empty() ? " and " : "")
-            << (calibrations.empty() ? "" : "calibrated overheads") << ")\n";
+  std::vector<std::string> what;
+  if (!o.in_layer_from.empty()) what.push_back("GEMMs calibrated in measured layers");
+  if (!o.attn_in_layer_from.empty()) what.push_back("prefill attention calibrated in measured layers");
+  if (!calibrations.empty()) what.push_back("calibrated overheads");
+  std::cout << "  wrote " << o.out << " (profile '" << ref.name << "' with ";
+  for (size_t i = 0; i < what.size(); ++i) std::cout << (i == 0 ? "" : " and ") << what[i];
+  std::cout << ")\n";
   return kExitOk;
 }
 
@@ -228,6 +245,11 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
                   "measured on that GPU (docs/fit.md) and write the profile to --out; repeatable; with "
                   "--overhead-from, this comes first")
       ->check(CLI::ExistingFile);
+  sub->add_option("--attn-in-layer-from", o.attn_in_layer_from,
+                  "Calibrate --from's prefill attention as it runs inside a layer from `fdcsim layer-check --per-op` "
+                  "reports measured on that GPU (off by default: docs/fit.md) and write the profile to --out; "
+                  "repeatable; with --overhead-from, this comes first")
+      ->check(CLI::ExistingFile);
   sub->add_flag("--decode-units", o.decode_units,
                 "Price the balanced decode plan's work units in the decode attention law (an eighth column, "
                 "off by default: docs/fit.md, \"Decode attention: the plan's units\")");
@@ -248,7 +270,7 @@ void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
 int run_fit(const FitOptions& o) {
   return run_guarded([&]() -> int {
     if (o.derive) return run_derive(o);
-    if (!o.overhead_from.empty() || !o.in_layer_from.empty()) return run_calibrate(o);
+    if (!o.overhead_from.empty() || !o.in_layer_from.empty() || !o.attn_in_layer_from.empty()) return run_calibrate(o);
     FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");
     std::string command = "fdcsim fit";
     for (const std::string& d : o.raw_dirs) command += " " + d;

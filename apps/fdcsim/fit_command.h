@@ -5,6 +5,7 @@
 // per-iteration overhead calibrated from engine runs (validate/calibrate.h);
 // `fdcsim fit --from PROFILE --in-layer-from REPORT... --out FILE`: its GEMMs calibrated on layers
 // measured per op (validate/calibrate_in_layer.h; with --overhead-from too, this comes first);
+// `--attn-in-layer-from REPORT...` likewise for its prefill attention (off by default, docs/fit.md);
 // `fdcsim profile-report PROFILE`: prints each op's form, coverage and held-out error.
 #pragma once
 
@@ -25,8 +26,9 @@ struct FitOptions {
   std::string from_hardware;               // --derive: the measured GPU's hardware config ("" = the one naming --from)
   std::vector<std::string> overhead_from;  // engine timelines calibrating --from's iteration overhead
   std::vector<std::string> in_layer_from;  // layer-check --per-op reports calibrating --from's GEMMs in a layer
-  bool decode_units = false;               // price the balanced decode plan's units in the decode law (docs/fit.md)
-  bool prefill_makespan = false;           // try the prefill law with its blocks' makespan over the SMs (docs/fit.md)
+  std::vector<std::string> attn_in_layer_from;  // ... calibrating --from's prefill attention in a layer
+  bool decode_units = false;      // price the balanced decode plan's units in the decode law (docs/fit.md)
+  bool prefill_makespan = false;  // try the prefill law with its blocks' makespan over the SMs (docs/fit.md)
 };
 
 struct ProfileReportOptions {

@@ -1,6 +1,7 @@
 #include "costmodel/fit/derive.h"
 
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 
@@ -91,11 +92,13 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
     f.candidates.clear();
     p.ops[op] = f;
   }
-  if (from.gemm_in_layer) {  // a share of the isolated time: carried over as measured there
-    p.gemm_in_layer = from.gemm_in_layer;
-    p.gemm_in_layer->note =
-        "carried over unchanged from " + from_label + " (" + from.gpu + "): " + from.gemm_in_layer->note;
-    p.gemm_in_layer->held_out = {"none (carried over, not measured)", 0, std::nullopt, std::nullopt};
+  // In-layer calibrations are shares of the isolated time: carried over as measured there.
+  for (auto [mine, theirs] : {std::pair{&p.gemm_in_layer, &from.gemm_in_layer},
+                              std::pair{&p.attn_prefill_in_layer, &from.attn_prefill_in_layer}}) {
+    if (!*theirs) continue;
+    *mine = *theirs;
+    (*mine)->note = "carried over unchanged from " + from_label + " (" + from.gpu + "): " + (*theirs)->note;
+    (*mine)->held_out = {"none (carried over, not measured)", 0, std::nullopt, std::nullopt};
   }
   return p;
 }

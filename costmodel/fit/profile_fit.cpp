@@ -50,7 +50,7 @@ FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches) {
   return p;
 }
 
-double InLayerGemm::efficiency(double rows_m) const {
+double InLayerCalibration::efficiency(double rows_m) const {
   return rows_m > 0 ? fit::efficiency(knots, std::log2(rows_m)) : 1.0;
 }
 

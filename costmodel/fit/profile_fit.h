@@ -11,15 +11,16 @@
 
 namespace fdc::fit {
 
-// How the GEMMs of a forward pass run against their isolated microbenchmarks (fdcsim fit
-// --in-layer-from, docs/fit.md): an efficiency (the law's time over the time inside a measured
-// layer) per measured row count, interpolated in log2 rows and constant beyond the ends. The cost
-// model divides every GEMM's law time by it.
-struct InLayerGemm {
+// How ops of a forward pass run against their isolated microbenchmarks (fdcsim fit --in-layer-from
+// for the GEMMs, --attn-in-layer-from for prefill attention; docs/fit.md): an efficiency (the law's
+// time over the time inside a measured layer) per measured row count, interpolated in log2 rows and
+// constant beyond the ends. The cost model divides the op's law time by it (GEMMs at their M,
+// prefill attention at the call's prompt rows).
+struct InLayerCalibration {
   std::vector<Knot> knots;  // (log2 rows, efficiency), rows ascending
   Range rows;               // the row counts measured
   int points = 0;           // batches of the layer-check reports it comes from
-  HeldOutError held_out;    // the layers' GEMM time per batch, each report predicted by the others' knots
+  HeldOutError held_out;    // the layers' op time per batch, each report predicted by the others' knots
   HeldOutError before;      // the same batches without the correction
   std::string note;         // where it comes from
   double efficiency(double rows_m) const;
@@ -35,8 +36,9 @@ struct FittedProfile {
   // records from what and how.
   bool extrapolated = false;
   Json derived = nullptr;
-  std::map<std::string, OpFit> ops;          // by op group name (raw_reader.h)
-  std::optional<InLayerGemm> gemm_in_layer;  // absent: GEMMs as their laws say
+  std::map<std::string, OpFit> ops;                         // by op group name (raw_reader.h)
+  std::optional<InLayerCalibration> gemm_in_layer;          // absent: GEMMs as their laws say
+  std::optional<InLayerCalibration> attn_prefill_in_layer;  // absent: prefill attention as its law says
   const OpFit* find(const std::string& op) const {
     const auto it = ops.find(op);
     return it == ops.end() ? nullptr : &it->second;

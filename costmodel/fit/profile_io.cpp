@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fstream>
 #include <ios>
+#include <utility>
 
 #include "core/error.h"
 
@@ -248,7 +249,7 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   return f;
 }
 
-Json in_layer_json(const InLayerGemm& g) {
+Json in_layer_json(const InLayerCalibration& g) {
   Json knots = Json::array();
   for (const Knot& k : g.knots) knots.push_back(Json::array({k.log2_axis, k.efficiency}));
   return {{"form", "in_layer_efficiency"},     {"axis", "log2 rows"}, {"efficiency_knots", knots},
@@ -256,18 +257,20 @@ Json in_layer_json(const InLayerGemm& g) {
           {"before", held_out_json(g.before)}, {"note", g.note}};
 }
 
-InLayerGemm in_layer_from_json(const Json& j, const std::string& source) {
-  const Reader r(source + ": gemm_in_layer");
-  FDC_INPUT_CHECK(j.is_object(), source << ": 'gemm_in_layer' must be an object");
-  InLayerGemm g;
+// `key`: the profile's key it was read from (gemm_in_layer, attn_prefill_in_layer), for the messages.
+InLayerCalibration in_layer_from_json(const Json& j, const std::string& source, const std::string& key) {
+  const Reader r(source + ": " + key);
+  FDC_INPUT_CHECK(j.is_object(), source << ": '" << key << "' must be an object");
+  InLayerCalibration g;
   const Json& knots = r.at(j, "efficiency_knots");
-  FDC_INPUT_CHECK(knots.is_array() && !knots.empty(), source << ": gemm_in_layer: 'efficiency_knots' must be a "
-                                                                "non-empty array of [log2 rows, efficiency]");
+  FDC_INPUT_CHECK(knots.is_array() && !knots.empty(), source << ": " << key
+                                                             << ": 'efficiency_knots' must be a non-empty array of "
+                                                                "[log2 rows, efficiency]");
   for (const Json& k : knots) {
     FDC_INPUT_CHECK(k.is_array() && k.size() == 2 && k[0].is_number() && k[1].is_number() && k[1].get<double>() > 0,
-                    source << ": gemm_in_layer: knot " << k.dump() << " is not [log2 rows, efficiency > 0]");
+                    source << ": " << key << ": knot " << k.dump() << " is not [log2 rows, efficiency > 0]");
     FDC_INPUT_CHECK(g.knots.empty() || k[0].get<double>() > g.knots.back().log2_axis,
-                    source << ": gemm_in_layer: knots must be in ascending rows");
+                    source << ": " << key << ": knots must be in ascending rows");
     g.knots.push_back({k[0].get<double>(), k[1].get<double>()});
   }
   g.rows = r.range(j, "rows");
@@ -283,18 +286,21 @@ InLayerGemm in_layer_from_json(const Json& j, const std::string& source) {
 Json profile_to_json(const FittedProfile& p, const std::string& command) {
   Json ops = Json::object();
   for (const auto& [name, f] : p.ops) ops[name] = op_json(f);
-  return {{"format", kProfileFormat},
-          {"gpu", p.gpu},
-          {"fitted_by", command},
-          {"held_out_error",
-           "absolute % error of each point predicted by a fit without it (leave-one-out up to "
-           "20 points, else 5-fold); median and P90 over the points"},
-          {"peaks", {{"TFLOP/s", p.peaks.tflops}, {"GB/s", p.peaks.gbps}, {"source", p.peaks_source}}},
-          {"extrapolated", p.extrapolated},
-          {"derived", p.derived},
-          {"sources", p.sources},
-          {"ops", ops},
-          {"gemm_in_layer", p.gemm_in_layer ? in_layer_json(*p.gemm_in_layer) : Json(nullptr)}};
+  Json j = {{"format", kProfileFormat},
+            {"gpu", p.gpu},
+            {"fitted_by", command},
+            {"held_out_error",
+             "absolute % error of each point predicted by a fit without it (leave-one-out up to "
+             "20 points, else 5-fold); median and P90 over the points"},
+            {"peaks", {{"TFLOP/s", p.peaks.tflops}, {"GB/s", p.peaks.gbps}, {"source", p.peaks_source}}},
+            {"extrapolated", p.extrapolated},
+            {"derived", p.derived},
+            {"sources", p.sources},
+            {"ops", ops},
+            {"gemm_in_layer", p.gemm_in_layer ? in_layer_json(*p.gemm_in_layer) : Json(nullptr)}};
+  // Written only when calibrated, so that profiles without it keep their bytes.
+  if (p.attn_prefill_in_layer) j["attn_prefill_in_layer"] = in_layer_json(*p.attn_prefill_in_layer);
+  return j;
 }
 
 FittedProfile profile_from_json(const Json& j, const std::string& source) {
@@ -319,8 +325,9 @@ FittedProfile profile_from_json(const Json& j, const std::string& source) {
   const Json& ops = r.at(j, "ops");
   FDC_INPUT_CHECK(ops.is_object(), source << ": 'ops' must be an object");
   for (const auto& [name, op] : ops.items()) p.ops[name] = op_from_json(name, op, source);
-  if (j.contains("gemm_in_layer") && !j["gemm_in_layer"].is_null())
-    p.gemm_in_layer = in_layer_from_json(j["gemm_in_layer"], source);
+  for (auto [key, field] :
+       {std::pair{"gemm_in_layer", &p.gemm_in_layer}, std::pair{"attn_prefill_in_layer", &p.attn_prefill_in_layer}})
+    if (j.contains(key) && !j[key].is_null()) *field = in_layer_from_json(j[key], source, key);
   return p;
 }
 

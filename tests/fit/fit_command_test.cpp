@@ -83,16 +83,25 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   const Result r = capture([&] {
     cli::FitOptions o;
     o.from = "h100";
-    for (const char* p : {"none", "fdc-uniform-50", "fdc-table-hybrid-llama-2-13b"})
+    for (const char* p : {"none", "fdc-uniform-50", "fdc-table-hybrid-llama-2-13b"}) {
       o.in_layer_from.push_back(test::source_path(dir + "layer-h100-" + p + "-perop.json"));
+      o.attn_in_layer_from.push_back(o.in_layer_from.back());
+    }
     o.out = out;
     return cli::run_fit(o);
   });
   REQUIRE(r.code == cli::kExitOk);
   CHECK(r.out.find("gemm_in_layer: 5 knots from 21 measured batches (rows 32..2048)") != std::string::npos);
   CHECK(r.out.find("2048 rows: efficiency 0.96") != std::string::npos);
+  // Prefill attention from the same reports: the 12 batches with a prompt, at 512 and 2048 prompt rows.
+  CHECK(r.out.find("attn_prefill_in_layer: 2 knots from 12 measured batches (rows 512..2048)") != std::string::npos);
+  CHECK(r.out.find("2048 rows: efficiency 0.790") != std::string::npos);
+  CHECK(r.out.find("GEMMs calibrated in measured layers and prefill attention calibrated in measured layers") !=
+        std::string::npos);
   const Result report = capture([&] { return cli::run_profile_report({out}); });
   CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
+  CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.796 at 512 rows") !=
+        std::string::npos);
 
   // A report of the other GPU is refused, naming it (exit 2).
   const std::string h200 = test::source_path(dir + "layer-h200-none-perop.json");

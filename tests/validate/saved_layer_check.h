@@ -33,9 +33,11 @@ struct SavedReport {
 
 // Three timed pairs per batch (long - short about 4.2 ms), predicted by `e`; provenance holds the
 // config as a run stores it. per_op: each forward also split by op as `layer-check --per-op`
-// measures it (norm 10%, attn_decode 30%, mlp_up 50%, outside the layers 10%).
+// measures it (norm 10%, attention 30%, mlp_up 50%, outside the layers 10%; the attention's share
+// goes to the op `attention`).
 inline Json synthetic_report(const sim::Experiment& e, const std::vector<validate::LayerBatch>& batches,
-                             const validate::LayerWindow& w, bool per_op = false) {
+                             const validate::LayerWindow& w, bool per_op = false,
+                             costmodel::OpKind attention = costmodel::OpKind::kAttnDecode) {
   std::vector<validate::LayerCheckRow> rows;
   for (size_t i = 0; i < batches.size(); ++i) {
     const double base = 1.0 + static_cast<double>(i);
@@ -45,10 +47,10 @@ inline Json synthetic_report(const sim::Experiment& e, const std::vector<validat
     m.short_host_ms = {0.2, 0.21, 0.19};
     m.long_host_ms = {0.3, 0.31, 0.29};
     if (per_op) {
-      auto split = [](double ms) {
+      auto split = [attention](double ms) {
         std::array<double, costmodel::kNumOpKinds> op{};
         op[static_cast<size_t>(costmodel::OpKind::kNorm)] = 0.1 * ms;
-        op[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] = 0.3 * ms;
+        op[static_cast<size_t>(attention)] = 0.3 * ms;
         op[static_cast<size_t>(costmodel::OpKind::kMlpUp)] = 0.5 * ms;
         return op;
       };

@@ -37,6 +37,27 @@ sim::Experiment experiment(const std::string& policy, const std::string& profile
   return sim::load_experiment_json(j, "il.json", "");
 }
 
+// The "none" experiment priced with `profile` calibrated by `c` for `target`.
+sim::Experiment calibrated_by(const fit::FittedProfile& profile, validate::InLayerTarget target,
+                              const fit::InLayerCalibration& c) {
+  sim::Experiment e = experiment("none");
+  auto p = std::make_shared<fit::FittedProfile>(profile);
+  validate::in_layer_of(*p, target) = c;
+  e.profile = p;
+  return e;
+}
+
+// check(i, before, after) for each batch, priced by `before` and by `after`.
+void each_batch(
+    const sim::Experiment& before, const sim::Experiment& after, const std::vector<validate::LayerBatch>& batches,
+    const validate::LayerWindow& w,
+    const std::function<void(size_t, const validate::LayerPrediction&, const validate::LayerPrediction&)>& check) {
+  for (size_t i = 0; i < batches.size(); ++i) {
+    CAPTURE(i);
+    check(i, validate::predict_layer(before, w, batches[i]), validate::predict_layer(after, w, batches[i]));
+  }
+}
+
 double gemms(const validate::LayerPrediction& p) {
   using costmodel::OpKind;
   double s = 0;
@@ -60,7 +81,7 @@ TEST_CASE("in-layer knots: one per group of row counts within 1.25x, predicted o
   CHECK(k[2].log2_axis == doctest::Approx(11.0));
   CHECK(k[2].efficiency == doctest::Approx(0.9));
 
-  fit::InLayerGemm g;
+  fit::InLayerCalibration g;
   g.knots = k;
   CHECK(g.efficiency(2048) == doctest::Approx(0.9));
   CHECK(g.efficiency(8192) == doctest::Approx(0.9));  // constant beyond the ends
@@ -96,7 +117,7 @@ TEST_CASE("in-layer calibration from layer-check --per-op reports, applied by th
           doctest::Approx(sa.rows[i].measured_op_ms[static_cast<size_t>(costmodel::OpKind::kMlpUp)]));
   }
 
-  const fit::InLayerGemm g = validate::calibrate_gemm_in_layer(profile, ref, {a.path, b.path});
+  const fit::InLayerCalibration g = validate::calibrate_in_layer(profile, ref, {a.path, b.path});
   REQUIRE(g.knots.size() == 3);  // 32, 512 and 2048 rows
   CHECK(g.points == 6);
   CHECK(g.rows.min == 32);
@@ -107,22 +128,17 @@ TEST_CASE("in-layer calibration from layer-check --per-op reports, applied by th
   REQUIRE(g.held_out.median_ape_pct);  // two reports: each predicted by the other's knots
   REQUIRE(g.before.median_ape_pct);
   CHECK(g.note.find(std::filesystem::path(a.path).filename().string()) != std::string::npos);
-  CHECK_FALSE(validate::calibrate_gemm_in_layer(profile, ref, {a.path}).held_out.median_ape_pct);
+  CHECK_FALSE(validate::calibrate_in_layer(profile, ref, {a.path}).held_out.median_ape_pct);
 
   // The cost model divides each GEMM by the efficiency at its rows; the other ops are unchanged.
-  sim::Experiment calibrated = experiment("none");
-  auto p = std::make_shared<fit::FittedProfile>(profile);
-  p->gemm_in_layer = g;
-  calibrated.profile = p;
-  for (size_t i = 0; i < batches.size(); ++i) {
-    CAPTURE(i);
-    const auto before = validate::predict_layer(none, w, batches[i]);
-    const auto after = validate::predict_layer(calibrated, w, batches[i]);
+  const sim::Experiment calibrated = calibrated_by(profile, validate::InLayerTarget::kGemms, g);
+  const fit::FittedProfile* p = calibrated.profile.get();
+  each_batch(none, calibrated, batches, w, [&](size_t i, const auto& before, const auto& after) {
     const double eff = g.efficiency(static_cast<double>(batches[i].new_tokens()));
     CHECK(gemms(after) == doctest::Approx(gemms(before) / eff));
     const auto norm = static_cast<size_t>(costmodel::OpKind::kNorm);
     CHECK(after.op_s[norm] == doctest::Approx(before.op_s[norm]));
-  }
+  });
   CHECK(sim::make_cost_model(calibrated)->describe().find("GEMMs calibrated in measured layers") != std::string::npos);
 
   // Written and read back; carried over (and no longer held out) by a derived profile.
@@ -150,11 +166,88 @@ TEST_CASE("in-layer calibration refuses reports it cannot use, naming the file")
   const test::SavedReport per_op(test::synthetic_report(none, batches, {0, 2, 6}, true));
   auto [h100, ref100] = sim::load_profile("h100", "", "test");
   auto [h200, ref200] = sim::load_profile("h200", "", "test");
-  const std::string no_ops = input_error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {plain.path}); });
+  const std::string no_ops = input_error_of([&] { validate::calibrate_in_layer(h100, ref100, {plain.path}); });
   CHECK(no_ops.find(plain.path) != std::string::npos);
   CHECK(no_ops.find("--per-op") != std::string::npos);
-  const std::string other_gpu = input_error_of([&] { validate::calibrate_gemm_in_layer(h200, ref200, {per_op.path}); });
+  const std::string other_gpu = input_error_of([&] { validate::calibrate_in_layer(h200, ref200, {per_op.path}); });
   CHECK(other_gpu.find(per_op.path + ": measured on 'NVIDIA H100 80GB HBM3'") != std::string::npos);
-  CHECK(input_error_of([&] { validate::calibrate_gemm_in_layer(h100, ref100, {}); }).find("at least one") !=
+  CHECK(input_error_of([&] { validate::calibrate_in_layer(h100, ref100, {}); }).find("at least one") !=
         std::string::npos);
+}
+
+TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op alone, its own key") {
+  using costmodel::OpKind;
+  sim::Experiment none = experiment("none");
+  const sim::Experiment fdc = experiment("fdc-uniform-50");
+  auto [profile, ref] = sim::load_profile("h100", "", "test");
+  profile.attn_prefill_in_layer.reset();
+  none.profile = std::make_shared<fit::FittedProfile>(profile);
+  const auto batches = validate::parse_layer_batches("prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024");
+  const validate::LayerWindow w{0, 2, 6};
+  const test::SavedReport a(test::synthetic_report(none, batches, w, true, OpKind::kAttnPrefill));
+  const test::SavedReport b(test::synthetic_report(fdc, batches, w, true, OpKind::kAttnPrefill));
+  const auto attn = [](const validate::LayerPrediction& p) {
+    return p.op_s[static_cast<size_t>(OpKind::kAttnPrefill)];
+  };
+
+  // The decode-only batch has no prefill attention; the mixed one counts its 512 prompt rows, not 544.
+  const auto points = validate::in_layer_points(profile, ref, {a.path, b.path}, validate::InLayerTarget::kAttnPrefill);
+  REQUIRE(points.size() == 4);
+  const auto sa = validate::read_layer_check_report(a.path);
+  for (size_t i : {0u, 1u}) {
+    CAPTURE(i);
+    const size_t batch = i == 0 ? 0 : 2;
+    CHECK(points[i].rows == 512);
+    CHECK(points[i].predicted_ms == doctest::Approx(attn(validate::predict_layer(none, w, batches[batch])) * 1e3));
+    CHECK(points[i].measured_ms ==
+          doctest::Approx(sa.rows[batch].measured_op_ms[static_cast<size_t>(OpKind::kAttnPrefill)]));
+  }
+  const fit::InLayerCalibration c =
+      validate::calibrate_in_layer(profile, ref, {a.path, b.path}, validate::InLayerTarget::kAttnPrefill);
+  REQUIRE(c.knots.size() == 1);  // every point at 512 rows
+  double pred = 0, meas = 0;
+  for (const auto& x : points) pred += x.predicted_ms, meas += x.measured_ms;
+  CHECK(c.knots[0].efficiency == doctest::Approx(pred / meas));
+  CHECK(c.knots[0].log2_axis == doctest::Approx(9.0));
+  REQUIRE(c.held_out.median_ape_pct);
+  CHECK(c.note.find("prefill attention times") != std::string::npos);
+  CHECK(c.held_out.method.find("prefill attention") != std::string::npos);
+
+  // The cost model divides prefill attention by the efficiency at its prompt rows; GEMMs and decode
+  // attention are unchanged.
+  const sim::Experiment calibrated = calibrated_by(profile, validate::InLayerTarget::kAttnPrefill, c);
+  const fit::FittedProfile* p = calibrated.profile.get();
+  each_batch(none, calibrated, batches, w, [&](size_t, const auto& before, const auto& after) {
+    CHECK(attn(after) == doctest::Approx(attn(before) / c.knots[0].efficiency));
+    CHECK(gemms(after) == doctest::Approx(gemms(before)));
+    const auto decode = static_cast<size_t>(OpKind::kAttnDecode);
+    CHECK(after.op_s[decode] == doctest::Approx(before.op_s[decode]));
+  });
+  CHECK(sim::make_cost_model(calibrated)->describe().find("prefill attention calibrated in measured layers") !=
+        std::string::npos);
+
+  // Written under its own key (absent when not calibrated), read back, carried over when derived.
+  CHECK_FALSE(fit::profile_to_json(profile, "test").contains("attn_prefill_in_layer"));
+  const Json j = fit::profile_to_json(*p, "test");
+  const fit::FittedProfile back = fit::profile_from_json(j, "p.json");
+  REQUIRE(back.attn_prefill_in_layer);
+  CHECK(back.attn_prefill_in_layer->knots[0].efficiency == doctest::Approx(c.knots[0].efficiency));
+  CHECK(back.gemm_in_layer.has_value() == profile.gemm_in_layer.has_value());
+  const fit::SpecSheet from{"p5", profile.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
+  const fit::FittedProfile derived = fit::derive_profile(*p, "h100", from, to);
+  REQUIRE(derived.attn_prefill_in_layer);
+  CHECK(derived.attn_prefill_in_layer->note.find("carried over unchanged from h100") == 0);
+  Json bad = j;
+  bad["attn_prefill_in_layer"]["efficiency_knots"] = Json::array({Json::array({9.0, -1.0})});
+  CHECK(input_error_of([&] {
+          fit::profile_from_json(bad, "p.json");
+        }).find("p.json: attn_prefill_in_layer: knot [9.0,-1.0] is not [log2 rows, efficiency > 0]") !=
+        std::string::npos);
+
+  // A report without prefill batches cannot calibrate it, and says so.
+  const test::SavedReport decode_only(
+      test::synthetic_report(none, validate::parse_layer_batches("decode:32x1024"), w, true, OpKind::kAttnPrefill));
+  const std::string e = input_error_of(
+      [&] { validate::calibrate_in_layer(profile, ref, {decode_only.path}, validate::InLayerTarget::kAttnPrefill); });
+  CHECK(e.find(decode_only.path + ": no batch runs prefill attention") != std::string::npos);
 }
