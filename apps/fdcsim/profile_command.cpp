@@ -18,10 +18,10 @@
 namespace fdc::cli {
 
 void add_profile_command(CLI::App& app, ProfileOptions& o) {
-  CLI::App* sub = app.add_subcommand(
-      "profile",
-      "Run the microbenchmarks the cost model needs on this server's GPUs and write a raw profile "
-      "(Google Benchmark JSON + provenance; see docs/profile.md). Needs a CUDA build.");
+  CLI::App* sub =
+      app.add_subcommand("profile",
+                         "Run the microbenchmarks the cost model needs on this server's GPUs and write a raw profile "
+                         "(Google Benchmark JSON + provenance; see docs/profile.md). Needs a CUDA build.");
   sub->add_option("--budget-s", o.budget_s,
                   "Wall-clock budget in seconds (default 600): the grid is cut in priority order to fit, and cases "
                   "not started by then are skipped; plan.json lists what was skipped")
@@ -31,7 +31,8 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
                   "configs/profiles/raw/<gpu>-<n>gpu-<date>/)");
   sub->add_option("--models", o.models, "Models by embedded name or JSON path (default: every embedded model)")
       ->delimiter(',');
-  sub->add_option("--tokens", o.tokens, "Token rows per GPU for projections and norms (default 1,16,64,256,1024,4096,16384)")
+  sub->add_option("--tokens", o.tokens,
+                  "Token rows per GPU for projections and norms (default 1,16,64,256,1024,4096,16384)")
       ->delimiter(',');
   sub->add_option("--rank-fractions", o.rank_fractions,
                   "FDC kept fractions of head_dim, rounded to multiples of 16 (default 1,0.75,0.5,0.25)")
@@ -41,11 +42,16 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--min-time-s", o.min_time_s, "Minimum measured time per case (default 0.05)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--sweep-max-bytes", o.sweep_max_bytes, "Largest collective size of the bandwidth sweeps (default 1 GiB)")
+  sub->add_option("--sweep-max-bytes", o.sweep_max_bytes,
+                  "Largest collective size of the bandwidth sweeps (default 1 GiB)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--filter", o.filter,
                   "Run only cases whose name contains this text; a leading '/' also matches the name's start "
                   "(--filter /kv_: the KV cache cases, not gemm/qkv_proj)");
+  sub->add_option("--gemm-weights", o.gemm_weights,
+                  "cold (default): every launch of a GEMM burst reads another copy of the weights, together at least "
+                  "three times the L2, as a forward pass does; hot: one copy, which stays in the L2 when it fits")
+      ->check(CLI::IsMember({"cold", "hot"}));
   sub->add_flag("--dry-run", o.dry_run, "Write plan.json (the grid, estimates, what the budget cuts) and stop");
   sub->add_flag("--quiet,-q", o.quiet, "No console tables; errors still go to stderr");
 }
@@ -100,8 +106,10 @@ int run_profile(const ProfileOptions& o) {
     r.deadline = start + std::chrono::milliseconds(static_cast<int64_t>(o.budget_s * 1000));
     r.min_time_s = o.min_time_s;
     r.quiet = o.quiet;
+    r.gemm_cold_weights = o.gemm_weights == "cold";
     const int code = profile::run_plan(plan, r);
-    std::cerr << "fdcsim profile: raw profile in " << out << " (ops.json, comm-<n>gpu.json, provenance.json, plan.json, summary.md)\n";
+    std::cerr << "fdcsim profile: raw profile in " << out
+              << " (ops.json, comm-<n>gpu.json, provenance.json, plan.json, summary.md)\n";
     return code == 0 ? kExitOk : kExitInternal;
   } catch (const InputError& e) {
     std::cerr << "fdcsim: error: " << e.what() << "\n";

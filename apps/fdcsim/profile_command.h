@@ -14,18 +14,19 @@ namespace fdc::cli {
 
 struct ProfileOptions {
   double budget_s = 600;
-  std::string out_dir;                     // "" = profile-<UTC date-time> in the current folder
-  std::vector<std::string> models;         // "" = every embedded model
-  std::vector<int64_t> tokens;             // empty = the default grid
-  std::vector<double> rank_fractions;      // empty = 1, 0.75, 0.5, 0.25
-  std::vector<int> tp;                     // empty = 1, 2, 4, 8
-  int gpus = 0;                            // 0 = every visible GPU
+  std::string out_dir;                 // "" = profile-<UTC date-time> in the current folder
+  std::vector<std::string> models;     // "" = every embedded model
+  std::vector<int64_t> tokens;         // empty = the default grid
+  std::vector<double> rank_fractions;  // empty = 1, 0.75, 0.5, 0.25
+  std::vector<int> tp;                 // empty = 1, 2, 4, 8
+  int gpus = 0;                        // 0 = every visible GPU
   double min_time_s = 0.05;
   int64_t sweep_max_bytes = int64_t{1} << 30;
   std::string filter;
+  std::string gemm_weights = "cold";  // "cold" (copies cycled past the L2) or "hot"
   bool dry_run = false;
   bool quiet = false;
-  std::string command_line;                // recorded in the provenance
+  std::string command_line;  // recorded in the provenance
 };
 
 void add_profile_command(CLI::App& app, ProfileOptions& opts);

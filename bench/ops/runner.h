@@ -23,6 +23,9 @@ struct RunOptions {
   std::chrono::steady_clock::time_point deadline;  // cases not started by then are skipped
   double min_time_s = 0.05;
   bool quiet = false;  // no console table from Google Benchmark
+  // GEMM cases cycle through copies of their weights so that none is read from the L2 (as in a
+  // forward pass); false times one weight matrix over and over (it stays in the L2 when it fits).
+  bool gemm_cold_weights = true;
 };
 
 // GPUs visible to CUDA, probed in a child process (0 when there is no driver or device).

@@ -240,12 +240,19 @@ TEST_CASE("profile plan: KV append and prompt classification cases, tp 1, bytes 
   CHECK(append == 2 * 2 * 2);  // models x ranks x token counts, tp 1 only
   CHECK(classify == 2 * 2);    // models x token counts
 
-  // --filter /kv_ keeps just these cases (a leading '/' matches the name's start; plain "kv_" also
-  // matches gemm/qkv_proj/...), and plan.json lists them.
+  // --filter /kv_ keeps just these cases and the two peaks, which run under any filter (a leading
+  // '/' matches the name's start; plain "kv_" also matches gemm/qkv_proj/...), and plan.json lists
+  // them.
   o.filter = "/kv_";
   const ProfilePlan only = make_profile_plan(o);
-  CHECK(only.run.size() == size_t(append + classify));
-  for (const auto& c : only.run) CHECK(c.name.rfind("kv_", 0) == 0);
+  CHECK(only.run.size() == size_t(append + classify + 2));
+  int peaks = 0;
+  for (const auto& c : only.run) {
+    const bool peak = c.name.rfind("peak/", 0) == 0;
+    peaks += peak;
+    CHECK((peak || c.name.rfind("kv_", 0) == 0));
+  }
+  CHECK(peaks == 2);
   const nlohmann::json j = only.to_json();
   bool listed = false;
   for (const auto& c : j.at("run")) listed = listed || c.at("name") == "kv_classify/llama-2-13b/m1";
