@@ -51,7 +51,7 @@ double rows_of(InLayerTarget t, const LayerCheckRow& row) {
 }
 
 fit::HeldOutError summary(const std::string& method, const std::vector<double>& ape) {
-  fit::HeldOutError h{method, static_cast<int>(ape.size()), std::nullopt, std::nullopt};
+  fit::HeldOutError h{method, static_cast<int>(ape.size()), std::nullopt, std::nullopt, {}};
   if (!ape.empty()) h.median_ape_pct = fit::percentile(ape, 0.5), h.p90_ape_pct = fit::percentile(ape, 0.9);
   return h;
 }

@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -59,7 +61,9 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   for (const auto& [name, f] : p.ops)
     if (f.extrapolated && !p.extrapolated) os << "  extrapolated " << name << ": " << f.note << "\n";
   for (const auto& [name, f] : p.ops) {  // the attention laws' columns, the plan's units where fitted
-    if (f.form != fit::FitForm::kAttentionLinear && f.form != fit::FitForm::kAttentionLinearEfficiency) continue;
+    if (f.form != fit::FitForm::kAttentionLinear && f.form != fit::FitForm::kAttentionLinearEfficiency &&
+        f.form != fit::FitForm::kAttentionNeighbours)
+      continue;
     std::snprintf(line, sizeof line,
                   "  %s law: %.3g us + %.3g us/byte + %.3g us/flop + %.3g us/seq + %.3g us/straggler %s "
                   "(unbalanced %.3g) + %.3g us/staged byte",
@@ -73,6 +77,12 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
                     "%d-token tiles, >= %lld bytes)",
                     f.us_per_unit, c.num_sms, c.ctas_per_sm, c.waves, c.tile_tokens,
                     static_cast<long long>(c.min_unit_bytes));
+      os << line;
+    }
+    if (f.form == fit::FitForm::kAttentionNeighbours) {
+      std::snprintf(line, sizeof line,
+                    ", over its efficiency curve, x its error at the nearest %d of %zu measured cases",
+                    fit::kNeighbours, f.neighbours.size());
       os << line;
     }
     os << "\n";
@@ -217,6 +227,59 @@ int run_calibrate(const FitOptions& o) {
   return kExitOk;
 }
 
+// The profile's laws (without in-layer calibrations) on raw cases: per op, the error of each case.
+void print_against(std::ostream& os, const fit::FittedProfile& p, const fit::RawProfile& raw) {
+  std::map<std::string, std::vector<double>> ape;
+  std::map<std::string, int> missing;
+  for (const fit::Sample& s : raw.samples) {
+    const fit::OpFit* law = p.find(s.group);
+    if (law == nullptr) {
+      ++missing[s.group];
+      continue;
+    }
+    ape[s.group].push_back(100.0 * std::abs(fit::predict_sample_us(*law, s) - s.time_us) / s.time_us);
+  }
+  os << "\nagainst " << raw.sources.size() << " raw folder(s) of " << raw.gpu_name << " (profile: " << p.gpu
+     << "), the laws alone:\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-28s %-27s %6s %7s %7s\n", "op", "form", "cases", "median", "P90");
+  os << line;
+  for (const auto& [op, v] : ape) {
+    std::snprintf(line, sizeof line, "%-28s %-27s %6zu %6.1f%% %6.1f%%\n", op.c_str(), fit::form_name(p.find(op)->form),
+                  v.size(), fit::percentile(v, 0.5), fit::percentile(v, 0.9));
+    os << line;
+  }
+  for (const auto& [op, n] : missing) os << "  " << op << ": " << n << " cases, not in the profile\n";
+}
+
+// One row per measured case of every op with a held-out error: the op, the case (file and
+// benchmark), its measured time and the prediction of the law fitted without it.
+void write_residuals(const fit::FittedProfile& p, const std::string& path) {
+  std::ofstream f(path);
+  FDC_INPUT_CHECK(f, path << ": cannot write the residuals CSV");
+  f.exceptions(std::ios::failbit | std::ios::badbit);
+  auto quoted = [](const std::string& x) {
+    std::string q = "\"";
+    for (char c : x) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+  };
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return std::string(buf);
+  };
+  f << "op,case,measured_us,held_out_us,error_pct\n";
+  for (const auto& [op, law] : p.ops) {
+    const std::vector<double>& pred = law.held_out.predicted;
+    if (pred.size() != law.held_out_cases.size()) continue;  // too few points to hold one out
+    for (size_t i = 0; i < pred.size(); ++i) {
+      const auto& [where, measured] = law.held_out_cases[i];
+      f << quoted(op) << "," << quoted(where) << "," << num(measured) << "," << num(pred[i]) << ","
+        << num(100.0 * (pred[i] - measured) / measured) << "\n";
+    }
+  }
+}
+
 }  // namespace
 
 void add_fit_command(CLI::App& app, FitOptions& o) {
@@ -256,6 +319,9 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_flag("--prefill-makespan", o.prefill_makespan,
                 "Try a prefill attention law with the makespan of the kernel's blocks over the SMs as a candidate "
                 "(attention_makespan, off by default: docs/fit.md, \"Prefill attention: the blocks' makespan\")");
+  sub->add_option("--residuals", o.residuals,
+                  "Also write a CSV of every measured case's held-out prediction (op, case, measured_us, "
+                  "held_out_us, error_pct): where each op's held-out error comes from");
   sub->add_option("--hardware", o.hardware, "--derive: the target hardware config (embedded name or path)");
   sub->add_option("--from-hardware", o.from_hardware,
                   "--derive: the measured GPU's hardware config (default: the one whose `profile` names --from)");
@@ -265,10 +331,18 @@ void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
   CLI::App* sub = app.add_subcommand("profile-report",
                                      "Print each op of a fitted profile: form, measured coverage, held-out error");
   sub->add_option("profile", o.profile, "Fitted profile JSON (written by `fdcsim fit`)")->required();
+  sub->add_option("--against", o.against,
+                  "Also score the profile's laws on raw `fdcsim profile` folders it was not fitted to (another "
+                  "day, another machine): per op, the cases and the median / P90 error of the laws alone")
+      ->check(CLI::ExistingPath);
 }
 
 int run_fit(const FitOptions& o) {
   return run_guarded([&]() -> int {
+    FDC_INPUT_CHECK(o.residuals.empty() || (!o.derive && o.overhead_from.empty() && o.in_layer_from.empty() &&
+                                            o.attn_in_layer_from.empty()),
+                    "fit: --residuals lists the held-out predictions of a fit from raw folders; it does not apply "
+                    "to --derive, --overhead-from, --in-layer-from or --attn-in-layer-from");
     if (o.derive) return run_derive(o);
     if (!o.overhead_from.empty() || !o.in_layer_from.empty() || !o.attn_in_layer_from.empty()) return run_calibrate(o);
     FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");
@@ -284,13 +358,19 @@ int run_fit(const FitOptions& o) {
     fit::write_profile(p, command, o.out);
     print_report(std::cout, p);
     std::cout << "\n  wrote " << o.out << "\n";
+    if (!o.residuals.empty()) {
+      write_residuals(p, o.residuals);
+      std::cout << "  wrote " << o.residuals << " (held-out prediction of every case)\n";
+    }
     return kExitOk;
   });
 }
 
 int run_profile_report(const ProfileReportOptions& o) {
   return run_guarded([&]() -> int {
-    print_report(std::cout, fit::read_profile(o.profile));
+    const fit::FittedProfile p = fit::read_profile(o.profile);
+    print_report(std::cout, p);
+    if (!o.against.empty()) print_against(std::cout, p, fit::read_raw_profiles(o.against));
     return kExitOk;
   });
 }

@@ -29,10 +29,12 @@ struct FitOptions {
   std::vector<std::string> attn_in_layer_from;  // ... calibrating --from's prefill attention in a layer
   bool decode_units = false;      // price the balanced decode plan's units in the decode law (docs/fit.md)
   bool prefill_makespan = false;  // try the prefill law with its blocks' makespan over the SMs (docs/fit.md)
+  std::string residuals;          // CSV of every case's held-out prediction ("" = none)
 };
 
 struct ProfileReportOptions {
   std::string profile;
+  std::vector<std::string> against;  // raw folders to score the profile's laws on (not fitted to them)
 };
 
 void add_fit_command(CLI::App& app, FitOptions& opts);

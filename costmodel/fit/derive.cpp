@@ -65,6 +65,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
         break;
       case FitForm::kAttentionLinear:
       case FitForm::kAttentionLinearEfficiency:
+      case FitForm::kAttentionNeighbours:  // the neighbours' errors carry over as the curve does
         f.us_per_byte /= rb, f.us_per_flop /= rf, f.us_per_stage_byte /= rb;
         f.us_per_straggler /= f.straggler_on_flops ? rf : rb;
         f.us_per_straggler_unbalanced /= f.straggler_on_flops ? rf : rb;
@@ -88,7 +89,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
       note << "; its blocks' makespan scheduled over the measured GPU's " << f.prefill_schedule->num_sms << " SMs";
     f.extrapolated = true;
     f.note = note.str();
-    f.held_out = {"none (derived, not measured)", 0, std::nullopt, std::nullopt};
+    f.held_out = {"none (derived, not measured)", 0, std::nullopt, std::nullopt, {}};
     f.candidates.clear();
     p.ops[op] = f;
   }
@@ -98,7 +99,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
     if (!*theirs) continue;
     *mine = *theirs;
     (*mine)->note = "carried over unchanged from " + from_label + " (" + from.gpu + "): " + (*theirs)->note;
-    (*mine)->held_out = {"none (carried over, not measured)", 0, std::nullopt, std::nullopt};
+    (*mine)->held_out = {"none (carried over, not measured)", 0, std::nullopt, std::nullopt, {}};
   }
   return p;
 }

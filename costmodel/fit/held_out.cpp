@@ -36,12 +36,15 @@ HeldOutError cross_validate(const std::vector<double>& measured, int min_train,
   }
   r.method = n <= 20 ? "leave-one-out" : "5-fold";
   std::vector<double> ape;
+  r.predicted.assign(static_cast<size_t>(n), 0.0);
   for (int f = 0; f < folds; ++f) {
     std::vector<int> train, test;
     for (int i = 0; i < n; ++i) (fold[static_cast<size_t>(i)] == f ? test : train).push_back(i);
     for (int t : test) {
       const double m = measured[static_cast<size_t>(t)];
-      ape.push_back(100.0 * std::abs(predict_held_out(train, t) - m) / m);
+      const double pred = predict_held_out(train, t);
+      r.predicted[static_cast<size_t>(t)] = pred;
+      ape.push_back(100.0 * std::abs(pred - m) / m);
     }
   }
   r.median_ape_pct = percentile(ape, 0.5);

@@ -14,6 +14,9 @@ struct HeldOutError {
   int points = 0;
   std::optional<double> median_ape_pct;  // empty when there are too few points to hold one out
   std::optional<double> p90_ape_pct;
+  // Each point's prediction by the fit that did not see it, in the caller's order (empty without
+  // numbers); not written into profiles (`fdcsim fit --residuals` lists them).
+  std::vector<double> predicted;
 };
 
 // Percentile p in [0, 1] with linear interpolation between order statistics (numpy's default).

@@ -97,7 +97,8 @@ double base_us(const OpFit& fit, const OpQuery& q) {
     case FitForm::kConstant:
       return fit.alpha_us + fit.us_per_seq * q.seqs;
     case FitForm::kAttentionLinear:
-    case FitForm::kAttentionLinearEfficiency: {
+    case FitForm::kAttentionLinearEfficiency:
+    case FitForm::kAttentionNeighbours: {
       const std::vector<double> x = attention_features(q, fit.straggler_on_flops);
       return fit.alpha_us + fit.us_per_byte * x[1] + fit.us_per_flop * x[2] + fit.us_per_seq * x[3] +
              fit.us_per_straggler * x[4] + fit.us_per_straggler_unbalanced * x[5] + fit.us_per_stage_byte * x[6] +
@@ -165,6 +166,10 @@ OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, b
   return fit;
 }
 
+// attention_neighbours (decode): the efficiency-curve law, and every sample's place in the neighbour
+// space with the law's error there.
+OpFit fit_attention_neighbours(const std::vector<Sample>& s);
+
 // The attention samples' measured ranges of sequences and longest keys (what outside_measured checks).
 void set_attention_coverage(OpFit& fit, const std::vector<Sample>& s) {
   Range seqs{s[0].attn->num_seqs, s[0].attn->num_seqs}, keys{s[0].attn->keys_max, s[0].attn->keys_max};
@@ -205,6 +210,16 @@ OpFit fit_attention(const std::vector<Sample>& s, bool on_flops, bool curve = fa
     for (const auto& [bin, b] : bins) fit.knots.push_back({b[0] / b[2], b[1] / b[2]});
     if (on_flops) fit.axis = range_of(s, &Sample::flops);
   }
+  return fit;
+}
+
+OpFit fit_attention_neighbours(const std::vector<Sample>& s) {
+  OpFit fit = fit_attention(s, /*on_flops=*/false, /*curve=*/true);
+  for (const Sample& x : s) {
+    const OpQuery q = OpQuery::of(x);
+    fit.neighbours.push_back({neighbour_features(q), std::log(x.time_us / predict_time_us(fit, q))});
+  }
+  fit.form = FitForm::kAttentionNeighbours;
   return fit;
 }
 
@@ -353,6 +368,8 @@ const char* form_name(FitForm f) {
       return "attention_tiles";
     case FitForm::kAttentionMakespan:
       return "attention_makespan";
+    case FitForm::kAttentionNeighbours:
+      return "attention_neighbours";
     case FitForm::kRooflineDerived:
       return "roofline_derived";
     case FitForm::kConstant:
@@ -362,10 +379,10 @@ const char* form_name(FitForm f) {
 }
 
 std::optional<FitForm> form_from_name(const std::string& s) {
-  for (FitForm f :
-       {FitForm::kGemmRooflineEfficiency, FitForm::kGemmRooflineGrid, FitForm::kAlphaBeta,
-        FitForm::kAlphaBetaEfficiency, FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency,
-        FitForm::kAttentionTiles, FitForm::kAttentionMakespan, FitForm::kRooflineDerived, FitForm::kConstant})
+  for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kGemmRooflineGrid, FitForm::kAlphaBeta,
+                    FitForm::kAlphaBetaEfficiency, FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency,
+                    FitForm::kAttentionTiles, FitForm::kAttentionMakespan, FitForm::kAttentionNeighbours,
+                    FitForm::kRooflineDerived, FitForm::kConstant})
     if (s == form_name(f)) return f;
   return std::nullopt;
 }
@@ -401,13 +418,53 @@ OpQuery makespan_query(const Sample& s, const costmodel::PrefillScheduleConstant
   return q;
 }
 
+std::array<double, 6> neighbour_features(const OpQuery& q) {
+  const double seqs = std::max(q.seqs, 1.0), keys = std::max(q.keys_mean, 1.0);
+  return {std::log2(seqs),
+          std::log2(keys),
+          std::log2(std::max(q.bytes, 1.0) / (seqs * keys)),
+          q.bytes > 0 ? 4.0 * q.stage_bytes / q.bytes : 0.0,
+          std::log2(std::max(q.keys_max, keys) / keys),
+          8.0 * q.balanced};
+}
+
+double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q) {
+  const std::array<double, 6> x = neighbour_features(q);
+  std::array<std::pair<double, double>, kNeighbours> near;  // (squared distance, log ratio), ascending
+  int found = 0;
+  for (const NeighbourPoint& p : points) {
+    double d2 = 0;
+    for (size_t i = 0; i < x.size(); ++i) d2 += (p.x[i] - x[i]) * (p.x[i] - x[i]);
+    if (d2 > kNeighbourRadius * kNeighbourRadius) continue;
+    if (found == kNeighbours && d2 >= near[kNeighbours - 1].first) continue;
+    int at = found < kNeighbours ? found++ : kNeighbours - 1;
+    for (; at > 0 && near[static_cast<size_t>(at - 1)].first > d2; --at)
+      near[static_cast<size_t>(at)] = near[static_cast<size_t>(at - 1)];
+    near[static_cast<size_t>(at)] = {d2, p.log_ratio};
+  }
+  if (found == 0) return 1.0;
+  double sum = 0, weight = 0;
+  for (int i = 0; i < found; ++i) {
+    const auto [d2, r] = near[static_cast<size_t>(i)];
+    const double w = 1.0 / (d2 + 1e-6);
+    sum += w * r, weight += w;
+  }
+  return std::exp(sum / weight);
+}
+
+double predict_sample_us(const OpFit& law, const Sample& s) {
+  costmodel::PrefillMakespanScratch scratch;
+  return predict_time_us(law, query_for(law, s, scratch));
+}
+
 double predict_time_us(const OpFit& fit, const OpQuery& q) {
   if (fit.form == FitForm::kConstant) return fit.alpha_us + fit.us_per_seq * q.seqs;
   if (fit.form == FitForm::kGemmRooflineGrid) return base_us(fit, q) / fit.grid.efficiency(q.m, q.n, q.k);
   if (fit.knots.empty()) return base_us(fit, q);
   const double ax = fit.flops_axis() ? q.flops : q.bytes;
   FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);
-  return base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
+  const double t = base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
+  return fit.form == FitForm::kAttentionNeighbours ? t * neighbour_correction(fit.neighbours, q) : t;
 }
 
 bool outside_measured(const OpFit& fit, const OpQuery& q) {
@@ -461,10 +518,12 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
           return s.attn->num_sms > 0 && s.attn->num_sms == samples[0].attn->num_sms;
         }))
       forms.push_back(FitForm::kAttentionMakespan);
+    if (attn && !on_flops) forms.push_back(FitForm::kAttentionNeighbours);
     auto fit_on = [&](const std::vector<Sample>& sub, FitForm form) {
       if (form == FitForm::kConstant) return fit_constant(sub);
       if (form == FitForm::kAttentionTiles) return fit_attention_tiles(sub);
       if (form == FitForm::kAttentionMakespan) return fit_attention_makespan(sub);
+      if (form == FitForm::kAttentionNeighbours) return fit_attention_neighbours(sub);
       return fit_attention(sub, on_flops, form == FitForm::kAttentionLinearEfficiency);
     };
     costmodel::PrefillMakespanScratch scratch;
@@ -492,6 +551,7 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
     f.op = op;
     if (attn && !on_flops) f.decode_plan = decode_plan;
     f.held_out = candidates[pick].held_out;
+    for (const Sample& s : samples) f.held_out_cases.emplace_back(s.where, s.time_us);
     f.candidates = std::move(candidates);
     return f;
   }
@@ -520,6 +580,7 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
   best = fit_form(candidates[pick].form, samples, peaks, with_flops);
   best.op = op;
   best.held_out = candidates[pick].held_out;
+  for (const Sample& s : samples) best.held_out_cases.emplace_back(s.where, s.time_us);
   best.candidates = std::move(candidates);
   return best;
 }

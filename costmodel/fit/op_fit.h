@@ -14,6 +14,8 @@
 //    + longest block's padded FLOPs / rate, the work as the kernel tiles it (costmodel/prefill_tiles.h);
 //  - attention_makespan (prefill): attention_tiles + the makespan of the kernel's blocks over the
 //    SMs x a rate per padded width (costmodel/prefill_makespan.h), with the schedule's constants;
+//  - attention_neighbours (decode): attention_linear_efficiency x its error at the nearest measured
+//    cases (neighbour_correction), so that a query on the measured grid gets the measured time;
 //  - roofline_derived: t = alpha + max(flops / rate, bytes / bw) with rates carried over from other
 //    measurements (not measured for this op: always flagged extrapolated);
 //  - constant: t = alpha (per-iteration overhead).
@@ -21,8 +23,10 @@
 // beyond the ends; a query outside the measured ranges is answered and flagged as extrapolated.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "costmodel/decode_units.h"
@@ -41,6 +45,7 @@ enum class FitForm {
   kAttentionLinearEfficiency,  // attention_linear over an efficiency curve in log bytes (half-octave bins)
   kAttentionTiles,             // prefill: linear in the kernel's padded tile work (prefill_tiles.h)
   kAttentionMakespan,          // prefill: attention_tiles + the blocks' makespan over the SMs (prefill_makespan.h)
+  kAttentionNeighbours,        // decode: attention_linear_efficiency x its error at the nearest measured cases
   kRooflineDerived,
   kConstant
 };
@@ -82,6 +87,18 @@ struct GemmGrid {
   double efficiency(double m, double n, double k) const;
 };
 
+// attention_neighbours (decode): one measured case, at its place in the neighbour space
+// (neighbour_features) with log(measured time / the efficiency-curve law's time).
+struct NeighbourPoint {
+  std::array<double, 6> x{};
+  double log_ratio = 0;
+};
+// The correction of attention_neighbours: the curve law's error at the kNeighbours measured cases
+// nearest the query within kNeighbourRadius, weighted by inverse squared distance (a case at the
+// query's own place alone decides); 1 when none is that near.
+inline constexpr int kNeighbours = 4;
+inline constexpr double kNeighbourRadius = 2.5;
+
 struct CandidateError {  // a form tried for this op and its held-out error
   FitForm form;
   HeldOutError held_out;
@@ -113,10 +130,14 @@ struct OpFit {
   std::optional<costmodel::PrefillScheduleConstants> prefill_schedule;
   std::vector<Knot> knots;
   GemmGrid grid;                                    // gemm_roofline_grid
+  std::vector<NeighbourPoint> neighbours;           // attention_neighbours: the measured cases
   Range axis;                                       // flops (GEMMs) or bytes: the measured range
   std::optional<Range> m_range, n_range, k_range;   // GEMMs
   std::optional<Range> seqs_range, keys_max_range;  // attention
   HeldOutError held_out;
+  // The measured cases behind held_out, in its order (Sample::where, measured time), so that each
+  // held-out prediction can be named; only in a fit from raw data, not read back from a profile.
+  std::vector<std::pair<std::string, double>> held_out_cases;
   std::vector<CandidateError> candidates;
   // Not measured on this GPU (derived from other measurements or a spec sheet): every prediction
   // is flagged, and `note` says where the law comes from.
@@ -125,7 +146,8 @@ struct OpFit {
   // The efficiency curve's axis: flops for GEMMs and the prefill attention curve, bytes otherwise.
   bool flops_axis() const {
     return form == FitForm::kGemmRooflineEfficiency || form == FitForm::kGemmRooflineGrid ||
-           (form == FitForm::kAttentionLinearEfficiency && straggler_on_flops);
+           ((form == FitForm::kAttentionLinearEfficiency || form == FitForm::kAttentionNeighbours) &&
+            straggler_on_flops);
   }
   const char* axis_name() const { return flops_axis() ? "flops" : "bytes"; }
 };
@@ -172,6 +194,18 @@ struct Peaks {
 // (RawProfile::decode_plan), kept with the decode law so that its units can be estimated again.
 OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& peaks, bool with_flops,
              const std::optional<costmodel::DecodePlanConstants>& decode_plan = std::nullopt);
+
+// The law's time for a measured case (its query built as the fit builds it: for attention_makespan
+// with the law's schedule), in us: how `fdcsim profile-report --against` scores a profile on raw
+// cases it was not fitted to.
+double predict_sample_us(const OpFit& law, const Sample& s);
+
+// A decode query's place in the neighbour space of attention_neighbours, one unit about one step of
+// the attention grid: log2 sequences, log2 mean keys, log2 bytes per (sequence, key) (ranks, token
+// classes, KV heads), 4 x staged / read bytes (the stage padding of ranks 96, 48, mixed tables),
+// log2 longest / mean keys (the spread), 8 x balanced (the naive and the balanced kernel never meet).
+std::array<double, 6> neighbour_features(const OpQuery& q);
+double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q);
 
 // The straggler feature of attention_linear: the longest sequence's work (bytes or flops).
 double straggler_work(const OpQuery& q, bool on_flops);

@@ -24,9 +24,12 @@ FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches) {
   p.gpu = raw.gpu_name;
   p.peaks = Peaks{raw.peak_tflops, raw.peak_gbps};
   p.peaks_source = raw.peaks_source;
-  for (const RawSource& s : raw.sources)
-    p.sources.push_back(
-        {{"folder", s.folder}, {"cases_used", s.used}, {"cases_excluded", s.excluded}, {"provenance", s.provenance}});
+  for (const RawSource& s : raw.sources) {
+    Json src = {
+        {"folder", s.folder}, {"cases_used", s.used}, {"cases_excluded", s.excluded}, {"provenance", s.provenance}};
+    if (s.replaced > 0) src["cases_replaced"] = s.replaced;  // by a later folder's cases; only when some were
+    p.sources.push_back(std::move(src));
+  }
   std::map<std::string, std::vector<Sample>> groups;
   for (Sample s : raw.samples) {
     if (s.attn && s.group == "attn_decode") {
@@ -64,7 +67,7 @@ void add_carried_ops(FittedProfile& p) {
     f.note =
         "assumed, not measured: the roofline's iteration_overhead_us default (scheduling, sampling and "
         "launch gaps between iterations); measure iteration_overhead cases to replace it";
-    f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};
+    f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt, {}};
     p.ops[f.op] = f;
   }
   static const char* const kCarried[] = {"attn_prefill", "attn_decode", "kv_append", "kv_classify"};
@@ -104,7 +107,7 @@ void add_carried_ops(FittedProfile& p) {
          << a << " us: median element-wise alpha); replaced when "
          << (std::string(op).rfind("attn_", 0) == 0 ? "attention.json is fitted" : "its profile cases are fitted");
     f.note = note.str();
-    f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt};
+    f.held_out = {"none (not measured)", 0, std::nullopt, std::nullopt, {}};
     p.ops[op] = f;
   }
 }

@@ -43,7 +43,8 @@ Json op_json(const OpFit& f) {
   } else if (f.form == FitForm::kConstant) {
     params = {{"alpha_us", f.alpha_us}};
     if (f.us_per_seq != 0) params["us_per_seq"] = f.us_per_seq;  // a calibrated iteration overhead
-  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency) {
+  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency ||
+             f.form == FitForm::kAttentionNeighbours) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_byte", f.us_per_byte},
               {"us_per_flop", f.us_per_flop},
@@ -93,6 +94,15 @@ Json op_json(const OpFit& f) {
     for (const GridPoint& p : f.grid.points) grid.push_back(Json::array({p.m, p.n, p.k, p.efficiency}));
     j["efficiency_grid"] = grid;  // [m, n, k, efficiency] per measured shape
   }
+  if (f.form == FitForm::kAttentionNeighbours) {
+    Json points = Json::array();  // [6 coordinates (neighbour_features), log(measured / curve law)] per case
+    for (const NeighbourPoint& p : f.neighbours) {
+      Json row(p.x);
+      row.push_back(p.log_ratio);
+      points.push_back(row);
+    }
+    j["neighbours"] = points;
+  }
   if (f.decode_plan) j["decode_plan"] = decode_plan_json(*f.decode_plan);
   if (f.form == FitForm::kAttentionMakespan) j["prefill_schedule"] = prefill_schedule_json(*f.prefill_schedule);
   if (f.extrapolated) j["extrapolated"] = true, j["note"] = f.note;
@@ -123,8 +133,11 @@ class Reader {
   HeldOutError held_out(const Json& j) const {
     const Json& s = at(j, "method");
     FDC_INPUT_CHECK(s.is_string(), where_ << ": 'method' must be a string");
-    return {s.get<std::string>(), static_cast<int>(number(j, "points")), opt_number(j, "median_ape_pct"),
-            opt_number(j, "p90_ape_pct")};
+    return {s.get<std::string>(),
+            static_cast<int>(number(j, "points")),
+            opt_number(j, "median_ape_pct"),
+            opt_number(j, "p90_ape_pct"),
+            {}};
   }
   const std::string& where() const { return where_; }
   FitForm form(const Json& j) const {
@@ -189,7 +202,8 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   } else if (f.form == FitForm::kConstant) {
     f.alpha_us = r.number(params, "alpha_us");
     if (params.contains("us_per_seq")) f.us_per_seq = r.number(params, "us_per_seq");
-  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency) {
+  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency ||
+             f.form == FitForm::kAttentionNeighbours) {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop"), f.us_per_seq = r.number(params, "us_per_seq");
     f.us_per_straggler = r.number(params, "us_per_straggler");
@@ -223,6 +237,20 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     FDC_INPUT_CHECK(k.is_array() && k.size() == 2 && k[0].is_number() && k[1].is_number() && k[1].get<double>() > 0,
                     source << ": ops." << op << ": each efficiency knot must be [log2_axis, efficiency > 0]");
     f.knots.push_back({k[0].get<double>(), k[1].get<double>()});
+  }
+  if (f.form == FitForm::kAttentionNeighbours) {
+    for (const Json& p : r.at(j, "neighbours")) {
+      bool ok = p.is_array() && p.size() == 7;
+      for (size_t i = 0; ok && i < 7; ++i) ok = p[i].is_number() && std::isfinite(p[i].get<double>());
+      FDC_INPUT_CHECK(ok, source << ": ops." << op
+                                 << ": each neighbours point must be 7 finite numbers (6 coordinates, "
+                                 << "log ratio), found " << p.dump());
+      NeighbourPoint n;
+      for (size_t i = 0; i < 6; ++i) n.x[i] = p[i].get<double>();
+      n.log_ratio = p[6].get<double>();
+      f.neighbours.push_back(n);
+    }
+    FDC_INPUT_CHECK(!f.neighbours.empty(), source << ": ops." << op << ": 'neighbours' is empty");
   }
   if (f.form == FitForm::kGemmRooflineGrid) {
     std::vector<GridPoint> points;

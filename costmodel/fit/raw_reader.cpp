@@ -4,6 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
+#include <utility>
 
 #include "core/error.h"
 #include "costmodel/attention_dims.h"
@@ -102,7 +105,7 @@ void add_ulysses(const Entry& e, const std::string& base, RawProfile& out) {
                 {"a2a_out", a2a_out, outb}};
   for (const auto& s : stages)
     out.samples.push_back(
-        Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0, std::nullopt});
+        Sample{std::string("ulysses/") + s.stage + sp, base, s.us, s.bytes, 0, 0, 0, 0, std::nullopt, ""});
 }
 
 // The largest rank of the benchmark's mixed per-head table (bench/ops/attention_grid.h: 32..128),
@@ -297,9 +300,27 @@ void add_entry(const Entry& e, const std::string& name, RawProfile& out) {
   out.samples.push_back(std::move(s));
 }
 
-}  // namespace
+// The case name of a benchmark: its name up to Google Benchmark's run options, which follow the
+// run's time budget (the iterations), not the case.
+std::string case_name(const std::string& name) {
+  size_t end = name.size();
+  for (const char* tail : {"/min_time:", "/min_warmup_time:", "/iterations:", "/repeats:", "/threads:", "/manual_time",
+                           "/real_time", "/process_time"})
+    end = std::min(end, name.find(tail));
+  return name.substr(0, end);
+}
 
-void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource& source) {
+// What a later folder's case replaces: the case of the same name; for a peak case the peak itself
+// (peak/gemm_bf16, peak/device_copy), whatever size it was measured at.
+std::string replacement_key(const std::string& name) {
+  const std::vector<std::string> p = split(name, '/');
+  return p[0] == "peak" && p.size() > 1 ? p[0] + "/" + p[1] : name;
+}
+
+// read_raw_benchmark_file, counting the measured cases of the file by replacement key in `measured`
+// (when given).
+void read_benchmark_file(const std::string& path, RawProfile& out, RawSource& source,
+                         std::map<std::string, int>* measured) {
   const Json doc = parse_file(path);
   FDC_INPUT_CHECK(doc.is_object() && doc.contains("benchmarks") && doc["benchmarks"].is_array(),
                   path << ": expected a Google Benchmark JSON object with a 'benchmarks' array");
@@ -313,9 +334,19 @@ void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource
       ++source.excluded;
       continue;
     }
+    const size_t first = out.samples.size();
     add_entry(e, name, out);
+    const std::string cn = case_name(name);
+    for (size_t k = first; k < out.samples.size(); ++k) out.samples[k].case_name = cn;
+    if (measured) ++(*measured)[replacement_key(cn)];
     ++source.used;
   }
+}
+
+}  // namespace
+
+void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource& source) {
+  read_benchmark_file(path, out, source, nullptr);
 }
 
 namespace {
@@ -356,10 +387,19 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
   FDC_INPUT_CHECK(!inputs.empty(), "fit: no raw profile folder or Vidur CSV given");
   namespace fs = std::filesystem;
   RawProfile out;
+  // Cases measured in more than one raw folder: the folder given last stands. `holder`: per
+  // replacement key, the folder whose cases of it stand (its index in out.sources) and how many;
+  // `dropped`: (folder, case name) of the samples replaced; `sample_source`: the folder of each sample.
+  std::map<std::string, std::pair<size_t, int>> holder;
+  std::set<std::pair<size_t, std::string>> dropped;
+  std::vector<size_t> sample_source;
+  std::string peak_folder[2];  // the folder of peak/gemm_bf16 and of peak/device_copy
+  bool peak_replaced = false;
   for (const std::string& input : inputs) {
     if (fs::is_regular_file(input)) {
       FDC_INPUT_CHECK(is_csv(input), input << ": expected a raw profile folder or a Vidur profiling CSV (.csv)");
       read_vidur_input(input, {input}, out);
+      sample_source.resize(out.samples.size(), out.sources.size() - 1);
       continue;
     }
     FDC_INPUT_CHECK(fs::is_directory(input),
@@ -374,6 +414,7 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
       FDC_INPUT_CHECK(!csvs.empty(),
                       folder << ": no provenance.json (a raw profile folder) and no Vidur profiling CSV");
       read_vidur_input(folder, csvs, out);
+      sample_source.resize(out.samples.size(), out.sources.size() - 1);
       continue;
     }
     RawSource src;
@@ -407,7 +448,22 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
     }
     std::sort(files.begin(), files.end());
     FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json, attention.json or comm-<n>gpu.json");
-    for (const std::string& f : files) read_raw_benchmark_file(f, out, src);
+    std::map<std::string, int> measured;
+    for (const std::string& f : files) read_benchmark_file(f, out, src, &measured);
+    const size_t index = out.sources.size();
+    for (const auto& [key, cases] : measured) {
+      const auto it = holder.find(key);
+      if (it != holder.end()) {  // measured again here: the earlier folder's cases of it are replaced
+        RawSource& earlier = out.sources[it->second.first];
+        earlier.used -= it->second.second, earlier.replaced += it->second.second;
+        dropped.emplace(it->second.first, key);
+        peak_replaced = peak_replaced || key.rfind("peak/", 0) == 0;
+      }
+      holder[key] = {index, cases};
+    }
+    if (measured.count("peak/gemm_bf16")) peak_folder[0] = folder;
+    if (measured.count("peak/device_copy")) peak_folder[1] = folder;
+    sample_source.resize(out.samples.size(), index);
     if (out.decode_plan) {
       out.decode_plan_source = folder + "/provenance.json";
     } else {
@@ -421,6 +477,20 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
     out.gpu_name = gpu_name;
   }
   if (out.gpu_name.empty()) out.gpu_name = "unknown GPU (Vidur CSVs name none; pass --gpu)";
+  if (!dropped.empty()) {
+    std::vector<Sample> kept;
+    for (size_t k = 0; k < out.samples.size(); ++k)
+      if (out.samples[k].case_name.empty() || !dropped.count({sample_source[k], out.samples[k].case_name}))
+        kept.push_back(std::move(out.samples[k]));
+    out.samples = std::move(kept);
+  }
+  // The peaks name their folder when more than one folder had them, or each came from another.
+  if (peak_replaced || (!peak_folder[0].empty() && !peak_folder[1].empty() && peak_folder[0] != peak_folder[1])) {
+    out.peaks_source = peak_folder[0] == peak_folder[1]
+                           ? "peak/gemm_bf16 and peak/device_copy of " + peak_folder[0]
+                           : "peak/gemm_bf16 of " + (peak_folder[0].empty() ? "no folder" : peak_folder[0]) +
+                                 " and peak/device_copy of " + (peak_folder[1].empty() ? "no folder" : peak_folder[1]);
+  }
   peaks_from_samples(out);
   return out;
 }

@@ -58,12 +58,19 @@ struct Sample {
   double flops = 0;
   double m = 0, n = 0, k = 0;  // GEMMs only
   std::optional<AttnFeatures> attn;
+  // Raw folders: the benchmark's case name, its `name` without Google Benchmark's run options
+  // ("/iterations:...", "/min_time:...", "/manual_time"); a later input folder's case of the same
+  // name replaces it. Empty for Vidur CSVs.
+  std::string case_name;
 };
 
 struct RawSource {
   std::string folder;
   Json provenance;  // provenance.json as written by `fdcsim profile`
-  int used = 0, excluded = 0;
+  // Cases measured and kept (peak cases included), failed or skipped at run time (error_occurred),
+  // and measured but replaced by the same case of a later input folder (read_raw_profiles);
+  // used + replaced = the folder's measured cases.
+  int used = 0, excluded = 0, replaced = 0;
 };
 
 struct RawProfile {
@@ -71,6 +78,8 @@ struct RawProfile {
   std::vector<Sample> samples;
   double peak_tflops = 0;  // peak/gemm_bf16 (0 when absent)
   double peak_gbps = 0;    // peak/device_copy (0 when absent)
+  // Where the peaks came from; it names the folder(s) when more than one input folder had a peak
+  // case (the last one's stand) or the two peaks came from different folders.
   std::string peaks_source = "peak/gemm_bf16 and peak/device_copy";
   std::string gpu_name;
   // The decode kernel's plan constants on the measured GPU (its SM count from provenance.json
@@ -86,6 +95,11 @@ void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource
 // Reads every input: raw folders (provenance.json + ops.json / comm-*gpu.json / attention.json) and
 // Vidur profiling CSVs (a file, or a folder of them without provenance.json); all of one GPU model.
 // `gpu_name` names the GPU when no input says which (Vidur CSVs carry no GPU name).
+// A case measured in more than one raw folder (the same case name, Sample::case_name; for the peaks
+// peak/gemm_bf16 and peak/device_copy whatever their size) is taken from the folder given last: the
+// earlier folders' samples of it are dropped and counted in their RawSource::replaced. A case that
+// failed or was skipped (error_occurred) replaces nothing. The same name twice within one folder
+// keeps both.
 RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::string& gpu_name = "");
 
 }  // namespace fdc::fit

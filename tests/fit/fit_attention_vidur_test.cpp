@@ -24,11 +24,16 @@ namespace {
 // With `size_effect`, that time is divided by an efficiency that dips smoothly with log2(bytes)
 // (1 at 1 MB, 0.55 at 32 MB, 1 again at 1 GB): what a linear law cannot follow, whatever its
 // terms (a per-unit cost, growing with the bytes, cannot make a dip).
-std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced, bool size_effect = false) {
+// With `interaction`, the time grows by up to 25% with log2(sequences) x log2(context) together
+// (bilinear: nothing at either small end): at equal bytes, many short sequences and few long ones
+// differ, which no law over bytes (curve included) follows.
+std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced, bool size_effect = false,
+                         bool interaction = false) {
   const double bytes = seqs * (ctx_mean + 1) * 40 * 2 * 128 * 2.0;
   const double straggler = bytes / seqs * (ctx_max + 1) / (ctx_mean + 1);
   double t = 4.0 + bytes * 5e-7 + 0.5 * seqs + (balanced ? 0.0 : straggler * 2e-6);
   if (size_effect) t /= 1.0 - 0.45 * std::sin(M_PI * std::clamp((std::log2(bytes) - 20.0) / 10.0, 0.0, 1.0));
+  if (interaction) t *= 1.0 + 0.25 * (std::log2(seqs) / 7.0) * (std::log2(ctx_mean / 128.0) / 4.0);
   std::ostringstream os;
   os.precision(17);
   os << R"({"name": "attn_decode/s)" << seqs << "/c" << ctx_mean << "/b" << balanced
@@ -40,12 +45,12 @@ std::string decode_entry(int seqs, double ctx_mean, double ctx_max, int balanced
   return os.str();
 }
 
-std::string size_effect_file() {
+std::string size_effect_file(bool interaction = false) {
   std::string s = R"({"benchmarks": [)";
   bool first = true;
   for (int seqs : {1, 2, 4, 8, 16, 32, 64, 128})
     for (double ctx : {128.0, 256.0, 512.0, 1024.0, 2048.0}) {
-      s += (first ? "" : ",") + decode_entry(seqs, ctx, ctx, 1, true);
+      s += (first ? "" : ",") + decode_entry(seqs, ctx, ctx, 1, !interaction, interaction);
       first = false;
     }
   return s + "]}";
@@ -92,10 +97,15 @@ TEST_CASE("fit: attention whose efficiency changes with size takes the efficienc
   RawSource src;
   read_raw_benchmark_file(f.path(), raw, src);
   const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false, raw.decode_plan);
-  CHECK(fit.form == FitForm::kAttentionLinearEfficiency);
-  REQUIRE(fit.candidates.size() == 2);
+  // Candidates: the linear law, its efficiency curve, the curve with its neighbours' errors.
+  REQUIRE(fit.candidates.size() == 3);
+  CHECK(fit.candidates[1].form == FitForm::kAttentionLinearEfficiency);
+  CHECK(fit.candidates[2].form == FitForm::kAttentionNeighbours);
+  CHECK(fit.form != FitForm::kAttentionLinear);
   REQUIRE(fit.candidates[0].held_out.median_ape_pct);
+  REQUIRE(fit.candidates[1].held_out.median_ape_pct);
   REQUIRE(fit.held_out.median_ape_pct);
+  CHECK(*fit.candidates[1].held_out.median_ape_pct < *fit.candidates[0].held_out.median_ape_pct - 0.1);
   CHECK(*fit.held_out.median_ape_pct < *fit.candidates[0].held_out.median_ape_pct - 0.1);
   CHECK(!fit.knots.empty());
   // Written and read back, it predicts the same.
@@ -107,6 +117,54 @@ TEST_CASE("fit: attention whose efficiency changes with size takes the efficienc
   const FittedProfile back = read_profile(out.path());
   const OpQuery q = OpQuery::of(raw.samples[3]);
   CHECK(predict_time_us(back.ops.at("attn_decode"), q) == doctest::Approx(predict_time_us(fit, q)));
+}
+
+TEST_CASE("fit: decode attention whose time depends on sequences and context together takes its neighbours") {
+  test::TempFile f("attention.json", size_effect_file(/*interaction=*/true));
+  RawProfile raw;
+  raw.decode_plan = costmodel::cuda_core_decode_plan(132);
+  RawSource src;
+  read_raw_benchmark_file(f.path(), raw, src);
+  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false, raw.decode_plan);
+  REQUIRE(fit.candidates.size() == 3);
+  CHECK(fit.form == FitForm::kAttentionNeighbours);
+  REQUIRE(fit.candidates[1].held_out.median_ape_pct);
+  REQUIRE(fit.held_out.p90_ape_pct);
+  REQUIRE(fit.candidates[1].held_out.p90_ape_pct);
+  CHECK(*fit.held_out.median_ape_pct < 0.5 * *fit.candidates[1].held_out.median_ape_pct);
+  CHECK(*fit.held_out.p90_ape_pct < *fit.candidates[1].held_out.p90_ape_pct);
+  CHECK(fit.neighbours.size() == raw.samples.size());
+  // A query on a measured case gets its measured time (the case alone decides at distance 0).
+  for (const Sample& s : raw.samples) CHECK(predict_time_us(fit, OpQuery::of(s)) == doctest::Approx(s.time_us));
+  // Between cases: between the neighbours; far from every case (another rank, 16x the bytes per
+  // key): the curve law alone.
+  OpQuery between = OpQuery::of(raw.samples[17]);
+  between.keys_mean *= 1.41, between.keys_max *= 1.41, between.bytes *= 1.41, between.stage_bytes *= 1.41;
+  const double t = predict_time_us(fit, between);
+  CHECK(t > raw.samples[17].time_us);
+  CHECK(t < raw.samples[18].time_us);
+  OpQuery far = between;
+  far.bytes *= 16, far.stage_bytes *= 16;
+  CHECK(neighbour_correction(fit.neighbours, far) == 1.0);
+  CHECK(neighbour_correction({}, between) == 1.0);
+  // The neighbours survive the profile file.
+  FittedProfile p;
+  p.gpu = "test";
+  p.ops["attn_decode"] = fit;
+  const FittedProfile back = profile_from_json(profile_to_json(p, "test"), "p.json");
+  REQUIRE(back.ops.at("attn_decode").form == FitForm::kAttentionNeighbours);
+  CHECK(back.ops.at("attn_decode").neighbours.size() == fit.neighbours.size());
+  CHECK(predict_time_us(back.ops.at("attn_decode"), between) == doctest::Approx(t));
+  // A neighbours point that is not 7 numbers is refused, naming the op.
+  Json j = profile_to_json(p, "test");
+  j["ops"]["attn_decode"]["neighbours"][0] = Json::array({1, 2, 3});
+  try {
+    (void)profile_from_json(j, "p.json");
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("ops.attn_decode: each neighbours point must be 7 finite numbers") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("fit: attention cases read with their features and fit a law that recovers the generator") {

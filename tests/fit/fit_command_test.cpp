@@ -39,19 +39,58 @@ TEST_CASE("fit command: fits the committed H100 folder, reports it, refuses a pa
   fs::create_directories(tmp);
   const std::string profile = (tmp / "h100.json").string();
 
+  const std::string residuals = (tmp / "residuals.csv").string();
+  const std::string raw_dir = test::source_path("configs/profiles/raw/h100-1gpu-20261127");
   const Result fit = capture([&] {
     cli::FitOptions o;
-    o.raw_dirs = {test::source_path("configs/profiles/raw/h100-1gpu-20261127")};
+    o.raw_dirs = {raw_dir};
     o.out = profile;
+    o.residuals = residuals;
     return cli::run_fit(o);
   });
   CHECK(fit.code == cli::kExitOk);
   CHECK(fit.out.find("gemm/qkv_proj/cublaslt") != std::string::npos);
 
-  const Result report = capture([&] { return cli::run_profile_report({profile}); });
+  // --residuals: one row per case of every op with a held-out error, the op's own numbers.
+  std::ifstream csv(residuals);
+  std::string header, row;
+  REQUIRE(std::getline(csv, header));
+  CHECK(header == "op,case,measured_us,held_out_us,error_pct");
+  int rows = 0, residual_rows = 0;
+  while (std::getline(csv, row)) {
+    ++rows;
+    if (row.rfind("\"rope_rotate/rotate\",", 0) == 0) {
+      ++residual_rows;
+      CHECK(row.find("ops.json: benchmark 'rope_rotate/") != std::string::npos);
+    }
+  }
+  // The ops with more than one case: the four QKV and output-projection GEMMs (6 cases each) and
+  // RoPE + rotation (3); single cases have nothing to hold out.
+  CHECK(residual_rows == 3);
+  CHECK(rows == 4 * 6 + 3);
+
+  const Result report = capture([&] { return cli::run_profile_report({profile, {}}); });
   CHECK(report.code == cli::kExitOk);
   CHECK(report.out.find("NVIDIA H100") != std::string::npos);
   CHECK(report.out.find("leave-one-out") != std::string::npos);
+
+  // --against: the laws scored on raw cases (here the ones they were fitted to).
+  const Result against = capture([&] { return cli::run_profile_report({profile, {raw_dir}}); });
+  CHECK(against.code == cli::kExitOk);
+  CHECK(against.out.find("against 1 raw folder(s) of NVIDIA H100") != std::string::npos);
+  CHECK(against.out.find("rope_rotate/rotate") != std::string::npos);
+
+  // --residuals belongs to a fit from raw folders.
+  const Result refused = capture([&] {
+    cli::FitOptions o;
+    o.derive = true;
+    o.from = profile;
+    o.out = (tmp / "d.json").string();
+    o.residuals = residuals;
+    return cli::run_fit(o);
+  });
+  CHECK(refused.code == cli::kExitBadInput);
+  CHECK(refused.err.find("--residuals") != std::string::npos);
 
   // A raw folder whose ops.json lacks a counter: exit 2, file and benchmark named.
   const fs::path raw = tmp / "raw";
@@ -69,7 +108,7 @@ TEST_CASE("fit command: fits the committed H100 folder, reports it, refuses a pa
   CHECK(bad.err.find((raw / "ops.json").string()) != std::string::npos);
   CHECK(bad.err.find("mlp_act/swiglu/f13824/m1024") != std::string::npos);
 
-  const Result missing = capture([&] { return cli::run_profile_report({(tmp / "none.json").string()}); });
+  const Result missing = capture([&] { return cli::run_profile_report({(tmp / "none.json").string(), {}}); });
   CHECK(missing.code == cli::kExitBadInput);
   fs::remove_all(tmp);
 }
@@ -98,7 +137,7 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   CHECK(r.out.find("2048 rows: efficiency 0.790") != std::string::npos);
   CHECK(r.out.find("GEMMs calibrated in measured layers and prefill attention calibrated in measured layers") !=
         std::string::npos);
-  const Result report = capture([&] { return cli::run_profile_report({out}); });
+  const Result report = capture([&] { return cli::run_profile_report({out, {}}); });
   CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
   CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.796 at 512 rows") !=
         std::string::npos);

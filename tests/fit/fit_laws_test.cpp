@@ -12,12 +12,12 @@ namespace fdc::fit {
 namespace {
 
 Sample collective(double bytes, double time_us) {
-  return Sample{"all_reduce/g2", "synthetic", time_us, bytes, 0, 0, 0, 0, std::nullopt};
+  return Sample{"all_reduce/g2", "synthetic", time_us, bytes, 0, 0, 0, 0, std::nullopt, ""};
 }
 
 Sample gemm(double m, double n, double k, double time_us) {
   const OpQuery q = OpQuery::gemm(m, n, k);
-  return Sample{"gemm/x/cublaslt", "synthetic", time_us, q.bytes, q.flops, m, n, k, std::nullopt};
+  return Sample{"gemm/x/cublaslt", "synthetic", time_us, q.bytes, q.flops, m, n, k, std::nullopt, ""};
 }
 
 }  // namespace

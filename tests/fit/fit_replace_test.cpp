@@ -1,0 +1,165 @@
+// Re-measured cases: a case (the same benchmark name, run options aside) in more than one raw
+// folder is taken from the folder given last, its earlier samples dropped and counted as replaced;
+// the peaks likewise, naming their folder; the order of the folders picks the winner.
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "costmodel/fit/op_fit.h"
+#include "costmodel/fit/profile_fit.h"
+#include "costmodel/fit/raw_reader.h"
+
+namespace fdc::fit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A raw folder in the system temp directory (provenance.json + ops.json), removed with the object.
+class RawFolder {
+ public:
+  explicit RawFolder(const std::vector<std::string>& entries) {
+    static std::atomic<int> counter{0};
+    path_ = (fs::temp_directory_path() /
+             ("fdcsim_fit_replace_" + std::to_string(::getpid()) + "_" + std::to_string(counter++)))
+                .string();
+    fs::create_directories(path_);
+    std::ofstream(fs::path(path_) / "provenance.json") << R"({"gpus": [{"name": "NVIDIA H100 80GB HBM3"}]})";
+    std::string s = R"({"benchmarks": [)";
+    for (size_t i = 0; i < entries.size(); ++i) s += (i ? ",\n" : "") + entries[i];
+    std::ofstream(fs::path(path_) / "ops.json") << s << "]}";
+  }
+  ~RawFolder() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  RawFolder(const RawFolder&) = delete;
+  RawFolder& operator=(const RawFolder&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// out_proj of Llama-2-13B (n = k = 5120) at m tokens, `iterations` in the name as the run's budget set them.
+std::string gemm(int m, double time_us, int iterations) {
+  std::ostringstream os;
+  os << R"({"name": "gemm/out_proj/llama-2-13b/tp1/r64/m)" << m << "/cublaslt/iterations:" << iterations
+     << R"(/manual_time", "real_time": )" << time_us << R"(, "time_unit": "us", "m": )" << m
+     << R"(, "n": 5120, "k": 5120})";
+  return os.str();
+}
+
+std::string skipped_gemm(int m) {
+  return R"({"name": "gemm/out_proj/llama-2-13b/tp1/r64/m)" + std::to_string(m) +
+         R"(/cublaslt/iterations:5/manual_time", "error_occurred": true, "error_message": "skipped"})";
+}
+
+std::vector<std::string> with_peaks(std::vector<std::string> entries, double tflops, double gbps) {
+  entries.push_back(R"({"name": "peak/gemm_bf16/m8192n8192k8192/iterations:19/manual_time", "real_time": 1400,)"
+                    R"( "time_unit": "us", "peak_TFLOP/s": )" +
+                    std::to_string(tflops) + "}");
+  entries.push_back(R"({"name": "peak/device_copy/1GiB/iterations:35/manual_time", "real_time": 700,)"
+                    R"( "time_unit": "us", "peak_GB/s": )" +
+                    std::to_string(gbps) + "}");
+  return entries;
+}
+
+// The samples of the m-token case.
+std::vector<const Sample*> samples_at(const RawProfile& r, double m) {
+  std::vector<const Sample*> found;
+  for (const Sample& s : r.samples)
+    if (s.m == m) found.push_back(&s);
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("fit: a case measured again in a later raw folder replaces the earlier one; the order picks") {
+  // The old folder: four GEMM sizes and the peaks. The new one re-measures m = 64 (with another
+  // iteration count: the same case), its peaks, and skips m = 256, which replaces nothing.
+  const RawFolder old_folder(
+      with_peaks({gemm(16, 10.0, 250), gemm(64, 20.0, 250), gemm(256, 60.0, 100), gemm(1024, 200.0, 40)}, 700, 3000));
+  const RawFolder new_folder(with_peaks({gemm(64, 25.0, 120), skipped_gemm(256)}, 750, 3100));
+
+  const RawProfile r = read_raw_profiles({old_folder.path(), new_folder.path()});
+  REQUIRE(r.sources.size() == 2);
+  const auto m64 = samples_at(r, 64);
+  REQUIRE(m64.size() == 1);
+  CHECK(m64[0]->time_us == 25.0);
+  CHECK(m64[0]->where.find(new_folder.path()) != std::string::npos);
+  CHECK(m64[0]->case_name == "gemm/out_proj/llama-2-13b/tp1/r64/m64/cublaslt");
+  REQUIRE(samples_at(r, 256).size() == 1);  // skipped in the new folder: the old measurement stays
+  CHECK(samples_at(r, 256)[0]->time_us == 60.0);
+  CHECK(r.samples.size() == 4);
+  // The old folder: 6 cases measured (4 GEMMs and 2 peaks), 3 replaced (m = 64 and the peaks).
+  CHECK(r.sources[0].used == 3);
+  CHECK(r.sources[0].replaced == 3);
+  CHECK(r.sources[0].excluded == 0);
+  CHECK(r.sources[1].used == 3);
+  CHECK(r.sources[1].replaced == 0);
+  CHECK(r.sources[1].excluded == 1);
+  CHECK(r.peak_tflops == 750);
+  CHECK(r.peak_gbps == 3100);
+  CHECK(r.peaks_source == "peak/gemm_bf16 and peak/device_copy of " + new_folder.path());
+
+  // The fitted profile's sources count the replaced cases, only where there are some.
+  const FittedProfile p = fit_profile(r);
+  REQUIRE(p.sources.size() == 2);
+  CHECK(p.sources[0].at("cases_used") == 3);
+  CHECK(p.sources[0].at("cases_replaced") == 3);
+  CHECK_FALSE(p.sources[1].contains("cases_replaced"));
+  CHECK(p.peaks.tflops == 750);
+  CHECK(p.peaks_source == r.peaks_source);
+  REQUIRE(p.find("gemm/out_proj/cublaslt") != nullptr);
+
+  // Swapped, the old folder is the later one: its m = 64 and peaks stand, the new folder's are replaced.
+  const RawProfile s = read_raw_profiles({new_folder.path(), old_folder.path()});
+  const auto m64s = samples_at(s, 64);
+  REQUIRE(m64s.size() == 1);
+  CHECK(m64s[0]->time_us == 20.0);
+  CHECK(m64s[0]->where.find(old_folder.path()) != std::string::npos);
+  CHECK(s.samples.size() == 4);
+  CHECK(s.sources[0].used == 0);
+  CHECK(s.sources[0].replaced == 3);
+  CHECK(s.sources[0].excluded == 1);
+  CHECK(s.sources[1].used == 6);
+  CHECK(s.sources[1].replaced == 0);
+  CHECK(s.peak_tflops == 700);
+  CHECK(s.peak_gbps == 3000);
+  CHECK(s.peaks_source == "peak/gemm_bf16 and peak/device_copy of " + old_folder.path());
+  const FittedProfile q = fit_profile(s);
+  CHECK(q.sources[0].at("cases_replaced") == 3);
+  CHECK_FALSE(q.sources[1].contains("cases_replaced"));
+}
+
+TEST_CASE("fit: without overlap nothing is replaced; the same case twice in one folder keeps both") {
+  const RawFolder a(with_peaks({gemm(16, 10.0, 250), gemm(64, 20.0, 250)}, 700, 3000));
+  const RawFolder b({gemm(256, 60.0, 100), gemm(256, 61.0, 100), gemm(1024, 200.0, 40)});
+  const RawProfile r = read_raw_profiles({a.path(), b.path()});
+  CHECK(r.samples.size() == 5);
+  CHECK(samples_at(r, 256).size() == 2);
+  CHECK(r.sources[0].used == 4);
+  CHECK(r.sources[0].replaced == 0);
+  CHECK(r.sources[1].used == 3);
+  CHECK(r.sources[1].replaced == 0);
+  CHECK(r.peaks_source == "peak/gemm_bf16 and peak/device_copy");  // one folder had peaks: as before
+  for (const Json& src : fit_profile(r).sources) CHECK_FALSE(src.contains("cases_replaced"));
+
+  // A later folder measuring that case once replaces both earlier samples: two cases replaced.
+  const RawFolder c({gemm(256, 55.0, 100)});
+  const RawProfile t = read_raw_profiles({a.path(), b.path(), c.path()});
+  REQUIRE(samples_at(t, 256).size() == 1);
+  CHECK(samples_at(t, 256)[0]->time_us == 55.0);
+  CHECK(t.sources[1].used == 1);
+  CHECK(t.sources[1].replaced == 2);
+  CHECK(t.sources[2].used == 1);
+}
+
+}  // namespace fdc::fit
