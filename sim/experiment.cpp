@@ -11,6 +11,12 @@ namespace fdc::sim {
 
 namespace {
 
+// A profile or hardware reference that names a file (a path, or a .json name) rather than an
+// embedded config.
+bool names_a_file(const std::string& s) {
+  return s.find('/') != std::string::npos || (s.size() > 5 && s.substr(s.size() - 5) == ".json");
+}
+
 // A referenced config: loaded document plus where it came from.
 struct Ref {
   std::shared_ptr<Json> doc;
@@ -89,6 +95,7 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   e.cost_kind = cm.get_enum_or("kind", "roofline", {"roofline", "profile"}) == "profile" ? CostModelKind::kProfile
                                                                                          : CostModelKind::kRoofline;
   const std::string profile_name = cm.get_or<std::string>("profile", e.hardware.profile);
+  std::string profile_config_value;
   if (cm.has("profile_info")) cm.raw("profile_info");  // informative: written by a run, ignored on input
   e.roofline = costmodel::parse_roofline_params(cm);
   cm.finish();
@@ -99,6 +106,10 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
     auto [prof, ref] = load_profile(profile_name, base_dir, cm.where("profile"));
     e.profile = std::make_shared<const fit::FittedProfile>(std::move(prof));
     e.profile_ref = ref;
+    // The resolved config names the profile so that reading it again finds the same one (max-rate's
+    // per-policy searches, config.resolved.json): the embedded name, or the file's absolute path.
+    profile_config_value =
+        names_a_file(profile_name) ? std::filesystem::absolute(ref.source).lexically_normal().string() : ref.name;
   }
 
   ConfigNode slo = root.child_or_empty("slo");
@@ -137,7 +148,7 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
     if (e.profile->derived.is_object() && e.profile->derived.contains("method"))
       info["derived_by"] = e.profile->derived["method"];
     e.cost_info["profile"] = info;
-    e.resolved["costmodel"]["profile"] = e.profile_ref.name;
+    e.resolved["costmodel"]["profile"] = profile_config_value;
     e.resolved["costmodel"]["profile_info"] = info;
   }
   return e;
@@ -145,8 +156,7 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
 
 std::pair<fit::FittedProfile, costmodel::ProfileRef> load_profile(const std::string& s, const std::string& base_dir,
                                                                   const std::string& where) {
-  const bool is_path = s.find('/') != std::string::npos || (s.size() > 5 && s.substr(s.size() - 5) == ".json");
-  if (is_path) {
+  if (names_a_file(s)) {
     std::filesystem::path p(s);
     if (p.is_relative() && !base_dir.empty() && !std::filesystem::exists(p)) p = std::filesystem::path(base_dir) / p;
     return {fit::read_profile(p.string()), costmodel::ProfileRef{p.stem().string(), p.string()}};
@@ -161,7 +171,7 @@ std::pair<fit::FittedProfile, costmodel::ProfileRef> load_profile(const std::str
 }
 
 costmodel::HardwareSpec load_hardware(const std::string& s) {
-  const bool is_path = s.find('/') != std::string::npos || (s.size() > 5 && s.substr(s.size() - 5) == ".json");
+  const bool is_path = names_a_file(s);
   Json doc, resolved = Json::object();
   std::string source;
   if (is_path) {

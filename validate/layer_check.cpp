@@ -106,9 +106,9 @@ bool ends_with(const std::string& s, const std::string& end) {
   return s.size() >= end.size() && s.compare(s.size() - end.size(), end.size(), end) == 0;
 }
 
-// A resolved config names its profile by the profile's name: an embedded profile's, which loads
-// again, or a file's stem, which does not; its profile_info.source holds the file. Reports written
-// before reloadable_config existed store the resolved config as it was, so reading applies this too.
+// Resolved configs of earlier versions named a profile read from a file by the file's stem, which
+// does not load again; their profile_info.source holds the file. Reports that stored such a config
+// are read with the file named by its path (resolved configs now name it so themselves).
 void make_profile_loadable(Json& config) {
   if (!config.is_object() || !config.contains("costmodel") || !config["costmodel"].is_object()) return;
   Json& cm = config["costmodel"];
@@ -397,7 +397,8 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
       os << line;
     }
     if (r.measured_outside_ms != 0) {
-      std::snprintf(line, sizeof line, "    %-16s %9.4f %9s %8s\n", "(outside layers)", r.measured_outside_ms, "-", "-");
+      std::snprintf(line, sizeof line, "    %-16s %9.4f %9s %8s\n", "(outside layers)", r.measured_outside_ms, "-",
+                    "-");
       os << line;
     }
   }
@@ -473,12 +474,6 @@ Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRo
   j["within_target"] = met;
   j["provenance"] = provenance;
   return j;
-}
-
-Json reloadable_config(const sim::Experiment& e) {
-  Json c = e.resolved;
-  make_profile_loadable(c);
-  return c;
 }
 
 // ---- Re-prediction of a saved report (`--measured`) ----------------------------------------------

@@ -150,7 +150,7 @@ struct LayerCheckRow {
   bool has_measured_ops = false;
   std::array<double, costmodel::kNumOpKinds> measured_op_ms{};
   double measured_outside_ms = 0;
-  LayerMeasurement samples;                    // the timed pairs (empty when a report lacks them)
+  LayerMeasurement samples;  // the timed pairs (empty when a report lacks them)
   LayerPrediction predicted;
   double predicted_ms() const { return predicted.total_s * 1e3; }
   // predicted / measured - 1 (> 0: the cost model is too slow); 0 when nothing was measured.
@@ -186,14 +186,10 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
 // "measured_outside_layers_ms"); `provenance` is stored as given.
 Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRow>& rows, const Json& provenance);
 
-// The experiment's resolved config as a report stores it (provenance.config), loadable again: a
-// profile read from a file is named by its path (the resolved config names it by its file stem).
-Json reloadable_config(const sim::Experiment& e);
-
 // ---- Re-prediction of a saved report (`--measured`) ----------------------------------------------
 
-// What a report holds of its run: the config (provenance.config, made loadable as
-// reloadable_config does, so reports of earlier versions load too), the device, window and warm-up,
+// What a report holds of its run: the config (provenance.config; a profile file
+// that reports of earlier versions named by its stem is named by its path), the device, window and warm-up,
 // the batches (parsed from their labels) and their measured times. Nothing here needs a GPU.
 struct SavedLayerCheck {
   std::string path;

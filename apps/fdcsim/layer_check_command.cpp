@@ -69,8 +69,8 @@ void add_layer_check_command(CLI::App& app, LayerCheckOptions& o) {
   sub->add_option("--out,-o", o.out, "Also write the report as JSON to this file (with provenance)");
   sub->add_flag("--quiet,-q", o.quiet, "No table on stdout and no progress on stderr (errors still go to stderr)");
   // What describes a run on the GPU is the report's own with --measured.
-  for (const char* name : {"--gpus", "--batches", "--layers", "--first-layer", "--repeats", "--warmup", "--device",
-                           "--per-op"})
+  for (const char* name :
+       {"--gpus", "--batches", "--layers", "--first-layer", "--repeats", "--warmup", "--device", "--per-op"})
     measured->excludes(sub->get_option(name));
 }
 
@@ -85,7 +85,7 @@ Json provenance(const LayerCheckOptions& o, const sim::Experiment& exp) {
   char host[256] = {0};
   if (gethostname(host, sizeof host - 1) == 0) j["hostname"] = host;
   j["cost_model_info"] = exp.cost_info;
-  j["config"] = validate::reloadable_config(exp);
+  j["config"] = exp.resolved;
   return j;
 }
 

@@ -9,6 +9,7 @@
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/max_rate_command.h"
 #include "core/config.h"
+#include "tests/test_paths.h"
 
 using namespace fdc;
 
@@ -58,6 +59,25 @@ TEST_CASE("max-rate: none vs FDC side by side, with every probe in the JSON file
   }
   // FDC at 50% holds twice the KV cache: it sustains at least the rate without compression.
   CHECK(j["searches"][1]["rate_per_s"].get<double>() >= j["searches"][0]["rate_per_s"].get<double>());
+}
+
+TEST_CASE("max-rate: policies compared with a cost profile given by its path") {
+  // Each policy's search re-reads the resolved config, which must name the profile by a path that
+  // finds it again (not by the file's stem, which is no embedded profile).
+  namespace fs = std::filesystem;
+  const fs::path copy = fs::temp_directory_path() / "fdcsim-max-rate-my-a100.json";
+  fs::copy_file(test::source_path("configs/profiles/a100-extrapolated.json"), copy,
+                fs::copy_options::overwrite_existing);
+  cli::MaxRateCommandOptions o = small();
+  o.overrides.push_back("costmodel.kind=profile");
+  o.overrides.push_back("costmodel.profile=" + copy.string());
+  o.policies = {"none", "fdc-uniform-50"};
+  o.tol = 0.1;
+  Output r = max_rate(o);
+  CHECK(r.err.find("no such cost profile") == std::string::npos);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("fdc-uniform-50") != std::string::npos);
+  fs::remove(copy);
 }
 
 TEST_CASE("max-rate: bad input exits 2 naming the option or key; an SLO met nowhere exits 1") {

@@ -73,7 +73,7 @@ inline Json synthetic_report(const sim::Experiment& e, const std::vector<validat
   c.cost_model = sim::make_cost_model(e)->describe();
   c.window = w;
   c.warmup = 3;
-  return validate::layer_check_json(c, rows, Json{{"config", validate::reloadable_config(e)}, {"repeats", 3}});
+  return validate::layer_check_json(c, rows, Json{{"config", e.resolved}, {"repeats", 3}});
 }
 
 }  // namespace fdc::test
