@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <map>
 #include <sstream>
@@ -219,6 +220,7 @@ OpFit fit_attention_neighbours(const std::vector<Sample>& s) {
     const OpQuery q = OpQuery::of(x);
     fit.neighbours.push_back({neighbour_features(q), std::log(x.time_us / predict_time_us(fit, q))});
   }
+  sort_neighbours(fit.neighbours);
   fit.form = FitForm::kAttentionNeighbours;
   return fit;
 }
@@ -428,26 +430,99 @@ std::array<double, 6> neighbour_features(const OpQuery& q) {
           8.0 * q.balanced};
 }
 
-double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q) {
-  const std::array<double, 6> x = neighbour_features(q);
-  std::array<std::pair<double, double>, kNeighbours> near;  // (squared distance, log ratio), ascending
-  int found = 0;
-  for (const NeighbourPoint& p : points) {
+void sort_neighbours(std::vector<NeighbourPoint>& points) {
+  std::sort(points.begin(), points.end(), [](const NeighbourPoint& a, const NeighbourPoint& b) {
+    return std::tie(a.x, a.log_ratio) < std::tie(b.x, b.log_ratio);
+  });
+}
+
+namespace {
+
+// The points that can be within the radius of a query anywhere in the box [lo, hi] (per coordinate):
+// (squared distance to the box, index in the points' sorted order), nearest first. A superset of
+// every such query's neighbours, and no point after one farther from the box than a query's
+// current k-th nearest can join them.
+std::vector<std::pair<double, uint32_t>> neighbour_candidates(const std::vector<NeighbourPoint>& points,
+                                                              const std::array<double, 6>& lo,
+                                                              const std::array<double, 6>& hi) {
+  std::vector<std::pair<double, uint32_t>> out;
+  for (size_t i = 0; i < points.size(); ++i) {
     double d2 = 0;
-    for (size_t i = 0; i < x.size(); ++i) d2 += (p.x[i] - x[i]) * (p.x[i] - x[i]);
-    if (d2 > kNeighbourRadius * kNeighbourRadius) continue;
-    if (found == kNeighbours && d2 >= near[kNeighbours - 1].first) continue;
+    for (size_t k = 0; k < lo.size(); ++k) {
+      const double v = points[i].x[k];
+      const double gap = v < lo[k] ? lo[k] - v : v > hi[k] ? v - hi[k] : 0.0;
+      d2 += gap * gap;
+    }
+    if (d2 <= kNeighbourRadius * kNeighbourRadius) out.emplace_back(d2, static_cast<uint32_t>(i));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The candidates of the last box a thread asked about. A decode stretch the simulator fast-forwards
+// asks about the same batch with its keys growing step by step: only log2 mean keys (up) and the
+// spread (down) move, so one box covering keys up to twice the first query's serves the whole
+// stretch. The neighbours are the k nearest by (distance, index), whatever the scan order, so the
+// answer is the same as a scan over all points, bit for bit, whichever box served it.
+struct CandidateCache {
+  const NeighbourPoint* points = nullptr;
+  size_t size = 0;
+  NeighbourPoint first{}, last{};  // with points and size: the same vector of the same profile
+  std::array<double, 6> lo{}, hi{};
+  std::vector<std::pair<double, uint32_t>> candidates;
+  bool covers(const std::vector<NeighbourPoint>& p, const std::array<double, 6>& x) const {
+    if (points != p.data() || size != p.size() || size == 0 || first.x != p.front().x ||
+        first.log_ratio != p.front().log_ratio || last.x != p.back().x || last.log_ratio != p.back().log_ratio)
+      return false;
+    for (size_t k = 0; k < x.size(); ++k)
+      if (x[k] < lo[k] || x[k] > hi[k]) return false;
+    return true;
+  }
+};
+
+}  // namespace
+
+double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q) {
+  if (points.empty()) return 1.0;
+  const std::array<double, 6> x = neighbour_features(q);
+  thread_local CandidateCache cache;
+  if (!cache.covers(points, x)) {
+    cache.points = points.data(), cache.size = points.size();
+    cache.first = points.front(), cache.last = points.back();
+    // A margin of 0.1 in every coordinate (bytes per key and staged bytes move a little with the
+    // keys), mean keys up to twice, the spread shrinking as every sequence grows.
+    for (size_t k = 0; k < x.size(); ++k) cache.lo[k] = x[k] - 0.1, cache.hi[k] = x[k] + 0.1;
+    cache.hi[1] = x[1] + 1.0;
+    cache.lo[4] = x[4] - 1.0;
+    cache.candidates = neighbour_candidates(points, cache.lo, cache.hi);
+  }
+  struct Near {
+    double d2;
+    uint32_t index;
+    double log_ratio;
+    bool operator<(const Near& o) const { return d2 < o.d2 || (d2 == o.d2 && index < o.index); }
+  };
+  std::array<Near, kNeighbours> near{};  // the nearest so far, ascending by (distance, index)
+  int found = 0;
+  const double radius2 = kNeighbourRadius * kNeighbourRadius;
+  for (const auto& [box_d2, i] : cache.candidates) {
+    if (found == kNeighbours && box_d2 > near[kNeighbours - 1].d2) break;  // the rest are farther still
+    const NeighbourPoint& p = points[i];
+    const double bound = found == kNeighbours ? near[kNeighbours - 1].d2 : radius2;
+    double d2 = 0;
+    for (size_t k = 0; k < x.size() && d2 <= bound; ++k) d2 += (p.x[k] - x[k]) * (p.x[k] - x[k]);
+    const Near c{d2, i, p.log_ratio};
+    if (d2 > radius2 || (found == kNeighbours && !(c < near[kNeighbours - 1]))) continue;
     int at = found < kNeighbours ? found++ : kNeighbours - 1;
-    for (; at > 0 && near[static_cast<size_t>(at - 1)].first > d2; --at)
+    for (; at > 0 && c < near[static_cast<size_t>(at - 1)]; --at)
       near[static_cast<size_t>(at)] = near[static_cast<size_t>(at - 1)];
-    near[static_cast<size_t>(at)] = {d2, p.log_ratio};
+    near[static_cast<size_t>(at)] = c;
   }
   if (found == 0) return 1.0;
   double sum = 0, weight = 0;
   for (int i = 0; i < found; ++i) {
-    const auto [d2, r] = near[static_cast<size_t>(i)];
-    const double w = 1.0 / (d2 + 1e-6);
-    sum += w * r, weight += w;
+    const double w = 1.0 / (near[static_cast<size_t>(i)].d2 + 1e-6);
+    sum += w * near[static_cast<size_t>(i)].log_ratio, weight += w;
   }
   return std::exp(sum / weight);
 }

@@ -205,7 +205,9 @@ double predict_sample_us(const OpFit& law, const Sample& s);
 // classes, KV heads), 4 x staged / read bytes (the stage padding of ranks 96, 48, mixed tables),
 // log2 longest / mean keys (the spread), 8 x balanced (the naive and the balanced kernel never meet).
 std::array<double, 6> neighbour_features(const OpQuery& q);
+// `points` sorted by sort_neighbours (the fit and the profile reader sort them).
 double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q);
+void sort_neighbours(std::vector<NeighbourPoint>& points);
 
 // The straggler feature of attention_linear: the longest sequence's work (bytes or flops).
 double straggler_work(const OpQuery& q, bool on_flops);

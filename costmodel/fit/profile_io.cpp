@@ -251,6 +251,7 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
       f.neighbours.push_back(n);
     }
     FDC_INPUT_CHECK(!f.neighbours.empty(), source << ": ops." << op << ": 'neighbours' is empty");
+    sort_neighbours(f.neighbours);
   }
   if (f.form == FitForm::kGemmRooflineGrid) {
     std::vector<GridPoint> points;
