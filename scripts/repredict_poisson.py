@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Re-predicts the 24 held-out Poisson engine runs of 2026-11-28 with the given profiles and counts
-the targets met (docs/validate.md, "Results (2026-12-03)"; docs/fit.md).
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28, or with --runs current the 13
+Llama-2-13B H200 runs of 2026-12-03/04) with the given profiles and counts the targets met (docs/validate.md, "Results (2026-12-03)"; docs/fit.md).
 
 The runs: Llama-2-13B on one H100 and one H200 (docs/results/capacity-20261128b/, 12 runs) and
 Llama-2-7B sp=2 on two H100s and two H200s (docs/results/capacity-20261128/, 12 runs); every
@@ -32,13 +32,21 @@ import sys
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-# (label prefix, folder under docs/results, profile file name)
-SETS = [
-    ("13B 1x H100", "capacity-20261128b/h100-llama-2-13b", "h100.json"),
-    ("13B 1x H200", "capacity-20261128b/h200-llama-2-13b", "h200.json"),
-    ("7B sp=2 2x H100", "capacity-20261128/2xh100-llama-2-7b-sp2", "h100.json"),
-    ("7B sp=2 2x H200", "capacity-20261128/2xh200-llama-2-7b-sp2", "h200.json"),
-]
+# (label prefix, folder under docs/results, profile file name, timelines expected), per run set:
+# "20261128": the 24 held-out Poisson runs of 2026-11-28 (the engine of that day);
+# "current": the Llama-2-13B runs on one H200 of 2026-12-03 and 2026-12-04, the engine as it is now.
+RUN_SETS = {
+    "20261128": [
+        ("13B 1x H100", "capacity-20261128b/h100-llama-2-13b", "h100.json", 6),
+        ("13B 1x H200", "capacity-20261128b/h200-llama-2-13b", "h200.json", 6),
+        ("7B sp=2 2x H100", "capacity-20261128/2xh100-llama-2-7b-sp2", "h100.json", 6),
+        ("7B sp=2 2x H200", "capacity-20261128/2xh200-llama-2-7b-sp2", "h200.json", 6),
+    ],
+    "current": [
+        ("13B 1x H200 (12-03)", "capacity-20261203/h200-llama-2-13b", "h200.json", 11),
+        ("13B 1x H200 (12-04)", "capacity-20261204/h200-llama-2-13b", "h200.json", 2),
+    ],
+}
 
 ITER_MEDIAN, ITER_P90, REQUEST = 0.03, 0.08, 0.05
 
@@ -52,15 +60,16 @@ def rooted(p):
     return p if os.path.isabs(p) else os.path.join(ROOT, p)
 
 
-def runs():
+def runs(run_set):
     out = []
-    for label, folder, profile in SETS:
+    for label, folder, profile, expected in RUN_SETS[run_set]:
         path = os.path.join(ROOT, "docs", "results", folder)
         if not os.path.isdir(path):
             fail(f"{path}: missing (the committed engine runs)")
         files = sorted(glob.glob(os.path.join(path, "*_r*.measured_timeline.jsonl.gz")))
-        if len(files) != 6:
-            fail(f"{path}: expected 6 Poisson timelines (*_r<rate>.measured_timeline.jsonl.gz), found {len(files)}")
+        if len(files) != expected:
+            fail(f"{path}: expected {expected} Poisson timelines (*_r<rate>.measured_timeline.jsonl.gz), "
+                 f"found {len(files)}")
         for f in files:
             name = os.path.basename(f)[: -len(".measured_timeline.jsonl.gz")]
             policy, rate = name.rsplit("_r", 1)
@@ -78,6 +87,9 @@ def main():
     ap.add_argument("--fdcsim", default="build/fdcsim", help="the fdcsim executable (default: build/fdcsim)")
     ap.add_argument("--profiles", default="configs/profiles", help="folder with h100.json and h200.json")
     ap.add_argument("--out", required=True, help="output folder (created; its run folders are replaced)")
+    ap.add_argument("--runs", choices=sorted(RUN_SETS), default="20261128",
+                    help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28) or current (the "
+                         "Llama-2-13B H200 runs of 2026-12-03 and -04)")
     a = ap.parse_args()
     fdcsim, profiles, out = rooted(a.fdcsim), rooted(a.profiles), rooted(a.out)
     if not (os.path.isfile(fdcsim) and os.access(fdcsim, os.X_OK)):
@@ -87,7 +99,7 @@ def main():
             fail(f"{os.path.join(a.profiles, p)}: missing (--profiles names a folder with h100.json and h200.json)")
     os.makedirs(out, exist_ok=True)
     rows = []
-    for label, key, gz, profile in runs():
+    for label, key, gz, profile in runs(a.runs):
         timeline = os.path.join(out, key + ".measured_timeline.jsonl")
         with gzip.open(gz, "rb") as src, open(timeline, "wb") as dst:
             shutil.copyfileobj(src, dst)
@@ -120,6 +132,7 @@ def main():
         "iteration_targets_met": sum(r["iteration_met"] for r in rows),
         "request_metrics_within_5pct": sum(abs(x) <= REQUEST for r in rows for x in r["requests"].values()),
         "request_metrics": 6 * len(rows),
+        "runs_set": a.runs,
         "ttft_p50_within_5pct": sum(abs(r["requests"]["ttft_p50"]) <= REQUEST for r in rows),
         "ttft_p99_within_5pct": sum(abs(r["requests"]["ttft_p99"]) <= REQUEST for r in rows),
         "fdcsim": a.fdcsim,
