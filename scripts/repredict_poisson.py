@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28, or with --runs current the 15
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28, or with --runs current the 16
 Llama-2-13B H200 runs of 2026-12-03/04) with the given profiles and counts the targets met (docs/validate.md, "Results (2026-12-03)"; docs/fit.md).
 
 The runs: Llama-2-13B on one H100 and one H200 (docs/results/capacity-20261128b/, 12 runs) and
@@ -44,7 +44,7 @@ RUN_SETS = {
     ],
     "current": [
         ("13B 1x H200 (12-03)", "capacity-20261203/h200-llama-2-13b", "h200.json", 11),
-        ("13B 1x H200 (12-04)", "capacity-20261204/h200-llama-2-13b", "h200.json", 4),
+        ("13B 1x H200 (12-04)", "capacity-20261204/h200-llama-2-13b", "h200.json", 5),
     ],
 }
 
