@@ -56,6 +56,15 @@ std::string size_effect_file(bool interaction = false) {
   return s + "]}";
 }
 
+// Reads the decode cases of an attention.json text into `raw` (with a 132-SM plan) and fits them.
+OpFit fit_decode_cases(const std::string& text, RawProfile& raw) {
+  test::TempFile f("attention.json", text);
+  raw.decode_plan = costmodel::cuda_core_decode_plan(132);
+  RawSource src;
+  read_raw_benchmark_file(f.path(), raw, src);
+  return fit_op("attn_decode", raw.samples, Peaks{}, false, raw.decode_plan);
+}
+
 std::string attention_file() {
   std::string s = R"({"benchmarks": [)";
   bool first = true;
@@ -91,12 +100,8 @@ const char* kMlpHeader =
 }  // namespace
 
 TEST_CASE("fit: attention whose efficiency changes with size takes the efficiency curve, held out better") {
-  test::TempFile f("attention.json", size_effect_file());
   RawProfile raw;
-  raw.decode_plan = costmodel::cuda_core_decode_plan(132);
-  RawSource src;
-  read_raw_benchmark_file(f.path(), raw, src);
-  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false, raw.decode_plan);
+  const OpFit fit = fit_decode_cases(size_effect_file(), raw);
   // Candidates: the linear law, its efficiency curve, the curve with its neighbours' errors.
   REQUIRE(fit.candidates.size() == 3);
   CHECK(fit.candidates[1].form == FitForm::kAttentionLinearEfficiency);
@@ -120,12 +125,8 @@ TEST_CASE("fit: attention whose efficiency changes with size takes the efficienc
 }
 
 TEST_CASE("fit: decode attention whose time depends on sequences and context together takes its neighbours") {
-  test::TempFile f("attention.json", size_effect_file(/*interaction=*/true));
   RawProfile raw;
-  raw.decode_plan = costmodel::cuda_core_decode_plan(132);
-  RawSource src;
-  read_raw_benchmark_file(f.path(), raw, src);
-  const OpFit fit = fit_op("attn_decode", raw.samples, Peaks{}, false, raw.decode_plan);
+  const OpFit fit = fit_decode_cases(size_effect_file(/*interaction=*/true), raw);
   REQUIRE(fit.candidates.size() == 3);
   CHECK(fit.form == FitForm::kAttentionNeighbours);
   REQUIRE(fit.candidates[1].held_out.median_ape_pct);
