@@ -459,43 +459,61 @@ std::vector<std::pair<double, uint32_t>> neighbour_candidates(const std::vector<
   return out;
 }
 
-// The candidates of the last box a thread asked about. A decode stretch the simulator fast-forwards
-// asks about the same batch with its keys growing step by step: only log2 mean keys (up) and the
-// spread (down) move, so one box covering keys up to twice the first query's serves the whole
-// stretch. The neighbours are the k nearest by (distance, index), whatever the scan order, so the
-// answer is the same as a scan over all points, bit for bit, whichever box served it.
-struct CandidateCache {
-  const NeighbourPoint* points = nullptr;
-  size_t size = 0;
-  NeighbourPoint first{}, last{};  // with points and size: the same vector of the same profile
+// Candidate lists a thread keeps, one per place of the query's fixed coordinates (sequences,
+// bytes per key, stage padding, kernel: they stay put while a decode stretch is fast-forwarded; a
+// per-layer policy asks about one place per layer group each iteration). Each list covers a box:
+// a margin of 0.15 around the first query's place, mean keys up to twice its, the spread down to
+// half its (both move as every sequence grows). The neighbours are the k nearest by (distance,
+// index), whatever order the candidates are visited in, so the answer is the same as a scan over
+// all points, bit for bit, whichever list served it.
+struct CandidateBox {
   std::array<double, 6> lo{}, hi{};
   std::vector<std::pair<double, uint32_t>> candidates;
-  bool covers(const std::vector<NeighbourPoint>& p, const std::array<double, 6>& x) const {
-    if (points != p.data() || size != p.size() || size == 0 || first.x != p.front().x ||
-        first.log_ratio != p.front().log_ratio || last.x != p.back().x || last.log_ratio != p.back().log_ratio)
-      return false;
+  bool covers(const std::array<double, 6>& x) const {
     for (size_t k = 0; k < x.size(); ++k)
       if (x[k] < lo[k] || x[k] > hi[k]) return false;
     return true;
   }
 };
 
+struct CandidateCache {
+  const NeighbourPoint* points = nullptr;  // with size, first and last: the same points of the same profile
+  size_t size = 0;
+  NeighbourPoint first{}, last{};
+  std::map<std::array<int64_t, 4>, CandidateBox> boxes;
+  bool same_points(const std::vector<NeighbourPoint>& p) const {
+    return points == p.data() && size == p.size() && size > 0 && first.x == p.front().x &&
+           first.log_ratio == p.front().log_ratio && last.x == p.back().x && last.log_ratio == p.back().log_ratio;
+  }
+};
+
+const std::vector<std::pair<double, uint32_t>>& candidates_for(const std::vector<NeighbourPoint>& points,
+                                                               const std::array<double, 6>& x) {
+  thread_local CandidateCache cache;
+  if (!cache.same_points(points) || cache.boxes.size() > 4096) {
+    cache.points = points.data(), cache.size = points.size();
+    cache.first = points.front(), cache.last = points.back();
+    cache.boxes.clear();
+  }
+  const std::array<int64_t, 4> place{std::llround(x[0] * 8), std::llround(x[2] * 8), std::llround(x[3] * 8),
+                                     std::llround(x[5])};
+  CandidateBox& box = cache.boxes[place];
+  if (box.candidates.empty() || !box.covers(x)) {
+    for (size_t k = 0; k < x.size(); ++k) box.lo[k] = x[k] - 0.15, box.hi[k] = x[k] + 0.15;
+    box.hi[1] = x[1] + 1.0;
+    box.lo[4] = x[4] - 1.0;
+    box.candidates = neighbour_candidates(points, box.lo, box.hi);
+    if (box.candidates.empty()) box.candidates.emplace_back(std::numeric_limits<double>::infinity(), 0);
+  }
+  return box.candidates;
+}
+
 }  // namespace
 
 double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q) {
   if (points.empty()) return 1.0;
   const std::array<double, 6> x = neighbour_features(q);
-  thread_local CandidateCache cache;
-  if (!cache.covers(points, x)) {
-    cache.points = points.data(), cache.size = points.size();
-    cache.first = points.front(), cache.last = points.back();
-    // A margin of 0.1 in every coordinate (bytes per key and staged bytes move a little with the
-    // keys), mean keys up to twice, the spread shrinking as every sequence grows.
-    for (size_t k = 0; k < x.size(); ++k) cache.lo[k] = x[k] - 0.1, cache.hi[k] = x[k] + 0.1;
-    cache.hi[1] = x[1] + 1.0;
-    cache.lo[4] = x[4] - 1.0;
-    cache.candidates = neighbour_candidates(points, cache.lo, cache.hi);
-  }
+  const std::vector<std::pair<double, uint32_t>>& candidates = candidates_for(points, x);
   struct Near {
     double d2;
     uint32_t index;
@@ -505,7 +523,8 @@ double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQ
   std::array<Near, kNeighbours> near{};  // the nearest so far, ascending by (distance, index)
   int found = 0;
   const double radius2 = kNeighbourRadius * kNeighbourRadius;
-  for (const auto& [box_d2, i] : cache.candidates) {
+  for (const auto& [box_d2, i] : candidates) {
+    if (box_d2 > radius2) break;                                           // the sentinel of a box no point is near
     if (found == kNeighbours && box_d2 > near[kNeighbours - 1].d2) break;  // the rest are farther still
     const NeighbourPoint& p = points[i];
     const double bound = found == kNeighbours ? near[kNeighbours - 1].d2 : radius2;
