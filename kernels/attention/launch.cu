@@ -120,6 +120,10 @@ void launch_prefill(const PrefillParams& p, cudaStream_t stream) {
   FDC_INPUT_CHECK(p.path == PrefillPath::kAuto || p.path == PrefillPath::kMmaSync || p.path == PrefillPath::kWgmma,
                   "prefill: unknown kernel path " << static_cast<int>(p.path));
   if (resolve_prefill_path(p.path) == PrefillPath::kWgmma) {
+    FDC_INPUT_CHECK(p.cache.page_elems_hi > 0 && p.cache.page_elems_hi * 2 < (int64_t{1} << 31),
+                    "prefill: a page of " << p.cache.page_elems_hi
+                                          << " elements is too large for the wgmma kernel (its byte offsets are "
+                                             "32-bit; expected under 2^30 elements per page)");
 #ifdef FDC_HAVE_PREFILL_SM90
     if (p.dtype == DType::kBF16) detail::run_prefill_sm90_bf16(p, lb, stream);
     else detail::run_prefill_sm90_fp16(p, lb, stream);

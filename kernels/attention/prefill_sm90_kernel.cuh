@@ -16,6 +16,12 @@
 // stages: the copies of tile j + 2 are issued right after tile j's Q K^T MMAs, so they run behind
 // the tensor cores and have two iterations to land. The two warpgroups wait on the tensor cores in
 // turn, so one's softmax overlaps the other's MMAs without explicit scheduling.
+// With 8 warps per SM (2 per scheduler) the loop is bound by the instructions it issues per tile
+// (ncu: 36% issue utilization, 31% tensor pipe before these), so they are kept few: the causal mask
+// runs only on tiles that reach past a warp's first row, row max and sum run as 4 independent
+// chains, a row's copy source is one wide multiply-add, and a warp skips the output rescale when no
+// row max moved. (Issuing tile j's Q K^T with tile j - 1's P V, FA3's in-warpgroup overlap, was
+// tried and was slower: K and V copies then go apart, at twice the page lookups.)
 // D (64 or 128) is the padded width. Columns of Q and K in [r_qk, ceil16(r_qk)) and of V in
 // [r_v, ceil16(r_v)) are zero-filled, as are Q rows past the sequence and K/V rows past the
 // visible keys (V columns beyond ceil16(r_v) only feed output columns that are never stored).
@@ -108,76 +114,110 @@ struct TileCtx {
   int n_tiles;    // K/V tiles of BC keys
   int log2_block;
   float qscale;  // softmax scale in log2 units
+  // This thread's part of the K/V copies (load_kv): shared addresses of its first row's chunk in
+  // stage 0, the pool's address, a page's bytes, its chunk's byte offset in a page's K and V rows of
+  // the head at slot 0, the head's K and V row bytes, and whether its chunk is copied (inside
+  // ceil16(rank)) and read (inside the rank).
+  uint32_t sK_addr, sV_addr;
+  uint64_t pool_addr;
+  uint32_t page_bytes;
+  int k_off, v_off, k_row_bytes, v_row_bytes;
+  bool k_issue, v_issue, k_col, v_col;
 };
+
+// cp.async of 16 bytes issued only where `pred` holds: a predicate in the instruction, not a branch,
+// so that lanes of one row with different column chunks (some past the rank) do not diverge.
+__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_dst, const void* gmem_src, int src_bytes) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %3, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16, %2;\n}\n" ::"r"(smem_dst),
+      "l"(gmem_src), "r"(src_bytes), "r"(static_cast<int>(pred)));
+}
 
 // Copies K/V tile j (BC cached tokens) into stage `buf`: thread tid copies 16-byte column chunk
 // (tid % (D/8)) of rows tid / (D/8), + 256 / (D/8), ... Rows past n_kv and columns in
-// [rank, ceil16(rank)) are zero-filled.
+// [rank, ceil16(rank)) are zero-filled (their source is page 0, never read). The rows' page ids are
+// loaded first, all together, so that their latencies overlap; a row's source is then one wide
+// multiply-add (page x page bytes + pool) and an offset, and its place in shared memory a constant
+// step from the thread's first row (the row step is a multiple of 8, so the rows share their
+// swizzle). The per-thread constants are worked out once per block (TileCtx).
 template <typename T, int D, int BC>
-__device__ __forceinline__ void load_kv(const PrefillParams& p, const TileCtx<T>& c, int j, int buf) {
+__device__ __forceinline__ void load_kv(const TileCtx<T>& c, int j, int buf) {
   constexpr int CH = D / 8;
   constexpr int RSTEP = kThreads / CH;
-  const int col = (threadIdx.x % CH) * 8;
-  unsigned char* dk = c.sK + buf * BC * D * 2;
-  unsigned char* dv = c.sV + buf * BC * D * 2;
-  const int block_mask = (1 << c.log2_block) - 1;
-#pragma unroll 4
-  for (int r = threadIdx.x / CH; r < BC; r += RSTEP) {
-    const int t = j * BC + r;
-    const bool tok = t < c.n_kv;
-    const T* pg = c.pool;
-    if (tok) pg = c.pool + static_cast<int64_t>(c.pages[t >> c.log2_block]) * p.cache.page_elems_hi;
-    const int slot = t & block_mask;
-    if (col < c.rk16) {
-      const bool ok = tok && col < c.hd.rk;
-      cp_async16(dk + swz(BC, r, col), ok ? pg + c.hd.page_k_hi + slot * c.hd.rk + col : c.pool, ok ? 16 : 0);
-    }
-    if (col < c.rv16) {
-      const bool ok = tok && col < c.hd.rv;
-      cp_async16(dv + swz(BC, r, col), ok ? pg + c.hd.page_v_hi + slot * c.hd.rv + col : c.pool, ok ? 16 : 0);
-    }
+  constexpr int NR = BC / RSTEP;  // rows per thread
+  static_assert(RSTEP % 8 == 0, "a thread's rows share their swizzle");
+  const int r0 = threadIdx.x / CH;
+  const uint32_t stage = static_cast<uint32_t>(buf * BC * D * 2);
+  const int lb = c.log2_block;
+  const int mask = (1 << lb) - 1;
+  const int rows_in = c.n_kv - j * BC - r0;  // row i is a visible key while i * RSTEP < rows_in
+  const int* pages = c.pages + ((j * BC) >> lb);
+  int pg[NR];
+#pragma unroll
+  for (int i = 0; i < NR; ++i) pg[i] = i * RSTEP < rows_in ? pages[(r0 + i * RSTEP) >> lb] : 0;
+#pragma unroll
+  for (int i = 0; i < NR; ++i) {
+    const bool in = i * RSTEP < rows_in;
+    const int slot = (r0 + i * RSTEP) & mask;
+    const uint64_t page = c.pool_addr + static_cast<uint64_t>(static_cast<uint32_t>(pg[i])) * c.page_bytes;
+    cp_async16_if(c.k_issue, c.sK_addr + stage + i * RSTEP * 128,
+                  reinterpret_cast<const void*>(page + static_cast<uint32_t>(c.k_off + slot * c.k_row_bytes)),
+                  in && c.k_col ? 16 : 0);
+    cp_async16_if(c.v_issue, c.sV_addr + stage + i * RSTEP * 128,
+                  reinterpret_cast<const void*>(page + static_cast<uint32_t>(c.v_off + slot * c.v_row_bytes)),
+                  in && c.v_col ? 16 : 0);
   }
 }
 
-// Causal mask (only where the tile reaches past the warp's first row) and online softmax of one S
+// Causal mask (MASK: a tile that reaches past the warp's first row) and online softmax of one S
 // tile, in place, on raw scores: p = 2^(s * qscale - m * qscale), one FFMA and one EX2 per score.
-// Updates the running max and sums; alpha is the factor the output rows must be rescaled by.
-template <int BC>
+// Updates the running max and sums; alpha is the factor the output rows must be rescaled by. The
+// row max and sum run as kChains independent chains per row, so that a chain of dependent FMNMX or
+// FADD is BC / 8 / kChains long, not BC / 4.
+template <int BC, bool MASK>
 __device__ __forceinline__ void softmax_tile(float (&s)[BC / 2], float (&m_row)[2], float (&l_row)[2],
-                                             float (&alpha)[2], int kv0, int warp_first_pos, int row_pos0,
-                                             float qscale) {
+                                             float (&alpha)[2], int kv0, int row_pos0, float qscale) {
+  constexpr int kChains = 4;
+  static_assert((BC / 8) % (kChains / 2) == 0, "chains split the n8 blocks evenly");
   const int lane = threadIdx.x % 32;
-  const bool need_mask = kv0 + BC - 1 > warp_first_pos;
-  float mx[2] = {m_row[0], m_row[1]};
+  float mx[2][kChains];
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int k = 0; k < kChains; ++k) mx[r][k] = m_row[r];
 #pragma unroll
   for (int n = 0; n < BC / 8; ++n) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      if (need_mask) {
+      if constexpr (MASK) {
         const int key = kv0 + n * 8 + (lane % 4) * 2 + (i & 1);
         if (key > row_pos0 + (i >> 1) * 8) s[4 * n + i] = -INFINITY;
       }
-      mx[i >> 1] = fmaxf(mx[i >> 1], s[4 * n + i]);
+      float& m = mx[i >> 1][(n % (kChains / 2)) * 2 + (i & 1)];
+      m = fmaxf(m, s[4 * n + i]);
     }
   }
   float msc[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-    alpha[r] = fast_exp2((m_row[r] - mx[r]) * qscale);
-    m_row[r] = mx[r];
-    msc[r] = mx[r] * qscale;
-    l_row[r] *= alpha[r];
+    float m = fmaxf(fmaxf(mx[r][0], mx[r][1]), fmaxf(mx[r][2], mx[r][3]));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+    alpha[r] = fast_exp2((m_row[r] - m) * qscale);
+    m_row[r] = m;
+    msc[r] = m * qscale;
   }
+  float sum[2][kChains] = {};
 #pragma unroll
   for (int n = 0; n < BC / 8; ++n) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       s[4 * n + i] = fast_exp2(fmaf(s[4 * n + i], qscale, -msc[i >> 1]));
-      l_row[i >> 1] += s[4 * n + i];
+      sum[i >> 1][(n % (kChains / 2)) * 2 + (i & 1)] += s[4 * n + i];
     }
   }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) l_row[r] = l_row[r] * alpha[r] + ((sum[r][0] + sum[r][1]) + (sum[r][2] + sum[r][3]));
 }
 
 // P (16-bit, the A operand of P V) from the softmax'd S tile.
@@ -266,15 +306,21 @@ __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>&
     float s[BC / 2];
     qk_steps<T, KS, BC>(s, dq, desc_k(buf));
     // Copies of tile j + 2 go out while the tensor cores work on S.
-    if (j + 2 < c.n_tiles) load_kv<T, D, BC>(p, c, j + 2, buf == 0 ? kStages - 1 : buf - 1);
+    if (j + 2 < c.n_tiles) load_kv<T, D, BC>(c, j + 2, buf == 0 ? kStages - 1 : buf - 1);
     cp_async_commit();
     const uint64_t dv = desc_v(buf);
     buf = buf == kStages - 1 ? 0 : buf + 1;
     wgmma_wait<0>();
     fence_regs(s);
-    softmax_tile<BC>(s, m_row, l_row, alpha, j * BC, warp_first_pos, row_pos0, c.qscale);
+    if (j * BC + BC - 1 > warp_first_pos) {
+      softmax_tile<BC, true>(s, m_row, l_row, alpha, j * BC, row_pos0, c.qscale);
+    } else {
+      softmax_tile<BC, false>(s, m_row, l_row, alpha, j * BC, row_pos0, c.qscale);
+    }
     pack_p<T, BC>(pa, s);
-    rescale_o<D>(acc_o, alpha);
+    // A row's alpha is exactly 1 when its max did not move (2^0); past the first tiles that is most
+    // tiles, and the warp then skips its 64 multiplies (the vote keeps the branch warp-uniform).
+    if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) rescale_o<D>(acc_o, alpha);
     pv_issue<T, NV, D, BC>(acc_o, pa, dv);
     wgmma_wait<0>();
     fence_regs(acc_o);
@@ -364,6 +410,22 @@ __global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kerne
   c.qscale = p.sm_scale * 1.44269504088896340736f;
   c.pool = static_cast<const T*>(p.cache.hi_pool);
   c.pages = p.cache.hi_page_indices + p.cache.hi_page_indptr[tile.seq];
+  {
+    const int col = (threadIdx.x % CH) * 8;
+    const uint32_t first = swz(BC, threadIdx.x / CH, col);
+    c.sK_addr = smem_addr(c.sK) + first;
+    c.sV_addr = smem_addr(c.sV) + first;
+    c.pool_addr = reinterpret_cast<uint64_t>(c.pool);
+    c.page_bytes = static_cast<uint32_t>(p.cache.page_elems_hi * static_cast<int64_t>(sizeof(T)));
+    c.k_off = static_cast<int>((c.hd.page_k_hi + col) * static_cast<int64_t>(sizeof(T)));
+    c.v_off = static_cast<int>((c.hd.page_v_hi + col) * static_cast<int64_t>(sizeof(T)));
+    c.k_row_bytes = c.hd.rk * static_cast<int>(sizeof(T));
+    c.v_row_bytes = c.hd.rv * static_cast<int>(sizeof(T));
+    c.k_issue = col < c.rk16;
+    c.v_issue = col < c.rv16;
+    c.k_col = col < c.hd.rk;
+    c.v_col = col < c.hd.rv;
+  }
   c.out = static_cast<T*>(p.out) + static_cast<int64_t>(q_start + tile.q_begin) * p.o_row + c.hd.o_offset + g * c.hd.rv;
 
   // Q: rows past the sequence and columns in [r_qk, ceil16(r_qk)) are zero.
@@ -377,9 +439,9 @@ __global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kerne
       cp_async16(c.sQ + swz(BR, r, col), ok ? qsrc + static_cast<int64_t>(r) * p.q_row + col : qsrc, ok ? 16 : 0);
     }
   }
-  load_kv<T, D, BC>(p, c, 0, 0);
+  load_kv<T, D, BC>(c, 0, 0);
   cp_async_commit();
-  if (c.n_tiles > 1) load_kv<T, D, BC>(p, c, 1, 1);
+  if (c.n_tiles > 1) load_kv<T, D, BC>(c, 1, 1);
   cp_async_commit();
 
   run_tile<T, D, BC>(p, c);
