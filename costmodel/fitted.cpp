@@ -157,6 +157,7 @@ double FittedCostModel::seconds(const OpCall& c) const {
       q.balanced = 1;  // the FDC balanced kernel
       q.padded_flops = c.tiles.padded_flops, q.block_elems = c.tiles.block_elems;
       q.longest_block_flops = c.tiles.longest_block_flops;
+      if (c.kind == OpKind::kAttnPrefill) q.tokens = c.m;  // the batch's prompt rows, all sequences
       // The blocks' makespan over the SMs, computed for this batch per layer group (compute()).
       if (c.kind == OpKind::kAttnPrefill && f->prefill_schedule && c.layer)
         q.makespan = prefill_makespan_[static_cast<size_t>(c.layer - groups_.data())];

@@ -37,11 +37,19 @@ std::string range(const fit::Range& r) {
   return buf;
 }
 
+// The end of a neighbour form's law line: which law it corrects and with how many measured cases.
+void neighbour_suffix(std::ostream& os, const fit::OpFit& f) {
+  if (!f.neighbour_space()) return;
+  os << ", as " << fit::form_name(f.base_form())
+     << (f.base_form() == fit::FitForm::kAttentionLinearEfficiency ? " (over its efficiency curve)" : "")
+     << ", x its error at the nearest " << fit::kNeighbours << " of " << f.neighbours.size() << " measured cases";
+}
+
 void print_report(std::ostream& os, const fit::FittedProfile& p) {
   os << "profile: " << p.gpu << " (" << p.ops.size() << " ops)"
      << (p.extrapolated ? ", EXTRAPOLATED (derived: no measurement on this GPU)" : "") << "\n";
   char line[320];
-  std::snprintf(line, sizeof line, "%-24s %-27s %-46s %6s %-18s %7s %7s\n", "op", "form", "coverage", "points",
+  std::snprintf(line, sizeof line, "%-24s %-28s %-46s %6s %-18s %7s %7s\n", "op", "form", "coverage", "points",
                 "held-out", "median", "P90");
   os << line;
   for (const auto& [name, f] : p.ops) {
@@ -53,7 +61,7 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
     if (f.seqs_range) cov += ", seqs " + range(*f.seqs_range);
     // Long op names (calibrated overheads) take a line of their own.
     if (name.size() > 24) os << name << "\n";
-    std::snprintf(line, sizeof line, "%-24s %-27s %-46s %6d %-18s %7s %7s\n", name.size() > 24 ? "" : name.c_str(),
+    std::snprintf(line, sizeof line, "%-24s %-28s %-46s %6d %-18s %7s %7s\n", name.size() > 24 ? "" : name.c_str(),
                   fit::form_name(f.form), cov.c_str(), f.held_out.points, f.held_out.method.c_str(),
                   pct(f.held_out.median_ape_pct).c_str(), pct(f.held_out.p90_ape_pct).c_str());
     os << line;
@@ -61,8 +69,7 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   for (const auto& [name, f] : p.ops)
     if (f.extrapolated && !p.extrapolated) os << "  extrapolated " << name << ": " << f.note << "\n";
   for (const auto& [name, f] : p.ops) {  // the attention laws' columns, the plan's units where fitted
-    if (f.form != fit::FitForm::kAttentionLinear && f.form != fit::FitForm::kAttentionLinearEfficiency &&
-        f.form != fit::FitForm::kAttentionNeighbours)
+    if (f.base_form() != fit::FitForm::kAttentionLinear && f.base_form() != fit::FitForm::kAttentionLinearEfficiency)
       continue;
     std::snprintf(line, sizeof line,
                   "  %s law: %.3g us + %.3g us/byte + %.3g us/flop + %.3g us/seq + %.3g us/straggler %s "
@@ -79,16 +86,11 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
                     static_cast<long long>(c.min_unit_bytes));
       os << line;
     }
-    if (f.form == fit::FitForm::kAttentionNeighbours) {
-      std::snprintf(line, sizeof line,
-                    ", over its efficiency curve, x its error at the nearest %d of %zu measured cases",
-                    fit::kNeighbours, f.neighbours.size());
-      os << line;
-    }
+    neighbour_suffix(os, f);
     os << "\n";
   }
   for (const auto& [name, f] : p.ops) {  // the prefill tile laws' columns, the makespan's schedule where fitted
-    if (f.form != fit::FitForm::kAttentionTiles && f.form != fit::FitForm::kAttentionMakespan) continue;
+    if (f.base_form() != fit::FitForm::kAttentionTiles && f.base_form() != fit::FitForm::kAttentionMakespan) continue;
     std::snprintf(line, sizeof line,
                   "  %s law: %.3g us + %.3g us/padded flop + %.3g us/block elem + %.3g us/longest-block flop",
                   name.c_str(), f.alpha_us, f.us_per_padded_flop, f.us_per_block_elem, f.us_per_longest_flop);
@@ -102,6 +104,7 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
                     c.shared_speed);
       os << line;
     }
+    neighbour_suffix(os, f);
     os << "\n";
   }
   for (const auto& [g, title] :

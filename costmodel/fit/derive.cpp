@@ -53,7 +53,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
     if (op.find("/inter_node") != std::string::npos) continue;
     OpFit f = src;
     const double r = is_link_op(op) ? rl : rb;
-    switch (f.form) {
+    switch (f.base_form()) {  // a neighbour form's rates are its base law's; the errors carry over
       case FitForm::kGemmRooflineEfficiency:
       case FitForm::kGemmRooflineGrid:
       case FitForm::kRooflineDerived:
@@ -65,7 +65,8 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
         break;
       case FitForm::kAttentionLinear:
       case FitForm::kAttentionLinearEfficiency:
-      case FitForm::kAttentionNeighbours:  // the neighbours' errors carry over as the curve does
+      case FitForm::kAttentionNeighbours:  // not a base (base_form), listed for the switch's sake
+      case FitForm::kAttentionPrefillNeighbours:
         f.us_per_byte /= rb, f.us_per_flop /= rf, f.us_per_stage_byte /= rb;
         f.us_per_straggler /= f.straggler_on_flops ? rf : rb;
         f.us_per_straggler_unbalanced /= f.straggler_on_flops ? rf : rb;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "costmodel/fit/least_squares.h"
 #include "costmodel/ops.h"
+#include "costmodel/prefill_tiles.h"
 
 namespace fdc::fit {
 
@@ -89,7 +91,7 @@ std::vector<double> makespan_features(const OpQuery& q) {
 }
 
 double base_us(const OpFit& fit, const OpQuery& q) {
-  switch (fit.form) {
+  switch (fit.base_form()) {
     case FitForm::kGemmRooflineEfficiency:
     case FitForm::kGemmRooflineGrid:
       return std::max(q.flops / (fit.peak_tflops * 1e6), q.bytes / (fit.peak_gbps * 1e3));
@@ -99,7 +101,8 @@ double base_us(const OpFit& fit, const OpQuery& q) {
       return fit.alpha_us + fit.us_per_seq * q.seqs;
     case FitForm::kAttentionLinear:
     case FitForm::kAttentionLinearEfficiency:
-    case FitForm::kAttentionNeighbours: {
+    case FitForm::kAttentionNeighbours:  // not a base (base_form), listed for the switch's sake
+    case FitForm::kAttentionPrefillNeighbours: {
       const std::vector<double> x = attention_features(q, fit.straggler_on_flops);
       return fit.alpha_us + fit.us_per_byte * x[1] + fit.us_per_flop * x[2] + fit.us_per_seq * x[3] +
              fit.us_per_straggler * x[4] + fit.us_per_straggler_unbalanced * x[5] + fit.us_per_stage_byte * x[6] +
@@ -214,15 +217,28 @@ OpFit fit_attention(const std::vector<Sample>& s, bool on_flops, bool curve = fa
   return fit;
 }
 
-OpFit fit_attention_neighbours(const std::vector<Sample>& s) {
-  OpFit fit = fit_attention(s, /*on_flops=*/false, /*curve=*/true);
+// The query of a measured case for a law: with its blocks' makespan when the law has a schedule.
+OpQuery query_for(const OpFit& law, const Sample& s, costmodel::PrefillMakespanScratch& scratch) {
+  return law.prefill_schedule ? makespan_query(s, *law.prefill_schedule, scratch) : OpQuery::of(s);
+}
+
+// A neighbour form over `base` (fitted on the same samples): every sample's place in the space with
+// the base law's error there.
+OpFit with_neighbours(OpFit base, const std::vector<Sample>& s, FitForm form, NeighbourSpace space) {
+  costmodel::PrefillMakespanScratch scratch;
   for (const Sample& x : s) {
-    const OpQuery q = OpQuery::of(x);
-    fit.neighbours.push_back({neighbour_features(q), std::log(x.time_us / predict_time_us(fit, q))});
+    const OpQuery q = query_for(base, x, scratch);
+    base.neighbours.push_back({neighbour_features(q, space), std::log(x.time_us / predict_time_us(base, q))});
   }
-  sort_neighbours(fit.neighbours);
-  fit.form = FitForm::kAttentionNeighbours;
-  return fit;
+  sort_neighbours(base.neighbours);
+  base.neighbour_base = base.form;
+  base.form = form;
+  return base;
+}
+
+OpFit fit_attention_neighbours(const std::vector<Sample>& s) {
+  return with_neighbours(fit_attention(s, /*on_flops=*/false, /*curve=*/true), s, FitForm::kAttentionNeighbours,
+                         NeighbourSpace::kDecode);
 }
 
 // attention_tiles: non-negative relative least squares over the padded tile work (all tiles, the
@@ -283,9 +299,26 @@ OpFit fit_attention_makespan(const std::vector<Sample>& s) {
   return best;
 }
 
-// The query of a measured case for a law: with its blocks' makespan when the law has a schedule.
-OpQuery query_for(const OpFit& law, const Sample& s, costmodel::PrefillMakespanScratch& scratch) {
-  return law.prefill_schedule ? makespan_query(s, *law.prefill_schedule, scratch) : OpQuery::of(s);
+// A prefill law that is not a neighbour form.
+OpFit fit_prefill_law(const std::vector<Sample>& s, FitForm form) {
+  switch (form) {
+    case FitForm::kAttentionTiles:
+      return fit_attention_tiles(s);
+    case FitForm::kAttentionMakespan:
+      return fit_attention_makespan(s);
+    case FitForm::kAttentionLinear:
+    case FitForm::kAttentionLinearEfficiency:
+      return fit_attention(s, /*on_flops=*/true, form == FitForm::kAttentionLinearEfficiency);
+    default:
+      FDC_CHECK(false, "no prefill attention law " << form_name(form));
+  }
+  return {};
+}
+
+// attention_prefill_neighbours: the `base` prefill law and every sample's place in the prefill
+// neighbour space with that law's error there.
+OpFit fit_attention_prefill_neighbours(const std::vector<Sample>& s, FitForm base) {
+  return with_neighbours(fit_prefill_law(s, base), s, FitForm::kAttentionPrefillNeighbours, NeighbourSpace::kPrefill);
 }
 
 // constant: the relative least-squares constant through the measured times.
@@ -372,6 +405,8 @@ const char* form_name(FitForm f) {
       return "attention_makespan";
     case FitForm::kAttentionNeighbours:
       return "attention_neighbours";
+    case FitForm::kAttentionPrefillNeighbours:
+      return "attention_prefill_neighbours";
     case FitForm::kRooflineDerived:
       return "roofline_derived";
     case FitForm::kConstant:
@@ -384,7 +419,7 @@ std::optional<FitForm> form_from_name(const std::string& s) {
   for (FitForm f : {FitForm::kGemmRooflineEfficiency, FitForm::kGemmRooflineGrid, FitForm::kAlphaBeta,
                     FitForm::kAlphaBetaEfficiency, FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency,
                     FitForm::kAttentionTiles, FitForm::kAttentionMakespan, FitForm::kAttentionNeighbours,
-                    FitForm::kRooflineDerived, FitForm::kConstant})
+                    FitForm::kAttentionPrefillNeighbours, FitForm::kRooflineDerived, FitForm::kConstant})
     if (s == form_name(f)) return f;
   return std::nullopt;
 }
@@ -402,6 +437,7 @@ OpQuery OpQuery::of(const Sample& s) {
   if (s.attn) {
     q.padded_flops = s.attn->padded_flops, q.block_elems = s.attn->block_elems;
     q.longest_block_flops = s.attn->longest_block_flops;
+    q.tokens = s.attn->tokens;
   }
   return q;
 }
@@ -420,8 +456,20 @@ OpQuery makespan_query(const Sample& s, const costmodel::PrefillScheduleConstant
   return q;
 }
 
-std::array<double, 6> neighbour_features(const OpQuery& q) {
+std::array<double, 6> neighbour_features(const OpQuery& q, NeighbourSpace space) {
   const double seqs = std::max(q.seqs, 1.0), keys = std::max(q.keys_mean, 1.0);
+  if (space == NeighbourSpace::kPrefill) {
+    // Per sequence: new tokens n after keys - n cached ones, so n (keys - n) + n (n + 1) / 2 scored
+    // (query, key) pairs (kernels/attention/cost.cpp prefill_flops), in ceil(n / 128) Q tiles.
+    const double n = std::max(q.tokens / seqs, 1.0), k = std::max(keys, n);
+    const double pairs = seqs * (n * (k - n) + n * (n + 1) / 2);
+    const double q_tiles = seqs * std::ceil(n / costmodel::kPrefillTileQ - 1e-9);
+    const double heads_width = std::max(q.block_elems / (q_tiles * costmodel::kPrefillTileQ), 1.0);
+    const double fill = q.flops > 0 ? q.flops / (4.0 * pairs * heads_width) : 1.0;
+    return {2.0 * std::log2(seqs), 2.0 * std::log2(n),
+            std::log2(k / n),      8.0 * std::log2(heads_width / 4096.0),
+            2.0 * std::log2(fill), 2.0 * std::log2(std::max(q.keys_max, k) / k)};
+  }
   return {std::log2(seqs),
           std::log2(keys),
           std::log2(std::max(q.bytes, 1.0) / (seqs * keys)),
@@ -430,10 +478,20 @@ std::array<double, 6> neighbour_features(const OpQuery& q) {
           8.0 * q.balanced};
 }
 
+namespace {
+
+// Bumped whenever a set of points is made (every maker sorts it): a thread's candidate lists for
+// points at an address then compare the points once more before they serve again, since a set fitted
+// later (another fold of the cross-validation, another profile) may sit where an earlier one was.
+std::atomic<uint64_t> neighbour_sets_made{0};
+
+}  // namespace
+
 void sort_neighbours(std::vector<NeighbourPoint>& points) {
   std::sort(points.begin(), points.end(), [](const NeighbourPoint& a, const NeighbourPoint& b) {
     return std::tie(a.x, a.log_ratio) < std::tie(b.x, b.log_ratio);
   });
+  neighbour_sets_made.fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -459,13 +517,26 @@ std::vector<std::pair<double, uint32_t>> neighbour_candidates(const std::vector<
   return out;
 }
 
-// Candidate lists a thread keeps, one per place of the query's fixed coordinates (sequences,
-// bytes per key, stage padding, kernel: they stay put while a decode stretch is fast-forwarded; a
-// per-layer policy asks about one place per layer group each iteration). Each list covers a box:
-// a margin of 0.15 around the first query's place, mean keys up to twice its, the spread down to
-// half its (both move as every sequence grows). The neighbours are the k nearest by (distance,
-// index), whatever order the candidates are visited in, so the answer is the same as a scan over
-// all points, bit for bit, whichever list served it.
+// How a thread's candidate lists are laid over a neighbour space: `place`, the coordinates that key
+// a list (at 1/8 of a unit), and the box a list covers around the first query at its place (its
+// coordinates minus `below`, plus `above`).
+// Decode: sequences, bytes per key, stage padding and kernel stay put while a decode stretch is
+// fast-forwarded (a per-layer policy asks about one place per layer group each iteration); mean keys
+// grow up to twice the first query's and the spread shrinks to half its as every sequence grows.
+// Prefill: sequences, new tokens per sequence, heads x width and the ranks' share key a list (one
+// layer group's prompts of about one length); the cached share and the spread move between them.
+struct BoxLayout {
+  std::array<size_t, 4> place;
+  std::array<double, 6> below, above;
+};
+constexpr BoxLayout kDecodeBoxes{
+    {0, 2, 3, 5}, {0.15, 0.15, 0.15, 0.15, 1.0, 0.15}, {0.15, 1.0, 0.15, 0.15, 0.15, 0.15}};
+constexpr BoxLayout kPrefillBoxes{{0, 1, 3, 4}, {0.15, 0.15, 0.5, 0.15, 0.15, 0.5}, {0.15, 0.15, 0.5, 0.15, 0.15, 0.5}};
+
+// Candidate lists a thread keeps, one per place (BoxLayout) and per set of points (the decode and
+// the prefill law of a profile, or of two profiles, ask in turn). The neighbours are the k nearest
+// by (distance, index), whatever order the candidates are visited in, so the answer is the same as
+// a scan over all points, bit for bit, whichever list served it.
 struct CandidateBox {
   std::array<double, 6> lo{}, hi{};
   std::vector<std::pair<double, uint32_t>> candidates;
@@ -477,31 +548,45 @@ struct CandidateBox {
 };
 
 struct CandidateCache {
-  const NeighbourPoint* points = nullptr;  // with size, first and last: the same points of the same profile
-  size_t size = 0;
-  NeighbourPoint first{}, last{};
+  const NeighbourPoint* points = nullptr;  // the address of the points the lists are for
+  std::vector<NeighbourPoint> copy;        // and the points, compared when a set was made since
+  uint64_t checked = 0;                    // neighbour_sets_made when they were last compared
   std::map<std::array<int64_t, 4>, CandidateBox> boxes;
-  bool same_points(const std::vector<NeighbourPoint>& p) const {
-    return points == p.data() && size == p.size() && size > 0 && first.x == p.front().x &&
-           first.log_ratio == p.front().log_ratio && last.x == p.back().x && last.log_ratio == p.back().log_ratio;
+  // For points at this cache's address: whether they are still the ones its lists are for.
+  bool same_points(const std::vector<NeighbourPoint>& p) {
+    if (copy.size() != p.size()) return false;
+    const uint64_t made = neighbour_sets_made.load(std::memory_order_relaxed);
+    if (made == checked) return true;
+    const bool same = std::equal(
+        p.begin(), p.end(), copy.begin(),
+        [](const NeighbourPoint& a, const NeighbourPoint& b) { return a.x == b.x && a.log_ratio == b.log_ratio; });
+    if (same) checked = made;
+    return same;
+  }
+  void reset(const std::vector<NeighbourPoint>& p) {
+    points = p.data(), copy = p, checked = neighbour_sets_made.load(std::memory_order_relaxed);
+    boxes.clear();
   }
 };
 
 const std::vector<std::pair<double, uint32_t>>& candidates_for(const std::vector<NeighbourPoint>& points,
-                                                               const std::array<double, 6>& x) {
-  thread_local CandidateCache cache;
-  if (!cache.same_points(points) || cache.boxes.size() > 4096) {
-    cache.points = points.data(), cache.size = points.size();
-    cache.first = points.front(), cache.last = points.back();
-    cache.boxes.clear();
-  }
-  const std::array<int64_t, 4> place{std::llround(x[0] * 8), std::llround(x[2] * 8), std::llround(x[3] * 8),
-                                     std::llround(x[5])};
-  CandidateBox& box = cache.boxes[place];
+                                                               const std::array<double, 6>& x,
+                                                               const BoxLayout& layout) {
+  constexpr size_t kSets = 4;  // point sets kept per thread; the least recently used is dropped
+  thread_local std::array<CandidateCache, kSets> caches;
+  thread_local std::array<uint64_t, kSets> used{};
+  thread_local uint64_t clock = 0;
+  size_t at = 0;
+  while (at < kSets && caches[at].points != points.data()) ++at;
+  if (at == kSets) at = static_cast<size_t>(std::min_element(used.begin(), used.end()) - used.begin());
+  if (caches[at].points != points.data() || !caches[at].same_points(points) || caches[at].boxes.size() > 4096)
+    caches[at].reset(points);
+  used[at] = ++clock;
+  std::array<int64_t, 4> place{};
+  for (size_t k = 0; k < place.size(); ++k) place[k] = std::llround(x[layout.place[k]] * 8);
+  CandidateBox& box = caches[at].boxes[place];
   if (box.candidates.empty() || !box.covers(x)) {
-    for (size_t k = 0; k < x.size(); ++k) box.lo[k] = x[k] - 0.15, box.hi[k] = x[k] + 0.15;
-    box.hi[1] = x[1] + 1.0;
-    box.lo[4] = x[4] - 1.0;
+    for (size_t k = 0; k < x.size(); ++k) box.lo[k] = x[k] - layout.below[k], box.hi[k] = x[k] + layout.above[k];
     box.candidates = neighbour_candidates(points, box.lo, box.hi);
     if (box.candidates.empty()) box.candidates.emplace_back(std::numeric_limits<double>::infinity(), 0);
   }
@@ -510,10 +595,11 @@ const std::vector<std::pair<double, uint32_t>>& candidates_for(const std::vector
 
 }  // namespace
 
-double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q) {
+double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q, NeighbourSpace space) {
   if (points.empty()) return 1.0;
-  const std::array<double, 6> x = neighbour_features(q);
-  const std::vector<std::pair<double, uint32_t>>& candidates = candidates_for(points, x);
+  const std::array<double, 6> x = neighbour_features(q, space);
+  const std::vector<std::pair<double, uint32_t>>& candidates =
+      candidates_for(points, x, space == NeighbourSpace::kPrefill ? kPrefillBoxes : kDecodeBoxes);
   struct Near {
     double d2;
     uint32_t index;
@@ -554,11 +640,14 @@ double predict_sample_us(const OpFit& law, const Sample& s) {
 double predict_time_us(const OpFit& fit, const OpQuery& q) {
   if (fit.form == FitForm::kConstant) return fit.alpha_us + fit.us_per_seq * q.seqs;
   if (fit.form == FitForm::kGemmRooflineGrid) return base_us(fit, q) / fit.grid.efficiency(q.m, q.n, q.k);
-  if (fit.knots.empty()) return base_us(fit, q);
-  const double ax = fit.flops_axis() ? q.flops : q.bytes;
-  FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);
-  const double t = base_us(fit, q) / efficiency(fit.knots, std::log2(ax));
-  return fit.form == FitForm::kAttentionNeighbours ? t * neighbour_correction(fit.neighbours, q) : t;
+  double t = base_us(fit, q);
+  if (!fit.knots.empty()) {
+    const double ax = fit.flops_axis() ? q.flops : q.bytes;
+    FDC_CHECK(ax > 0, fit.op << ": query with " << fit.axis_name() << " = " << ax);
+    t /= efficiency(fit.knots, std::log2(ax));
+  }
+  const std::optional<NeighbourSpace> space = fit.neighbour_space();
+  return space ? t * neighbour_correction(fit.neighbours, q, *space) : t;
 }
 
 bool outside_measured(const OpFit& fit, const OpQuery& q) {
@@ -604,7 +693,8 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
     const bool on_flops = op == "attn_prefill";
     // Attention: the linear law, the same law over an efficiency curve and, for prefill, the law on
     // the kernel's padded tile work and the one adding its blocks' makespan over the SMs (when the
-    // raw folders give the GPU's SM count); the one nearest the held-out target is taken.
+    // raw folders give the GPU's SM count), then the prefill law nearest the held-out target times
+    // its error at the nearest measured cases; the one nearest the held-out target is taken.
     std::vector<FitForm> forms{FitForm::kConstant};
     if (attn) forms = {FitForm::kAttentionLinear, FitForm::kAttentionLinearEfficiency};
     if (attn && on_flops) forms.push_back(FitForm::kAttentionTiles);
@@ -613,19 +703,22 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
         }))
       forms.push_back(FitForm::kAttentionMakespan);
     if (attn && !on_flops) forms.push_back(FitForm::kAttentionNeighbours);
+    FitForm prefill_base = FitForm::kAttentionTiles;  // attention_prefill_neighbours' base law
     auto fit_on = [&](const std::vector<Sample>& sub, FitForm form) {
       if (form == FitForm::kConstant) return fit_constant(sub);
-      if (form == FitForm::kAttentionTiles) return fit_attention_tiles(sub);
-      if (form == FitForm::kAttentionMakespan) return fit_attention_makespan(sub);
       if (form == FitForm::kAttentionNeighbours) return fit_attention_neighbours(sub);
-      return fit_attention(sub, on_flops, form == FitForm::kAttentionLinearEfficiency);
+      if (form == FitForm::kAttentionPrefillNeighbours) return fit_attention_prefill_neighbours(sub, prefill_base);
+      return on_flops ? fit_prefill_law(sub, form)
+                      : fit_attention(sub, on_flops, form == FitForm::kAttentionLinearEfficiency);
     };
     costmodel::PrefillMakespanScratch scratch;
     std::sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) { return a.bytes < b.bytes; });
     std::vector<double> measured;
     for (const Sample& s : samples) measured.push_back(s.time_us);
     std::vector<CandidateError> candidates;
-    for (FitForm form : forms) {
+    // A form's held-out error: each held-out case predicted by the form fitted on the other folds
+    // alone (a neighbour form's points are those folds' cases, never the held-out one).
+    auto held_out = [&](FitForm form) {
       // The points of a fold share their training set: one fit per fold.
       std::vector<int> fitted_on;
       OpFit law;
@@ -639,6 +732,12 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
         return predict(law, query_for(law, samples[static_cast<size_t>(test)], scratch)).time_us;
       });
       candidates.push_back({form, e});
+    };
+    for (FitForm form : forms) held_out(form);
+    if (attn && on_flops) {  // the neighbours over the prefill law nearest the target so far
+      prefill_base = forms[closest_to_target(candidates)];
+      forms.push_back(FitForm::kAttentionPrefillNeighbours);
+      held_out(FitForm::kAttentionPrefillNeighbours);
     }
     const size_t pick = closest_to_target(candidates);
     OpFit f = fit_on(samples, forms[pick]);

@@ -16,6 +16,9 @@
 //    SMs x a rate per padded width (costmodel/prefill_makespan.h), with the schedule's constants;
 //  - attention_neighbours (decode): attention_linear_efficiency x its error at the nearest measured
 //    cases (neighbour_correction), so that a query on the measured grid gets the measured time;
+//  - attention_prefill_neighbours (prefill): the prefill law nearest the held-out target among the
+//    others (neighbour_base) x its error at the nearest measured cases, in a space of prefill shapes
+//    (NeighbourSpace::kPrefill);
 //  - roofline_derived: t = alpha + max(flops / rate, bytes / bw) with rates carried over from other
 //    measurements (not measured for this op: always flagged extrapolated);
 //  - constant: t = alpha (per-iteration overhead).
@@ -42,10 +45,11 @@ enum class FitForm {
   kAlphaBeta,
   kAlphaBetaEfficiency,
   kAttentionLinear,
-  kAttentionLinearEfficiency,  // attention_linear over an efficiency curve in log bytes (half-octave bins)
-  kAttentionTiles,             // prefill: linear in the kernel's padded tile work (prefill_tiles.h)
-  kAttentionMakespan,          // prefill: attention_tiles + the blocks' makespan over the SMs (prefill_makespan.h)
-  kAttentionNeighbours,        // decode: attention_linear_efficiency x its error at the nearest measured cases
+  kAttentionLinearEfficiency,   // attention_linear over an efficiency curve in log bytes (half-octave bins)
+  kAttentionTiles,              // prefill: linear in the kernel's padded tile work (prefill_tiles.h)
+  kAttentionMakespan,           // prefill: attention_tiles + the blocks' makespan over the SMs (prefill_makespan.h)
+  kAttentionNeighbours,         // decode: attention_linear_efficiency x its error at the nearest measured cases
+  kAttentionPrefillNeighbours,  // prefill: the best other prefill law x its error at the nearest measured cases
   kRooflineDerived,
   kConstant
 };
@@ -87,17 +91,20 @@ struct GemmGrid {
   double efficiency(double m, double n, double k) const;
 };
 
-// attention_neighbours (decode): one measured case, at its place in the neighbour space
-// (neighbour_features) with log(measured time / the efficiency-curve law's time).
+// attention_neighbours (decode) and attention_prefill_neighbours: one measured case, at its place in
+// the neighbour space (neighbour_features) with log(measured time / the base law's time).
 struct NeighbourPoint {
   std::array<double, 6> x{};
   double log_ratio = 0;
 };
-// The correction of attention_neighbours: the curve law's error at the kNeighbours measured cases
+// The correction of the neighbour forms: the base law's error at the kNeighbours measured cases
 // nearest the query within kNeighbourRadius, weighted by inverse squared distance (a case at the
 // query's own place alone decides); 1 when none is that near.
 inline constexpr int kNeighbours = 4;
 inline constexpr double kNeighbourRadius = 2.5;
+// The two neighbour spaces: decode attention's (attention_neighbours) and prefill attention's
+// (attention_prefill_neighbours); neighbour_features says what their coordinates are.
+enum class NeighbourSpace { kDecode, kPrefill };
 
 struct CandidateError {  // a form tried for this op and its held-out error
   FitForm form;
@@ -129,8 +136,12 @@ struct OpFit {
   double us_per_makespan_flop_w64 = 0, us_per_makespan_flop_w128 = 0;
   std::optional<costmodel::PrefillScheduleConstants> prefill_schedule;
   std::vector<Knot> knots;
-  GemmGrid grid;                                    // gemm_roofline_grid
-  std::vector<NeighbourPoint> neighbours;           // attention_neighbours: the measured cases
+  GemmGrid grid;                           // gemm_roofline_grid
+  std::vector<NeighbourPoint> neighbours;  // the neighbour forms: the measured cases
+  // The neighbour forms: the law whose error the neighbours correct (its parameters are the ones
+  // above): attention_linear_efficiency for decode, the prefill law picked by held-out error for
+  // attention_prefill_neighbours.
+  FitForm neighbour_base = FitForm::kAttentionLinearEfficiency;
   Range axis;                                       // flops (GEMMs) or bytes: the measured range
   std::optional<Range> m_range, n_range, k_range;   // GEMMs
   std::optional<Range> seqs_range, keys_max_range;  // attention
@@ -143,11 +154,22 @@ struct OpFit {
   // is flagged, and `note` says where the law comes from.
   bool extrapolated = false;
   std::string note;
+  // The law the time comes from before any neighbour correction: the form itself, or a neighbour
+  // form's base.
+  FitForm base_form() const {
+    return form == FitForm::kAttentionNeighbours || form == FitForm::kAttentionPrefillNeighbours ? neighbour_base
+                                                                                                 : form;
+  }
+  std::optional<NeighbourSpace> neighbour_space() const {
+    if (form == FitForm::kAttentionNeighbours) return NeighbourSpace::kDecode;
+    if (form == FitForm::kAttentionPrefillNeighbours) return NeighbourSpace::kPrefill;
+    return std::nullopt;
+  }
   // The efficiency curve's axis: flops for GEMMs and the prefill attention curve, bytes otherwise.
   bool flops_axis() const {
-    return form == FitForm::kGemmRooflineEfficiency || form == FitForm::kGemmRooflineGrid ||
-           ((form == FitForm::kAttentionLinearEfficiency || form == FitForm::kAttentionNeighbours) &&
-            straggler_on_flops);
+    const FitForm base = base_form();
+    return base == FitForm::kGemmRooflineEfficiency || base == FitForm::kGemmRooflineGrid ||
+           (base == FitForm::kAttentionLinearEfficiency && straggler_on_flops);
   }
   const char* axis_name() const { return flops_axis() ? "flops" : "bytes"; }
 };
@@ -164,6 +186,8 @@ struct OpQuery {
   double units = 0;
   // Prefill attention: the kernel's padded tile work (costmodel/prefill_tiles.h PrefillTileWork).
   double padded_flops = 0, block_elems = 0, longest_block_flops = 0;
+  // Prefill attention: the batch's new tokens, all sequences (attention_prefill_neighbours' place).
+  double tokens = 0;
   // Prefill attention, attention_makespan: the blocks' makespan over the SMs with the law's schedule
   // (costmodel/prefill_makespan.h; makespan_query fills it for a measured case).
   costmodel::PrefillMakespanWork makespan{};
@@ -200,13 +224,21 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
 // cases it was not fitted to.
 double predict_sample_us(const OpFit& law, const Sample& s);
 
-// A decode query's place in the neighbour space of attention_neighbours, one unit about one step of
-// the attention grid: log2 sequences, log2 mean keys, log2 bytes per (sequence, key) (ranks, token
-// classes, KV heads), 4 x staged / read bytes (the stage padding of ranks 96, 48, mixed tables),
-// log2 longest / mean keys (the spread), 8 x balanced (the naive and the balanced kernel never meet).
-std::array<double, 6> neighbour_features(const OpQuery& q);
-// `points` sorted by sort_neighbours (the fit and the profile reader sort them).
-double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q);
+// A query's place in a neighbour space, one unit about one step of the measured attention grid.
+// Decode (attention_neighbours): log2 sequences, log2 mean keys, log2 bytes per (sequence, key)
+// (ranks, token classes, KV heads), 4 x staged / read bytes (the stage padding of ranks 96, 48, mixed
+// tables), log2 longest / mean keys (the spread), 8 x balanced (the naive and the balanced kernel
+// never meet). Prefill (attention_prefill_neighbours): 2 x log2 sequences, 2 x log2 new tokens per
+// sequence (a step of the prefill grid is 2-4 units), log2 mean keys / new tokens per sequence (the
+// cached context's share), 8 x log2 (q heads x padded width / 4096) (from the blocks' Q tile
+// elements: 32 and 40 heads, widths 64 and 128 never meet, their blocks fill the SMs' waves
+// differently), 2 x log2 of the ranks' share of the padded width (FLOPs per (token, key) over 4 x
+// q heads x padded width: the padding of ranks 96, 32, mixed tables), 2 x log2 longest / mean keys
+// (the spread).
+std::array<double, 6> neighbour_features(const OpQuery& q, NeighbourSpace space = NeighbourSpace::kDecode);
+// `points` sorted by sort_neighbours (the fit and the profile reader sort them), all in `space`.
+double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q,
+                            NeighbourSpace space = NeighbourSpace::kDecode);
 void sort_neighbours(std::vector<NeighbourPoint>& points);
 
 // The straggler feature of attention_linear: the longest sequence's work (bytes or flops).

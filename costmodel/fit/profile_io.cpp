@@ -34,17 +34,23 @@ Json prefill_schedule_json(const costmodel::PrefillScheduleConstants& c) {
   return {{"num_sms", c.num_sms}, {"block_fixed_tiles", c.block_fixed_tiles}, {"shared_speed", c.shared_speed}};
 }
 
+// The base laws attention_prefill_neighbours may correct (fit_op tries it over these).
+bool prefill_neighbour_base(FitForm f) {
+  return f == FitForm::kAttentionLinear || f == FitForm::kAttentionLinearEfficiency || f == FitForm::kAttentionTiles ||
+         f == FitForm::kAttentionMakespan;
+}
+
 Json op_json(const OpFit& f) {
   Json params = Json::object();
-  if (f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid) {
+  const FitForm base = f.base_form();  // a neighbour form's parameters are its base law's
+  if (base == FitForm::kGemmRooflineEfficiency || base == FitForm::kGemmRooflineGrid) {
     params = {{"peak_TFLOP/s", f.peak_tflops}, {"peak_GB/s", f.peak_gbps}};
-  } else if (f.form == FitForm::kRooflineDerived) {
+  } else if (base == FitForm::kRooflineDerived) {
     params = {{"alpha_us", f.alpha_us}, {"TFLOP/s", f.peak_tflops}, {"GB/s", f.peak_gbps}};
-  } else if (f.form == FitForm::kConstant) {
+  } else if (base == FitForm::kConstant) {
     params = {{"alpha_us", f.alpha_us}};
     if (f.us_per_seq != 0) params["us_per_seq"] = f.us_per_seq;  // a calibrated iteration overhead
-  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency ||
-             f.form == FitForm::kAttentionNeighbours) {
+  } else if (base == FitForm::kAttentionLinear || base == FitForm::kAttentionLinearEfficiency) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_byte", f.us_per_byte},
               {"us_per_flop", f.us_per_flop},
@@ -55,12 +61,12 @@ Json op_json(const OpFit& f) {
     if (f.us_per_stage_byte != 0) params["us_per_stage_byte"] = f.us_per_stage_byte;
     FDC_CHECK(f.us_per_unit == 0 || f.decode_plan, f.op << ": a per-unit term without the plan constants of its units");
     if (f.decode_plan) params["us_per_unit"] = f.us_per_unit;
-  } else if (f.form == FitForm::kAttentionTiles || f.form == FitForm::kAttentionMakespan) {
+  } else if (base == FitForm::kAttentionTiles || base == FitForm::kAttentionMakespan) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_padded_flop", f.us_per_padded_flop},
               {"us_per_block_elem", f.us_per_block_elem},
               {"us_per_longest_flop", f.us_per_longest_flop}};
-    if (f.form == FitForm::kAttentionMakespan) {
+    if (base == FitForm::kAttentionMakespan) {
       FDC_CHECK(f.prefill_schedule, f.op << ": an attention_makespan law without the schedule of its makespan");
       params["us_per_makespan_flop_w64"] = f.us_per_makespan_flop_w64;
       params["us_per_makespan_flop_w128"] = f.us_per_makespan_flop_w128;
@@ -94,8 +100,13 @@ Json op_json(const OpFit& f) {
     for (const GridPoint& p : f.grid.points) grid.push_back(Json::array({p.m, p.n, p.k, p.efficiency}));
     j["efficiency_grid"] = grid;  // [m, n, k, efficiency] per measured shape
   }
-  if (f.form == FitForm::kAttentionNeighbours) {
-    Json points = Json::array();  // [6 coordinates (neighbour_features), log(measured / curve law)] per case
+  if (f.form == FitForm::kAttentionPrefillNeighbours) {
+    FDC_CHECK(prefill_neighbour_base(f.neighbour_base),
+              f.op << ": attention_prefill_neighbours over " << form_name(f.neighbour_base));
+    j["neighbour_base"] = form_name(f.neighbour_base);
+  }
+  if (f.neighbour_space()) {
+    Json points = Json::array();  // [6 coordinates (neighbour_features), log(measured / base law)] per case
     for (const NeighbourPoint& p : f.neighbours) {
       Json row(p.x);
       row.push_back(p.log_ratio);
@@ -104,7 +115,7 @@ Json op_json(const OpFit& f) {
     j["neighbours"] = points;
   }
   if (f.decode_plan) j["decode_plan"] = decode_plan_json(*f.decode_plan);
-  if (f.form == FitForm::kAttentionMakespan) j["prefill_schedule"] = prefill_schedule_json(*f.prefill_schedule);
+  if (base == FitForm::kAttentionMakespan) j["prefill_schedule"] = prefill_schedule_json(*f.prefill_schedule);
   if (f.extrapolated) j["extrapolated"] = true, j["note"] = f.note;
   return j;
 }
@@ -187,23 +198,32 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   OpFit f;
   f.op = op;
   f.form = r.form(j);
+  if (f.form == FitForm::kAttentionPrefillNeighbours) {
+    const Json& b = r.at(j, "neighbour_base");
+    const auto base = b.is_string() ? form_from_name(b.get<std::string>()) : std::nullopt;
+    FDC_INPUT_CHECK(base && prefill_neighbour_base(*base),
+                    source << ": ops." << op << ": 'neighbour_base' must be one of \"attention_linear\", "
+                           << "\"attention_linear_efficiency\", \"attention_tiles\", \"attention_makespan\", found "
+                           << b.dump());
+    f.neighbour_base = *base;
+  }
+  const FitForm base = f.base_form();  // a neighbour form's parameters are its base law's
   const Json& params = r.at(j, "params");
   if (j.contains("extrapolated")) {
     FDC_INPUT_CHECK(j["extrapolated"].is_boolean(), source << ": ops." << op << ": 'extrapolated' must be a boolean");
     f.extrapolated = j["extrapolated"].get<bool>();
     if (j.contains("note") && j["note"].is_string()) f.note = j["note"].get<std::string>();
   }
-  if (f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid) {
+  if (base == FitForm::kGemmRooflineEfficiency || base == FitForm::kGemmRooflineGrid) {
     f.peak_tflops = r.number(params, "peak_TFLOP/s"), f.peak_gbps = r.number(params, "peak_GB/s");
-  } else if (f.form == FitForm::kRooflineDerived) {
+  } else if (base == FitForm::kRooflineDerived) {
     f.alpha_us = r.number(params, "alpha_us");
     f.peak_tflops = r.number(params, "TFLOP/s"), f.peak_gbps = r.number(params, "GB/s");
     FDC_INPUT_CHECK(f.peak_tflops > 0 && f.peak_gbps > 0, source << ": ops." << op << ": rates must be > 0");
-  } else if (f.form == FitForm::kConstant) {
+  } else if (base == FitForm::kConstant) {
     f.alpha_us = r.number(params, "alpha_us");
     if (params.contains("us_per_seq")) f.us_per_seq = r.number(params, "us_per_seq");
-  } else if (f.form == FitForm::kAttentionLinear || f.form == FitForm::kAttentionLinearEfficiency ||
-             f.form == FitForm::kAttentionNeighbours) {
+  } else if (base == FitForm::kAttentionLinear || base == FitForm::kAttentionLinearEfficiency) {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop"), f.us_per_seq = r.number(params, "us_per_seq");
     f.us_per_straggler = r.number(params, "us_per_straggler");
@@ -220,11 +240,11 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     FDC_INPUT_CHECK(ax == "flops" || ax == "bytes",
                     source << ": ops." << op << ": 'straggler_axis' must be \"flops\" or \"bytes\"");
     f.straggler_on_flops = ax == "flops";
-  } else if (f.form == FitForm::kAttentionTiles || f.form == FitForm::kAttentionMakespan) {
+  } else if (base == FitForm::kAttentionTiles || base == FitForm::kAttentionMakespan) {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_padded_flop = r.number(params, "us_per_padded_flop");
     f.us_per_block_elem = r.number(params, "us_per_block_elem");
     f.us_per_longest_flop = r.number(params, "us_per_longest_flop");
-    if (f.form == FitForm::kAttentionMakespan) {
+    if (base == FitForm::kAttentionMakespan) {
       f.us_per_makespan_flop_w64 = r.number(params, "us_per_makespan_flop_w64");
       f.us_per_makespan_flop_w128 = r.number(params, "us_per_makespan_flop_w128");
       f.prefill_schedule = prefill_schedule_from_json(r, r.at(j, "prefill_schedule"));
@@ -238,8 +258,10 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
                     source << ": ops." << op << ": each efficiency knot must be [log2_axis, efficiency > 0]");
     f.knots.push_back({k[0].get<double>(), k[1].get<double>()});
   }
-  if (f.form == FitForm::kAttentionNeighbours) {
-    for (const Json& p : r.at(j, "neighbours")) {
+  if (f.neighbour_space()) {
+    const Json& points = r.at(j, "neighbours");
+    FDC_INPUT_CHECK(points.is_array(), source << ": ops." << op << ": 'neighbours' must be an array");
+    for (const Json& p : points) {
       bool ok = p.is_array() && p.size() == 7;
       for (size_t i = 0; ok && i < 7; ++i) ok = p[i].is_number() && std::isfinite(p[i].get<double>());
       FDC_INPUT_CHECK(ok, source << ": ops." << op
@@ -270,7 +292,7 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   if (!f.extrapolated && f.form != FitForm::kConstant) f.axis = r.range(cov, f.axis_name());
   if (cov.contains("sequences")) f.seqs_range = r.range(cov, "sequences");
   if (cov.contains("keys_max")) f.keys_max_range = r.range(cov, "keys_max");
-  if (f.form == FitForm::kGemmRooflineEfficiency || f.form == FitForm::kGemmRooflineGrid)
+  if (base == FitForm::kGemmRooflineEfficiency || base == FitForm::kGemmRooflineGrid)
     f.m_range = r.range(cov, "m"), f.n_range = r.range(cov, "n"), f.k_range = r.range(cov, "k");
   f.held_out = r.held_out(r.at(j, "held_out"));
   if (j.contains("candidates"))

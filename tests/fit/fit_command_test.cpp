@@ -132,14 +132,16 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   REQUIRE(r.code == cli::kExitOk);
   CHECK(r.out.find("gemm_in_layer: 5 knots from 21 measured batches (rows 32..2048)") != std::string::npos);
   CHECK(r.out.find("2048 rows: efficiency 0.96") != std::string::npos);
-  // Prefill attention from the same reports: the 12 batches with a prompt, at 512 and 2048 prompt rows.
+  // Prefill attention from the same reports: the 12 batches with a prompt, at 512 and 2048 prompt rows
+  // (priced by the profile's attention_prefill_neighbours law since 2026-12-04; 0.796 and 0.790 with
+  // the tile law before).
   CHECK(r.out.find("attn_prefill_in_layer: 2 knots from 12 measured batches (rows 512..2048)") != std::string::npos);
-  CHECK(r.out.find("2048 rows: efficiency 0.790") != std::string::npos);
+  CHECK(r.out.find("2048 rows: efficiency 0.781") != std::string::npos);
   CHECK(r.out.find("GEMMs calibrated in measured layers and prefill attention calibrated in measured layers") !=
         std::string::npos);
   const Result report = capture([&] { return cli::run_profile_report({out, {}}); });
   CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
-  CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.796 at 512 rows") !=
+  CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.751 at 512 rows") !=
         std::string::npos);
 
   // A report of the other GPU is refused, naming it (exit 2).

@@ -44,18 +44,7 @@ std::string makespan_entry(int seqs, int chunk, int prefix, int rank, bool mixed
   return test::prefill_entry_json(seqs, chunk, prefix, rank, mixed, true, t);
 }
 
-std::string makespan_file() {
-  std::string s = R"({"benchmarks": [)";
-  bool first = true;
-  for (int seqs : {1, 4, 8})
-    for (int chunk : {128, 512, 2048})
-      for (int prefix : {0, 1024})
-        for (int rank : {32, 64, 96, 128, 0}) {
-          s += (first ? "" : ",") + makespan_entry(seqs, chunk, prefix, rank == 0 ? 80 : rank, rank == 0);
-          first = false;
-        }
-  return s + "]}";
-}
+std::string makespan_file() { return test::prefill_grid_json({32, 64, 96, 128, 0}, makespan_entry); }
 
 // The synthetic cases read as from a folder whose provenance gives the GPU's SM count (or not).
 RawProfile read_cases(const test::TempFile& f, bool with_sms) {
@@ -75,8 +64,9 @@ TEST_CASE("fit: prefill whose time follows its blocks' makespan takes attention_
   CHECK(raw.samples[0].attn->num_sms == 132);
   const OpFit fit = fit_op("attn_prefill", raw.samples, Peaks{}, false);
   CHECK(fit.form == FitForm::kAttentionMakespan);
-  REQUIRE(fit.candidates.size() == 4);
+  REQUIRE(fit.candidates.size() == 5);  // the last: its neighbours, which an exact law keeps out
   CHECK(fit.candidates[3].form == FitForm::kAttentionMakespan);
+  CHECK(fit.candidates[4].form == FitForm::kAttentionPrefillNeighbours);
   REQUIRE(fit.prefill_schedule);
   CHECK(*fit.prefill_schedule == kSchedule);  // the shared speed found on the grid
   CHECK(fit.alpha_us == doctest::Approx(kAlpha).epsilon(1e-6));
@@ -147,14 +137,16 @@ TEST_CASE("fit: attention_makespan is tried only with the GPU's SM count, and in
   const RawProfile no_sms = read_cases(f, false);
   CHECK(no_sms.samples[0].attn->num_sms == 0);
   const OpFit fit = fit_op("attn_prefill", no_sms.samples, Peaks{}, false);
-  CHECK(fit.candidates.size() == 3);
-  CHECK(fit.form == FitForm::kAttentionTiles);
+  CHECK(fit.candidates.size() == 4);  // linear, curve, tiles, the tiles' neighbours
+  // The tile law misses the makespan; its error at the neighbours puts some of it back.
+  CHECK(fit.form == FitForm::kAttentionPrefillNeighbours);
+  CHECK(fit.base_form() == FitForm::kAttentionTiles);
   CHECK_FALSE(fit.prefill_schedule);
   // fit_profile: off by default; with the switch, the candidate nearest the target is taken.
   const RawProfile raw = read_cases(f, true);
   const FittedProfile off = fit_profile(raw), on = fit_profile(raw, {.prefill_makespan = true});
-  CHECK(off.ops.at("attn_prefill").candidates.size() == 3);
-  CHECK(on.ops.at("attn_prefill").candidates.size() == 4);
+  CHECK(off.ops.at("attn_prefill").candidates.size() == 4);
+  CHECK(on.ops.at("attn_prefill").candidates.size() == 5);
   CHECK(on.ops.at("attn_prefill").form == FitForm::kAttentionMakespan);
   // Asked for without the SM count: refused, naming the case and where the count comes from.
   try {
@@ -169,21 +161,29 @@ TEST_CASE("fit: attention_makespan is tried only with the GPU's SM count, and in
 TEST_CASE("fit --prefill-makespan: the committed raw folders' prefill meets the held-out target") {
   // 5-fold, 270 cases each (docs/fit.md, "Prefill attention: the blocks' makespan"): the tile law
   // held out at 7.4% / 23.7% (H100) and 7.3% / 23.0% (H200) median / P90; with the makespan 3.4% /
-  // 9.3% and 2.6% / 7.6%.
+  // 9.3% and 2.6% / 7.6%. The makespan law's error at its neighbours (attention_prefill_neighbours,
+  // "Prefill attention: the law's error at its neighbours") is nearer still, and taken: 2.5% / 7.7%
+  // and 2.1% / 6.5%.
   for (const char* folder :
        {"configs/profiles/raw/h100-1gpu-20261128-k2", "configs/profiles/raw/h200-1gpu-20261128-k2"}) {
     CAPTURE(folder);
     const FittedProfile p = fit_profile(read_raw_profiles({test::source_path(folder)}), {.prefill_makespan = true});
     const OpFit& f = p.ops.at("attn_prefill");
-    CHECK(f.form == FitForm::kAttentionMakespan);
+    CHECK(f.form == FitForm::kAttentionPrefillNeighbours);
+    CHECK(f.neighbour_base == FitForm::kAttentionMakespan);
     REQUIRE(f.prefill_schedule);
     CHECK(f.prefill_schedule->num_sms == 132);
     CHECK(f.prefill_schedule->shared_speed < 1.0);  // two blocks on an SM do not run at full speed each
-    CHECK(*f.held_out.median_ape_pct <= 5.0);
-    CHECK(*f.held_out.p90_ape_pct <= 10.0);
-    REQUIRE(f.candidates.size() == 4);
+    REQUIRE(f.candidates.size() == 5);
     CHECK(f.candidates[2].form == FitForm::kAttentionTiles);
     CHECK(*f.candidates[2].held_out.p90_ape_pct > 20.0);
+    const HeldOutError& makespan = f.candidates[3].held_out;
+    CHECK(f.candidates[3].form == FitForm::kAttentionMakespan);
+    CHECK(*makespan.median_ape_pct <= 5.0);
+    CHECK(*makespan.p90_ape_pct <= 10.0);
+    CHECK(f.candidates[4].form == FitForm::kAttentionPrefillNeighbours);
+    CHECK(*f.held_out.median_ape_pct < *makespan.median_ape_pct);
+    CHECK(*f.held_out.p90_ape_pct < *makespan.p90_ape_pct);
   }
 }
 

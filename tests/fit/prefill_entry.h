@@ -4,6 +4,7 @@
 // measured time `time_us` the test's law gives it.
 #pragma once
 
+#include <initializer_list>
 #include <sstream>
 #include <string>
 
@@ -25,6 +26,23 @@ inline std::string prefill_entry_json(int seqs, int chunk, int prefix, int rank,
   os << R"(, "bytes": )" << 1e6 * seqs * (chunk + prefix) * mean_rank / 128 << R"(, "flops": )"
      << 1e3 * seqs * chunk * (chunk / 2.0 + prefix) * mean_rank << "}";
   return os.str();
+}
+
+// A raw `attention.json` of synthetic prefill cases on a grid: 1, 4 and 8 chunks of 128, 512 and 2048
+// new tokens after 0 or 1024 cached ones, at each of `ranks` (0: the mixed table, mean 80), each entry
+// `entry(seqs, chunk, prefix, rank, mixed)` (a prefill_entry_json with the test law's time).
+template <class Entry>
+std::string prefill_grid_json(std::initializer_list<int> ranks, Entry entry) {
+  std::string s = R"({"benchmarks": [)";
+  bool first = true;
+  for (int seqs : {1, 4, 8})
+    for (int chunk : {128, 512, 2048})
+      for (int prefix : {0, 1024})
+        for (int rank : ranks) {
+          s += (first ? "" : ",") + entry(seqs, chunk, prefix, rank == 0 ? 80 : rank, rank == 0);
+          first = false;
+        }
+  return s + "]}";
 }
 
 }  // namespace fdc::test
