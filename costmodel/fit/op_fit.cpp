@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <tuple>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "costmodel/fit/least_squares.h"
@@ -496,62 +499,203 @@ void sort_neighbours(std::vector<NeighbourPoint>& points) {
 
 namespace {
 
-// The points that can be within the radius of a query anywhere in the box [lo, hi] (per coordinate):
-// (squared distance to the box, index in the points' sorted order), nearest first. A superset of
-// every such query's neighbours, and no point after one farther from the box than a query's
-// current k-th nearest can join them.
-std::vector<std::pair<double, uint32_t>> neighbour_candidates(const std::vector<NeighbourPoint>& points,
-                                                              const std::array<double, 6>& lo,
-                                                              const std::array<double, 6>& hi) {
-  std::vector<std::pair<double, uint32_t>> out;
-  for (size_t i = 0; i < points.size(); ++i) {
-    double d2 = 0;
-    for (size_t k = 0; k < lo.size(); ++k) {
-      const double v = points[i].x[k];
-      const double gap = v < lo[k] ? lo[k] - v : v > hi[k] ? v - hi[k] : 0.0;
-      d2 += gap * gap;
+// A point that can be among the neighbours of a query in a cell (below): its squared distance to the
+// cell (the order of the cell's list), its coordinates and log ratio (copied from the points, so that
+// a query reads one array front to back) and its index in the points' sorted order (which breaks
+// ties of distance).
+struct Candidate {
+  double cell_d2 = 0;
+  std::array<double, 6> x{};
+  double log_ratio = 0;
+  uint32_t index = 0;
+};
+
+// An axis-aligned box of the space: a cell or a block of cells.
+struct Box {
+  std::array<double, 6> lo{}, hi{};
+  // The squared distance from p to the nearest and to the farthest point of the box, summed over
+  // the coordinates in order as squared_distance() sums it. Rounding is monotone, so for every x in
+  // the box near2 <= squared_distance(p, x) <= far2 as computed, not only as exact numbers.
+  void distances(const std::array<double, 6>& p, double& near2, double& far2) const {
+    near2 = 0, far2 = 0;
+    for (size_t k = 0; k < p.size(); ++k) {
+      const double gap = p[k] < lo[k] ? lo[k] - p[k] : p[k] > hi[k] ? p[k] - hi[k] : 0.0;
+      const double reach = std::max(p[k] - lo[k], hi[k] - p[k]);
+      near2 += gap * gap, far2 += reach * reach;
     }
-    if (d2 <= kNeighbourRadius * kNeighbourRadius) out.emplace_back(d2, static_cast<uint32_t>(i));
   }
-  std::sort(out.begin(), out.end());
+};
+
+// The squared distance of a point from a query, summed over the coordinates in order as a scan over
+// all points sums it (so the same bits), all six terms: a far point costs less than a mispredicted
+// early exit would.
+double squared_distance(const std::array<double, 6>& p, const std::array<double, 6>& x) {
+  double d2 = 0;
+  for (size_t k = 0; k < x.size(); ++k) d2 += (p[k] - x[k]) * (p[k] - x[k]);
+  return d2;
+}
+
+// How a thread's lists are laid over a neighbour space: a grid of cells, `cell` per unit of each
+// coordinate, within blocks of `block` per unit (powers of two, so that a query's cell and its
+// cell's block are exact: x * 8 and its floor lose no bits). A block lists the points within the
+// radius of it, and a cell's list is drawn from its block's, so that a cell costs a pass over about
+// a hundred points rather than all of them.
+// Decode: sequences, bytes per key, stage padding and kernel stay put while a decode stretch is
+// fast-forwarded (a per-layer policy asks about one place per layer group each iteration); mean keys
+// grow and the spread shrinks as every sequence grows, a step of about 1/700 of a unit at 1000 keys,
+// so a query stays in its cell for tens of steps and in its block for hundreds.
+// Prefill: sequences, new tokens per sequence, heads x width and the ranks' share stay put for one
+// layer group's prompts of about one length; the cached share and the spread move between them.
+struct GridLayout {
+  std::array<double, 6> cell, block;
+};
+constexpr GridLayout kDecodeGrid{{8, 8, 8, 8, 8, 8}, {8, 1, 8, 8, 1, 8}};
+constexpr GridLayout kPrefillGrid{{8, 8, 8, 8, 8, 8}, {8, 8, 2, 8, 8, 2}};
+
+// A box of the grid by its corner (floor(x * per unit) per coordinate, as doubles) and its size.
+using GridKey = std::array<double, 6>;
+Box grid_box(const GridKey& key, const std::array<double, 6>& per_unit) {
+  Box b;
+  for (size_t k = 0; k < key.size(); ++k) b.lo[k] = key[k] / per_unit[k], b.hi[k] = (key[k] + 1) / per_unit[k];
+  return b;
+}
+// The key of x's box at `per_unit`, or none when a coordinate is too large (or not a number) for
+// its floor to be exact.
+std::optional<GridKey> grid_key(const std::array<double, 6>& x, const std::array<double, 6>& per_unit) {
+  GridKey key{};
+  for (size_t k = 0; k < x.size(); ++k) {
+    const double v = x[k] * per_unit[k];
+    if (!(std::abs(v) < 1e15)) return std::nullopt;
+    key[k] = std::floor(v);
+  }
+  return key;
+}
+// A hash of the bits of six numbers, in its high bits (the low bits of a cell's corner, a whole
+// number, are all zero): six independent products, so that it costs one multiply's latency.
+uint64_t hash_bits(const std::array<double, 6>& v) {
+  constexpr std::array<uint64_t, 6> kOdd{0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull,
+                                         0xD6E8FEB86659FD93ull, 0xFF51AFD7ED558CCDull, 0xC4CEB9FE1A85EC53ull};
+  uint64_t h = 0;
+  for (size_t k = 0; k < v.size(); ++k) h ^= std::bit_cast<uint64_t>(v[k]) * kOdd[k];
+  return h;
+}
+bool same_bits(const std::array<double, 6>& a, const std::array<double, 6>& b) {
+  for (size_t k = 0; k < a.size(); ++k)
+    if (std::bit_cast<uint64_t>(a[k]) != std::bit_cast<uint64_t>(b[k])) return false;
+  return true;
+}
+
+// The points that can be the neighbours of a query in `cell`, drawn from `from` (a superset of them:
+// every point within the radius of the cell), nearest the cell first (ties by index). Every query in
+// the cell has its k-th nearest no farther than the k-th smallest farthest distance to the cell (those
+// k points are that near wherever it is), so a point farther than that from the whole cell is no
+// neighbour of any; nor is one beyond the radius.
+std::vector<Candidate> cell_candidates(const std::vector<Candidate>& from, const Box& cell) {
+  const double radius2 = kNeighbourRadius * kNeighbourRadius;
+  std::vector<Candidate> near;
+  near.reserve(from.size());
+  std::array<double, kNeighbours> reach2;  // the k smallest farthest distances, ascending
+  reach2.fill(std::numeric_limits<double>::infinity());
+  for (const Candidate& p : from) {
+    double near2 = 0, far2 = 0;
+    cell.distances(p.x, near2, far2);
+    if (near2 > radius2) continue;
+    near.push_back(p), near.back().cell_d2 = near2;
+    if (far2 < reach2.back()) {
+      size_t at = reach2.size() - 1;
+      for (; at > 0 && far2 < reach2[at - 1]; --at) reach2[at] = reach2[at - 1];
+      reach2[at] = far2;
+    }
+  }
+  const double bound2 = std::min(reach2.back(), radius2);
+  std::erase_if(near, [&](const Candidate& p) { return p.cell_d2 > bound2; });
+  std::sort(near.begin(), near.end(), [](const Candidate& a, const Candidate& b) {
+    return a.cell_d2 < b.cell_d2 || (a.cell_d2 == b.cell_d2 && a.index < b.index);
+  });
+  return near;
+}
+
+// The points within the radius of `block` (cell_d2: the distance to the block), in index order.
+std::vector<Candidate> block_candidates(const std::vector<NeighbourPoint>& points, const Box& block) {
+  std::vector<Candidate> out;
+  for (size_t i = 0; i < points.size(); ++i) {
+    double near2 = 0, far2 = 0;
+    block.distances(points[i].x, near2, far2);
+    if (near2 <= kNeighbourRadius * kNeighbourRadius)
+      out.push_back({near2, points[i].x, points[i].log_ratio, static_cast<uint32_t>(i)});
+  }
   return out;
 }
 
-// How a thread's candidate lists are laid over a neighbour space: `place`, the coordinates that key
-// a list (at 1/8 of a unit), and the box a list covers around the first query at its place (its
-// coordinates minus `below`, plus `above`).
-// Decode: sequences, bytes per key, stage padding and kernel stay put while a decode stretch is
-// fast-forwarded (a per-layer policy asks about one place per layer group each iteration); mean keys
-// grow up to twice the first query's and the spread shrinks to half its as every sequence grows.
-// Prefill: sequences, new tokens per sequence, heads x width and the ranks' share key a list (one
-// layer group's prompts of about one length); the cached share and the spread move between them.
-struct BoxLayout {
-  std::array<size_t, 4> place;
-  std::array<double, 6> below, above;
-};
-constexpr BoxLayout kDecodeBoxes{
-    {0, 2, 3, 5}, {0.15, 0.15, 0.15, 0.15, 1.0, 0.15}, {0.15, 1.0, 0.15, 0.15, 0.15, 0.15}};
-constexpr BoxLayout kPrefillBoxes{{0, 1, 3, 4}, {0.15, 0.15, 0.5, 0.15, 0.15, 0.5}, {0.15, 0.15, 0.5, 0.15, 0.15, 0.5}};
-
-// Candidate lists a thread keeps, one per place (BoxLayout) and per set of points (the decode and
-// the prefill law of a profile, or of two profiles, ask in turn). The neighbours are the k nearest
-// by (distance, index), whatever order the candidates are visited in, so the answer is the same as
-// a scan over all points, bit for bit, whichever list served it.
-struct CandidateBox {
-  std::array<double, 6> lo{}, hi{};
-  std::vector<std::pair<double, uint32_t>> candidates;
-  bool covers(const std::array<double, 6>& x) const {
-    for (size_t k = 0; k < x.size(); ++k)
-      if (x[k] < lo[k] || x[k] > hi[k]) return false;
-    return true;
+// The correction at x from candidates that hold every neighbour of x, nearest x's cell first: the k
+// nearest by (squared distance, index), whatever order the candidates are visited in, so the answer
+// is that of a scan over all points, bit for bit; a candidate farther from the cell than the k-th
+// nearest so far is farther from x too, and so are the rest.
+double correction_from(const std::vector<Candidate>& candidates, const std::array<double, 6>& x) {
+  struct Near {
+    double d2;
+    uint32_t index;
+    double log_ratio;
+    bool operator<(const Near& o) const { return d2 < o.d2 || (d2 == o.d2 && index < o.index); }
+  };
+  std::array<Near, kNeighbours> near{};  // the nearest so far, ascending by (distance, index)
+  int found = 0;
+  const double radius2 = kNeighbourRadius * kNeighbourRadius;
+  for (const Candidate& p : candidates) {
+    if (found == kNeighbours && p.cell_d2 > near[kNeighbours - 1].d2) break;  // the rest are farther still
+    const Near c{squared_distance(p.x, x), p.index, p.log_ratio};
+    if (c.d2 > radius2 || (found == kNeighbours && !(c < near[kNeighbours - 1]))) continue;
+    int at = found < kNeighbours ? found++ : kNeighbours - 1;
+    for (; at > 0 && c < near[static_cast<size_t>(at - 1)]; --at)
+      near[static_cast<size_t>(at)] = near[static_cast<size_t>(at - 1)];
+    near[static_cast<size_t>(at)] = c;
   }
-};
+  if (found == 0) return 1.0;
+  double sum = 0, weight = 0;
+  for (int i = 0; i < found; ++i) {
+    const double w = 1.0 / (near[static_cast<size_t>(i)].d2 + 1e-6);
+    sum += w * near[static_cast<size_t>(i)].log_ratio, weight += w;
+  }
+  return std::exp(sum / weight);
+}
 
+// What a thread keeps for one set of points (the decode and the prefill law of a profile, or of two
+// profiles, ask in turn): the answers to its latest queries, the lists of the cells asked about
+// lately and the lists of their blocks.
 struct CandidateCache {
+  // The answer to one of the latest queries, by its coordinates bit for bit. Equal coordinates have
+  // equal neighbours, so a repeat is answered at once: a per-layer policy asks about several layer
+  // groups of one shape each iteration (the per-head table with token classes for Llama-2-13B: 42
+  // queries per decode step, 21 of them repeats of one 2 or 4 queries before). One slot per hash of
+  // the coordinates; a later query takes it.
+  struct Recent {
+    std::array<double, 6> x{};
+    double correction = 0;
+    bool set = false;
+  };
+  static constexpr int kRecentSlotBits = 8;
+  // A cell's list, in the slot of its key's hash (a later cell takes it).
+  struct Cell {
+    GridKey key{};
+    bool set = false;
+    std::vector<Candidate> candidates;
+  };
+  static constexpr int kCellSlotBits = 10;
+  struct KeyHash {
+    size_t operator()(const GridKey& k) const { return static_cast<size_t>(hash_bits(k) >> 32); }
+  };
+  struct SameKey {
+    bool operator()(const GridKey& a, const GridKey& b) const { return same_bits(a, b); }
+  };
+  using Blocks = std::unordered_map<GridKey, std::vector<Candidate>, KeyHash, SameKey>;
+
   const NeighbourPoint* points = nullptr;  // the address of the points the lists are for
   std::vector<NeighbourPoint> copy;        // and the points, compared when a set was made since
   uint64_t checked = 0;                    // neighbour_sets_made when they were last compared
-  std::map<std::array<int64_t, 4>, CandidateBox> boxes;
+  std::vector<Recent> recent;
+  std::vector<Cell> cells;
+  std::array<Blocks, 2> blocks;  // per grid (decode, prefill): their blocks differ in size
+
   // For points at this cache's address: whether they are still the ones its lists are for.
   bool same_points(const std::vector<NeighbourPoint>& p) {
     if (copy.size() != p.size()) return false;
@@ -565,13 +709,33 @@ struct CandidateCache {
   }
   void reset(const std::vector<NeighbourPoint>& p) {
     points = p.data(), copy = p, checked = neighbour_sets_made.load(std::memory_order_relaxed);
-    boxes.clear();
+    recent.assign(size_t{1} << kRecentSlotBits, Recent{});
+    cells.assign(size_t{1} << kCellSlotBits, Cell{});
+    for (Blocks& b : blocks) b.clear();
+  }
+  Recent& recent_for(const std::array<double, 6>& x) { return recent[hash_bits(x) >> (64 - kRecentSlotBits)]; }
+  // The list of x's cell (the cell and its block listed first if need be); none when x is off the
+  // grid. Every cell of both grids is 1/8 of a unit wide, so cells of either grid serve both.
+  const std::vector<Candidate>* candidates_for(const std::array<double, 6>& x, NeighbourSpace space) {
+    const GridLayout& grid = space == NeighbourSpace::kPrefill ? kPrefillGrid : kDecodeGrid;
+    const std::optional<GridKey> key = grid_key(x, grid.cell);
+    if (!key) return nullptr;
+    Cell& cell = cells[hash_bits(*key) >> (64 - kCellSlotBits)];
+    if (cell.set && same_bits(cell.key, *key)) return &cell.candidates;
+    const std::optional<GridKey> block_key = grid_key(x, grid.block);
+    if (!block_key) return nullptr;
+    Blocks& listed = blocks[space == NeighbourSpace::kPrefill ? 1 : 0];
+    if (listed.size() > 4096) listed.clear();
+    const auto [block, made] = listed.try_emplace(*block_key);
+    if (made) block->second = block_candidates(copy, grid_box(*block_key, grid.block));
+    cell.key = *key, cell.set = true;
+    cell.candidates = cell_candidates(block->second, grid_box(*key, grid.cell));
+    return &cell.candidates;
   }
 };
 
-const std::vector<std::pair<double, uint32_t>>& candidates_for(const std::vector<NeighbourPoint>& points,
-                                                               const std::array<double, 6>& x,
-                                                               const BoxLayout& layout) {
+// The cache of this thread for `points`.
+CandidateCache& cache_for(const std::vector<NeighbourPoint>& points) {
   constexpr size_t kSets = 4;  // point sets kept per thread; the least recently used is dropped
   thread_local std::array<CandidateCache, kSets> caches;
   thread_local std::array<uint64_t, kSets> used{};
@@ -579,18 +743,9 @@ const std::vector<std::pair<double, uint32_t>>& candidates_for(const std::vector
   size_t at = 0;
   while (at < kSets && caches[at].points != points.data()) ++at;
   if (at == kSets) at = static_cast<size_t>(std::min_element(used.begin(), used.end()) - used.begin());
-  if (caches[at].points != points.data() || !caches[at].same_points(points) || caches[at].boxes.size() > 4096)
-    caches[at].reset(points);
+  if (caches[at].points != points.data() || !caches[at].same_points(points)) caches[at].reset(points);
   used[at] = ++clock;
-  std::array<int64_t, 4> place{};
-  for (size_t k = 0; k < place.size(); ++k) place[k] = std::llround(x[layout.place[k]] * 8);
-  CandidateBox& box = caches[at].boxes[place];
-  if (box.candidates.empty() || !box.covers(x)) {
-    for (size_t k = 0; k < x.size(); ++k) box.lo[k] = x[k] - layout.below[k], box.hi[k] = x[k] + layout.above[k];
-    box.candidates = neighbour_candidates(points, box.lo, box.hi);
-    if (box.candidates.empty()) box.candidates.emplace_back(std::numeric_limits<double>::infinity(), 0);
-  }
-  return box.candidates;
+  return caches[at];
 }
 
 }  // namespace
@@ -598,38 +753,18 @@ const std::vector<std::pair<double, uint32_t>>& candidates_for(const std::vector
 double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q, NeighbourSpace space) {
   if (points.empty()) return 1.0;
   const std::array<double, 6> x = neighbour_features(q, space);
-  const std::vector<std::pair<double, uint32_t>>& candidates =
-      candidates_for(points, x, space == NeighbourSpace::kPrefill ? kPrefillBoxes : kDecodeBoxes);
-  struct Near {
-    double d2;
-    uint32_t index;
-    double log_ratio;
-    bool operator<(const Near& o) const { return d2 < o.d2 || (d2 == o.d2 && index < o.index); }
-  };
-  std::array<Near, kNeighbours> near{};  // the nearest so far, ascending by (distance, index)
-  int found = 0;
-  const double radius2 = kNeighbourRadius * kNeighbourRadius;
-  for (const auto& [box_d2, i] : candidates) {
-    if (box_d2 > radius2) break;                                           // the sentinel of a box no point is near
-    if (found == kNeighbours && box_d2 > near[kNeighbours - 1].d2) break;  // the rest are farther still
-    const NeighbourPoint& p = points[i];
-    const double bound = found == kNeighbours ? near[kNeighbours - 1].d2 : radius2;
-    double d2 = 0;
-    for (size_t k = 0; k < x.size() && d2 <= bound; ++k) d2 += (p.x[k] - x[k]) * (p.x[k] - x[k]);
-    const Near c{d2, i, p.log_ratio};
-    if (d2 > radius2 || (found == kNeighbours && !(c < near[kNeighbours - 1]))) continue;
-    int at = found < kNeighbours ? found++ : kNeighbours - 1;
-    for (; at > 0 && c < near[static_cast<size_t>(at - 1)]; --at)
-      near[static_cast<size_t>(at)] = near[static_cast<size_t>(at - 1)];
-    near[static_cast<size_t>(at)] = c;
+  CandidateCache& cache = cache_for(points);
+  CandidateCache::Recent& recent = cache.recent_for(x);
+  if (recent.set && same_bits(recent.x, x)) return recent.correction;
+  if (const std::vector<Candidate>* candidates = cache.candidates_for(x, space)) {
+    recent.x = x, recent.set = true, recent.correction = correction_from(*candidates, x);
+    return recent.correction;
   }
-  if (found == 0) return 1.0;
-  double sum = 0, weight = 0;
-  for (int i = 0; i < found; ++i) {
-    const double w = 1.0 / (near[static_cast<size_t>(i)].d2 + 1e-6);
-    sum += w * near[static_cast<size_t>(i)].log_ratio, weight += w;
-  }
-  return std::exp(sum / weight);
+  // Off the grid (a coordinate beyond 1e14, or not a number): a scan over all points.
+  std::vector<Candidate> all;
+  for (size_t i = 0; i < points.size(); ++i)
+    all.push_back({0.0, points[i].x, points[i].log_ratio, static_cast<uint32_t>(i)});
+  return correction_from(all, x);
 }
 
 double predict_sample_us(const OpFit& law, const Sample& s) {
