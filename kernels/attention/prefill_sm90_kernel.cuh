@@ -125,14 +125,6 @@ struct TileCtx {
   bool k_issue, v_issue, k_col, v_col;
 };
 
-// cp.async of 16 bytes issued only where `pred` holds: a predicate in the instruction, not a branch,
-// so that lanes of one row with different column chunks (some past the rank) do not diverge.
-__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_dst, const void* gmem_src, int src_bytes) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %3, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16, %2;\n}\n" ::"r"(smem_dst),
-      "l"(gmem_src), "r"(src_bytes), "r"(static_cast<int>(pred)));
-}
-
 // Copies K/V tile j (BC cached tokens) into stage `buf`: thread tid copies 16-byte column chunk
 // (tid % (D/8)) of rows tid / (D/8), + 256 / (D/8), ... Rows past n_kv and columns in
 // [rank, ceil16(rank)) are zero-filled (their source is page 0, never read). The rows' page ids are

@@ -27,6 +27,14 @@ __device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src,
 __device__ __forceinline__ void cp_async16(uint32_t smem_dst, const void* gmem_src, int src_bytes = 16) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_dst), "l"(gmem_src), "r"(src_bytes));
 }
+// cp.async of 16 bytes issued only where `pred` holds: a predicate in the instruction, not a branch,
+// so that lanes of one row with different column chunks (some past its width) do not diverge.
+__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_dst, const void* gmem_src, int src_bytes) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %3, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16, %2;\n}\n" ::"r"(smem_dst),
+      "l"(gmem_src), "r"(src_bytes), "r"(static_cast<int>(pred)));
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
