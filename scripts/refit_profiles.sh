@@ -10,7 +10,7 @@
 # committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
-# docs/results/layer-check-20261128b for the H100, -20261204 for the H200) and the iteration overhead on engine timelines
+# docs/results/layer-check-20261128b for the H100, -20261204c for the H200) and the iteration overhead on engine timelines
 # (`fit --overhead-from`); a100-extrapolated.json derived
 # from the H100 profile. Which folders and timelines, and why, is in docs/fit.md; the raw folders
 # are described in configs/profiles/raw/README.md. Rebuild afterwards: the profiles are embedded.
@@ -33,7 +33,8 @@ R=configs/profiles/raw
 tmp=results/refit-profiles
 rm -rf "$tmp" && mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-unz() { gunzip -c "$1" > "$tmp/$(basename "${1%.gz}")"; echo "$tmp/$(basename "${1%.gz}")"; }
+# (named after the folder too: two raw folders may hold timelines of the same name)
+unz() { local f="$tmp/$(basename "$(dirname "$1")")-$(basename "${1%.gz}")"; gunzip -c "$1" > "$f"; echo "$f"; }
 
 # H100: the 2026-11-28 re-profile (current kernels), its KV append / classification cases and the
 # first H100 collectives; overheads calibrated on the burst (saturation) runs of Llama-2-13B (1 GPU,
@@ -52,20 +53,23 @@ done
 "$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json
 
 # H200: the 2026-11-28 re-profile, its KV append / classification cases and the 2026-11-27
-# collectives, with the GEMMs measured again on 2026-12-04 with cold weights on a denser grid (the
-# later folder replaces the GEMM cases and the peaks); GEMMs in a layer from the per-op layer checks
-# of the same machine that day; overheads from the 2026-12-04 Llama-2-13B bursts (the current
-# engine) and the 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it).
+# collectives, with prefill attention measured again on 2026-12-04 with the current wgmma kernel
+# and the GEMMs with cold weights on a denser grid (a later folder replaces the cases it holds, the
+# GEMM folder also the peaks); GEMMs and prefill attention in a layer from the per-op layer checks
+# of the machine that measured prefill attention; overheads from that machine's Llama-2-13B bursts
+# (the current engine and kernels) and the 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs
+# are held out to evaluate it).
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
-  "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-gemm" \
+  "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-attn-prefill" \
+  "$R/h200-1gpu-20261204-gemm" \
   ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
-L4=docs/results/layer-check-20261204
+L4=docs/results/layer-check-20261204c
 args=()
 for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
   args+=(--in-layer-from "$L4/layer-h200-$p-perop.json")
   if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L4/layer-h200-$p-perop.json"); fi
 done
-for f in "$R"/h200-1gpu-20261204-engine/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done
+for f in "$R"/h200-1gpu-20261204-engine2/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done
 for f in "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
 "$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28, or with --runs current the 16
-Llama-2-13B H200 runs of 2026-12-03/04) with the given profiles and counts the targets met (docs/validate.md, "Results (2026-12-03)"; docs/fit.md).
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 5
+Llama-2-13B H200 runs of the engine and kernels as they are now (2026-12-04, afternoon); with
+--runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before the faster wgmma prefill)
+with the given profiles and counts the targets met (docs/validate.md; docs/fit.md).
 
 The runs: Llama-2-13B on one H100 and one H200 (docs/results/capacity-20261128b/, 12 runs) and
 Llama-2-7B sp=2 on two H100s and two H200s (docs/results/capacity-20261128/, 12 runs); every
@@ -34,7 +36,10 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 # (label prefix, folder under docs/results, profile file name, timelines expected), per run set:
 # "20261128": the 24 held-out Poisson runs of 2026-11-28 (the engine of that day);
-# "current": the Llama-2-13B runs on one H200 of 2026-12-03 and 2026-12-04, the engine as it is now.
+# "20261203": the Llama-2-13B runs on one H200 of 2026-12-03 and the morning of 2026-12-04, with the
+# wgmma prefill before commit 1aa31cf (up to 1.4x slower at d = 128);
+# "current": the same five policies and rates on one H200 in the afternoon of 2026-12-04, the engine
+# and kernels as they are now.
 RUN_SETS = {
     "20261128": [
         ("13B 1x H100", "capacity-20261128b/h100-llama-2-13b", "h100.json", 6),
@@ -42,9 +47,12 @@ RUN_SETS = {
         ("7B sp=2 2x H100", "capacity-20261128/2xh100-llama-2-7b-sp2", "h100.json", 6),
         ("7B sp=2 2x H200", "capacity-20261128/2xh200-llama-2-7b-sp2", "h200.json", 6),
     ],
-    "current": [
+    "20261203": [
         ("13B 1x H200 (12-03)", "capacity-20261203/h200-llama-2-13b", "h200.json", 11),
         ("13B 1x H200 (12-04)", "capacity-20261204/h200-llama-2-13b", "h200.json", 5),
+    ],
+    "current": [
+        ("13B 1x H200 (12-04 pm)", "capacity-20261204b/h200-llama-2-13b", "h200.json", 5),
     ],
 }
 
@@ -88,8 +96,9 @@ def main():
     ap.add_argument("--profiles", default="configs/profiles", help="folder with h100.json and h200.json")
     ap.add_argument("--out", required=True, help="output folder (created; its run folders are replaced)")
     ap.add_argument("--runs", choices=sorted(RUN_SETS), default="20261128",
-                    help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28) or current (the "
-                         "Llama-2-13B H200 runs of 2026-12-03 and -04)")
+                    help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28), 20261203 (the 16 "
+                         "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill) or current (the "
+                         "5 runs of the engine and kernels as they are now)")
     a = ap.parse_args()
     fdcsim, profiles, out = rooted(a.fdcsim), rooted(a.profiles), rooted(a.out)
     if not (os.path.isfile(fdcsim) and os.access(fdcsim, os.X_OK)):
