@@ -8,7 +8,10 @@
 // one block per SM at D = 128, 64 keys and two blocks at D = 64). Measured on H100, the time follows
 // D, not the heads' own ranks: ranks 96, 128 and a mixed table reaching 128 run alike, ranks 32 and
 // 64 in about half the time. So the work is counted at the padded width: per (q tile, k tile) pair
-// and q head, 2 x tile_q x tile_k x (D + D) FLOPs (Q K^T and P V, both padded to D).
+// and q head, 2 x tile_q x tile_k x (D + D) FLOPs (Q K^T and P V, both padded to D). Since the
+// kernel of 2026-12-04 runs Q K^T over ceil16(r_qk) dims and P V over 64 or 128 columns, a head's
+// own rank also shows within one width: the fitted law adds a term on the FLOPs at the heads' ranks
+// (costmodel/fit/op_fit.h, attention_tiles).
 // Header-only: the fit (fdc_fit) and the cost model both use it.
 #pragma once
 

@@ -92,8 +92,9 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   for (const auto& [name, f] : p.ops) {  // the prefill tile laws' columns, the makespan's schedule where fitted
     if (f.base_form() != fit::FitForm::kAttentionTiles && f.base_form() != fit::FitForm::kAttentionMakespan) continue;
     std::snprintf(line, sizeof line,
-                  "  %s law: %.3g us + %.3g us/padded flop + %.3g us/block elem + %.3g us/longest-block flop",
-                  name.c_str(), f.alpha_us, f.us_per_padded_flop, f.us_per_block_elem, f.us_per_longest_flop);
+                  "  %s law: %.3g us + %.3g us/padded flop + %.3g us/flop + %.3g us/block elem + %.3g us/longest-block flop",
+                  name.c_str(), f.alpha_us, f.us_per_padded_flop, f.us_per_flop, f.us_per_block_elem,
+                  f.us_per_longest_flop);
     os << line;
     if (f.prefill_schedule) {
       const costmodel::PrefillScheduleConstants& c = *f.prefill_schedule;

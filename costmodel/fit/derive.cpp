@@ -73,7 +73,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
         break;
       case FitForm::kAttentionTiles:  // tiles run on the tensor cores; a block's Q tile is a load
       case FitForm::kAttentionMakespan:
-        f.us_per_padded_flop /= rf, f.us_per_longest_flop /= rf, f.us_per_block_elem /= rb;
+        f.us_per_padded_flop /= rf, f.us_per_longest_flop /= rf, f.us_per_flop /= rf, f.us_per_block_elem /= rb;
         f.us_per_makespan_flop_w64 /= rf, f.us_per_makespan_flop_w128 /= rf;
         break;
       case FitForm::kConstant:

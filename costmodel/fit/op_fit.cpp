@@ -85,12 +85,12 @@ std::vector<double> attention_features(const OpQuery& q, bool on_flops) {
 
 // The attention_tiles features, in the order of its coefficients.
 std::vector<double> tile_features(const OpQuery& q) {
-  return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops};
+  return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops, q.flops};
 }
 
 // The attention_makespan features: attention_tiles' and the makespan at each padded width.
 std::vector<double> makespan_features(const OpQuery& q) {
-  return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops, q.makespan.flops_w64, q.makespan.flops_w128};
+  return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops, q.flops, q.makespan.flops_w64, q.makespan.flops_w128};
 }
 
 double base_us(const OpFit& fit, const OpQuery& q) {
@@ -114,12 +114,13 @@ double base_us(const OpFit& fit, const OpQuery& q) {
     case FitForm::kAttentionTiles:
       FDC_CHECK(q.padded_flops > 0, fit.op << ": an attention_tiles query needs the padded tile work");
       return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
-             fit.us_per_longest_flop * q.longest_block_flops;
+             fit.us_per_longest_flop * q.longest_block_flops + fit.us_per_flop * q.flops;
     case FitForm::kAttentionMakespan:
       FDC_CHECK(q.padded_flops > 0 && q.makespan.flops_w64 + q.makespan.flops_w128 > 0,
                 fit.op << ": an attention_makespan query needs the padded tile work and the blocks' makespan");
       return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
-             fit.us_per_longest_flop * q.longest_block_flops + fit.us_per_makespan_flop_w64 * q.makespan.flops_w64 +
+             fit.us_per_longest_flop * q.longest_block_flops + fit.us_per_flop * q.flops +
+             fit.us_per_makespan_flop_w64 * q.makespan.flops_w64 +
              fit.us_per_makespan_flop_w128 * q.makespan.flops_w128;
     case FitForm::kAlphaBeta:
     case FitForm::kAlphaBetaEfficiency:
@@ -245,7 +246,8 @@ OpFit fit_attention_neighbours(const std::vector<Sample>& s) {
 }
 
 // attention_tiles: non-negative relative least squares over the padded tile work (all tiles, the
-// blocks' Q tiles, the longest block). Coverage as attention_linear.
+// blocks' Q tiles, the longest block) and the FLOPs at the heads' own ranks. Coverage as
+// attention_linear.
 OpFit fit_attention_tiles(const std::vector<Sample>& s) {
   OpFit fit;
   fit.form = FitForm::kAttentionTiles;
@@ -257,6 +259,7 @@ OpFit fit_attention_tiles(const std::vector<Sample>& s) {
   }
   const std::vector<double> c = relative_nnls(rows, t);
   fit.alpha_us = c[0], fit.us_per_padded_flop = c[1], fit.us_per_block_elem = c[2], fit.us_per_longest_flop = c[3];
+  fit.us_per_flop = c[4];
   fit.axis = range_of(s, &Sample::bytes);
   set_attention_coverage(fit, s);
   return fit;
@@ -293,7 +296,8 @@ OpFit fit_attention_makespan(const std::vector<Sample>& s) {
       best_err = err;
       best.form = FitForm::kAttentionMakespan;
       best.alpha_us = c[0], best.us_per_padded_flop = c[1], best.us_per_block_elem = c[2];
-      best.us_per_longest_flop = c[3], best.us_per_makespan_flop_w64 = c[4], best.us_per_makespan_flop_w128 = c[5];
+      best.us_per_longest_flop = c[3], best.us_per_flop = c[4];
+      best.us_per_makespan_flop_w64 = c[5], best.us_per_makespan_flop_w128 = c[6];
       best.prefill_schedule = schedule;
     }
   }

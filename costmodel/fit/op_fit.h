@@ -11,7 +11,9 @@
 //    that fill part of a stage cost more per byte) + units x per-unit (decode: the balanced plan's
 //    work units, estimated by costmodel/decode_units.h, each with its fixed cost);
 //  - attention_tiles (prefill): t = alpha + padded FLOPs / rate + per-block cost x Q tile elements
-//    + longest block's padded FLOPs / rate, the work as the kernel tiles it (costmodel/prefill_tiles.h);
+//    + longest block's padded FLOPs / rate, the work as the kernel tiles it (costmodel/prefill_tiles.h),
+//    + FLOPs at the heads' own ranks / rate (us_per_flop: the kernel runs Q K^T over ceil16(r_qk)
+//    dims, so within one padded width a smaller rank costs less);
 //  - attention_makespan (prefill): attention_tiles + the makespan of the kernel's blocks over the
 //    SMs x a rate per padded width (costmodel/prefill_makespan.h), with the schedule's constants;
 //  - attention_neighbours (decode): attention_linear_efficiency x its error at the nearest measured
@@ -128,7 +130,8 @@ struct OpFit {
   std::optional<costmodel::DecodePlanConstants> decode_plan;
   bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
   // attention_tiles: per padded FLOP of all tiles, per Q tile element loaded (a block's fixed cost),
-  // per padded FLOP of the longest block (the critical path when blocks are few).
+  // per padded FLOP of the longest block (the critical path when blocks are few); its FLOPs at the
+  // heads' own ranks go in us_per_flop.
   double us_per_padded_flop = 0, us_per_block_elem = 0, us_per_longest_flop = 0;
   // attention_makespan: per padded FLOP of the makespan at padded width 64 and at 128 (OpQuery::
   // makespan), and the schedule it is computed with (the SM count, a block's fixed cost, the speed

@@ -66,6 +66,7 @@ Json op_json(const OpFit& f) {
               {"us_per_padded_flop", f.us_per_padded_flop},
               {"us_per_block_elem", f.us_per_block_elem},
               {"us_per_longest_flop", f.us_per_longest_flop}};
+    if (f.us_per_flop != 0) params["us_per_flop"] = f.us_per_flop;
     if (base == FitForm::kAttentionMakespan) {
       FDC_CHECK(f.prefill_schedule, f.op << ": an attention_makespan law without the schedule of its makespan");
       params["us_per_makespan_flop_w64"] = f.us_per_makespan_flop_w64;
@@ -244,6 +245,12 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_padded_flop = r.number(params, "us_per_padded_flop");
     f.us_per_block_elem = r.number(params, "us_per_block_elem");
     f.us_per_longest_flop = r.number(params, "us_per_longest_flop");
+    // The term on the heads' own ranks (2026-12-04); a law fitted before it has none.
+    if (params.contains("us_per_flop")) {
+      f.us_per_flop = r.number(params, "us_per_flop");
+      FDC_INPUT_CHECK(f.us_per_flop >= 0,
+                      source << ": ops." << op << ": 'us_per_flop' " << f.us_per_flop << " must not be negative");
+    }
     if (base == FitForm::kAttentionMakespan) {
       f.us_per_makespan_flop_w64 = r.number(params, "us_per_makespan_flop_w64");
       f.us_per_makespan_flop_w128 = r.number(params, "us_per_makespan_flop_w128");

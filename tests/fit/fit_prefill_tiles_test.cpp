@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdint>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -145,24 +147,27 @@ namespace {
 // A prefill case whose time is a known law of its padded tile work.
 constexpr double kAlpha = 3.0, kPerPadded = 2e-9, kPerBlockElem = 1e-6, kPerLongest = 5e-9;
 
-std::string prefill_entry(int seqs, int chunk, int prefix, int rank, bool mixed, bool with_max_rank) {
+// extra_us: added to the law's time (the rank term of the second test, per case in file order).
+std::string prefill_entry(int seqs, int chunk, int prefix, int rank, bool mixed, bool with_max_rank, double extra_us) {
   costmodel::PrefillTileCounts n;
   for (int s = 0; s < seqs; ++s) n.add(chunk, prefix);
   const costmodel::PrefillTileWork w = costmodel::prefill_tile_work(n, 40, mixed ? 128 : rank);
-  const double t =
-      kAlpha + kPerPadded * w.padded_flops + kPerBlockElem * w.block_elems + kPerLongest * w.longest_block_flops;
+  const double t = kAlpha + kPerPadded * w.padded_flops + kPerBlockElem * w.block_elems +
+                   kPerLongest * w.longest_block_flops + extra_us;
   return test::prefill_entry_json(seqs, chunk, prefix, rank, mixed, with_max_rank, t);
 }
 
-std::string prefill_file(bool with_max_rank) {
+std::string prefill_file(bool with_max_rank, const std::vector<double>& extra_us = {}) {
   std::string s = R"({"benchmarks": [)";
-  bool first = true;
+  size_t i = 0;
   for (int seqs : {1, 4})
     for (int chunk : {128, 512, 2048})
       for (int prefix : {0, 1024})
         for (int rank : {32, 64, 96, 128, 0}) {
-          s += (first ? "" : ",") + prefill_entry(seqs, chunk, prefix, rank == 0 ? 80 : rank, rank == 0, with_max_rank);
-          first = false;
+          const double extra = extra_us.empty() ? 0.0 : extra_us.at(i);
+          s += (i == 0 ? "" : ",") +
+               prefill_entry(seqs, chunk, prefix, rank == 0 ? 80 : rank, rank == 0, with_max_rank, extra);
+          ++i;
         }
   return s + "]}";
 }
@@ -200,6 +205,56 @@ TEST_CASE("fit: prefill whose time follows the padded tile work takes attention_
     CHECK(back.ops.at("attn_prefill").form == FitForm::kAttentionTiles);
     CHECK(predict_time_us(back.ops.at("attn_prefill"), q) == doctest::Approx(predict_time_us(fit, q)));
     CHECK(predict_time_us(fit, q) == doctest::Approx(raw.samples[7].time_us).epsilon(1e-9));
+    CHECK(fit.us_per_flop == doctest::Approx(0.0).epsilon(1e-12));  // no rank term in these times
+    CHECK_FALSE(profile_to_json(p, "test")["ops"]["attn_prefill"]["params"].contains("us_per_flop"));
+  }
+}
+
+TEST_CASE("fit: a term on the FLOPs at the heads' own ranks is recovered and survives the profile file") {
+  // The times of the test above plus kPerFlop x the FLOPs the reader counts for each case (at its
+  // ranks, not padded): within one padded width, rank 32 now costs less than rank 64.
+  constexpr double kPerFlop = 1e-9;
+  std::vector<double> extra;
+  {
+    test::TempFile f("attention.json", prefill_file(true));
+    RawProfile raw;
+    RawSource src;
+    read_raw_benchmark_file(f.path(), raw, src);
+    for (const Sample& x : raw.samples) extra.push_back(kPerFlop * x.flops);
+  }
+  test::TempFile f("attention.json", prefill_file(true, extra));
+  RawProfile raw;
+  RawSource src;
+  read_raw_benchmark_file(f.path(), raw, src);
+  REQUIRE(raw.samples.size() == 60);
+  const OpFit fit = fit_op("attn_prefill", raw.samples, Peaks{}, false);
+  CHECK(fit.form == FitForm::kAttentionTiles);
+  CHECK(fit.us_per_flop == doctest::Approx(kPerFlop).epsilon(1e-6));
+  CHECK(fit.us_per_padded_flop == doctest::Approx(kPerPadded).epsilon(1e-6));
+  CHECK(fit.alpha_us == doctest::Approx(kAlpha).epsilon(1e-6));
+  REQUIRE(fit.held_out.p90_ape_pct);
+  CHECK(*fit.held_out.p90_ape_pct < 1e-6);
+  // Rank 32 and rank 64 of one shape share the padded work; the rank term parts them.
+  const Sample& r32 = raw.samples[0];
+  const Sample& r64 = raw.samples[1];
+  REQUIRE(r32.attn->padded_flops == r64.attn->padded_flops);
+  CHECK(predict_time_us(fit, OpQuery::of(r32)) < predict_time_us(fit, OpQuery::of(r64)));
+  CHECK(predict_time_us(fit, OpQuery::of(r64)) == doctest::Approx(r64.time_us).epsilon(1e-9));
+  FittedProfile p;
+  p.gpu = "test";
+  p.ops["attn_prefill"] = fit;
+  const Json j = profile_to_json(p, "test");
+  CHECK(j["ops"]["attn_prefill"]["params"]["us_per_flop"].get<double>() == doctest::Approx(kPerFlop).epsilon(1e-6));
+  const FittedProfile back = profile_from_json(j, "p.json");
+  CHECK(back.ops.at("attn_prefill").us_per_flop == fit.us_per_flop);
+  // A negative rate in a profile file is refused, naming the op and the key.
+  Json bad = j;
+  bad["ops"]["attn_prefill"]["params"]["us_per_flop"] = -1e-9;
+  try {
+    (void)profile_from_json(bad, "bad.json");
+    FAIL("a negative us_per_flop was accepted");
+  } catch (const std::exception& e) {
+    CHECK(std::string(e.what()).find("bad.json: ops.attn_prefill: 'us_per_flop'") != std::string::npos);
   }
 }
 
