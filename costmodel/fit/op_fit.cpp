@@ -90,7 +90,16 @@ std::vector<double> tile_features(const OpQuery& q) {
 
 // The attention_makespan features: attention_tiles' and the makespan at each padded width.
 std::vector<double> makespan_features(const OpQuery& q) {
-  return {1.0, q.padded_flops, q.block_elems, q.longest_block_flops, q.flops, q.makespan.flops_w64, q.makespan.flops_w128};
+  std::vector<double> x = tile_features(q);
+  x.push_back(q.makespan.flops_w64);
+  x.push_back(q.makespan.flops_w128);
+  return x;
+}
+
+// The attention_tiles law's time (attention_makespan adds its makespan columns to it).
+double tile_law_us(const OpFit& fit, const OpQuery& q) {
+  return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
+         fit.us_per_longest_flop * q.longest_block_flops + fit.us_per_flop * q.flops;
 }
 
 double base_us(const OpFit& fit, const OpQuery& q) {
@@ -113,14 +122,11 @@ double base_us(const OpFit& fit, const OpQuery& q) {
     }
     case FitForm::kAttentionTiles:
       FDC_CHECK(q.padded_flops > 0, fit.op << ": an attention_tiles query needs the padded tile work");
-      return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
-             fit.us_per_longest_flop * q.longest_block_flops + fit.us_per_flop * q.flops;
+      return tile_law_us(fit, q);
     case FitForm::kAttentionMakespan:
       FDC_CHECK(q.padded_flops > 0 && q.makespan.flops_w64 + q.makespan.flops_w128 > 0,
                 fit.op << ": an attention_makespan query needs the padded tile work and the blocks' makespan");
-      return fit.alpha_us + fit.us_per_padded_flop * q.padded_flops + fit.us_per_block_elem * q.block_elems +
-             fit.us_per_longest_flop * q.longest_block_flops + fit.us_per_flop * q.flops +
-             fit.us_per_makespan_flop_w64 * q.makespan.flops_w64 +
+      return tile_law_us(fit, q) + fit.us_per_makespan_flop_w64 * q.makespan.flops_w64 +
              fit.us_per_makespan_flop_w128 * q.makespan.flops_w128;
     case FitForm::kAlphaBeta:
     case FitForm::kAlphaBetaEfficiency:
