@@ -45,9 +45,11 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
   sub->add_option("--sweep-max-bytes", o.sweep_max_bytes,
                   "Largest collective size of the bandwidth sweeps (default 1 GiB)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--filter", o.filter,
+  sub->add_option("--filter", o.filters,
                   "Run only cases whose name contains this text; a leading '/' also matches the name's start "
-                  "(--filter /kv_: the KV cache cases, not gemm/qkv_proj)");
+                  "(--filter /kv_: the KV cache cases, not gemm/qkv_proj); repeatable: a case runs when it matches "
+                  "any (--filter norm/ --filter residual/)")
+      ->take_all();
   sub->add_option("--gemm-weights", o.gemm_weights,
                   "cold (default): every launch of a GEMM burst reads another copy of the weights, together at least "
                   "three times the L2, as a forward pass does; hot: one copy, which stays in the L2 when it fits")
@@ -72,7 +74,7 @@ int run_profile(const ProfileOptions& o) {
     if (!o.tp.empty()) g.tp = o.tp;
     g.budget_s = o.budget_s;
     g.min_time_s = o.min_time_s;
-    g.filter = o.filter;
+    g.filters = o.filters;
     g.sweep_max_bytes = o.sweep_max_bytes;
     const int visible = o.dry_run && o.gpus > 0 ? o.gpus : profile::probe_gpu_count();
     if (!o.dry_run && visible == 0) {

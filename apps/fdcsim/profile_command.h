@@ -22,7 +22,7 @@ struct ProfileOptions {
   int gpus = 0;                        // 0 = every visible GPU
   double min_time_s = 0.05;
   int64_t sweep_max_bytes = int64_t{1} << 30;
-  std::string filter;
+  std::vector<std::string> filters;  // --filter, repeatable
   std::string gemm_weights = "cold";  // "cold" (copies cycled past the L2) or "hot"
   bool dry_run = false;
   bool quiet = false;

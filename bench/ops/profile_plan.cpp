@@ -46,7 +46,10 @@ struct Builder {
     // The peaks run under any filter: every "% of peak" counter divides by them, and `fdcsim fit`
     // needs them for the GEMMs' roofline, so a filtered folder can be fitted on its own.
     const bool peak = c.kind.rfind("peak", 0) == 0;
-    if (!peak && !o.filter.empty() && ("/" + c.name).find(o.filter) == std::string::npos) return;
+    if (!peak && !o.filters.empty() &&
+        std::none_of(o.filters.begin(), o.filters.end(),
+                     [&](const std::string& f) { return ("/" + c.name).find(f) != std::string::npos; }))
+      return;
     if (!seen.insert(key_of(c)).second) {
       ++duplicates;
       return;

@@ -24,9 +24,9 @@ struct GridOptions {
   int rank_multiple = 16;                 // ranks round to this (as the FDC policies do)
   double budget_s = 600;                  // wall-clock budget of the whole profile
   double min_time_s = 0.05;               // Google Benchmark min time per case
-  // Text a case name must contain ("" = all); a leading '/' also matches at the name's start, so
-  // "/kv_" selects kv_append/... and kv_classify/... but not gemm/qkv_proj/....
-  std::string filter;
+  // Texts of which a case name must contain one (none = all); a leading '/' also matches at the
+  // name's start, so "/kv_" selects kv_append/... and kv_classify/... but not gemm/qkv_proj/....
+  std::vector<std::string> filters;
   int64_t sweep_min_bytes = 1024;         // collective bandwidth sweeps: 1 KiB ..
   int64_t sweep_max_bytes = int64_t{1} << 30;  // .. 1 GiB, x2 steps
   // Attention (attention.json), tp 1, per model head shape (q heads, KV heads, head_dim, group).

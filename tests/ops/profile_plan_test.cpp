@@ -243,7 +243,7 @@ TEST_CASE("profile plan: KV append and prompt classification cases, tp 1, bytes 
   // --filter /kv_ keeps just these cases and the two peaks, which run under any filter (a leading
   // '/' matches the name's start; plain "kv_" also matches gemm/qkv_proj/...), and plan.json lists
   // them.
-  o.filter = "/kv_";
+  o.filters = {"/kv_"};
   const ProfilePlan only = make_profile_plan(o);
   CHECK(only.run.size() == size_t(append + classify + 2));
   int peaks = 0;
@@ -257,6 +257,14 @@ TEST_CASE("profile plan: KV append and prompt classification cases, tp 1, bytes 
   bool listed = false;
   for (const auto& c : j.at("run")) listed = listed || c.at("name") == "kv_classify/llama-2-13b/m1";
   CHECK(listed);
+
+  // Several filters: a case runs when it matches any of them.
+  o.filters = {"/kv_append", "kv_classify/llama-2-13b/"};
+  const ProfilePlan two = make_profile_plan(o);
+  CHECK(two.run.size() == size_t(append + classify / 2 + 2));
+  for (const auto& c : two.run)
+    CHECK((c.name.rfind("peak/", 0) == 0 || c.name.rfind("kv_append/", 0) == 0 ||
+           c.name.rfind("kv_classify/llama-2-13b/", 0) == 0));
 }
 
 TEST_CASE("the fit's per-head ranks of attention cases are the benchmarks' table") {
