@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "apps/fdcsim/run_guarded.h"
 #include "core/error.h"
@@ -30,6 +31,14 @@ void add_engine_options(CLI::App* sub, EngineCommandOptions& o, bool config_requ
                   "With sp > 1: stop every rank after this many seconds (default 3600); a failed rank stops the "
                   "others at once")
       ->check(CLI::PositiveNumber);
+  const std::map<std::string, kernels::attn::DecodePath> kernels{{"auto", kernels::attn::DecodePath::kAuto},
+                                                                 {"cuda-cores", kernels::attn::DecodePath::kCudaCores},
+                                                                 {"tensor-cores", kernels::attn::DecodePath::kMma}};
+  sub->add_option("--decode-kernel", o.decode_path,
+                  "Decode attention kernel of every layer: auto (default: the CUDA-core kernel in layers with token "
+                  "classes or where every KV head has r_qk = r_v = 64 or 128, the tensor-core kernel elsewhere; "
+                  "docs/kernels.md), cuda-cores or tensor-cores")
+      ->transform(CLI::CheckedTransformer(kernels, CLI::ignore_case));
   sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout");
 }
 
@@ -64,6 +73,7 @@ std::string run_engine_to_timeline(const EngineCommandOptions& o) {
   eo.device = o.device;
   eo.timeout_s = o.timeout_s;
   eo.quiet = o.quiet;
+  eo.decode_path = o.decode_path;
   if (!o.quiet)
     std::cout << "fdcsim engine: " << exp.name << ": " << exp.model.name << ", policy " << exp.policy.name << ", sp="
               << exp.parallel.sp << ", " << exp.workload->describe() << std::endl;

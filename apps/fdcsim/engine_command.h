@@ -9,6 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "kernels/attention/plan.h"
+
 namespace fdc::cli {
 
 struct EngineCommandOptions {
@@ -20,6 +22,7 @@ struct EngineCommandOptions {
   int device = 0;
   double timeout_s = 3600;
   bool quiet = false;
+  kernels::attn::DecodePath decode_path = kernels::attn::DecodePath::kAuto;  // --decode-kernel
 };
 
 // Adds the engine's options to a command (shared by `engine` and `validate`).

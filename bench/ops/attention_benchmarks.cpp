@@ -112,7 +112,9 @@ void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   const attn::HeadLayout& L = cache.L;
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
-  const attn::DecodePlanOptions opt = attn::decode_plan_options_for_device(device);
+  // The kernel the engine runs for this layout (attn::choose_decode_path).
+  const attn::DecodePath path = attn::choose_decode_path(L);
+  const attn::DecodePlanOptions opt = attn::decode_plan_options_for_device(device, path);
   const attn::DecodePlan plan =
       balanced ? attn::plan_decode_balanced(L, hi, lo, opt) : attn::plan_decode_naive(L, hi, lo, opt);
   attn::DeviceDecodePlan dplan(plan, L.group());
@@ -131,10 +133,12 @@ void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   p.out = out.data();
   p.cache = cache.dev.params(L);
   p.heads = cache.dev.heads.data();
+  p.path = path;
   dplan.fill(p);
   (void)time_op(st, ctx, c, [&] { attn::launch_decode(p, ctx.stream); });
   set_attention_counters(st, c);
   st.counters["units"] = static_cast<double>(plan.units.size());
+  st.counters["kernel"] = static_cast<double>(static_cast<int>(path));  // 1 CUDA cores, 2 tensor cores
 }
 
 // New rows of one sequence's prefill (rows 0..tokens-1 to slots 0..tokens-1 of its pages, page ids

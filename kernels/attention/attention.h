@@ -40,12 +40,6 @@ struct PagedCacheParams {
   const int* lo_page_indices = nullptr;  // [lo_page_indptr[num_seqs]]
 };
 
-// Which decode kernel runs. kCudaCores: fp32 dot products on the CUDA cores (decode_kernel.cuh);
-// kMma: q K^T and P V on the tensor cores (decode_mma_kernel.cuh). Both run on sm_80 and sm_90,
-// take the same plans (each with its own DecodePlanOptions) and write the same outputs. kAuto is
-// kCudaCores: the committed GPU profiles time that kernel, so the engine and the cost model agree;
-// docs/kernels.md has the two side by side.
-enum class DecodePath : int { kAuto = 0, kCudaCores = 1, kMma = 2 };
 inline constexpr int kDecodeMmaStages = 2;                            // cp.async stages of each warp of a kMma block
 inline constexpr int kDecodeMmaSmemBytes = kDecodeMmaStages * 36864;  // 4 warps x (K, V) x 32 rows x 72 x 2 B
 
@@ -149,7 +143,9 @@ class DeviceDecodePlan {
   int max_units_per_pair_ = 0;
 };
 
-// The decode kernel launch_decode runs for `path` (kCudaCores or kMma).
+// The decode kernel launch_decode runs for `path` (kCudaCores or kMma; kAuto, which launch_decode
+// cannot resolve from the device's head table, is kCudaCores there: callers that hold the layout
+// resolve kAuto with choose_decode_path first, as the engine and `fdcsim profile` do).
 DecodePath resolve_decode_path(DecodePath path);
 
 // Options for plan_decode_balanced that match the device and the decode kernel of `path`.

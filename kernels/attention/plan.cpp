@@ -164,4 +164,23 @@ PrefillPlan plan_prefill(const HeadLayout& layout, const std::vector<int>& cu_q,
   return plan;
 }
 
+bool decode_auto_uses_tensor_cores(const std::vector<HeadRanks>& heads) {
+  // Token classes: the engine keeps both classes in shared pages, where the tensor-core kernel ran
+  // the token-class policy's decode layers slower (docs/kernels.md).
+  for (const HeadRanks& r : heads)
+    if (r.rk_lo != r.rk || r.rv_lo != r.rv) return false;
+  for (const HeadRanks& r : heads)
+    if (r.rk != r.rv || (r.rk != 64 && r.rk != 128)) return true;
+  return false;
+}
+
+DecodePath choose_decode_path(const HeadLayout& layout, DecodePath requested) {
+  FDC_INPUT_CHECK(requested == DecodePath::kAuto || requested == DecodePath::kCudaCores || requested == DecodePath::kMma,
+                  "decode: unknown kernel path " << static_cast<int>(requested));
+  if (requested != DecodePath::kAuto) return requested;
+  std::vector<HeadRanks> heads;
+  for (int h = 0; h < layout.num_kv_heads(); ++h) heads.push_back(layout.ranks(h));
+  return decode_auto_uses_tensor_cores(heads) ? DecodePath::kMma : DecodePath::kCudaCores;
+}
+
 }  // namespace fdc::kernels::attn

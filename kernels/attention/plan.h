@@ -20,6 +20,24 @@ struct DecodeUnit {
   int end;       // one past the last token
 };
 
+// Which decode kernel runs. kCudaCores: fp32 dot products on the CUDA cores (decode_kernel.cuh);
+// kMma: q K^T and P V on the tensor cores (decode_mma_kernel.cuh). Both run on sm_80 and sm_90,
+// take the same plans (each with its own DecodePlanOptions) and write the same outputs. kAuto:
+// the kernel choose_decode_path picks for the layer's layout.
+enum class DecodePath : int { kAuto = 0, kCudaCores = 1, kMma = 2 };
+
+// The decode kernel for a layer of this layout: `requested` unless it is kAuto. For kAuto, without
+// token classes: the CUDA-core kernel when every KV head has r_qk = r_v = 64 or 128 (tile widths it
+// runs without idle lanes, where it led the tensor-core kernel by 2-4% of the copy rate), else the
+// tensor-core kernel (89-93% of the copy rate at ranks 96, 32 and 32..128 per head, against the
+// CUDA-core kernel's 75-88%; one H200, 2026-12-03). With token classes: the CUDA-core kernel (in the
+// engine's shared pages the tensor-core one ran the token-class policy's decode layers 7-25% slower,
+// one H200, 2026-12-04). docs/kernels.md, "Which decode kernel runs".
+DecodePath choose_decode_path(const HeadLayout& layout, DecodePath requested = DecodePath::kAuto);
+// The kAuto rule on the ranks of a layer's KV heads: true for the tensor-core kernel. The cost model
+// prices decode with it (costmodel/attention_dims.h), so it follows the kernel the engine runs.
+bool decode_auto_uses_tensor_cores(const std::vector<HeadRanks>& heads);
+
 struct DecodePlanOptions {
   int num_sms = 132;           // streaming multiprocessors of the target device
   int ctas_per_sm = 3;         // resident decode blocks per SM (from the kernel's resources)

@@ -147,3 +147,33 @@ TEST_CASE("prefill plan covers every (sequence, tile, head) once; balanced puts 
   }
   CHECK_THROWS_AS(plan_prefill(L, {0, 5}, {4}, 64, true), fdc::InputError);
 }
+
+TEST_CASE("the decode kernel for a layout: tensor cores for widths other than 64 and 128, CUDA cores with classes") {
+  auto layout = [](std::vector<HeadRanks> r) {
+    const int n = static_cast<int>(r.size());
+    return HeadLayout(n * 4, n, std::move(r), 16);
+  };
+  // Uniform full-lane widths: the CUDA-core kernel.
+  CHECK(choose_decode_path(HeadLayout::uniform(32, 8, 128, 128, 16)) == DecodePath::kCudaCores);
+  CHECK(choose_decode_path(HeadLayout::uniform(32, 8, 64, 64, 16)) == DecodePath::kCudaCores);
+  CHECK(choose_decode_path(layout({{128, 128, 128, 128}, {64, 64, 64, 64}})) == DecodePath::kCudaCores);
+  // Widths the CUDA-core kernel rounds up (idle lanes): the tensor-core kernel.
+  for (int r : {16, 32, 48, 80, 96, 112})
+    CHECK_MESSAGE(choose_decode_path(HeadLayout::uniform(32, 8, r, r, 16)) == DecodePath::kMma, "rank ", r);
+  CHECK(choose_decode_path(HeadLayout::uniform(32, 8, 64, 32, 16)) == DecodePath::kMma);   // r_v < r_qk
+  CHECK(choose_decode_path(HeadLayout::uniform(32, 8, 64, 128, 16)) == DecodePath::kMma);  // r_v > r_qk
+  CHECK(choose_decode_path(layout({{128, 128, 128, 128}, {96, 96, 96, 96}})) == DecodePath::kMma);  // one head
+  // Token classes, in separate pools or shared pages: the CUDA-core kernel, whatever the widths.
+  CHECK(choose_decode_path(layout({{128, 128, 32, 32}, {128, 128, 32, 32}})) == DecodePath::kCudaCores);
+  CHECK(choose_decode_path(layout({{96, 96, 48, 48}, {40, 48, 16, 24}})) == DecodePath::kCudaCores);
+  CHECK(choose_decode_path(HeadLayout::shared(8, 2, {{128, 128, 64, 64}, {64, 64, 64, 64}}, 16, 4)) ==
+        DecodePath::kCudaCores);
+  CHECK(choose_decode_path(HeadLayout::shared(8, 2, {{96, 96, 48, 48}, {64, 64, 32, 32}}, 16, 4)) ==
+        DecodePath::kCudaCores);
+  // A pinned kernel is kept; an unknown one is refused.
+  CHECK(choose_decode_path(HeadLayout::uniform(32, 8, 96, 96, 16), DecodePath::kCudaCores) == DecodePath::kCudaCores);
+  CHECK(choose_decode_path(HeadLayout::uniform(32, 8, 128, 128, 16), DecodePath::kMma) == DecodePath::kMma);
+  CHECK(choose_decode_path(layout({{96, 96, 48, 48}, {64, 64, 32, 32}}), DecodePath::kMma) == DecodePath::kMma);
+  CHECK_THROWS_AS(choose_decode_path(HeadLayout::uniform(32, 8, 128, 128, 16), static_cast<DecodePath>(5)),
+                  fdc::InputError);
+}

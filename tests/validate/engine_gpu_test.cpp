@@ -38,11 +38,16 @@ struct Fixture {
   std::vector<int32_t> free_blocks;
   static constexpr uint64_t kSeed = 11;
 
-  Fixture(costmodel::ModelSpec spec, int rk, int rv) : Fixture(spec, test::uniform_dims(spec, rk, rv)) {}
-  Fixture(costmodel::ModelSpec spec, costmodel::ModelDims d) : m(std::move(spec)), dims(std::move(d)) {
+  Fixture(costmodel::ModelSpec spec, int rk, int rv, kernels::attn::DecodePath decode = kernels::attn::DecodePath::kAuto)
+      : Fixture(spec, test::uniform_dims(spec, rk, rv), decode) {}
+  Fixture(costmodel::ModelSpec spec, costmodel::ModelDims d,
+          kernels::attn::DecodePath decode = kernels::attn::DecodePath::kAuto)
+      : m(std::move(spec)), dims(std::move(d)) {
     path = (std::filesystem::temp_directory_path() / ("fdcsim-engine-" + m.name + ".safetensors")).string();
     tensors = test::write_checkpoint(m, path);
-    model = std::make_unique<GpuModel>(test::tiny_engine_config(m, dims, kSeed, path, "test"));
+    GpuModelConfig cfg = test::tiny_engine_config(m, dims, kSeed, path, "test");
+    cfg.decode_path = decode;
+    model = std::make_unique<GpuModel>(cfg);
     free_blocks.resize(64);
     std::iota(free_blocks.begin(), free_blocks.end(), 0);
     std::shuffle(free_blocks.begin(), free_blocks.end(), std::mt19937(3));
@@ -115,6 +120,24 @@ TEST_CASE("engine forward: Llama with FDC ranks 32/48 matches the CPU forward wi
   run_scenarios(f, 0.03);
 }
 
+TEST_CASE("engine forward: each decode kernel, chosen or pinned, matches the CPU forward") {
+  using kernels::attn::DecodePath;
+  const int L = test::tiny_llama().num_layers;
+  const std::string layers = " (" + std::to_string(L) + (L == 1 ? " layer)" : " layers)");
+  {  // full width 64: CUDA cores by default, the tensor cores when pinned
+    CHECK(Fixture(test::tiny_llama(), 64, 64).model->decode_kernels() == "CUDA cores" + layers);
+    Fixture g(test::tiny_llama(), 64, 64, DecodePath::kMma);
+    CHECK(g.model->decode_kernels() == "tensor cores" + layers);
+    run_scenarios(g, 0.03);
+  }
+  {  // ranks 32/48: the tensor cores by default, the CUDA cores when pinned
+    CHECK(Fixture(test::tiny_llama(), 32, 48).model->decode_kernels() == "tensor cores" + layers);
+    Fixture g(test::tiny_llama(), 32, 48, DecodePath::kCudaCores);
+    CHECK(g.model->decode_kernels() == "CUDA cores" + layers);
+    run_scenarios(g, 0.03);
+  }
+}
+
 TEST_CASE("engine forward: OPT with FDC ranks 32/32 (rotations folded into W_q, W_k) matches the CPU forward") {
   Fixture f(test::tiny_opt(), 32, 32);
   run_scenarios(f, 0.03);
@@ -162,6 +185,15 @@ void run_hybrid_scenarios(Fixture& f, double tol) {
 
 TEST_CASE("engine forward: Llama with token classes matches the CPU forward with classes decided at prefill") {
   Fixture f(test::tiny_llama(), test::hybrid_dims(test::tiny_llama()));
+  run_hybrid_scenarios(f, 0.03);
+}
+
+TEST_CASE("engine forward: token classes on the tensor-core decode kernel (pinned) match the CPU forward") {
+  const int L = test::tiny_llama().num_layers;
+  CHECK(Fixture(test::tiny_llama(), test::hybrid_dims(test::tiny_llama())).model->decode_kernels() ==
+        "CUDA cores (" + std::to_string(L) + (L == 1 ? " layer)" : " layers)"));
+  Fixture f(test::tiny_llama(), test::hybrid_dims(test::tiny_llama()), kernels::attn::DecodePath::kMma);
+  CHECK(f.model->decode_kernels() == "tensor cores (" + std::to_string(L) + (L == 1 ? " layer)" : " layers)"));
   run_hybrid_scenarios(f, 0.03);
 }
 

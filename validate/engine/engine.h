@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/attention/plan.h"
 #include "sim/experiment.h"
 
 namespace fdc::engine {
@@ -23,6 +24,8 @@ struct EngineOptions {
   int warmup_iterations = 3;
   double timeout_s = 3600;  // SP: every rank is stopped after this long
   bool quiet = false;
+  // Decode kernel of every layer (kAuto: kernels::attn::choose_decode_path of the layer's layout).
+  kernels::attn::DecodePath decode_path = kernels::attn::DecodePath::kAuto;
 };
 
 struct EngineTotals {
@@ -33,6 +36,7 @@ struct EngineTotals {
   double host_s = 0;      // sum of host metadata/planning times
   int64_t kv_blocks = 0;  // per replica
   std::string device;
+  std::string decode_kernels;  // GpuModel::decode_kernels() of rank 0
 };
 
 // Runs the experiment (one replica: sim::Experiment::num_replicas() must be 1, tp = 1) and writes

@@ -129,6 +129,8 @@ struct GpuModel::Impl {
     attn::DecodePlan decode;
     attn::PrefillPlan prefill;
     comm::UlyssesPlan ulysses;  // SP only
+    attn::DecodePath decode_path = attn::DecodePath::kCudaCores;  // choose_decode_path of `local`
+    attn::DecodePlanOptions plan_opt{};                            // for that kernel and the device
     size_t off_units = 0, off_pair_indptr = 0, off_pair_units = 0, off_tiles = 0;
     size_t off_pack = 0, off_unpack = 0, off_out_unpack = 0;  // SP: segment lists
     int64_t vecs_pack = 0, vecs_unpack = 0, vecs_out_unpack = 0;
@@ -166,7 +168,6 @@ struct GpuModel::Impl {
   DeviceBuffer<bf16> x, h, qkv, q, k, o, tmp, up, act, rows, logits;
   DeviceBuffer<bf16> v, send, recv, qh, kh, vh, oh;  // SP: Ulysses buffers
   DeviceBuffer<int> next_ids, local_ids;
-  attn::DecodePlanOptions plan_opt;
   // Per-iteration metadata: built in pinned host memory, one copy to the device.
   int* pinned = nullptr;
   size_t pinned_ints = 0;
@@ -463,7 +464,10 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
       *b = DeviceBuffer<bf16>(static_cast<size_t>(T * max_qkv));
   }
   if (I.any_hybrid) I.stage_pool = DeviceBuffer<uint16_t>(static_cast<size_t>(I.stage_pages * stage_page_elems));
-  I.plan_opt = attn::decode_plan_options_for_device(c.device);
+  for (auto& g : I.groups) {
+    g.decode_path = attn::choose_decode_path(g.local, c.decode_path);
+    g.plan_opt = attn::decode_plan_options_for_device(c.device, g.decode_path);
+  }
   I.warm_gemms();
   CUDA_CHECK(cudaStreamSynchronize(I.stream));
 }
@@ -474,6 +478,21 @@ std::string GpuModel::device_name() const {
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->cfg.device));
   return prop.name;
+}
+
+std::string GpuModel::decode_kernels() const {
+  const Impl& I = *impl_;
+  int mma = 0, cuda = 0;
+  for (const auto& L : I.layers)
+    (I.groups[static_cast<size_t>(L.group)].decode_path == attn::DecodePath::kMma ? mma : cuda) += 1;
+  std::string out;
+  auto add = [&](const char* what, int n) {
+    if (n == 0) return;
+    out += (out.empty() ? "" : ", ") + std::string(what) + " (" + std::to_string(n) + (n == 1 ? " layer)" : " layers)");
+  };
+  add("tensor cores", mma);
+  add("CUDA cores", cuda);
+  return out;
 }
 
 int64_t GpuModel::weight_bytes() const { return impl_->weight_bytes; }
@@ -706,7 +725,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       num_hi[static_cast<size_t>(j)] = g.hybrid ? hi_count(len, g.hi_slots, bs) : len;
       num_lo[static_cast<size_t>(j)] = len - num_hi[static_cast<size_t>(j)];
     }
-    g.decode = nd > 0 ? attn::plan_decode_balanced(g.local, num_hi, num_lo, I.plan_opt) : attn::DecodePlan{};
+    g.decode = nd > 0 ? attn::plan_decode_balanced(g.local, num_hi, num_lo, g.plan_opt) : attn::DecodePlan{};
     std::vector<int> cu_q(static_cast<size_t>(np) + 1, 0), kv_len(static_cast<size_t>(np));
     for (int j = 0; j < np; ++j) {
       const SeqStep& q = seqs[static_cast<size_t>(order[static_cast<size_t>(nd + j)])];
@@ -994,6 +1013,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       p.pair_indptr = g.gd + g.off_pair_indptr;
       p.pair_units = g.gd + g.off_pair_units;
       p.max_units_per_pair = g.decode.max_units_per_pair;
+      p.path = g.decode_path;
       p.partial_o = partial_o;
       p.partial_lse = partial_lse;
       attn::launch_decode(p, st);

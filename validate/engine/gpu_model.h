@@ -20,6 +20,7 @@
 #include "costmodel/attention_dims.h"
 #include "costmodel/model_spec.h"
 #include "costmodel/ops.h"
+#include "kernels/attention/plan.h"
 
 namespace fdc::kernels::comm {
 class NcclComm;
@@ -44,6 +45,8 @@ struct GpuModelConfig {
   // returns the GPU time split by op (StepTimes::op_ms); about a microsecond per op. Off: no events
   // but the forward's start and end.
   bool op_times = false;
+  // Decode kernel of every layer; kAuto: attn::choose_decode_path of the layer's layout.
+  kernels::attn::DecodePath decode_path = kernels::attn::DecodePath::kAuto;
 };
 
 // One sequence of the iteration.
@@ -82,6 +85,9 @@ class GpuModel {
   void forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& next_tokens, StepTimes* times = nullptr);
 
   std::string device_name() const;
+  // The decode kernel the layers run, e.g. "CUDA cores (40 layers)" or "tensor cores (32 layers),
+  // CUDA cores (8 layers)".
+  std::string decode_kernels() const;
   int64_t weight_bytes() const;        // on the GPU
   int64_t kv_bytes_per_block() const;  // summed over layers
   // Logits of the emitting rows of the last forward() that this rank computed (fp32,
