@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/attention/plan.h"
 
 namespace fdc::costmodel {
 
@@ -27,6 +28,14 @@ int important_slots(double fraction, int block_size) {
 
 int decode_stage_width(int rank) { return rank <= 32 ? 32 : rank <= 64 ? 64 : 128; }
 
+bool decode_uses_tensor_cores(const std::vector<KvHeadDims>& heads) {
+  std::vector<kernels::attn::HeadRanks> ranks;
+  ranks.reserve(heads.size());
+  for (const KvHeadDims& d : heads) ranks.push_back({d.qk_hi, d.v_hi, d.qk_lo, d.v_lo});
+  return kernels::attn::decode_auto_uses_tensor_cores(ranks);
+}
+
+
 LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
   const int kv = static_cast<int>(layer.kv_heads.size());
   FDC_CHECK(kv > 0 && num_heads % kv == 0, "heads " << num_heads << " kv " << kv);
@@ -49,14 +58,15 @@ LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
       s.kv_heads += 1;
       s.kv_dims_hi += d.qk_hi + d.v_hi;
       s.kv_dims_lo += d.qk_lo + d.v_lo;
-      s.kv_stage_dims_hi += 2 * decode_stage_width(std::max(d.qk_hi, d.v_hi));
-      s.kv_stage_dims_lo += 2 * decode_stage_width(std::max(d.qk_lo, d.v_lo));
       s.k_dims_hi += d.qk_hi;
       s.v_dims_hi += d.v_hi;
       s.max_rank_hi = std::max({s.max_rank_hi, d.qk_hi, d.v_hi});
+      s.kv_stage_dims_hi += 2 * decode_stage_width(std::max(d.qk_hi, d.v_hi));
+      s.kv_stage_dims_lo += 2 * decode_stage_width(std::max(d.qk_lo, d.v_lo));
       s.kv_head_dims.push_back(d);
     }
   }
+  s.decode_tensor_cores = decode_uses_tensor_cores(s.kv_head_dims);
   return s;
 }
 
@@ -68,6 +78,7 @@ LayerShard max_shard(const LayerDims& layer, int num_heads, int gpus) {
     if (s.kv_dims_hi > most_hi || (s.kv_dims_hi == most_hi && s.kv_dims_lo > most_lo)) {
       most_hi = s.kv_dims_hi, most_lo = s.kv_dims_lo;
       m.kv_head_dims = s.kv_head_dims;
+      m.decode_tensor_cores = s.decode_tensor_cores;
     }
     m.q_heads = std::max(m.q_heads, s.q_heads);
     m.q_qk_dims = std::max(m.q_qk_dims, s.q_qk_dims);

@@ -72,12 +72,19 @@ struct LayerShard {
   int max_rank_hi = 0;    // max of qk_hi and v_hi over the KV heads: the prefill launch's padded width follows it
   // The KV heads held by the GPU, in order (the decode planner cuts units per KV head and class).
   std::vector<KvHeadDims> kv_head_dims;
+  // The engine decodes these KV heads on the tensor-core kernel (decode_uses_tensor_cores).
+  bool decode_tensor_cores = false;
 };
 
 // Row width the decode kernel stages a class of `rank` kept dims at (the larger of r_qk and r_v):
 // 32, 64 or 128 elements, the rank rounded up (kernels/attention/decode_kernel.cuh); a stage holds
 // the same number of elements at every width, so the tokens per stage follow 1 / width.
 int decode_stage_width(int rank);
+
+// Whether the engine decodes a layer of these KV heads on the tensor-core kernel (the kAuto rule of
+// kernels::attn::choose_decode_path); a profile prices those layers with its attn_decode/tensor_cores
+// law when it has one (costmodel/fitted.h).
+bool decode_uses_tensor_cores(const std::vector<KvHeadDims>& heads);
 
 // Work of GPU `gpu` (0-based) of a replica with `gpus` GPUs, for layer `layer`.
 LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu);

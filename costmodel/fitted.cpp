@@ -67,6 +67,9 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
   if (token_classes_) set(OpKind::kKvClassify, need("kv_classify", "classifying prompt tokens (token classes)"));
   set(OpKind::kAttnPrefill, need("attn_prefill", "prefill attention"));
   set(OpKind::kAttnDecode, need("attn_decode", "decode attention"));
+  for (const LayerShapes& g : groups_)
+    if (g.shard.decode_tensor_cores && profile_.find("attn_decode/tensor_cores"))
+      decode_tensor_cores_ = need("attn_decode/tensor_cores", "decode attention on the tensor cores");
   if (par.sp > 1) {
     const std::string sp = "/sp" + std::to_string(par.sp), why = "sequence parallelism sp=" + std::to_string(par.sp);
     pack_ = need("ulysses/pack" + sp, why);
@@ -116,6 +119,8 @@ std::vector<RangeUse> FittedCostModel::outside_measured() const {
 
 double FittedCostModel::seconds(const OpCall& c) const {
   const fit::OpFit* f = law_[static_cast<size_t>(c.kind)];
+  if (c.kind == OpKind::kAttnDecode && decode_tensor_cores_ && c.layer && c.layer->shard.decode_tensor_cores)
+    f = decode_tensor_cores_;
   fit::OpQuery q{c.work.bytes, c.work.flops, 0, 0, 0};
   // Every query is checked against its law's measured ranges (the main law of composite ops).
   auto priced = [&](const fit::OpFit* law, const fit::OpQuery& query) {

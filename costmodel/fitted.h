@@ -81,6 +81,10 @@ class FittedCostModel final : public CostModel {
   std::array<const fit::OpFit*, kNumOpKinds> law_{};
   bool token_classes_ = false;             // some layer keeps token classes (prompts are classified)
   const fit::OpFit* rope_only_ = nullptr;  // RoPE without the rotation (full-rank layers)
+  // Decode attention of layers the engine runs on the tensor-core kernel (LayerShard::
+  // decode_tensor_cores); null when the profile has no attn_decode/tensor_cores law, and such layers
+  // are then priced with attn_decode, the CUDA-core kernel's law.
+  const fit::OpFit* decode_tensor_cores_ = nullptr;
   const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
   std::vector<std::string> used_ops_, extrapolated_ops_;
   mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)

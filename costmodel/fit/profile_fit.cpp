@@ -32,7 +32,7 @@ FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches) {
   }
   std::map<std::string, std::vector<Sample>> groups;
   for (Sample s : raw.samples) {
-    if (s.attn && s.group == "attn_decode") {
+    if (s.attn && s.group.rfind("attn_decode", 0) == 0) {
       FDC_INPUT_CHECK(!decode_units || s.attn->units >= 0,
                       s.where << ": decode attention needs the measured GPU's SM count to estimate its plan's units "
                                  "(provenance.json of the raw folder: gpus[0].sms)");

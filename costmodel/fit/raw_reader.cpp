@@ -156,10 +156,10 @@ std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool
 
 namespace {
 
-// Decode: K/V bytes as the kernel stages them (bf16/fp16 rows, 2 bytes an element). Every
-// sequence's cached keys split into lo = lo_fraction x ctx and hi = the rest plus the step's new
-// token (bench/ops/attention_grid.h decode_classes), so over the batch: lo_fraction x the cached
-// keys, and the rest plus one per sequence.
+// Decode: K/V bytes as the CUDA-core kernel stages them (bf16/fp16 rows, 2 bytes an element), for
+// the cases of either kernel. Every sequence's cached keys split into lo = lo_fraction x ctx and hi =
+// the rest plus the step's new token (bench/ops/attention_grid.h decode_classes), so over the batch:
+// lo_fraction x the cached keys, and the rest plus one per sequence.
 void add_decode_stage_bytes(const Entry& e, AttnFeatures& a) {
   const bool mixed = ranks_mixed(e);
   const double cached = a.ctx_mean * a.num_seqs;
@@ -200,6 +200,14 @@ void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
   Sample s;
   s.where = e.where();
   s.group = kind;
+  if (kind == "attn_decode" && e.has("kernel")) {
+    // The decode kernel the case ran (fdcsim profile writes it since 2026-12-04; before, every case
+    // ran on the CUDA cores): the tensor-core kernel's cases are their own op.
+    const double kernel = e.counter("kernel");
+    FDC_INPUT_CHECK(kernel == 1 || kernel == 2,
+                    e.where() << ": counter 'kernel' must be 1 (CUDA cores) or 2 (tensor cores), found " << kernel);
+    if (kernel == 2) s.group = "attn_decode/tensor_cores";
+  }
   s.time_us = e.time_us();
   s.bytes = e.positive("bytes");
   s.flops = e.positive("flops");

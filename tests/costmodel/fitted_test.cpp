@@ -139,10 +139,47 @@ TEST_CASE("fitted model: decode attention pays per staged byte, rows padded to t
     model.iteration_time(decode_batch({99}), bd);
     return bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] * 1e6;
   };
-  // 100 keys x 4 heads x (K + V) x stage width x 2 bytes x 1e-3 us, 2 layers.
+  // 100 keys x 4 heads x (K + V) x stage width x 2 bytes x 1e-3 us, 2 layers (a profile without a
+  // tensor-core law prices every layer with attn_decode).
   CHECK(attention_us(64) == doctest::Approx(2 * 100 * 4 * 2 * 64 * 2 * 1e-3));
   CHECK(attention_us(48) == doctest::Approx(attention_us(64)));
   CHECK(attention_us(32) == doctest::Approx(attention_us(64) / 2));
+}
+
+TEST_CASE("fitted model: layers the engine decodes on the tensor cores take the attn_decode/tensor_cores law") {
+  // The engine's kernel choice (kernels::attn::choose_decode_path): tensor cores for widths other
+  // than 64 and 128 or r_qk != r_v, CUDA cores at 64 / 128 and with token classes.
+  using H = costmodel::KvHeadDims;
+  CHECK_FALSE(costmodel::decode_uses_tensor_cores({{64, 64, 64, 64}, {128, 128, 128, 128}}));
+  CHECK(costmodel::decode_uses_tensor_cores({{64, 64, 64, 64}, {96, 96, 96, 96}}));
+  CHECK(costmodel::decode_uses_tensor_cores({H{64, 32, 64, 32}}));
+  CHECK_FALSE(costmodel::decode_uses_tensor_cores({{96, 96, 48, 48}, {64, 64, 64, 64}}));
+  costmodel::ModelSpec m = toy_model();
+  m.head_dim = 128;
+  // Layer 0 at rank 64 (CUDA cores), layer 1 at rank 96 (tensor cores).
+  costmodel::ModelDims d;
+  for (int r : {64, 96}) {
+    costmodel::LayerDims l;
+    l.kv_heads.assign(static_cast<size_t>(m.num_kv_heads), {r, r, r, r});
+    d.layers.push_back(l);
+  }
+  CHECK_FALSE(costmodel::max_shard(d.layers[0], m.num_heads, 1).decode_tensor_cores);
+  CHECK(costmodel::max_shard(d.layers[1], m.num_heads, 1).decode_tensor_cores);
+  fit::FittedProfile p = hand_profile();
+  p.ops["rope_rotate/rotate"] = constant("rope_rotate/rotate", 1.0);
+  p.ops["attn_decode"] = constant("attn_decode", 10.0);
+  auto decode_us = [&](const fit::FittedProfile& prof) {
+    const costmodel::FittedCostModel model(m, d, {1, 1}, prof, {"hand", "test"});
+    costmodel::OpBreakdown bd;
+    model.iteration_time(decode_batch({99}), bd);
+    return bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] * 1e6;
+  };
+  CHECK(decode_us(p) == doctest::Approx(20.0));  // no tensor-core law: both layers at attn_decode's
+  p.ops["attn_decode/tensor_cores"] = constant("attn_decode/tensor_cores", 3.0);
+  CHECK(decode_us(p) == doctest::Approx(13.0));
+  const costmodel::FittedCostModel model(m, d, {1, 1}, p, {"hand", "test"});
+  const auto& used = model.used_ops();
+  CHECK(std::find(used.begin(), used.end(), "attn_decode/tensor_cores") != used.end());
 }
 
 TEST_CASE("fitted model: decode attention pays per unit of the balanced plan, estimated as the fit does") {

@@ -102,7 +102,7 @@ TEST_CASE("fit: KV append and classification cases are read into their groups, b
   CHECK(no_tail.find("missing counter 'tail_dims'") != std::string::npos);
 }
 
-TEST_CASE("fit: decode cases carry their staged bytes, rows padded to the kernel's 32 / 64 / 128 widths") {
+TEST_CASE("fit: decode cases carry their staged bytes, rows padded to the CUDA-core kernel's 32 / 64 / 128 widths") {
   // 2 KV heads, 4 sequences of 100 cached keys: uniform rank 96 without classes, then rank 64
   // with half the keys at lo rank 16 (a 32-wide stage).
   test::TempFile f("attention.json", R"({"benchmarks": [
@@ -280,6 +280,37 @@ TEST_CASE("fit: a fitted profile with an unknown form is refused, naming the fil
     const std::string w = e.what();
     CHECK(w.find(f.path()) != std::string::npos);
     CHECK(w.find("ops.residual") != std::string::npos);
+  }
+}
+
+TEST_CASE("fit: decode cases timed on the tensor cores (kernel 2) are their own op; a bad kernel counter is refused") {
+  auto entry = [](const std::string& kernel) {
+    return R"({"benchmarks": [
+    {"name": "attn_decode/x/b4/ctx100/uniform/r96/lo0/balanced/iterations:9/manual_time", "real_time": 20.0,
+     "time_unit": "us", "bytes": 1e6, "flops": 1e6, "num_seqs": 4, "tokens": 4, "ctx_mean": 100, "ctx_max": 100,
+     "ctx_cv": 0, "rank_qk": 96, "rank_v": 96, "rank_qk_lo": 96, "rank_v_lo": 96, "lo_fraction": 0, "group": 1,
+     "q_heads": 2, "kv_heads": 2, "head_dim": 128, "balanced": 1)" + kernel + "}]}";
+  };
+  RawSource src;
+  for (const auto& [counter, group] : {std::pair{std::string(R"(, "kernel": 2)"), "attn_decode/tensor_cores"},
+                                       std::pair{std::string(R"(, "kernel": 1)"), "attn_decode"},
+                                       std::pair{std::string(), "attn_decode"}}) {
+    test::TempFile f("attention.json", entry(counter));
+    RawProfile p;
+    read_raw_benchmark_file(f.path(), p, src);
+    REQUIRE(p.samples.size() == 1);
+    CHECK(p.samples[0].group == group);
+    // Staged as the CUDA-core kernel would: 404 keys x 2 heads x (K + V) rows 128 wide x 2 bytes.
+    CHECK(p.samples[0].attn->stage_bytes == doctest::Approx(404.0 * 2 * 2 * 128 * 2));
+  }
+  test::TempFile h("attention.json", entry(R"(, "kernel": 3)"));
+  RawProfile r;
+  try {
+    read_raw_benchmark_file(h.path(), r, src);
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("'kernel'") != std::string::npos);
+    CHECK(std::string(e.what()).find("attn_decode/x/b4/ctx100/uniform/r96") != std::string::npos);
   }
 }
 
