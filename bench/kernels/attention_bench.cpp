@@ -154,13 +154,9 @@ void timed_loop(benchmark::State& state, F&& launch, double bytes, double flops,
   report(state, t[t.size() / 2], bytes, flops, bytes_bound);
 }
 
-// Decode, batch 32 x 4096 context, paged (block 16). rank = 0 means the spread 32..128.
+// Decode, batch 32 x 4096 context, paged (block 16 in BM_Decode). rank = 0 means the spread 32..128.
 // kernel: 1 = CUDA cores, 2 = tensor cores (mma), 0 = what launch_decode picks.
-void BM_Decode(benchmark::State& state) {
-  const int rank = static_cast<int>(state.range(0));
-  const bool balanced = state.range(1) != 0;
-  const int lo_pct = static_cast<int>(state.range(2));  // share of unimportant tokens, %
-  const auto path = resolve_decode_path(static_cast<DecodePath>(state.range(3)));
+void decode_case(benchmark::State& state, int rank, bool balanced, int lo_pct, DecodePath path, int block) {
   const int batch = 32, ctx = 4096;
   std::vector<HeadRanks> ranks = rank == 0 ? spread_ranks() : std::vector<HeadRanks>(kHeads, HeadRanks{rank, rank, rank, rank});
   if (lo_pct > 0)
@@ -169,7 +165,7 @@ void BM_Decode(benchmark::State& state) {
   const std::vector<int> hi(batch, ctx - n_lo), lo(batch, n_lo);
   static std::unique_ptr<BenchCache> cache;  // reused across cases of the same shape
   cache.reset();
-  cache = std::make_unique<BenchCache>(HeadLayout(kHeads, kHeads, ranks, 16), hi, lo);
+  cache = std::make_unique<BenchCache>(HeadLayout(kHeads, kHeads, ranks, block), hi, lo);
   const HeadLayout& L = cache->L;
   const DecodePlanOptions opt = decode_plan_options_for_device(0, path);
   const DecodePlan plan = balanced ? plan_decode_balanced(L, hi, lo, opt) : plan_decode_naive(L, hi, lo, opt);
@@ -200,8 +196,22 @@ void BM_Decode(benchmark::State& state) {
       static_cast<double>(decode_kv_bytes(L, hi, lo, 2) + static_cast<int64_t>(plan.units.size()) * opt.unit_overhead_bytes);
   state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
                  (balanced ? " balanced" : " naive") + (lo_pct ? " lo " + std::to_string(lo_pct) + "%" : "") +
-                 (path == DecodePath::kMma ? " mma" : " cuda-cores"));
+                 (path == DecodePath::kMma ? " mma" : " cuda-cores") +
+                 (block != 16 ? " block " + std::to_string(block) : ""));
   cache.reset();
+}
+
+void BM_Decode(benchmark::State& state) {
+  decode_case(state, static_cast<int>(state.range(0)), state.range(1) != 0, static_cast<int>(state.range(2)),
+              resolve_decode_path(static_cast<DecodePath>(state.range(3))), 16);
+}
+
+// The same decode case (balanced, no lo tokens) with pages of `block` tokens: with 16-token pages a
+// head's K (or V) block at rank 48 is 1.5 KiB, so the blocks a unit reads start on 512-byte
+// boundaries; with 32 or 64 tokens they are 3 or 6 KiB.
+void BM_DecodeBlock(benchmark::State& state) {
+  decode_case(state, static_cast<int>(state.range(0)), true, 0,
+              resolve_decode_path(static_cast<DecodePath>(state.range(2))), static_cast<int>(state.range(1)));
 }
 
 // Causal prefill of one 4096-token sequence, 40 heads. rank = 0 means the spread 32..128.
@@ -288,6 +298,12 @@ BENCHMARK(BM_Decode)
     ->ArgsProduct({{96, 64, 48, 32}, {1}, {0}, {1, 2}})
     ->ArgsProduct({{0}, {1, 0}, {0}, {1, 2}})
     ->ArgsProduct({{128}, {1}, {50}, {1, 2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.3);
+BENCHMARK(BM_DecodeBlock)
+    ->ArgNames({"rank", "block", "kernel"})
+    ->ArgsProduct({{48, 32, 64, 96, 128}, {16, 32, 64}, {1, 2}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond)
     ->MinTime(0.3);
