@@ -218,14 +218,15 @@ void BM_DecodeBlock(benchmark::State& state) {
 // path: 1 = mma.sync kernel, 2 = wgmma kernel (sm_90 only), 0 = what launch_prefill picks.
 // order: 0 = naive plan, 1 = balanced plan (costliest tiles first), 2 = the balanced plan
 // regrouped head by head (costliest first within a head), so the blocks running at one time share
-// a few heads' K/V in L2.
+// a few heads' K/V in L2. tma: 1 = the wgmma kernel copies K/V by TMA (PrefillParams::kv_maps).
 void BM_Prefill(benchmark::State& state) {
   const int rank = static_cast<int>(state.range(0));
   const int order = static_cast<int>(state.range(1));
   const bool balanced = order != 0;
   const int len = static_cast<int>(state.range(2));
   const auto path = static_cast<PrefillPath>(state.range(3));
-  if (path == PrefillPath::kWgmma && resolve_prefill_path(PrefillPath::kAuto) != PrefillPath::kWgmma) {
+  const bool tma = state.range(4) != 0;
+  if ((path == PrefillPath::kWgmma || tma) && resolve_prefill_path(PrefillPath::kAuto) != PrefillPath::kWgmma) {
     state.SkipWithError("the wgmma prefill kernel needs an sm_90 device and build");
     return;
   }
@@ -260,12 +261,17 @@ void BM_Prefill(benchmark::State& state) {
   p.heads = cache.dev.heads.data();
   p.tiles = tiles.data();
   p.num_tiles = static_cast<int>(plan.tiles.size());
+  std::unique_ptr<PrefillTensorMaps> maps;
+  if (tma) {
+    maps = std::make_unique<PrefillTensorMaps>(L, cache.dev.hi.data(), cache.hi_pages);
+    p.kv_maps = maps->data();
+  }
   const double flops = static_cast<double>(prefill_flops(L, cu, kv));
   const double bytes = static_cast<double>(prefill_bytes(L, cu, kv, 2));
   timed_loop(state, [&] { launch_prefill(p, nullptr); }, bytes, flops, false);
   state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
                  (order == 2 ? " by head" : balanced ? " balanced" : " naive") + " len " + std::to_string(len) +
-                 (resolve_prefill_path(path) == PrefillPath::kWgmma ? " wgmma" : " mma.sync"));
+                 (resolve_prefill_path(path) == PrefillPath::kWgmma ? (tma ? " wgmma tma" : " wgmma") : " mma.sync"));
 }
 
 // Append of 32 decode tokens + one 4096-token prefill into the paged cache.
@@ -308,12 +314,12 @@ BENCHMARK(BM_DecodeBlock)
     ->Unit(benchmark::kMicrosecond)
     ->MinTime(0.3);
 BENCHMARK(BM_Prefill)
-    ->ArgNames({"rank", "order", "len", "path"})
-    ->Args({128, 1, 4096, 1})->Args({64, 1, 4096, 1})->Args({32, 1, 4096, 1})
-    ->Args({0, 1, 4096, 1})->Args({0, 0, 4096, 1})
-    ->Args({128, 1, 4096, 2})->Args({64, 1, 4096, 2})->Args({32, 1, 4096, 2})
-    ->Args({0, 1, 4096, 2})->Args({0, 0, 4096, 2})
-    ->Args({128, 2, 4096, 1})->Args({128, 2, 4096, 2})
+    ->ArgNames({"rank", "order", "len", "path", "tma"})
+    ->Args({128, 1, 4096, 1, 0})->Args({64, 1, 4096, 1, 0})->Args({32, 1, 4096, 1, 0})
+    ->Args({0, 1, 4096, 1, 0})->Args({0, 0, 4096, 1, 0})
+    ->ArgsProduct({{128, 64, 32, 0}, {1}, {4096}, {2}, {0, 1}})
+    ->ArgsProduct({{0}, {0}, {4096}, {2}, {0, 1}})
+    ->Args({128, 2, 4096, 1, 0})->Args({128, 2, 4096, 2, 0})
     ->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
 BENCHMARK(BM_Append)->ArgNames({"tokens"})->Arg(32)->Arg(4096)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -96,8 +97,17 @@ void prefill_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   p.heads = cache.dev.heads.data();
   p.tiles = tiles.data();
   p.num_tiles = static_cast<int>(plan.tiles.size());
+  // As the engine runs it: the Hopper kernel copies K/V by TMA.
+  const attn::PrefillPath path = attn::resolve_prefill_path(attn::PrefillPath::kAuto);
+  std::unique_ptr<attn::PrefillTensorMaps> maps;
+  if (path == attn::PrefillPath::kWgmma) {
+    maps = std::make_unique<attn::PrefillTensorMaps>(L, cache.dev.hi.data(), cache.hi_pages);
+    p.kv_maps = maps->data();
+  }
   (void)time_op(st, ctx, c, [&] { attn::launch_prefill(p, ctx.stream); });
   set_attention_counters(st, c);
+  st.counters["kernel"] = static_cast<double>(static_cast<int>(path));  // 1 mma.sync, 2 wgmma
+  st.counters["tma"] = maps ? 1.0 : 0.0;
 }
 
 void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {

@@ -89,6 +89,25 @@ struct PrefillParams {
   const HeadInfo* heads = nullptr;     // [num_kv_heads]
   const PrefillTile* tiles = nullptr;  // [num_tiles] from plan_prefill(..., kPrefillTileQ, ...)
   int num_tiles = 0;
+  // TMA descriptors of the hi pool's K/V blocks (PrefillTensorMaps::data() of this cache), or null.
+  // With them the Hopper kernel copies K/V tiles with the tensor memory accelerator, one
+  // instruction per page and 64 columns, instead of 16-byte cp.async per thread; the mma.sync
+  // kernel ignores them.
+  const void* kv_maps = nullptr;
+};
+
+// TMA descriptors (CUtensorMap) of every KV head's K and V blocks in a hi pool, for
+// PrefillParams::kv_maps: each describes [pages][block_size slots][rank] elements of one head at its
+// page offset, read in boxes of 64 columns x one page, 128-byte swizzled (the layout wgmma reads);
+// columns past the rank come back as zeros. Built once per pool and layout (host-side encoding and
+// one upload) and valid while the pool lives; `hi_pages` is the pool's page count.
+class PrefillTensorMaps {
+ public:
+  PrefillTensorMaps(const HeadLayout& L, const void* hi_pool, int64_t hi_pages);
+  const void* data() const { return maps_.data(); }
+
+ private:
+  DeviceBuffer<unsigned char> maps_;  // [num_kv_heads][K, V] x 128 bytes
 };
 
 struct AppendParams {

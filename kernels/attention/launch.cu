@@ -1,9 +1,14 @@
 // Public launchers: validate parameters (unsupported values throw fdc::InputError), then hand
 // over to the per-dtype template dispatch.
+#include <cuda.h>
+#include <cudaTypedefs.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/attention/attention.h"
@@ -154,6 +159,57 @@ void DeviceDecodePlan::fill(DecodeParams& p) const {
   p.max_units_per_pair = max_units_per_pair_;
   p.partial_o = const_cast<float*>(partial_o_.data());
   p.partial_lse = const_cast<float*>(partial_lse_.data());
+}
+
+namespace {
+
+// cuTensorMapEncodeTiled from the driver the runtime loaded (no link-time libcuda dependency).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult status{};
+    CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &status));
+    FDC_CHECK(status == cudaDriverEntryPointSuccess && f != nullptr,
+              "prefill: the CUDA driver has no cuTensorMapEncodeTiled (TMA needs a driver for CUDA 12 or later)");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+}  // namespace
+
+PrefillTensorMaps::PrefillTensorMaps(const HeadLayout& L, const void* hi_pool, int64_t hi_pages) {
+  static_assert(sizeof(CUtensorMap) == 128, "a CUtensorMap is 128 bytes");
+  FDC_INPUT_CHECK(hi_pool != nullptr && hi_pages >= 1,
+                  "prefill tensor maps: the hi pool is null or has " << hi_pages << " pages");
+  FDC_INPUT_CHECK(reinterpret_cast<uintptr_t>(hi_pool) % 16 == 0, "prefill tensor maps: the hi pool is not 16-byte aligned");
+  const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
+  const int64_t page_bytes = L.page_elems(TokenClass::kHi) * 2;
+  const int block = L.block_size();
+  std::vector<unsigned char> host(static_cast<size_t>(L.num_kv_heads()) * 2 * sizeof(CUtensorMap));
+  for (int h = 0; h < L.num_kv_heads(); ++h) {
+    const HeadInfo& hd = L.head_info()[static_cast<size_t>(h)];
+    for (int kv = 0; kv < 2; ++kv) {
+      const int rank = kv == 0 ? hd.rk : hd.rv;
+      const int64_t offset = kv == 0 ? hd.page_k_hi : hd.page_v_hi;
+      // [pages][block slots][rank] 16-bit elements; boxes of 64 columns x one page's slots.
+      const cuuint64_t dims[3] = {static_cast<cuuint64_t>(rank), static_cast<cuuint64_t>(block),
+                                  static_cast<cuuint64_t>(hi_pages)};
+      const cuuint64_t strides[2] = {static_cast<cuuint64_t>(rank) * 2, static_cast<cuuint64_t>(page_bytes)};
+      const cuuint32_t box[3] = {64, static_cast<cuuint32_t>(block), 1};
+      const cuuint32_t elem_strides[3] = {1, 1, 1};
+      CUtensorMap map;
+      const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3,
+                                const_cast<char*>(static_cast<const char*>(hi_pool)) + offset * 2, dims, strides, box,
+                                elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+      FDC_CHECK(r == CUDA_SUCCESS, "prefill tensor maps: cuTensorMapEncodeTiled failed (error "
+                                       << static_cast<int>(r) << ") for KV head " << h << (kv == 0 ? " K" : " V")
+                                       << ", rank " << rank << ", block " << block << ", " << hi_pages << " pages");
+      std::memcpy(host.data() + (static_cast<size_t>(h) * 2 + kv) * sizeof(CUtensorMap), &map, sizeof(CUtensorMap));
+    }
+  }
+  maps_ = DeviceBuffer<unsigned char>(host);
 }
 
 DecodePlanOptions decode_plan_options_for_device(int device, DecodePath path) {

@@ -57,8 +57,9 @@ constexpr int min_blocks() {
 
 template <int D, int BC>
 constexpr int smem_bytes() {
-  // Q, kStages K and V tiles, plus slack to align the base to 1024 bytes.
-  return (kTileQ + 2 * kStages * BC) * D * 2 + 1024;
+  // Q, kStages K and V tiles, the stages' barriers (TMA copies), plus slack to align the base to
+  // 1024 bytes.
+  return (kTileQ + 2 * kStages * BC) * D * 2 + kStages * 8 + 1024;
 }
 
 // Byte offset of element (r, c) (c a multiple of 8) in a swizzled operand tile of `rows` rows.
@@ -119,6 +120,10 @@ struct TileCtx {
   // the head at slot 0, the head's K and V row bytes, and whether its chunk is copied (inside
   // ceil16(rank)) and read (inside the rank).
   uint32_t sK_addr, sV_addr;
+  // TMA copies (kv_maps given): the head's K and V tensor maps and the stages' barriers.
+  const unsigned char* kmap;
+  const unsigned char* vmap;
+  uint32_t sK_base, sV_base, bar;
   uint64_t pool_addr;
   uint32_t page_bytes;
   int k_off, v_off, k_row_bytes, v_row_bytes;
@@ -159,6 +164,61 @@ __device__ __forceinline__ void load_kv(const TileCtx<T>& c, int j, int buf) {
                   reinterpret_cast<const void*>(page + static_cast<uint32_t>(c.v_off + slot * c.v_row_bytes)),
                   in && c.v_col ? 16 : 0);
   }
+}
+
+// The same copies of K/V tile j by TMA: warp w's lane 0 copies page w of the tile (its 64-column
+// boxes of K and of V, ceil16(rank) / 64 rounded up of each) and thread 0 tells the stage's barrier
+// how many bytes to expect (a copy may complete before that; the barrier's phase cannot end before
+// thread 0 arrives). `page` is the page id of this warp's box (tma_page, loaded a tile ahead), -1
+// past the keys. Pages past the visible keys are not copied; their rows, and the rows of the last
+// page past the keys, are zeroed by zero_tail. Columns past the rank arrive as zeros (outside the
+// tensor map).
+template <typename T, int D, int BC>
+__device__ __forceinline__ void load_kv_tma(const TileCtx<T>& c, int j, int buf, int page) {
+  const int lb = c.log2_block;
+  const int kh = D > 64 && c.rk16 > 64 ? 2 : 1;
+  const int vh = D > 64 && c.rv16 > 64 ? 2 : 1;
+  const uint32_t bar = c.bar + static_cast<uint32_t>(buf * 8);
+  if (threadIdx.x == 0) {
+    const int rows_in = c.n_kv - j * BC;
+    const int boxes = min(BC >> lb, (rows_in + (1 << lb) - 1) >> lb);
+    mbar_arrive_expect_tx(bar, static_cast<uint32_t>((boxes << lb) * 128 * (kh + vh)));
+  }
+  if (threadIdx.x % 32 == 0 && page >= 0) {
+    const uint32_t off = static_cast<uint32_t>(buf * BC * D * 2 + ((threadIdx.x / 32) << lb) * 128);
+    tma_load_3d(c.sK_base + off, c.kmap, 0, 0, page, bar);
+    if (kh > 1) tma_load_3d(c.sK_base + off + BC * 128, c.kmap, 64, 0, page, bar);
+    tma_load_3d(c.sV_base + off, c.vmap, 0, 0, page, bar);
+    if (vh > 1) tma_load_3d(c.sV_base + off + BC * 128, c.vmap, 64, 0, page, bar);
+  }
+}
+
+// Page id of warp w's box in K/V tile t (read by lane 0 only), or -1 when the box is past the keys
+// or the tile has fewer pages than warps.
+template <typename T, int BC>
+__device__ __forceinline__ int tma_page(const TileCtx<T>& c, int t) {
+  const int w = threadIdx.x / 32;
+  const int row = t * BC + (w << c.log2_block);
+  return threadIdx.x % 32 == 0 && w < (BC >> c.log2_block) && row < c.n_kv ? c.pages[row >> c.log2_block] : -1;
+}
+
+// Zeroes the K and V rows of stage `buf` past the visible keys of tile j (the last tile): TMA copies
+// whole pages, so the last page's slots past the keys hold stale values, and pages past the keys
+// are not copied at all; V rows there must be finite (their P is 0).
+template <typename T, int D, int BC>
+__device__ __forceinline__ void zero_tail(const TileCtx<T>& c, int j, int buf) {
+  constexpr int CH = D / 8;
+  const int rows_in = c.n_kv - j * BC;
+  if (rows_in >= BC) return;
+  const int n = (BC - rows_in) * CH;
+  unsigned char* k = c.sK + buf * BC * D * 2;
+  unsigned char* v = c.sV + buf * BC * D * 2;
+  for (int i = threadIdx.x; i < n; i += kThreads) {
+    const uint32_t o = swz(BC, rows_in + i / CH, (i % CH) * 8);
+    *reinterpret_cast<uint4*>(k + o) = make_uint4(0, 0, 0, 0);
+    *reinterpret_cast<uint4*>(v + o) = make_uint4(0, 0, 0, 0);
+  }
+  fence_proxy_async_smem();
 }
 
 // Causal mask (MASK: a tile that reaches past the warp's first row) and online softmax of one S
@@ -266,7 +326,7 @@ __device__ __forceinline__ void store_o(const PrefillParams& p, const TileCtx<T>
 // Main loop and epilogue for a head with KS k16 steps of Q K^T and P V of N = WIDE ? 128 : 64
 // columns. Both are template parameters so that each wgmma chain, from issue to wait, is code
 // without divergent branches (otherwise ptxas serializes the MMAs).
-template <typename T, int D, int BC, int KS, bool WIDE>
+template <typename T, int D, int BC, int KS, bool WIDE, bool TMA>
 __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>& c) {
   const int tid = threadIdx.x;
   const int wg = tid / 128;
@@ -290,17 +350,37 @@ __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>&
   // Both warpgroups run every tile, so each MMA chain is non-divergent; rows past the sequence
   // (Q rows zero-filled) and tiles fully masked for a warpgroup compute finite values that are
   // never stored.
-  int buf = 0;  // stage of tile j
-  for (int j = 0; j < c.n_tiles; ++j) {
-    cp_async_wait<1>();  // tile j is in (tile j + 1 may still be in flight)
+  int buf = 0;          // stage of tile j
+  uint32_t phase = 0;   // parity of the stage barriers' phase tile j completes (TMA)
+  int page_next = -1;   // this warp's page of tile j + 2 (TMA)
+  if constexpr (TMA) {
+    page_next = tma_page<T, BC>(c, 2);
+    cp_async_wait<0>();  // Q
     fence_proxy_async_smem();
+  }
+  for (int j = 0; j < c.n_tiles; ++j) {
+    if constexpr (TMA) {
+      mbar_wait(c.bar + static_cast<uint32_t>(buf * 8), phase);
+      if (j == c.n_tiles - 1) zero_tail<T, D, BC>(c, j, buf);
+    } else {
+      cp_async_wait<1>();  // tile j is in (tile j + 1 may still be in flight)
+      fence_proxy_async_smem();
+    }
     __syncthreads();  // everyone's copies of tile j landed; tile j - 1's stage is free
     float s[BC / 2];
     qk_steps<T, KS, BC>(s, dq, desc_k(buf));
     // Copies of tile j + 2 go out while the tensor cores work on S.
-    if (j + 2 < c.n_tiles) load_kv<T, D, BC>(c, j + 2, buf == 0 ? kStages - 1 : buf - 1);
-    cp_async_commit();
+    if constexpr (TMA) {
+      if (j + 2 < c.n_tiles) {
+        load_kv_tma<T, D, BC>(c, j + 2, buf == 0 ? kStages - 1 : buf - 1, page_next);
+        page_next = tma_page<T, BC>(c, j + 3);  // used an iteration later: its latency is hidden
+      }
+    } else {
+      if (j + 2 < c.n_tiles) load_kv<T, D, BC>(c, j + 2, buf == 0 ? kStages - 1 : buf - 1);
+      cp_async_commit();
+    }
     const uint64_t dv = desc_v(buf);
+    if (buf == kStages - 1) phase ^= 1u;
     buf = buf == kStages - 1 ? 0 : buf + 1;
     wgmma_wait<0>();
     fence_regs(s);
@@ -321,35 +401,35 @@ __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>&
   store_o<T, D>(p, c, acc_o, l_row);
 }
 
-template <typename T, int D, int BC, bool WIDE>
+template <typename T, int D, int BC, bool WIDE, bool TMA>
 __device__ __forceinline__ void run_tile_w(const PrefillParams& p, const TileCtx<T>& c) {
   switch (c.rk16 / 16) {
     case 1:
-      attend<T, D, BC, 1, WIDE>(p, c);
+      attend<T, D, BC, 1, WIDE, TMA>(p, c);
       break;
     case 2:
-      attend<T, D, BC, 2, WIDE>(p, c);
+      attend<T, D, BC, 2, WIDE, TMA>(p, c);
       break;
     case 3:
-      attend<T, D, BC, 3, WIDE>(p, c);
+      attend<T, D, BC, 3, WIDE, TMA>(p, c);
       break;
     case 4:
-      attend<T, D, BC, 4, WIDE>(p, c);
+      attend<T, D, BC, 4, WIDE, TMA>(p, c);
       break;
     default:
       if constexpr (D > 64) {
         switch (c.rk16 / 16) {
           case 5:
-            attend<T, D, BC, 5, WIDE>(p, c);
+            attend<T, D, BC, 5, WIDE, TMA>(p, c);
             break;
           case 6:
-            attend<T, D, BC, 6, WIDE>(p, c);
+            attend<T, D, BC, 6, WIDE, TMA>(p, c);
             break;
           case 7:
-            attend<T, D, BC, 7, WIDE>(p, c);
+            attend<T, D, BC, 7, WIDE, TMA>(p, c);
             break;
           default:
-            attend<T, D, BC, 8, WIDE>(p, c);
+            attend<T, D, BC, 8, WIDE, TMA>(p, c);
             break;
         }
       }
@@ -358,18 +438,20 @@ __device__ __forceinline__ void run_tile_w(const PrefillParams& p, const TileCtx
 }
 
 // Picks the instance for the head's Q K^T steps (ceil16(r_qk) / 16) and P V width.
-template <typename T, int D, int BC>
+template <typename T, int D, int BC, bool TMA>
 __device__ __forceinline__ void run_tile(const PrefillParams& p, const TileCtx<T>& c) {
   if constexpr (D > 64) {
     if (c.rv16 > 64) {
-      run_tile_w<T, D, BC, true>(p, c);
+      run_tile_w<T, D, BC, true, TMA>(p, c);
       return;
     }
   }
-  run_tile_w<T, D, BC, false>(p, c);
+  run_tile_w<T, D, BC, false, TMA>(p, c);
 }
 
-template <typename T, int D, int BC>
+// TMA: K/V tiles copied by the tensor memory accelerator from p.kv_maps (load_kv_tma), else by
+// cp.async (load_kv).
+template <typename T, int D, int BC, bool TMA>
 __global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kernel(PrefillParams p, int log2_block) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int BR = kTileQ;
@@ -418,6 +500,13 @@ __global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kerne
     c.k_col = col < c.hd.rk;
     c.v_col = col < c.hd.rv;
   }
+  c.sK_base = smem_addr(c.sK);
+  c.sV_base = smem_addr(c.sV);
+  c.bar = smem_addr(c.sV + kStages * BC * D * 2);
+  if constexpr (TMA) {
+    c.kmap = static_cast<const unsigned char*>(p.kv_maps) + kv_head * 256;  // [head][K, V] x 128 bytes
+    c.vmap = c.kmap + 128;
+  }
   c.out = static_cast<T*>(p.out) + static_cast<int64_t>(q_start + tile.q_begin) * p.o_row + c.hd.o_offset + g * c.hd.rv;
 
   // Q: rows past the sequence and columns in [r_qk, ceil16(r_qk)) are zero.
@@ -431,12 +520,26 @@ __global__ void __launch_bounds__(kThreads, (min_blocks<D, BC>())) prefill_kerne
       cp_async16(c.sQ + swz(BR, r, col), ok ? qsrc + static_cast<int64_t>(r) * p.q_row + col : qsrc, ok ? 16 : 0);
     }
   }
-  load_kv<T, D, BC>(c, 0, 0);
-  cp_async_commit();
-  if (c.n_tiles > 1) load_kv<T, D, BC>(c, 1, 1);
-  cp_async_commit();
+  if constexpr (TMA) {
+    cp_async_commit();
+    if (threadIdx.x == 0) {
+#pragma unroll
+      for (int i = 0; i < kStages; ++i) mbar_init(c.bar + i * 8, 1);
+      mbar_init_fence();
+      tma_prefetch_map(c.kmap);
+      tma_prefetch_map(c.vmap);
+    }
+    __syncthreads();  // the barriers are initialized before anyone waits on them
+    load_kv_tma<T, D, BC>(c, 0, 0, tma_page<T, BC>(c, 0));
+    if (c.n_tiles > 1) load_kv_tma<T, D, BC>(c, 1, 1, tma_page<T, BC>(c, 1));
+  } else {
+    load_kv<T, D, BC>(c, 0, 0);
+    cp_async_commit();
+    if (c.n_tiles > 1) load_kv<T, D, BC>(c, 1, 1);
+    cp_async_commit();
+  }
 
-  run_tile<T, D, BC>(p, c);
+  run_tile<T, D, BC, TMA>(p, c);
 #else
   (void)p;
   (void)log2_block;

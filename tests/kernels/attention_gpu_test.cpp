@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -307,7 +308,14 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
   const PrefillPlan plan = plan_prefill(L, cu, kv, kPrefillTileQ, balanced);
   DeviceBuffer<PrefillTile> dtiles(plan.tiles);
   DeviceBuffer<int> dcu(cu), dkv(kv);
-  for (PrefillPath path : prefill_paths()) {
+  // The wgmma kernel runs twice: K/V copied by cp.async, and by TMA from the pool's tensor maps
+  // (whose pages past the keys hold NaN, so the zeroed tail is checked too).
+  std::unique_ptr<PrefillTensorMaps> maps;
+  for (PrefillPath path : prefill_paths())
+    if (path == PrefillPath::kWgmma) maps = std::make_unique<PrefillTensorMaps>(L, dc.hi.data(), c.hi_pages);
+  for (PrefillPath path : prefill_paths()) for (bool tma : {false, true}) {
+    if (tma && path != PrefillPath::kWgmma) continue;
+    const std::string name = std::string(path_name(path)) + (tma ? "_tma" : "");
     DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
     PrefillParams p;
     set_attention_params(p, L, t, n, scale, dq.data(), dout.data(), dc);
@@ -316,14 +324,15 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
     p.kv_len = dkv.data();
     p.tiles = dtiles.data();
     p.num_tiles = static_cast<int>(plan.tiles.size());
+    p.kv_maps = tma ? maps->data() : nullptr;
     launch_prefill(p, nullptr);
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<float> got = to_floats(t, dout.download());
-    check_close(got, want, t, std::string("prefill ") + path_name(path) + " " + to_string(t));
+    check_close(got, want, t, "prefill " + name + " " + to_string(t));
     // Dense dump for scripts/gpu/sdpa_reference.py --check (uniform ranks: packed rows = [T][H][d]).
     const char* dir = std::getenv("FDC_SDPA_DUMP_DIR");
     if (dump_name && dir) {
-      const std::string base = std::string(dir) + "/" + dump_name + "_" + path_name(path);
+      const std::string base = std::string(dir) + "/" + dump_name + "_" + name;
       write_f32(base + ".q.f32", q);
       write_f32(base + ".k.f32", k);
       write_f32(base + ".v.f32", v);
@@ -339,7 +348,8 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
 
 TEST_CASE("prefill with append matches the reference: varlen, chunked, GQA, per-head ranks") {
   std::string names;
-  for (PrefillPath path : prefill_paths()) names += std::string(" ") + path_name(path);
+  for (PrefillPath path : prefill_paths())
+    names += std::string(" ") + path_name(path) + (path == PrefillPath::kWgmma ? " wgmma_tma" : "");
   MESSAGE("prefill kernels checked on this device:" << names);
   uint64_t seed = 2000;
   for (DType t : {DType::kBF16, DType::kFP16}) {

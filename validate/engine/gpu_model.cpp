@@ -118,6 +118,9 @@ struct GpuModel::Impl {
     DeviceBuffer<bf16> attn_norm, attn_norm_bias, w_qkv, b_qkv, rot_qk, w_o, b_o;
     DeviceBuffer<bf16> mlp_norm, mlp_norm_bias, w_up, b_up, w_down, b_down;
     DeviceBuffer<uint16_t> kv;  // [num_blocks][page_elems_hi]
+    // TMA descriptors of kv for the Hopper prefill kernel (null where it does not run, and for
+    // token-class layers, whose prompts attend over the staging cache).
+    std::unique_ptr<attn::PrefillTensorMaps> prefill_maps;
     QkvWidths widths;
     int64_t o_width = 0;
   };
@@ -141,6 +144,7 @@ struct GpuModel::Impl {
     int hi_slots = 0;
     std::optional<attn::HeadLayout> stage{};
     DeviceBuffer<attn::HeadInfo> stage_heads{};
+    std::unique_ptr<attn::PrefillTensorMaps> stage_maps{};  // of the staging pool, as prefill_maps
     size_t off_cls = 0, off_cpos = 0, off_nhi = 0;
     // This group's plans are built on the planning threads at the start of the iteration and
     // uploaded when its first layer is launched; their own upload.
@@ -464,6 +468,15 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
       *b = DeviceBuffer<bf16>(static_cast<size_t>(T * max_qkv));
   }
   if (I.any_hybrid) I.stage_pool = DeviceBuffer<uint16_t>(static_cast<size_t>(I.stage_pages * stage_page_elems));
+  // The Hopper prefill kernel copies K/V tiles by TMA, from descriptors of each pool made once here.
+  if (attn::resolve_prefill_path(attn::PrefillPath::kAuto) == attn::PrefillPath::kWgmma) {
+    for (auto& L : I.layers) {
+      const auto& grp = I.groups[static_cast<size_t>(L.group)];
+      if (!grp.hybrid) L.prefill_maps = std::make_unique<attn::PrefillTensorMaps>(grp.local, L.kv.data(), c.num_blocks);
+    }
+    for (auto& g : I.groups)
+      if (g.hybrid) g.stage_maps = std::make_unique<attn::PrefillTensorMaps>(*g.stage, I.stage_pool.data(), I.stage_pages);
+  }
   for (auto& g : I.groups) {
     g.decode_path = attn::choose_decode_path(g.local, c.decode_path);
     g.plan_opt = attn::decode_plan_options_for_device(c.device, g.decode_path);
@@ -1035,6 +1048,8 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
         p.cache.hi_page_indices = d + o_sindices;
         p.heads = g.stage_heads.data();
       }
+      p.kv_maps = g.hybrid ? (g.stage_maps ? g.stage_maps->data() : nullptr)
+                           : (L.prefill_maps ? L.prefill_maps->data() : nullptr);
       p.tiles = reinterpret_cast<const attn::PrefillTile*>(g.gd + g.off_tiles);
       p.num_tiles = static_cast<int>(g.prefill.tiles.size());
       attn::launch_prefill(p, st);
