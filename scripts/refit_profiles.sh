@@ -10,7 +10,7 @@
 # committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
-# docs/results/layer-check-20261128b for the H100, -20261204c for the H200) and the iteration overhead on engine timelines
+# docs/results/layer-check-20261128b for the H100, -20261204d for the H200) and the iteration overhead on engine timelines
 # (`fit --overhead-from`); a100-extrapolated.json derived
 # from the H100 profile. Which folders and timelines, and why, is in docs/fit.md; the raw folders
 # are described in configs/profiles/raw/README.md. Rebuild afterwards: the profiles are embedded.
@@ -53,17 +53,18 @@ done
 "$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json
 
 # H200: the 2026-11-28 re-profile, its KV append / classification cases and the 2026-11-27
-# collectives, with prefill attention measured again on 2026-12-04 with the current wgmma kernel
-# and the GEMMs with cold weights on a denser grid (a later folder replaces the cases it holds, the
-# GEMM folder also the peaks); GEMMs and prefill attention in a layer from the per-op layer checks
-# of the machine that measured prefill attention; overheads from that machine's Llama-2-13B bursts
-# (the current engine and kernels) and the 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs
-# are held out to evaluate it).
+# collectives, with prefill attention measured again on 2026-12-04 with the wgmma kernel (last, the
+# night's folder with its K/V copies by TMA, as the engine runs it) and the GEMMs with cold weights
+# on a denser grid (a later folder replaces the cases it holds, the GEMM folder also the peaks);
+# GEMMs and prefill attention in a layer from the per-op layer checks of the machine that measured
+# the night's prefill cases; overheads from the Llama-2-13B bursts of the afternoon (the engine
+# before the TMA copies) and the 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held
+# out to evaluate it).
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-attn-prefill" \
-  "$R/h200-1gpu-20261204-gemm" "$R/h200-1gpu-20261204-attn-decode-auto" \
+  "$R/h200-1gpu-20261204-gemm" "$R/h200-1gpu-20261204-attn-decode-auto" "$R/h200-1gpu-20261204-attn-prefill-tma" \
   ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
-L4=docs/results/layer-check-20261204c
+L4=docs/results/layer-check-20261204d
 args=()
 for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
   args+=(--in-layer-from "$L4/layer-h200-$p-perop.json")

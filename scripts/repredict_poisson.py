@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 5
-Llama-2-13B H200 runs of the engine and kernels as they are now (2026-12-04, afternoon); with
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 6
+Llama-2-13B H200 runs of the engine and kernels of 2026-12-04 afternoon and night; with
 --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before the faster wgmma prefill)
 with the given profiles and counts the targets met (docs/validate.md; docs/fit.md).
 
@@ -38,8 +38,9 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # "20261128": the 24 held-out Poisson runs of 2026-11-28 (the engine of that day);
 # "20261203": the Llama-2-13B runs on one H200 of 2026-12-03 and the morning of 2026-12-04, with the
 # wgmma prefill before commit 1aa31cf (up to 1.4x slower at d = 128);
-# "current": the same five policies and rates on one H200 in the afternoon of 2026-12-04, the engine
-# and kernels as they are now.
+# "current": the same five policies and rates on one H200 in the afternoon of 2026-12-04, and policy
+# none at 3.4375 req/s again in the evening with the prefill kernel copying K/V by TMA, as the engine
+# runs now.
 RUN_SETS = {
     "20261128": [
         ("13B 1x H100", "capacity-20261128b/h100-llama-2-13b", "h100.json", 6),
@@ -53,6 +54,7 @@ RUN_SETS = {
     ],
     "current": [
         ("13B 1x H200 (12-04 pm)", "capacity-20261204b/h200-llama-2-13b", "h200.json", 5),
+        ("13B 1x H200 (12-04 eve, TMA prefill)", "capacity-20261204c/h200-llama-2-13b", "h200.json", 1),
     ],
 }
 
