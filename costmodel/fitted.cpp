@@ -118,6 +118,23 @@ std::vector<RangeUse> FittedCostModel::outside_measured() const {
 }
 
 double FittedCostModel::seconds(const OpCall& c) const {
+  const double s = law_seconds(c);
+  // The element-wise ops in the stream of a forward pass against alone, calibrated from measured
+  // layers (their launches ramp and drain between the layer's other kernels), at the batch's rows.
+  switch (c.kind) {
+    case OpKind::kNorm:
+    case OpKind::kRopeRotate:
+    case OpKind::kKvAppend:
+    case OpKind::kResidual:
+    case OpKind::kMlpAct:
+      if (profile_.elementwise_in_layer) return s / profile_.elementwise_in_layer->efficiency(std::max(c.rows, 1.0));
+      return s;
+    default:
+      return s;
+  }
+}
+
+double FittedCostModel::law_seconds(const OpCall& c) const {
   const fit::OpFit* f = law_[static_cast<size_t>(c.kind)];
   if (c.kind == OpKind::kAttnDecode && decode_tensor_cores_ && c.layer && c.layer->shard.decode_tensor_cores)
     f = decode_tensor_cores_;
@@ -264,6 +281,7 @@ std::string FittedCostModel::describe() const {
   }
   if (profile_.gemm_in_layer) os << "; GEMMs calibrated in measured layers";
   if (profile_.attn_prefill_in_layer) os << "; prefill attention calibrated in measured layers";
+  if (profile_.elementwise_in_layer) os << "; element-wise ops calibrated in measured layers";
   return os.str();
 }
 

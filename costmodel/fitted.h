@@ -67,7 +67,8 @@ class FittedCostModel final : public CostModel {
   void set_prefill_makespans(std::span<const SeqWork> seqs) const;
   template <bool kBreakdown>
   double add(const OpCall& c, double total, OpBreakdown* bd) const;
-  double seconds(const OpCall& c) const;
+  double seconds(const OpCall& c) const;      // law_seconds, calibrated in measured layers where the profile is
+  double law_seconds(const OpCall& c) const;  // the op's law (GEMMs and prefill attention: with their calibration)
   double us(const fit::OpFit* f, const fit::OpQuery& q) const { return fit::predict_time_us(*f, q); }
   // Counts the query of op `k` against its law's measured ranges.
   void note_range(OpKind k, const fit::OpFit* f, const fit::OpQuery& q) const;

@@ -70,6 +70,7 @@ struct OpCall {
   double times = 1;
   RooflineRate rate = RooflineRate::kNone;
   double m = 0, n = 0, k = 0;  // GEMMs; kv_append: m = its (token, KV head) pairs; attn_prefill: m = prompt rows
+  double rows = 0;             // rows per GPU of the batch (the final norm: the rows that emit a token)
   int gpus = 0;                // collectives: GPUs taking part
   double nccl_bytes = 0;       // collectives: the nccl-tests size (per-rank buffer) of the call
   bool rotate = false;         // RoPE: with the FDC rotation (false: RoPE alone)
@@ -98,7 +99,7 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
   const double M = std::ceil(static_cast<double>(b.new_tokens) / sp);  // rows per GPU
   auto kernel = [&](OpKind k, const OpWork& w, RooflineRate rate, double times) {
     OpCall c;
-    c.kind = k, c.work = w, c.rate = rate, c.times = times;
+    c.kind = k, c.work = w, c.rate = rate, c.times = times, c.rows = M;
     return c;
   };
   auto gemm = [&](OpKind k, double m, double n, double kk, double times) {
@@ -179,7 +180,9 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
   // Once per iteration: final norm and LM head on the rows that emit a token.
   const double rows = std::ceil(static_cast<double>(b.logits_rows) / sp);
   if (rows > 0) {
-    f(kernel(OpKind::kNorm, elementwise_work(rows * D, rows * D, e, 4.0), RooflineRate::kMemory, 1));
+    OpCall norm = kernel(OpKind::kNorm, elementwise_work(rows * D, rows * D, e, 4.0), RooflineRate::kMemory, 1);
+    norm.rows = rows;
+    f(norm);
     f(gemm(OpKind::kLmHead, rows, model.vocab / t, D, 1));
     // nccl-tests sizes an all-gather by the gathered output: every rank's slice.
     if (par.tp > 1)

@@ -6,8 +6,10 @@
 # FIT_FLAGs (e.g. --decode-units, --prefill-makespan: terms that are off by default, docs/fit.md)
 # go to the two fits of the raw folders, except --no-attn-in-layer, which leaves prefill attention
 # uncalibrated in layers (by default it is calibrated on the per-op layer reports, `fit
-# --attn-in-layer-from`, as the committed profiles are since 2026-12-04); without any flag the
-# committed profiles are reproduced.
+# --attn-in-layer-from`, as the committed profiles are since 2026-12-04), and
+# --elementwise-in-layer, which also calibrates the norms, RoPE, KV append, residual and activation
+# on them (`fit --elementwise-in-layer-from`; off: the per-op events inflate these short kernels,
+# docs/fit.md); without any flag the committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
 # docs/results/layer-check-20261128b for the H100, -20261204d for the H200) and the iteration overhead on engine timelines
@@ -19,9 +21,11 @@ cd "$(dirname "$0")/.."
 bin=${1:-build/fdcsim}
 fit_flags=()
 attn_in_layer=1
+elementwise_in_layer=0
 for f in "${@:2}"; do
   case "$f" in
     --no-attn-in-layer) attn_in_layer=0 ;;
+    --elementwise-in-layer) elementwise_in_layer=1 ;;
     --attn-in-layer) attn_in_layer=1 ;;  # the default; accepted for older command lines
     *) fit_flags+=("$f") ;;
   esac
@@ -45,6 +49,7 @@ L=docs/results/layer-check-20261128b
 args=()
 for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
   args+=(--in-layer-from "$L/layer-h100-$p-perop.json")
+  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L/layer-h100-$p-perop.json"); fi
   if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L/layer-h100-$p-perop.json"); fi
 done
 for f in "$R"/h100-1gpu-20261128-engine2/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
@@ -68,6 +73,7 @@ L4=docs/results/layer-check-20261204d
 args=()
 for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
   args+=(--in-layer-from "$L4/layer-h200-$p-perop.json")
+  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L4/layer-h200-$p-perop.json"); fi
   if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L4/layer-h200-$p-perop.json"); fi
 done
 for f in "$R"/h200-1gpu-20261204-engine2/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done

@@ -19,6 +19,9 @@ namespace {
 constexpr costmodel::OpKind kLayerGemms[] = {costmodel::OpKind::kQkvProj, costmodel::OpKind::kOutProj,
                                              costmodel::OpKind::kMlpUp, costmodel::OpKind::kMlpDown};
 constexpr costmodel::OpKind kPrefillAttention[] = {costmodel::OpKind::kAttnPrefill};
+constexpr costmodel::OpKind kElementwiseOps[] = {costmodel::OpKind::kNorm, costmodel::OpKind::kRopeRotate,
+                                                 costmodel::OpKind::kKvAppend, costmodel::OpKind::kResidual,
+                                                 costmodel::OpKind::kMlpAct};
 constexpr double kKnotSpan = 1.25;  // row counts within this factor of a group's smallest share a knot
 
 struct TargetInfo {
@@ -28,9 +31,16 @@ struct TargetInfo {
 };
 
 TargetInfo info(InLayerTarget t) {
-  return t == InLayerTarget::kGemms
-             ? TargetInfo{kLayerGemms, "GEMM", "the layers' QKV, output-projection and MLP GEMM times"}
-             : TargetInfo{kPrefillAttention, "prefill attention", "the layers' prefill attention times"};
+  switch (t) {
+    case InLayerTarget::kGemms:
+      return {kLayerGemms, "GEMM", "the layers' QKV, output-projection and MLP GEMM times"};
+    case InLayerTarget::kAttnPrefill:
+      return {kPrefillAttention, "prefill attention", "the layers' prefill attention times"};
+    case InLayerTarget::kElementwise:
+      break;
+  }
+  return {kElementwiseOps, "element-wise",
+          "the layers' norm, RoPE (+ rotation), KV append, residual and activation times"};
 }
 
 double ops_ms(std::span<const costmodel::OpKind> ops, const std::array<double, costmodel::kNumOpKinds>& op,
@@ -40,9 +50,10 @@ double ops_ms(std::span<const costmodel::OpKind> ops, const std::array<double, c
   return s;
 }
 
-// A batch's rows on the target's axis: new tokens (GEMMs) or prompt tokens (prefill attention).
+// A batch's rows on the target's axis: new tokens (GEMMs, element-wise ops) or prompt tokens
+// (prefill attention).
 double rows_of(InLayerTarget t, const LayerCheckRow& row) {
-  if (t == InLayerTarget::kGemms) return static_cast<double>(row.new_tokens);
+  if (t != InLayerTarget::kAttnPrefill) return static_cast<double>(row.new_tokens);
   double prompt = 0;
   for (const LayerBatch& b : parse_layer_batches(row.label))
     for (const BatchPart& p : b.parts)
@@ -59,7 +70,15 @@ fit::HeldOutError summary(const std::string& method, const std::vector<double>& 
 }  // namespace
 
 std::optional<fit::InLayerCalibration>& in_layer_of(fit::FittedProfile& profile, InLayerTarget target) {
-  return target == InLayerTarget::kGemms ? profile.gemm_in_layer : profile.attn_prefill_in_layer;
+  switch (target) {
+    case InLayerTarget::kGemms:
+      return profile.gemm_in_layer;
+    case InLayerTarget::kAttnPrefill:
+      return profile.attn_prefill_in_layer;
+    case InLayerTarget::kElementwise:
+      break;
+  }
+  return profile.elementwise_in_layer;
 }
 
 std::vector<InLayerPoint> in_layer_points(const fit::FittedProfile& profile, const costmodel::ProfileRef& ref,

@@ -1,14 +1,15 @@
 // Calibrating how a profile's ops run inside a forward pass (fdcsim fit --in-layer-from for the
-// GEMMs, --attn-in-layer-from for prefill attention; docs/fit.md): the laws are fitted to
-// microbenchmarks that run one kernel back to back; in the stream of a layer the same kernels run at
-// another speed (GEMMs at 2048 rows about 4-10% slower on the H100 and H200, prefill attention
-// 10-36%, where the rest of the layer's kernels interleave with them).
+// GEMMs, --attn-in-layer-from for prefill attention, --elementwise-in-layer-from for the norms,
+// RoPE, KV append, residual and activation; docs/fit.md): the laws are fitted to microbenchmarks
+// that run one kernel back to back; in the stream of a layer the same kernels run at another speed
+// (GEMMs at 2048 rows about 4-10% slower on the H100 and H200, prefill attention 10-36%, the short
+// element-wise kernels 15-35%, where the rest of the layer's kernels interleave with them).
 //
 // Input: layer-check reports measured per op (`fdcsim layer-check --per-op`) on the profile's GPU.
 // For every batch of every report that runs the target's ops, those ops (the four GEMMs: QKV, output
-// projection, MLP up and down; or prefill attention) are priced by the profile's laws alone and
-// compared with their measured sum. The rows of a batch are its new tokens for the GEMMs, its prompt
-// tokens for prefill attention. Batches whose row counts lie within a factor of 1.25 of the
+// projection, MLP up and down; prefill attention; or the element-wise ops) are priced by the
+// profile's laws alone and compared with their measured sum. The rows of a batch are its new tokens
+// for the GEMMs and the element-wise ops, its prompt tokens for prefill attention. Batches whose row counts lie within a factor of 1.25 of the
 // smallest in their group form one knot (at the prediction-weighted mean of their log2 rows):
 // efficiency = sum of predicted / sum of measured. The cost model divides the op's time by the
 // efficiency interpolated at its row count (fit::InLayerCalibration), constant beyond the measured
@@ -28,7 +29,9 @@
 namespace fdc::validate {
 
 // Which ops a calibration covers (and which of the profile's calibrations it makes).
-enum class InLayerTarget { kGemms, kAttnPrefill };
+// kElementwise: norms, RoPE (+ rotation), KV append, residual adds and the MLP activation, at the
+// batch's new rows as the GEMMs.
+enum class InLayerTarget { kGemms, kAttnPrefill, kElementwise };
 
 // One batch of a report: its rows, the target's time the profile's laws predict and the time
 // measured in the layer, ms per layer.
@@ -52,7 +55,7 @@ fit::InLayerCalibration calibrate_in_layer(const fit::FittedProfile& profile, co
                                            const std::vector<std::string>& report_paths,
                                            InLayerTarget target = InLayerTarget::kGemms);
 
-// The profile's calibration of `target` (gemm_in_layer, attn_prefill_in_layer).
+// The profile's calibration of `target` (gemm_in_layer, attn_prefill_in_layer, elementwise_in_layer).
 std::optional<fit::InLayerCalibration>& in_layer_of(fit::FittedProfile& profile, InLayerTarget target);
 
 }  // namespace fdc::validate

@@ -110,7 +110,8 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   }
   for (const auto& [g, title] :
        {std::pair{&p.gemm_in_layer, "GEMMs in a layer (gemm_in_layer)"},
-        std::pair{&p.attn_prefill_in_layer, "prefill attention in a layer (attn_prefill_in_layer)"}}) {
+        std::pair{&p.attn_prefill_in_layer, "prefill attention in a layer (attn_prefill_in_layer)"},
+        std::pair{&p.elementwise_in_layer, "element-wise ops in a layer (elementwise_in_layer)"}}) {
     if (!*g) continue;
     os << "  " << title << ": efficiency";
     for (const fit::Knot& k : (*g)->knots) {
@@ -169,15 +170,16 @@ std::string held(const fit::HeldOutError& h) {
   return "median " + pct(h.median_ape_pct) + ", P90 " + pct(h.p90_ape_pct);
 }
 
-// --in-layer-from, --attn-in-layer-from and/or --overhead-from: calibrations of --from, the ops in a
-// layer first (the overhead is what remains of the engine's iterations once the ops are priced as
-// they run in a layer).
+// --in-layer-from, --attn-in-layer-from, --elementwise-in-layer-from and/or --overhead-from:
+// calibrations of --from, the ops in a layer first (the overhead is what remains of the engine's
+// iterations once the ops are priced as they run in a layer).
 int run_calibrate(const FitOptions& o) {
   FDC_INPUT_CHECK(!o.from.empty(),
-                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from needs --from PROFILE (the profile to "
-                  "calibrate)");
+                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from / --elementwise-in-layer-from needs "
+                  "--from PROFILE (the profile to calibrate)");
   FDC_INPUT_CHECK(o.raw_dirs.empty() && !o.derive,
-                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from takes no raw inputs and no --derive");
+                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from / --elementwise-in-layer-from takes "
+                  "no raw inputs and no --derive");
   auto [prof, ref] = sim::load_profile(o.from, "", "--from");
   // The calibration comes after whatever made the profile: keep both commands.
   std::string command = prof.fitted_by.empty() ? "" : prof.fitted_by + "; then ";
@@ -185,7 +187,9 @@ int run_calibrate(const FitOptions& o) {
   for (const auto& [reports, target, option, name] :
        {std::tuple{&o.in_layer_from, validate::InLayerTarget::kGemms, "--in-layer-from", "gemm_in_layer"},
         std::tuple{&o.attn_in_layer_from, validate::InLayerTarget::kAttnPrefill, "--attn-in-layer-from",
-                   "attn_prefill_in_layer"}}) {
+                   "attn_prefill_in_layer"},
+        std::tuple{&o.elementwise_in_layer_from, validate::InLayerTarget::kElementwise,
+                   "--elementwise-in-layer-from", "elementwise_in_layer"}}) {
     if (reports->empty()) continue;
     std::optional<fit::InLayerCalibration>& slot = validate::in_layer_of(prof, target);
     const bool had = slot.has_value();
@@ -224,6 +228,7 @@ int run_calibrate(const FitOptions& o) {
   std::vector<std::string> what;
   if (!o.in_layer_from.empty()) what.push_back("GEMMs calibrated in measured layers");
   if (!o.attn_in_layer_from.empty()) what.push_back("prefill attention calibrated in measured layers");
+  if (!o.elementwise_in_layer_from.empty()) what.push_back("element-wise ops calibrated in measured layers");
   if (!calibrations.empty()) what.push_back("calibrated overheads");
   std::cout << "  wrote " << o.out << " (profile '" << ref.name << "' with ";
   for (size_t i = 0; i < what.size(); ++i) std::cout << (i == 0 ? "" : " and ") << what[i];
@@ -317,6 +322,12 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
                   "reports measured on that GPU (off by default: docs/fit.md) and write the profile to --out; "
                   "repeatable; with --overhead-from, this comes first")
       ->check(CLI::ExistingFile);
+  sub->add_option("--elementwise-in-layer-from", o.elementwise_in_layer_from,
+                  "Calibrate --from's norms, RoPE (+ rotation), KV append, residual adds and activation as they "
+                  "run inside a layer from `fdcsim layer-check --per-op` reports measured on that GPU "
+                  "(docs/fit.md) and write the profile to --out; repeatable; with --overhead-from, this comes "
+                  "first")
+      ->check(CLI::ExistingFile);
   sub->add_flag("--decode-units", o.decode_units,
                 "Price the balanced decode plan's work units in the decode attention law (an eighth column, "
                 "off by default: docs/fit.md, \"Decode attention: the plan's units\")");
@@ -343,12 +354,14 @@ void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
 
 int run_fit(const FitOptions& o) {
   return run_guarded([&]() -> int {
-    FDC_INPUT_CHECK(o.residuals.empty() || (!o.derive && o.overhead_from.empty() && o.in_layer_from.empty() &&
-                                            o.attn_in_layer_from.empty()),
+    const bool calibrate = !o.overhead_from.empty() || !o.in_layer_from.empty() || !o.attn_in_layer_from.empty() ||
+                           !o.elementwise_in_layer_from.empty();
+    FDC_INPUT_CHECK(o.residuals.empty() || (!o.derive && !calibrate),
                     "fit: --residuals lists the held-out predictions of a fit from raw folders; it does not apply "
-                    "to --derive, --overhead-from, --in-layer-from or --attn-in-layer-from");
+                    "to --derive, --overhead-from, --in-layer-from, --attn-in-layer-from or "
+                    "--elementwise-in-layer-from");
     if (o.derive) return run_derive(o);
-    if (!o.overhead_from.empty() || !o.in_layer_from.empty() || !o.attn_in_layer_from.empty()) return run_calibrate(o);
+    if (calibrate) return run_calibrate(o);
     FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");
     std::string command = "fdcsim fit";
     for (const std::string& d : o.raw_dirs) command += " " + d;

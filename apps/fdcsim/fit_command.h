@@ -27,6 +27,7 @@ struct FitOptions {
   std::vector<std::string> overhead_from;  // engine timelines calibrating --from's iteration overhead
   std::vector<std::string> in_layer_from;  // layer-check --per-op reports calibrating --from's GEMMs in a layer
   std::vector<std::string> attn_in_layer_from;  // ... calibrating --from's prefill attention in a layer
+  std::vector<std::string> elementwise_in_layer_from;  // ... its norms, RoPE, KV append, residual, activation
   bool decode_units = false;      // price the balanced decode plan's units in the decode law (docs/fit.md)
   bool prefill_makespan = false;  // try the prefill law with its blocks' makespan over the SMs (docs/fit.md)
   std::string residuals;          // CSV of every case's held-out prediction ("" = none)

@@ -96,7 +96,8 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
   }
   // In-layer calibrations are shares of the isolated time: carried over as measured there.
   for (auto [mine, theirs] : {std::pair{&p.gemm_in_layer, &from.gemm_in_layer},
-                              std::pair{&p.attn_prefill_in_layer, &from.attn_prefill_in_layer}}) {
+                              std::pair{&p.attn_prefill_in_layer, &from.attn_prefill_in_layer},
+                              std::pair{&p.elementwise_in_layer, &from.elementwise_in_layer}}) {
     if (!*theirs) continue;
     *mine = *theirs;
     (*mine)->note = "carried over unchanged from " + from_label + " (" + from.gpu + "): " + (*theirs)->note;

@@ -39,6 +39,8 @@ struct FittedProfile {
   std::map<std::string, OpFit> ops;                         // by op group name (raw_reader.h)
   std::optional<InLayerCalibration> gemm_in_layer;          // absent: GEMMs as their laws say
   std::optional<InLayerCalibration> attn_prefill_in_layer;  // absent: prefill attention as its law says
+  // Norms, RoPE (+ rotation), KV append, residual adds and the MLP activation; absent: as their laws say.
+  std::optional<InLayerCalibration> elementwise_in_layer;
   const OpFit* find(const std::string& op) const {
     const auto it = ops.find(op);
     return it == ops.end() ? nullptr : &it->second;

@@ -315,7 +315,8 @@ Json in_layer_json(const InLayerCalibration& g) {
           {"before", held_out_json(g.before)}, {"note", g.note}};
 }
 
-// `key`: the profile's key it was read from (gemm_in_layer, attn_prefill_in_layer), for the messages.
+// `key`: the profile's key it was read from (gemm_in_layer, attn_prefill_in_layer,
+// elementwise_in_layer), for the messages.
 InLayerCalibration in_layer_from_json(const Json& j, const std::string& source, const std::string& key) {
   const Reader r(source + ": " + key);
   FDC_INPUT_CHECK(j.is_object(), source << ": '" << key << "' must be an object");
@@ -358,6 +359,7 @@ Json profile_to_json(const FittedProfile& p, const std::string& command) {
             {"gemm_in_layer", p.gemm_in_layer ? in_layer_json(*p.gemm_in_layer) : Json(nullptr)}};
   // Written only when calibrated, so that profiles without it keep their bytes.
   if (p.attn_prefill_in_layer) j["attn_prefill_in_layer"] = in_layer_json(*p.attn_prefill_in_layer);
+  if (p.elementwise_in_layer) j["elementwise_in_layer"] = in_layer_json(*p.elementwise_in_layer);
   return j;
 }
 
@@ -384,7 +386,8 @@ FittedProfile profile_from_json(const Json& j, const std::string& source) {
   FDC_INPUT_CHECK(ops.is_object(), source << ": 'ops' must be an object");
   for (const auto& [name, op] : ops.items()) p.ops[name] = op_from_json(name, op, source);
   for (auto [key, field] :
-       {std::pair{"gemm_in_layer", &p.gemm_in_layer}, std::pair{"attn_prefill_in_layer", &p.attn_prefill_in_layer}})
+       {std::pair{"gemm_in_layer", &p.gemm_in_layer}, std::pair{"attn_prefill_in_layer", &p.attn_prefill_in_layer},
+        std::pair{"elementwise_in_layer", &p.elementwise_in_layer}})
     if (j.contains(key) && !j[key].is_null()) *field = in_layer_from_json(j[key], source, key);
   return p;
 }

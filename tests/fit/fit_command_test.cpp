@@ -125,6 +125,7 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
     for (const char* p : {"none", "fdc-uniform-50", "fdc-table-hybrid-llama-2-13b"}) {
       o.in_layer_from.push_back(test::source_path(dir + "layer-h100-" + p + "-perop.json"));
       o.attn_in_layer_from.push_back(o.in_layer_from.back());
+      o.elementwise_in_layer_from.push_back(o.in_layer_from.back());
     }
     o.out = out;
     return cli::run_fit(o);
@@ -137,11 +138,15 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   // the tile law before; 0.781 at 2048 before the tile law's term on the ranks' own FLOPs).
   CHECK(r.out.find("attn_prefill_in_layer: 2 knots from 12 measured batches (rows 512..2048)") != std::string::npos);
   CHECK(r.out.find("2048 rows: efficiency 0.780") != std::string::npos);
-  CHECK(r.out.find("GEMMs calibrated in measured layers and prefill attention calibrated in measured layers") !=
-        std::string::npos);
+  // The element-wise ops from the same reports: every per-op batch, at its new rows.
+  CHECK(r.out.find("elementwise_in_layer: 5 knots from 21 measured batches (rows 32..2048)") != std::string::npos);
+  CHECK(r.out.find("GEMMs calibrated in measured layers and prefill attention calibrated in measured layers and "
+                   "element-wise ops calibrated in measured layers") != std::string::npos);
   const Result report = capture([&] { return cli::run_profile_report({out, {}}); });
   CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
   CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.751 at 512 rows") !=
+        std::string::npos);
+  CHECK(report.out.find("element-wise ops in a layer (elementwise_in_layer): efficiency 0.721 at 32 rows") !=
         std::string::npos);
 
   // A report of the other GPU is refused, naming it (exit 2).

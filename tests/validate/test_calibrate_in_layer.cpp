@@ -251,3 +251,73 @@ TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op 
       [&] { validate::calibrate_in_layer(profile, ref, {decode_only.path}, validate::InLayerTarget::kAttnPrefill); });
   CHECK(e.find(decode_only.path + ": no batch runs prefill attention") != std::string::npos);
 }
+
+TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five short kernels, their own key") {
+  using costmodel::OpKind;
+  sim::Experiment none = experiment("none");
+  const sim::Experiment fdc = experiment("fdc-uniform-50");
+  auto [profile, ref] = sim::load_profile("h100", "", "test");
+  profile.elementwise_in_layer.reset();
+  none.profile = std::make_shared<fit::FittedProfile>(profile);
+  const auto batches = validate::parse_layer_batches("prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024");
+  const validate::LayerWindow w{0, 2, 6};
+  // The synthetic split measures norm only (a tenth of each forward).
+  const test::SavedReport a(test::synthetic_report(none, batches, w, true));
+  const test::SavedReport b(test::synthetic_report(fdc, batches, w, true));
+  const auto elementwise = [](const validate::LayerPrediction& p) {
+    double s = 0;
+    for (OpKind k : {OpKind::kNorm, OpKind::kRopeRotate, OpKind::kKvAppend, OpKind::kResidual, OpKind::kMlpAct})
+      s += p.op_s[static_cast<size_t>(k)];
+    return s;
+  };
+
+  // Every batch counts, at its new rows (the mixed one: 544).
+  const auto points = validate::in_layer_points(profile, ref, {a.path, b.path}, validate::InLayerTarget::kElementwise);
+  REQUIRE(points.size() == 6);
+  const auto sa = validate::read_layer_check_report(a.path);
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(points[i].rows == static_cast<double>(batches[i].new_tokens()));
+    CHECK(points[i].predicted_ms == doctest::Approx(elementwise(validate::predict_layer(none, w, batches[i])) * 1e3));
+    CHECK(points[i].measured_ms == doctest::Approx(sa.rows[i].measured_op_ms[static_cast<size_t>(OpKind::kNorm)]));
+  }
+  const fit::InLayerCalibration c =
+      validate::calibrate_in_layer(profile, ref, {a.path, b.path}, validate::InLayerTarget::kElementwise);
+  REQUIRE(c.knots.size() == 2);  // 32 rows; 512 and 544 rows together
+  CHECK(c.knots[0].log2_axis == doctest::Approx(5.0));
+  CHECK(c.knots[0].efficiency ==
+        doctest::Approx((points[1].predicted_ms + points[4].predicted_ms) / (points[1].measured_ms + points[4].measured_ms)));
+  REQUIRE(c.held_out.median_ape_pct);
+  CHECK(c.note.find("norm, RoPE (+ rotation), KV append, residual and activation times") != std::string::npos);
+  CHECK(c.held_out.method.find("element-wise") != std::string::npos);
+
+  // The cost model divides each element-wise op by the efficiency at its rows; GEMMs and attention
+  // are unchanged.
+  const sim::Experiment calibrated = calibrated_by(profile, validate::InLayerTarget::kElementwise, c);
+  const fit::FittedProfile* p = calibrated.profile.get();
+  each_batch(none, calibrated, batches, w, [&](size_t i, const auto& before, const auto& after) {
+    const double eff = c.efficiency(static_cast<double>(batches[i].new_tokens()));
+    for (OpKind k : {OpKind::kNorm, OpKind::kRopeRotate, OpKind::kKvAppend, OpKind::kResidual, OpKind::kMlpAct}) {
+      CAPTURE(static_cast<int>(k));
+      const auto j = static_cast<size_t>(k);
+      CHECK(before.op_s[j] > 0);
+      CHECK(after.op_s[j] == doctest::Approx(before.op_s[j] / eff));
+    }
+    CHECK(gemms(after) == doctest::Approx(gemms(before)));
+    for (OpKind k : {OpKind::kAttnDecode, OpKind::kAttnPrefill})
+      CHECK(after.op_s[static_cast<size_t>(k)] == doctest::Approx(before.op_s[static_cast<size_t>(k)]));
+  });
+  CHECK(sim::make_cost_model(calibrated)->describe().find("element-wise ops calibrated in measured layers") !=
+        std::string::npos);
+
+  // Written under its own key (absent when not calibrated), read back, carried over when derived.
+  CHECK_FALSE(fit::profile_to_json(profile, "test").contains("elementwise_in_layer"));
+  const Json j = fit::profile_to_json(*p, "test");
+  const fit::FittedProfile back = fit::profile_from_json(j, "p.json");
+  REQUIRE(back.elementwise_in_layer);
+  CHECK(back.elementwise_in_layer->knots[1].efficiency == doctest::Approx(c.knots[1].efficiency));
+  const fit::SpecSheet from{"p5", profile.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
+  const fit::FittedProfile derived = fit::derive_profile(*p, "h100", from, to);
+  REQUIRE(derived.elementwise_in_layer);
+  CHECK(derived.elementwise_in_layer->note.find("carried over unchanged from h100") == 0);
+}
