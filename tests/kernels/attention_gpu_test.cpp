@@ -424,6 +424,11 @@ TEST_CASE("unsupported rank, head dim, dtype and block size are refused at launc
   pp.sm_scale = 0.1f;
   pp.cache.block_size = 16;
   CHECK_THROWS_WITH_AS(launch_prefill(pp, nullptr), doctest::Contains("256"), fdc::InputError);
+  // TMA descriptors need a pool and its page count.
+  const HeadLayout tl = HeadLayout::uniform(4, 4, 64, 64, 16);
+  CHECK_THROWS_WITH_AS(PrefillTensorMaps(tl, nullptr, 8), doctest::Contains("the hi pool is null"), fdc::InputError);
+  DeviceBuffer<uint16_t> pool(static_cast<size_t>(tl.page_elems(TokenClass::kHi)));
+  CHECK_THROWS_WITH_AS(PrefillTensorMaps(tl, pool.data(), 0), doctest::Contains("has 0 pages"), fdc::InputError);
   AppendParams ap;
   ap.block_size = 48;
   ap.num_kv_heads = 1;
