@@ -58,6 +58,47 @@ void each_batch(
   }
 }
 
+// The committed h100 profile with its calibration of `target` removed, the "none" experiment priced
+// by it, and two synthetic per-op reports of `batch_list` (policies none and FDC 50%) whose
+// attention time is measured as `attention`'s.
+struct CalibrationCase {
+  sim::Experiment none = experiment("none");
+  fit::FittedProfile profile;
+  costmodel::ProfileRef ref;
+  std::vector<validate::LayerBatch> batches;
+  validate::LayerWindow w{0, 2, 6};
+  std::unique_ptr<test::SavedReport> a, b;
+  CalibrationCase(validate::InLayerTarget target, const std::string& batch_list, costmodel::OpKind attention) {
+    std::tie(profile, ref) = sim::load_profile("h100", "", "test");
+    validate::in_layer_of(profile, target).reset();
+    none.profile = std::make_shared<fit::FittedProfile>(profile);
+    batches = validate::parse_layer_batches(batch_list);
+    a = std::make_unique<test::SavedReport>(test::synthetic_report(none, batches, w, true, attention));
+    b = std::make_unique<test::SavedReport>(
+        test::synthetic_report(experiment("fdc-uniform-50"), batches, w, true, attention));
+  }
+};
+
+// `calibrated` (the profile `uncalibrated` with `c` as its calibration of `target`, stored under
+// `key`) is written under that key only when calibrated, reads back with the same knots, and a
+// derived profile carries it over. Returns the written JSON.
+Json check_stored(const fit::FittedProfile& uncalibrated, const fit::FittedProfile& calibrated,
+                  validate::InLayerTarget target, const char* key, const fit::InLayerCalibration& c) {
+  CHECK_FALSE(fit::profile_to_json(uncalibrated, "test").contains(key));
+  const Json j = fit::profile_to_json(calibrated, "test");
+  fit::FittedProfile back = fit::profile_from_json(j, "p.json");
+  const auto& read = validate::in_layer_of(back, target);
+  REQUIRE(read);
+  REQUIRE(read->knots.size() == c.knots.size());
+  for (size_t i = 0; i < c.knots.size(); ++i) CHECK(read->knots[i].efficiency == doctest::Approx(c.knots[i].efficiency));
+  const fit::SpecSheet from{"p5", calibrated.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
+  fit::FittedProfile derived = fit::derive_profile(calibrated, "h100", from, to);
+  const auto& carried = validate::in_layer_of(derived, target);
+  REQUIRE(carried);
+  CHECK(carried->note.find("carried over unchanged from h100") == 0);
+  return j;
+}
+
 double gemms(const validate::LayerPrediction& p) {
   using costmodel::OpKind;
   double s = 0;
@@ -177,23 +218,17 @@ TEST_CASE("in-layer calibration refuses reports it cannot use, naming the file")
 
 TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op alone, its own key") {
   using costmodel::OpKind;
-  sim::Experiment none = experiment("none");
-  const sim::Experiment fdc = experiment("fdc-uniform-50");
-  auto [profile, ref] = sim::load_profile("h100", "", "test");
-  profile.attn_prefill_in_layer.reset();
-  none.profile = std::make_shared<fit::FittedProfile>(profile);
-  const auto batches = validate::parse_layer_batches("prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024");
-  const validate::LayerWindow w{0, 2, 6};
-  const test::SavedReport a(test::synthetic_report(none, batches, w, true, OpKind::kAttnPrefill));
-  const test::SavedReport b(test::synthetic_report(fdc, batches, w, true, OpKind::kAttnPrefill));
+  const CalibrationCase t(validate::InLayerTarget::kAttnPrefill,
+                          "prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024", OpKind::kAttnPrefill);
+  const auto& [none, profile, ref, batches, w, a, b] = t;
   const auto attn = [](const validate::LayerPrediction& p) {
     return p.op_s[static_cast<size_t>(OpKind::kAttnPrefill)];
   };
 
   // The decode-only batch has no prefill attention; the mixed one counts its 512 prompt rows, not 544.
-  const auto points = validate::in_layer_points(profile, ref, {a.path, b.path}, validate::InLayerTarget::kAttnPrefill);
+  const auto points = validate::in_layer_points(profile, ref, {a->path, b->path}, validate::InLayerTarget::kAttnPrefill);
   REQUIRE(points.size() == 4);
-  const auto sa = validate::read_layer_check_report(a.path);
+  const auto sa = validate::read_layer_check_report(a->path);
   for (size_t i : {0u, 1u}) {
     CAPTURE(i);
     const size_t batch = i == 0 ? 0 : 2;
@@ -203,7 +238,7 @@ TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op 
           doctest::Approx(sa.rows[batch].measured_op_ms[static_cast<size_t>(OpKind::kAttnPrefill)]));
   }
   const fit::InLayerCalibration c =
-      validate::calibrate_in_layer(profile, ref, {a.path, b.path}, validate::InLayerTarget::kAttnPrefill);
+      validate::calibrate_in_layer(profile, ref, {a->path, b->path}, validate::InLayerTarget::kAttnPrefill);
   REQUIRE(c.knots.size() == 1);  // every point at 512 rows
   double pred = 0, meas = 0;
   for (const auto& x : points) pred += x.predicted_ms, meas += x.measured_ms;
@@ -227,16 +262,8 @@ TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op 
         std::string::npos);
 
   // Written under its own key (absent when not calibrated), read back, carried over when derived.
-  CHECK_FALSE(fit::profile_to_json(profile, "test").contains("attn_prefill_in_layer"));
-  const Json j = fit::profile_to_json(*p, "test");
-  const fit::FittedProfile back = fit::profile_from_json(j, "p.json");
-  REQUIRE(back.attn_prefill_in_layer);
-  CHECK(back.attn_prefill_in_layer->knots[0].efficiency == doctest::Approx(c.knots[0].efficiency));
-  CHECK(back.gemm_in_layer.has_value() == profile.gemm_in_layer.has_value());
-  const fit::SpecSheet from{"p5", profile.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
-  const fit::FittedProfile derived = fit::derive_profile(*p, "h100", from, to);
-  REQUIRE(derived.attn_prefill_in_layer);
-  CHECK(derived.attn_prefill_in_layer->note.find("carried over unchanged from h100") == 0);
+  const Json j = check_stored(profile, *p, validate::InLayerTarget::kAttnPrefill, "attn_prefill_in_layer", c);
+  CHECK(fit::profile_from_json(j, "p.json").gemm_in_layer.has_value() == profile.gemm_in_layer.has_value());
   Json bad = j;
   bad["attn_prefill_in_layer"]["efficiency_knots"] = Json::array({Json::array({9.0, -1.0})});
   CHECK(input_error_of([&] {
@@ -254,16 +281,10 @@ TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op 
 
 TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five short kernels, their own key") {
   using costmodel::OpKind;
-  sim::Experiment none = experiment("none");
-  const sim::Experiment fdc = experiment("fdc-uniform-50");
-  auto [profile, ref] = sim::load_profile("h100", "", "test");
-  profile.elementwise_in_layer.reset();
-  none.profile = std::make_shared<fit::FittedProfile>(profile);
-  const auto batches = validate::parse_layer_batches("prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024");
-  const validate::LayerWindow w{0, 2, 6};
   // The synthetic split measures norm only (a tenth of each forward).
-  const test::SavedReport a(test::synthetic_report(none, batches, w, true));
-  const test::SavedReport b(test::synthetic_report(fdc, batches, w, true));
+  const CalibrationCase t(validate::InLayerTarget::kElementwise,
+                          "prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024", OpKind::kAttnDecode);
+  const auto& [none, profile, ref, batches, w, a, b] = t;
   const auto elementwise = [](const validate::LayerPrediction& p) {
     double s = 0;
     for (OpKind k : {OpKind::kNorm, OpKind::kRopeRotate, OpKind::kKvAppend, OpKind::kResidual, OpKind::kMlpAct})
@@ -272,9 +293,9 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
   };
 
   // Every batch counts, at its new rows (the mixed one: 544).
-  const auto points = validate::in_layer_points(profile, ref, {a.path, b.path}, validate::InLayerTarget::kElementwise);
+  const auto points = validate::in_layer_points(profile, ref, {a->path, b->path}, validate::InLayerTarget::kElementwise);
   REQUIRE(points.size() == 6);
-  const auto sa = validate::read_layer_check_report(a.path);
+  const auto sa = validate::read_layer_check_report(a->path);
   for (size_t i = 0; i < 3; ++i) {
     CAPTURE(i);
     CHECK(points[i].rows == static_cast<double>(batches[i].new_tokens()));
@@ -282,7 +303,7 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
     CHECK(points[i].measured_ms == doctest::Approx(sa.rows[i].measured_op_ms[static_cast<size_t>(OpKind::kNorm)]));
   }
   const fit::InLayerCalibration c =
-      validate::calibrate_in_layer(profile, ref, {a.path, b.path}, validate::InLayerTarget::kElementwise);
+      validate::calibrate_in_layer(profile, ref, {a->path, b->path}, validate::InLayerTarget::kElementwise);
   REQUIRE(c.knots.size() == 2);  // 32 rows; 512 and 544 rows together
   CHECK(c.knots[0].log2_axis == doctest::Approx(5.0));
   CHECK(c.knots[0].efficiency ==
@@ -311,13 +332,5 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
         std::string::npos);
 
   // Written under its own key (absent when not calibrated), read back, carried over when derived.
-  CHECK_FALSE(fit::profile_to_json(profile, "test").contains("elementwise_in_layer"));
-  const Json j = fit::profile_to_json(*p, "test");
-  const fit::FittedProfile back = fit::profile_from_json(j, "p.json");
-  REQUIRE(back.elementwise_in_layer);
-  CHECK(back.elementwise_in_layer->knots[1].efficiency == doctest::Approx(c.knots[1].efficiency));
-  const fit::SpecSheet from{"p5", profile.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
-  const fit::FittedProfile derived = fit::derive_profile(*p, "h100", from, to);
-  REQUIRE(derived.elementwise_in_layer);
-  CHECK(derived.elementwise_in_layer->note.find("carried over unchanged from h100") == 0);
+  check_stored(profile, *p, validate::InLayerTarget::kElementwise, "elementwise_in_layer", c);
 }
