@@ -12,9 +12,11 @@
 //               the work.
 // The step count and N are template parameters picked once per block (a head's ranks), so every
 // MMA chain is branch-free code, which ptxas needs to keep the MMAs asynchronous.
-// K/V tiles come from the paged cache (hi pages) through cp.async into the swizzled layout, three
-// stages: the copies of tile j + 2 are issued right after tile j's Q K^T MMAs, so they run behind
-// the tensor cores and have two iterations to land. The two warpgroups wait on the tensor cores in
+// K/V tiles come from the paged cache (hi pages) into the swizzled layout, three stages: the copies
+// of tile j + 2 are issued right after tile j's Q K^T MMAs, so they run behind the tensor cores and
+// have two iterations to land. With PrefillParams::kv_maps (TMA = true) the tensor memory
+// accelerator copies them, one page's 64-column boxes per warp, completing on a barrier per stage
+// (load_kv_tma); otherwise every thread copies 16-byte chunks with cp.async (load_kv). The two warpgroups wait on the tensor cores in
 // turn, so one's softmax overlaps the other's MMAs without explicit scheduling.
 // With 8 warps per SM (2 per scheduler) the loop is bound by the instructions it issues per tile
 // (ncu: 36% issue utilization, 31% tensor pipe before these), so they are kept few: the causal mask
