@@ -16,8 +16,9 @@
 // of tile j + 2 are issued right after tile j's Q K^T MMAs, so they run behind the tensor cores and
 // have two iterations to land. With PrefillParams::kv_maps (TMA = true) the tensor memory
 // accelerator copies them, one page's 64-column boxes per warp, completing on a barrier per stage
-// (load_kv_tma); otherwise every thread copies 16-byte chunks with cp.async (load_kv). The two warpgroups wait on the tensor cores in
-// turn, so one's softmax overlaps the other's MMAs without explicit scheduling.
+// (load_kv_tma); otherwise every thread copies 16-byte chunks with cp.async (load_kv). The two
+// warpgroups wait on the tensor cores in turn, so one's softmax overlaps the other's MMAs without
+// explicit scheduling.
 // With 8 warps per SM (2 per scheduler) the loop is bound by the instructions it issues per tile
 // (ncu: 36% issue utilization, 31% tensor pipe before these), so they are kept few: the causal mask
 // runs only on tiles that reach past a warp's first row, row max and sum run as 4 independent
