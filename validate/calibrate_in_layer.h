@@ -9,9 +9,9 @@
 // For every batch of every report that runs the target's ops, those ops (the four GEMMs: QKV, output
 // projection, MLP up and down; prefill attention; or the element-wise ops) are priced by the
 // profile's laws alone and compared with their measured sum. The rows of a batch are its new tokens
-// for the GEMMs and the element-wise ops, its prompt tokens for prefill attention. Batches whose row counts lie within a factor of 1.25 of the
-// smallest in their group form one knot (at the prediction-weighted mean of their log2 rows):
-// efficiency = sum of predicted / sum of measured. The cost model divides the op's time by the
+// for the GEMMs and the element-wise ops, its prompt tokens for prefill attention. Batches whose row
+// counts lie within a factor of 1.25 of the smallest in their group form one knot (at the
+// prediction-weighted mean of their log2 rows): efficiency = sum of predicted / sum of measured. The cost model divides the op's time by the
 // efficiency interpolated at its row count (fit::InLayerCalibration), constant beyond the measured
 // rows.
 //

@@ -188,8 +188,8 @@ int run_calibrate(const FitOptions& o) {
        {std::tuple{&o.in_layer_from, validate::InLayerTarget::kGemms, "--in-layer-from", "gemm_in_layer"},
         std::tuple{&o.attn_in_layer_from, validate::InLayerTarget::kAttnPrefill, "--attn-in-layer-from",
                    "attn_prefill_in_layer"},
-        std::tuple{&o.elementwise_in_layer_from, validate::InLayerTarget::kElementwise,
-                   "--elementwise-in-layer-from", "elementwise_in_layer"}}) {
+        std::tuple{&o.elementwise_in_layer_from, validate::InLayerTarget::kElementwise, "--elementwise-in-layer-from",
+                   "elementwise_in_layer"}}) {
     if (reports->empty()) continue;
     std::optional<fit::InLayerCalibration>& slot = validate::in_layer_of(prof, target);
     const bool had = slot.has_value();

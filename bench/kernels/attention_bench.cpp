@@ -270,7 +270,10 @@ void BM_Prefill(benchmark::State& state) {
   const double bytes = static_cast<double>(prefill_bytes(L, cu, kv, 2));
   timed_loop(state, [&] { launch_prefill(p, nullptr); }, bytes, flops, false);
   state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
-                 (order == 2 ? " by head" : balanced ? " balanced" : " naive") + " len " + std::to_string(len) +
+                 (order == 2 ? " by head"
+                  : balanced ? " balanced"
+                             : " naive") +
+                 " len " + std::to_string(len) +
                  (resolve_prefill_path(path) == PrefillPath::kWgmma ? (tma ? " wgmma tma" : " wgmma") : " mma.sync"));
 }
 
@@ -315,12 +318,18 @@ BENCHMARK(BM_DecodeBlock)
     ->MinTime(0.3);
 BENCHMARK(BM_Prefill)
     ->ArgNames({"rank", "order", "len", "path", "tma"})
-    ->Args({128, 1, 4096, 1, 0})->Args({64, 1, 4096, 1, 0})->Args({32, 1, 4096, 1, 0})
-    ->Args({0, 1, 4096, 1, 0})->Args({0, 0, 4096, 1, 0})
+    ->Args({128, 1, 4096, 1, 0})
+    ->Args({64, 1, 4096, 1, 0})
+    ->Args({32, 1, 4096, 1, 0})
+    ->Args({0, 1, 4096, 1, 0})
+    ->Args({0, 0, 4096, 1, 0})
     ->ArgsProduct({{128, 64, 32, 0}, {1}, {4096}, {2}, {0, 1}})
     ->ArgsProduct({{0}, {0}, {4096}, {2}, {0, 1}})
-    ->Args({128, 2, 4096, 1, 0})->Args({128, 2, 4096, 2, 0})
-    ->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
+    ->Args({128, 2, 4096, 1, 0})
+    ->Args({128, 2, 4096, 2, 0})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.3);
 BENCHMARK(BM_Append)->ArgNames({"tokens"})->Arg(32)->Arg(4096)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
 
 int main(int argc, char** argv) {

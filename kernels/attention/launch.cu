@@ -182,7 +182,8 @@ PrefillTensorMaps::PrefillTensorMaps(const HeadLayout& L, const void* hi_pool, i
   static_assert(sizeof(CUtensorMap) == 128, "a CUtensorMap is 128 bytes");
   FDC_INPUT_CHECK(hi_pool != nullptr && hi_pages >= 1,
                   "prefill tensor maps: the hi pool is null or has " << hi_pages << " pages");
-  FDC_INPUT_CHECK(reinterpret_cast<uintptr_t>(hi_pool) % 16 == 0, "prefill tensor maps: the hi pool is not 16-byte aligned");
+  FDC_INPUT_CHECK(reinterpret_cast<uintptr_t>(hi_pool) % 16 == 0,
+                  "prefill tensor maps: the hi pool is not 16-byte aligned");
   const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
   const int64_t page_bytes = L.page_elems(TokenClass::kHi) * 2;
   const int block = L.block_size();

@@ -353,9 +353,9 @@ __device__ __forceinline__ void attend(const PrefillParams& p, const TileCtx<T>&
   // Both warpgroups run every tile, so each MMA chain is non-divergent; rows past the sequence
   // (Q rows zero-filled) and tiles fully masked for a warpgroup compute finite values that are
   // never stored.
-  int buf = 0;          // stage of tile j
-  uint32_t phase = 0;   // parity of the stage barriers' phase tile j completes (TMA)
-  int page_next = -1;   // this warp's page of tile j + 2 (TMA)
+  int buf = 0;         // stage of tile j
+  uint32_t phase = 0;  // parity of the stage barriers' phase tile j completes (TMA)
+  int page_next = -1;  // this warp's page of tile j + 2 (TMA)
   if constexpr (TMA) {
     page_next = tma_page<T, BC>(c, 2);
     cp_async_wait<0>();  // Q

@@ -313,35 +313,36 @@ void run_prefill_case(const HeadLayout& L, const std::vector<int>& prefix, const
   std::unique_ptr<PrefillTensorMaps> maps;
   for (PrefillPath path : prefill_paths())
     if (path == PrefillPath::kWgmma) maps = std::make_unique<PrefillTensorMaps>(L, dc.hi.data(), c.hi_pages);
-  for (PrefillPath path : prefill_paths()) for (bool tma : {false, true}) {
-    if (tma && path != PrefillPath::kWgmma) continue;
-    const std::string name = std::string(path_name(path)) + (tma ? "_tma" : "");
-    DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
-    PrefillParams p;
-    set_attention_params(p, L, t, n, scale, dq.data(), dout.data(), dc);
-    p.path = path;
-    p.cu_q = dcu.data();
-    p.kv_len = dkv.data();
-    p.tiles = dtiles.data();
-    p.num_tiles = static_cast<int>(plan.tiles.size());
-    p.kv_maps = tma ? maps->data() : nullptr;
-    launch_prefill(p, nullptr);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<float> got = to_floats(t, dout.download());
-    check_close(got, want, t, "prefill " + name + " " + to_string(t));
-    // Dense dump for scripts/gpu/sdpa_reference.py --check (uniform ranks: packed rows = [T][H][d]).
-    const char* dir = std::getenv("FDC_SDPA_DUMP_DIR");
-    if (dump_name && dir) {
-      const std::string base = std::string(dir) + "/" + dump_name + "_" + name;
-      write_f32(base + ".q.f32", q);
-      write_f32(base + ".k.f32", k);
-      write_f32(base + ".v.f32", v);
-      write_f32(base + ".out.f32", got);
-      std::ofstream meta(base + ".meta");
-      meta << total << " " << L.num_q_heads() << " " << L.num_kv_heads() << " " << L.info(0).rk << " " << scale << " "
-           << to_string(t) << "\n";
+  for (PrefillPath path : prefill_paths())
+    for (bool tma : {false, true}) {
+      if (tma && path != PrefillPath::kWgmma) continue;
+      const std::string name = std::string(path_name(path)) + (tma ? "_tma" : "");
+      DeviceBuffer<uint16_t> dout(std::vector<uint16_t>(want.size(), kPoison));
+      PrefillParams p;
+      set_attention_params(p, L, t, n, scale, dq.data(), dout.data(), dc);
+      p.path = path;
+      p.cu_q = dcu.data();
+      p.kv_len = dkv.data();
+      p.tiles = dtiles.data();
+      p.num_tiles = static_cast<int>(plan.tiles.size());
+      p.kv_maps = tma ? maps->data() : nullptr;
+      launch_prefill(p, nullptr);
+      CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> got = to_floats(t, dout.download());
+      check_close(got, want, t, "prefill " + name + " " + to_string(t));
+      // Dense dump for scripts/gpu/sdpa_reference.py --check (uniform ranks: packed rows = [T][H][d]).
+      const char* dir = std::getenv("FDC_SDPA_DUMP_DIR");
+      if (dump_name && dir) {
+        const std::string base = std::string(dir) + "/" + dump_name + "_" + name;
+        write_f32(base + ".q.f32", q);
+        write_f32(base + ".k.f32", k);
+        write_f32(base + ".v.f32", v);
+        write_f32(base + ".out.f32", got);
+        std::ofstream meta(base + ".meta");
+        meta << total << " " << L.num_q_heads() << " " << L.num_kv_heads() << " " << L.info(0).rk << " " << scale << " "
+             << to_string(t) << "\n";
+      }
     }
-  }
 }
 
 }  // namespace

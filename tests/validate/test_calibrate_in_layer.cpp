@@ -90,7 +90,8 @@ Json check_stored(const fit::FittedProfile& uncalibrated, const fit::FittedProfi
   const auto& read = validate::in_layer_of(back, target);
   REQUIRE(read);
   REQUIRE(read->knots.size() == c.knots.size());
-  for (size_t i = 0; i < c.knots.size(); ++i) CHECK(read->knots[i].efficiency == doctest::Approx(c.knots[i].efficiency));
+  for (size_t i = 0; i < c.knots.size(); ++i)
+    CHECK(read->knots[i].efficiency == doctest::Approx(c.knots[i].efficiency));
   const fit::SpecSheet from{"p5", calibrated.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
   fit::FittedProfile derived = fit::derive_profile(calibrated, "h100", from, to);
   const auto& carried = validate::in_layer_of(derived, target);
@@ -226,7 +227,8 @@ TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op 
   };
 
   // The decode-only batch has no prefill attention; the mixed one counts its 512 prompt rows, not 544.
-  const auto points = validate::in_layer_points(profile, ref, {a->path, b->path}, validate::InLayerTarget::kAttnPrefill);
+  const auto points =
+      validate::in_layer_points(profile, ref, {a->path, b->path}, validate::InLayerTarget::kAttnPrefill);
   REQUIRE(points.size() == 4);
   const auto sa = validate::read_layer_check_report(a->path);
   for (size_t i : {0u, 1u}) {
@@ -293,7 +295,8 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
   };
 
   // Every batch counts, at its new rows (the mixed one: 544).
-  const auto points = validate::in_layer_points(profile, ref, {a->path, b->path}, validate::InLayerTarget::kElementwise);
+  const auto points =
+      validate::in_layer_points(profile, ref, {a->path, b->path}, validate::InLayerTarget::kElementwise);
   REQUIRE(points.size() == 6);
   const auto sa = validate::read_layer_check_report(a->path);
   for (size_t i = 0; i < 3; ++i) {
@@ -306,8 +309,8 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
       validate::calibrate_in_layer(profile, ref, {a->path, b->path}, validate::InLayerTarget::kElementwise);
   REQUIRE(c.knots.size() == 2);  // 32 rows; 512 and 544 rows together
   CHECK(c.knots[0].log2_axis == doctest::Approx(5.0));
-  CHECK(c.knots[0].efficiency ==
-        doctest::Approx((points[1].predicted_ms + points[4].predicted_ms) / (points[1].measured_ms + points[4].measured_ms)));
+  CHECK(c.knots[0].efficiency == doctest::Approx((points[1].predicted_ms + points[4].predicted_ms) /
+                                                 (points[1].measured_ms + points[4].measured_ms)));
   REQUIRE(c.held_out.median_ape_pct);
   CHECK(c.note.find("norm, RoPE (+ rotation), KV append, residual and activation times") != std::string::npos);
   CHECK(c.held_out.method.find("element-wise") != std::string::npos);

@@ -475,7 +475,8 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
       if (!grp.hybrid) L.prefill_maps = std::make_unique<attn::PrefillTensorMaps>(grp.local, L.kv.data(), c.num_blocks);
     }
     for (auto& g : I.groups)
-      if (g.hybrid) g.stage_maps = std::make_unique<attn::PrefillTensorMaps>(*g.stage, I.stage_pool.data(), I.stage_pages);
+      if (g.hybrid)
+        g.stage_maps = std::make_unique<attn::PrefillTensorMaps>(*g.stage, I.stage_pool.data(), I.stage_pages);
   }
   for (auto& g : I.groups) {
     g.decode_path = attn::choose_decode_path(g.local, c.decode_path);
