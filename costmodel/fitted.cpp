@@ -121,17 +121,9 @@ double FittedCostModel::seconds(const OpCall& c) const {
   const double s = law_seconds(c);
   // The element-wise ops in the stream of a forward pass against alone, calibrated from measured
   // layers (their launches ramp and drain between the layer's other kernels), at the batch's rows.
-  switch (c.kind) {
-    case OpKind::kNorm:
-    case OpKind::kRopeRotate:
-    case OpKind::kKvAppend:
-    case OpKind::kResidual:
-    case OpKind::kMlpAct:
-      if (profile_.elementwise_in_layer) return s / profile_.elementwise_in_layer->efficiency(std::max(c.rows, 1.0));
-      return s;
-    default:
-      return s;
-  }
+  if (profile_.elementwise_in_layer && is_elementwise(c.kind))
+    return s / profile_.elementwise_in_layer->efficiency(std::max(c.rows, 1.0));
+  return s;
 }
 
 double FittedCostModel::law_seconds(const OpCall& c) const {

@@ -32,6 +32,16 @@ enum class OpKind : int {
 constexpr int kNumOpKinds = static_cast<int>(OpKind::kCount);
 std::string_view op_name(OpKind k);
 
+// The short element-wise kernels of a layer: what a profile's `elementwise_in_layer` calibrates
+// (fdcsim fit --elementwise-in-layer-from) and the cost model divides by it.
+inline constexpr std::array<OpKind, 5> kElementwiseOps = {OpKind::kNorm, OpKind::kRopeRotate, OpKind::kKvAppend,
+                                                          OpKind::kResidual, OpKind::kMlpAct};
+constexpr bool is_elementwise(OpKind k) {
+  for (OpKind e : kElementwiseOps)
+    if (e == k) return true;
+  return false;
+}
+
 // Work of one op on one GPU.
 struct OpWork {
   double flops = 0;       // floating-point operations (a multiply-add counts 2)

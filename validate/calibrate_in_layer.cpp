@@ -19,9 +19,6 @@ namespace {
 constexpr costmodel::OpKind kLayerGemms[] = {costmodel::OpKind::kQkvProj, costmodel::OpKind::kOutProj,
                                              costmodel::OpKind::kMlpUp, costmodel::OpKind::kMlpDown};
 constexpr costmodel::OpKind kPrefillAttention[] = {costmodel::OpKind::kAttnPrefill};
-constexpr costmodel::OpKind kElementwiseOps[] = {costmodel::OpKind::kNorm, costmodel::OpKind::kRopeRotate,
-                                                 costmodel::OpKind::kKvAppend, costmodel::OpKind::kResidual,
-                                                 costmodel::OpKind::kMlpAct};
 constexpr double kKnotSpan = 1.25;  // row counts within this factor of a group's smallest share a knot
 
 struct TargetInfo {
@@ -39,7 +36,7 @@ TargetInfo info(InLayerTarget t) {
     case InLayerTarget::kElementwise:
       break;
   }
-  return {kElementwiseOps, "element-wise",
+  return {costmodel::kElementwiseOps, "element-wise",
           "the layers' norm, RoPE (+ rotation), KV append, residual and activation times"};
 }
 

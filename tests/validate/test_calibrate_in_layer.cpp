@@ -58,6 +58,9 @@ void each_batch(
   }
 }
 
+// A prompt alone, decode steps alone, and both in one batch.
+constexpr const char* kMixedBatches = "prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024";
+
 // The committed h100 profile with its calibration of `target` removed, the "none" experiment priced
 // by it, and two synthetic per-op reports of `batch_list` (policies none and FDC 50%) whose
 // attention time is measured as `attention`'s.
@@ -220,7 +223,7 @@ TEST_CASE("in-layer calibration refuses reports it cannot use, naming the file")
 TEST_CASE("prefill attention calibrated in measured layers: prompt rows, its op alone, its own key") {
   using costmodel::OpKind;
   const CalibrationCase t(validate::InLayerTarget::kAttnPrefill,
-                          "prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024", OpKind::kAttnPrefill);
+                          kMixedBatches, OpKind::kAttnPrefill);
   const auto& [none, profile, ref, batches, w, a, b] = t;
   const auto attn = [](const validate::LayerPrediction& p) {
     return p.op_s[static_cast<size_t>(OpKind::kAttnPrefill)];
@@ -285,11 +288,11 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
   using costmodel::OpKind;
   // The synthetic split measures norm only (a tenth of each forward).
   const CalibrationCase t(validate::InLayerTarget::kElementwise,
-                          "prefill:1x512,decode:32x1024,prefill:1x512+decode:32x1024", OpKind::kAttnDecode);
+                          kMixedBatches, OpKind::kAttnDecode);
   const auto& [none, profile, ref, batches, w, a, b] = t;
   const auto elementwise = [](const validate::LayerPrediction& p) {
     double s = 0;
-    for (OpKind k : {OpKind::kNorm, OpKind::kRopeRotate, OpKind::kKvAppend, OpKind::kResidual, OpKind::kMlpAct})
+    for (OpKind k : costmodel::kElementwiseOps)
       s += p.op_s[static_cast<size_t>(k)];
     return s;
   };
@@ -321,7 +324,7 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
   const fit::FittedProfile* p = calibrated.profile.get();
   each_batch(none, calibrated, batches, w, [&](size_t i, const auto& before, const auto& after) {
     const double eff = c.efficiency(static_cast<double>(batches[i].new_tokens()));
-    for (OpKind k : {OpKind::kNorm, OpKind::kRopeRotate, OpKind::kKvAppend, OpKind::kResidual, OpKind::kMlpAct}) {
+    for (OpKind k : costmodel::kElementwiseOps) {
       CAPTURE(static_cast<int>(k));
       const auto j = static_cast<size_t>(k);
       CHECK(before.op_s[j] > 0);
