@@ -70,6 +70,9 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
   for (const LayerShapes& g : groups_)
     if (g.shard.decode_tensor_cores && profile_.find("attn_decode/tensor_cores"))
       decode_tensor_cores_ = need("attn_decode/tensor_cores", "decode attention on the tensor cores");
+  for (const LayerShapes& g : groups_)
+    if (g.token_classes && profile_.find("attn_decode/shared_pages"))
+      decode_shared_pages_ = need("attn_decode/shared_pages", "decode attention with token classes on shared pages");
   if (par.sp > 1) {
     const std::string sp = "/sp" + std::to_string(par.sp), why = "sequence parallelism sp=" + std::to_string(par.sp);
     pack_ = need("ulysses/pack" + sp, why);
@@ -130,6 +133,8 @@ double FittedCostModel::law_seconds(const OpCall& c) const {
   const fit::OpFit* f = law_[static_cast<size_t>(c.kind)];
   if (c.kind == OpKind::kAttnDecode && decode_tensor_cores_ && c.layer && c.layer->shard.decode_tensor_cores)
     f = decode_tensor_cores_;
+  if (c.kind == OpKind::kAttnDecode && decode_shared_pages_ && c.layer && c.layer->token_classes)
+    f = decode_shared_pages_;  // one launch over both classes (for_each_decode_attention)
   fit::OpQuery q{c.work.bytes, c.work.flops, 0, 0, 0};
   // Every query is checked against its law's measured ranges (the main law of composite ops).
   auto priced = [&](const fit::OpFit* law, const fit::OpQuery& query) {
@@ -229,7 +234,8 @@ Nanos FittedCostModel::compute(const BatchTotals& b, std::span<const SeqWork> se
   if constexpr (!kBreakdown) {
     if (cache) cache->rest_seconds = total, cache->valid = true;
   }
-  for_each_decode_attention(groups_, b, [&](const OpCall& c) { total = add<kBreakdown>(c, total, bd); });
+  for_each_decode_attention(
+      groups_, b, [&](const OpCall& c) { total = add<kBreakdown>(c, total, bd); }, decode_shared_pages_ != nullptr);
   return Nanos::from_seconds(total);
 }
 
@@ -256,7 +262,8 @@ Nanos FittedCostModel::decode_time_shifted(const Batch& batch, int64_t extra_con
     return compute<false>(t, {}, nullptr, &cache_);
   }
   double total = cache_.rest_seconds;
-  for_each_decode_attention(groups_, t, [&](const OpCall& c) { total = add<false>(c, total, nullptr); });
+  for_each_decode_attention(
+      groups_, t, [&](const OpCall& c) { total = add<false>(c, total, nullptr); }, decode_shared_pages_ != nullptr);
   return Nanos::from_seconds(total);
 }
 

@@ -86,6 +86,10 @@ class FittedCostModel final : public CostModel {
   // decode_tensor_cores); null when the profile has no attn_decode/tensor_cores law, and such layers
   // are then priced with attn_decode, the CUDA-core kernel's law.
   const fit::OpFit* decode_tensor_cores_ = nullptr;
+  // Decode attention of layers with token classes, measured on the engine's shared pages
+  // (attn_decode/shared_pages): such layers are then priced as one launch over both classes; null
+  // when the profile has no such law (they are then two passes of attn_decode, forward_pass.h).
+  const fit::OpFit* decode_shared_pages_ = nullptr;
   const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
   std::vector<std::string> used_ops_, extrapolated_ops_;
   mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)

@@ -45,9 +45,11 @@ struct LayerShapes {
   double append_dims_prefill = 0;
   double classify_tail_dims = 0;  // 0 without token classes
   // Token classes (important share f < 1, lo dims below hi dims): the decode kernel runs one unit
-  // per class for every (sequence, KV head), so decode attention is priced as two passes, the hi
-  // class over a share f of the keys and the lo class over the rest, each with its own fixed and
-  // per-sequence costs. Per key: cached bytes and (qk + v) dims of each class.
+  // per class for every (sequence, KV head) in one launch over the layer's shared pages. A cost
+  // model with a law measured on that layout prices it as that launch (for_each_decode_attention,
+  // classes_one_launch); otherwise as two passes, the hi class over a share f of the keys and the lo
+  // class over the rest, each with its own fixed and per-sequence costs. Per key: cached bytes and
+  // (qk + v) dims of each class.
   bool token_classes = false;
   double kv_bytes_hi = 0, kv_bytes_lo = 0;
   double score_dims_hi = 0, score_dims_lo = 0;
@@ -197,9 +199,12 @@ void for_each_op(const ModelSpec& model, ParallelConfig par, const std::vector<L
   }
 }
 
-// Decode attention of every layer group (nothing when the batch has no decode step).
+// Decode attention of every layer group (nothing when the batch has no decode step). A layer with
+// token classes is one call over both classes with `classes_one_launch` (decode_class -1, lo_share
+// its lo share), else two, its hi and its lo pass.
 template <class F>
-void for_each_decode_attention(const std::vector<LayerShapes>& groups, const BatchTotals& b, F&& f) {
+void for_each_decode_attention(const std::vector<LayerShapes>& groups, const BatchTotals& b, F&& f,
+                               bool classes_one_launch = false) {
   if (b.decode_seqs == 0) return;
   const double keys = static_cast<double>(b.decode_kv_tokens), seqs = static_cast<double>(b.decode_seqs);
   for (const LayerShapes& g : groups) {
@@ -221,6 +226,13 @@ void for_each_decode_attention(const std::vector<LayerShapes>& groups, const Bat
     // The hi pass carries the new rows (q read, output written, K/V appended).
     const double fh = g.f_hi;
     c.lo_share = 1 - fh;
+    if (classes_one_launch) {
+      c.work = OpWork{2.0 * keys * (fh * g.score_dims_hi + (1 - fh) * g.score_dims_lo),
+                      keys * (fh * g.kv_bytes_hi + (1 - fh) * g.kv_bytes_lo) + seqs * g.row_bytes, 0};
+      c.stage_bytes = keys * (fh * g.kv_stage_bytes_hi + (1 - fh) * g.kv_stage_bytes_lo);
+      f(c);
+      continue;
+    }
     OpCall lo = c;
     c.decode_class = 0, lo.decode_class = 1;
     c.work = OpWork{2.0 * fh * keys * g.score_dims_hi, fh * keys * g.kv_bytes_hi + seqs * g.row_bytes, 0};

@@ -38,6 +38,15 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
                   "FDC kept fractions of head_dim, rounded to multiples of 16 (default 1,0.75,0.5,0.25)")
       ->delimiter(',');
   sub->add_option("--tp", o.tp, "Tensor-parallel degrees for GEMM shards (default 1,2,4,8)")->delimiter(',');
+  sub->add_option("--attn-lo-fractions", o.attn_lo_fractions,
+                  "Decode attention with token classes: shares of the cached tokens in the lo class, each run on "
+                  "shared pages as the engine lays them out; 0 = no classes (default 0,0.4,0.7; match your "
+                  "policies' 1 - important_fraction)")
+      ->delimiter(',');
+  sub->add_option("--attn-lo-rank-share", o.attn_lo_rank_share,
+                  "Share of each head's ranks a lo token keeps in those cases (default 0.5; a policy's "
+                  "token_classes.qk_lo_share)")
+      ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--gpus", o.gpus, "Use GPUs 0..N-1 for collectives (default: every visible GPU)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--min-time-s", o.min_time_s, "Minimum measured time per case (default 0.05)")
@@ -72,6 +81,8 @@ int run_profile(const ProfileOptions& o) {
     if (!o.tokens.empty()) g.tokens = o.tokens;
     if (!o.rank_fractions.empty()) g.rank_fractions = o.rank_fractions;
     if (!o.tp.empty()) g.tp = o.tp;
+    if (!o.attn_lo_fractions.empty()) g.attn_lo_fractions = o.attn_lo_fractions;
+    g.attn_lo_rank_share = o.attn_lo_rank_share;
     g.budget_s = o.budget_s;
     g.min_time_s = o.min_time_s;
     g.filters = o.filters;

@@ -19,6 +19,8 @@ struct ProfileOptions {
   std::vector<int64_t> tokens;         // empty = the default grid
   std::vector<double> rank_fractions;  // empty = 1, 0.75, 0.5, 0.25
   std::vector<int> tp;                 // empty = 1, 2, 4, 8
+  std::vector<double> attn_lo_fractions;  // empty = 0, 0.4, 0.7 (GridOptions)
+  double attn_lo_rank_share = 0.5;
   int gpus = 0;                        // 0 = every visible GPU
   double min_time_s = 0.05;
   int64_t sweep_max_bytes = int64_t{1} << 30;

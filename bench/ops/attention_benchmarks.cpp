@@ -38,7 +38,10 @@ int shape_int(const BenchCase& c, const char* key) { return static_cast<int>(std
 // Rank table of the case (uniform rank or the mixed table; lo ranks when it has lo tokens).
 std::vector<attn::HeadRanks> case_ranks(const BenchCase& c) {
   const bool mixed = c.shape.at("ranks_mixed") > 0;
-  return attention_head_ranks(shape_int(c, "kv_heads"), shape_int(c, "rank_qk"), mixed, c.shape.at("lo_fraction") > 0);
+  const auto share = c.shape.find("lo_rank_share");
+  const double lo_share =
+      c.shape.at("lo_fraction") > 0 ? (share != c.shape.end() ? share->second : kLegacyLoRankShare) : 0.0;
+  return attention_head_ranks(shape_int(c, "kv_heads"), shape_int(c, "rank_qk"), mixed, lo_share);
 }
 
 // Pools of a page table, filled with a constant bf16 pattern (cudaMemset: a random fill of
@@ -48,9 +51,12 @@ struct CaseCache {
   int64_t hi_pages = 0, lo_pages = 0;  // before pt: make_page_table writes them
   attn::PageTable pt;
   attn::DevicePagedCache dev;
+  // Separate pools of each class's pages, or one pool of shared pages (L.shared_pages(): both
+  // classes in every page, as the engine lays out token classes).
   CaseCache(attn::HeadLayout layout, const std::vector<int>& num_hi, const std::vector<int>& num_lo)
       : L(std::move(layout)),
-        pt(attn::make_page_table(num_hi, num_lo, L.block_size(), 42, &hi_pages, &lo_pages)),
+        pt(L.shared_pages() ? attn::make_shared_page_table(L, num_hi, num_lo, 42, &hi_pages)
+                            : attn::make_page_table(num_hi, num_lo, L.block_size(), 42, &hi_pages, &lo_pages)),
         dev(L, pt, DeviceBuffer<uint16_t>(static_cast<size_t>(hi_pages * L.page_elems(attn::TokenClass::kHi))),
             DeviceBuffer<uint16_t>(static_cast<size_t>(lo_pages * L.page_elems(attn::TokenClass::kLo)))) {
     // 0x3C3C is bf16 0.0115: small, finite, the same in every slot.
@@ -118,7 +124,13 @@ void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   const std::vector<int> len = context_lengths(batch, ctx_mean, static_cast<ContextSpread>(shape_int(c, "spread")));
   std::vector<int> hi, lo;
   decode_classes(len, c.shape.at("lo_fraction"), &hi, &lo);
-  CaseCache cache(attn::HeadLayout(H, Hk, case_ranks(c), kBlock), hi, lo);
+  // Token classes on shared pages when the case gives its slots (raw profiles since 2026-12-05).
+  const auto slots_hi = c.shape.find("slots_hi");
+  const int block = c.shape.count("block_size") ? shape_int(c, "block_size") : kBlock;
+  CaseCache cache(slots_hi != c.shape.end()
+                      ? attn::HeadLayout::shared(H, Hk, case_ranks(c), block, static_cast<int>(slots_hi->second))
+                      : attn::HeadLayout(H, Hk, case_ranks(c), block),
+                  hi, lo);
   const attn::HeadLayout& L = cache.L;
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "costmodel/attention_dims.h"
 
 namespace fdc::profile {
 namespace {
@@ -52,22 +53,31 @@ LengthStats length_stats(const std::vector<int>& lengths) {
   return s;
 }
 
-std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, bool lo) {
+std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, double lo_share) {
+  FDC_CHECK(lo_share >= 0 && lo_share <= 1, "lo rank share " << lo_share << " is outside [0, 1]");
   std::vector<kernels::attn::HeadRanks> r;
   for (int h = 0; h < num_kv_heads; ++h) {
     const int rk = mixed ? 32 + 16 * ((h * 5) % 7) : rank;
     const int rv = mixed ? 32 + 16 * ((h * 3 + 2) % 7) : rank;
-    auto low = [&](int x) { return lo ? std::min(x, std::max(16, x / 4 / 8 * 8)) : x; };
+    auto low = [&](int x) {
+      if (lo_share <= 0) return x;
+      const int kept = static_cast<int>(std::floor(x * lo_share / 8 + 1e-9)) * 8;
+      return std::min(x, std::max(16, kept));
+    };
     r.push_back({rk, rv, low(rk), low(rv)});
   }
   return r;
 }
 
+int shared_hi_slots(double lo_fraction, int block_size) {
+  return costmodel::important_slots(1.0 - lo_fraction, block_size);
+}
+
 std::vector<kernels::attn::HeadRanks> kv_classify_ranks(int num_kv_heads, int head_dim) {
   namespace attn = kernels::attn;
-  if (head_dim >= attn::kMaxRank) return attention_head_ranks(num_kv_heads, 0, true, true);
+  if (head_dim >= attn::kMaxRank) return attention_head_ranks(num_kv_heads, 0, true, kLegacyLoRankShare);
   const int rank = std::clamp(head_dim / attn::kRankGranule * attn::kRankGranule, attn::kMinRank, attn::kMaxRank);
-  return attention_head_ranks(num_kv_heads, rank, false, true);
+  return attention_head_ranks(num_kv_heads, rank, false, kLegacyLoRankShare);
 }
 
 void decode_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi,

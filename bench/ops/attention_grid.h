@@ -27,9 +27,17 @@ struct LengthStats {
 LengthStats length_stats(const std::vector<int>& lengths);
 
 // Per-KV-head ranks: uniform `rank` (mixed = false) or the spread 32..128 of the attention
-// benchmark (mixed = true, mean 80; rank ignored). With lo = true the unimportant class keeps a
-// quarter of each rank (a multiple of 8, at least 16), else the lo ranks equal the hi ranks.
-std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, bool lo);
+// benchmark (mixed = true, mean 80; rank ignored). With lo_share > 0 the unimportant class keeps
+// that share of each rank (rounded down to a multiple of 8, at least 16, at most the rank); with
+// lo_share = 0 the lo ranks equal the hi ranks (no token classes). Raw profiles before 2026-12-05
+// used a quarter (kLegacyLoRankShare) and wrote no share.
+inline constexpr double kLegacyLoRankShare = 0.25;
+std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, double lo_share);
+
+// Tokens of the important class per shared page (HeadLayout::shared) of `block_size` tokens when
+// a share `lo_fraction` of the cache is unimportant: the engine's rule (costmodel::important_slots
+// of the important share 1 - lo_fraction).
+int shared_hi_slots(double lo_fraction, int block_size);
 
 // Token-class rank table of the kv_classify cases: the mixed table with lo ranks (as above) when
 // head_dim >= 128, else a uniform rank of head_dim (a multiple of 8, within the kernels' 16..128)

@@ -217,8 +217,11 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
           for (double lo : o.attn_lo_fractions)
             for (bool balanced : {true, false}) {
               if (!balanced && (r != 0 || lo > 0)) continue;  // naive beside balanced: mixed ranks only
-              const auto hr = attention_head_ranks(Hk, r, r == 0, lo > 0);
-              const attn::HeadLayout L(m.num_heads, Hk, hr, kBlock);
+              const auto hr = attention_head_ranks(Hk, r, r == 0, lo > 0 ? o.attn_lo_rank_share : 0.0);
+              const int hi_slots = shared_hi_slots(lo, o.attn_block_size);
+              const attn::HeadLayout L =
+                  lo > 0 ? attn::HeadLayout::shared(m.num_heads, Hk, hr, o.attn_block_size, hi_slots)
+                         : attn::HeadLayout(m.num_heads, Hk, hr, o.attn_block_size);
               std::vector<int> hi, lo_n;
               decode_classes(len, lo, &hi, &lo_n);
               BenchCase c;
@@ -228,10 +231,16 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
               c.priority = prio;
               c.name = "attn_decode/" + m.name + "/b" + std::to_string(batch) + "/ctx" + std::to_string(ctx) + "/" +
                        spread_names[spread] + "/" + rank_name(r) + "/lo" + std::to_string(std::lround(lo * 100)) +
-                       (balanced ? "/balanced" : "/naive");
+                       (lo > 0 ? "/shared" : "") + (balanced ? "/balanced" : "/naive");
               attention_shape(c, m, hr, len, batch, lo, r == 0);
               c.shape["balanced"] = balanced ? 1 : 0;
               c.shape["spread"] = spread;
+              c.shape["block_size"] = o.attn_block_size;
+              if (lo > 0) {  // shared pages: their slots, and the lo ranks' share (mixed tables)
+                c.shape["slots_hi"] = L.slots(attn::TokenClass::kHi);
+                c.shape["slots_lo"] = L.slots(attn::TokenClass::kLo);
+                c.shape["lo_rank_share"] = o.attn_lo_rank_share;
+              }
               const double kv_bytes = double(attn::decode_kv_bytes(L, hi, lo_n, int(kElem)));
               c.flops = double(attn::decode_flops(L, hi, lo_n));
               c.bytes = kv_bytes + double(batch) * (L.q_row() + L.o_row()) * kElem;
@@ -243,6 +252,17 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
 }
 
 void check_fractions(const GridOptions& o) {
+  FDC_INPUT_CHECK(o.attn_lo_rank_share > 0 && o.attn_lo_rank_share <= 1,
+                  "profile: --attn-lo-rank-share " << o.attn_lo_rank_share << " is outside (0, 1]");
+  FDC_INPUT_CHECK(o.attn_block_size >= 2, "profile: attention block size " << o.attn_block_size << " is below 2");
+  for (double lo : o.attn_lo_fractions) {
+    FDC_INPUT_CHECK(lo >= 0 && lo < 1, "profile: --attn-lo-fractions value " << lo << " is outside [0, 1)");
+    const int hi = lo > 0 ? shared_hi_slots(lo, o.attn_block_size) : o.attn_block_size;
+    FDC_INPUT_CHECK(lo == 0 || (hi >= 1 && hi < o.attn_block_size), "profile: --attn-lo-fractions value "
+                                                                        << lo << " leaves no lo slot in a page of "
+                                                                        << o.attn_block_size << " tokens (" << hi
+                                                                        << " hi); use 0 for no token classes");
+  }
   FDC_INPUT_CHECK(!o.rank_fractions.empty(), "profile: --rank-fractions needs at least one value");
   for (double f : o.rank_fractions)
     FDC_INPUT_CHECK(f > 0 && f <= 1, "profile: rank fraction " << f << " is outside (0, 1]");

@@ -39,7 +39,13 @@ struct GridOptions {
   std::vector<int> attn_decode_batches{1, 8, 32, 128, 256};
   std::vector<int> attn_decode_contexts{512, 2048, 8192};  // mean cached tokens per sequence
   std::vector<int> attn_decode_spreads{0, 1, 2};           // ContextSpread (attention_grid.h); batches > 1
-  std::vector<double> attn_lo_fractions{0.0, 0.5};         // share of cached tokens in the lo class
+  // Token classes of decode: shares of the cached tokens in the lo class (0: no classes), each run
+  // on shared pages as the engine lays them out (HeadLayout::shared, shared_hi_slots of every
+  // block hi): 0.4 and 0.7 span the important shares 0.3-0.6 of the shipped token-class policies,
+  // and both split a 16-token page unevenly (10 + 6, 5 + 11), as most of their layers do.
+  std::vector<double> attn_lo_fractions{0.0, 0.4, 0.7};
+  double attn_lo_rank_share = 0.5;  // share of each head's ranks a lo token keeps (as the shipped policies)
+  int attn_block_size = 16;         // tokens per KV page (the engine's default block size)
   int64_t attn_max_kv_tokens = 524288;                    // decode batch x mean context at most
 };
 

@@ -139,7 +139,9 @@ void add_prefill_tiles(const Entry& e, AttnFeatures& a, const RawProfile& out) {
 
 std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool mixed) {
   const bool lo = a.lo_fraction > 0;
-  auto low = [&](int x) { return lo ? std::min(x, std::max(16, x / 4 / 8 * 8)) : x; };
+  auto low = [&](int x) {
+    return lo ? std::min(x, std::max(16, static_cast<int>(std::floor(x * a.lo_rank_share / 8 + 1e-9)) * 8)) : x;
+  };
   std::vector<std::array<int, 4>> r;
   for (int h = 0; h < static_cast<int>(std::llround(a.kv_heads)); ++h) {
     if (mixed) {
@@ -225,6 +227,22 @@ void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
   a.lo_fraction = e.counter("lo_fraction");
   FDC_INPUT_CHECK(a.lo_fraction >= 0 && a.lo_fraction <= 1,
                   e.where() << ": counter 'lo_fraction' must be in [0, 1], found " << a.lo_fraction);
+  if (e.has("lo_rank_share")) {
+    a.lo_rank_share = e.counter("lo_rank_share");
+    FDC_INPUT_CHECK(a.lo_rank_share > 0 && a.lo_rank_share <= 1,
+                    e.where() << ": counter 'lo_rank_share' must be in (0, 1], found " << a.lo_rank_share);
+  }
+  if (e.has("slots_hi") || e.has("slots_lo")) {
+    // Shared pages: both classes' slots, each at least one (a page of only one class is no shared page).
+    a.slots_hi = e.counter("slots_hi"), a.slots_lo = e.counter("slots_lo");
+    FDC_INPUT_CHECK(a.slots_hi >= 1 && a.slots_lo >= 1 && a.lo_fraction > 0,
+                    e.where() << ": counters 'slots_hi' and 'slots_lo' (shared pages) must both be at least 1, "
+                                 "with lo_fraction > 0; found slots_hi "
+                              << a.slots_hi << ", slots_lo " << a.slots_lo << ", lo_fraction " << a.lo_fraction);
+    // Token classes on shared pages are their own op: the engine's layout, which the simulator
+    // prices as one launch over both classes (costmodel/forward_pass.h).
+    if (kind == "attn_decode") s.group = "attn_decode/shared_pages";
+  }
   a.group = e.positive("group"), a.q_heads = e.positive("q_heads"), a.kv_heads = e.positive("kv_heads");
   a.head_dim = e.positive("head_dim");
   if (kind == "attn_decode") {

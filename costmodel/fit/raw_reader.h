@@ -21,6 +21,11 @@ struct AttnFeatures {
   double keys_mean = 0, keys_max = 0;            // context + new tokens per sequence
   double balanced = 1;                           // decode: the balanced work split (1) or one CTA per sequence (0)
   double rank_qk = 0, rank_v = 0, rank_qk_lo = 0, rank_v_lo = 0, lo_fraction = 0;
+  // Token classes: the share of each head's ranks a lo token keeps (counter `lo_rank_share`; raw
+  // files before 2026-12-05 wrote none and kept a quarter), and the tokens of each class per page
+  // (counters `slots_hi`, `slots_lo`: shared pages as the engine lays them out; 0 = a pool per class).
+  double lo_rank_share = 0.25;
+  double slots_hi = 0, slots_lo = 0;
   double group = 0, q_heads = 0, kv_heads = 0, head_dim = 0;
   // Prefill: the largest rank of the launch and the kernel's padded tile work from the shape
   // (costmodel/prefill_tiles.h); 0 for decode.
@@ -43,13 +48,16 @@ struct AttnFeatures {
 
 // Per-KV-head ranks {r_qk, r_v, r_qk_lo, r_v_lo} of an attention case: its counters' uniform
 // ranks, or (mixed) the per-head table of the attention benchmarks (bench/ops/attention_grid.h
-// attention_head_ranks; tests/ops check that the two agree), with lo ranks when lo_fraction > 0.
+// attention_head_ranks; tests/ops check that the two agree), with lo ranks (lo_rank_share of each
+// rank) when lo_fraction > 0.
 std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool mixed);
 
 // One measured case. `group` is the fitted op: "gemm/<op>/<library>", "rope_rotate/{rope_only,rotate}",
 // "norm/<variant>", "residual", "mlp_act/<variant>", "kv_append", "kv_classify", "<collective>/g<gpus>",
 // "ulysses/{pack,unpack_qkv,unpack_out,a2a_qkv,a2a_out}/sp<gpus>", "attn_prefill", "attn_decode",
-// "iteration_overhead"; from Vidur CSVs (vidur_reader.h) also "gemm/<op>/vidur", "send_recv/...".
+// "attn_decode/tensor_cores" (cases the tensor-core kernel ran), "attn_decode/shared_pages" (token
+// classes on shared pages), "iteration_overhead"; from Vidur CSVs (vidur_reader.h) also "gemm/<op>/vidur",
+// "send_recv/...".
 struct Sample {
   std::string group;
   std::string where;  // "<file>: <benchmark name>"

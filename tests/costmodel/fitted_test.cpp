@@ -58,6 +58,16 @@ fit::FittedProfile hand_profile() {
   return p;
 }
 
+// Every layer of `m` with the same KV head dims and important share.
+costmodel::ModelDims uniform_dims(const costmodel::ModelSpec& m, costmodel::KvHeadDims h, double important = 1.0) {
+  costmodel::ModelDims d;
+  costmodel::LayerDims l;
+  l.kv_heads.assign(static_cast<size_t>(m.num_kv_heads), h);
+  l.important_fraction = important;
+  d.layers.assign(static_cast<size_t>(m.num_layers), l);
+  return d;
+}
+
 costmodel::Batch decode_batch(std::initializer_list<int> contexts) {
   costmodel::Batch b;
   for (int c : contexts) b.add({1, c, true});
@@ -182,14 +192,57 @@ TEST_CASE("fitted model: layers the engine decodes on the tensor cores take the 
   CHECK(std::find(used.begin(), used.end(), "attn_decode/tensor_cores") != used.end());
 }
 
+TEST_CASE("fitted model: token-class layers take one launch of attn_decode/shared_pages when the profile has it") {
+  // 4 KV heads of head dim 64: hi rank 64, lo rank 16; 30% of the keys hi. Token classes add the
+  // classification and the rotation.
+  costmodel::ModelSpec m = toy_model();
+  m.head_dim = 64;
+  const costmodel::ModelDims d = uniform_dims(m, {64, 64, 16, 16}, 0.3);
+  fit::FittedProfile p = hand_profile();
+  p.ops["kv_classify"] = constant("kv_classify", 1.0);
+  p.ops["rope_rotate/rotate"] = constant("rope_rotate/rotate", 1.0);
+  // attn_decode: 5 us a call + 1e-4 us per byte; the shared-page law: 7 us + 2e-4 us per byte.
+  p.ops["attn_decode"].us_per_seq = 0, p.ops["attn_decode"].alpha_us = 5.0, p.ops["attn_decode"].us_per_byte = 1e-4;
+  auto decode_us = [&](const fit::FittedProfile& prof) {
+    const costmodel::FittedCostModel model(m, d, {1, 1}, prof, {"hand", "test"});
+    costmodel::OpBreakdown bd;
+    model.iteration_time(decode_batch({999, 499}), bd);
+    return bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] * 1e6;
+  };
+  // 1500 keys (cached + the new ones); per key and layer 4 heads x (K + V): hi 4 x 128 x 2 B,
+  // lo 4 x 32 x 2 B; q read and output written per sequence 4 x 128 x 2 B.
+  const double keys = 1500, hi_b = 1024, lo_b = 256, rows = 2 * 1024;
+  // Without the shared-page law: two passes per layer, each with attn_decode's constant.
+  const double two = 2 * (5 + 1e-4 * (0.3 * keys * hi_b + rows) + 5 + 1e-4 * 0.7 * keys * lo_b);
+  CHECK(decode_us(p) == doctest::Approx(two));
+  fit::OpFit shared;
+  shared.op = "attn_decode/shared_pages", shared.form = fit::FitForm::kAttentionLinear;
+  shared.alpha_us = 7.0, shared.us_per_byte = 2e-4;
+  p.ops[shared.op] = shared;
+  // With it: one call per layer over both classes' bytes, as the fit's shared-page cases are.
+  CHECK(decode_us(p) == doctest::Approx(2 * (7 + 2e-4 * (keys * (0.3 * hi_b + 0.7 * lo_b) + rows))));
+  const costmodel::FittedCostModel model(m, d, {1, 1}, p, {"hand", "test"});
+  CHECK(std::find(model.used_ops().begin(), model.used_ops().end(), "attn_decode/shared_pages") !=
+        model.used_ops().end());
+  // A full-rank model never uses it.
+  const costmodel::FittedCostModel plain(m, full_rank(m), {1, 1}, p, {"hand", "test"});
+  CHECK(std::find(plain.used_ops().begin(), plain.used_ops().end(), "attn_decode/shared_pages") ==
+        plain.used_ops().end());
+  // The shifted decode time follows the same single launch.
+  const costmodel::Batch b = decode_batch({999, 499});
+  costmodel::Batch shifted;
+  for (costmodel::SeqWork w : b.seqs) {
+    w.context_before += 64;
+    shifted.add(w);
+  }
+  CHECK(model.decode_time_shifted(b, 64) == model.iteration_time(shifted));
+}
+
 TEST_CASE("fitted model: decode attention pays per unit of the balanced plan, estimated as the fit does") {
   // 4 KV heads of head dim 64 at rank 64: 256 bytes per key and head; 32 KiB units are 128 keys.
   costmodel::ModelSpec m = toy_model();
   m.head_dim = 64;
-  costmodel::ModelDims d;
-  costmodel::LayerDims l;
-  l.kv_heads.assign(static_cast<size_t>(m.num_kv_heads), {64, 64, 64, 64});
-  d.layers.assign(static_cast<size_t>(m.num_layers), l);
+  const costmodel::ModelDims d = uniform_dims(m, {64, 64, 64, 64});
   fit::FittedProfile p = hand_profile();
   p.ops["attn_decode"].us_per_seq = 0;
   p.ops["attn_decode"].us_per_unit = 1.0;

@@ -283,13 +283,27 @@ TEST_CASE("fit: a fitted profile with an unknown form is refused, naming the fil
   }
 }
 
+namespace {
+
+// attention.json with one decode case of 4 sequences of 100 cached tokens over 2 KV heads: `head`
+// continues its name after "attn_decode/x/b4/ctx100/uniform/", `counters` its rank and class counters
+// (from `"rank_qk"` on, each after a comma) and any more.
+std::string decode_case_json(const std::string& head, const std::string& counters) {
+  return R"({"benchmarks": [
+    {"name": "attn_decode/x/b4/ctx100/uniform/)" +
+         head + R"(/iterations:9/manual_time", "real_time": 20.0,
+     "time_unit": "us", "bytes": 1e6, "flops": 1e6, "num_seqs": 4, "tokens": 4, "ctx_mean": 100, "ctx_max": 100,
+     "ctx_cv": 0, "group": 1, "q_heads": 2, "kv_heads": 2, "head_dim": 128, "balanced": 1, )" +
+         counters + "}]}";
+}
+
+}  // namespace
+
 TEST_CASE("fit: decode cases timed on the tensor cores (kernel 2) are their own op; a bad kernel counter is refused") {
   auto entry = [](const std::string& kernel) {
-    return R"({"benchmarks": [
-    {"name": "attn_decode/x/b4/ctx100/uniform/r96/lo0/balanced/iterations:9/manual_time", "real_time": 20.0,
-     "time_unit": "us", "bytes": 1e6, "flops": 1e6, "num_seqs": 4, "tokens": 4, "ctx_mean": 100, "ctx_max": 100,
-     "ctx_cv": 0, "rank_qk": 96, "rank_v": 96, "rank_qk_lo": 96, "rank_v_lo": 96, "lo_fraction": 0, "group": 1,
-     "q_heads": 2, "kv_heads": 2, "head_dim": 128, "balanced": 1)" + kernel + "}]}";
+    return decode_case_json(
+        "r96/lo0/balanced",
+        R"("rank_qk": 96, "rank_v": 96, "rank_qk_lo": 96, "rank_v_lo": 96, "lo_fraction": 0)" + kernel);
   };
   RawSource src;
   for (const auto& [counter, group] : {std::pair{std::string(R"(, "kernel": 2)"), "attn_decode/tensor_cores"},
@@ -311,6 +325,56 @@ TEST_CASE("fit: decode cases timed on the tensor cores (kernel 2) are their own 
   } catch (const InputError& e) {
     CHECK(std::string(e.what()).find("'kernel'") != std::string::npos);
     CHECK(std::string(e.what()).find("attn_decode/x/b4/ctx100/uniform/r96") != std::string::npos);
+  }
+}
+
+TEST_CASE("fit: token-class decode cases on shared pages are their own op, with their lo ranks' share") {
+  auto entry = [](const std::string& extra) {
+    return decode_case_json("mixed/lo70/shared/balanced",
+                            R"("rank_qk": 80, "rank_v": 80, "rank_qk_lo": 40, "rank_v_lo": 40, "lo_fraction": 0.7,
+                               "ranks_mixed": 1, "kernel": 1)" +
+                                extra);
+  };
+  RawSource src;
+  test::TempFile f("attention.json",
+                   entry(R"(, "block_size": 16, "slots_hi": 5, "slots_lo": 11, "lo_rank_share": 0.5)"));
+  RawProfile p;
+  read_raw_benchmark_file(f.path(), p, src);
+  REQUIRE(p.samples.size() == 1);
+  const Sample& s = p.samples[0];
+  CHECK(s.group == "attn_decode/shared_pages");
+  CHECK(s.attn->slots_hi == 5);
+  CHECK(s.attn->slots_lo == 11);
+  // The mixed table's first two heads: r_qk 32, 112 and r_v 64, 112 (bench/ops/attention_grid.h),
+  // lo at half of each.
+  const auto r = attention_case_ranks(*s.attn, true);
+  REQUIRE(r.size() == 2);
+  CHECK(r[0] == std::array<int, 4>{32, 64, 16, 32});
+  CHECK(r[1] == std::array<int, 4>{112, 112, 56, 56});
+  // Staged: lo = round(0.7 x 100) = 70 keys a sequence, hi 31 (30 + the new one); hi rows at
+  // widths 64 and 128, lo rows at 32 and 64; K and V, 2 bytes.
+  CHECK(s.attn->stage_bytes == doctest::Approx(2.0 * 2 * 4 * (31.0 * (64 + 128) + 70.0 * (32 + 64))));
+  // Raw files before the share kept a quarter (a multiple of 8, at least 16).
+  test::TempFile old("attention.json", entry(""));
+  RawProfile q;
+  read_raw_benchmark_file(old.path(), q, src);
+  REQUIRE(q.samples.size() == 1);
+  CHECK(q.samples[0].group == "attn_decode");
+  CHECK(attention_case_ranks(*q.samples[0].attn, true)[0] == std::array<int, 4>{32, 64, 16, 16});
+  CHECK(attention_case_ranks(*q.samples[0].attn, true)[1] == std::array<int, 4>{112, 112, 24, 24});
+  // Slots without a lo class, or a zero slot count, are refused naming the case and the counters.
+  for (const char* bad : {R"(, "slots_hi": 5, "slots_lo": 0)", R"(, "slots_hi": 5)", R"(, "lo_rank_share": 0)"}) {
+    CAPTURE(bad);
+    test::TempFile b("attention.json", entry(bad));
+    RawProfile x;
+    try {
+      read_raw_benchmark_file(b.path(), x, src);
+      FAIL("no error");
+    } catch (const InputError& e) {
+      const std::string w = e.what();
+      CHECK(w.find("attn_decode/x/b4/ctx100/uniform/mixed/lo70/shared") != std::string::npos);
+      CHECK((w.find("'slots_") != std::string::npos || w.find("'lo_rank_share'") != std::string::npos));
+    }
   }
 }
 

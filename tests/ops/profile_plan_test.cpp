@@ -145,12 +145,24 @@ TEST_CASE("attention grid: skewed batches keep their mean, counters follow the a
   CHECK(hi == std::vector<int>{51, 4});
   CHECK(lo == std::vector<int>{50, 4});  // round(3.5) = 4
 
-  const auto mixed = attention_head_ranks(8, 0, true, true);
+  const auto mixed = attention_head_ranks(8, 0, true, kLegacyLoRankShare);
   for (const auto& r : mixed) {
     CHECK(r.rk >= 32);
     CHECK(r.rk <= 128);
-    CHECK(r.rk_lo == std::max(16, r.rk / 4 / 8 * 8));
+    CHECK(r.rk_lo == std::max(16, r.rk / 4 / 8 * 8));  // the rule of raw files before lo_rank_share
   }
+  // Half of each rank, a multiple of 8, at least 16; no classes keeps the hi ranks.
+  for (const auto& r : attention_head_ranks(8, 0, true, 0.5)) {
+    CHECK(r.rk_lo == std::max(16, r.rk / 2 / 8 * 8));
+    CHECK(r.rv_lo == std::max(16, r.rv / 2 / 8 * 8));
+  }
+  CHECK(attention_head_ranks(2, 48, false, 0.5)[0].rk_lo == 24);
+  CHECK(attention_head_ranks(2, 16, false, 0.5)[0].rk_lo == 16);
+  CHECK(attention_head_ranks(2, 48, false, 0.0)[1].rv_lo == 48);
+  // Shared pages: the engine's important slots of a 16-token page.
+  CHECK(shared_hi_slots(0.4, 16) == 10);
+  CHECK(shared_hi_slots(0.7, 16) == 5);
+  CHECK(shared_hi_slots(0.5, 16) == 8);
 
   GridOptions o;
   o.models = {"llama-2-13b", "llama-3-8b"};
@@ -174,12 +186,34 @@ TEST_CASE("attention grid: skewed batches keep their mean, counters follow the a
   CHECK(prefill > 0);
   CHECK(decode > 0);
   // GQA group from the model: Llama-3-8B has 32 q heads over 8 KV heads.
-  const BenchCase* d = find(p, "attn_decode/llama-3-8b/b32/ctx2048/one_half/r64/lo50/balanced");
+  // Token classes run on shared pages as the engine lays them out: 30% of a 16-token page hi (5
+  // slots), lo tokens at half of each rank.
+  const BenchCase* d = find(p, "attn_decode/llama-3-8b/b32/ctx2048/one_half/r64/lo70/shared/balanced");
   REQUIRE(d);
   CHECK(d->shape.at("group") == 4);
   CHECK(d->shape.at("tokens") == 32);
   CHECK(d->shape.at("ctx_max") == 32 * 2048 / 2);
-  CHECK(d->shape.at("rank_qk_lo") == 16);
+  CHECK(d->shape.at("rank_qk_lo") == 32);
+  CHECK(d->shape.at("lo_rank_share") == 0.5);
+  CHECK(d->shape.at("block_size") == 16);
+  CHECK(d->shape.at("slots_hi") == 5);
+  CHECK(d->shape.at("slots_lo") == 11);
+  REQUIRE(find(p, "attn_decode/llama-3-8b/b32/ctx2048/one_half/r64/lo40/shared/balanced"));
+  CHECK(find(p, "attn_decode/llama-3-8b/b32/ctx2048/one_half/r64/lo40/shared/balanced")->shape.at("slots_hi") == 10);
+  // Without classes: no slots (a pool of whole pages), and no shared-page name.
+  const BenchCase* plain = find(p, "attn_decode/llama-3-8b/b32/ctx2048/one_half/r64/lo0/balanced");
+  REQUIRE(plain);
+  CHECK(plain->shape.count("slots_hi") == 0);
+  CHECK(plain->shape.at("rank_qk_lo") == 64);
+  // The grid's lo shares are checked: one that leaves no lo slot in a page is refused.
+  GridOptions bad = o;
+  bad.attn_lo_fractions = {0.0, 0.03};
+  CHECK_THROWS_WITH_AS(make_profile_plan(bad), doctest::Contains("leaves no lo slot"), InputError);
+  bad.attn_lo_fractions = {1.0};
+  CHECK_THROWS_WITH_AS(make_profile_plan(bad), doctest::Contains("outside [0, 1)"), InputError);
+  bad.attn_lo_fractions = {0.5};
+  bad.attn_lo_rank_share = 0;
+  CHECK_THROWS_WITH_AS(make_profile_plan(bad), doctest::Contains("--attn-lo-rank-share"), InputError);
   // A prefill chunk after a cached prefix: the context is the 1024 cached tokens, 512 new follow.
   const BenchCase* pf = find(p, "attn_prefill/llama-2-13b/s1/q512/ctx1024/r128");
   REQUIRE(pf);
@@ -268,13 +302,16 @@ TEST_CASE("profile plan: KV append and prompt classification cases, tp 1, bytes 
 }
 
 TEST_CASE("the fit's per-head ranks of attention cases are the benchmarks' table") {
-  for (const bool lo : {false, true}) {
+  for (const double share : {0.0, 0.25, 0.5}) {
+    const bool lo = share > 0;
     fit::AttnFeatures a;
-    a.kv_heads = 40, a.rank_qk = 64, a.rank_v = 64, a.rank_qk_lo = 16, a.rank_v_lo = 16, a.lo_fraction = lo ? 0.5 : 0;
+    a.kv_heads = 40, a.rank_qk = 64, a.rank_v = 64, a.lo_fraction = lo ? 0.5 : 0;
+    a.rank_qk_lo = a.rank_v_lo = std::max(16.0, std::floor(64 * share / 8) * 8);
+    if (lo) a.lo_rank_share = share;
     for (const bool mixed : {false, true}) {
-      CAPTURE(lo);
+      CAPTURE(share);
       CAPTURE(mixed);
-      const auto bench = profile::attention_head_ranks(40, 64, mixed, lo);
+      const auto bench = profile::attention_head_ranks(40, 64, mixed, share);
       const auto fitr = fit::attention_case_ranks(a, mixed);
       REQUIRE(fitr.size() == bench.size());
       for (size_t h = 0; h < bench.size(); ++h) {
