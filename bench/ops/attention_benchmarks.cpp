@@ -38,9 +38,7 @@ int shape_int(const BenchCase& c, const char* key) { return static_cast<int>(std
 // Rank table of the case (uniform rank or the mixed table; lo ranks when it has lo tokens).
 std::vector<attn::HeadRanks> case_ranks(const BenchCase& c) {
   const bool mixed = c.shape.at("ranks_mixed") > 0;
-  const auto share = c.shape.find("lo_rank_share");
-  const double lo_share =
-      c.shape.at("lo_fraction") > 0 ? (share != c.shape.end() ? share->second : kLegacyLoRankShare) : 0.0;
+  const double lo_share = c.shape.at("lo_fraction") > 0 ? c.shape.at("lo_rank_share") : 0.0;
   return attention_head_ranks(shape_int(c, "kv_heads"), shape_int(c, "rank_qk"), mixed, lo_share);
 }
 
@@ -124,11 +122,10 @@ void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   const std::vector<int> len = context_lengths(batch, ctx_mean, static_cast<ContextSpread>(shape_int(c, "spread")));
   std::vector<int> hi, lo;
   decode_classes(len, c.shape.at("lo_fraction"), &hi, &lo);
-  // Token classes on shared pages when the case gives its slots (raw profiles since 2026-12-05).
-  const auto slots_hi = c.shape.find("slots_hi");
-  const int block = c.shape.count("block_size") ? shape_int(c, "block_size") : kBlock;
-  CaseCache cache(slots_hi != c.shape.end()
-                      ? attn::HeadLayout::shared(H, Hk, case_ranks(c), block, static_cast<int>(slots_hi->second))
+  // Token classes on shared pages, as the engine lays them out (the plan gives their slots).
+  const int block = shape_int(c, "block_size");
+  CaseCache cache(c.shape.count("slots_hi")
+                      ? attn::HeadLayout::shared(H, Hk, case_ranks(c), block, shape_int(c, "slots_hi"))
                       : attn::HeadLayout(H, Hk, case_ranks(c), block),
                   hi, lo);
   const attn::HeadLayout& L = cache.L;

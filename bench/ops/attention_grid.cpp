@@ -75,9 +75,9 @@ int shared_hi_slots(double lo_fraction, int block_size) {
 
 std::vector<kernels::attn::HeadRanks> kv_classify_ranks(int num_kv_heads, int head_dim) {
   namespace attn = kernels::attn;
-  if (head_dim >= attn::kMaxRank) return attention_head_ranks(num_kv_heads, 0, true, kLegacyLoRankShare);
+  if (head_dim >= attn::kMaxRank) return attention_head_ranks(num_kv_heads, 0, true, kQuarterLoRankShare);
   const int rank = std::clamp(head_dim / attn::kRankGranule * attn::kRankGranule, attn::kMinRank, attn::kMaxRank);
-  return attention_head_ranks(num_kv_heads, rank, false, kLegacyLoRankShare);
+  return attention_head_ranks(num_kv_heads, rank, false, kQuarterLoRankShare);
 }
 
 void decode_classes(const std::vector<int>& ctx, double lo_fraction, std::vector<int>* num_hi,

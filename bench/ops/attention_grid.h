@@ -29,9 +29,9 @@ LengthStats length_stats(const std::vector<int>& lengths);
 // Per-KV-head ranks: uniform `rank` (mixed = false) or the spread 32..128 of the attention
 // benchmark (mixed = true, mean 80; rank ignored). With lo_share > 0 the unimportant class keeps
 // that share of each rank (rounded down to a multiple of 8, at least 16, at most the rank); with
-// lo_share = 0 the lo ranks equal the hi ranks (no token classes). Raw profiles before 2026-12-05
-// used a quarter (kLegacyLoRankShare) and wrote no share.
-inline constexpr double kLegacyLoRankShare = 0.25;
+// lo_share = 0 the lo ranks equal the hi ranks (no token classes). The kv_classify cases keep a
+// quarter (kQuarterLoRankShare), as the decode cases of raw profiles before 2026-12-05 did.
+inline constexpr double kQuarterLoRankShare = 0.25;
 std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, double lo_share);
 
 // Tokens of the important class per shared page (HeadLayout::shared) of `block_size` tokens when

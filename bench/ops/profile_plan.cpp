@@ -218,10 +218,9 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
             for (bool balanced : {true, false}) {
               if (!balanced && (r != 0 || lo > 0)) continue;  // naive beside balanced: mixed ranks only
               const auto hr = attention_head_ranks(Hk, r, r == 0, lo > 0 ? o.attn_lo_rank_share : 0.0);
-              const int hi_slots = shared_hi_slots(lo, o.attn_block_size);
-              const attn::HeadLayout L =
-                  lo > 0 ? attn::HeadLayout::shared(m.num_heads, Hk, hr, o.attn_block_size, hi_slots)
-                         : attn::HeadLayout(m.num_heads, Hk, hr, o.attn_block_size);
+              const attn::HeadLayout L = lo > 0 ? attn::HeadLayout::shared(m.num_heads, Hk, hr, o.attn_block_size,
+                                                                           shared_hi_slots(lo, o.attn_block_size))
+                                                : attn::HeadLayout(m.num_heads, Hk, hr, o.attn_block_size);
               std::vector<int> hi, lo_n;
               decode_classes(len, lo, &hi, &lo_n);
               BenchCase c;

@@ -145,7 +145,7 @@ TEST_CASE("attention grid: skewed batches keep their mean, counters follow the a
   CHECK(hi == std::vector<int>{51, 4});
   CHECK(lo == std::vector<int>{50, 4});  // round(3.5) = 4
 
-  const auto mixed = attention_head_ranks(8, 0, true, kLegacyLoRankShare);
+  const auto mixed = attention_head_ranks(8, 0, true, kQuarterLoRankShare);
   for (const auto& r : mixed) {
     CHECK(r.rk >= 32);
     CHECK(r.rk <= 128);
