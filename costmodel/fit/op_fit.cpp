@@ -141,10 +141,13 @@ Range range_of(const std::vector<Sample>& s, double Sample::*field) {
   return r;
 }
 
-// The fit of one form on the given samples (no held-out error).
-OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, bool with_flops) {
+// The fit of one form on the given samples (no held-out error); `curve_on_flops`: an
+// alpha_beta_efficiency curve over the flops slot.
+OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, bool with_flops,
+               bool curve_on_flops = false) {
   OpFit fit;
   fit.form = form;
+  fit.curve_on_flops = form == FitForm::kAlphaBetaEfficiency && curve_on_flops;
   if (is_gemm(form)) {
     fit.peak_tflops = peaks.tflops, fit.peak_gbps = peaks.gbps;
   } else {
@@ -165,18 +168,15 @@ OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, b
     std::map<double, std::pair<double, int>> by_axis;  // equal sizes share one knot: mean efficiency
     for (const Sample& x : s) {
       const OpQuery q = OpQuery::of(x);
-      auto& [sum, count] = by_axis[axis_value(form, q)];
+      auto& [sum, count] = by_axis[fit.flops_axis() ? q.flops : q.bytes];
       sum += base_us(fit, q) / x.time_us;
       ++count;
     }
     for (const auto& [ax, e] : by_axis) fit.knots.push_back({std::log2(ax), e.first / e.second});
   }
-  if (is_gemm(form)) {
-    fit.axis = range_of(s, &Sample::flops);
+  fit.axis = range_of(s, fit.flops_axis() ? &Sample::flops : &Sample::bytes);
+  if (is_gemm(form))
     fit.m_range = range_of(s, &Sample::m), fit.n_range = range_of(s, &Sample::n), fit.k_range = range_of(s, &Sample::k);
-  } else {
-    fit.axis = range_of(s, &Sample::bytes);
-  }
   return fit;
 }
 
@@ -902,20 +902,27 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
   });
   std::vector<double> measured;
   for (const Sample& s : samples) measured.push_back(s.time_us);
-  std::vector<FitForm> forms{first, gemm ? FitForm::kGemmRooflineGrid : FitForm::kAlphaBetaEfficiency};
+  // With a flops slot (kv_append's pairs, the rotation's MACs) the efficiency curve is tried over it
+  // as well: kv_append's time follows its pairs, whatever their width (docs/fit.md).
+  std::vector<CandidateError> tries{{first, {}},
+                                    {gemm ? FitForm::kGemmRooflineGrid : FitForm::kAlphaBetaEfficiency, {}}};
+  if (!gemm && with_flops && std::all_of(samples.begin(), samples.end(), [](const Sample& s) { return s.flops > 0; }))
+    tries.push_back({FitForm::kAlphaBetaEfficiency, {}, true});
   OpFit best;
-  for (FitForm f : forms) {
-    const HeldOutError e = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
+  for (CandidateError& c : tries) {
+    c.held_out = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
       std::vector<Sample> sub;
       for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
-      return predict(fit_form(f, sub, peaks, with_flops), OpQuery::of(samples[static_cast<size_t>(test)])).time_us;
+      return predict(fit_form(c.form, sub, peaks, with_flops, c.curve_on_flops),
+                     OpQuery::of(samples[static_cast<size_t>(test)]))
+          .time_us;
     });
-    best.candidates.push_back({f, e});
+    best.candidates.push_back(c);
   }
   // The more detailed form (efficiency curve, grid) only when it is nearer the held-out target.
   const size_t pick = closest_to_target(best.candidates);
   std::vector<CandidateError> candidates = best.candidates;
-  best = fit_form(candidates[pick].form, samples, peaks, with_flops);
+  best = fit_form(candidates[pick].form, samples, peaks, with_flops, candidates[pick].curve_on_flops);
   best.op = op;
   best.held_out = candidates[pick].held_out;
   for (const Sample& s : samples) best.held_out_cases.emplace_back(s.where, s.time_us);

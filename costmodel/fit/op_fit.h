@@ -111,6 +111,7 @@ enum class NeighbourSpace { kDecode, kPrefill };
 struct CandidateError {  // a form tried for this op and its held-out error
   FitForm form;
   HeldOutError held_out;
+  bool curve_on_flops = false;  // alpha_beta_efficiency: its curve over the flops slot (OpFit)
 };
 
 struct OpFit {
@@ -129,6 +130,9 @@ struct OpFit {
   double us_per_unit = 0;
   std::optional<costmodel::DecodePlanConstants> decode_plan;
   bool straggler_on_flops = false;  // attention_linear: prefill (flops) or decode (bytes)
+  // alpha_beta_efficiency of an op with a flops slot: the efficiency curve over that slot (kv_append's
+  // (token, KV head) pairs, the rotation's MACs) instead of bytes, when that is nearer the target.
+  bool curve_on_flops = false;
   // attention_tiles: per padded FLOP of all tiles, per Q tile element loaded (a block's fixed cost),
   // per padded FLOP of the longest block (the critical path when blocks are few); its FLOPs at the
   // heads' own ranks go in us_per_flop.
@@ -168,11 +172,13 @@ struct OpFit {
     if (form == FitForm::kAttentionPrefillNeighbours) return NeighbourSpace::kPrefill;
     return std::nullopt;
   }
-  // The efficiency curve's axis: flops for GEMMs and the prefill attention curve, bytes otherwise.
+  // The efficiency curve's axis: flops for GEMMs, the prefill attention curve and an alpha-beta
+  // curve on its flops slot; bytes otherwise.
   bool flops_axis() const {
     const FitForm base = base_form();
     return base == FitForm::kGemmRooflineEfficiency || base == FitForm::kGemmRooflineGrid ||
-           (base == FitForm::kAttentionLinearEfficiency && straggler_on_flops);
+           (base == FitForm::kAttentionLinearEfficiency && straggler_on_flops) ||
+           (base == FitForm::kAlphaBetaEfficiency && curve_on_flops);
   }
   const char* axis_name() const { return flops_axis() ? "flops" : "bytes"; }
 };

@@ -91,6 +91,7 @@ Json op_json(const OpFit& f) {
   for (const CandidateError& c : f.candidates) {
     Json h = held_out_json(c.held_out);
     h["form"] = form_name(c.form);
+    if (c.curve_on_flops) h["axis"] = "flops";  // an alpha_beta_efficiency curve over the flops slot
     candidates.push_back(h);
   }
   Json j = {{"form", form_name(f.form)}, {"axis", f.axis_name()}, {"params", params},
@@ -259,6 +260,12 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   } else {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop");
+    if (base == FitForm::kAlphaBetaEfficiency) {  // its curve's axis; profiles before 2026-12-05: bytes
+      const Json ax = j.contains("axis") ? j["axis"] : Json("bytes");
+      FDC_INPUT_CHECK(ax == "flops" || ax == "bytes",
+                      source << ": ops." << op << ": 'axis' must be \"flops\" or \"bytes\", found " << ax.dump());
+      f.curve_on_flops = ax == "flops";
+    }
   }
   for (const Json& k : r.at(j, "efficiency_knots")) {
     FDC_INPUT_CHECK(k.is_array() && k.size() == 2 && k[0].is_number() && k[1].is_number() && k[1].get<double>() > 0,
@@ -303,7 +310,8 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     f.m_range = r.range(cov, "m"), f.n_range = r.range(cov, "n"), f.k_range = r.range(cov, "k");
   f.held_out = r.held_out(r.at(j, "held_out"));
   if (j.contains("candidates"))
-    for (const Json& c : j["candidates"]) f.candidates.push_back({r.form(c), r.held_out(c)});
+    for (const Json& c : j["candidates"])
+      f.candidates.push_back({r.form(c), r.held_out(c), c.contains("axis") && c["axis"] == "flops"});
   return f;
 }
 

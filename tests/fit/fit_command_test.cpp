@@ -146,7 +146,8 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
   CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.751 at 512 rows") !=
         std::string::npos);
-  CHECK(report.out.find("element-wise ops in a layer (elementwise_in_layer): efficiency 0.721 at 32 rows") !=
+  // (0.721 before kv_append's law took its curve over (token, KV head) pairs, 2026-12-05.)
+  CHECK(report.out.find("element-wise ops in a layer (elementwise_in_layer): efficiency 0.724 at 32 rows") !=
         std::string::npos);
 
   // A report of the other GPU is refused, naming it (exit 2).

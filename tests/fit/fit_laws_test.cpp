@@ -1,12 +1,15 @@
 // Fitting on synthetic data with known laws: recovery, held-out error, extrapolation flags.
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
 
+#include "core/error.h"
 #include "costmodel/fit/held_out.h"
 #include "costmodel/fit/op_fit.h"
 #include "costmodel/fit/profile_io.h"
+#include "tests/traces/temp_file.h"
 
 namespace fdc::fit {
 namespace {
@@ -50,6 +53,53 @@ TEST_CASE("fit: a size-dependent efficiency is taken when it lowers the held-out
   REQUIRE(f.candidates.size() == 2);
   CHECK(*f.held_out.median_ape_pct < *f.candidates[0].held_out.median_ape_pct);
   for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us).epsilon(1e-9));
+}
+
+TEST_CASE("fit: an op whose time follows its flops slot, not its bytes, takes its curve over that slot") {
+  // kv_append-like: time = 5 us + pairs / (2 pairs per ns x an efficiency ramping with the pairs),
+  // whatever the row width (bytes = pairs x 2 x width x 2 bytes, widths 32..128).
+  std::vector<Sample> s;
+  for (int e = 4; e <= 17; ++e)
+    for (const double width : {32.0, 64.0, 96.0, 128.0}) {
+      const double pairs = std::ldexp(1.0, e), eff = 0.3 + 0.7 * (e - 4) / 13.0;
+      s.push_back(Sample{"kv_append", "synthetic", 5.0 + pairs / (2e3 * eff), pairs * 4 * width, pairs, 0, 0, 0,
+                         std::nullopt, ""});
+    }
+  const OpFit f = fit_op("kv_append", s, Peaks{}, true);
+  REQUIRE(f.candidates.size() == 3);
+  CHECK(f.candidates[2].curve_on_flops);
+  CHECK(f.form == FitForm::kAlphaBetaEfficiency);
+  CHECK(f.curve_on_flops);
+  CHECK(std::string(f.axis_name()) == "flops");
+  CHECK(f.axis.min == 16);  // the measured range is of the axis: pairs
+  REQUIRE(f.candidates[1].held_out.p90_ape_pct);
+  CHECK(*f.held_out.p90_ape_pct < 0.5 * *f.candidates[1].held_out.p90_ape_pct);  // better than over bytes
+  for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us).epsilon(0.02));
+  CHECK(predict(f, OpQuery{1e6, 1e6, 0, 0, 0}).extrapolated);  // pairs beyond 2^17
+  // Written and read back: the same axis and predictions; the candidates keep theirs.
+  test::TempFile out("profile.json", "");
+  FittedProfile p;
+  p.gpu = "test";
+  p.ops[f.op] = f;
+  write_profile(p, "test", out.path());
+  const FittedProfile back = read_profile(out.path());
+  const OpFit& b = back.ops.at("kv_append");
+  CHECK(b.curve_on_flops);
+  CHECK(b.candidates.at(2).curve_on_flops);
+  CHECK_FALSE(b.candidates.at(1).curve_on_flops);
+  CHECK(predict_time_us(b, OpQuery::of(s[9])) == doctest::Approx(predict_time_us(f, OpQuery::of(s[9]))));
+  // Without a flops slot (an all-reduce) the third candidate is not tried.
+  std::vector<Sample> c;
+  for (double bytes = 1024; bytes <= double(1 << 20); bytes *= 2) c.push_back(collective(bytes, 5 + bytes / 3e5));
+  CHECK(fit_op("all_reduce/g2", c, Peaks{}, false).candidates.size() == 2);
+}
+
+TEST_CASE("fit: a profile whose alpha-beta curve names an unknown axis is refused, naming the op") {
+  test::TempFile f("profile.json", R"({"format": "fdcsim-fitted-profile/1", "gpu": "X", "sources": [],
+    "peaks": {"TFLOP/s": 1, "GB/s": 1}, "ops": {"kv_append": {"form": "alpha_beta_efficiency", "axis": "pairs",
+    "params": {"alpha_us": 1, "us_per_byte": 0, "us_per_flop": 0}, "efficiency_knots": [[4, 1]],
+    "coverage": {"flops": {"min": 1, "max": 2}}, "held_out": {"method": "none"}}}})");
+  CHECK_THROWS_WITH_AS(read_profile(f.path()), doctest::Contains("ops.kv_append: 'axis'"), InputError);
 }
 
 TEST_CASE("fit: held-out error on a hand-made example (leave-one-out, median and P90)") {
