@@ -438,8 +438,11 @@ std::optional<FitForm> form_from_name(const std::string& s) {
 }
 
 OpQuery OpQuery::gemm(double m, double n, double k) {
-  const costmodel::OpWork w = costmodel::gemm_work(m, n, k, 2.0);
-  return OpQuery{w.bytes, w.flops, m, n, k};
+  // The rows the kernel computes: whole 128-row tiles above one tile (costmodel::gemm_tiled_rows).
+  // The measured grids' row counts are such multiples, so only the queries between them change.
+  const double rows = costmodel::gemm_tiled_rows(m);
+  const costmodel::OpWork w = costmodel::gemm_work(rows, n, k, 2.0);
+  return OpQuery{w.bytes, w.flops, rows, n, k};
 }
 
 OpQuery OpQuery::of(const Sample& s) {

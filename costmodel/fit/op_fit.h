@@ -200,6 +200,8 @@ struct OpQuery {
   // Prefill attention, attention_makespan: the blocks' makespan over the SMs with the law's schedule
   // (costmodel/prefill_makespan.h; makespan_query fills it for a measured case).
   costmodel::PrefillMakespanWork makespan{};
+  // A GEMM of m output rows: its bytes, FLOPs and m over the rows its kernel computes (m rounded up
+  // to whole 128-row tiles above one tile, costmodel::gemm_tiled_rows).
   static OpQuery gemm(double m, double n, double k);
   static OpQuery of(const Sample& s);
 };

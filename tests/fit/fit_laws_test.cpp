@@ -9,6 +9,7 @@
 #include "costmodel/fit/held_out.h"
 #include "costmodel/fit/op_fit.h"
 #include "costmodel/fit/profile_io.h"
+#include "costmodel/ops.h"
 #include "tests/traces/temp_file.h"
 
 namespace fdc::fit {
@@ -148,6 +149,32 @@ TEST_CASE("fit: GEMM efficiency curve interpolates in log flops and flags extrap
   const Prediction other_k = predict(f, OpQuery::gemm(2048, 4096, 8192));  // same flops range, k outside
   CHECK(other_k.extrapolated);
   CHECK(other_k.why.find("k ") != std::string::npos);
+}
+
+TEST_CASE("fit: a GEMM query prices the rows its kernel computes: whole 128-row tiles above one tile") {
+  CHECK(costmodel::gemm_tiled_rows(1) == 1);
+  CHECK(costmodel::gemm_tiled_rows(100) == 100);  // one tile or less: the rows themselves
+  CHECK(costmodel::gemm_tiled_rows(128) == 128);
+  CHECK(costmodel::gemm_tiled_rows(129) == 256);
+  CHECK(costmodel::gemm_tiled_rows(544) == 640);
+  CHECK(costmodel::gemm_tiled_rows(2048) == 2048);
+  const OpQuery q = OpQuery::gemm(544, 8192, 4096), tiles = OpQuery::gemm(640, 8192, 4096);
+  CHECK(q.m == 640);
+  CHECK(q.flops == tiles.flops);
+  CHECK(q.bytes == tiles.bytes);
+  CHECK(OpQuery::gemm(96, 8192, 4096).flops == 2.0 * 96 * 8192 * 4096);
+  // A law fitted on multiples of the tile reproduces them; a prompt of 513-640 rows costs what 640 do.
+  const Peaks peaks{800.0, 4000.0};
+  std::vector<Sample> s;
+  for (double m : {256.0, 512.0, 1024.0, 4096.0}) {
+    const OpQuery x = OpQuery::gemm(m, 8192, 4096);
+    s.push_back(gemm(m, 8192, 4096, std::max(x.flops / 800e6, x.bytes / 4000e3) / 0.8));
+  }
+  const OpFit f = fit_op("gemm/x/cublaslt", s, peaks, false);
+  for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us));
+  CHECK(predict(f, OpQuery::gemm(513, 8192, 4096)).time_us ==
+        doctest::Approx(predict(f, OpQuery::gemm(640, 8192, 4096)).time_us));
+  CHECK(predict(f, OpQuery::gemm(641, 8192, 4096)).time_us > predict(f, OpQuery::gemm(640, 8192, 4096)).time_us);
 }
 
 // Efficiency log-linear in log2 m and log2 (n k): both interpolations of the grid are exact on it.
