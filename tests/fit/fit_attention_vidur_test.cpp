@@ -13,6 +13,7 @@
 #include "costmodel/fit/profile_io.h"
 #include "costmodel/fit/raw_reader.h"
 #include "costmodel/fit/vidur_reader.h"
+#include "tests/fit/profile_round_trip.h"
 #include "tests/test_paths.h"
 #include "tests/traces/temp_file.h"
 
@@ -114,14 +115,8 @@ TEST_CASE("fit: attention whose efficiency changes with size takes the efficienc
   CHECK(*fit.held_out.median_ape_pct < *fit.candidates[0].held_out.median_ape_pct - 0.1);
   CHECK(!fit.knots.empty());
   // Written and read back, it predicts the same.
-  test::TempFile out("profile.json", "");
-  FittedProfile p;
-  p.gpu = "test";
-  p.ops[fit.op] = fit;
-  write_profile(p, "test", out.path());
-  const FittedProfile back = read_profile(out.path());
   const OpQuery q = OpQuery::of(raw.samples[3]);
-  CHECK(predict_time_us(back.ops.at("attn_decode"), q) == doctest::Approx(predict_time_us(fit, q)));
+  CHECK(predict_time_us(test::written_and_read(fit), q) == doctest::Approx(predict_time_us(fit, q)));
 }
 
 TEST_CASE("fit: decode attention whose time depends on sequences and context together takes its neighbours") {

@@ -10,6 +10,7 @@
 #include "costmodel/fit/op_fit.h"
 #include "costmodel/fit/profile_io.h"
 #include "costmodel/ops.h"
+#include "tests/fit/profile_round_trip.h"
 #include "tests/traces/temp_file.h"
 
 namespace fdc::fit {
@@ -78,13 +79,7 @@ TEST_CASE("fit: an op whose time follows its flops slot, not its bytes, takes it
   for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us).epsilon(0.02));
   CHECK(predict(f, OpQuery{1e6, 1e6, 0, 0, 0}).extrapolated);  // pairs beyond 2^17
   // Written and read back: the same axis and predictions; the candidates keep theirs.
-  test::TempFile out("profile.json", "");
-  FittedProfile p;
-  p.gpu = "test";
-  p.ops[f.op] = f;
-  write_profile(p, "test", out.path());
-  const FittedProfile back = read_profile(out.path());
-  const OpFit& b = back.ops.at("kv_append");
+  const OpFit b = test::written_and_read(f);
   CHECK(b.curve_on_flops);
   CHECK(b.candidates.at(2).curve_on_flops);
   CHECK_FALSE(b.candidates.at(1).curve_on_flops);
