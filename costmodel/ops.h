@@ -55,9 +55,10 @@ inline OpWork gemm_work(double m, double n, double k, double e) {
   return {2.0 * m * n * k, e * (m * k + k * n + m * n), 0.0};
 }
 // Rows a GEMM's kernel computes for m rows of output: above one tile, whole tiles of
-// kGemmTileRows (the cuBLASLt bf16 kernels of our GEMMs tile M by 128 rows on the H100 and H200: a
-// prompt iteration of 513-640 rows costs as much as one of 640); at or below one tile, m itself (the
-// narrow kernels of small batches). The fitted GEMM laws price these rows (fit::OpQuery::gemm).
+// kGemmTileRows (GEMM kernels tile M; 128 rows is the period of the engine runs' prompt-iteration
+// errors before this rule, docs/fit.md "GEMMs priced on whole 128-row tiles"); at or below one tile,
+// m itself (the narrow kernels of small batches). The fitted GEMM laws price these rows
+// (fit::OpQuery::gemm).
 inline constexpr double kGemmTileRows = 128;
 inline double gemm_tiled_rows(double m) { return m > kGemmTileRows ? std::ceil(m / kGemmTileRows) * kGemmTileRows : m; }
 // Element-wise op reading `in` elements and writing `out` elements.
