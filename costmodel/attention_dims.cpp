@@ -28,6 +28,10 @@ int important_slots(double fraction, int block_size) {
 
 int decode_stage_width(int rank) { return rank <= 32 ? 32 : rank <= 64 ? 64 : 128; }
 
+int lo_class_rank(int rank, double lo_share) {
+  return std::min(rank, std::max(16, static_cast<int>(std::floor(rank * lo_share / 8 + 1e-9)) * 8));
+}
+
 bool decode_uses_tensor_cores(const std::vector<KvHeadDims>& heads) {
   std::vector<kernels::attn::HeadRanks> ranks;
   ranks.reserve(heads.size());

@@ -81,6 +81,11 @@ struct LayerShard {
 // the same number of elements at every width, so the tokens per stage follow 1 / width.
 int decode_stage_width(int rank);
 
+// The rank an unimportant token keeps of a head's `rank` when it keeps a share `lo_share` of it:
+// rounded down to a multiple of 8, at least 16 and at most the rank (the attention benchmarks'
+// token-class tables, bench/ops/attention_grid.h, and the fit's rebuild of them).
+int lo_class_rank(int rank, double lo_share);
+
 // Whether the engine decodes a layer of these KV heads on the tensor-core kernel (the kAuto rule of
 // kernels::attn::choose_decode_path); a profile prices those layers with its attn_decode/tensor_cores
 // law when it has one (costmodel/fitted.h).

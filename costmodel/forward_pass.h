@@ -217,22 +217,17 @@ void for_each_decode_attention(const std::vector<LayerShapes>& groups, const Bat
     c.keys_max = static_cast<double>(b.decode_kv_max);
     c.layer = &g;
     c.seq_keys_mean = c.keys_mean, c.seq_keys_max = c.keys_max;
-    if (!g.token_classes) {
+    const double fh = g.f_hi;
+    if (g.token_classes) c.lo_share = 1 - fh;
+    // One call: without classes, or both classes in one launch (their mix per key, as the layer's
+    // kv_bytes_per_token, score_dims and kv_stage_bytes_per_token are).
+    if (!g.token_classes || classes_one_launch) {
       c.work = OpWork{2.0 * keys * g.score_dims, keys * g.kv_bytes_per_token + seqs * g.row_bytes, 0};
       c.stage_bytes = keys * g.kv_stage_bytes_per_token;
       f(c);
       continue;
     }
     // The hi pass carries the new rows (q read, output written, K/V appended).
-    const double fh = g.f_hi;
-    c.lo_share = 1 - fh;
-    if (classes_one_launch) {
-      c.work = OpWork{2.0 * keys * (fh * g.score_dims_hi + (1 - fh) * g.score_dims_lo),
-                      keys * (fh * g.kv_bytes_hi + (1 - fh) * g.kv_bytes_lo) + seqs * g.row_bytes, 0};
-      c.stage_bytes = keys * (fh * g.kv_stage_bytes_hi + (1 - fh) * g.kv_stage_bytes_lo);
-      f(c);
-      continue;
-    }
     OpCall lo = c;
     c.decode_class = 0, lo.decode_class = 1;
     c.work = OpWork{2.0 * fh * keys * g.score_dims_hi, fh * keys * g.kv_bytes_hi + seqs * g.row_bytes, 0};

@@ -59,11 +59,7 @@ std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int
   for (int h = 0; h < num_kv_heads; ++h) {
     const int rk = mixed ? 32 + 16 * ((h * 5) % 7) : rank;
     const int rv = mixed ? 32 + 16 * ((h * 3 + 2) % 7) : rank;
-    auto low = [&](int x) {
-      if (lo_share <= 0) return x;
-      const int kept = static_cast<int>(std::floor(x * lo_share / 8 + 1e-9)) * 8;
-      return std::min(x, std::max(16, kept));
-    };
+    auto low = [&](int x) { return lo_share > 0 ? costmodel::lo_class_rank(x, lo_share) : x; };
     r.push_back({rk, rv, low(rk), low(rv)});
   }
   return r;

@@ -139,9 +139,7 @@ void add_prefill_tiles(const Entry& e, AttnFeatures& a, const RawProfile& out) {
 
 std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool mixed) {
   const bool lo = a.lo_fraction > 0;
-  auto low = [&](int x) {
-    return lo ? std::min(x, std::max(16, static_cast<int>(std::floor(x * a.lo_rank_share / 8 + 1e-9)) * 8)) : x;
-  };
+  auto low = [&](int x) { return lo ? costmodel::lo_class_rank(x, a.lo_rank_share) : x; };
   std::vector<std::array<int, 4>> r;
   for (int h = 0; h < static_cast<int>(std::llround(a.kv_heads)); ++h) {
     if (mixed) {
