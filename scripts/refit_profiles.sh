@@ -68,6 +68,7 @@ done
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-attn-prefill" \
   "$R/h200-1gpu-20261204-gemm" "$R/h200-1gpu-20261204-attn-decode-auto" "$R/h200-1gpu-20261204-attn-prefill-tma" \
+  "$R/h200-1gpu-20261205-gemm-rows" "$R/h200-1gpu-20261205-attn-decode-shared" \
   ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
 L4=docs/results/layer-check-20261204d
 args=()
@@ -75,6 +76,12 @@ for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
   args+=(--in-layer-from "$L4/layer-h200-$p-perop.json")
   if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L4/layer-h200-$p-perop.json"); fi
   if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L4/layer-h200-$p-perop.json"); fi
+done
+L5=docs/results/layer-check-20261205
+for p in none-rows fdc-uniform-50-rows; do
+  args+=(--in-layer-from "$L5/layer-h200-$p-perop.json")
+  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
+  if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
 done
 for f in "$R"/h200-1gpu-20261204-engine2/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done
 for f in "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done

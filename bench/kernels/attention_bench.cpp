@@ -155,8 +155,11 @@ void timed_loop(benchmark::State& state, F&& launch, double bytes, double flops,
 }
 
 // Decode, batch 32 x 4096 context, paged (block 16 in BM_Decode). rank = 0 means the spread 32..128.
-// kernel: 1 = CUDA cores, 2 = tensor cores (mma), 0 = what launch_decode picks.
-void decode_case(benchmark::State& state, int rank, bool balanced, int lo_pct, DecodePath path, int block) {
+// kernel: 1 = CUDA cores, 2 = tensor cores (mma), 0 = what launch_decode picks; 3 = tensor cores,
+// the general kernel even where every unit is in width class 48 or 96 (the launch told no width
+// classes).
+void decode_case(benchmark::State& state, int rank, bool balanced, int lo_pct, DecodePath path, int block,
+                 bool general = false) {
   const int batch = 32, ctx = 4096;
   std::vector<HeadRanks> ranks = rank == 0 ? spread_ranks() : std::vector<HeadRanks>(kHeads, HeadRanks{rank, rank, rank, rank});
   if (lo_pct > 0)
@@ -187,6 +190,7 @@ void decode_case(benchmark::State& state, int rank, bool balanced, int lo_pct, D
   p.cache = cache->params();
   p.heads = cache->dev.heads.data();
   dplan.fill(p);
+  if (general) p.width_classes = 0;
   const double bytes = static_cast<double>(decode_kv_bytes(L, hi, lo, 2));
   const double flops = static_cast<double>(decode_flops(L, hi, lo));
   timed_loop(state, [&] { launch_decode(p, nullptr); }, bytes, flops, true);
@@ -196,14 +200,15 @@ void decode_case(benchmark::State& state, int rank, bool balanced, int lo_pct, D
       static_cast<double>(decode_kv_bytes(L, hi, lo, 2) + static_cast<int64_t>(plan.units.size()) * opt.unit_overhead_bytes);
   state.SetLabel((rank == 0 ? std::string("ranks 32..128") : "rank " + std::to_string(rank)) +
                  (balanced ? " balanced" : " naive") + (lo_pct ? " lo " + std::to_string(lo_pct) + "%" : "") +
-                 (path == DecodePath::kMma ? " mma" : " cuda-cores") +
+                 (path == DecodePath::kMma ? (general ? " mma general" : " mma") : " cuda-cores") +
                  (block != 16 ? " block " + std::to_string(block) : ""));
   cache.reset();
 }
 
 void BM_Decode(benchmark::State& state) {
+  const bool general = state.range(3) == 3;
   decode_case(state, static_cast<int>(state.range(0)), state.range(1) != 0, static_cast<int>(state.range(2)),
-              resolve_decode_path(static_cast<DecodePath>(state.range(3))), 16);
+              general ? DecodePath::kMma : resolve_decode_path(static_cast<DecodePath>(state.range(3))), 16, general);
 }
 
 // The same decode case (balanced, no lo tokens) with pages of `block` tokens: with 16-token pages a
@@ -305,6 +310,7 @@ BENCHMARK(BM_Decode)
     ->ArgNames({"rank", "balanced", "lo_pct", "kernel"})
     ->ArgsProduct({{128}, {1, 0}, {0}, {1, 2}})
     ->ArgsProduct({{96, 64, 48, 32}, {1}, {0}, {1, 2}})
+    ->ArgsProduct({{48, 96}, {1}, {0}, {3}})
     ->ArgsProduct({{0}, {1, 0}, {0}, {1, 2}})
     ->ArgsProduct({{128}, {1}, {50}, {1, 2}})
     ->UseManualTime()

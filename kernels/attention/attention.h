@@ -62,6 +62,10 @@ struct DecodeParams {
   const int* pair_indptr = nullptr;    // [num_seqs * num_kv_heads + 1]
   const int* pair_units = nullptr;     // [num_units]
   int max_units_per_pair = 0;
+  // DecodePlan::width_classes of the units (0: not known). A plan whose units are all in width
+  // class 48 (or 96) runs the tensor-core kernel built for that width (decode_mma_kernel.cuh); any
+  // other, the general one.
+  unsigned width_classes = 0;
   float* partial_o = nullptr;          // [num_units * group * kMaxRank] workspace
   float* partial_lse = nullptr;        // [num_units * group] workspace (log2 of the softmax sum)
 };
@@ -160,6 +164,7 @@ class DeviceDecodePlan {
   DeviceBuffer<float> partial_o_, partial_lse_;
   int num_units_ = 0;
   int max_units_per_pair_ = 0;
+  unsigned width_classes_ = 0;
 };
 
 // The decode kernel launch_decode runs for `path` (kCudaCores or kMma; kAuto, which launch_decode

@@ -21,8 +21,11 @@ void run_decode_typed(const DecodeParams& p, cudaStream_t stream) {
     if (p.path == DecodePath::kMma) {
       // One instantiation serves every group (the group's q heads are MMA rows).
       constexpr int smem = kDecodeMmaSmemBytes;
-      auto kernel = any_slots ? dev::decode_mma_kernel<T, true>
-                              : dev::decode_mma_kernel<T, false>;
+      // Units all in width class 48 (or 96) on whole pages: the kernel of that width alone.
+      auto kernel = any_slots                           ? dev::decode_mma_kernel<T, true>
+                    : p.width_classes == kDecodeWidth48 ? dev::decode_mma_kernel<T, false, 48>
+                    : p.width_classes == kDecodeWidth96 ? dev::decode_mma_kernel<T, false, 96>
+                                                        : dev::decode_mma_kernel<T, false>;
       CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
       kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeMmaThreads, smem, stream>>>(p);
     } else {

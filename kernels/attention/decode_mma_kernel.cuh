@@ -24,7 +24,9 @@
 // copies are issued, so the page-table load does not stall the warp.
 //
 // Two stages, not three: 72 KiB of shared memory lets three blocks (12 warps) share an SM, and on
-// an H200 that beat three stages with two blocks by 3-4% with mixed ranks (docs/kernels.md).
+// an H200 that beat three stages with two blocks by 3-4% with mixed ranks (docs/kernels.md). A
+// launch whose units are all 33..48 (65..96) wide runs a kernel of width 48 (96) alone, whose
+// unpadded rows fit three stages in the same 72 KiB.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -42,28 +44,44 @@ inline constexpr int kDecodeMmaThreads = 128;
 inline constexpr int kDecodeMmaWarps = kDecodeMmaThreads / 32;
 
 // 16-token slices per stage for rows of W elements: about 8 KiB of K and V per stage at full
-// width, so a warp keeps the same bytes in flight at every width.
+// width, so a warp keeps the same bytes in flight at every width. W = 48 and 96 (units of those
+// widths alone, in kernels of their own) keep two and one slices, 6 KiB, but three stages: two in
+// flight while one is computed.
 template <int W>
 constexpr int decode_mma_sub() {
-  return W == 128 ? 1 : W == 64 ? 2 : 4;
+  return W == 128 || W == 96 ? 1 : W == 64 || W == 48 ? 2 : 4;
 }
-// Row stride in shared memory, elements: W + 8 (an odd multiple of 16 bytes, so the 8 rows of an
-// ldmatrix hit distinct banks), except at W = 32, whose 64-byte rows are unpadded and swizzled
-// (decode_mma_chunk) to fit four slices per stage in the footprint of the wider widths.
 template <int W>
-constexpr int decode_mma_ld() {
-  return W == 32 ? 32 : W + 8;
+constexpr int decode_mma_stages() {
+  return W == 48 || W == 96 ? 3 : kDecodeMmaStages;
 }
-// Where 16-byte chunk `c` of row `row` sits in its row: at W = 32 the chunk index is XORed with
-// bits 1..2 of the row, so 8 consecutive rows' chunks c fill the 8 distinct 16-byte slots of a
-// 128-byte bank line.
+// Rows in shared memory are unpadded and their 16-byte chunks swizzled at W = 32, 48 and 96 (so
+// the footprint fits four slices at 32, and three stages at 48 and 96, in that of the other
+// widths); padded to W + 8 elements otherwise (an odd multiple of 16 bytes: the 8 rows of an
+// ldmatrix hit distinct banks).
+template <int W>
+constexpr bool decode_mma_swizzled() {
+  return W == 32 || W == 48 || W == 96;
+}
+template <int W>
+constexpr int decode_mma_ld() {  // row stride in shared memory, elements
+  return decode_mma_swizzled<W>() ? W : W + 8;
+}
+// Where 16-byte chunk `c` of row `row` sits in its row, so that 8 consecutive rows' chunks c fill
+// the 8 distinct 16-byte slots of a 128-byte bank line: at W = 32 (4 chunks a row) the chunk index
+// is XORed with bits 1..2 of the row; at W = 48 (6 chunks, rows 96 bytes apart: rows 0..3 of 8
+// start at slots 0, 6, 4, 2 and rows 4..7 again) chunk pairs are swapped on rows 4..7 of every 8;
+// at W = 96 (12 chunks, rows start at slots 0 and 4 by turns) with bits 1..2 of the row, which
+// keeps a chunk in its group of four.
 template <int W>
 __device__ __forceinline__ int decode_mma_chunk(int row, int c) {
-  return W == 32 ? c ^ ((row >> 1) & 3) : c;
+  if constexpr (W == 32 || W == 96) return c ^ ((row >> 1) & 3);
+  if constexpr (W == 48) return c ^ ((row >> 2) & 1);
+  return c;
 }
 template <int W>
 constexpr int decode_mma_warp_bytes() {  // one warp's K and V buffers, all stages
-  return kDecodeMmaStages * 2 * decode_mma_sub<W>() * 16 * decode_mma_ld<W>() * 2;
+  return decode_mma_stages<W>() * 2 * decode_mma_sub<W>() * 16 * decode_mma_ld<W>() * 2;
 }
 constexpr int decode_mma_smem_bytes() {
   constexpr int a = decode_mma_warp_bytes<32>(), b = decode_mma_warp_bytes<64>(), c = decode_mma_warp_bytes<128>();
@@ -71,11 +89,14 @@ constexpr int decode_mma_smem_bytes() {
   constexpr int merge = kDecodeMmaWarps * 8 * (128 + 2) * 4;
   return kDecodeMmaWarps * warp > merge ? kDecodeMmaWarps * warp : merge;
 }
+static_assert(decode_mma_warp_bytes<48>() <= decode_mma_warp_bytes<64>() &&
+                  decode_mma_warp_bytes<96>() <= decode_mma_warp_bytes<64>(),
+              "widths 48 and 96 fit the launch's footprint");
 static_assert(decode_mma_smem_bytes() == kDecodeMmaSmemBytes, "attention.h keeps the footprint");
 
 template <typename T, int W, bool kAnySlots>
 __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const DecodeUnit& u, unsigned char* smem_raw) {
-  constexpr int S = kDecodeMmaStages;
+  constexpr int S = decode_mma_stages<W>();
   // Pages whose slot counts are not multiples of 16 look a page up per 16-byte chunk: there four
   // slices per stage at W = 32 spill registers, so that kernel keeps two.
   constexpr int SUB = kAnySlots && W == 32 ? 2 : decode_mma_sub<W>();
@@ -227,7 +248,7 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
   // (A) and V (A, .trans): its byte offset in a slice.
   const uint32_t lane_off = ((lane & 15) * LD + (lane >> 4) * 8) * 2;
   auto step_off = [&](int kk) -> uint32_t {
-    if constexpr (W == 32) {
+    if constexpr (decode_mma_swizzled<W>()) {
       return ((lane & 15) * LD + decode_mma_chunk<W>(lane & 15, 2 * kk + (lane >> 4)) * 8) * 2;
     } else {
       return lane_off + kk * 16 * 2;
@@ -382,18 +403,26 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
   }
 }
 
-template <typename T, bool kAnySlots>
+// kOnlyW = 48 or 96: every unit of the launch is in that width class (DecodeParams::width_classes:
+// 33..48 or 65..96 wide), so one width is built and its three-stage pipeline has the registers to
+// itself; the general kernel (kOnlyW = 0) runs such units at widths 64 and 128 with two stages (a
+// fourth width there pushed it past its registers).
+template <typename T, bool kAnySlots, int kOnlyW = 0>
 __global__ void __launch_bounds__(kDecodeMmaThreads, 3) decode_mma_kernel(DecodeParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const DecodeUnit u = p.units[blockIdx.x];
-  const HeadInfo& hd = p.heads[u.head_cls >> 1];
-  const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
-  if (width <= 32)
-    decode_mma_unit<T, 32, kAnySlots>(p, u, smem_raw);
-  else if (width <= 64)
-    decode_mma_unit<T, 64, kAnySlots>(p, u, smem_raw);
-  else
-    decode_mma_unit<T, 128, kAnySlots>(p, u, smem_raw);
+  if constexpr (kOnlyW != 0) {
+    decode_mma_unit<T, kOnlyW, kAnySlots>(p, u, smem_raw);
+  } else {
+    const HeadInfo& hd = p.heads[u.head_cls >> 1];
+    const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
+    if (width <= 32)
+      decode_mma_unit<T, 32, kAnySlots>(p, u, smem_raw);
+    else if (width <= 64)
+      decode_mma_unit<T, 64, kAnySlots>(p, u, smem_raw);
+    else
+      decode_mma_unit<T, 128, kAnySlots>(p, u, smem_raw);
+  }
 }
 
 }  // namespace fdc::kernels::attn::dev

@@ -144,7 +144,8 @@ DeviceDecodePlan::DeviceDecodePlan(const DecodePlan& plan, int group)
       pair_indptr_(plan.pair_indptr),
       pair_units_(plan.pair_units),
       num_units_(static_cast<int>(plan.units.size())),
-      max_units_per_pair_(plan.max_units_per_pair) {
+      max_units_per_pair_(plan.max_units_per_pair),
+      width_classes_(plan.width_classes) {
   if (max_units_per_pair_ > 1) {
     partial_o_ = DeviceBuffer<float>(static_cast<size_t>(num_units_) * group * kMaxRank);
     partial_lse_ = DeviceBuffer<float>(static_cast<size_t>(num_units_) * group);
@@ -157,6 +158,7 @@ void DeviceDecodePlan::fill(DecodeParams& p) const {
   p.pair_indptr = pair_indptr_.data();
   p.pair_units = pair_units_.data();
   p.max_units_per_pair = max_units_per_pair_;
+  p.width_classes = width_classes_;
   p.partial_o = const_cast<float*>(partial_o_.data());
   p.partial_lse = const_cast<float*>(partial_lse_.data());
 }

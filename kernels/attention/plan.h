@@ -55,7 +55,21 @@ struct DecodePlan {
   int num_seqs = 0;
   int num_kv_heads = 0;
   int max_units_per_pair = 0;     // 1 means no combine step is needed
+  unsigned width_classes = 0;     // decode_width_class bits of the units' widths
 };
+
+// Width classes of decode units (a unit's width: the larger of its class's two ranks). The
+// tensor-core kernel tiles a unit at its class's width; a plan whose units all fall in one class
+// can run a kernel built for that class alone (decode_mma_kernel.cuh).
+inline constexpr unsigned kDecodeWidth32 = 1u, kDecodeWidth48 = 2u, kDecodeWidth64 = 4u, kDecodeWidth96 = 8u,
+                          kDecodeWidth128 = 16u;
+constexpr unsigned decode_width_class(int width) {
+  return width <= 32   ? kDecodeWidth32
+         : width <= 48 ? kDecodeWidth48
+         : width <= 64 ? kDecodeWidth64
+         : width <= 96 ? kDecodeWidth96
+                       : kDecodeWidth128;
+}
 
 // Bytes a unit reads (K and V rows at its class's ranks) plus the options' per-unit overhead.
 int64_t unit_cost_bytes(const HeadLayout& layout, const DecodeUnit& u, const DecodePlanOptions& opt);

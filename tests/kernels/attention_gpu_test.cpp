@@ -153,6 +153,36 @@ TEST_CASE("decode with uniform ranks 16..128 and batches 1..64") {
   }
 }
 
+TEST_CASE("decode of units in one width class, 48 or 96: the kernels of that width, three stages, swizzled rows") {
+  // Every unit 33..48 (65..96) wide: the tensor-core path runs the kernel built for that width alone.
+  uint64_t seed = 700;
+  const std::vector<int> lengths{1, 3, 17, 129, 1000, 4097};
+  const std::vector<int> none(lengths.size(), 0);
+  for (unsigned width : {kDecodeWidth48, kDecodeWidth96}) {
+    const std::vector<HeadRanks> ranks = width == kDecodeWidth48
+                                             ? std::vector<HeadRanks>{{48, 40, 48, 40}, {40, 48, 40, 48}}
+                                             : std::vector<HeadRanks>{{96, 80, 96, 80}, {72, 96, 72, 96}};
+    for (DType t : {DType::kBF16, DType::kFP16}) {
+      for (int group : {1, 4, 8}) {
+        for (int block : {16, 32}) {
+          CAPTURE(width);
+          CAPTURE(group);
+          CAPTURE(block);
+          const HeadLayout L(2 * group, 2, ranks, block);
+          REQUIRE(plan_decode_balanced(L, lengths, none, decode_plan_options_for_device(0, DecodePath::kMma))
+                      .width_classes == width);
+          for (bool balanced : {true, false}) run_decode_case(L, lengths, none, t, balanced, ++seed);
+        }
+      }
+    }
+  }
+  // Token classes in separate pools, both classes in one width class.
+  run_decode_case(HeadLayout(4, 2, {{48, 48, 40, 40}, {48, 40, 48, 40}}, 16), {1, 0, 17, 129, 1000, 4097},
+                  {3, 5, 0, 300, 3000, 1}, DType::kBF16, true, ++seed);
+  run_decode_case(HeadLayout(4, 2, {{96, 96, 80, 72}, {96, 88, 96, 88}}, 16), {1, 0, 17, 129, 1000, 4097},
+                  {3, 5, 0, 300, 3000, 1}, DType::kBF16, true, ++seed);
+}
+
 TEST_CASE("decode with token classes: unimportant tokens use the first r_lo dims") {
   uint64_t seed = 900;
   for (DType t : {DType::kBF16, DType::kFP16}) {

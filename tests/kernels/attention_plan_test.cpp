@@ -177,3 +177,33 @@ TEST_CASE("the decode kernel for a layout: tensor cores for widths other than 64
   CHECK_THROWS_AS(choose_decode_path(HeadLayout::uniform(32, 8, 128, 128, 16), static_cast<DecodePath>(5)),
                   fdc::InputError);
 }
+
+TEST_CASE("a decode plan records the width classes of its units") {
+  const DecodePlanOptions opt;
+  const std::vector<int> hi{100, 3000}, lo{0, 0};
+  auto classes = [&](const HeadLayout& L, const std::vector<int>& h, const std::vector<int>& l) {
+    const unsigned a = plan_decode_balanced(L, h, l, opt).width_classes;
+    CHECK(plan_decode_naive(L, h, l, opt).width_classes == a);
+    return a;
+  };
+  CHECK(decode_width_class(16) == kDecodeWidth32);
+  CHECK(decode_width_class(32) == kDecodeWidth32);
+  CHECK(decode_width_class(40) == kDecodeWidth48);
+  CHECK(decode_width_class(48) == kDecodeWidth48);
+  CHECK(decode_width_class(56) == kDecodeWidth64);
+  CHECK(decode_width_class(64) == kDecodeWidth64);
+  CHECK(decode_width_class(72) == kDecodeWidth96);
+  CHECK(decode_width_class(96) == kDecodeWidth96);
+  CHECK(decode_width_class(104) == kDecodeWidth128);
+  CHECK(decode_width_class(128) == kDecodeWidth128);
+  // A unit's width is the larger of its two ranks.
+  CHECK(classes(HeadLayout::uniform(8, 8, 48, 48, 16), hi, lo) == kDecodeWidth48);
+  CHECK(classes(HeadLayout::uniform(8, 8, 32, 48, 16), hi, lo) == kDecodeWidth48);
+  CHECK(classes(HeadLayout::uniform(8, 8, 48, 64, 16), hi, lo) == kDecodeWidth64);
+  CHECK(classes(HeadLayout(16, 2, {{48, 40, 48, 40}, {128, 96, 128, 96}}, 16), hi, lo) ==
+        (kDecodeWidth48 | kDecodeWidth128));
+  // Lo units count at their lo ranks, and only where the plan has lo tokens.
+  const HeadLayout classes_layout(8, 2, {{96, 96, 48, 48}, {48, 48, 24, 24}}, 16);
+  CHECK(classes(classes_layout, hi, lo) == (kDecodeWidth96 | kDecodeWidth48));
+  CHECK(classes(classes_layout, hi, {5, 0}) == (kDecodeWidth96 | kDecodeWidth48 | kDecodeWidth32));
+}

@@ -1027,6 +1027,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
       p.pair_indptr = g.gd + g.off_pair_indptr;
       p.pair_units = g.gd + g.off_pair_units;
       p.max_units_per_pair = g.decode.max_units_per_pair;
+      p.width_classes = g.decode.width_classes;  // units of one width class: that width's kernel
       p.path = g.decode_path;
       p.partial_o = partial_o;
       p.partial_lse = partial_lse;
