@@ -68,6 +68,12 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   }
   for (const auto& [name, f] : p.ops)
     if (f.extrapolated && !p.extrapolated) os << "  extrapolated " << name << ": " << f.note << "\n";
+  for (const auto& [name, f] : p.ops)  // decode fitted on naive cases too: the plan the simulator prices
+    if (f.held_out_balanced)
+      os << "  " << name << ": held out on its " << f.held_out_balanced->points
+         << " balanced-plan cases (the plan the simulator prices; the naive ones inform the straggler term) "
+         << pct(f.held_out_balanced->median_ape_pct) << " / " << pct(f.held_out_balanced->p90_ape_pct)
+         << " (median / P90)\n";
   for (const auto& [name, f] : p.ops) {  // the attention laws' columns, the plan's units where fitted
     if (f.base_form() != fit::FitForm::kAttentionLinear && f.base_form() != fit::FitForm::kAttentionLinearEfficiency)
       continue;

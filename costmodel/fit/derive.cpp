@@ -91,6 +91,7 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
     f.extrapolated = true;
     f.note = note.str();
     f.held_out = {"none (derived, not measured)", 0, std::nullopt, std::nullopt, {}};
+    f.held_out_balanced.reset();
     f.candidates.clear();
     p.ops[op] = f;
   }

@@ -761,6 +761,19 @@ CandidateCache& cache_for(const std::vector<NeighbourPoint>& points) {
   return caches[at];
 }
 
+// The held-out error of a decode fit over its balanced cases alone, when the cases also hold naive
+// ones (`e.predicted` is in `samples`' order); nothing otherwise.
+std::optional<HeldOutError> balanced_subset(const std::vector<Sample>& samples, const HeldOutError& e) {
+  if (e.predicted.size() != samples.size()) return std::nullopt;
+  std::vector<double> ape;
+  for (size_t i = 0; i < samples.size(); ++i)
+    if (samples[i].attn && samples[i].attn->balanced != 0)
+      ape.push_back(std::abs(e.predicted[i] / samples[i].time_us - 1.0) * 100.0);
+  if (ape.empty() || ape.size() == samples.size()) return std::nullopt;
+  return HeldOutError{
+      e.method + ", balanced cases", static_cast<int>(ape.size()), percentile(ape, 0.5), percentile(ape, 0.9), {}};
+}
+
 }  // namespace
 
 double neighbour_correction(const std::vector<NeighbourPoint>& points, const OpQuery& q, NeighbourSpace space) {
@@ -893,6 +906,7 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
     if (attn && !on_flops) f.decode_plan = decode_plan;
     f.held_out = candidates[pick].held_out;
     for (const Sample& s : samples) f.held_out_cases.emplace_back(s.where, s.time_us);
+    if (attn && !on_flops) f.held_out_balanced = balanced_subset(samples, f.held_out);
     f.candidates = std::move(candidates);
     return f;
   }

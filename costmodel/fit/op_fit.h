@@ -153,6 +153,9 @@ struct OpFit {
   std::optional<Range> m_range, n_range, k_range;   // GEMMs
   std::optional<Range> seqs_range, keys_max_range;  // attention
   HeldOutError held_out;
+  // Decode attention fitted on balanced and naive (one block per sequence and head) cases alike: the
+  // same held-out predictions over the balanced cases alone, the plan the simulator prices.
+  std::optional<HeldOutError> held_out_balanced;
   // The measured cases behind held_out, in its order (Sample::where, measured time), so that each
   // held-out prediction can be named; only in a fit from raw data, not read back from a profile.
   std::vector<std::pair<std::string, double>> held_out_cases;

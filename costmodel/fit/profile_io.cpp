@@ -97,6 +97,7 @@ Json op_json(const OpFit& f) {
   Json j = {{"form", form_name(f.form)}, {"axis", f.axis_name()}, {"params", params},
             {"efficiency_knots", knots}, {"coverage", coverage},  {"held_out", held_out_json(f.held_out)},
             {"candidates", candidates}};
+  if (f.held_out_balanced) j["held_out_balanced"] = held_out_json(*f.held_out_balanced);
   if (f.form == FitForm::kGemmRooflineGrid) {
     Json grid = Json::array();
     for (const GridPoint& p : f.grid.points) grid.push_back(Json::array({p.m, p.n, p.k, p.efficiency}));
@@ -309,6 +310,7 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   if (base == FitForm::kGemmRooflineEfficiency || base == FitForm::kGemmRooflineGrid)
     f.m_range = r.range(cov, "m"), f.n_range = r.range(cov, "n"), f.k_range = r.range(cov, "k");
   f.held_out = r.held_out(r.at(j, "held_out"));
+  if (j.contains("held_out_balanced")) f.held_out_balanced = r.held_out(j["held_out_balanced"]);
   if (j.contains("candidates"))
     for (const Json& c : j["candidates"])
       f.candidates.push_back({r.form(c), r.held_out(c), c.contains("axis") && c["axis"] == "flops"});

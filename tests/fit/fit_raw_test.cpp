@@ -15,6 +15,7 @@
 #include "costmodel/fit/profile_fit.h"
 #include "costmodel/fit/profile_io.h"
 #include "costmodel/fit/raw_reader.h"
+#include "tests/fit/profile_round_trip.h"
 #include "tests/test_paths.h"
 #include "tests/traces/temp_file.h"
 
@@ -376,6 +377,36 @@ TEST_CASE("fit: token-class decode cases on shared pages are their own op, with 
       CHECK((w.find("'slots_") != std::string::npos || w.find("'lo_rank_share'") != std::string::npos));
     }
   }
+}
+
+TEST_CASE("fit: decode fitted on balanced and naive cases reports its held-out error on the balanced ones too") {
+  const RawProfile r =
+      read_raw_profiles({test::source_path("configs/profiles/raw/h200-1gpu-20261204-attn-decode-auto")});
+  const FittedProfile p = fit_profile(r);
+  const OpFit& tc = p.ops.at("attn_decode/tensor_cores");
+  REQUIRE(tc.held_out_balanced);
+  // The balanced cases among the op's held-out cases, by name, and their errors recomputed from the
+  // per-case predictions.
+  std::vector<double> ape;
+  for (size_t i = 0; i < tc.held_out_cases.size(); ++i)
+    if (tc.held_out_cases[i].first.find("/balanced/") != std::string::npos)
+      ape.push_back(std::abs(tc.held_out.predicted[i] / tc.held_out_cases[i].second - 1) * 100);
+  REQUIRE(!ape.empty());
+  REQUIRE(ape.size() < tc.held_out_cases.size());
+  CHECK(tc.held_out_balanced->points == static_cast<int>(ape.size()));
+  CHECK(*tc.held_out_balanced->median_ape_pct == doctest::Approx(percentile(ape, 0.5)));
+  CHECK(*tc.held_out_balanced->p90_ape_pct == doctest::Approx(percentile(ape, 0.9)));
+  CHECK(tc.held_out_balanced->method.find("balanced") != std::string::npos);
+  // Ops without naive cases carry none; the field survives the profile file.
+  for (const auto& [name, f] : p.ops)
+    if (name.rfind("attn_decode", 0) != 0) CHECK_FALSE(f.held_out_balanced);
+  const OpFit back = test::written_and_read(tc);
+  REQUIRE(back.held_out_balanced);
+  CHECK(back.held_out_balanced->points == tc.held_out_balanced->points);
+  CHECK(*back.held_out_balanced->p90_ape_pct == doctest::Approx(*tc.held_out_balanced->p90_ape_pct));
+  OpFit none = tc;
+  none.held_out_balanced.reset();
+  CHECK_FALSE(test::written_and_read(none).held_out_balanced);
 }
 
 }  // namespace fdc::fit
