@@ -68,7 +68,7 @@ done
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-attn-prefill" \
   "$R/h200-1gpu-20261204-gemm" "$R/h200-1gpu-20261204-attn-decode-auto" "$R/h200-1gpu-20261204-attn-prefill-tma" \
-  "$R/h200-1gpu-20261205-gemm-rows" "$R/h200-1gpu-20261205-attn-decode-shared" \
+  "$R/h200-1gpu-20261205-gemm-rows" "$R/h200-1gpu-20261205-attn-decode-shared" "$R/h200-1gpu-20261205-attn-decode-r96" \
   ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
 L4=docs/results/layer-check-20261204d
 args=()
