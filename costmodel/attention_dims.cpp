@@ -39,6 +39,14 @@ bool decode_uses_tensor_cores(const std::vector<KvHeadDims>& heads) {
   return kernels::attn::decode_auto_uses_tensor_cores(ranks);
 }
 
+int decode_mma_one_width(const std::vector<KvHeadDims>& heads) {
+  unsigned classes = 0;
+  for (const KvHeadDims& d : heads) {
+    classes |= kernels::attn::decode_width_class(std::max(d.qk_hi, d.v_hi));
+    if (d.qk_lo != d.qk_hi || d.v_lo != d.v_hi) classes |= kernels::attn::decode_width_class(std::max(d.qk_lo, d.v_lo));
+  }
+  return kernels::attn::decode_mma_one_width(classes, false);
+}
 
 LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
   const int kv = static_cast<int>(layer.kv_heads.size());
@@ -71,6 +79,7 @@ LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu) {
     }
   }
   s.decode_tensor_cores = decode_uses_tensor_cores(s.kv_head_dims);
+  if (s.decode_tensor_cores) s.mma_one_width = decode_mma_one_width(s.kv_head_dims);
   return s;
 }
 
@@ -83,6 +92,7 @@ LayerShard max_shard(const LayerDims& layer, int num_heads, int gpus) {
       most_hi = s.kv_dims_hi, most_lo = s.kv_dims_lo;
       m.kv_head_dims = s.kv_head_dims;
       m.decode_tensor_cores = s.decode_tensor_cores;
+      m.mma_one_width = s.mma_one_width;
     }
     m.q_heads = std::max(m.q_heads, s.q_heads);
     m.q_qk_dims = std::max(m.q_qk_dims, s.q_qk_dims);

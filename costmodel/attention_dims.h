@@ -64,7 +64,8 @@ struct LayerShard {
   int64_t kv_dims_hi = 0;  // sum of (qk_hi + v_hi): cached elements per hi token
   int64_t kv_dims_lo = 0;  // sum of (qk_lo + v_lo)
   // Decode stage dims per token: sum of 2 x decode_stage_width(max(qk, v)), K and V rows as the
-  // decode kernel stages them (a class whose width is not 32, 64 or 128 fills part of each stage).
+  // CUDA-core decode kernel and the general tensor-core one stage them (a class whose width is not
+  // 32, 64 or 128 fills part of each stage; the tensor-core kernels of one width: mma_one_width).
   int64_t kv_stage_dims_hi = 0;
   int64_t kv_stage_dims_lo = 0;
   int64_t k_dims_hi = 0;  // sum of qk_hi over KV heads (compressed k width from the projection)
@@ -72,8 +73,11 @@ struct LayerShard {
   int max_rank_hi = 0;    // max of qk_hi and v_hi over the KV heads: the prefill launch's padded width follows it
   // The KV heads held by the GPU, in order (the decode planner cuts units per KV head and class).
   std::vector<KvHeadDims> kv_head_dims;
-  // The engine decodes these KV heads on the tensor-core kernel (decode_uses_tensor_cores).
+  // The engine decodes these KV heads on the tensor-core kernel (decode_uses_tensor_cores), and on
+  // its kernel of one width, 48 or 96, which stages rows at that width instead of 64 or 128
+  // (decode_mma_one_width; 0: the general kernel or the CUDA cores).
   bool decode_tensor_cores = false;
+  int mma_one_width = 0;
 };
 
 // Row width the decode kernel stages a class of `rank` kept dims at (the larger of r_qk and r_v):
@@ -90,6 +94,13 @@ int lo_class_rank(int rank, double lo_share);
 // kernels::attn::choose_decode_path); a profile prices those layers with its attn_decode/tensor_cores
 // law when it has one (costmodel/fitted.h).
 bool decode_uses_tensor_cores(const std::vector<KvHeadDims>& heads);
+
+// On the tensor cores, a launch whose units all fall in width class 48 (33..48) or 96 (65..96)
+// runs a kernel of that width, which stages rows at exactly 48 or 96 elements
+// (kernels::attn::decode_mma_one_width): that width for these KV heads, 0 when they take the
+// general kernel (widths of decode_stage_width). A profile's tensor-core law prices such layers'
+// staged bytes at that width (costmodel/fitted.cpp), as `fdcsim fit` reads their cases.
+int decode_mma_one_width(const std::vector<KvHeadDims>& heads);
 
 // Work of GPU `gpu` (0-based) of a replica with `gpus` GPUs, for layer `layer`.
 LayerShard shard_of(const LayerDims& layer, int num_heads, int gpus, int gpu);

@@ -181,6 +181,11 @@ double FittedCostModel::law_seconds(const OpCall& c) const {
       if (c.kind == OpKind::kAttnPrefill && f->prefill_schedule && c.layer)
         q.makespan = prefill_makespan_[static_cast<size_t>(c.layer - groups_.data())];
       q.stage_bytes = c.stage_bytes;
+      // The tensor-core kernel of one width stages rows at 48 (96) where the others stage 64 (128).
+      if (f == decode_tensor_cores_ && c.layer && c.layer->shard.mma_one_width > 0) {
+        const int w = c.layer->shard.mma_one_width;
+        q.stage_bytes *= static_cast<double>(w) / decode_stage_width(w);
+      }
       // The balanced plan's units, estimated as the fit estimated them for its cases, with the
       // plan constants stored with the law; profiles without the term skip it.
       if (c.kind == OpKind::kAttnDecode && f->us_per_unit != 0 && f->decode_plan && c.layer) {

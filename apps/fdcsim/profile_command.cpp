@@ -47,6 +47,12 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
                   "Share of each head's ranks a lo token keeps in those cases (default 0.5; a policy's "
                   "token_classes.qk_lo_share)")
       ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--attn-policies", o.attn_policies,
+                  "FDC policies (embedded names or .json paths) whose per-head rank tables decode attention is also "
+                  "measured at, over the decode grid: one table per set of layers keeping the same ranks, on every "
+                  "model the policy fits; with token classes also on shared pages at the --attn-lo-fractions "
+                  "(default: none; e.g. fdc-table-llama-2-13b,fdc-table-hybrid-llama-2-13b)")
+      ->delimiter(',');
   sub->add_option("--gpus", o.gpus, "Use GPUs 0..N-1 for collectives (default: every visible GPU)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--min-time-s", o.min_time_s, "Minimum measured time per case (default 0.05)")
@@ -83,6 +89,7 @@ int run_profile(const ProfileOptions& o) {
     if (!o.tp.empty()) g.tp = o.tp;
     if (!o.attn_lo_fractions.empty()) g.attn_lo_fractions = o.attn_lo_fractions;
     g.attn_lo_rank_share = o.attn_lo_rank_share;
+    g.attn_policies = o.attn_policies;
     g.budget_s = o.budget_s;
     g.min_time_s = o.min_time_s;
     g.filters = o.filters;

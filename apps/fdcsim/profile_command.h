@@ -21,6 +21,7 @@ struct ProfileOptions {
   std::vector<int> tp;                 // empty = 1, 2, 4, 8
   std::vector<double> attn_lo_fractions;  // empty = 0, 0.4, 0.7 (GridOptions)
   double attn_lo_rank_share = 0.5;
+  std::vector<std::string> attn_policies;  // decode attention also at these policies' rank tables
   int gpus = 0;                        // 0 = every visible GPU
   double min_time_s = 0.05;
   int64_t sweep_max_bytes = int64_t{1} << 30;

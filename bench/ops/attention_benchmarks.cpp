@@ -35,12 +35,9 @@ constexpr int kBlock = 16;
 
 int shape_int(const BenchCase& c, const char* key) { return static_cast<int>(std::lround(c.shape.at(key))); }
 
-// Rank table of the case (uniform rank or the mixed table; lo ranks when it has lo tokens).
-std::vector<attn::HeadRanks> case_ranks(const BenchCase& c) {
-  const bool mixed = c.shape.at("ranks_mixed") > 0;
-  const double lo_share = c.shape.at("lo_fraction") > 0 ? c.shape.at("lo_rank_share") : 0.0;
-  return attention_head_ranks(shape_int(c, "kv_heads"), shape_int(c, "rank_qk"), mixed, lo_share);
-}
+// Rank table of the case (a policy's layer, uniform rank or the mixed table; lo ranks when it has
+// lo tokens), as its counters say.
+std::vector<attn::HeadRanks> case_ranks(const BenchCase& c) { return case_head_ranks(c.shape); }
 
 // Pools of a page table, filled with a constant bf16 pattern (cudaMemset: a random fill of
 // gigabytes would cost more than the case; attention's time does not depend on the values).
@@ -158,6 +155,12 @@ void decode_case(benchmark::State& st, OpContext& ctx, const BenchCase& c) {
   set_attention_counters(st, c);
   st.counters["units"] = static_cast<double>(plan.units.size());
   st.counters["kernel"] = static_cast<double>(static_cast<int>(path));  // 1 CUDA cores, 2 tensor cores
+  // The tensor-core kernel of one width (48 or 96) the launch ran, 0 = the general one.
+  st.counters["mma_width"] =
+      path == attn::DecodePath::kMma
+          ? attn::decode_mma_one_width(plan.width_classes, attn::decode_any_slots(L.slots(attn::TokenClass::kHi),
+                                                                                  L.slots(attn::TokenClass::kLo)))
+          : 0;
 }
 
 // New rows of one sequence's prefill (rows 0..tokens-1 to slots 0..tokens-1 of its pages, page ids

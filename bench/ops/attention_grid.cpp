@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "costmodel/attention_dims.h"
+#include "costmodel/fit/rank_counters.h"
 
 namespace fdc::profile {
 namespace {
@@ -63,6 +64,43 @@ std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int
     r.push_back({rk, rv, low(rk), low(rv)});
   }
   return r;
+}
+
+void set_rank_table_counters(std::map<std::string, double>& shape, const std::vector<kernels::attn::HeadRanks>& ranks) {
+  shape[std::string(fit::kRankTableCounter)] = 1;
+  for (size_t h = 0; h < ranks.size(); ++h) {
+    const int r[4] = {ranks[h].rk, ranks[h].rv, ranks[h].rk_lo, ranks[h].rv_lo};
+    for (int f = 0; f < 4; ++f) shape[fit::head_rank_counter(static_cast<int>(h), f)] = r[f];
+  }
+}
+
+std::vector<kernels::attn::HeadRanks> case_head_ranks(const std::map<std::string, double>& shape) {
+  auto get = [&](const std::string& key) {
+    const auto it = shape.find(key);
+    FDC_INPUT_CHECK(it != shape.end(), "attention case: counter '" << key << "' is missing");
+    return it->second;
+  };
+  auto whole = [&](const std::string& key, double lo, double hi) {
+    const double v = get(key);
+    FDC_INPUT_CHECK(v == std::round(v) && v >= lo && v <= hi, "attention case: counter '"
+                                                                  << key << "' must be a whole number in [" << lo
+                                                                  << ", " << hi << "], found " << v);
+    return static_cast<int>(v);
+  };
+  const int kv_heads = whole("kv_heads", 1, 1 << 16);
+  const auto table = shape.find(std::string(fit::kRankTableCounter));
+  if (table != shape.end() && table->second > 0) {
+    std::vector<kernels::attn::HeadRanks> r;
+    for (int h = 0; h < kv_heads; ++h) {
+      int v[4];
+      for (int f = 0; f < 4; ++f) v[f] = whole(fit::head_rank_counter(h, f), 1, kernels::attn::kMaxRank);
+      r.push_back({v[0], v[1], v[2], v[3]});
+    }
+    return r;
+  }
+  const bool mixed = shape.count("ranks_mixed") && get("ranks_mixed") > 0;
+  const double lo_share = get("lo_fraction") > 0 ? get("lo_rank_share") : 0.0;
+  return attention_head_ranks(kv_heads, static_cast<int>(std::lround(get("rank_qk"))), mixed, lo_share);
 }
 
 int shared_hi_slots(double lo_fraction, int block_size) {

@@ -4,6 +4,8 @@
 // exactly what the counters say.
 #pragma once
 
+#include <map>
+#include <string>
 #include <vector>
 
 #include "kernels/attention/layout.h"
@@ -33,6 +35,15 @@ LengthStats length_stats(const std::vector<int>& lengths);
 // quarter (kQuarterLoRankShare), as the decode cases of raw profiles before 2026-12-05 did.
 inline constexpr double kQuarterLoRankShare = 0.25;
 std::vector<kernels::attn::HeadRanks> attention_head_ranks(int num_kv_heads, int rank, bool mixed, double lo_share);
+
+// Per-head rank counters of a case measured on a rank table (costmodel/fit/rank_counters.h):
+// `rank_table` = 1 and the four ranks of every KV head.
+void set_rank_table_counters(std::map<std::string, double>& shape, const std::vector<kernels::attn::HeadRanks>& ranks);
+
+// The per-KV-head ranks a case's counters describe: its rank table (`rank_table` = 1), the mixed
+// table (`ranks_mixed` = 1) or uniform `rank_qk`, with lo ranks (`lo_rank_share` of each rank) when
+// it has lo tokens (`lo_fraction` > 0). fdc::InputError naming the missing or invalid counter.
+std::vector<kernels::attn::HeadRanks> case_head_ranks(const std::map<std::string, double>& shape);
 
 // Tokens of the important class per shared page (HeadLayout::shared) of `block_size` tokens when
 // a share `lo_fraction` of the cache is unimportant: the engine's rule (costmodel::important_slots

@@ -1,9 +1,12 @@
 #include "bench/ops/profile_plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "bench/ops/attention_grid.h"
 #include "configs/embedded_configs.h"
@@ -11,6 +14,7 @@
 #include "core/error.h"
 #include "costmodel/ops.h"
 #include "kernels/attention/cost.h"
+#include "sim/policy.h"
 
 namespace fdc::profile {
 namespace {
@@ -27,6 +31,16 @@ constexpr double kElem = 2.0;           // bf16
 double op_time(const OpWork& w) { return std::max(w.flops / kFlopRate, w.bytes / kByteRate) + 5e-6; }
 
 std::string name_of(OpKind k) { return std::string(costmodel::op_name(k)); }
+
+// A case of model `m`'s op `op`, run by the runner of `kind`, at priority `prio`.
+BenchCase model_case(std::string kind, OpKind op, const costmodel::ModelSpec& m, int prio) {
+  BenchCase c;
+  c.kind = std::move(kind);
+  c.op = name_of(op);
+  c.model = m.name;
+  c.priority = prio;
+  return c;
+}
 
 std::string key_of(const BenchCase& c) {
   std::ostringstream os;
@@ -88,11 +102,7 @@ struct Builder {
 // work is per (row, KV head) pair whatever the sequences, so one sequence stands for any batch.
 void add_kv_append_case(Builder& b, const costmodel::ModelSpec& m, int rank, int64_t tokens, int prio) {
   const double kv_dims = double(m.num_kv_heads) * 2.0 * rank;
-  BenchCase c;
-  c.kind = "kv_append";
-  c.op = name_of(OpKind::kKvAppend);
-  c.model = m.name;
-  c.priority = prio;
+  BenchCase c = model_case("kv_append", OpKind::kKvAppend, m, prio);
   c.name = "kv_append/" + m.name + "/r" + std::to_string(rank) + "/m" + std::to_string(tokens);
   c.shape = {
       {"tokens", double(tokens)}, {"kv_heads", double(m.num_kv_heads)}, {"rank", double(rank)}, {"kv_dims", kv_dims}};
@@ -109,11 +119,7 @@ void add_kv_classify_case(Builder& b, const costmodel::ModelSpec& m, int64_t tok
   const std::vector<kernels::attn::HeadRanks> ranks = kv_classify_ranks(m.num_kv_heads, m.head_dim);
   double tail = 0;
   for (const auto& r : ranks) tail += (r.rk - r.rk_lo) + (r.rv - r.rv_lo);
-  BenchCase c;
-  c.kind = "kv_classify";
-  c.op = name_of(OpKind::kKvClassify);
-  c.model = m.name;
-  c.priority = prio;
+  BenchCase c = model_case("kv_classify", OpKind::kKvClassify, m, prio);
   c.name = "kv_classify/" + m.name + "/m" + std::to_string(tokens);
   c.shape = {{"tokens", double(tokens)},       {"seqs", 1.0},
              {"hi_rows", double(tokens / 2)},  {"kv_heads", double(m.num_kv_heads)},
@@ -128,8 +134,10 @@ void add_kv_classify_case(Builder& b, const costmodel::ModelSpec& m, int64_t tok
 constexpr double kAttnFlopRate = 100e12;
 
 // Shape counters every attention case carries (the format agreed with the fitter: docs/profile.md).
+// A case measured on a rank table (a policy's layer) also carries every head's ranks
+// (set_rank_table_counters).
 void attention_shape(BenchCase& c, const costmodel::ModelSpec& m, const std::vector<kernels::attn::HeadRanks>& ranks,
-                     const std::vector<int>& ctx, int new_tokens, double lo_fraction, bool mixed) {
+                     const std::vector<int>& ctx, int new_tokens, double lo_fraction, bool mixed, bool table = false) {
   double rk = 0, rv = 0, rk_lo = 0, rv_lo = 0;
   int max_rank = 0;  // the launch's padded width follows it (costmodel/prefill_tiles.h)
   for (const auto& r : ranks) {
@@ -157,11 +165,93 @@ void attention_shape(BenchCase& c, const costmodel::ModelSpec& m, const std::vec
              {"head_dim", double(m.head_dim)},
              {"ranks_mixed", mixed ? 1.0 : 0.0},
              {"max_rank", double(max_rank)}};
+  if (table) set_rank_table_counters(c.shape, ranks);
+}
+
+// One decode case: `len` cached tokens per sequence, the per-head ranks `hr` (lo ranks used when
+// lo > 0), `tag` naming the ranks in the case name.
+void add_decode_case(Builder& b, const costmodel::ModelSpec& m, const std::vector<int>& len, int ctx, int spread,
+                     const std::string& tag, const std::vector<kernels::attn::HeadRanks>& hr, double lo, bool balanced,
+                     bool mixed, bool table, int prio) {
+  namespace attn = kernels::attn;
+  const GridOptions& o = b.o;
+  static const char* spread_names[] = {"uniform", "quarter_long", "one_half"};
+  const int batch = static_cast<int>(len.size()), Hk = m.num_kv_heads;
+  const attn::HeadLayout L =
+      lo > 0 ? attn::HeadLayout::shared(m.num_heads, Hk, hr, o.attn_block_size, shared_hi_slots(lo, o.attn_block_size))
+             : attn::HeadLayout(m.num_heads, Hk, hr, o.attn_block_size);
+  std::vector<int> hi, lo_n;
+  decode_classes(len, lo, &hi, &lo_n);
+  BenchCase c = model_case("attn_decode", OpKind::kAttnDecode, m, prio);
+  c.name = "attn_decode/" + m.name + "/b" + std::to_string(batch) + "/ctx" + std::to_string(ctx) + "/" +
+           spread_names[spread] + "/" + tag + "/lo" + std::to_string(std::lround(lo * 100)) +
+           (lo > 0 ? "/shared" : "") + (balanced ? "/balanced" : "/naive");
+  attention_shape(c, m, hr, len, batch, lo, mixed, table);
+  c.shape["balanced"] = balanced ? 1 : 0;
+  c.shape["spread"] = spread;
+  c.shape["block_size"] = o.attn_block_size;
+  if (lo > 0) {  // shared pages: their slots, and the lo ranks' share (mixed and uniform ranks)
+    c.shape["slots_hi"] = L.slots(attn::TokenClass::kHi);
+    c.shape["slots_lo"] = L.slots(attn::TokenClass::kLo);
+    if (!table) c.shape["lo_rank_share"] = o.attn_lo_rank_share;
+  }
+  const double kv_bytes = double(attn::decode_kv_bytes(L, hi, lo_n, int(kElem)));
+  c.flops = double(attn::decode_flops(L, hi, lo_n));
+  c.bytes = kv_bytes + double(batch) * (L.q_row() + L.o_row()) * kElem;
+  const double op_s = c.bytes / kByteRate + 15e-6;
+  b.add(std::move(c), op_s, kv_bytes);
+}
+
+// The decode grid's (batch, mean context, spread) points with their per-sequence lengths.
+template <typename F>
+void for_each_decode_point(const GridOptions& o, F&& f) {
+  for (int batch : o.attn_decode_batches)
+    for (int ctx : o.attn_decode_contexts) {
+      if (int64_t{batch} * ctx > o.attn_max_kv_tokens) continue;
+      for (int spread : o.attn_decode_spreads) {
+        if (batch == 1 && spread != 0) continue;
+        f(context_lengths(batch, ctx, static_cast<ContextSpread>(spread)), ctx, spread);
+      }
+    }
+}
+
+// Case-name text of a policy's table: letters, digits, '-', '.' and '_' kept, others as '_'.
+std::string table_tag(const PolicyTable& t) {
+  std::string name = t.policy;
+  for (char& ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.' && ch != '_') ch = '_';
+  return "table-" + name + "-l" + std::to_string(t.layers.front());
+}
+
+// Decode at a policy's rank tables (GridOptions::attn_policies): balanced plan, the decode grid's
+// batches and contexts with every sequence at the mean (the grid's skewed batches already give the
+// spread's cost; these cases give the tables'); tables with token classes at each lo fraction of
+// the grid (on shared pages when above 0), tables without at lo 0. A priority after the grid's: a tight budget keeps
+// the grid.
+void add_policy_decode_cases(Builder& b, const costmodel::ModelSpec& m, const std::vector<PolicyTable>& tables,
+                             int prio) {
+  for (const PolicyTable& t : tables) {
+    std::vector<kernels::attn::HeadRanks> hi_only, classes;
+    for (const costmodel::KvHeadDims& d : t.heads) {
+      hi_only.push_back({d.qk_hi, d.v_hi, d.qk_hi, d.v_hi});
+      classes.push_back({d.qk_hi, d.v_hi, d.qk_lo, d.v_lo});
+    }
+    for (int batch : b.o.attn_decode_batches)
+      for (int ctx : b.o.attn_decode_contexts) {
+        if (int64_t{batch} * ctx > b.o.attn_max_kv_tokens) continue;
+        const std::vector<int> len = context_lengths(batch, ctx, ContextSpread::kUniform);
+        for (double lo : t.token_classes() ? b.o.attn_lo_fractions : std::vector<double>{0.0}) {
+          add_decode_case(b, m, len, ctx, static_cast<int>(ContextSpread::kUniform), table_tag(t),
+                          lo > 0 ? classes : hi_only, lo, true, false, true, prio);
+        }
+      }
+  }
 }
 
 // Prefill (tokens x context x ranks) and decode (batch x context mean x spread x ranks x lo share,
 // balanced plan; the naive plan beside it on mixed ranks) at the model's head shape, tp 1.
-void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::vector<int>& ranks, int prio) {
+void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::vector<int>& ranks,
+                         const std::vector<PolicyTable>& tables, int prio) {
   namespace attn = kernels::attn;
   const GridOptions& o = b.o;
   const int Hk = m.num_kv_heads, d = m.head_dim, group = m.group_size();
@@ -189,11 +279,7 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
           // Context = the cached prefix; the chunk's q new tokens follow it.
           std::vector<int> cu{0}, kv(static_cast<size_t>(seqs), prefix + q), ctx(static_cast<size_t>(seqs), prefix);
           for (int s = 0; s < seqs; ++s) cu.push_back(cu.back() + q);
-          BenchCase c;
-          c.kind = "attn_prefill";
-          c.op = name_of(OpKind::kAttnPrefill);
-          c.model = m.name;
-          c.priority = prio;
+          BenchCase c = model_case("attn_prefill", OpKind::kAttnPrefill, m, prio);
           c.name = "attn_prefill/" + m.name + "/s" + std::to_string(seqs) + "/q" + std::to_string(q) + "/ctx" +
                    std::to_string(prefix) + "/" + rank_name(r);
           attention_shape(c, m, hr, ctx, seqs * q, 0.0, r == 0);
@@ -206,48 +292,16 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
         }
     }
 
-  const char* spread_names[] = {"uniform", "quarter_long", "one_half"};
-  for (int batch : o.attn_decode_batches)
-    for (int ctx : o.attn_decode_contexts) {
-      if (int64_t{batch} * ctx > o.attn_max_kv_tokens) continue;
-      for (int spread : o.attn_decode_spreads) {
-        if (batch == 1 && spread != 0) continue;
-        const std::vector<int> len = context_lengths(batch, ctx, static_cast<ContextSpread>(spread));
-        for (int r : rank_set)
-          for (double lo : o.attn_lo_fractions)
-            for (bool balanced : {true, false}) {
-              if (!balanced && (r != 0 || lo > 0)) continue;  // naive beside balanced: mixed ranks only
-              const auto hr = attention_head_ranks(Hk, r, r == 0, lo > 0 ? o.attn_lo_rank_share : 0.0);
-              const attn::HeadLayout L = lo > 0 ? attn::HeadLayout::shared(m.num_heads, Hk, hr, o.attn_block_size,
-                                                                           shared_hi_slots(lo, o.attn_block_size))
-                                                : attn::HeadLayout(m.num_heads, Hk, hr, o.attn_block_size);
-              std::vector<int> hi, lo_n;
-              decode_classes(len, lo, &hi, &lo_n);
-              BenchCase c;
-              c.kind = "attn_decode";
-              c.op = name_of(OpKind::kAttnDecode);
-              c.model = m.name;
-              c.priority = prio;
-              c.name = "attn_decode/" + m.name + "/b" + std::to_string(batch) + "/ctx" + std::to_string(ctx) + "/" +
-                       spread_names[spread] + "/" + rank_name(r) + "/lo" + std::to_string(std::lround(lo * 100)) +
-                       (lo > 0 ? "/shared" : "") + (balanced ? "/balanced" : "/naive");
-              attention_shape(c, m, hr, len, batch, lo, r == 0);
-              c.shape["balanced"] = balanced ? 1 : 0;
-              c.shape["spread"] = spread;
-              c.shape["block_size"] = o.attn_block_size;
-              if (lo > 0) {  // shared pages: their slots, and the lo ranks' share (mixed tables)
-                c.shape["slots_hi"] = L.slots(attn::TokenClass::kHi);
-                c.shape["slots_lo"] = L.slots(attn::TokenClass::kLo);
-                c.shape["lo_rank_share"] = o.attn_lo_rank_share;
-              }
-              const double kv_bytes = double(attn::decode_kv_bytes(L, hi, lo_n, int(kElem)));
-              c.flops = double(attn::decode_flops(L, hi, lo_n));
-              c.bytes = kv_bytes + double(batch) * (L.q_row() + L.o_row()) * kElem;
-              const double op_s = c.bytes / kByteRate + 15e-6;
-              b.add(std::move(c), op_s, kv_bytes);
-            }
-      }
-    }
+  for_each_decode_point(o, [&](const std::vector<int>& len, int ctx, int spread) {
+    for (int r : rank_set)
+      for (double lo : o.attn_lo_fractions)
+        for (bool balanced : {true, false}) {
+          if (!balanced && (r != 0 || lo > 0)) continue;  // naive beside balanced: mixed ranks only
+          const auto hr = attention_head_ranks(Hk, r, r == 0, lo > 0 ? o.attn_lo_rank_share : 0.0);
+          add_decode_case(b, m, len, ctx, spread, rank_name(r), hr, lo, balanced, r == 0, false, prio);
+        }
+  });
+  add_policy_decode_cases(b, m, tables, prio + 1);
 }
 
 void check_fractions(const GridOptions& o) {
@@ -281,23 +335,77 @@ void check_fractions(const GridOptions& o) {
 
 }  // namespace
 
-costmodel::ModelSpec load_model(const std::string& name_or_path) {
+namespace {
+
+// A config of `kind` (configs/<kind>, embedded) by name, or a file by a path (it has a '/' or ends in
+// .json), parsed by `parse`. An unknown name is an InputError that says `unknown` and lists the
+// embedded ones.
+template <typename Parse>
+auto load_config(const char* kind, const std::string& name_or_path, const std::string& unknown, Parse parse) {
   Json resolved;
-  const bool is_path = name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json";
+  const bool is_path = name_or_path.find('/') != std::string::npos ||
+                       (name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json");
   if (is_path) {
     const Json doc = load_json_file(name_or_path);
-    return costmodel::parse_model(ConfigNode(doc, name_or_path, "", resolved));
+    return parse(ConfigNode(doc, name_or_path, "", resolved));
   }
-  const auto* c = configs::find_embedded_config("models", name_or_path);
+  const auto* c = configs::find_embedded_config(kind, name_or_path);
   if (!c) {
     std::string known;
     for (const auto& e : configs::embedded_configs())
-      if (e.kind == "models") known += (known.empty() ? "" : ", ") + std::string(e.name);
-    throw InputError("profile: unknown model '" + name_or_path + "' (embedded models: " + known +
+      if (e.kind == kind) known += (known.empty() ? "" : ", ") + std::string(e.name);
+    throw InputError("profile: " + unknown + " '" + name_or_path + "' (embedded " + kind + ": " + known +
                      "; or give a path ending in .json)");
   }
   const Json doc = parse_json_text(std::string(c->text), std::string(c->path));
-  return costmodel::parse_model(ConfigNode(doc, std::string(c->path), "", resolved));
+  return parse(ConfigNode(doc, std::string(c->path), "", resolved));
+}
+
+sim::PolicySpec load_policy(const std::string& name_or_path) {
+  return load_config("policies", name_or_path, "--attn-policies: unknown policy",
+                     [](const ConfigNode& n) { return sim::parse_policy(n); });
+}
+
+}  // namespace
+
+costmodel::ModelSpec load_model(const std::string& name_or_path) {
+  return load_config("models", name_or_path, "unknown model",
+                     [](const ConfigNode& n) { return costmodel::parse_model(n); });
+}
+
+namespace {
+
+std::vector<PolicyTable> tables_of(const sim::PolicySpec& spec, const costmodel::ModelSpec& model, int block_size) {
+  const costmodel::ModelDims dims = sim::resolve_policy(spec, model, block_size);
+  std::vector<PolicyTable> out;
+  std::vector<std::vector<costmodel::KvHeadDims>> keys;  // each table's heads, sorted
+  auto less = [](const costmodel::KvHeadDims& a, const costmodel::KvHeadDims& b) {
+    return std::tie(a.qk_hi, a.v_hi, a.qk_lo, a.v_lo) < std::tie(b.qk_hi, b.v_hi, b.qk_lo, b.v_lo);
+  };
+  for (size_t l = 0; l < dims.layers.size(); ++l) {
+    std::vector<costmodel::KvHeadDims> key = dims.layers[l].kv_heads;
+    std::sort(key.begin(), key.end(), less);
+    const auto it = std::find(keys.begin(), keys.end(), key);
+    if (it != keys.end()) {
+      out[static_cast<size_t>(it - keys.begin())].layers.push_back(static_cast<int>(l));
+      continue;
+    }
+    keys.push_back(std::move(key));
+    out.push_back({spec.name, {static_cast<int>(l)}, dims.layers[l].kv_heads});
+  }
+  return out;
+}
+
+}  // namespace
+
+bool PolicyTable::token_classes() const {
+  return std::any_of(heads.begin(), heads.end(),
+                     [](const costmodel::KvHeadDims& d) { return d.qk_lo != d.qk_hi || d.v_lo != d.v_hi; });
+}
+
+std::vector<PolicyTable> policy_tables(const std::string& name_or_path, const costmodel::ModelSpec& model,
+                                       int block_size) {
+  return tables_of(load_policy(name_or_path), model, block_size);
 }
 
 int rank_for(double fraction, int head_dim, int rank_multiple) {
@@ -315,6 +423,12 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
       if (e.kind == "models") names.emplace_back(e.name);
   for (const auto& n : names) plan.models.push_back(load_model(n));
   Builder b{o, plan, {}, {}, 0};
+  // Policies whose rank tables decode attention is measured at: parsed once (an invalid one is an
+  // error), then resolved per model; one that fits none of the models is an error too.
+  std::vector<sim::PolicySpec> policies;
+  std::vector<std::string> misfits(o.attn_policies.size());
+  std::vector<bool> fits(o.attn_policies.size(), false);
+  for (const auto& p : o.attn_policies) policies.push_back(load_policy(p));
 
   // Measured peaks: every "% of peak" counter divides by these.
   {
@@ -364,11 +478,8 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
 
         if (m.rope && (d == 64 || d == 128) && (H / Hk) <= 8) {
           for (int r : ranks) {
-            BenchCase c;
-            c.kind = r == d ? "rope" : "rope_rotate";
-            c.op = name_of(OpKind::kRopeRotate);
-            c.model = m.name;
-            c.priority = tp == 1 ? ((report && M >= 1024) ? 0 : 1) : 2;
+            BenchCase c = model_case(r == d ? "rope" : "rope_rotate", OpKind::kRopeRotate, m,
+                                     tp == 1 ? ((report && M >= 1024) ? 0 : 1) : 2);
             c.name = "rope_rotate/" + m.name + "/tp" + std::to_string(tp) + (r == d ? "/rope_only" : "/r" + std::to_string(r)) +
                      "/m" + std::to_string(M);
             c.shape = {{"tokens", double(M)}, {"q_heads", double(H / tp)}, {"kv_heads", double(Hk / tp)},
@@ -386,11 +497,7 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
         }
         if (tp != 1) continue;  // element-wise ops: per-row work does not shard with tp
         {
-          BenchCase c;
-          c.kind = "norm";
-          c.op = name_of(OpKind::kNorm);
-          c.model = m.name;
-          c.priority = prio;
+          BenchCase c = model_case("norm", OpKind::kNorm, m, prio);
           const bool ln = m.norm == costmodel::NormKind::kLayerNorm;
           c.name = std::string("norm/") + (ln ? "layernorm" : "rmsnorm") + "/d" + std::to_string(D) + "/m" + std::to_string(M);
           c.shape = {{"rows", double(M)}, {"dim", double(D)}, {"layernorm", ln ? 1.0 : 0.0}};
@@ -400,11 +507,7 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
           b.add(c, op_time(w), w.bytes);
         }
         {
-          BenchCase c;
-          c.kind = "residual";
-          c.op = name_of(OpKind::kResidual);
-          c.model = m.name;
-          c.priority = prio;
+          BenchCase c = model_case("residual", OpKind::kResidual, m, prio);
           c.name = "residual/d" + std::to_string(D) + "/m" + std::to_string(M);
           c.shape = {{"count", double(M * D)}};
           const OpWork w = costmodel::elementwise_work(double(2 * M * D), double(M * D), kElem);
@@ -414,11 +517,7 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
         }
         for (int t2 : o.tp) {  // the activation's width does shard with tp
           if (F % t2) continue;
-          BenchCase c;
-          c.kind = "mlp_act";
-          c.op = name_of(OpKind::kMlpAct);
-          c.model = m.name;
-          c.priority = t2 == 1 ? prio : 2;
+          BenchCase c = model_case("mlp_act", OpKind::kMlpAct, m, t2 == 1 ? prio : 2);
           const bool gated = m.mlp == costmodel::MlpKind::kGated;
           const int64_t f = F / t2;
           c.name = std::string("mlp_act/") + (gated ? "swiglu" : "relu") + "/f" + std::to_string(f) + "/m" + std::to_string(M);
@@ -439,7 +538,19 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
         add_kv_classify_case(b, m, M, prio);
       }
     }
-    if (o.attention) add_attention_cases(b, m, ranks, report ? 0 : 1);
+    if (o.attention) {
+      std::vector<PolicyTable> tables;
+      for (size_t i = 0; i < policies.size(); ++i) {
+        try {
+          for (PolicyTable& t : tables_of(policies[i], m, o.attn_block_size)) tables.push_back(std::move(t));
+          fits[i] = true;
+        } catch (const InputError& e) {
+          misfits[i] += std::string(misfits[i].empty() ? "" : "; ") + m.name + ": " + e.what();
+          plan.notes.push_back(m.name + ": policy " + o.attn_policies[i] + " skipped (" + e.what() + ")");
+        }
+      }
+      add_attention_cases(b, m, ranks, tables, report ? 0 : 1);
+    }
     // Ulysses all-to-alls at the model's shapes: tokens per GPU x ranks x sequence-parallel degree.
     for (int g = 2; g <= o.max_gpus; ++g) {
       if (Hk < g) {
@@ -449,12 +560,8 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
       }
       for (int64_t M : o.tokens) {
         for (int r : ranks) {
-          BenchCase c;
-          c.kind = "ulysses_a2a";
-          c.op = name_of(OpKind::kAllToAllQkv);
-          c.model = m.name;
+          BenchCase c = model_case("ulysses_a2a", OpKind::kAllToAllQkv, m, g == 2 ? 1 : 2);
           c.gpus = g;
-          c.priority = g == 2 ? 1 : 2;
           c.name = "ulysses/" + m.name + "/sp" + std::to_string(g) + "/r" + std::to_string(r) + "/m" + std::to_string(M);
           c.shape = {{"tokens_per_gpu", double(M)}, {"q_heads", double(H)}, {"kv_heads", double(Hk)},
                      {"rank", double(r)}, {"rank_v", double(r)}, {"sp", double(g)}};
@@ -468,6 +575,11 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
       }
     }
   }
+
+  for (size_t i = 0; i < policies.size(); ++i)
+    FDC_INPUT_CHECK(!o.attention || fits[i], "profile: --attn-policies: policy '"
+                                                 << o.attn_policies[i] << "' fits none of the profiled models ("
+                                                 << misfits[i] << ")");
 
   // Collective bandwidth sweeps (nccl-tests sizes), every GPU count 2..N.
   for (int g = 2; g <= o.max_gpus; ++g) {

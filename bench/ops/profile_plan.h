@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "costmodel/attention_dims.h"
 #include "costmodel/model_spec.h"
 
 namespace fdc::profile {
@@ -47,6 +48,11 @@ struct GridOptions {
   double attn_lo_rank_share = 0.5;  // share of each head's ranks a lo token keeps (as the shipped policies)
   int attn_block_size = 16;         // tokens per KV page (the engine's default block size)
   int64_t attn_max_kv_tokens = 524288;                    // decode batch x mean context at most
+  // FDC policies (embedded names or JSON paths) whose per-head rank tables decode attention is also
+  // measured at, over the decode grid above: one table per set of layers whose KV heads keep the
+  // same ranks (in any order), on each model the policy fits; with token classes also on shared
+  // pages at the lo fractions above. Empty: none.
+  std::vector<std::string> attn_policies;
 };
 
 // One benchmark case. `kind` selects the runner; `shape` holds its sizes, which are also written as
@@ -77,6 +83,20 @@ struct ProfilePlan {
 
 // Loads a model by embedded name or JSON path (fdc::InputError naming it when unknown or invalid).
 costmodel::ModelSpec load_model(const std::string& name_or_path);
+// A rank table of a policy's layers for a model: the per-KV-head ranks of its first layer with
+// those ranks, and which layers share them (in any head order).
+struct PolicyTable {
+  std::string policy;  // the policy's name
+  std::vector<int> layers;
+  std::vector<costmodel::KvHeadDims> heads;
+  bool token_classes() const;
+};
+// The distinct rank tables of the policy `name_or_path` (embedded name or JSON path) on `model`
+// with KV pages of `block_size` tokens. fdc::InputError when the policy is unknown, invalid or does
+// not fit the model (the message says why).
+std::vector<PolicyTable> policy_tables(const std::string& name_or_path, const costmodel::ModelSpec& model,
+                                       int block_size);
+
 // FDC rank kept for a fraction of head_dim: rounded to rank_multiple, within [rank_multiple, d].
 int rank_for(double fraction, int head_dim, int rank_multiple);
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "costmodel/attention_dims.h"
+#include "costmodel/fit/rank_counters.h"
 #include "costmodel/fit/vidur_reader.h"
 #include "costmodel/ops.h"
 #include "costmodel/prefill_tiles.h"
@@ -138,6 +139,7 @@ void add_prefill_tiles(const Entry& e, AttnFeatures& a, const RawProfile& out) {
 }  // namespace
 
 std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool mixed) {
+  if (!a.head_ranks.empty()) return a.head_ranks;
   const bool lo = a.lo_fraction > 0;
   auto low = [&](int x) { return lo ? costmodel::lo_class_rank(x, a.lo_rank_share) : x; };
   std::vector<std::array<int, 4>> r;
@@ -160,14 +162,33 @@ namespace {
 // the cases of either kernel. Every sequence's cached keys split into lo = lo_fraction x ctx and hi =
 // the rest plus the step's new token (bench/ops/attention_grid.h decode_classes), so over the batch:
 // lo_fraction x the cached keys, and the rest plus one per sequence.
-void add_decode_stage_bytes(const Entry& e, AttnFeatures& a) {
+//
+// On the tensor cores (`tensor_cores`), a launch of units all in width class 48 or 96 runs a kernel
+// of that width, which stages them at exactly 48 or 96 (costmodel::decode_mma_one_width): the case's
+// counter `mma_width` says which kernel ran (written since 2026-12-05, afternoon); without it, the
+// rule of today's kernels when the folder was measured with them (`mma_one_width`, from its
+// provenance date), else the general kernel's widths.
+void add_decode_stage_bytes(const Entry& e, AttnFeatures& a, bool tensor_cores, bool mma_one_width) {
   const bool mixed = ranks_mixed(e);
   const double cached = a.ctx_mean * a.num_seqs;
   const double lo_keys = a.lo_fraction * cached, hi_keys = cached - lo_keys + a.num_seqs;
+  const auto ranks = attention_case_ranks(a, mixed);
+  int one_width = 0;
+  if (tensor_cores && e.has("mma_width")) {
+    const double w = e.counter("mma_width");
+    FDC_INPUT_CHECK(w == 0 || w == 48 || w == 96,
+                    e.where() << ": counter 'mma_width' must be 0 (the general kernel), 48 or 96, found " << w);
+    one_width = static_cast<int>(w);
+  } else if (tensor_cores && mma_one_width) {
+    std::vector<costmodel::KvHeadDims> heads;
+    for (const auto& r : ranks) heads.push_back({r[0], r[1], r[2], r[3]});
+    one_width = costmodel::decode_mma_one_width(heads);
+  }
+  auto width = [&](int rank) { return one_width > 0 ? one_width : costmodel::decode_stage_width(rank); };
   double per_hi = 0, per_lo = 0;  // staged elements per key, summed over the KV heads
-  for (const auto& r : attention_case_ranks(a, mixed)) {
-    per_hi += 2 * costmodel::decode_stage_width(std::max(r[0], r[1]));
-    per_lo += 2 * costmodel::decode_stage_width(std::max(r[2], r[3]));
+  for (const auto& r : ranks) {
+    per_hi += 2 * width(std::max(r[0], r[1]));
+    per_lo += 2 * width(std::max(r[2], r[3]));
   }
   a.stage_bytes = 2.0 * (hi_keys * per_hi + lo_keys * per_lo);
 }
@@ -193,6 +214,38 @@ void add_decode_units(const Entry& e, AttnFeatures& a, const RawProfile& out) {
   } else {
     a.units = a.num_seqs * a.kv_heads * (a.lo_fraction > 0 ? 2.0 : 1.0);
   }
+}
+
+// A rank table's per-head counters (rank_counters.h): whole ranks in [1, head_dim], lo <= hi, and
+// the table's mean ranks as its `rank_qk` ... `rank_v_lo` say.
+void read_rank_table(const Entry& e, AttnFeatures& a) {
+  const double kv = a.kv_heads;
+  FDC_INPUT_CHECK(kv == std::round(kv) && kv <= 4096,
+                  e.where() << ": counter 'kv_heads' must be a whole number of heads, found " << kv);
+  double sum[4] = {0, 0, 0, 0};
+  for (int h = 0; h < static_cast<int>(kv); ++h) {
+    std::array<int, 4> r{};
+    for (int f = 0; f < 4; ++f) {
+      const std::string key = head_rank_counter(h, f);
+      FDC_INPUT_CHECK(e.has(key.c_str()), e.where() << ": a rank-table case (counter 'rank_table') needs counter '"
+                                                    << key << "' for each of its " << kv << " KV heads");
+      const double v = e.counter(key.c_str());
+      FDC_INPUT_CHECK(v == std::round(v) && v >= 1 && v <= a.head_dim,
+                      e.where() << ": counter '" << key << "' must be a whole rank in [1, head_dim " << a.head_dim
+                                << "], found " << v);
+      r[static_cast<size_t>(f)] = static_cast<int>(v);
+      sum[f] += v;
+    }
+    FDC_INPUT_CHECK(r[2] <= r[0] && r[3] <= r[1], e.where() << ": KV head " << h << " keeps more dims for lo tokens ("
+                                                            << r[2] << ", " << r[3] << ") than for hi tokens (" << r[0]
+                                                            << ", " << r[1] << ")");
+    a.head_ranks.push_back(r);
+  }
+  const double mean[4] = {a.rank_qk, a.rank_v, a.rank_qk_lo, a.rank_v_lo};
+  for (int f = 0; f < 4; ++f)
+    FDC_INPUT_CHECK(std::abs(sum[f] / kv - mean[f]) <= 1e-6 * std::max(1.0, mean[f]),
+                    e.where() << ": the rank table's mean " << kHeadRankFields[static_cast<size_t>(f)] << " is "
+                              << sum[f] / kv << " but its counter says " << mean[f]);
 }
 
 // Attention: the agreed counters of the attention benchmarks (docs/fit.md).
@@ -243,11 +296,12 @@ void add_attention(const Entry& e, const std::string& kind, RawProfile& out) {
   }
   a.group = e.positive("group"), a.q_heads = e.positive("q_heads"), a.kv_heads = e.positive("kv_heads");
   a.head_dim = e.positive("head_dim");
+  if (e.has(kRankTableCounter.data()) && e.counter(kRankTableCounter.data()) > 0) read_rank_table(e, a);
   if (kind == "attn_decode") {
     a.balanced = e.counter("balanced");
     FDC_INPUT_CHECK(a.balanced == 0 || a.balanced == 1,
                     e.where() << ": counter 'balanced' must be 1 or 0, found " << a.balanced);
-    add_decode_stage_bytes(e, a);
+    add_decode_stage_bytes(e, a, s.group == "attn_decode/tensor_cores", out.mma_one_width);
     add_decode_units(e, a, out);
   } else {
     add_prefill_tiles(e, a, out);
@@ -463,6 +517,9 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
                       folder << "/provenance.json: " << out.decode_plan->num_sms << " SMs, but "
                              << out.decode_plan_source << " says " << all_plan->num_sms);
     }
+    // Measured before the tensor-core kernels of one width existed: the general kernel ran.
+    const Json& date = src.provenance.value("date_utc", Json());
+    out.mma_one_width = !date.is_string() || date.get<std::string>() >= kMmaOneWidthSince;
     std::vector<std::string> files;
     for (const auto& f : fs::directory_iterator(folder)) {
       const std::string fn = f.path().filename().string();

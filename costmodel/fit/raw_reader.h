@@ -44,10 +44,14 @@ struct AttnFeatures {
   // (counter `units`), -1 when the raw file has none.
   double units = 0;
   double units_exact = -1;
+  // A case measured on a rank table (counter `rank_table`, rank_counters.h): every KV head's
+  // {r_qk, r_v, r_qk_lo, r_v_lo}; empty for uniform ranks and the mixed table.
+  std::vector<std::array<int, 4>> head_ranks;
 };
 
-// Per-KV-head ranks {r_qk, r_v, r_qk_lo, r_v_lo} of an attention case: its counters' uniform
-// ranks, or (mixed) the per-head table of the attention benchmarks (bench/ops/attention_grid.h
+// Per-KV-head ranks {r_qk, r_v, r_qk_lo, r_v_lo} of an attention case: its rank table
+// (AttnFeatures::head_ranks), its counters' uniform ranks, or (mixed) the per-head table of the
+// attention benchmarks (bench/ops/attention_grid.h
 // attention_head_ranks; tests/ops check that the two agree), with lo ranks (lo_rank_share of each
 // rank) when lo_fraction > 0.
 std::vector<std::array<int, 4>> attention_case_ranks(const AttnFeatures& a, bool mixed);
@@ -95,7 +99,15 @@ struct RawProfile {
   // for their blocks' makespan.
   std::optional<costmodel::DecodePlanConstants> decode_plan;
   std::string decode_plan_source;  // the provenance.json it came from
+  // Whether the tensor-core decode cases being read ran the kernels of one width (48, 96) where a
+  // launch's units allow (kernels::attn::decode_mma_one_width): those kernels exist since
+  // kMmaOneWidthSince; a raw folder measured before it (provenance.json `date_utc`) ran the general
+  // kernel at every width. Cases with the counter `mma_width` say it themselves.
+  bool mma_one_width = true;
 };
+
+// The first raw profiles measured with the tensor-core decode kernels of one width.
+inline constexpr const char* kMmaOneWidthSince = "2026-12-05T03:00:00Z";
 
 // Reads one raw benchmark file (ops.json, comm-<g>gpu.json or attention.json) and appends its samples.
 // Decode attention cases estimate their plan's units with out.decode_plan (units -1 without it).

@@ -15,17 +15,17 @@ void run_decode_typed(const DecodeParams& p, cudaStream_t stream) {
   const int group = p.num_q_heads / p.num_kv_heads;
   // The tile width follows each unit's own rank inside the kernel, so one instantiation per group.
   // Shared pages with slot counts that are not powers of two take the dividing kernel.
-  auto pow2 = [](int x) { return x > 0 && (x & (x - 1)) == 0; };
-  const bool any_slots = !pow2(p.cache.slots_hi) || !pow2(p.cache.slots_lo);
+  const bool any_slots = decode_any_slots(p.cache.slots_hi, p.cache.slots_lo);
   FDC_DISPATCH_GROUP(group, G, {
     if (p.path == DecodePath::kMma) {
       // One instantiation serves every group (the group's q heads are MMA rows).
       constexpr int smem = kDecodeMmaSmemBytes;
       // Units all in width class 48 (or 96) on whole pages: the kernel of that width alone.
-      auto kernel = any_slots                           ? dev::decode_mma_kernel<T, true>
-                    : p.width_classes == kDecodeWidth48 ? dev::decode_mma_kernel<T, false, 48>
-                    : p.width_classes == kDecodeWidth96 ? dev::decode_mma_kernel<T, false, 96>
-                                                        : dev::decode_mma_kernel<T, false>;
+      const int one_width = decode_mma_one_width(p.width_classes, any_slots);
+      auto kernel = any_slots         ? dev::decode_mma_kernel<T, true>
+                    : one_width == 48 ? dev::decode_mma_kernel<T, false, 48>
+                    : one_width == 96 ? dev::decode_mma_kernel<T, false, 96>
+                                      : dev::decode_mma_kernel<T, false>;
       CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
       kernel<<<static_cast<unsigned>(p.num_units), dev::kDecodeMmaThreads, smem, stream>>>(p);
     } else {

@@ -285,8 +285,7 @@ template <typename T, int G, bool kAnySlots>
 __global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>()) decode_kernel(DecodeParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const DecodeUnit u = p.units[blockIdx.x];
-  const HeadInfo& hd = p.heads[u.head_cls >> 1];
-  const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
+  const int width = head_width(p.heads[u.head_cls >> 1], u.head_cls & 1);
   if (width <= 32) decode_unit<T, 4, 32, G, kAnySlots>(p, u, smem_raw);
   else if (width <= 64) decode_unit<T, 8, 64, G, kAnySlots>(p, u, smem_raw);
   else decode_unit<T, 16, 128, G, kAnySlots>(p, u, smem_raw);

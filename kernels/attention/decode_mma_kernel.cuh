@@ -414,8 +414,7 @@ __global__ void __launch_bounds__(kDecodeMmaThreads, 3) decode_mma_kernel(Decode
   if constexpr (kOnlyW != 0) {
     decode_mma_unit<T, kOnlyW, kAnySlots>(p, u, smem_raw);
   } else {
-    const HeadInfo& hd = p.heads[u.head_cls >> 1];
-    const int width = (u.head_cls & 1) ? max(hd.rk_lo, hd.rv_lo) : max(hd.rk, hd.rv);
+    const int width = head_width(p.heads[u.head_cls >> 1], u.head_cls & 1);
     if (width <= 32)
       decode_mma_unit<T, 32, kAnySlots>(p, u, smem_raw);
     else if (width <= 64)

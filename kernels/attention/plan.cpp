@@ -46,8 +46,7 @@ DecodePlan finish(const HeadLayout& layout, int num_seqs, std::vector<DecodeUnit
     plan.pair_units[static_cast<size_t>(fill[static_cast<size_t>(p)]++)] = static_cast<int>(i);
   }
   for (const DecodeUnit& u : units) {
-    const HeadInfo& h = layout.info(u.head_cls / 2);
-    plan.width_classes |= decode_width_class(std::max(head_rank_k(h, u.head_cls % 2), head_rank_v(h, u.head_cls % 2)));
+    plan.width_classes |= decode_width_class(head_width(layout.info(u.head_cls / 2), u.head_cls % 2));
   }
   plan.units = std::move(units);
   return plan;

@@ -71,6 +71,19 @@ constexpr unsigned decode_width_class(int width) {
                        : kDecodeWidth128;
 }
 
+// Shared pages whose slot counts are not both powers of two take the decode kernels that divide
+// slot indices (kAnySlots); whole pages (slots = block size, a power of two) never do.
+constexpr bool decode_any_slots(int slots_hi, int slots_lo) {
+  return !(slots_hi > 0 && (slots_hi & (slots_hi - 1)) == 0) || !(slots_lo > 0 && (slots_lo & (slots_lo - 1)) == 0);
+}
+
+// The tensor-core kernel a launch runs: of one width, 48 or 96, when every unit is in that width
+// class and no slot index needs dividing; 0 = the general kernel, which stages units at widths 32,
+// 64 and 128 (decode_impl.cuh dispatches on this).
+constexpr int decode_mma_one_width(unsigned width_classes, bool any_slots) {
+  return any_slots ? 0 : width_classes == kDecodeWidth48 ? 48 : width_classes == kDecodeWidth96 ? 96 : 0;
+}
+
 // Bytes a unit reads (K and V rows at its class's ranks) plus the options' per-unit overhead.
 int64_t unit_cost_bytes(const HeadLayout& layout, const DecodeUnit& u, const DecodePlanOptions& opt);
 

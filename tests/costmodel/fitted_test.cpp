@@ -192,6 +192,54 @@ TEST_CASE("fitted model: layers the engine decodes on the tensor cores take the 
   CHECK(std::find(used.begin(), used.end(), "attn_decode/tensor_cores") != used.end());
 }
 
+TEST_CASE("fitted model: the tensor-core kernels of one width stage their rows at 48 or 96") {
+  using H = costmodel::KvHeadDims;
+  CHECK(costmodel::decode_mma_one_width({H{96, 96, 96, 96}, H{80, 72, 80, 72}}) == 96);
+  CHECK(costmodel::decode_mma_one_width({H{48, 40, 48, 40}, H{40, 48, 40, 48}}) == 48);
+  CHECK(costmodel::decode_mma_one_width({H{96, 96, 96, 96}, H{48, 48, 48, 48}}) == 0);  // two classes
+  CHECK(costmodel::decode_mma_one_width({H{32, 32, 32, 32}}) == 0);
+  CHECK(costmodel::decode_mma_one_width({H{96, 96, 48, 48}}) == 0);  // the lo units are 48 wide
+  costmodel::ModelSpec m = toy_model();
+  m.head_dim = 128;
+  auto dims = [&](std::vector<H> heads) {
+    costmodel::ModelDims d;
+    costmodel::LayerDims l;
+    l.kv_heads = heads;
+    l.kv_heads.resize(static_cast<size_t>(m.num_kv_heads), heads.back());
+    d.layers.assign(static_cast<size_t>(m.num_layers), l);
+    return d;
+  };
+  // The shard keeps the CUDA-core widths and says which kernel the engine runs.
+  const costmodel::LayerShard s96 = costmodel::max_shard(dims({{96, 96, 96, 96}}).layers[0], m.num_heads, 1);
+  CHECK(s96.kv_stage_dims_hi == 4 * 2 * 128);
+  CHECK(s96.decode_tensor_cores);
+  CHECK(s96.mma_one_width == 96);
+  fit::FittedProfile p = hand_profile();
+  p.ops["rope_rotate/rotate"] = constant("rope_rotate/rotate", 1.0);
+  p.ops["attn_decode"].us_per_seq = 0;
+  p.ops["attn_decode"].us_per_stage_byte = 1e-3;
+  fit::OpFit tc = p.ops["attn_decode"];
+  tc.op = "attn_decode/tensor_cores";
+  p.ops[tc.op] = tc;
+  auto attention_us = [&](const fit::FittedProfile& prof, std::vector<H> heads) {
+    const costmodel::FittedCostModel model(m, dims(std::move(heads)), {1, 1}, prof, {"hand", "test"});
+    costmodel::OpBreakdown bd;
+    model.iteration_time(decode_batch({99}), bd);
+    return bd.seconds[static_cast<size_t>(costmodel::OpKind::kAttnDecode)] * 1e6;
+  };
+  // 100 keys x 4 heads x (K + V) x width x 2 bytes x 1e-3 us, 2 layers.
+  auto staged_us = [](double width) { return 2 * 100 * 4 * 2 * width * 2 * 1e-3; };
+  CHECK(attention_us(p, {{96, 96, 96, 96}}) == doctest::Approx(staged_us(96)));
+  CHECK(attention_us(p, {{48, 48, 48, 48}}) == doctest::Approx(staged_us(48)));
+  // Widths 48 and 96 in one launch: the general kernel, at 64 and 128.
+  CHECK(attention_us(p, {{48, 48, 48, 48}, {96, 96, 96, 96}}) ==
+        doctest::Approx(staged_us(64) / 4 + staged_us(128) * 3 / 4));
+  // Without a tensor-core law the layer is priced by the CUDA-core law, at its widths.
+  fit::FittedProfile cuda_only = p;
+  cuda_only.ops.erase("attn_decode/tensor_cores");
+  CHECK(attention_us(cuda_only, {{96, 96, 96, 96}}) == doctest::Approx(staged_us(128)));
+}
+
 TEST_CASE("fitted model: token-class layers take one launch of attn_decode/shared_pages when the profile has it") {
   // 4 KV heads of head dim 64: hi rank 64, lo rank 16; 30% of the keys hi. Token classes add the
   // classification and the rotation.

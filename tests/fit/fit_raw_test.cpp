@@ -307,25 +307,57 @@ TEST_CASE("fit: decode cases timed on the tensor cores (kernel 2) are their own 
         R"("rank_qk": 96, "rank_v": 96, "rank_qk_lo": 96, "rank_v_lo": 96, "lo_fraction": 0)" + kernel);
   };
   RawSource src;
-  for (const auto& [counter, group] : {std::pair{std::string(R"(, "kernel": 2)"), "attn_decode/tensor_cores"},
-                                       std::pair{std::string(R"(, "kernel": 1)"), "attn_decode"},
-                                       std::pair{std::string(), "attn_decode"}}) {
-    test::TempFile f("attention.json", entry(counter));
+  // 404 keys x 2 heads x (K + V) rows x 2 bytes, rows staged at `width`.
+  auto staged = [](int width) { return 404.0 * 2 * 2 * width * 2; };
+  struct Case {
+    std::string counters;
+    const char* group;
+    bool one_width_era;  // read as measured since the kernels of one width (provenance date)
+    int width;
+  };
+  for (const Case& c : {// Rank 96 alone on the tensor cores runs the kernel of width 96: rows staged at 96.
+                        Case{R"(, "kernel": 2)", "attn_decode/tensor_cores", true, 96},
+                        Case{R"(, "kernel": 2, "mma_width": 96)", "attn_decode/tensor_cores", true, 96},
+                        // The case says it ran the general kernel, or was measured before the one-width kernels.
+                        Case{R"(, "kernel": 2, "mma_width": 0)", "attn_decode/tensor_cores", true, 128},
+                        Case{R"(, "kernel": 2)", "attn_decode/tensor_cores", false, 128},
+                        // The CUDA-core kernel stages rank 96 at width 128.
+                        Case{R"(, "kernel": 1)", "attn_decode", true, 128}, Case{"", "attn_decode", true, 128}}) {
+    CAPTURE(c.counters);
+    CAPTURE(c.one_width_era);
+    test::TempFile f("attention.json", entry(c.counters));
     RawProfile p;
+    p.mma_one_width = c.one_width_era;
     read_raw_benchmark_file(f.path(), p, src);
     REQUIRE(p.samples.size() == 1);
-    CHECK(p.samples[0].group == group);
-    // Staged as the CUDA-core kernel would: 404 keys x 2 heads x (K + V) rows 128 wide x 2 bytes.
-    CHECK(p.samples[0].attn->stage_bytes == doctest::Approx(404.0 * 2 * 2 * 128 * 2));
+    CHECK(p.samples[0].group == c.group);
+    CHECK(p.samples[0].attn->stage_bytes == doctest::Approx(staged(c.width)));
   }
-  test::TempFile h("attention.json", entry(R"(, "kernel": 3)"));
-  RawProfile r;
-  try {
-    read_raw_benchmark_file(h.path(), r, src);
-    FAIL("no error");
-  } catch (const InputError& e) {
-    CHECK(std::string(e.what()).find("'kernel'") != std::string::npos);
-    CHECK(std::string(e.what()).find("attn_decode/x/b4/ctx100/uniform/r96") != std::string::npos);
+  for (const char* bad : {R"(, "kernel": 3)", R"(, "kernel": 2, "mma_width": 64)"}) {
+    CAPTURE(bad);
+    const std::string w = error_of(entry(bad));
+    CHECK((w.find("'kernel'") != std::string::npos || w.find("'mma_width'") != std::string::npos));
+    CHECK(w.find("attn_decode/x/b4/ctx100/uniform/r96") != std::string::npos);
+  }
+}
+
+TEST_CASE("fit: a raw folder measured before the tensor-core kernels of one width is read with the general one") {
+  // The committed H200 folder of 2026-12-04 evening ran its rank-96 tensor-core cases on the general
+  // kernel (rows staged at 128); the folder of 2026-12-05 on the kernel of width 96.
+  for (const auto& [folder, width] :
+       {std::pair{"h200-1gpu-20261204-attn-decode-auto", 128}, std::pair{"h200-1gpu-20261205-attn-decode-r96", 96}}) {
+    CAPTURE(folder);
+    const RawProfile p = read_raw_profiles({test::source_path(std::string("configs/profiles/raw/") + folder)});
+    int seen = 0;
+    for (const Sample& s : p.samples) {
+      if (s.group != "attn_decode/tensor_cores" || s.case_name.find("/uniform/r96/lo0/balanced") == std::string::npos)
+        continue;
+      ++seen;
+      const AttnFeatures& a = *s.attn;
+      const double keys = a.ctx_mean * a.num_seqs + a.num_seqs;
+      CHECK(a.stage_bytes == doctest::Approx(keys * a.kv_heads * 2 * width * 2));
+    }
+    CHECK(seen > 0);
   }
 }
 
@@ -366,16 +398,56 @@ TEST_CASE("fit: token-class decode cases on shared pages are their own op, with 
   // Slots without a lo class, or a zero slot count, are refused naming the case and the counters.
   for (const char* bad : {R"(, "slots_hi": 5, "slots_lo": 0)", R"(, "slots_hi": 5)", R"(, "lo_rank_share": 0)"}) {
     CAPTURE(bad);
-    test::TempFile b("attention.json", entry(bad));
-    RawProfile x;
-    try {
-      read_raw_benchmark_file(b.path(), x, src);
-      FAIL("no error");
-    } catch (const InputError& e) {
-      const std::string w = e.what();
-      CHECK(w.find("attn_decode/x/b4/ctx100/uniform/mixed/lo70/shared") != std::string::npos);
-      CHECK((w.find("'slots_") != std::string::npos || w.find("'lo_rank_share'") != std::string::npos));
-    }
+    const std::string w = error_of(entry(bad));
+    CHECK(w.find("attn_decode/x/b4/ctx100/uniform/mixed/lo70/shared") != std::string::npos);
+    CHECK((w.find("'slots_") != std::string::npos || w.find("'lo_rank_share'") != std::string::npos));
+  }
+}
+
+TEST_CASE("fit: decode cases measured on a policy's rank table read every head's ranks") {
+  // Two KV heads: (48, 64) with lo (24, 32), and (32, 32) with lo (16, 16); 70% of the cached keys
+  // lo, on shared pages.
+  const std::string heads =
+      R"("rank_table": 1, "h0_rk": 48, "h0_rv": 64, "h0_rk_lo": 24, "h0_rv_lo": 32,
+         "h1_rk": 32, "h1_rv": 32, "h1_rk_lo": 16, "h1_rv_lo": 16)";
+  auto entry = [&](const std::string& table, const std::string& means) {
+    return decode_case_json("table-p-l0/lo70/shared/balanced",
+                            means + R"(, "lo_fraction": 0.7, "kernel": 1, "ranks_mixed": 0, "max_rank": 64,
+                                "block_size": 16, "slots_hi": 5, "slots_lo": 11, )" +
+                                table);
+  };
+  const std::string means = R"("rank_qk": 40, "rank_v": 48, "rank_qk_lo": 20, "rank_v_lo": 24)";
+  RawSource src;
+  test::TempFile f("attention.json", entry(heads, means));
+  RawProfile p;
+  read_raw_benchmark_file(f.path(), p, src);
+  REQUIRE(p.samples.size() == 1);
+  const Sample& s = p.samples[0];
+  CHECK(s.group == "attn_decode/shared_pages");
+  REQUIRE(s.attn->head_ranks.size() == 2);
+  CHECK(attention_case_ranks(*s.attn, false)[0] == std::array<int, 4>{48, 64, 24, 32});
+  CHECK(attention_case_ranks(*s.attn, false)[1] == std::array<int, 4>{32, 32, 16, 16});
+  // Staged from the table: hi 31 keys a sequence at widths 64 and 32, lo 70 at 32 and 32.
+  CHECK(s.attn->stage_bytes == doctest::Approx(2.0 * 2 * 4 * (31.0 * (64 + 32) + 70.0 * (32 + 32))));
+  // A missing head, a rank above head_dim, lo above hi, or means that disagree with the table are
+  // refused, naming the case and the counter.
+  const std::string no_h1 = R"("rank_table": 1, "h0_rk": 48, "h0_rv": 64, "h0_rk_lo": 24, "h0_rv_lo": 32)";
+  for (const auto& [bad, says] :
+       {std::pair{entry(no_h1, means), std::string("'h1_rk'")},
+        std::pair{entry(R"("rank_table": 1, "h0_rk": 256, "h0_rv": 64, "h0_rk_lo": 24, "h0_rv_lo": 32,
+                      "h1_rk": 32, "h1_rv": 32, "h1_rk_lo": 16, "h1_rv_lo": 16)",
+                        means),
+                  std::string("'h0_rk' must be a whole rank")},
+        std::pair{entry(R"("rank_table": 1, "h0_rk": 48, "h0_rv": 64, "h0_rk_lo": 56, "h0_rv_lo": 32,
+                      "h1_rk": 32, "h1_rv": 32, "h1_rk_lo": 16, "h1_rv_lo": 16)",
+                        means),
+                  std::string("more dims for lo tokens")},
+        std::pair{entry(heads, R"("rank_qk": 64, "rank_v": 48, "rank_qk_lo": 20, "rank_v_lo": 24)"),
+                  std::string("mean rk is 40 but its counter says 64")}}) {
+    CAPTURE(says);
+    const std::string w = error_of(bad);
+    CHECK(w.find("table-p-l0/lo70/shared") != std::string::npos);
+    CHECK(w.find(says) != std::string::npos);
   }
 }
 

@@ -196,7 +196,10 @@ TEST_CASE("a decode plan records the width classes of its units") {
   CHECK(decode_width_class(96) == kDecodeWidth96);
   CHECK(decode_width_class(104) == kDecodeWidth128);
   CHECK(decode_width_class(128) == kDecodeWidth128);
-  // A unit's width is the larger of its two ranks.
+  // A unit's width is the larger of its two ranks, per class (the rule the kernels dispatch on).
+  const HeadInfo wide{40, 96, 24, 16, 0, 0, 0, 0, 0, 0, 0, 0};
+  CHECK(head_width(wide, 0) == 96);
+  CHECK(head_width(wide, 1) == 24);
   CHECK(classes(HeadLayout::uniform(8, 8, 48, 48, 16), hi, lo) == kDecodeWidth48);
   CHECK(classes(HeadLayout::uniform(8, 8, 32, 48, 16), hi, lo) == kDecodeWidth48);
   CHECK(classes(HeadLayout::uniform(8, 8, 48, 64, 16), hi, lo) == kDecodeWidth64);

@@ -323,3 +323,98 @@ TEST_CASE("the fit's per-head ranks of attention cases are the benchmarks' table
     }
   }
 }
+
+TEST_CASE("profile plan: decode attention at a policy's rank tables") {
+  // Llama-2-13B's table policy: 40 layers, 9 distinct head-rank multisets (three tiers of ranks,
+  // each in three head orders whose counts differ), every layer in one table.
+  const costmodel::ModelSpec m13 = load_model("llama-2-13b");
+  const std::vector<PolicyTable> tables = policy_tables("fdc-table-llama-2-13b", m13, 16);
+  REQUIRE(tables.size() == 9);
+  std::set<int> layers;
+  for (const auto& t : tables) {
+    CHECK(t.policy == "fdc-table-llama-2-13b");
+    CHECK(t.heads.size() == 40);
+    CHECK_FALSE(t.token_classes());
+    for (int l : t.layers) CHECK(layers.insert(l).second);
+  }
+  CHECK(layers.size() == 40);
+  CHECK(tables[0].layers == std::vector<int>{0, 3, 6, 9, 12});
+  CHECK(tables[0].heads[1] == costmodel::KvHeadDims{48, 64, 48, 64});
+  // The token-class policy: the same hi ranks, lo ranks half of each.
+  const std::vector<PolicyTable> hybrid = policy_tables("fdc-table-hybrid-llama-2-13b", m13, 16);
+  REQUIRE(hybrid.size() == 9);
+  CHECK(hybrid[0].token_classes());
+  CHECK(hybrid[0].heads[1] == costmodel::KvHeadDims{48, 64, 24, 32});
+
+  GridOptions o;
+  o.models = {"llama-2-13b", "llama-2-7b"};
+  o.tokens = {1024};
+  o.rank_fractions = {1.0};
+  o.tp = {1};
+  o.budget_s = 1e6;
+  o.attn_decode_batches = {8, 256};
+  o.attn_decode_contexts = {512, 8192};  // 256 x 8192 is over the grid's KV tokens: not planned
+  o.attn_policies = {"fdc-table-llama-2-13b", "fdc-table-hybrid-llama-2-13b"};
+  const ProfilePlan p = make_profile_plan(o);
+  int table_cases = 0, shared = 0;
+  for (const auto& c : p.run) {
+    if (c.name.find("/table-") == std::string::npos) continue;
+    ++table_cases;
+    CHECK(c.model == "llama-2-13b");  // the 7B (32 KV heads) does not fit these tables
+    CHECK(c.shape.at("rank_table") == 1);
+    CHECK(c.shape.at("spread") == 0);
+    CHECK(c.shape.at("balanced") == 1);
+    CHECK(c.shape.count("lo_rank_share") == 0);  // lo ranks come from the heads' counters
+    if (c.shape.at("lo_fraction") > 0) ++shared;
+    // The runner rebuilds exactly the table the plan wrote, and the fit reads the same one.
+    const auto ranks = case_head_ranks(c.shape);
+    REQUIRE(ranks.size() == 40);
+    for (const auto& r : ranks) CHECK(r.rk_lo <= r.rk);
+    CHECK(c.shape.at("h0_rk") == ranks[0].rk);
+    CHECK(c.shape.at("h39_rv_lo") == ranks[39].rv_lo);
+  }
+  // 9 tables x 3 (batch, context) points at lo 0 (the hybrid's hi ranks are the table's: those
+  // cases run once) + 9 hybrid tables x 3 points x the two lo fractions.
+  CHECK(shared == 9 * 3 * 2);
+  CHECK(table_cases == 9 * 3 + shared);
+  const BenchCase* c = find(p, "attn_decode/llama-2-13b/b8/ctx512/uniform/table-fdc-table-llama-2-13b-l0/lo0/balanced");
+  REQUIRE(c);
+  CHECK(c->shape.at("h1_rk") == 48);
+  CHECK(c->shape.at("h1_rv") == 64);
+  CHECK(c->shape.at("max_rank") == 64);
+  CHECK(c->priority == 1);  // after the grid's own 13B cases (priority 0)
+  const BenchCase* h =
+      find(p, "attn_decode/llama-2-13b/b256/ctx512/uniform/table-fdc-table-hybrid-llama-2-13b-l0/lo70/shared/balanced");
+  REQUIRE(h);
+  CHECK(h->shape.at("h1_rk_lo") == 24);
+  CHECK(h->shape.at("slots_hi") == 5);
+  CHECK(std::any_of(p.notes.begin(), p.notes.end(), [](const std::string& n) {
+    return n.find("llama-2-7b: policy fdc-table-llama-2-13b skipped") != std::string::npos;
+  }));
+
+  // A policy that fits no model, an unknown one and a broken file are refused, naming them.
+  GridOptions only7 = o;
+  only7.models = {"llama-2-7b"};
+  CHECK_THROWS_WITH_AS(make_profile_plan(only7), doctest::Contains("fits none of the profiled models"), InputError);
+  GridOptions unknown = o;
+  unknown.attn_policies = {"no-such-policy"};
+  CHECK_THROWS_WITH_AS(make_profile_plan(unknown), doctest::Contains("unknown policy 'no-such-policy'"), InputError);
+  GridOptions missing = o;
+  missing.attn_policies = {"/nonexistent/policy.json"};
+  CHECK_THROWS_WITH_AS(make_profile_plan(missing), doctest::Contains("/nonexistent/policy.json"), InputError);
+  // A uniform policy has one table, at its rank.
+  const auto uniform = policy_tables("fdc-uniform-50", m13, 16);
+  REQUIRE(uniform.size() == 1);
+  CHECK(uniform[0].layers.size() == 40);
+  CHECK(uniform[0].heads[7] == costmodel::KvHeadDims{64, 64, 64, 64});
+}
+
+TEST_CASE("the runner's and the fit's rank tables refuse incomplete counters") {
+  std::map<std::string, double> shape{{"kv_heads", 2}, {"rank_table", 1}, {"lo_fraction", 0}};
+  set_rank_table_counters(shape, {{32, 48, 32, 48}, {64, 64, 32, 32}});
+  CHECK(case_head_ranks(shape)[1].rk_lo == 32);
+  shape.erase("h1_rv");
+  CHECK_THROWS_WITH_AS(case_head_ranks(shape), doctest::Contains("'h1_rv' is missing"), InputError);
+  shape["h1_rv"] = 200;
+  CHECK_THROWS_WITH_AS(case_head_ranks(shape), doctest::Contains("'h1_rv' must be a whole number"), InputError);
+}
