@@ -328,6 +328,13 @@ LayerCheckRow compare_layer(const LayerBatch& b, const LayerWindow& w, const Lay
     }
     for (size_t i = 0; i < op.size(); ++i) op[i] = (m.long_outside_ms[i] - m.short_outside_ms[i]) / w.timed();
     r.measured_outside_ms = median_of(op);
+    if (!m.short_evented_ms.empty() || !m.long_evented_ms.empty()) {
+      FDC_CHECK(m.short_evented_ms.size() == m.short_ms.size() && m.long_evented_ms.size() == m.long_ms.size(),
+                "batch '" << b.label << "': " << m.short_evented_ms.size() << " short and " << m.long_evented_ms.size()
+                          << " long forwards with per-op events of " << m.short_ms.size());
+      for (size_t i = 0; i < op.size(); ++i) op[i] = (m.long_evented_ms[i] - m.short_evented_ms[i]) / w.timed();
+      r.measured_evented_ms = median_of(op);
+    }
   }
   r.samples = m;
   r.predicted = p;
@@ -401,7 +408,17 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
                     "-");
       os << line;
     }
+    if (r.measured_evented_ms > 0) {
+      std::snprintf(line, sizeof line,
+                    "    (the ops were timed with an event after each: the layer took %.4f ms with them, %.4f ms "
+                    "without)\n",
+                    r.measured_evented_ms, r.measured_ms);
+      os << line;
+    }
   }
+  if (std::any_of(rows.begin(), rows.end(), [](const LayerCheckRow& r) { return r.totals_have_op_events(); }))
+    os << "  measured per op before 2026-12-05 (afternoon): the layer times include the per-op events (about a "
+          "microsecond each, 10-50 us per layer of Llama-2-13B on the H200), which the prediction does not\n";
   for (const LayerCheckRow& r : rows)
     for (const costmodel::RangeUse& u : r.predicted.outside_measured)
       os << "  " << r.label << ": predicted outside the profile's measured ranges: " << u.example << "\n";
@@ -463,11 +480,16 @@ Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRo
       }
       row["measured_ops_ms"] = measured_ops;
       row["measured_outside_layers_ms"] = r.measured_outside_ms;
+      row["totals_include_op_events"] = r.totals_have_op_events();
+      if (r.measured_evented_ms > 0) row["measured_evented_ms_per_layer"] = r.measured_evented_ms;
     }
     if (!r.samples.short_ms.empty()) {
       row["forward_ms_per_repeat"] = {{"short", r.samples.short_ms}, {"long", r.samples.long_ms}};
       row["host_planning_ms_per_repeat"] = {{"short", r.samples.short_host_ms}, {"long", r.samples.long_host_ms}};
     }
+    if (!r.samples.short_evented_ms.empty())
+      row["forward_ms_evented_per_repeat"] = {{"short", r.samples.short_evented_ms},
+                                              {"long", r.samples.long_evented_ms}};
     batches.push_back(std::move(row));
   }
   j["batches"] = batches;
@@ -537,13 +559,17 @@ SavedLayerCheck read_layer_check_report(const std::string& path) {
     const ConfigNode h = r.child("host_planning_ms_median");
     row.short_host_ms = h.get<double>("short", Bounds::non_negative());
     row.long_host_ms = h.get<double>("long", Bounds::non_negative());
-    if (r.has("forward_ms_per_repeat")) {  // reports written before these were stored lack them
-      const ConfigNode fr = r.child("forward_ms_per_repeat");
-      row.samples.short_ms = fr.get<std::vector<double>>("short");
-      row.samples.long_ms = fr.get<std::vector<double>>("long");
+    // A {short, long} pair of per-repeat forward times, one per repeat each.
+    auto per_repeat = [&](const char* key, std::vector<double>& short_ms, std::vector<double>& long_ms) {
+      const ConfigNode fr = r.child(key);
+      short_ms = fr.get<std::vector<double>>("short");
+      long_ms = fr.get<std::vector<double>>("long");
       for (const char* k : {"short", "long"})
         if (fr.get<std::vector<double>>(k).size() != static_cast<size_t>(row.repeats))
           fr.fail(k, std::to_string(row.repeats) + " forward times (\"repeats\")");
+    };
+    if (r.has("forward_ms_per_repeat")) {  // reports written before these were stored lack them
+      per_repeat("forward_ms_per_repeat", row.samples.short_ms, row.samples.long_ms);
       const ConfigNode hr = r.child_or_empty("host_planning_ms_per_repeat");
       row.samples.short_host_ms = hr.get_or<std::vector<double>>("short", {});
       row.samples.long_host_ms = hr.get_or<std::vector<double>>("long", {});
@@ -564,7 +590,12 @@ SavedLayerCheck read_layer_check_report(const std::string& path) {
         if (!known) ops.fail(name, "an op name (costmodel/ops.h)");
       }
       row.measured_outside_ms = r.get_or<double>("measured_outside_layers_ms", 0.0);
+      // Since 2026-12-05 (afternoon) the totals come from forwards without the per-op events.
+      row.measured_evented_ms = r.get_or<double>("measured_evented_ms_per_layer", 0.0, Bounds::non_negative());
+      r.get_or<bool>("totals_include_op_events", row.measured_evented_ms == 0);  // derived: read, not trusted
     }
+    if (r.has("forward_ms_evented_per_repeat"))  // measured per op since 2026-12-05 (afternoon)
+      per_repeat("forward_ms_evented_per_repeat", row.samples.short_evented_ms, row.samples.long_evented_ms);
     s.batches.push_back(b);
     s.rows.push_back(std::move(row));
   }

@@ -127,12 +127,17 @@ LayerPrediction predict_layer(const sim::Experiment& e, const LayerWindow& w, co
 // Whole-forward GPU times (CUDA events) of the two models on one batch, one pair per repeat (the
 // two models run alternately, so a drift in clocks reaches both), and host planning times.
 // Measured per op (layer-check --per-op; empty otherwise): each forward's GPU time split by the
-// op each interval between events ends (engine::StepTimes::op_ms, outside_layers_ms), ms.
+// op each interval between events ends (engine::StepTimes::op_ms, outside_layers_ms), ms, from a
+// second pair of forwards that records those events, whose whole times are short_evented_ms and
+// long_evented_ms; short_ms and long_ms then come from forwards without them. (Per-op reports
+// written before 2026-12-05, afternoon, have no evented series: their one pair recorded the events,
+// so their totals carry the events' cost.)
 struct LayerMeasurement {
   std::vector<double> short_ms, long_ms;
   std::vector<double> short_host_ms, long_host_ms;
   std::vector<std::array<double, costmodel::kNumOpKinds>> short_op_ms, long_op_ms;  // one per repeat
   std::vector<double> short_outside_ms, long_outside_ms;  // embedding, metadata uploads: not a layer's ops
+  std::vector<double> short_evented_ms, long_evented_ms;
 };
 
 struct LayerCheckRow {
@@ -150,6 +155,11 @@ struct LayerCheckRow {
   bool has_measured_ops = false;
   std::array<double, costmodel::kNumOpKinds> measured_op_ms{};
   double measured_outside_ms = 0;
+  // Measured per op: the layer with the per-op events, per layer (median, as measured_ms), which
+  // the ops and the outside time sum to; 0 when the report timed the total with the events too
+  // (totals_have_op_events).
+  double measured_evented_ms = 0;
+  bool totals_have_op_events() const { return has_measured_ops && measured_evented_ms == 0; }
   LayerMeasurement samples;  // the timed pairs (empty when a report lacks them)
   LayerPrediction predicted;
   double predicted_ms() const { return predicted.total_s * 1e3; }

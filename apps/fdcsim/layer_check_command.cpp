@@ -64,8 +64,9 @@ void add_layer_check_command(CLI::App& app, LayerCheckOptions& o) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--device", o.device, "CUDA device (default 0)")->check(CLI::NonNegativeNumber);
   sub->add_flag("--per-op", o.per_op,
-                "Also measure every op of the layer: records a CUDA event after every op of every layer; adds "
-                "about a microsecond per op; off by default");
+                "Also measure every op of the layer: each repeat also runs a pair of forwards that record a CUDA "
+                "event after every op of every layer (about a microsecond each), whose intervals give the per-op "
+                "times; the layer's total still comes from the pair without events; off by default");
   sub->add_option("--out,-o", o.out, "Also write the report as JSON to this file (with provenance)");
   sub->add_flag("--quiet,-q", o.quiet, "No table on stdout and no progress on stderr (errors still go to stderr)");
   // What describes a run on the GPU is the report's own with --measured.

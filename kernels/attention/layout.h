@@ -71,8 +71,7 @@ FDC_HOST_DEVICE int head_rank_v(const HeadInfo& h, int cls) { return cls == 0 ? 
 // Width of a decode unit of class `cls` of head `h`: its larger rank (K and V rows are staged at
 // this width, rounded up to the kernel's widths; plan.h decode_width_class).
 FDC_HOST_DEVICE int head_width(const HeadInfo& h, int cls) {
-  const int k = head_rank_k(h, cls), v = head_rank_v(h, cls);
-  return k > v ? k : v;
+  return cls ? (h.rk_lo > h.rv_lo ? h.rk_lo : h.rv_lo) : (h.rk > h.rv ? h.rk : h.rv);
 }
 
 // Element offset of token slot `slot` of KV head `h` in a page of class `cls` (page base excluded).

@@ -220,7 +220,10 @@ TEST_CASE("a model that does not fit the GPU is refused naming the config") {
   }
 }
 
-TEST_CASE("random weights run and give finite logits") {
+namespace {
+
+// A tiny Llama at ranks 32 / 32 with random weights, room for 4 sequences of 64 tokens.
+GpuModelConfig random_tiny_config(const std::string& name) {
   GpuModelConfig c;
   c.model = test::tiny_llama();
   c.dims = test::uniform_dims(c.model, 32, 32);
@@ -228,7 +231,14 @@ TEST_CASE("random weights run and give finite logits") {
   c.max_tokens = 64;
   c.max_seqs = 4;
   c.seed = 5;
-  c.config_name = "random";
+  c.config_name = name;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("random weights run and give finite logits") {
+  GpuModelConfig c = random_tiny_config("random");
   GpuModel g(c);
   const auto ids = random_ids(33, c.model.vocab, 4);
   std::vector<int32_t> bl{3, 7, 1}, next;
@@ -238,4 +248,34 @@ TEST_CASE("random weights run and give finite logits") {
   CHECK(next[0] >= 0);
   CHECK(next[0] < c.model.vocab);
   for (float v : g.last_logits()) REQUIRE(std::isfinite(v));
+}
+
+TEST_CASE("per-op events: on, every op timed and summing to the forward; off, none; refused without op_times") {
+  GpuModelConfig c = random_tiny_config("op events");
+  c.op_times = true;
+  GpuModel g(c);
+  const auto ids = random_ids(33, c.model.vocab, 4);
+  std::vector<int32_t> bl{3, 7, 1}, next;
+  std::vector<SeqStep> s{{33, 0, true, ids.data(), bl.data(), 3}};
+  StepTimes on, off;
+  g.forward(s, next, &on);
+  double sum = on.outside_layers_ms;
+  for (double ms : on.op_ms) sum += ms;
+  CHECK(sum == doctest::Approx(on.gpu_ms).epsilon(1e-3));
+  CHECK(on.op_ms[static_cast<size_t>(costmodel::OpKind::kMlpUp)] > 0);
+  const std::vector<int32_t> first = next;
+  g.set_op_events(false);
+  g.forward(s, next, &off);
+  CHECK(off.gpu_ms > 0);
+  for (double ms : off.op_ms) CHECK(ms == 0);
+  CHECK(off.outside_layers_ms == 0);
+  CHECK(next == first);  // the same forward, only timed differently
+  g.set_op_events(true);
+  g.forward(s, next, &on);
+  CHECK(on.op_ms[static_cast<size_t>(costmodel::OpKind::kMlpUp)] > 0);
+
+  c.op_times = false;
+  GpuModel plain(c);
+  CHECK_THROWS_AS(plain.set_op_events(true), InternalError);
+  plain.set_op_events(false);  // nothing to turn off: fine
 }

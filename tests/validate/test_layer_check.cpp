@@ -306,8 +306,9 @@ TEST_CASE("layer-check report: table and JSON") {
   validate::LayerPrediction p;
   p.op_s[static_cast<size_t>(costmodel::OpKind::kMlpUp)] = 1e-3;
   p.total_s = 1e-3;
-  validate::LayerMeasurement within{{2.0, 2.0}, {6.2, 6.2}, {}, {}, {}, {}, {}, {}};   // 1.05 ms per layer: -4.8%
-  validate::LayerMeasurement outside{{2.0, 2.0}, {5.2, 5.2}, {}, {}, {}, {}, {}, {}};  // 0.8 ms per layer: +25%
+  validate::LayerMeasurement within{{2.0, 2.0}, {6.2, 6.2}, {}, {}, {},
+                                    {},         {},         {}, {}, {}};  // 1.05 ms per layer: -4.8%
+  validate::LayerMeasurement outside{{2.0, 2.0}, {5.2, 5.2}, {}, {}, {}, {}, {}, {}, {}, {}};  // 0.8 ms per layer: +25%
   const std::vector<validate::LayerCheckRow> rows{validate::compare_layer(batches[0], w, within, p),
                                                   validate::compare_layer(batches[1], w, outside, p)};
   validate::LayerCheckContext c;
@@ -432,6 +433,63 @@ TEST_CASE("layer-check per op: every op differenced as the total, median over th
   CHECK_FALSE(j["batches"][1].contains("measured_outside_layers_ms"));
 }
 
+TEST_CASE("layer-check per op: totals from forwards without the events, the evented ones kept apart") {
+  const auto b = validate::parse_layer_batches("decode:32x1024")[0];
+  const validate::LayerWindow w{0, 2, 6};
+  using costmodel::OpKind;
+  auto ops = [](double decode) {
+    std::array<double, costmodel::kNumOpKinds> a{};
+    a[static_cast<size_t>(OpKind::kAttnDecode)] = decode;
+    return a;
+  };
+  validate::LayerMeasurement m;
+  m.short_ms = {3.0, 3.0, 3.0};
+  m.long_ms = {7.0, 7.4, 6.8};  // plain: 1.0 ms per layer (median)
+  m.short_host_ms = m.long_host_ms = {0.1, 0.1, 0.1};
+  m.short_op_ms = {ops(3.1), ops(3.1), ops(3.1)};
+  m.long_op_ms = {ops(7.5), ops(7.5), ops(7.3)};
+  m.short_outside_ms = m.long_outside_ms = {0, 0, 0};
+  m.short_evented_ms = {3.1, 3.1, 3.1};
+  m.long_evented_ms = {7.5, 7.5, 7.3};  // with the events: 1.1 ms per layer (median)
+  validate::LayerPrediction p;
+  p.op_s[static_cast<size_t>(OpKind::kAttnDecode)] = 1.02e-3;
+  p.total_s = 1.02e-3;
+  const auto r = validate::compare_layer(b, w, m, p);
+  CHECK(r.measured_ms == doctest::Approx(1.0));
+  CHECK(r.measured_evented_ms == doctest::Approx(1.1));
+  CHECK(r.error() == doctest::Approx(0.02));  // against the total without the events
+  CHECK_FALSE(r.totals_have_op_events());
+  // The evented series must be one per repeat.
+  validate::LayerMeasurement bad = m;
+  bad.long_evented_ms.pop_back();
+  CHECK_THROWS_AS(validate::compare_layer(b, w, bad, p), InternalError);
+  // A per-op measurement without them (reports before 2026-12-05, afternoon) timed its totals with
+  // the events: said so in the table and the JSON.
+  validate::LayerMeasurement old = m;
+  old.short_evented_ms.clear();
+  old.long_evented_ms.clear();
+  const auto o = validate::compare_layer(b, w, old, p);
+  CHECK(o.totals_have_op_events());
+
+  validate::LayerCheckContext c;
+  c.device = "NVIDIA H200";
+  c.window = w;
+  std::ostringstream os;
+  validate::print_layer_table(os, c, {r});
+  CHECK(os.str().find("the layer took 1.1000 ms with them, 1.0000 ms without") != std::string::npos);
+  CHECK(os.str().find("include the per-op events") == std::string::npos);
+  std::ostringstream os_old;
+  validate::print_layer_table(os_old, c, {o});
+  CHECK(os_old.str().find("include the per-op events") != std::string::npos);
+
+  const Json j = validate::layer_check_json(c, {r, o}, Json::object());
+  CHECK(j["batches"][0]["measured_evented_ms_per_layer"].get<double>() == doctest::Approx(1.1));
+  CHECK(j["batches"][0]["totals_include_op_events"] == false);
+  CHECK(j["batches"][0]["forward_ms_evented_per_repeat"]["long"].size() == 3);
+  CHECK(j["batches"][1]["totals_include_op_events"] == true);
+  CHECK_FALSE(j["batches"][1].contains("measured_evented_ms_per_layer"));
+}
+
 using test::SavedReport;
 using test::synthetic_report;
 
@@ -544,6 +602,18 @@ TEST_CASE("layer-check saved report: per-op measurements read back; reports with
     CHECK(k["batches"][i]["measured_outside_layers_ms"] == with["batches"][i]["measured_outside_layers_ms"]);
   }
   CHECK(validate::read_layer_check_report(again.path).rows[1].measured_op_ms == s.rows[1].measured_op_ms);
+
+  CHECK(s.rows[0].totals_have_op_events());  // one pair per repeat, with the events
+  // Measured with the totals apart from the events: they read back, and so do the evented series.
+  const SavedReport apart(synthetic_report(e, batches, w, true, costmodel::OpKind::kAttnDecode, true));
+  const auto a = validate::read_layer_check_report(apart.path);
+  REQUIRE(a.rows.size() == 2);
+  CHECK_FALSE(a.rows[0].totals_have_op_events());
+  CHECK(a.rows[0].measured_evented_ms == doctest::Approx(a.rows[0].measured_ms * 1.05).epsilon(0.02));
+  CHECK(a.rows[0].samples.long_evented_ms.size() == 3);
+  const Json a2 = validate::layer_check_json(a.context, validate::repredict_layer_check(e, a), a.provenance);
+  CHECK(a2["batches"][0]["measured_evented_ms_per_layer"] ==
+        load_json_file(apart.path)["batches"][0]["measured_evented_ms_per_layer"]);
 
   // A report without per-op data (as every report before --per-op): read, nothing per op.
   const SavedReport old(without);

@@ -162,6 +162,7 @@ struct GpuModel::Impl {
   // most it can record, and the op kind (or kOutsideLayers) each one ends.
   std::vector<cudaEvent_t> op_events;
   std::vector<int> op_tags;
+  bool op_events_on = true;  // GpuModel::set_op_events
   ops::GemmRunner gemm;
   std::vector<LayoutGroup> groups;
   std::vector<Layer> layers;
@@ -488,6 +489,11 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
 
 GpuModel::~GpuModel() = default;
 
+void GpuModel::set_op_events(bool on) {
+  FDC_CHECK(impl_->cfg.op_times || !on, "per-op events on a model built without GpuModelConfig::op_times");
+  impl_->op_events_on = on;
+}
+
 std::string GpuModel::device_name() const {
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->cfg.device));
@@ -676,7 +682,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   // GpuModelConfig::op_times: an event after each op, tagged with the op it ends.
   size_t op_marks = 0;
   auto mark = [&](int tag) {
-    if (!I.cfg.op_times) return;
+    if (!I.cfg.op_times || !I.op_events_on) return;
     FDC_CHECK(op_marks < I.op_events.size(), "more than " << I.op_events.size() << " op events in a forward");
     CUDA_CHECK(cudaEventRecord(I.op_events[op_marks], st));
     I.op_tags[op_marks++] = tag;
@@ -1127,7 +1133,7 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     // Every interval between consecutive events (start, the ops', end) counted to the op it ends;
     // the last one (LM head and the copies after the last layer) is outside the layers.
     cudaEvent_t prev = I.ev_start;
-    for (size_t i = 0; I.cfg.op_times && i <= op_marks; ++i) {
+    for (size_t i = 0; I.cfg.op_times && I.op_events_on && i <= op_marks; ++i) {
       cudaEvent_t ev = i < op_marks ? I.op_events[i] : I.ev_end;
       const int tag = i < op_marks ? I.op_tags[i] : kOutsideLayers;
       float op_ms = 0;

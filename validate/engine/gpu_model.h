@@ -83,6 +83,11 @@ class GpuModel {
 
   // Runs the iteration and waits for it; next_tokens gets one id per emitting sequence, in order.
   void forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& next_tokens, StepTimes* times = nullptr);
+  // With GpuModelConfig::op_times: whether the next forwards record their per-op events (on by
+  // default). Off, a forward records only its start and end, as a model built without op_times, so
+  // its gpu_ms carries no event's cost (and its op_ms stay zero). A model built without op_times
+  // has no per-op events to turn on: refused (InternalError).
+  void set_op_events(bool on);
 
   std::string device_name() const;
   // The decode kernel the layers run, e.g. "CUDA cores (40 layers)" or "tensor cores (32 layers),

@@ -15,8 +15,10 @@ struct LayerTimingOptions {
   int repeats = 20;  // timed forwards of each model per batch
   int warmup = 3;    // untimed forwards of each model per batch first (kernel loading, cuBLASLt plans)
   int device = 0;
-  // Both models record a CUDA event after every op of every layer (GpuModelConfig::op_times), and
-  // every timed forward's per-op times are kept (LayerMeasurement::short_op_ms, long_op_ms).
+  // Both models can record a CUDA event after every op of every layer (GpuModelConfig::op_times):
+  // each repeat then times a pair without the events (the totals, LayerMeasurement::short_ms,
+  // long_ms) and a pair with them (the per-op times, short_op_ms ..., and their own totals,
+  // short_evented_ms, long_evented_ms).
   bool per_op = false;
   std::function<void(const std::string&)> progress;  // one line per step of a long run (may be empty)
 };
