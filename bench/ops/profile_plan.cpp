@@ -202,13 +202,14 @@ void add_decode_case(Builder& b, const costmodel::ModelSpec& m, const std::vecto
   b.add(std::move(c), op_s, kv_bytes);
 }
 
-// The decode grid's (batch, mean context, spread) points with their per-sequence lengths.
+// The decode grid's (batch, mean context) points at each of `spreads`, with their per-sequence
+// lengths.
 template <typename F>
-void for_each_decode_point(const GridOptions& o, F&& f) {
+void for_each_decode_point(const GridOptions& o, const std::vector<int>& spreads, F&& f) {
   for (int batch : o.attn_decode_batches)
     for (int ctx : o.attn_decode_contexts) {
       if (int64_t{batch} * ctx > o.attn_max_kv_tokens) continue;
-      for (int spread : o.attn_decode_spreads) {
+      for (int spread : spreads) {
         if (batch == 1 && spread != 0) continue;
         f(context_lengths(batch, ctx, static_cast<ContextSpread>(spread)), ctx, spread);
       }
@@ -226,8 +227,8 @@ std::string table_tag(const PolicyTable& t) {
 // Decode at a policy's rank tables (GridOptions::attn_policies): balanced plan, the decode grid's
 // batches and contexts with every sequence at the mean (the grid's skewed batches already give the
 // spread's cost; these cases give the tables'); tables with token classes at each lo fraction of
-// the grid (on shared pages when above 0), tables without at lo 0. A priority after the grid's: a tight budget keeps
-// the grid.
+// the grid (on shared pages when above 0), tables without at lo 0. They run after the grid's cases
+// (`prio` one higher), so that a tight budget keeps the grid.
 void add_policy_decode_cases(Builder& b, const costmodel::ModelSpec& m, const std::vector<PolicyTable>& tables,
                              int prio) {
   for (const PolicyTable& t : tables) {
@@ -236,15 +237,13 @@ void add_policy_decode_cases(Builder& b, const costmodel::ModelSpec& m, const st
       hi_only.push_back({d.qk_hi, d.v_hi, d.qk_hi, d.v_hi});
       classes.push_back({d.qk_hi, d.v_hi, d.qk_lo, d.v_lo});
     }
-    for (int batch : b.o.attn_decode_batches)
-      for (int ctx : b.o.attn_decode_contexts) {
-        if (int64_t{batch} * ctx > b.o.attn_max_kv_tokens) continue;
-        const std::vector<int> len = context_lengths(batch, ctx, ContextSpread::kUniform);
-        for (double lo : t.token_classes() ? b.o.attn_lo_fractions : std::vector<double>{0.0}) {
-          add_decode_case(b, m, len, ctx, static_cast<int>(ContextSpread::kUniform), table_tag(t),
-                          lo > 0 ? classes : hi_only, lo, true, false, true, prio);
-        }
-      }
+    const std::vector<double> lo_fractions = t.token_classes() ? b.o.attn_lo_fractions : std::vector<double>{0.0};
+    for_each_decode_point(b.o, {static_cast<int>(ContextSpread::kUniform)},
+                          [&](const std::vector<int>& len, int ctx, int spread) {
+                            for (double lo : lo_fractions)
+                              add_decode_case(b, m, len, ctx, spread, table_tag(t), lo > 0 ? classes : hi_only, lo,
+                                              true, false, true, prio);
+                          });
   }
 }
 
@@ -292,7 +291,7 @@ void add_attention_cases(Builder& b, const costmodel::ModelSpec& m, const std::v
         }
     }
 
-  for_each_decode_point(o, [&](const std::vector<int>& len, int ctx, int spread) {
+  for_each_decode_point(o, o.attn_decode_spreads, [&](const std::vector<int>& len, int ctx, int spread) {
     for (int r : rank_set)
       for (double lo : o.attn_lo_fractions)
         for (bool balanced : {true, false}) {
