@@ -385,6 +385,9 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
   }
   os << "\n  ms per layer; error = predicted / measured - 1; within " << kLayerCheckTarget * 100 << "%: " << met
      << " of " << rows.size() << " batches (* = outside)\n";
+  if (std::any_of(rows.begin(), rows.end(), [](const LayerCheckRow& r) { return r.totals_have_op_events(); }))
+    os << "  measured per op before 2026-12-05 (afternoon): the layer times include the per-op events (about a "
+          "microsecond each, 10-100 us per layer of Llama-2-13B on an H200), which the prediction does not\n";
   for (const LayerCheckRow& r : rows) {
     if (!r.has_measured_ops) continue;
     // The ops measured or predicted; medians per op, so they need not add up to the row's median.
@@ -416,9 +419,7 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
       os << line;
     }
   }
-  if (std::any_of(rows.begin(), rows.end(), [](const LayerCheckRow& r) { return r.totals_have_op_events(); }))
-    os << "  measured per op before 2026-12-05 (afternoon): the layer times include the per-op events (about a "
-          "microsecond each, 10-50 us per layer of Llama-2-13B on the H200), which the prediction does not\n";
+
   for (const LayerCheckRow& r : rows)
     for (const costmodel::RangeUse& u : r.predicted.outside_measured)
       os << "  " << r.label << ": predicted outside the profile's measured ranges: " << u.example << "\n";
