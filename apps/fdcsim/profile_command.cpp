@@ -1,5 +1,6 @@
 #include "apps/fdcsim/profile_command.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <exception>
@@ -8,10 +9,10 @@
 #include <iostream>
 
 #include "apps/fdcsim/exit_codes.h"
+#include "bench/ops/profile_plan.h"
 #include "core/error.h"
 #include "core/wall_clock.h"
 #if FDCSIM_HAVE_CUDA
-#include "bench/ops/profile_plan.h"
 #include "bench/ops/runner.h"
 #endif
 
@@ -73,14 +74,12 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
   sub->add_flag("--quiet,-q", o.quiet, "No console tables; errors still go to stderr");
 }
 
-#if FDCSIM_HAVE_CUDA
-
 namespace {
 std::string default_out_dir() { return fdc::utc_now("profile-%Y%m%d-%H%M%S"); }
 }  // namespace
 
 int run_profile(const ProfileOptions& o) {
-  const auto start = std::chrono::steady_clock::now();
+  [[maybe_unused]] const auto start = std::chrono::steady_clock::now();  // the run's deadline counts from here
   try {
     profile::GridOptions g;
     g.models = o.models;
@@ -94,7 +93,18 @@ int run_profile(const ProfileOptions& o) {
     g.min_time_s = o.min_time_s;
     g.filters = o.filters;
     g.sweep_max_bytes = o.sweep_max_bytes;
+#if FDCSIM_HAVE_CUDA
     const int visible = o.dry_run && o.gpus > 0 ? o.gpus : profile::probe_gpu_count();
+#else
+    // A build without CUDA only plans (--dry-run), for --gpus GPUs (default 1).
+    if (!o.dry_run) {
+      std::cerr << "fdcsim profile: this build has no CUDA: the microbenchmarks need a GPU build (put nvcc on PATH "
+                   "and configure with -DFDCSIM_CUDA=AUTO or ON; scripts/gpu/profile.sh does both); --dry-run "
+                   "plans the grid on any build\n";
+      return kExitBadInput;
+    }
+    const int visible = std::max(o.gpus, 1);
+#endif
     if (!o.dry_run && visible == 0) {
       std::cerr << "fdcsim profile: no CUDA device is visible (driver missing, or CUDA_VISIBLE_DEVICES empty)\n";
       return kExitBadInput;
@@ -117,9 +127,17 @@ int run_profile(const ProfileOptions& o) {
       for (const auto& n : plan.notes) std::cerr << "  " << n << "\n";
     }
     if (o.dry_run) {
-      std::ofstream(std::filesystem::path(out) / "plan.json") << plan.to_json().dump(2) << "\n";
+      const auto path = std::filesystem::path(out) / "plan.json";
+      std::ofstream f(path);
+      f << plan.to_json().dump(2) << "\n";
+      if (!f) {
+        std::cerr << "fdcsim: " << path.string() << ": cannot write the plan\n";
+        return kExitIo;
+      }
+      if (!o.quiet) std::cerr << "fdcsim profile: plan in " << path.string() << " (dry run: nothing measured)\n";
       return kExitOk;
     }
+#if FDCSIM_HAVE_CUDA
     profile::RunOptions r;
     r.out_dir = out;
     r.command_line = o.command_line;
@@ -131,6 +149,9 @@ int run_profile(const ProfileOptions& o) {
     std::cerr << "fdcsim profile: raw profile in " << out
               << " (ops.json, comm-<n>gpu.json, provenance.json, plan.json, summary.md)\n";
     return code == 0 ? kExitOk : kExitInternal;
+#else
+    return kExitInternal;  // not reached: a build without CUDA returned above unless --dry-run
+#endif
   } catch (const InputError& e) {
     std::cerr << "fdcsim: error: " << e.what() << "\n";
     return kExitBadInput;
@@ -139,15 +160,5 @@ int run_profile(const ProfileOptions& o) {
     return kExitIo;
   }
 }
-
-#else
-
-int run_profile(const ProfileOptions&) {
-  std::cerr << "fdcsim profile: this build has no CUDA: the microbenchmarks need a GPU build (put nvcc on PATH and "
-               "configure with -DFDCSIM_CUDA=AUTO or ON; scripts/gpu/profile.sh does both)\n";
-  return kExitBadInput;
-}
-
-#endif
 
 }  // namespace fdc::cli

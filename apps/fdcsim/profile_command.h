@@ -1,7 +1,7 @@
 // `fdcsim profile`: runs every microbenchmark the cost model needs (layer ops and collectives) over
 // grids built from the model configs and FDC ranks, within a time budget, and writes a raw profile
 // (Google Benchmark JSON + provenance; docs/profile.md). Only CUDA builds can run it; in a CPU-only
-// build the command exists and says so (exit code 2).
+// build --dry-run still writes the plan (plan.json) and a run says it needs CUDA (exit code 2).
 #pragma once
 
 #include <cstdint>
