@@ -592,8 +592,8 @@ SavedLayerCheck read_layer_check_report(const std::string& path) {
       }
       row.measured_outside_ms = r.get_or<double>("measured_outside_layers_ms", 0.0);
       // Since 2026-12-05 (afternoon) the totals come from forwards without the per-op events.
+      // ("totals_include_op_events" is derived from it, LayerCheckRow::totals_have_op_events.)
       row.measured_evented_ms = r.get_or<double>("measured_evented_ms_per_layer", 0.0, Bounds::non_negative());
-      r.get_or<bool>("totals_include_op_events", row.measured_evented_ms == 0);  // derived: read, not trusted
     }
     if (r.has("forward_ms_evented_per_repeat"))  // measured per op since 2026-12-05 (afternoon)
       per_repeat("forward_ms_evented_per_repeat", row.samples.short_evented_ms, row.samples.long_evented_ms);
