@@ -14,7 +14,9 @@ out). Each timeline is gunzipped into the output folder and predicted again with
 
 then the reports' numbers are tabulated: iteration error median / P90 (target: median <= 3% and
 P90 <= 8%), request metrics within 5% (TTFT, TBT, JCT at P50 and P99: 6 a run, 144 in all), TTFT
-P50 and P99 within 5%.
+P50 and P99 within 5%. With --band PCT each run is also predicted with every iteration PCT percent
+shorter and longer (`fdcsim validate --band`), and the request metrics measured within that band
+are counted.
 
 Usage (from anywhere; paths are taken relative to the repository root unless absolute):
 
@@ -101,7 +103,12 @@ def main():
                     help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28), 20261203 (the 16 "
                          "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill) or current (the "
                          "5 runs of the engine and kernels as they are now)")
+    ap.add_argument("--band", type=float, metavar="PCT",
+                    help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
+                         "validate --band`) and count the request metrics measured within that band")
     a = ap.parse_args()
+    if a.band is not None and not 0 < a.band <= 50:
+        fail(f"--band {a.band}: expected a percent in (0, 50]")
     fdcsim, profiles, out = rooted(a.fdcsim), rooted(a.profiles), rooted(a.out)
     if not (os.path.isfile(fdcsim) and os.access(fdcsim, os.X_OK)):
         fail(f"{a.fdcsim}: not an executable fdcsim (pass --fdcsim PATH)")
@@ -118,6 +125,8 @@ def main():
         shutil.rmtree(run_out, ignore_errors=True)
         cmd = [fdcsim, "validate", "--measured", timeline, "--set", "costmodel.kind=profile", "--set",
                "costmodel.profile=" + os.path.join(profiles, profile), "--out", run_out, "--quiet"]
+        if a.band is not None:
+            cmd += ["--band", str(a.band)]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stderr, file=sys.stderr)
@@ -137,6 +146,10 @@ def main():
             "iteration_met": it["median_abs_error"] <= ITER_MEDIAN and it["p90_abs_error"] <= ITER_P90,
             "requests": req,
         })
+        if a.band is not None:
+            b = v["band"]["requests"]
+            rows[-1]["band_inside"] = {f"{k}_{q}": b[k][q + "_ms"]["inside"] for k in ("ttft", "tbt", "jct")
+                                       for q in ("p50", "p99")}
         os.remove(timeline)
     summary = {
         "runs": len(rows),
@@ -150,18 +163,34 @@ def main():
         "profiles": a.profiles,
         "rows": rows,
     }
+    if a.band is not None:
+        summary["band_pct"] = a.band
+        summary["request_metrics_within_band"] = sum(x for r in rows for x in r["band_inside"].values())
+        summary["ttft_p50_within_band"] = sum(r["band_inside"]["ttft_p50"] for r in rows)
+        summary["ttft_p99_within_band"] = sum(r["band_inside"]["ttft_p99"] for r in rows)
     lines = ["| run | iteration error median / P90 | TTFT P50 / P99 | TBT P50 / P99 | JCT P50 / P99 |",
              "| --- | --- | --- | --- | --- |"]
+    if a.band is not None:
+        lines[0] += f" within the +-{a.band:g}% band |"
+        lines[1] += " --- |"
     pct = lambda x: f"{100 * x:+.1f}"
     for r in rows:
         q = r["requests"]
-        lines.append(f"| {r['run']} | {100 * r['iteration_median']:.2f}% / {100 * r['iteration_p90']:.2f}%"
-                     f"{'' if r['iteration_met'] else ' (missed)'} | {pct(q['ttft_p50'])} / {pct(q['ttft_p99'])} | "
-                     f"{pct(q['tbt_p50'])} / {pct(q['tbt_p99'])} | {pct(q['jct_p50'])} / {pct(q['jct_p99'])} |")
+        line = (f"| {r['run']} | {100 * r['iteration_median']:.2f}% / {100 * r['iteration_p90']:.2f}%"
+                f"{'' if r['iteration_met'] else ' (missed)'} | {pct(q['ttft_p50'])} / {pct(q['ttft_p99'])} | "
+                f"{pct(q['tbt_p50'])} / {pct(q['tbt_p99'])} | {pct(q['jct_p50'])} / {pct(q['jct_p99'])} |")
+        if a.band is not None:
+            inside = [k.replace("_", " ").upper() for k, v in r["band_inside"].items() if v]
+            line += f" {len(inside)} of 6{': ' + ', '.join(inside) if inside else ''} |"
+        lines.append(line)
     lines.append("")
     lines.append(f"Iteration targets met (median <= 3%, P90 <= 8%): {summary['iteration_targets_met']} of {len(rows)}; "
                  f"request metrics within 5%: {summary['request_metrics_within_5pct']} of {summary['request_metrics']}; "
                  f"TTFT P50 within 5%: {summary['ttft_p50_within_5pct']}, P99: {summary['ttft_p99_within_5pct']}.")
+    if a.band is not None:
+        lines.append(f"Request metrics measured within the band of +-{a.band:g}% iteration time: "
+                     f"{summary['request_metrics_within_band']} of {summary['request_metrics']} (TTFT P50: "
+                     f"{summary['ttft_p50_within_band']}, P99: {summary['ttft_p99_within_band']}).")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)

@@ -5,6 +5,7 @@
 #include "configs/embedded_configs.h"
 #include "core/error.h"
 #include "costmodel/fit/profile_io.h"
+#include "costmodel/scaled.h"
 #include "traces/workload.h"
 
 namespace fdc::sim {
@@ -98,6 +99,7 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   std::string profile_config_value;
   if (cm.has("profile_info")) cm.raw("profile_info");  // informative: written by a run, ignored on input
   e.roofline = costmodel::parse_roofline_params(cm);
+  e.time_scale = cm.get_or<double>("time_scale", 1.0, Bounds::positive());
   cm.finish();
   if (e.cost_kind == CostModelKind::kProfile) {
     if (profile_name.empty())
@@ -137,7 +139,10 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   e.cost_info = {{"kind", e.cost_kind == CostModelKind::kProfile ? "profile" : "roofline"},
                  {"description", cost->describe()},
                  {"extrapolated", cost->extrapolated()}};
-  if (const auto* fitted = dynamic_cast<const costmodel::FittedCostModel*>(cost.get())) {
+  if (e.time_scale != 1.0) e.cost_info["time_scale"] = e.time_scale;
+  const costmodel::CostModel* unscaled = cost.get();
+  if (const auto* s = dynamic_cast<const costmodel::ScaledCostModel*>(unscaled)) unscaled = &s->inner();
+  if (const auto* fitted = dynamic_cast<const costmodel::FittedCostModel*>(unscaled)) {
     Json info = {{"name", e.profile_ref.name},
                  {"source", e.profile_ref.source},
                  {"gpu", e.profile->gpu},
@@ -191,9 +196,12 @@ std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e) {
 
 std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e, const costmodel::ModelSpec& model,
                                                       const costmodel::ModelDims& dims) {
+  std::unique_ptr<costmodel::CostModel> cost;
   if (e.cost_kind == CostModelKind::kProfile)
-    return std::make_unique<costmodel::FittedCostModel>(model, dims, e.parallel, *e.profile, e.profile_ref);
-  return std::make_unique<costmodel::RooflineCostModel>(model, e.hardware, dims, e.parallel, e.roofline);
+    cost = std::make_unique<costmodel::FittedCostModel>(model, dims, e.parallel, *e.profile, e.profile_ref);
+  else
+    cost = std::make_unique<costmodel::RooflineCostModel>(model, e.hardware, dims, e.parallel, e.roofline);
+  return costmodel::scale_cost_model(std::move(cost), e.time_scale);
 }
 
 ExperimentInput read_experiment_input(const std::string& config_path, const std::vector<std::string>& overrides) {

@@ -52,6 +52,9 @@ struct Experiment {
   MemoryConfig memory;
   costmodel::RooflineParams roofline;
   CostModelKind cost_kind = CostModelKind::kRoofline;
+  // costmodel.time_scale: every iteration's time x this (1: as the model says; a what-if for GPUs
+  // or an engine a few percent slower or faster, and the ends of a prediction band).
+  double time_scale = 1.0;
   // costmodel.kind "profile": the fitted profile (the hardware's `profile`, or costmodel.profile).
   std::shared_ptr<const fit::FittedProfile> profile;
   costmodel::ProfileRef profile_ref;
@@ -67,7 +70,7 @@ struct Experiment {
 };
 
 // The cost model the experiment names (costmodel.kind: the roofline or a fitted profile), built for
-// its model, hardware, policy dims and parallelism.
+// its model, hardware, policy dims and parallelism, its times x costmodel.time_scale.
 std::unique_ptr<costmodel::CostModel> make_cost_model(const Experiment& e);
 // The same cost model for another model shape and policy dims (e.g. a few of the experiment's
 // layers: `fdcsim layer-check` prices the layers it times).

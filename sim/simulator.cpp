@@ -436,6 +436,7 @@ Json Simulator::summary() const {
   // ops were not measured (cost_info, set when the experiment was loaded).
   if (exp_.cost_info.is_object()) {
     j["cost_model"]["kind"] = exp_.cost_info["kind"];
+    if (exp_.cost_info.contains("time_scale")) j["cost_model"]["time_scale"] = exp_.cost_info["time_scale"];
     if (exp_.cost_info.contains("profile")) {
       j["cost_model"]["profile"] = exp_.cost_info["profile"];
       j["cost_model"]["outside_measured"] = range_uses_json(cost_.outside_measured());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "core/error.h"
 #include "core/time.h"
@@ -164,6 +165,56 @@ Report compare(const sim::Timeline& measured, const sim::Timeline& predicted, co
   r.measured_blocks = measured.header.kv_blocks_per_replica;
   r.predicted_blocks = predicted.header.kv_blocks_per_replica;
   return r;
+}
+
+PredictionBand prediction_band(double fraction, const std::vector<RequestErrors>& predictions,
+                               const std::vector<SloComparison>& slo) {
+  if (predictions.empty()) throw std::invalid_argument("prediction_band: no predictions");
+  if (!slo.empty() && slo.size() != predictions.size())
+    throw std::invalid_argument("prediction_band: one SLO comparison per prediction, or none");
+  PredictionBand b;
+  b.fraction = fraction;
+  auto widen = [](MetricBand& m, const PercentilePair& p, bool first) {
+    m.measured = p.measured;
+    m.lo = first ? p.predicted : std::min(m.lo, p.predicted);
+    m.hi = first ? p.predicted : std::max(m.hi, p.predicted);
+  };
+  for (size_t k = 0; k < predictions.size(); ++k) {
+    const RequestErrors& r = predictions[k];
+    for (const auto& [metric, arr] : r.percentiles)
+      for (size_t i = 0; i < arr.size(); ++i) widen(b.percentiles[metric][i], arr[i], k == 0);
+    widen(b.throughput_rps, r.throughput_rps, k == 0);
+    widen(b.sustained_rps, r.sustained_rps, k == 0);
+    if (!slo.empty()) {
+      if (!b.slo_attainment) b.slo_attainment.emplace();
+      widen(*b.slo_attainment, {slo[k].measured.attainment, slo[k].predicted.attainment}, k == 0);
+    }
+  }
+  return b;
+}
+
+int PredictionBand::target_metrics_inside() const {
+  int n = 0;
+  for (const auto& [metric, arr] : percentiles) n += arr[0].inside() + arr[2].inside();
+  return n;
+}
+
+Json PredictionBand::to_json() const {
+  auto band = [](const MetricBand& m, double unit) {
+    return Json{{"lo", m.lo * unit}, {"hi", m.hi * unit}, {"measured", m.measured * unit}, {"inside", m.inside()}};
+  };
+  Json j{{"iteration_time_fraction", fraction}, {"requests", Json::object()}};
+  const char* names[] = {"p50", "p90", "p99"};
+  for (const auto& [metric, arr] : percentiles)
+    for (size_t i = 0; i < arr.size(); ++i) j["requests"][metric][std::string(names[i]) + "_ms"] = band(arr[i], 1e3);
+  j["throughput_requests_per_s"] = band(throughput_rps, 1);
+  j["sustained_throughput_requests_per_s"] = band(sustained_rps, 1);
+  if (slo_attainment) j["slo_attainment"] = band(*slo_attainment, 1);
+  int count = 0;
+  for (const auto& kv : percentiles) count += 2 * static_cast<int>(!kv.second.empty());
+  j["target_metrics_inside"] = target_metrics_inside();
+  j["target_metrics"] = count;
+  return j;
 }
 
 bool Report::iteration_target_met() const {

@@ -82,6 +82,30 @@ struct SloComparison {
 };
 SloComparison compare_slo(const sim::Timeline& measured, const sim::Timeline& predicted, const sim::SloConfig& slo);
 
+// The prediction band: the request metrics of the simulator's runs with every iteration (1 -
+// fraction) and (1 + fraction) times as long as the cost model says (costmodel.time_scale), next
+// to the central prediction. Near saturation a queue turns a percent of iteration time into tens
+// of percent of TTFT; the band says how far the metrics move for an iteration error of that size,
+// and whether the measured value lies within it (`fdcsim validate --band`).
+struct MetricBand {
+  double lo = 0, hi = 0;  // the smallest and largest of the predictions
+  double measured = 0;
+  bool inside() const { return lo <= measured && measured <= hi; }
+};
+struct PredictionBand {
+  double fraction = 0;                                           // the iteration-time band: +-fraction
+  std::map<std::string, std::array<MetricBand, 3>> percentiles;  // as RequestErrors: P50, P90, P99
+  MetricBand throughput_rps, sustained_rps;
+  std::optional<MetricBand> slo_attainment;  // with an SLO
+  // Of TTFT, TBT and JCT at P50 and P99 (the request target's six metrics): how many lie within.
+  int target_metrics_inside() const;
+  Json to_json() const;
+};
+// predictions: the comparisons of the central prediction and of those at the band's ends, any
+// order, each against the same measured run (not empty). slo: one per prediction, or empty.
+PredictionBand prediction_band(double fraction, const std::vector<RequestErrors>& predictions,
+                               const std::vector<SloComparison>& slo = {});
+
 struct Targets {
   double iteration_median = 0.03, iteration_p90 = 0.08, request_percentile = 0.05;
 };

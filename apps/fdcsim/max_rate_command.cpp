@@ -47,6 +47,11 @@ void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& o) {
                   "--gpus N` runs the engine")
       ->check(CLI::PositiveNumber);
   sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
+  sub->add_option("--band", o.band_pct,
+                  "Also search with every iteration PCT percent longer and shorter (costmodel.time_scale) and print "
+                  "the band of rates: how far the answer moves for a cost model off by that much")
+      ->check(CLI::Range(0.0, 50.0).description("in (0, 50]"))
+      ->type_name("PCT");
 }
 
 namespace {
@@ -94,6 +99,35 @@ void print_table(std::ostream& os, const std::vector<sim::MaxRateResult>& result
   }
 }
 
+// A search's rate as the table prints it: "5.195", ">= 512.000", "none".
+std::string rate_text(const sim::MaxRateResult& r) {
+  switch (r.status) {
+    case sim::MaxRateStatus::kFound:
+      return fmt("%.3f", r.rate_per_s);
+    case sim::MaxRateStatus::kLowerBound:
+      return ">= " + fmt("%.3f", r.rate_per_s);
+    case sim::MaxRateStatus::kNoneMeets:
+      break;
+  }
+  return "none";
+}
+
+// The input with every iteration `scale` times as long as its cost model says (on top of any
+// costmodel.time_scale it sets).
+sim::ExperimentInput scaled_input(sim::ExperimentInput in, double scale) {
+  double base = 1.0;
+  if (in.config.contains("costmodel") && in.config["costmodel"].is_object() &&
+      in.config["costmodel"].contains("time_scale") && in.config["costmodel"]["time_scale"].is_number())
+    base = in.config["costmodel"]["time_scale"].get<double>();
+  in.config["costmodel"]["time_scale"] = base * scale;
+  in.source += ", every iteration x " + fmt("%g", scale);
+  return in;
+}
+
+struct BandResult {
+  sim::MaxRateResult slower, faster;  // every iteration (1 + f) and (1 - f) times as long
+};
+
 }  // namespace
 
 int run_max_rate(const MaxRateCommandOptions& o) {
@@ -133,8 +167,9 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     const Json& slo = base.config["slo"];
     const std::string name = base.config.value("name", "unnamed");
     std::vector<sim::MaxRateResult> results;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      const std::string& policy = policy_names[i];
+    std::vector<BandResult> bands;
+    const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
+    auto search = [&](const sim::ExperimentInput& in, const std::string& policy) {
       int n = 0;
       auto progress = [&](const sim::RateProbe& p, double lo, double hi) {
         char line[300];
@@ -146,7 +181,19 @@ int run_max_rate(const MaxRateCommandOptions& o) {
                       hi > 0 ? fmt("%.4g", hi).c_str() : "?");
         std::cerr << line << std::flush;
       };
-      results.push_back(sim::search_max_rate(inputs[i], mo, progress));
+      return sim::search_max_rate(in, mo, progress);
+    };
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      results.push_back(search(inputs[i], policy_names[i]));
+      if (o.band_pct) {
+        BandResult b;
+        b.slower =
+            search(scaled_input(inputs[i], 1 + band), policy_names[i] + " (iterations x " + fmt("%g", 1 + band) + ")");
+        b.faster =
+            search(scaled_input(inputs[i], 1 - band), policy_names[i] + " (iterations x " + fmt("%g", 1 - band) + ")");
+        b.slower.policy = b.faster.policy = results.back().policy;
+        bands.push_back(std::move(b));
+      }
     }
 
     std::cout << "fdcsim max-rate: " << name << " (" << base.source << ")\n"
@@ -158,6 +205,17 @@ int run_max_rate(const MaxRateCommandOptions& o) {
       std::cout << "; " << base.config["workload"]["num_requests"].dump() << " requests per probe";
     std::cout << "\n\n";
     print_table(std::cout, results);
+    if (o.band_pct) {
+      std::cout << "\n  band: the search again with every iteration " << fmt("%g", 100 * band) << "% longer and "
+                << fmt("%g", 100 * band) << "% shorter (costmodel.time_scale)\n";
+      for (size_t i = 0; i < bands.size(); ++i) {
+        char line[240];
+        std::snprintf(line, sizeof line, "  %-26s %s .. %s req/s (%s at the cost model's own times)\n",
+                      results[i].policy.c_str(), rate_text(bands[i].slower).c_str(), rate_text(bands[i].faster).c_str(),
+                      rate_text(results[i]).c_str());
+        std::cout << line;
+      }
+    }
 
     bool none = false;
     for (const auto& r : results) none = none || r.status == sim::MaxRateStatus::kNoneMeets;
@@ -171,7 +229,14 @@ int run_max_rate(const MaxRateCommandOptions& o) {
              {"searches", Json::array()}};
       if (o.rate_lo) j["rate_lo"] = *o.rate_lo;
       if (o.rate_hi) j["rate_hi"] = *o.rate_hi;
-      for (const auto& r : results) j["searches"].push_back(r.to_json());
+      for (size_t i = 0; i < results.size(); ++i) {
+        Json r = results[i].to_json();
+        if (o.band_pct)
+          r["band"] = {{"iteration_time_fraction", band},
+                       {"slower", bands[i].slower.to_json()},
+                       {"faster", bands[i].faster.to_json()}};
+        j["searches"].push_back(std::move(r));
+      }
       *json_file << j.dump(2) << "\n";
       if (!json_file->flush()) throw std::ios_base::failure(o.json_out + ": could not be written");
     }

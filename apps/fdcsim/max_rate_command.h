@@ -21,6 +21,7 @@ struct MaxRateCommandOptions {
   int gpus = 0;                       // > 0: one server of this many GPUs, as validate/engine --gpus
   std::vector<std::string> policies;  // --compare-policy (repeatable or comma list); empty = the config's
   std::string json_out;               // "" = none
+  std::optional<double> band_pct;     // --band: also search with every iteration +-this percent
 };
 
 void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& opts);

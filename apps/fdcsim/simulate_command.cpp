@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -40,6 +41,12 @@ void add_simulate_command(CLI::App& app, SimulateOptions& o) {
       ->check(CLI::PositiveNumber);
   sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout; errors still go to stderr");
   sub->add_flag("--progress", o.progress, "Show the progress bar even when stderr is not a terminal");
+  sub->add_option("--band", o.band_pct,
+                  "Also simulate with every iteration PCT percent longer and shorter (costmodel.time_scale) and "
+                  "report the band of throughput, SLO attainment and latencies (summary.json `band`): how far "
+                  "the answer moves for a cost model off by that much")
+      ->check(CLI::Range(0.0, 50.0).description("in (0, 50]"))
+      ->type_name("PCT");
 }
 
 namespace {
@@ -80,6 +87,47 @@ std::unique_ptr<std::ofstream> open_out(const std::filesystem::path& p) {
   return f;
 }
 
+// The band's figures of one run's summary: throughput, SLO attainment and goodput, latency P50 / P99.
+Json band_figures(const Json& s) {
+  Json f{{"requests_per_s", s["throughput"]["requests_per_s"]},
+         {"slo_attainment", s["slo"]["attainment"]},
+         {"goodput_requests_per_s", s["slo"]["goodput_requests_per_s"]}};
+  for (const char* name : {"ttft", "tbt", "tpot", "jct"})
+    f[name] = {{"p50_ms", s["latency"][name]["p50_ms"]}, {"p99_ms", s["latency"][name]["p99_ms"]}};
+  return f;
+}
+
+// The band's smallest and largest value of each figure over the run and its two ends (a queue near
+// saturation need not move monotonically with the scale).
+void print_band(std::ostream& os, const Json& band, const Json& central) {
+  const Json runs[] = {central, band["slower"], band["faster"]};
+  auto range = [&](const auto& get, const char* f) {
+    double lo = get(runs[0]), hi = lo;
+    for (const Json& r : runs) lo = std::min(lo, get(r)), hi = std::max(hi, get(r));
+    char a[40], b[40];
+    std::snprintf(a, sizeof a, f, lo);
+    std::snprintf(b, sizeof b, f, hi);
+    return std::string(a) + " .. " + b;
+  };
+  auto key = [](const char* k, double unit = 1) { return [=](const Json& r) { return unit * r[k].get<double>(); }; };
+  auto latency = [](const char* name, const char* q) {
+    return [=](const Json& r) { return r[name][q].get<double>(); };
+  };
+  const double pct = 100 * band["iteration_time_fraction"].get<double>();
+  char line[240];
+  std::snprintf(line, sizeof line, "\n  band: every iteration %g%% longer .. %g%% shorter (costmodel.time_scale)\n",
+                pct, pct);
+  os << line;
+  os << "  throughput " << range(key("requests_per_s"), "%.3f") << " req/s; SLO "
+     << range(key("slo_attainment", 100), "%.1f%%") << " met, goodput " << range(key("goodput_requests_per_s"), "%.3f")
+     << " req/s\n";
+  for (const char* name : {"ttft", "tbt", "tpot", "jct"}) {
+    std::snprintf(line, sizeof line, "  %-10s P50 %-24s P99 %s ms\n", name,
+                  range(latency(name, "p50_ms"), "%.2f").c_str(), range(latency(name, "p99_ms"), "%.2f").c_str());
+    os << line;
+  }
+}
+
 }  // namespace
 
 int run_simulate(const SimulateOptions& o) {
@@ -118,6 +166,23 @@ int run_simulate(const SimulateOptions& o) {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     Json summary = simulator.summary();
+    if (o.band_pct) {
+      const double f = *o.band_pct / 100;
+      Json band{{"iteration_time_fraction", f}};
+      for (const auto& [key, scale] : {std::pair<const char*, double>{"slower", 1 + f}, {"faster", 1 - f}}) {
+        std::vector<std::string> sets = o.overrides;
+        char set[80];
+        std::snprintf(set, sizeof set, "costmodel.time_scale=%.17g", exp.time_scale * scale);
+        sets.emplace_back(set);
+        if (!o.quiet) std::cerr << "fdcsim simulate: band: every iteration x " << scale << "\n" << std::flush;
+        sim::Experiment e = sim::load_experiment(o.config, sets, o.gpus);
+        auto c = sim::make_cost_model(e);
+        sim::Simulator s(e, *c, sim::OutputStreams{nullptr, nullptr, nullptr, nullptr});
+        s.run();
+        band[key] = band_figures(s.summary());
+      }
+      summary["band"] = band;
+    }
     {
       auto f = open_out(out / "summary.json");
       *f << summary.dump(2) << "\n";
@@ -127,6 +192,7 @@ int run_simulate(const SimulateOptions& o) {
     }
     if (!o.quiet) {
       print_summary_table(std::cout, summary);
+      if (summary.contains("band")) print_band(std::cout, summary["band"], band_figures(summary));
       std::cout << "\n  outputs in " << out.string() << ": summary.json, config.resolved.json, kv_utilization.csv"
                 << (req_csv ? ", requests.csv" : "") << (trace ? ", trace " + o.trace_out : "") << "\n";
     }

@@ -1,6 +1,7 @@
 // `fdcsim simulate`: run one experiment and write its outputs.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct SimulateOptions {
   int gpus = 0;                        // > 0: one server of this many GPUs
   bool quiet = false;
   bool progress = false;  // force the progress bar even when stderr is not a terminal
+  std::optional<double> band_pct;  // --band: also simulate with every iteration +-this percent
 };
 
 void add_simulate_command(CLI::App& app, SimulateOptions& opts);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "apps/fdcsim/exit_codes.h"
@@ -30,6 +31,11 @@ void add_validate_command(CLI::App& app, ValidateOptions& o) {
       "Override one config value, KEY=VALUE; repeatable. With --config: of the experiment (engine and prediction "
       "alike); with --measured: of the timeline's config, for the prediction (e.g. another cost model)");
   sub->add_option("--out,-o", o.out_dir, "Output folder (default: results/validate-<experiment name>)");
+  sub->add_option("--band", o.band_pct,
+                  "Also predict the run with every iteration PCT percent shorter and longer (costmodel.time_scale) "
+                  "and report each request metric's band and whether the measured value lies in it")
+      ->check(CLI::Range(0.0, 50.0).description("in (0, 50]"))
+      ->type_name("PCT");
 }
 
 namespace {
@@ -73,7 +79,8 @@ void write_scatter_svg(std::ostream& os, const validate::IterationErrors& it) {
      << "</svg>\n";
 }
 
-void print_report(std::ostream& os, const validate::Report& r, const std::string& device) {
+void print_report(std::ostream& os, const validate::Report& r, const std::string& device,
+                  const std::optional<validate::PredictionBand>& band) {
   char line[200];
   os << "fdcsim validate: measured on " << (device.empty() ? "(unnamed device)" : device) << "\n\n";
   os << "  iteration time error   count    median       P90     worst   mean (signed)\n";
@@ -86,18 +93,32 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   row("prefill", r.iterations.prefill);
   row("decode", r.iterations.decode);
   row("mixed", r.iterations.mixed);
-  os << "\n  request metric (ms)    measured  predicted    error\n";
+  os << "\n  request metric (ms)    measured  predicted    error";
+  if (band) {
+    std::snprintf(line, sizeof line, "   band, iterations +-%g%%", 100 * band->fraction);
+    os << line;
+  }
+  os << "\n";
   const char* qn[] = {"P50", "P90", "P99"};
+  // " [lo, hi] in" / " [lo, hi] OUT" after a row, with --band.
+  auto band_cell = [&](const validate::MetricBand& b, double unit, const char* f) {
+    char lo[32], hi[32];
+    std::snprintf(lo, sizeof lo, f, b.lo * unit);
+    std::snprintf(hi, sizeof hi, f, b.hi * unit);
+    return "   [" + std::string(lo) + ", " + hi + "] " + (b.inside() ? "in" : "OUT");
+  };
   for (const auto& [metric, arr] : r.requests.percentiles) {
     for (size_t i = 0; i < 3; ++i) {
-      std::snprintf(line, sizeof line, "  %-4s %-4s %17.2f %10.2f %+8.2f%%\n", metric.c_str(), qn[i],
+      std::snprintf(line, sizeof line, "  %-4s %-4s %17.2f %10.2f %+8.2f%%", metric.c_str(), qn[i],
                     arr[i].measured * 1e3, arr[i].predicted * 1e3, 100 * arr[i].error());
       os << line;
+      if (band && band->percentiles.count(metric)) os << band_cell(band->percentiles.at(metric)[i], 1e3, "%.2f");
+      os << "\n";
     }
   }
-  std::snprintf(line, sizeof line, "  throughput (req/s) %12.3f %10.3f %+8.2f%%\n", r.requests.throughput_rps.measured,
+  std::snprintf(line, sizeof line, "  throughput (req/s) %12.3f %10.3f %+8.2f%%", r.requests.throughput_rps.measured,
                 r.requests.throughput_rps.predicted, 100 * r.requests.throughput_rps.error());
-  os << line;
+  os << line << (band ? band_cell(band->throughput_rps, 1, "%.3f") : std::string()) << "\n";
   std::snprintf(line, sizeof line, "  sustained (req/s)  %12.3f %10.3f %+8.2f%%   (until the last request was scheduled)\n",
                 r.requests.sustained_rps.measured, r.requests.sustained_rps.predicted, 100 * r.requests.sustained_rps.error());
   os << line;
@@ -105,9 +126,10 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
     const auto& s = *r.slo;
     std::snprintf(line, sizeof line, "  SLO (TTFT <= %g ms, TPOT <= %g ms)\n", s.slo.ttft_ms, s.slo.tpot_ms);
     os << line;
-    std::snprintf(line, sizeof line, "  attainment         %11.1f%% %9.1f%% %+7.1f pp\n", 100 * s.measured.attainment,
+    std::snprintf(line, sizeof line, "  attainment         %11.1f%% %9.1f%% %+7.1f pp", 100 * s.measured.attainment,
                   100 * s.predicted.attainment, 100 * s.attainment_difference());
-    os << line;
+    os << line << (band && band->slo_attainment ? band_cell(*band->slo_attainment, 100, "%.1f%%") : std::string())
+       << "\n";
     auto share = [](int64_t n, int64_t of) {
       return of > 0 ? 100.0 * static_cast<double>(n) / static_cast<double>(of) : 0.0;
     };
@@ -128,6 +150,27 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
      << "% and P90 <= " << 100 * r.targets.iteration_p90 << "%: " << (r.iteration_target_met() ? "met" : "NOT met")
      << "; request P50/P99 within " << 100 * r.targets.request_percentile
      << "%: " << (r.request_target_met() ? "met" : "NOT met") << "\n";
+  if (band)
+    os << "  band: " << band->target_metrics_inside() << " of the 6 (TTFT, TBT, JCT at P50 and P99) measured within "
+       << "the predictions with every iteration " << 100 * band->fraction << "% shorter to " << 100 * band->fraction
+       << "% longer\n";
+}
+
+// The request metrics of the prediction with costmodel.time_scale = time_scale.
+validate::RequestErrors predict_scaled(const Json& config, const std::string& source, const std::string& base,
+                                       double time_scale, const sim::Timeline& measured,
+                                       std::optional<validate::SloComparison>& slo) {
+  Json c = config;
+  c["costmodel"]["time_scale"] = time_scale;
+  sim::Experiment e =
+      sim::load_experiment_json(c, source + " with costmodel.time_scale=" + std::to_string(time_scale), base);
+  auto cost = sim::make_cost_model(e);
+  std::stringstream text;
+  sim::Simulator simulator(e, *cost, sim::OutputStreams{nullptr, nullptr, nullptr, &text});
+  simulator.run();
+  const sim::Timeline predicted = sim::parse_timeline(text, "predicted timeline (band)");
+  if (slo) slo = validate::compare_slo(measured, predicted, e.slo);
+  return validate::compare_requests(measured, predicted);
 }
 
 }  // namespace
@@ -165,7 +208,26 @@ int run_validate(const ValidateOptions& o) {
     sim::Timeline predicted = sim::parse_timeline(predicted_text, "predicted timeline");
     validate::Report report = validate::compare(measured, predicted, *cost, exp.slo);
 
+    std::optional<validate::PredictionBand> band;
+    if (o.band_pct) {
+      const double f = *o.band_pct / 100;
+      std::vector<validate::RequestErrors> predictions{report.requests};
+      std::vector<validate::SloComparison> slos;
+      if (report.slo) slos.push_back(*report.slo);
+      for (double scale : {1 - f, 1 + f}) {
+        if (!o.engine.quiet)
+          std::cerr << "fdcsim validate: band: predicting with every iteration x " << scale << "\n" << std::flush;
+        std::optional<validate::SloComparison> slo;
+        if (report.slo) slo.emplace();
+        predictions.push_back(
+            predict_scaled(config, measured_path + " (header config)", base, exp.time_scale * scale, measured, slo));
+        if (slo) slos.push_back(*slo);
+      }
+      band = validate::prediction_band(f, predictions, slos);
+    }
+
     Json j = report.to_json();
+    if (band) j["band"] = band->to_json();
     j["measured_timeline"] = measured_path;
     j["device"] = measured.header.device;
     j["cost_model"] = cost->describe();
@@ -197,7 +259,7 @@ int run_validate(const ValidateOptions& o) {
       write_scatter_svg(f, report.iterations);
     }
     if (!o.engine.quiet) {
-      print_report(std::cout, report, measured.header.device);
+      print_report(std::cout, report, measured.header.device, band);
       for (const auto& u : cost->outside_measured()) {
         char line[120];
         std::snprintf(line, sizeof line, "  outside the measured grid: %s in %.1f%% of %lld queries, e.g. ", u.op.c_str(),

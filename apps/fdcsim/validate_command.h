@@ -3,6 +3,7 @@
 // machine's GPUs (CUDA builds) and then compares.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ struct ValidateOptions {
   std::string measured;                // measured timeline (JSON lines); "" = run the engine first
   EngineCommandOptions engine;         // --config, --set and the engine's options
   std::string out_dir;                 // "" = results/validate-<experiment name>
+  std::optional<double> band_pct;      // --band: also predict with every iteration +-this percent
 };
 
 void add_validate_command(CLI::App& app, ValidateOptions& opts);

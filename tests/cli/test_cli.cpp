@@ -6,10 +6,11 @@
 #include <iostream>
 #include <sstream>
 
-#include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/engine_command.h"
+#include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/simulate_command.h"
 #include "apps/fdcsim/validate_command.h"
+#include "core/config.h"
 #include "tests/test_paths.h"
 
 using namespace fdc;
@@ -124,4 +125,70 @@ TEST_CASE("engine and validate refuse what they cannot run, before touching a GP
   CHECK((one_replica || no_cuda));
   CHECK(validate_code == cli::kExitBadInput);
   CHECK(err.str().find("give --measured TIMELINE") != std::string::npos);
+}
+
+TEST_CASE("validate --band: the saved run against itself lies inside the band, which widens with the percent") {
+  const auto dir = std::filesystem::temp_directory_path() / "fdcsim-cli-band";
+  std::filesystem::remove_all(dir);
+  cli::SimulateOptions s;
+  s.overrides = {"workload.num_requests=120", "cluster.servers=1"};
+  s.out_dir = (dir / "sim").string();
+  s.timeline_out = (dir / "run.jsonl").string();
+  s.quiet = true;
+  REQUIRE(cli::run_simulate(s) == cli::kExitOk);
+  auto band_of = [&](double pct) {
+    cli::ValidateOptions v;
+    v.measured = s.timeline_out;
+    v.band_pct = pct;
+    v.engine.quiet = true;
+    v.out_dir = (dir / ("band-" + std::to_string(pct))).string();
+    REQUIRE(cli::run_validate(v) == cli::kExitOk);
+    std::ifstream f(std::filesystem::path(v.out_dir) / "validation.json");
+    return Json::parse(f)["band"];
+  };
+  const Json narrow = band_of(1), wide = band_of(10);
+  CHECK(narrow["iteration_time_fraction"] == 0.01);
+  CHECK(narrow["target_metrics_inside"] == 6);  // the central prediction is the run itself
+  CHECK(narrow["target_metrics"] == 6);
+  for (const char* m : {"ttft", "tbt", "jct"}) {
+    const Json& n = narrow["requests"][m]["p50_ms"];
+    const Json& w = wide["requests"][m]["p50_ms"];
+    CHECK(n["lo"].get<double>() <= n["measured"].get<double>());
+    CHECK(n["hi"].get<double>() >= n["measured"].get<double>());
+    CHECK(w["lo"].get<double>() <= n["lo"].get<double>());
+    CHECK(w["hi"].get<double>() >= n["hi"].get<double>());
+    CHECK(w["hi"].get<double>() > w["lo"].get<double>());
+  }
+  CHECK(wide["throughput_requests_per_s"]["inside"] == true);
+}
+
+TEST_CASE("simulate --band: the runs with slower and faster iterations, the slower one equal to a time_scale run") {
+  const auto dir = std::filesystem::temp_directory_path() / "fdcsim-cli-sim-band";
+  std::filesystem::remove_all(dir);
+  cli::SimulateOptions s;
+  s.overrides = {"workload.num_requests=150", "cluster.servers=1"};
+  s.out_dir = (dir / "band").string();
+  s.band_pct = 5;
+  s.quiet = true;
+  REQUIRE(cli::run_simulate(s) == cli::kExitOk);
+  std::ifstream f(dir / "band" / "summary.json");
+  const Json summary = Json::parse(f);
+  const Json& band = summary["band"];
+  CHECK(band["iteration_time_fraction"] == 0.05);
+  const Json &slow = band["slower"], &fast = band["faster"];
+  CHECK(slow["jct"]["p50_ms"].get<double>() > summary["latency"]["jct"]["p50_ms"].get<double>());
+  CHECK(fast["jct"]["p50_ms"].get<double>() < summary["latency"]["jct"]["p50_ms"].get<double>());
+  CHECK(slow["tpot"]["p50_ms"].get<double>() > fast["tpot"]["p50_ms"].get<double>());
+
+  cli::SimulateOptions slowed = s;
+  slowed.band_pct.reset();
+  slowed.overrides.push_back("costmodel.time_scale=1.05");
+  slowed.out_dir = (dir / "slowed").string();
+  REQUIRE(cli::run_simulate(slowed) == cli::kExitOk);
+  std::ifstream g(dir / "slowed" / "summary.json");
+  const Json other = Json::parse(g);
+  CHECK_FALSE(other.contains("band"));
+  CHECK(other["latency"]["ttft"]["p99_ms"] == slow["ttft"]["p99_ms"]);
+  CHECK(other["throughput"]["requests_per_s"] == slow["requests_per_s"]);
+  CHECK(other["cost_model"]["time_scale"] == 1.05);
 }

@@ -119,3 +119,32 @@ TEST_CASE("max-rate: bad input exits 2 naming the option or key; an SLO met nowh
     CHECK(r.out.find("no rate meets the SLO down to") != std::string::npos);
   }
 }
+
+TEST_CASE("max-rate --band: slower iterations lower the rate, faster ones raise it, on top of a config's time_scale") {
+  cli::MaxRateCommandOptions o = small();
+  o.tol = 0.01;
+  o.band_pct = 5;
+  o.json_out = (std::filesystem::temp_directory_path() / "fdcsim-max-rate-band.json").string();
+  Output r = max_rate(o);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("band: the search again with every iteration 5% longer and 5% shorter") != std::string::npos);
+  CHECK(r.err.find("(iterations x 1.05): probe 1") != std::string::npos);
+  Json j = load_json_file(o.json_out);
+  REQUIRE(j["searches"].size() == 1);
+  const Json& s = j["searches"][0];
+  const double mid = s["rate_per_s"].get<double>();
+  CHECK(s["band"]["iteration_time_fraction"] == 0.05);
+  REQUIRE(s["band"]["slower"]["status"] == "found");
+  REQUIRE(s["band"]["faster"]["status"] == "found");
+  const double slow = s["band"]["slower"]["rate_per_s"].get<double>(),
+               fast = s["band"]["faster"]["rate_per_s"].get<double>();
+  CHECK(slow < mid);
+  CHECK(fast > mid);
+  // A config already 5% slow: its central search is the band's slower end above.
+  cli::MaxRateCommandOptions slowed = small();
+  slowed.tol = 0.01;
+  slowed.overrides.push_back("costmodel.time_scale=1.05");
+  slowed.json_out = (std::filesystem::temp_directory_path() / "fdcsim-max-rate-slowed.json").string();
+  REQUIRE(max_rate(slowed).code == cli::kExitOk);
+  CHECK(load_json_file(slowed.json_out)["searches"][0]["rate_per_s"].get<double>() == doctest::Approx(slow));
+}

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "sim/simulator.h"
 #include "sim/timeline.h"
+#include "tests/input_error.h"
 #include "tests/sim/sim_fixtures.h"
 #include "validate/compare.h"
 
@@ -114,4 +115,80 @@ TEST_CASE("bad timelines are refused with file and line") {
             .find("t.jsonl:2: 1 token times for 2 output tokens") == 0);
   CHECK(error_of(header + "{\"type\":\"iteration\",\"replica\":0,\"start_ns\":0,\"duration_ns\":0,\"seqs\":[[1,0,1]]}\n")
             .find("t.jsonl:2: duration_ns must be > 0") == 0);
+}
+
+TEST_CASE("costmodel.time_scale: every iteration and op of the experiment's cost model scaled, a bad scale refused") {
+  Json c = small_experiment();
+  sim::Experiment plain = sim::load_experiment_json(c, "val.json", "");
+  c["costmodel"]["time_scale"] = 1.25;
+  sim::Experiment scaled = sim::load_experiment_json(c, "val.json", "");
+  CHECK(scaled.time_scale == 1.25);
+  CHECK(scaled.cost_info["time_scale"] == 1.25);
+  CHECK_FALSE(plain.cost_info.contains("time_scale"));
+  const auto a = sim::make_cost_model(plain), b = sim::make_cost_model(scaled);
+  CHECK(b->describe().find("x 1.25 (costmodel.time_scale)") != std::string::npos);
+  costmodel::Batch batch;
+  batch.add({512, 0, true});
+  batch.add({1, 900, true});
+  costmodel::OpBreakdown pa, pb;
+  const Nanos ta = a->iteration_time(batch, pa), tb = b->iteration_time(batch, pb);
+  CHECK(static_cast<double>(tb.ns()) == doctest::Approx(1.25 * static_cast<double>(ta.ns())).epsilon(1e-9));
+  CHECK(b->iteration_time(batch) == tb);
+  for (size_t k = 0; k < pa.seconds.size(); ++k) CHECK(pb.seconds[k] == doctest::Approx(1.25 * pa.seconds[k]));
+  costmodel::Batch decode;
+  decode.add({1, 300, true});
+  decode.add({1, 700, true});
+  CHECK(static_cast<double>(b->decode_time_shifted(decode, 50).ns()) ==
+        doctest::Approx(1.25 * static_cast<double>(a->decode_time_shifted(decode, 50).ns())).epsilon(1e-9));
+  for (double bad : {0.0, -1.0}) {
+    c["costmodel"]["time_scale"] = bad;
+    const std::string msg = test::input_error_of([&] { sim::load_experiment_json(c, "val.json", ""); });
+    CHECK(msg.find("val.json") != std::string::npos);
+    CHECK(msg.find("time_scale") != std::string::npos);
+  }
+}
+
+TEST_CASE("the prediction band: each metric's smallest and largest prediction, and whether the measured lies within") {
+  auto run = [](double ttft50, double ttft99, double scale) {
+    validate::RequestErrors r;
+    r.percentiles["ttft"] = {{{0.100, ttft50}, {0.5, 0.5 * scale}, {2.0, ttft99}}};
+    r.percentiles["tbt"] = {{{0.030, 0.030 * scale}, {0.035, 0.035 * scale}, {0.2, 0.2 * scale}}};
+    r.percentiles["jct"] = {{{10.0, 9.0 * scale}, {20.0, 20.0 * scale}, {40.5, 41.0 * scale}}};
+    r.throughput_rps = {3.0, 3.0 / scale};
+    r.sustained_rps = {3.1, 3.1 / scale};
+    return r;
+  };
+  // Central, then the band's ends (any order): TTFT P50 0.09 .. 0.30 s holds 0.1, P99 2.5 .. 4 s misses 2.
+  const std::vector<validate::RequestErrors> preds = {run(0.11, 3.0, 1.0), run(0.30, 4.0, 1.02), run(0.09, 2.5, 0.98)};
+  validate::SloComparison slo_c, slo_lo, slo_hi;
+  slo_c.measured.attainment = slo_lo.measured.attainment = slo_hi.measured.attainment = 0.8;
+  slo_c.predicted.attainment = 0.85, slo_lo.predicted.attainment = 0.95, slo_hi.predicted.attainment = 0.7;
+  const validate::PredictionBand b = validate::prediction_band(0.02, preds, {slo_c, slo_hi, slo_lo});
+  CHECK(b.fraction == 0.02);
+  const auto& ttft = b.percentiles.at("ttft");
+  CHECK(ttft[0].lo == 0.09);
+  CHECK(ttft[0].hi == 0.30);
+  CHECK(ttft[0].inside());
+  CHECK(ttft[2].lo == 2.5);
+  CHECK_FALSE(ttft[2].inside());
+  CHECK(b.percentiles.at("tbt")[0].inside());        // 0.0294 .. 0.0306 holds 0.030
+  CHECK_FALSE(b.percentiles.at("jct")[0].inside());  // 8.82 .. 9.18 s, measured 10
+  CHECK(b.percentiles.at("jct")[2].inside());        // 40.18 .. 41.82 holds 40.5
+  CHECK(b.target_metrics_inside() == 4);             // TTFT P50, TBT P50 and P99, JCT P99
+  CHECK(b.throughput_rps.lo == doctest::Approx(3.0 / 1.02));
+  CHECK(b.throughput_rps.inside());
+  REQUIRE(b.slo_attainment);
+  CHECK(b.slo_attainment->lo == 0.7);
+  CHECK(b.slo_attainment->hi == 0.95);
+  const Json j = b.to_json();
+  CHECK(j["iteration_time_fraction"] == 0.02);
+  CHECK(j["requests"]["ttft"]["p99_ms"]["lo"].get<double>() == doctest::Approx(2500.0));
+  CHECK(j["requests"]["ttft"]["p99_ms"]["inside"] == false);
+  CHECK(j["target_metrics_inside"] == 4);
+  CHECK(j["target_metrics"] == 6);
+  CHECK(j["slo_attainment"]["measured"] == 0.8);
+  CHECK_THROWS_AS(validate::prediction_band(0.02, {}), std::invalid_argument);
+  CHECK_THROWS_AS(validate::prediction_band(0.02, preds, {slo_c}), std::invalid_argument);
+  // Without SLO figures there is no attainment band.
+  CHECK_FALSE(validate::prediction_band(0.02, preds).slo_attainment);
 }
