@@ -74,6 +74,15 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
          << " balanced-plan cases (the plan the simulator prices; the naive ones inform the straggler term) "
          << pct(f.held_out_balanced->median_ape_pct) << " / " << pct(f.held_out_balanced->p90_ape_pct)
          << " (median / P90)\n";
+  for (const auto& [name, f] : p.ops)  // the measurement's own noise, where cases were repeated
+    if (f.repeat_spread) {
+      std::snprintf(line, sizeof line,
+                    "  %s: %d cases measured %d times or more; their repetitions spread %.1f%% / %.1f%% (median / "
+                    "P90 of (max - min) / median)\n",
+                    name.c_str(), f.repeat_spread->cases, f.repeat_spread->repeats, f.repeat_spread->median_pct,
+                    f.repeat_spread->p90_pct);
+      os << line;
+    }
   for (const auto& [name, f] : p.ops) {  // the attention laws' columns, the plan's units where fitted
     if (f.base_form() != fit::FitForm::kAttentionLinear && f.base_form() != fit::FitForm::kAttentionLinearEfficiency)
       continue;

@@ -70,6 +70,11 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
                   "cold (default): every launch of a GEMM burst reads another copy of the weights, together at least "
                   "three times the L2, as a forward pass does; hot: one copy, which stays in the L2 when it fits")
       ->check(CLI::IsMember({"cold", "hot"}));
+  sub->add_option("--repetitions", o.repetitions,
+                  "Run every case this many times (default 1), the single-GPU cases interleaved at random so that "
+                  "clock and thermal drift spread over all of them; `fdcsim fit` takes each case's median and "
+                  "reports how far its repetitions spread (the measurement's own noise). The budget counts every run")
+      ->check(CLI::Range(1, 100));
   sub->add_flag("--dry-run", o.dry_run, "Write plan.json (the grid, estimates, what the budget cuts) and stop");
   sub->add_flag("--quiet,-q", o.quiet, "No console tables; errors still go to stderr");
 }
@@ -91,6 +96,7 @@ int run_profile(const ProfileOptions& o) {
     g.attn_policies = o.attn_policies;
     g.budget_s = o.budget_s;
     g.min_time_s = o.min_time_s;
+    g.repetitions = o.repetitions;
     g.filters = o.filters;
     g.sweep_max_bytes = o.sweep_max_bytes;
 #if FDCSIM_HAVE_CUDA
@@ -121,9 +127,10 @@ int run_profile(const ProfileOptions& o) {
       return kExitIo;
     }
     if (!o.quiet) {
-      std::cerr << "fdcsim profile: " << plan.run.size() << " cases on up to " << g.max_gpus << " GPUs, estimated "
-                << static_cast<int>(plan.est_s) << " s of a " << static_cast<int>(o.budget_s) << " s budget; "
-                << plan.skipped.size() << " skipped\n";
+      std::cerr << "fdcsim profile: " << plan.run.size() << " cases"
+                << (plan.repetitions > 1 ? " x " + std::to_string(plan.repetitions) + " repetitions" : "")
+                << " on up to " << g.max_gpus << " GPUs, estimated " << static_cast<int>(plan.est_s) << " s of a "
+                << static_cast<int>(o.budget_s) << " s budget; " << plan.skipped.size() << " skipped\n";
       for (const auto& n : plan.notes) std::cerr << "  " << n << "\n";
     }
     if (o.dry_run) {
@@ -143,6 +150,7 @@ int run_profile(const ProfileOptions& o) {
     r.command_line = o.command_line;
     r.deadline = start + std::chrono::milliseconds(static_cast<int64_t>(o.budget_s * 1000));
     r.min_time_s = o.min_time_s;
+    r.repetitions = plan.repetitions;
     r.quiet = o.quiet;
     r.gemm_cold_weights = o.gemm_weights == "cold";
     const int code = profile::run_plan(plan, r);

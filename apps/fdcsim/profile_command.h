@@ -27,6 +27,7 @@ struct ProfileOptions {
   int64_t sweep_max_bytes = int64_t{1} << 30;
   std::vector<std::string> filters;  // --filter, repeatable
   std::string gemm_weights = "cold";  // "cold" (copies cycled past the L2) or "hot"
+  int repetitions = 1;                // runs of every case (fit takes the median)
   bool dry_run = false;
   bool quiet = false;
   std::string command_line;  // recorded in the provenance

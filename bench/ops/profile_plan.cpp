@@ -73,6 +73,7 @@ struct Builder {
     c.op_est_s = op_s;
     c.est_s = kCaseOverhead + alloc_bytes / 50e9 + 1.5 * std::max(o.min_time_s, 6 * op_s);
     if (c.kind == "gemm") c.est_s *= 2;  // cuBLASLt and cublasGemmEx, one benchmark each
+    c.est_s *= o.repetitions;            // each repetition sets the case up again
     all.push_back(std::move(c));
   }
 
@@ -324,6 +325,8 @@ void check_fractions(const GridOptions& o) {
   FDC_INPUT_CHECK(o.max_gpus >= 1, "profile: --gpus must be >= 1, found " << o.max_gpus);
   FDC_INPUT_CHECK(o.budget_s > 0, "profile: --budget-s must be positive, found " << o.budget_s);
   FDC_INPUT_CHECK(o.min_time_s > 0, "profile: --min-time-s must be positive, found " << o.min_time_s);
+  FDC_INPUT_CHECK(o.repetitions >= 1 && o.repetitions <= 100,
+                  "profile: --repetitions must be in [1, 100], found " << o.repetitions);
   FDC_INPUT_CHECK(o.rank_multiple >= 8 && o.rank_multiple % 8 == 0,
                   "profile: rank multiple " << o.rank_multiple << " must be a positive multiple of 8");
   FDC_INPUT_CHECK(o.sweep_min_bytes >= 256 && o.sweep_min_bytes <= o.sweep_max_bytes &&
@@ -635,6 +638,7 @@ ProfilePlan make_profile_plan(const GridOptions& o) {
     return px && !py;
   });
   plan.est_s = total;
+  plan.repetitions = o.repetitions;
   return plan;
 }
 
@@ -649,8 +653,8 @@ nlohmann::json ProfilePlan::to_json() const {
   };
   nlohmann::json m = nlohmann::json::array();
   for (const auto& s : models) m.push_back(s.name);
-  return {{"budget_s", budget_s}, {"estimated_s", est_s}, {"models", m}, {"notes", notes},
-          {"run", cases(run)},    {"skipped", cases(skipped)}};
+  return {{"budget_s", budget_s}, {"estimated_s", est_s}, {"repetitions", repetitions}, {"models", m},
+          {"notes", notes},       {"run", cases(run)},    {"skipped", cases(skipped)}};
 }
 
 }  // namespace fdc::profile

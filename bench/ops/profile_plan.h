@@ -25,6 +25,9 @@ struct GridOptions {
   int rank_multiple = 16;                 // ranks round to this (as the FDC policies do)
   double budget_s = 600;                  // wall-clock budget of the whole profile
   double min_time_s = 0.05;               // Google Benchmark min time per case
+  // Runs of every case (Google Benchmark repetitions; the single-GPU cases interleaved at random):
+  // `fdcsim fit` takes each case's median and reports how far its repetitions spread.
+  int repetitions = 1;
   // Texts of which a case name must contain one (none = all); a leading '/' also matches at the
   // name's start, so "/kv_" selects kv_append/... and kv_classify/... but not gemm/qkv_proj/....
   std::vector<std::string> filters;
@@ -77,6 +80,7 @@ struct ProfilePlan {
   std::vector<BenchCase> skipped;  // cut by the budget or unsupported, with reasons in notes
   std::vector<std::string> notes;  // what was skipped and why, one line each
   double budget_s = 0, est_s = 0;
+  int repetitions = 1;  // GridOptions::repetitions: est_s counts every run
   std::vector<costmodel::ModelSpec> models;
   nlohmann::json to_json() const;
 };

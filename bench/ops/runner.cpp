@@ -29,6 +29,14 @@ class NullReporter : public benchmark::BenchmarkReporter {
   void ReportRuns(const std::vector<Run>&) override {}
 };
 
+// Google Benchmark's flags for RunOptions::repetitions (none for one run).
+std::vector<std::string> repetition_args(const RunOptions& o, bool interleave) {
+  if (o.repetitions <= 1) return {};
+  std::vector<std::string> a{"--benchmark_repetitions=" + std::to_string(o.repetitions)};
+  if (interleave) a.emplace_back("--benchmark_enable_random_interleaving=true");
+  return a;
+}
+
 // Google Benchmark reads its flags from an argv; each worker process initialises it once.
 void init_benchmark(const std::string& json_path, const std::vector<std::string>& extra) {
   static std::vector<std::string> args;  // argv must outlive the library's use of it
@@ -76,7 +84,9 @@ int run_single_gpu_part(const ProfilePlan& plan, const RunOptions& o, const std:
   CUDA_CHECK(cudaSetDevice(0));
   const nlohmann::json prov = collect_provenance(o.command_line);
   if (!o.out_dir.empty()) std::ofstream(std::filesystem::path(o.out_dir) / "provenance.json") << prov.dump(2) << "\n";
-  init_benchmark(json_path, extra_benchmark_args);
+  std::vector<std::string> args = repetition_args(o, true);
+  args.insert(args.end(), extra_benchmark_args.begin(), extra_benchmark_args.end());
+  init_benchmark(json_path, args);
   add_context(prov);
   OpContext ctx;
   ctx.opts = o;
@@ -103,7 +113,7 @@ int run_single_gpu_part(const ProfilePlan& plan, const RunOptions& o, const std:
 
 int run_attention_part(const ProfilePlan& plan, const RunOptions& o, const std::string& json_path) {
   CUDA_CHECK(cudaSetDevice(0));
-  init_benchmark(json_path, {});
+  init_benchmark(json_path, repetition_args(o, true));
   add_context(collect_provenance(o.command_line));
   OpContext ctx;
   ctx.opts = o;
@@ -129,7 +139,7 @@ int run_multi_gpu_part(const ProfilePlan& plan, int gpus, int rank, const std::s
                        const std::string& json_path) {
 #ifdef FDCSIM_HAVE_NCCL
   CUDA_CHECK(cudaSetDevice(rank));
-  init_benchmark(rank == 0 ? json_path : "", {});
+  init_benchmark(rank == 0 ? json_path : "", repetition_args(o, false));
   if (rank == 0) add_context(collect_provenance(o.command_line));
   benchmark::AddCustomContext("fdcsim_process_per_gpu", std::to_string(gpus) + " processes, one per GPU (fork launcher)");
   CommContext ctx(rank, gpus, nccl_token, o);

@@ -1,5 +1,6 @@
 #include "bench/ops/summary.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -39,13 +40,20 @@ std::string fmt(const char* f, double v) {
 }  // namespace
 
 std::string summarize_benchmarks(const std::vector<Json>& docs) {
-  std::map<std::string, Json> runs;  // case name -> run (aggregates skipped)
+  // case name -> run (aggregates skipped); of a case's repetitions, the run of median time (the
+  // lower middle one of an even count).
+  std::map<std::string, std::vector<Json>> all;
   for (const Json& d : docs)
     if (d.contains("benchmarks"))
       for (const Json& b : d["benchmarks"]) {
         if (b.value("run_type", "iteration") != "iteration") continue;
-        runs[case_name(b.value("name", ""))] = b;
+        all[case_name(b.value("name", ""))].push_back(b);
       }
+  std::map<std::string, Json> runs;
+  for (auto& [name, reps] : all) {
+    std::sort(reps.begin(), reps.end(), [](const Json& x, const Json& y) { return seconds(x) < seconds(y); });
+    runs[name] = reps[(reps.size() - 1) / 2];
+  }
   std::ostringstream os;
   auto ok = [](const Json& b) { return !b.value("error_occurred", false); };
   auto get = [&](const std::string& n) -> const Json* {

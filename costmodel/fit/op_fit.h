@@ -114,6 +114,15 @@ struct CandidateError {  // a form tried for this op and its held-out error
   bool curve_on_flops = false;  // alpha_beta_efficiency: its curve over the flops slot (OpFit)
 };
 
+// How far the repetitions of one case lie apart, over an op's cases measured more than once
+// (`fdcsim profile --repetitions N`): per case (max - min) / median of its repetitions, in percent.
+// The measurement's own noise, beside the held-out error of the law.
+struct RepeatSpread {
+  int cases = 0;    // cases with repetitions
+  int repeats = 0;  // the fewest repetitions of those cases
+  double median_pct = 0, p90_pct = 0;
+};
+
 struct OpFit {
   std::string op;
   FitForm form = FitForm::kAlphaBeta;
@@ -153,6 +162,7 @@ struct OpFit {
   std::optional<Range> m_range, n_range, k_range;   // GEMMs
   std::optional<Range> seqs_range, keys_max_range;  // attention
   HeldOutError held_out;
+  std::optional<RepeatSpread> repeat_spread;  // when some of its cases were measured repeatedly
   // Decode attention fitted on balanced and naive (one block per sequence and head) cases alike: the
   // same held-out predictions over the balanced cases alone, the plan the simulator prices.
   std::optional<HeldOutError> held_out_balanced;

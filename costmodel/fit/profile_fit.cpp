@@ -18,6 +18,18 @@ bool is_elementwise(const std::string& op) {
 
 }  // namespace
 
+std::optional<RepeatSpread> repeat_spread(const std::vector<Sample>& samples) {
+  std::vector<double> spreads;
+  int fewest = 0;
+  for (const Sample& s : samples)
+    if (s.repeats > 1) {
+      spreads.push_back(100 * s.repeat_spread);
+      fewest = fewest ? std::min(fewest, s.repeats) : s.repeats;
+    }
+  if (spreads.empty()) return std::nullopt;
+  return RepeatSpread{static_cast<int>(spreads.size()), fewest, percentile(spreads, 0.5), percentile(spreads, 0.9)};
+}
+
 FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches) {
   const bool decode_units = switches.decode_units;
   FittedProfile p;
@@ -46,9 +58,12 @@ FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches) {
     }
     groups[s.group].push_back(std::move(s));
   }
-  for (auto& [op, samples] : groups)
+  for (auto& [op, samples] : groups) {
+    std::optional<RepeatSpread> spread = repeat_spread(samples);
     p.ops[op] = fit_op(op, std::move(samples), p.peaks, op == "rope_rotate/rotate" || op == "kv_append",
                        decode_units ? raw.decode_plan : std::nullopt);  // the plan its units were estimated with
+    p.ops[op].repeat_spread = spread;
+  }
   add_carried_ops(p);
   return p;
 }

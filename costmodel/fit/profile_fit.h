@@ -62,6 +62,8 @@ struct FitSwitches {
 // Groups the samples by op and fits each group; then adds the carried-over entries for the ops the
 // raw data lacks (add_carried_ops).
 FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches = {});
+// The spread of the repetitions of the samples run more than once; none when no sample was.
+std::optional<RepeatSpread> repeat_spread(const std::vector<Sample>& samples);
 
 // The per-iteration overhead assumed when no iteration_overhead case was measured, in us.
 inline constexpr double kAssumedIterationOverheadUs = 200.0;

@@ -98,6 +98,11 @@ Json op_json(const OpFit& f) {
             {"efficiency_knots", knots}, {"coverage", coverage},  {"held_out", held_out_json(f.held_out)},
             {"candidates", candidates}};
   if (f.held_out_balanced) j["held_out_balanced"] = held_out_json(*f.held_out_balanced);
+  if (f.repeat_spread)
+    j["repeat_spread"] = {{"cases", f.repeat_spread->cases},
+                          {"repeats", f.repeat_spread->repeats},
+                          {"median_pct", f.repeat_spread->median_pct},
+                          {"p90_pct", f.repeat_spread->p90_pct}};
   if (f.form == FitForm::kGemmRooflineGrid) {
     Json grid = Json::array();
     for (const GridPoint& p : f.grid.points) grid.push_back(Json::array({p.m, p.n, p.k, p.efficiency}));
@@ -311,6 +316,18 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     f.m_range = r.range(cov, "m"), f.n_range = r.range(cov, "n"), f.k_range = r.range(cov, "k");
   f.held_out = r.held_out(r.at(j, "held_out"));
   if (j.contains("held_out_balanced")) f.held_out_balanced = r.held_out(j["held_out_balanced"]);
+  if (j.contains("repeat_spread")) {
+    const Json& rs = j["repeat_spread"];
+    RepeatSpread spread;
+    spread.cases = static_cast<int>(r.number(rs, "cases"));
+    spread.repeats = static_cast<int>(r.number(rs, "repeats"));
+    spread.median_pct = r.number(rs, "median_pct");
+    spread.p90_pct = r.number(rs, "p90_pct");
+    FDC_INPUT_CHECK(
+        spread.cases >= 1 && spread.repeats >= 2 && spread.median_pct >= 0 && spread.p90_pct >= spread.median_pct,
+        source << ": ops." << op << ".repeat_spread: expected cases >= 1, repeats >= 2 and 0 <= median_pct <= p90_pct");
+    f.repeat_spread = spread;
+  }
   if (j.contains("candidates"))
     for (const Json& c : j["candidates"])
       f.candidates.push_back({r.form(c), r.held_out(c), c.contains("axis") && c["axis"] == "flops"});

@@ -402,18 +402,72 @@ void read_benchmark_file(const std::string& path, RawProfile& out, RawSource& so
   const Json doc = parse_file(path);
   FDC_INPUT_CHECK(doc.is_object() && doc.contains("benchmarks") && doc["benchmarks"].is_array(),
                   path << ": expected a Google Benchmark JSON object with a 'benchmarks' array");
+  // Entries in file order, the repetitions of one case (Google Benchmark's `repetitions` > 1: the
+  // same name, interleaved with other cases under random interleaving) gathered at its first one;
+  // the aggregates Google Benchmark adds (mean, median, stddev, cv) are skipped: the median is
+  // taken here over the samples each repetition gives.
+  std::vector<std::vector<const Json*>> cases;
+  std::map<std::string, size_t> repeated;  // name -> index in `cases`
   for (size_t i = 0; i < doc["benchmarks"].size(); ++i) {
     const Json& b = doc["benchmarks"][i];
     FDC_INPUT_CHECK(b.is_object() && b.contains("name") && b["name"].is_string(),
                     path << ": benchmarks[" << i << "] has no 'name'");
+    if (b.contains("run_type") && b["run_type"] == "aggregate") continue;
     const std::string name = b["name"].get<std::string>();
-    const Entry e(b, path + ": benchmark '" + name + "'");
-    if (b.value("error_occurred", false)) {
+    const bool repetition =
+        b.contains("repetitions") && b["repetitions"].is_number() && b["repetitions"].get<double>() > 1;
+    if (repetition) {
+      auto [it, fresh] = repeated.emplace(name, cases.size());
+      if (!fresh) {
+        cases[it->second].push_back(&b);
+        continue;
+      }
+    }
+    cases.push_back({&b});
+  }
+  for (const std::vector<const Json*>& runs : cases) {
+    const std::string name = (*runs[0])["name"].get<std::string>();
+    const std::string where = path + ": benchmark '" + name + "'";
+    std::vector<const Json*> ok;
+    for (const Json* b : runs)
+      if (!b->value("error_occurred", false)) ok.push_back(b);
+    if (ok.empty()) {
       ++source.excluded;
       continue;
     }
     const size_t first = out.samples.size();
-    add_entry(e, name, out);
+    if (ok.size() == 1) {
+      add_entry(Entry(*ok[0], where), name, out);
+    } else {
+      // Every repetition's samples, then per sample the median time; the peaks likewise.
+      std::vector<double> tflops, gbps;
+      size_t per = 0;
+      for (size_t r = 0; r < ok.size(); ++r) {
+        const size_t before = out.samples.size();
+        add_entry(Entry(*ok[r], where + " (repetition " + std::to_string(r + 1) + ")"), name, out);
+        const size_t got = out.samples.size() - before;
+        FDC_INPUT_CHECK(r == 0 || got == per, where << ": its repetitions give different samples");
+        per = got;
+        tflops.push_back(out.peak_tflops), gbps.push_back(out.peak_gbps);
+      }
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        const size_t n = v.size();
+        return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+      };
+      out.peak_tflops = median(tflops), out.peak_gbps = median(gbps);
+      const int reps = static_cast<int>(ok.size());
+      for (size_t k = 0; k < per; ++k) {
+        std::vector<double> t;
+        for (int r = 0; r < reps; ++r) t.push_back(out.samples[first + r * per + k].time_us);
+        Sample& s = out.samples[first + k];
+        s.time_us = median(t);
+        s.repeats = reps;
+        s.repeat_spread = (*std::max_element(t.begin(), t.end()) - *std::min_element(t.begin(), t.end())) / s.time_us;
+        s.where = where + " (median of " + std::to_string(reps) + " repetitions)";
+      }
+      out.samples.resize(first + per);
+    }
     const std::string cn = case_name(name);
     for (size_t k = first; k < out.samples.size(); ++k) out.samples[k].case_name = cn;
     if (measured) ++(*measured)[replacement_key(cn)];

@@ -74,6 +74,11 @@ struct Sample {
   // ("/iterations:...", "/min_time:...", "/manual_time"); a later input folder's case of the same
   // name replaces it. Empty for Vidur CSVs.
   std::string case_name;
+  // A case run several times (`fdcsim profile --repetitions N`: Google Benchmark's repetitions,
+  // entries with `repetitions` > 1): time_us is the median of its repetitions, repeat_spread their
+  // (max - min) / median; 1 and 0 for a case run once.
+  int repeats = 1;
+  double repeat_spread = 0;
 };
 
 struct RawSource {

@@ -75,6 +75,24 @@ TEST_CASE("profile --dry-run writes the plan without a GPU, on every build") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("profile --dry-run --repetitions 3: the plan runs every case three times and counts them") {
+  const fs::path dir = fs::temp_directory_path() / ("fdcsim-profile-reps-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  cli::ProfileOptions o = small(dir);
+  const Result once = profile(o);
+  REQUIRE(once.code == cli::kExitOk);
+  const double est_once = load_json_file((dir / "plan.json").string())["estimated_s"].get<double>();
+  o.repetitions = 3;
+  const Result r = profile(o);
+  CAPTURE(r.err);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.err.find(" x 3 repetitions on up to 1 GPUs") != std::string::npos);
+  const Json plan = load_json_file((dir / "plan.json").string());
+  CHECK(plan["repetitions"] == 3);
+  CHECK(plan["estimated_s"].get<double>() > 2.5 * est_once);
+  fs::remove_all(dir);
+}
+
 #if !FDCSIM_HAVE_CUDA
 TEST_CASE("profile without --dry-run in a build without CUDA says it needs one (exit 2), writing nothing") {
   const fs::path dir = fs::temp_directory_path() / ("fdcsim-profile-run-" + std::to_string(::getpid()));

@@ -10,6 +10,7 @@
 
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/fit_command.h"
+#include "costmodel/fit/profile_io.h"
 #include "tests/test_paths.h"
 
 namespace fdc {
@@ -163,6 +164,24 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   CHECK(other.err.find(h200 + ": measured on 'NVIDIA H200'") != std::string::npos);
   CHECK_FALSE(fs::exists(tmp / "x.json"));
   fs::remove_all(tmp);
+}
+
+TEST_CASE("profile-report: an op whose cases were repeated shows how far the repetitions spread") {
+  namespace fs = std::filesystem;
+  fit::FittedProfile p = fit::read_profile(test::source_path("configs/profiles/h200.json"));
+  p.ops.at("residual").repeat_spread = fit::RepeatSpread{10, 3, 2.5, 7.25};
+  const fs::path file = fs::temp_directory_path() / ("fdcsim_spread_" + std::to_string(::getpid()) + ".json");
+  fit::write_profile(p, "test", file.string());
+  const Result r = capture([&] {
+    cli::ProfileReportOptions o;
+    o.profile = file.string();
+    return cli::run_profile_report(o);
+  });
+  CHECK(r.code == cli::kExitOk);
+  CHECK(r.out.find("residual: 10 cases measured 3 times or more; their repetitions spread 2.5% / 7.2%") !=
+        std::string::npos);
+  CHECK(r.out.find("mlp_act/swiglu: ") == std::string::npos);  // no spread where nothing was repeated
+  fs::remove(file);
 }
 
 }  // namespace fdc

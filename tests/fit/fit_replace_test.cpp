@@ -15,6 +15,7 @@
 #include "costmodel/fit/op_fit.h"
 #include "costmodel/fit/profile_fit.h"
 #include "costmodel/fit/raw_reader.h"
+#include "tests/fit/profile_round_trip.h"
 
 namespace fdc::fit {
 namespace {
@@ -160,6 +161,74 @@ TEST_CASE("fit: without overlap nothing is replaced; the same case twice in one 
   CHECK(t.sources[1].used == 1);
   CHECK(t.sources[1].replaced == 2);
   CHECK(t.sources[2].used == 1);
+}
+
+namespace {
+// One run of a case under Google Benchmark's repetitions (fdcsim profile --repetitions N).
+std::string repetition(std::string entry, int repetitions, int index, bool failed = false) {
+  entry.pop_back();  // the closing brace
+  entry += R"(, "run_type": "iteration", "repetitions": )" + std::to_string(repetitions) + R"(, "repetition_index": )" +
+           std::to_string(index);
+  if (failed) entry += R"(, "error_occurred": true, "error_message": "stopped")";
+  return entry + "}";
+}
+// The aggregate Google Benchmark adds after a repeated case (skipped by the reader).
+std::string aggregate(std::string entry, const std::string& which, int repetitions) {
+  const auto name_end = entry.find("manual_time\"") + std::string("manual_time").size();
+  entry.insert(name_end, "_" + which);
+  entry.pop_back();
+  return entry + R"(, "run_type": "aggregate", "aggregate_name": ")" + which + R"(", "repetitions": )" +
+         std::to_string(repetitions) + "}";
+}
+}  // namespace
+
+TEST_CASE("fit: a case's repetitions become one sample at their median, with their spread in the profile") {
+  // m = 16 three times, interleaved with m = 64 (once) and the aggregates; m = 256 twice with one
+  // repetition failed; the peaks three times each.
+  std::vector<std::string> e = {
+      repetition(gemm(16, 10.0, 250), 3, 0),       gemm(64, 20.0, 250),
+      repetition(gemm(16, 30.0, 250), 3, 1),       repetition(gemm(16, 12.0, 250), 3, 2),
+      aggregate(gemm(16, 12.0, 250), "median", 3), aggregate(gemm(16, 17.3, 250), "mean", 3),
+      repetition(gemm(256, 60.0, 100), 2, 0),      repetition(gemm(256, 90.0, 100), 2, 1, true)};
+  const auto peaks = with_peaks({}, 700, 3000);
+  for (int r = 0; r < 3; ++r) {
+    e.push_back(repetition(peaks[0], 3, r));
+    e.push_back(repetition(peaks[1], 3, r));
+  }
+  // The peaks' repetitions differ: 650, 700, 800 TFLOP/s.
+  e[8].replace(e[8].find("700.000000"), 10, "650.000000");
+  e[10].replace(e[10].find("700.000000"), 10, "800.000000");
+  const RawFolder f(e);
+  const RawProfile r = read_raw_profiles({f.path()});
+  REQUIRE(samples_at(r, 16).size() == 1);
+  const Sample& s = *samples_at(r, 16)[0];
+  CHECK(s.time_us == 12.0);
+  CHECK(s.repeats == 3);
+  CHECK(s.repeat_spread == doctest::Approx(20.0 / 12.0));
+  CHECK(s.where.find("(median of 3 repetitions)") != std::string::npos);
+  REQUIRE(samples_at(r, 64).size() == 1);
+  CHECK(samples_at(r, 64)[0]->repeats == 1);
+  REQUIRE(samples_at(r, 256).size() == 1);  // the failed repetition left out: one run, no spread
+  CHECK(samples_at(r, 256)[0]->time_us == 60.0);
+  CHECK(samples_at(r, 256)[0]->repeats == 1);
+  CHECK(r.samples.size() == 3);
+  CHECK(r.sources[0].used == 5);  // three GEMM cases and two peaks
+  CHECK(r.peak_tflops == doctest::Approx(700.0));
+
+  const FittedProfile p = fit_profile(r);
+  const OpFit& op = p.ops.at("gemm/out_proj/cublaslt");
+  REQUIRE(op.repeat_spread);
+  CHECK(op.repeat_spread->cases == 1);
+  CHECK(op.repeat_spread->repeats == 3);
+  CHECK(op.repeat_spread->median_pct == doctest::Approx(100 * 20.0 / 12.0));
+  CHECK(op.held_out.points == 3);  // one point per case, whatever its repetitions
+  const OpFit back = test::written_and_read(op);
+  REQUIRE(back.repeat_spread);
+  CHECK(back.repeat_spread->p90_pct == doctest::Approx(op.repeat_spread->p90_pct));
+  CHECK(back.repeat_spread->repeats == 3);
+  // A case run once has no spread: none in the profile.
+  const RawFolder once({gemm(16, 10.0, 250), gemm(64, 20.0, 250)});
+  CHECK_FALSE(fit_profile(read_raw_profiles({once.path()})).ops.at("gemm/out_proj/cublaslt").repeat_spread);
 }
 
 }  // namespace fdc::fit

@@ -8,6 +8,7 @@
 
 #include "bench/ops/attention_grid.h"
 #include "bench/ops/profile_plan.h"
+#include "bench/ops/summary.h"
 #include "core/error.h"
 #include "costmodel/fit/raw_reader.h"
 
@@ -417,4 +418,45 @@ TEST_CASE("the runner's and the fit's rank tables refuse incomplete counters") {
   CHECK_THROWS_WITH_AS(case_head_ranks(shape), doctest::Contains("'h1_rv' is missing"), InputError);
   shape["h1_rv"] = 200;
   CHECK_THROWS_WITH_AS(case_head_ranks(shape), doctest::Contains("'h1_rv' must be a whole number"), InputError);
+}
+
+TEST_CASE("profile plan with repetitions: every case's estimate counts each run, the plan says how many") {
+  GridOptions o;
+  o.models = {"llama-2-7b"};
+  o.budget_s = 1e6;
+  const ProfilePlan once = make_profile_plan(o);
+  o.repetitions = 3;
+  const ProfilePlan thrice = make_profile_plan(o);
+  REQUIRE(thrice.run.size() == once.run.size());
+  for (size_t i = 0; i < once.run.size(); ++i) CHECK(thrice.run[i].est_s == doctest::Approx(3 * once.run[i].est_s));
+  CHECK(thrice.repetitions == 3);
+  CHECK(thrice.to_json().at("repetitions") == 3);
+  CHECK(once.to_json().at("repetitions") == 1);
+  o.repetitions = 0;
+  CHECK_THROWS_WITH_AS(make_profile_plan(o), doctest::Contains("--repetitions must be in [1, 100], found 0"),
+                       InputError);
+}
+
+TEST_CASE("profile summary: of a case's repetitions the table shows the median one, aggregates skipped") {
+  auto gemm = [](double us, int rep) {
+    return nlohmann::json{{"name", "gemm/out_proj/llama-2-13b/tp1/r64/m16/cublaslt/iterations:250/manual_time"},
+                          {"run_type", "iteration"},
+                          {"repetitions", 3},
+                          {"repetition_index", rep},
+                          {"real_time", us},
+                          {"time_unit", "us"},
+                          {"m", 16},
+                          {"n", 5120},
+                          {"k", 2560},
+                          {"rank", 64}};
+  };
+  nlohmann::json doc = {{"benchmarks", nlohmann::json::array({gemm(31.0, 0), gemm(11.0, 1), gemm(17.0, 2)})}};
+  nlohmann::json agg = gemm(99.0, 0);
+  agg["run_type"] = "aggregate";
+  agg["name"] = agg["name"].get<std::string>() + "_mean";
+  doc["benchmarks"].push_back(agg);
+  const std::string table = summarize_benchmarks({doc});
+  CHECK(table.find("| 17.0 |") != std::string::npos);
+  CHECK(table.find("| 31.0 |") == std::string::npos);
+  CHECK(table.find("| 99.0 |") == std::string::npos);
 }
