@@ -223,7 +223,7 @@ CommContext::~CommContext() {
   if (stream) cudaStreamDestroy(stream);
 }
 
-void register_comm_case(const BenchCase& c, CommContext& ctx) {
+void register_comm_case(const BenchCase& c, CommContext& ctx, int repeats) {
   CommContext* x = &ctx;
   std::function<void(benchmark::State&)> fn;
   if (c.kind == "ulysses_a2a") {
@@ -233,7 +233,10 @@ void register_comm_case(const BenchCase& c, CommContext& ctx) {
   } else {
     throw InternalError("register_comm_case: case " + c.name + " of kind " + c.kind + " is not a collective");
   }
-  auto* b = benchmark::RegisterBenchmark(c.name.c_str(), [fn](benchmark::State& st) { fn(st); });
+  auto* b = benchmark::RegisterBenchmark(c.name.c_str(), [fn, repeats](benchmark::State& st) {
+    fn(st);
+    if (repeats > 1) st.counters["fdc_repeats"] = repeats;
+  });
   b->UseManualTime()->Unit(benchmark::kMicrosecond)->Iterations(fixed_iterations(c, ctx.opts.min_time_s));
 }
 

@@ -26,6 +26,9 @@ struct CommContext {
   kernels::DeviceBuffer<unsigned long long> mismatches;  // check counter
 };
 
-void register_comm_case(const BenchCase& c, CommContext& ctx);
+// repeats > 1: the case is one of that many registrations of it (RunOptions::repetitions, which
+// the caller interleaves), each run recording the counter `fdc_repeats` = repeats so that `fdcsim
+// fit` takes their median.
+void register_comm_case(const BenchCase& c, CommContext& ctx, int repeats = 1);
 
 }  // namespace fdc::profile

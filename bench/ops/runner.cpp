@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -29,13 +30,15 @@ class NullReporter : public benchmark::BenchmarkReporter {
   void ReportRuns(const std::vector<Run>&) override {}
 };
 
-// Google Benchmark's flags for RunOptions::repetitions (none for one run).
-std::vector<std::string> repetition_args(const RunOptions& o, bool interleave) {
+// Google Benchmark's flags for RunOptions::repetitions in a single-GPU part (none for one run): its
+// repetitions, interleaved at random.
+std::vector<std::string> repetition_args(const RunOptions& o) {
   if (o.repetitions <= 1) return {};
-  std::vector<std::string> a{"--benchmark_repetitions=" + std::to_string(o.repetitions)};
-  if (interleave) a.emplace_back("--benchmark_enable_random_interleaving=true");
-  return a;
+  return {"--benchmark_repetitions=" + std::to_string(o.repetitions), "--benchmark_enable_random_interleaving=true"};
 }
+
+// The multi-GPU parts' interleaving order: the same on every rank.
+constexpr unsigned kCommInterleaveSeed = 20261205;
 
 // Google Benchmark reads its flags from an argv; each worker process initialises it once.
 void init_benchmark(const std::string& json_path, const std::vector<std::string>& extra) {
@@ -84,7 +87,7 @@ int run_single_gpu_part(const ProfilePlan& plan, const RunOptions& o, const std:
   CUDA_CHECK(cudaSetDevice(0));
   const nlohmann::json prov = collect_provenance(o.command_line);
   if (!o.out_dir.empty()) std::ofstream(std::filesystem::path(o.out_dir) / "provenance.json") << prov.dump(2) << "\n";
-  std::vector<std::string> args = repetition_args(o, true);
+  std::vector<std::string> args = repetition_args(o);
   args.insert(args.end(), extra_benchmark_args.begin(), extra_benchmark_args.end());
   init_benchmark(json_path, args);
   add_context(prov);
@@ -113,7 +116,7 @@ int run_single_gpu_part(const ProfilePlan& plan, const RunOptions& o, const std:
 
 int run_attention_part(const ProfilePlan& plan, const RunOptions& o, const std::string& json_path) {
   CUDA_CHECK(cudaSetDevice(0));
-  init_benchmark(json_path, repetition_args(o, true));
+  init_benchmark(json_path, repetition_args(o));
   add_context(collect_provenance(o.command_line));
   OpContext ctx;
   ctx.opts = o;
@@ -139,12 +142,20 @@ int run_multi_gpu_part(const ProfilePlan& plan, int gpus, int rank, const std::s
                        const std::string& json_path) {
 #ifdef FDCSIM_HAVE_NCCL
   CUDA_CHECK(cudaSetDevice(rank));
-  init_benchmark(rank == 0 ? json_path : "", repetition_args(o, false));
+  init_benchmark(rank == 0 ? json_path : "", {});
   if (rank == 0) add_context(collect_provenance(o.command_line));
   benchmark::AddCustomContext("fdcsim_process_per_gpu", std::to_string(gpus) + " processes, one per GPU (fork launcher)");
   CommContext ctx(rank, gpus, nccl_token, o);
+  // Repetitions interleaved in one order on every rank (each must launch the same collective at
+  // the same time; Google Benchmark's random interleaving draws its order per process): each case
+  // registered `repetitions` times, shuffled with a fixed seed, so that drift over the run falls
+  // on every case alike.
+  std::vector<const BenchCase*> order;
   for (const BenchCase& c : plan.run)
-    if (c.gpus == gpus) register_comm_case(c, ctx);
+    if (c.gpus == gpus)
+      for (int r = 0; r < std::max(o.repetitions, 1); ++r) order.push_back(&c);
+  if (o.repetitions > 1) std::shuffle(order.begin(), order.end(), std::mt19937(kCommInterleaveSeed));
+  for (const BenchCase* c : order) register_comm_case(*c, ctx, o.repetitions);
   NullReporter null;
   if (rank == 0 && !o.quiet)
     benchmark::RunSpecifiedBenchmarks();

@@ -26,9 +26,10 @@ struct RunOptions {
   // GEMM cases cycle through copies of their weights so that none is read from the L2 (as in a
   // forward pass); false times one weight matrix over and over (it stays in the L2 when it fits).
   bool gemm_cold_weights = true;
-  // Runs of every case (ProfilePlan::repetitions): Google Benchmark's repetitions, interleaved at
-  // random among the single-GPU cases; back to back on several GPUs (every rank must launch the
-  // same collective at the same time, and the interleaving's order is random per process).
+  // Runs of every case (ProfilePlan::repetitions): among the single-GPU cases Google Benchmark's
+  // repetitions, interleaved at random; on several GPUs each case registered that many times in
+  // one shuffled order on every rank (a collective must start on all ranks together; Google
+  // Benchmark's interleaving draws its order per process), with the counter `fdc_repeats`.
   int repetitions = 1;
 };
 

@@ -402,8 +402,9 @@ void read_benchmark_file(const std::string& path, RawProfile& out, RawSource& so
   const Json doc = parse_file(path);
   FDC_INPUT_CHECK(doc.is_object() && doc.contains("benchmarks") && doc["benchmarks"].is_array(),
                   path << ": expected a Google Benchmark JSON object with a 'benchmarks' array");
-  // Entries in file order, the repetitions of one case (Google Benchmark's `repetitions` > 1: the
-  // same name, interleaved with other cases under random interleaving) gathered at its first one;
+  // Entries in file order, the repetitions of one case (the same name; Google Benchmark's
+  // `repetitions` > 1, or the counter `fdc_repeats` > 1 of the multi-GPU cases, interleaved with
+  // other cases) gathered at its first one;
   // the aggregates Google Benchmark adds (mean, median, stddev, cv) are skipped: the median is
   // taken here over the samples each repetition gives.
   std::vector<std::vector<const Json*>> cases;
@@ -414,8 +415,12 @@ void read_benchmark_file(const std::string& path, RawProfile& out, RawSource& so
                     path << ": benchmarks[" << i << "] has no 'name'");
     if (b.contains("run_type") && b["run_type"] == "aggregate") continue;
     const std::string name = b["name"].get<std::string>();
-    const bool repetition =
-        b.contains("repetitions") && b["repetitions"].is_number() && b["repetitions"].get<double>() > 1;
+    // Google Benchmark's repetitions, or the registrations of a multi-GPU case `fdcsim profile`
+    // interleaves itself (counter fdc_repeats).
+    auto above_one = [&b](const char* key) {
+      return b.contains(key) && b[key].is_number() && b[key].get<double>() > 1;
+    };
+    const bool repetition = above_one("repetitions") || above_one("fdc_repeats");
     if (repetition) {
       auto [it, fresh] = repeated.emplace(name, cases.size());
       if (!fresh) {

@@ -226,6 +226,19 @@ TEST_CASE("fit: a case's repetitions become one sample at their median, with the
   REQUIRE(back.repeat_spread);
   CHECK(back.repeat_spread->p90_pct == doctest::Approx(op.repeat_spread->p90_pct));
   CHECK(back.repeat_spread->repeats == 3);
+  // The multi-GPU cases' own interleaving: each run a plain entry (Google Benchmark's repetitions
+  // 1) with the counter fdc_repeats.
+  auto collective = [](double us) {
+    return R"({"name": "all_reduce/g2/bytes1048576/iterations:500/manual_time", "real_time": )" + std::to_string(us) +
+           R"(, "time_unit": "us", "repetitions": 1, "repetition_index": 0, "bytes": 1048576, "gpus": 2,)"
+           R"( "errors": 0, "fdc_repeats": 3})";
+  };
+  const RawFolder comm({collective(14.0), collective(11.0), collective(12.5)});
+  const RawProfile rc = read_raw_profiles({comm.path()});
+  REQUIRE(rc.samples.size() == 1);
+  CHECK(rc.samples[0].time_us == 12.5);
+  CHECK(rc.samples[0].repeats == 3);
+  CHECK(rc.samples[0].repeat_spread == doctest::Approx(3.0 / 12.5));
   // A case run once has no spread: none in the profile.
   const RawFolder once({gemm(16, 10.0, 250), gemm(64, 20.0, 250)});
   CHECK_FALSE(fit_profile(read_raw_profiles({once.path()})).ops.at("gemm/out_proj/cublaslt").repeat_spread);
