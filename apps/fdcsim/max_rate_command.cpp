@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 
+#include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "core/error.h"
@@ -47,11 +48,9 @@ void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& o) {
                   "--gpus N` runs the engine")
       ->check(CLI::PositiveNumber);
   sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
-  sub->add_option("--band", o.band_pct,
+  add_band_option(sub, o.band_pct,
                   "Also search with every iteration PCT percent longer and shorter (costmodel.time_scale) and print "
-                  "the band of rates: how far the answer moves for a cost model off by that much")
-      ->check(CLI::Range(0.0, 50.0).description("in (0, 50]"))
-      ->type_name("PCT");
+                  "the band of rates: how far the answer moves for a cost model off by that much");
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 
+#include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "apps/fdcsim/summary_table.h"
@@ -41,12 +42,10 @@ void add_simulate_command(CLI::App& app, SimulateOptions& o) {
       ->check(CLI::PositiveNumber);
   sub->add_flag("--quiet,-q", o.quiet, "Print nothing on stdout; errors still go to stderr");
   sub->add_flag("--progress", o.progress, "Show the progress bar even when stderr is not a terminal");
-  sub->add_option("--band", o.band_pct,
+  add_band_option(sub, o.band_pct,
                   "Also simulate with every iteration PCT percent longer and shorter (costmodel.time_scale) and "
                   "report the band of throughput, SLO attainment and latencies (summary.json `band`): how far "
-                  "the answer moves for a cost model off by that much")
-      ->check(CLI::Range(0.0, 50.0).description("in (0, 50]"))
-      ->type_name("PCT");
+                  "the answer moves for a cost model off by that much");
 }
 
 namespace {

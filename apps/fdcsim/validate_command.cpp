@@ -9,6 +9,7 @@
 #include <optional>
 #include <sstream>
 
+#include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "core/error.h"
@@ -31,11 +32,9 @@ void add_validate_command(CLI::App& app, ValidateOptions& o) {
       "Override one config value, KEY=VALUE; repeatable. With --config: of the experiment (engine and prediction "
       "alike); with --measured: of the timeline's config, for the prediction (e.g. another cost model)");
   sub->add_option("--out,-o", o.out_dir, "Output folder (default: results/validate-<experiment name>)");
-  sub->add_option("--band", o.band_pct,
+  add_band_option(sub, o.band_pct,
                   "Also predict the run with every iteration PCT percent shorter and longer (costmodel.time_scale) "
-                  "and report each request metric's band and whether the measured value lies in it")
-      ->check(CLI::Range(0.0, 50.0).description("in (0, 50]"))
-      ->type_name("PCT");
+                  "and report each request metric's band and whether the measured value lies in it");
 }
 
 namespace {

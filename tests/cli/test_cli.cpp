@@ -6,6 +6,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/engine_command.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/simulate_command.h"
@@ -191,4 +192,28 @@ TEST_CASE("simulate --band: the runs with slower and faster iterations, the slow
   CHECK(other["latency"]["ttft"]["p99_ms"] == slow["ttft"]["p99_ms"]);
   CHECK(other["throughput"]["requests_per_s"] == slow["requests_per_s"]);
   CHECK(other["cost_model"]["time_scale"] == 1.05);
+}
+
+TEST_CASE("--band takes a percent in (0, 50] and says what it found otherwise") {
+  for (const char* bad : {"0", "-1", "50.5", "two"}) {
+    CLI::App app;
+    std::optional<double> pct;
+    cli::add_band_option(&app, pct, "band");
+    const std::string arg = bad;
+    std::vector<std::string> args = {arg, "--band"};  // CLI11 parses a reversed vector
+    try {
+      app.parse(args);
+      FAIL("accepted --band " << bad);
+    } catch (const CLI::ValidationError& e) {
+      CHECK(std::string(e.what()).find("expected a percent of iteration time in (0, 50], found " + arg) !=
+            std::string::npos);
+    }
+  }
+  CLI::App app;
+  std::optional<double> pct;
+  cli::add_band_option(&app, pct, "band");
+  std::vector<std::string> args = {"2.5", "--band"};
+  app.parse(args);
+  REQUIRE(pct);
+  CHECK(*pct == 2.5);
 }
