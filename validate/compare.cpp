@@ -113,9 +113,18 @@ RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timelin
   RequestErrors out;
   const RequestSamples m = samples_of(measured), p = samples_of(predicted);
   const std::array<double, 3> qs = {0.5, 0.9, 0.99};
+  // The share of the sorted samples a below v, ties counted half.
+  auto quantile_of = [](const std::vector<double>& a, double v) {
+    if (a.empty()) return -1.0;
+    const auto lo = std::lower_bound(a.begin(), a.end(), v), hi = std::upper_bound(a.begin(), a.end(), v);
+    return (static_cast<double>(lo - a.begin()) + 0.5 * static_cast<double>(hi - lo)) / static_cast<double>(a.size());
+  };
   auto fill = [&](const std::string& name, const std::vector<double>& a, const std::vector<double>& b) {
     auto& arr = out.percentiles[name];
-    for (size_t i = 0; i < qs.size(); ++i) arr[i] = {quantile_sorted(a, qs[i]), quantile_sorted(b, qs[i])};
+    for (size_t i = 0; i < qs.size(); ++i) {
+      arr[i] = {quantile_sorted(a, qs[i]), quantile_sorted(b, qs[i])};
+      arr[i].measured_quantile = quantile_of(a, arr[i].predicted);
+    }
   };
   fill("ttft", m.ttft, p.ttft);
   fill("tbt", m.tbt, p.tbt);
@@ -249,7 +258,8 @@ Json Report::to_json() const {
     for (size_t i = 0; i < 3; ++i)
       req[metric][names[i]] = {{"measured_ms", arr[i].measured * 1e3},
                                {"predicted_ms", arr[i].predicted * 1e3},
-                               {"error", arr[i].error()}};
+                               {"error", arr[i].error()},
+                               {"predicted_as_measured_quantile", arr[i].measured_quantile}};
   }
   j["requests"] = req;
   j["throughput_requests_per_s"] = {{"measured", requests.throughput_rps.measured},

@@ -43,6 +43,11 @@ IterationErrors compare_iterations(const sim::Timeline& measured, const costmode
 
 struct PercentilePair {
   double measured = 0, predicted = 0;
+  // Request percentiles: where the predicted value lies in the measured distribution, as a
+  // quantile in [0, 1] (the share of measured samples below it, ties counted half; -1 when not
+  // computed). A value error read as a quantile error: in a tail with a step (TBT gaps that span a
+  // prefill) a P99 off by 40% may be the measured P99.4.
+  double measured_quantile = -1;
   double error() const { return measured > 0 ? predicted / measured - 1.0 : 0.0; }
 };
 struct RequestErrors {

@@ -92,7 +92,7 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   row("prefill", r.iterations.prefill);
   row("decode", r.iterations.decode);
   row("mixed", r.iterations.mixed);
-  os << "\n  request metric (ms)    measured  predicted    error";
+  os << "\n  request metric (ms)    measured  predicted    error   = measured";
   if (band) {
     std::snprintf(line, sizeof line, "   band, iterations +-%g%%", 100 * band->fraction);
     os << line;
@@ -111,6 +111,11 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
       std::snprintf(line, sizeof line, "  %-4s %-4s %17.2f %10.2f %+8.2f%%", metric.c_str(), qn[i],
                     arr[i].measured * 1e3, arr[i].predicted * 1e3, 100 * arr[i].error());
       os << line;
+      // Where the prediction lies in the measured distribution: P99 predicted as the measured P99.4.
+      if (arr[i].measured_quantile >= 0) {
+        std::snprintf(line, sizeof line, "   P%-7.4g", 100 * arr[i].measured_quantile);
+        os << line;
+      }
       if (band && band->percentiles.count(metric)) os << band_cell(band->percentiles.at(metric)[i], 1e3, "%.2f");
       os << "\n";
     }

@@ -151,3 +151,32 @@ TEST_CASE("sustained throughput: output tokens until the last request is first s
     CHECK(validate::sustained_throughput(t) == 0.0);
   }
 }
+
+TEST_CASE("a predicted percentile read as a quantile of the measured distribution") {
+  // One request of 100 gaps: 98 of 10 ms, one of 40 ms and one of `last_ms` (a tail with a step).
+  auto run = [](int64_t last_ms) {
+    std::vector<int64_t> tokens{10};
+    for (int i = 1; i <= 100; ++i) tokens.push_back(tokens.back() + (i == 50 ? 40 : i == 80 ? last_ms : 10));
+    sim::Timeline t;
+    t.requests.push_back(completed(0, 0, tokens));
+    return t;
+  };
+  const sim::Timeline measured = run(60), predicted = run(40);
+  const validate::RequestErrors e = validate::compare_requests(measured, predicted);
+  const auto& p99 = e.percentiles.at("tbt")[2];
+  // Measured P99 interpolates 40 .. 60 ms at rank 98.01 of 0 .. 99: 40.2 ms; predicted 40 ms.
+  CHECK(p99.measured == doctest::Approx(0.0402));
+  CHECK(p99.predicted == doctest::Approx(0.040));
+  // 40 ms in the measured gaps: 98 below, one equal (counted half): the measured P98.5.
+  CHECK(p99.measured_quantile == doctest::Approx(0.985));
+  // The P50s agree (10 ms, which 98 of the 100 measured gaps equal): (0 + 98 / 2) / 100.
+  CHECK(e.percentiles.at("tbt")[0].error() == 0.0);
+  CHECK(e.percentiles.at("tbt")[0].measured_quantile == doctest::Approx(0.49));
+  // The other way round: 40.2 ms is above every gap of the 40 / 40 run, quantile 1.
+  const validate::RequestErrors back = validate::compare_requests(predicted, measured);
+  CHECK(back.percentiles.at("tbt")[2].measured_quantile == doctest::Approx(1.0));
+  validate::Report r;
+  r.requests = e;
+  CHECK(r.to_json()["requests"]["tbt"]["p99"]["predicted_as_measured_quantile"].get<double>() ==
+        doctest::Approx(0.985));
+}
