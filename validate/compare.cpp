@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -58,6 +59,30 @@ IterationErrors compare_iterations(const sim::Timeline& measured, const costmode
   out.prefill = error_stats(prefill);
   out.decode = error_stats(decode);
   out.mixed = error_stats(mixed);
+  return out;
+}
+
+std::vector<SizeBin> decode_by_sequences(const IterationErrors& it) {
+  struct Acc {
+    double measured = 0, predicted = 0;
+    std::vector<double> abs_errors;
+  };
+  std::map<int, Acc> bins;  // floor(log2 sequences) -> its iterations
+  for (size_t i = 0; i < it.kind.size(); ++i) {
+    if (it.kind[i] != "decode" || it.seqs[i] < 1) continue;
+    int b = 0;
+    while ((int64_t{2} << b) <= it.seqs[i]) ++b;
+    Acc& a = bins[b];
+    a.measured += it.measured_s[i];
+    a.predicted += it.predicted_s[i];
+    a.abs_errors.push_back(std::fabs(it.predicted_s[i] / it.measured_s[i] - 1.0));
+  }
+  std::vector<SizeBin> out;
+  for (auto& [b, a] : bins) {
+    std::sort(a.abs_errors.begin(), a.abs_errors.end());
+    out.push_back({int64_t{1} << b, (int64_t{2} << b) - 1, a.abs_errors.size(), a.predicted / a.measured - 1.0,
+                   quantile_sorted(a.abs_errors, 0.5)});
+  }
   return out;
 }
 
@@ -252,6 +277,13 @@ Json Report::to_json() const {
                      {"prefill", stats(iterations.prefill)},
                      {"decode", stats(iterations.decode)},
                      {"mixed", stats(iterations.mixed)}};
+  Json bins = Json::array();
+  for (const SizeBin& b : decode_by_sequences(iterations))
+    bins.push_back({{"sequences", {b.lo, b.hi}},
+                    {"count", b.count},
+                    {"summed_error", b.summed_error},
+                    {"median_abs_error", b.median_abs}});
+  j["iterations"]["decode_by_sequences"] = bins;
   Json req = Json::object();
   const char* names[] = {"p50", "p90", "p99"};
   for (const auto& [metric, arr] : requests.percentiles) {

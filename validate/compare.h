@@ -41,6 +41,16 @@ struct IterationErrors {
 };
 IterationErrors compare_iterations(const sim::Timeline& measured, const costmodel::CostModel& cost);
 
+// Decode iterations grouped by the sequences in the batch, in powers of two (1, 2-3, 4-7, ...):
+// where along the batch size a time model is off. `summed_error` is sum(predicted) / sum(measured)
+// - 1, the bias a queue integrates; `median_abs` the median |error| of the bin's iterations.
+struct SizeBin {
+  int64_t lo = 0, hi = 0;  // sequences, inclusive
+  size_t count = 0;
+  double summed_error = 0, median_abs = 0;
+};
+std::vector<SizeBin> decode_by_sequences(const IterationErrors& it);
+
 struct PercentilePair {
   double measured = 0, predicted = 0;
   // Request percentiles: where the predicted value lies in the measured distribution, as a

@@ -192,3 +192,42 @@ TEST_CASE("the prediction band: each metric's smallest and largest prediction, a
   // Without SLO figures there is no attainment band.
   CHECK_FALSE(validate::prediction_band(0.02, preds).slo_attainment);
 }
+
+TEST_CASE("decode iterations by sequences: powers-of-two bins, the error of summed times, prefills left out") {
+  validate::IterationErrors it;
+  auto add = [&](const char* kind, int64_t seqs, double measured, double predicted) {
+    it.kind.emplace_back(kind);
+    it.seqs.push_back(seqs);
+    it.measured_s.push_back(measured);
+    it.predicted_s.push_back(predicted);
+  };
+  add("decode", 1, 0.010, 0.011);   // +10%
+  add("decode", 3, 0.010, 0.010);   // 2-3: 0%
+  add("decode", 2, 0.030, 0.027);   // 2-3: -10%; summed 0.037 / 0.040
+  add("prefill", 2, 0.100, 0.500);  // not a decode step
+  add("decode", 16, 0.020, 0.021);
+  add("decode", 31, 0.020, 0.021);
+  add("decode", 32, 0.040, 0.040);
+  const std::vector<validate::SizeBin> bins = validate::decode_by_sequences(it);
+  REQUIRE(bins.size() == 4);
+  CHECK(bins[0].lo == 1);
+  CHECK(bins[0].hi == 1);
+  CHECK(bins[0].summed_error == doctest::Approx(0.1));
+  CHECK(bins[1].lo == 2);
+  CHECK(bins[1].hi == 3);
+  CHECK(bins[1].count == 2);
+  CHECK(bins[1].summed_error == doctest::Approx(0.037 / 0.040 - 1));
+  CHECK(bins[1].median_abs == doctest::Approx(0.05));  // of |0| and |-10%|
+  CHECK(bins[2].lo == 16);
+  CHECK(bins[2].hi == 31);
+  CHECK(bins[2].count == 2);
+  CHECK(bins[2].summed_error == doctest::Approx(0.05));
+  CHECK(bins[3].lo == 32);
+  CHECK(bins[3].hi == 63);
+  validate::Report r;
+  r.iterations = it;
+  const Json j = r.to_json()["iterations"]["decode_by_sequences"];
+  REQUIRE(j.size() == 4);
+  CHECK(j[2]["sequences"] == Json::array({16, 31}));
+  CHECK(j[2]["count"] == 2);
+}
