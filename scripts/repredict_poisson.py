@@ -16,7 +16,9 @@ then the reports' numbers are tabulated: iteration error median / P90 (target: m
 P90 <= 8%), request metrics within 5% (TTFT, TBT, JCT at P50 and P99: 6 a run, 144 in all), TTFT
 P50 and P99 within 5%. With --band PCT each run is also predicted with every iteration PCT percent
 shorter and longer (`fdcsim validate --band`), and the request metrics measured within that band
-are counted.
+are counted. The P99s beyond 5% are also counted by where their predicted value lies in the measured
+distribution: between the measured P98.5 and P99.5 (a step in the tail) or not (docs/validate.md,
+"Percentiles on a step").
 
 Usage (from anywhere; paths are taken relative to the repository root unless absolute):
 
