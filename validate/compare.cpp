@@ -62,16 +62,21 @@ IterationErrors compare_iterations(const sim::Timeline& measured, const costmode
   return out;
 }
 
-std::vector<SizeBin> decode_by_sequences(const IterationErrors& it) {
+namespace {
+// The iterations of `kind` binned by floor(log2 size).
+std::vector<SizeBin> by_size(const IterationErrors& it, const char* kind, const std::vector<int64_t>& size) {
   struct Acc {
     double measured = 0, predicted = 0;
     std::vector<double> abs_errors;
   };
-  std::map<int, Acc> bins;  // floor(log2 sequences) -> its iterations
+  if (size.size() != it.kind.size() || it.measured_s.size() != it.kind.size() ||
+      it.predicted_s.size() != it.kind.size())
+    throw std::invalid_argument("by_size: the iterations' vectors differ in length");
+  std::map<int, Acc> bins;  // floor(log2 size) -> its iterations
   for (size_t i = 0; i < it.kind.size(); ++i) {
-    if (it.kind[i] != "decode" || it.seqs[i] < 1) continue;
+    if (it.kind[i] != kind || size[i] < 1) continue;
     int b = 0;
-    while ((int64_t{2} << b) <= it.seqs[i]) ++b;
+    while ((int64_t{2} << b) <= size[i]) ++b;
     Acc& a = bins[b];
     a.measured += it.measured_s[i];
     a.predicted += it.predicted_s[i];
@@ -85,6 +90,10 @@ std::vector<SizeBin> decode_by_sequences(const IterationErrors& it) {
   }
   return out;
 }
+}  // namespace
+
+std::vector<SizeBin> decode_by_sequences(const IterationErrors& it) { return by_size(it, "decode", it.seqs); }
+std::vector<SizeBin> prefill_by_tokens(const IterationErrors& it) { return by_size(it, "prefill", it.new_tokens); }
 
 namespace {
 struct RequestSamples {
@@ -277,13 +286,17 @@ Json Report::to_json() const {
                      {"prefill", stats(iterations.prefill)},
                      {"decode", stats(iterations.decode)},
                      {"mixed", stats(iterations.mixed)}};
-  Json bins = Json::array();
-  for (const SizeBin& b : decode_by_sequences(iterations))
-    bins.push_back({{"sequences", {b.lo, b.hi}},
-                    {"count", b.count},
-                    {"summed_error", b.summed_error},
-                    {"median_abs_error", b.median_abs}});
-  j["iterations"]["decode_by_sequences"] = bins;
+  auto bins = [](const std::vector<SizeBin>& v, const char* size) {
+    Json a = Json::array();
+    for (const SizeBin& b : v)
+      a.push_back({{size, {b.lo, b.hi}},
+                   {"count", b.count},
+                   {"summed_error", b.summed_error},
+                   {"median_abs_error", b.median_abs}});
+    return a;
+  };
+  j["iterations"]["decode_by_sequences"] = bins(decode_by_sequences(iterations), "sequences");
+  j["iterations"]["prefill_by_tokens"] = bins(prefill_by_tokens(iterations), "tokens");
   Json req = Json::object();
   const char* names[] = {"p50", "p90", "p99"};
   for (const auto& [metric, arr] : requests.percentiles) {

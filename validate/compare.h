@@ -41,15 +41,18 @@ struct IterationErrors {
 };
 IterationErrors compare_iterations(const sim::Timeline& measured, const costmodel::CostModel& cost);
 
-// Decode iterations grouped by the sequences in the batch, in powers of two (1, 2-3, 4-7, ...):
-// where along the batch size a time model is off. `summed_error` is sum(predicted) / sum(measured)
-// - 1, the bias a queue integrates; `median_abs` the median |error| of the bin's iterations.
+// Iterations of one kind grouped by a size in powers of two (1, 2-3, 4-7, ...): where along the
+// batch size a time model is off. `summed_error` is sum(predicted) / sum(measured) - 1, the bias a
+// queue integrates; `median_abs` the median |error| of the bin's iterations.
 struct SizeBin {
-  int64_t lo = 0, hi = 0;  // sequences, inclusive
+  int64_t lo = 0, hi = 0;  // the size, inclusive
   size_t count = 0;
   double summed_error = 0, median_abs = 0;
 };
+// Decode iterations by the sequences in the batch.
 std::vector<SizeBin> decode_by_sequences(const IterationErrors& it);
+// Prefill iterations by the new tokens of the batch (its prompt rows).
+std::vector<SizeBin> prefill_by_tokens(const IterationErrors& it);
 
 struct PercentilePair {
   double measured = 0, predicted = 0;

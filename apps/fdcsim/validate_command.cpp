@@ -92,18 +92,21 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   row("prefill", r.iterations.prefill);
   row("decode", r.iterations.decode);
   row("mixed", r.iterations.mixed);
-  // Where along the batch size the decode steps are off (a bias over a range of sizes is what a
-  // queue integrates).
-  const std::vector<validate::SizeBin> bins = validate::decode_by_sequences(r.iterations);
-  if (!bins.empty()) {
-    os << "\n  decode steps by sequences   count   summed error   median |error|\n";
+  // Where along the batch size the steps are off (a bias over a range of sizes is what a queue
+  // integrates).
+  auto by_size = [&](const char* title, const std::vector<validate::SizeBin>& bins) {
+    if (bins.empty()) return;
+    std::snprintf(line, sizeof line, "\n  %-26s    count   summed error   median |error|\n", title);
+    os << line;
     for (const validate::SizeBin& b : bins) {
       const std::string range = b.lo == b.hi ? std::to_string(b.lo) : std::to_string(b.lo) + "-" + std::to_string(b.hi);
       std::snprintf(line, sizeof line, "  %-24s %8zu %+12.2f%% %14.2f%%\n", range.c_str(), b.count,
                     100 * b.summed_error, 100 * b.median_abs);
       os << line;
     }
-  }
+  };
+  by_size("decode steps by sequences", validate::decode_by_sequences(r.iterations));
+  by_size("prefill steps by tokens", validate::prefill_by_tokens(r.iterations));
   os << "\n  request metric (ms)    measured  predicted    error   = measured";
   if (band) {
     std::snprintf(line, sizeof line, "   band, iterations +-%g%%", 100 * band->fraction);

@@ -193,18 +193,21 @@ TEST_CASE("the prediction band: each metric's smallest and largest prediction, a
   CHECK_FALSE(validate::prediction_band(0.02, preds).slo_attainment);
 }
 
-TEST_CASE("decode iterations by sequences: powers-of-two bins, the error of summed times, prefills left out") {
+TEST_CASE("iterations by size: decode by sequences, prefill by tokens, in powers of two, the error of summed times") {
   validate::IterationErrors it;
-  auto add = [&](const char* kind, int64_t seqs, double measured, double predicted) {
+  auto add = [&](const char* kind, int64_t seqs, double measured, double predicted, int64_t tokens = 0) {
     it.kind.emplace_back(kind);
     it.seqs.push_back(seqs);
+    it.new_tokens.push_back(tokens ? tokens : seqs);
     it.measured_s.push_back(measured);
     it.predicted_s.push_back(predicted);
   };
-  add("decode", 1, 0.010, 0.011);   // +10%
-  add("decode", 3, 0.010, 0.010);   // 2-3: 0%
-  add("decode", 2, 0.030, 0.027);   // 2-3: -10%; summed 0.037 / 0.040
-  add("prefill", 2, 0.100, 0.500);  // not a decode step
+  add("decode", 1, 0.010, 0.011);         // +10%
+  add("decode", 3, 0.010, 0.010);         // 2-3: 0%
+  add("decode", 2, 0.030, 0.027);         // 2-3: -10%; summed 0.037 / 0.040
+  add("prefill", 2, 0.100, 0.120, 600);   // not a decode step: prefill 512-1023 tokens, +20%
+  add("prefill", 1, 0.200, 0.190, 1023);  // 512-1023 tokens: summed 0.310 / 0.300
+  add("prefill", 1, 0.300, 0.300, 1024);  // 1024-2047
   add("decode", 16, 0.020, 0.021);
   add("decode", 31, 0.020, 0.021);
   add("decode", 32, 0.040, 0.040);
@@ -224,10 +227,21 @@ TEST_CASE("decode iterations by sequences: powers-of-two bins, the error of summ
   CHECK(bins[2].summed_error == doctest::Approx(0.05));
   CHECK(bins[3].lo == 32);
   CHECK(bins[3].hi == 63);
+  const std::vector<validate::SizeBin> prefill = validate::prefill_by_tokens(it);
+  REQUIRE(prefill.size() == 2);
+  CHECK(prefill[0].lo == 512);
+  CHECK(prefill[0].hi == 1023);
+  CHECK(prefill[0].count == 2);
+  CHECK(prefill[0].summed_error == doctest::Approx(0.310 / 0.300 - 1));
+  CHECK(prefill[1].lo == 1024);
+  CHECK(prefill[1].summed_error == 0.0);
   validate::Report r;
   r.iterations = it;
-  const Json j = r.to_json()["iterations"]["decode_by_sequences"];
-  REQUIRE(j.size() == 4);
-  CHECK(j[2]["sequences"] == Json::array({16, 31}));
-  CHECK(j[2]["count"] == 2);
+  const Json j = r.to_json()["iterations"];
+  REQUIRE(j["decode_by_sequences"].size() == 4);
+  CHECK(j["decode_by_sequences"][2]["sequences"] == Json::array({16, 31}));
+  CHECK(j["decode_by_sequences"][2]["count"] == 2);
+  CHECK(j["prefill_by_tokens"][0]["tokens"] == Json::array({512, 1023}));
+  it.new_tokens.pop_back();  // vectors of different lengths: refused, not read past the end
+  CHECK_THROWS_AS(validate::prefill_by_tokens(it), std::invalid_argument);
 }
