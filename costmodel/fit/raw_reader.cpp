@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "costmodel/attention_dims.h"
+#include "costmodel/fit/held_out.h"
 #include "costmodel/fit/rank_counters.h"
 #include "costmodel/fit/vidur_reader.h"
 #include "costmodel/ops.h"
@@ -455,11 +456,7 @@ void read_benchmark_file(const std::string& path, RawProfile& out, RawSource& so
         per = got;
         tflops.push_back(out.peak_tflops), gbps.push_back(out.peak_gbps);
       }
-      auto median = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        const size_t n = v.size();
-        return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-      };
+      auto median = [](const std::vector<double>& v) { return percentile(v, 0.5); };
       out.peak_tflops = median(tflops), out.peak_gbps = median(gbps);
       const int reps = static_cast<int>(ok.size());
       for (size_t k = 0; k < per; ++k) {
