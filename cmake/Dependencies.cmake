@@ -2,6 +2,8 @@
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(Eigen3 3.3 REQUIRED NO_MODULE)
+# zlib: gzip-compressed raw profiles and timelines (optional; without it fdcsim refuses them clearly).
+find_package(ZLIB)
 find_package(CLI11 CONFIG QUIET)
 if(NOT CLI11_FOUND)
   find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)

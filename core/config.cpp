@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "core/text_file.h"
 
 namespace fdc {
 
@@ -317,11 +318,7 @@ Json parse_json_text(const std::string& text, const std::string& source) {
 }
 
 Json load_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open file for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  const std::string text = read_text_file(path);  // plain or gzip
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw InputError(path + ": file is empty");
   return parse_json_text(text, path);
 }

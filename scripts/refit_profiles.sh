@@ -37,8 +37,6 @@ R=configs/profiles/raw
 tmp=results/refit-profiles
 rm -rf "$tmp" && mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
-# (named after the folder too: two raw folders may hold timelines of the same name)
-unz() { local f="$tmp/$(basename "$(dirname "$1")")-$(basename "${1%.gz}")"; gunzip -c "$1" > "$f"; echo "$f"; }
 
 # H100: the 2026-11-28 re-profile (current kernels), its KV append / classification cases and the
 # first H100 collectives; overheads calibrated on the burst (saturation) runs of Llama-2-13B (1 GPU,
@@ -53,7 +51,7 @@ for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
   if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L/layer-h100-$p-perop.json"); fi
 done
 for f in "$R"/h100-1gpu-20261128-engine2/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
-  args+=(--overhead-from "$(unz "$f")")
+  args+=(--overhead-from "$f")
 done
 "$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json
 
@@ -83,8 +81,8 @@ for p in none-rows fdc-uniform-50-rows; do
   if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
   if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
 done
-for f in "$R"/h200-1gpu-20261204-engine2/*.jsonl.gz; do args+=(--overhead-from "$(unz "$f")"); done
-for f in "$R"/h200-2gpu-20261127-engine/*.jsonl; do args+=(--overhead-from "$f"); done
+for f in "$R"/h200-1gpu-20261204-engine2/*.jsonl.gz; do args+=(--overhead-from "$f"); done
+for f in "$R"/h200-2gpu-20261127-engine/*.jsonl.gz; do args+=(--overhead-from "$f"); done
 "$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json
 
 "$bin" fit --derive --from configs/profiles/h100.json --hardware p4de --out configs/profiles/a100-extrapolated.json

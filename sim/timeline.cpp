@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/text_file.h"
 
 namespace fdc::sim {
 
@@ -138,8 +139,7 @@ Timeline parse_timeline(std::istream& in, const std::string& source) {
 }
 
 Timeline read_timeline(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open the timeline for reading");
+  std::istringstream in(read_text_file(path, "timeline"));  // plain or gzip
   return parse_timeline(in, path);
 }
 

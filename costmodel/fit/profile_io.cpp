@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/text_file.h"
 
 namespace fdc::fit {
 namespace {
@@ -427,11 +428,9 @@ void write_profile(const FittedProfile& p, const std::string& command, const std
 }
 
 FittedProfile read_profile(const std::string& path) {
-  std::ifstream f(path);
-  FDC_INPUT_CHECK(f, path << ": cannot open");
   Json j;
   try {
-    j = Json::parse(f);
+    j = Json::parse(read_text_file(path, "profile"));
   } catch (const Json::parse_error& e) {
     throw InputError(path + ": not valid JSON: " + e.what());
   }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "costmodel/attention_dims.h"
 #include "costmodel/fit/held_out.h"
 #include "costmodel/fit/rank_counters.h"
@@ -21,14 +22,24 @@ namespace {
 
 constexpr double kElemBytes = 2.0;  // bf16 / fp16 throughout the profile
 
+// A raw file, plain or gzip-compressed (raw folders may be stored compressed, docs/profile.md).
 Json parse_file(const std::string& path) {
-  std::ifstream f(path);
-  FDC_INPUT_CHECK(f, path << ": cannot open");
+  const std::string text = read_text_file(path);
   try {
-    return Json::parse(f);
+    return Json::parse(text);
   } catch (const Json::parse_error& e) {
     throw InputError(path + ": not valid JSON: " + e.what());
   }
+}
+
+// The benchmark file a folder entry is, its ".gz" taken off ("ops.json.gz" -> "ops.json"), or ""
+// when the entry is not one.
+std::string benchmark_file_name(const std::filesystem::path& p) {
+  std::string fn = p.filename().string();
+  if (fn.size() > 3 && fn.compare(fn.size() - 3, 3, ".gz") == 0) fn.resize(fn.size() - 3);
+  const bool json = fn.size() > 5 && fn.compare(fn.size() - 5, 5, ".json") == 0;
+  if (fn == "ops.json" || fn == "attention.json" || (fn.rfind("comm-", 0) == 0 && fn.size() > 10 && json)) return fn;
+  return "";
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -577,14 +588,17 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
     const Json& date = src.provenance.value("date_utc", Json());
     out.mma_one_width = !date.is_string() || date.get<std::string>() >= kMmaOneWidthSince;
     std::vector<std::string> files;
+    std::map<std::string, std::string> by_name;  // "ops.json" -> the file read for it
     for (const auto& f : fs::directory_iterator(folder)) {
-      const std::string fn = f.path().filename().string();
-      if (fn == "ops.json" || fn == "attention.json" ||
-          (fn.rfind("comm-", 0) == 0 && fn.size() > 5 && f.path().extension() == ".json"))
-        files.push_back(f.path().string());
+      const std::string fn = benchmark_file_name(f.path());
+      if (fn.empty()) continue;
+      const auto [it, fresh] = by_name.emplace(fn, f.path().string());
+      FDC_INPUT_CHECK(fresh, folder << ": both " << it->second << " and " << f.path().string()
+                                    << " (one benchmark file stored plain and compressed); keep one");
+      files.push_back(f.path().string());
     }
     std::sort(files.begin(), files.end());
-    FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json, attention.json or comm-<n>gpu.json");
+    FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json, attention.json or comm-<n>gpu.json (plain or .gz)");
     std::map<std::string, int> measured;
     for (const std::string& f : files) read_benchmark_file(f, out, src, &measured);
     const size_t index = out.sources.size();

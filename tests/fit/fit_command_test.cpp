@@ -62,7 +62,7 @@ TEST_CASE("fit command: fits the committed H100 folder, reports it, refuses a pa
     ++rows;
     if (row.rfind("\"rope_rotate/rotate\",", 0) == 0) {
       ++residual_rows;
-      CHECK(row.find("ops.json: benchmark 'rope_rotate/") != std::string::npos);
+      CHECK(row.find("ops.json.gz: benchmark 'rope_rotate/") != std::string::npos);
     }
   }
   // The ops with more than one case: the four QKV and output-projection GEMMs (6 cases each) and

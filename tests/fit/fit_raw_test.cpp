@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include "core/error.h"
+#include "core/text_file.h"
 #include "costmodel/fit/profile_fit.h"
 #include "costmodel/fit/profile_io.h"
 #include "costmodel/fit/raw_reader.h"
@@ -479,6 +480,38 @@ TEST_CASE("fit: decode fitted on balanced and naive cases reports its held-out e
   OpFit none = tc;
   none.held_out_balanced.reset();
   CHECK_FALSE(test::written_and_read(none).held_out_balanced);
+}
+
+TEST_CASE("fit: a raw folder reads the same stored plain or gzip-compressed, and not both at once") {
+  namespace fs = std::filesystem;
+  const fs::path committed = test::source_path("configs/profiles/raw/h100-1gpu-20261128-kv");
+  REQUIRE(fs::exists(committed / "ops.json.gz"));  // the committed folders are stored compressed
+  const RawProfile gz = read_raw_profiles({committed.string()});
+  REQUIRE(!gz.samples.empty());
+
+  const fs::path plain = fs::temp_directory_path() / ("fdcsim_raw_plain_" + std::to_string(::getpid()));
+  fs::remove_all(plain);
+  fs::create_directories(plain);
+  fs::copy_file(committed / "provenance.json", plain / "provenance.json");
+  std::ofstream(plain / "ops.json") << read_text_file((committed / "ops.json.gz").string());
+  const RawProfile p = read_raw_profiles({plain.string()});
+  REQUIRE(p.samples.size() == gz.samples.size());
+  for (size_t i = 0; i < p.samples.size(); ++i) {
+    CAPTURE(i);
+    CHECK(p.samples[i].group == gz.samples[i].group);
+    CHECK(p.samples[i].case_name == gz.samples[i].case_name);
+    CHECK(p.samples[i].time_us == gz.samples[i].time_us);
+  }
+
+  fs::copy_file(committed / "ops.json.gz", plain / "ops.json.gz");
+  std::string msg;
+  try {
+    read_raw_profiles({plain.string()});
+  } catch (const InputError& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find("one benchmark file stored plain and compressed") != std::string::npos);
+  fs::remove_all(plain);
 }
 
 }  // namespace fdc::fit

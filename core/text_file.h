@@ -1,0 +1,23 @@
+// Whole-file reads for the inputs fdcsim takes (configs, raw profiles, timelines). A gzip file is
+// decompressed whatever its name (recognised by its first two bytes), so a raw profile folder or
+// a timeline can be stored compressed: `gzip attention.json` leaves a folder `fdcsim fit` reads as
+// before. Builds without zlib read plain files and refuse gzip ones with a message saying so.
+#pragma once
+
+#include <string>
+
+namespace fdc {
+
+// True when this build can read gzip files.
+bool have_gzip_support();
+
+// The file's whole content (decompressed when it is gzip). `what` names the kind of file in the
+// errors: "<path>: cannot open the <what> for reading" ("cannot open file for reading" without
+// it), "<path>: corrupt gzip data (...)", "<path>: truncated gzip data (...)".
+std::string read_text_file(const std::string& path, const std::string& what = "");
+
+// The path itself when it exists as a file, else path + ".gz" when that exists, else "" (for
+// readers that look for fixed names in a folder: ops.json or ops.json.gz).
+std::string existing_plain_or_gz(const std::string& path);
+
+}  // namespace fdc
