@@ -7,9 +7,9 @@ with the given profiles and counts the targets met (docs/validate.md; docs/fit.m
 The runs: Llama-2-13B on one H100 and one H200 (docs/results/capacity-20261128b/, 12 runs) and
 Llama-2-7B sp=2 on two H100s and two H200s (docs/results/capacity-20261128/, 12 runs); every
 `*_r<rate>.measured_timeline.jsonl.gz` there (the bursts, which calibrate the overheads, are left
-out). Each timeline is gunzipped into the output folder and predicted again with
+out). Each timeline is predicted again, as it is stored (compressed), with
 
-    fdcsim validate --measured RUN.measured_timeline.jsonl --set costmodel.kind=profile \\
+    fdcsim validate --measured RUN.measured_timeline.jsonl.gz --set costmodel.kind=profile \\
         --set costmodel.profile=PROFILES/<gpu>.json --out OUT/<run>
 
 then the reports' numbers are tabulated: iteration error median / P90 (target: median <= 3% and
@@ -29,7 +29,6 @@ inputs, 1 when an fdcsim run fails (its stderr is printed).
 """
 import argparse
 import glob
-import gzip
 import json
 import os
 import shutil
@@ -120,9 +119,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     rows = []
     for label, key, gz, profile in runs(a.runs):
-        timeline = os.path.join(out, key + ".measured_timeline.jsonl")
-        with gzip.open(gz, "rb") as src, open(timeline, "wb") as dst:
-            shutil.copyfileobj(src, dst)
+        timeline = gz  # fdcsim reads gzip timelines as they are
         run_out = os.path.join(out, key)
         shutil.rmtree(run_out, ignore_errors=True)
         cmd = [fdcsim, "validate", "--measured", timeline, "--set", "costmodel.kind=profile", "--set",
