@@ -153,7 +153,6 @@ def main():
             b = v["band"]["requests"]
             rows[-1]["band_inside"] = {f"{k}_{q}": b[k][q + "_ms"]["inside"] for k in ("ttft", "tbt", "jct")
                                        for q in ("p50", "p99")}
-        os.remove(timeline)
     summary = {
         "runs": len(rows),
         "iteration_targets_met": sum(r["iteration_met"] for r in rows),
