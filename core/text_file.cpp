@@ -1,6 +1,7 @@
 #include "core/text_file.h"
 
 #include <array>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -82,6 +83,54 @@ std::string existing_plain_or_gz(const std::string& path) {
   if (fs::is_regular_file(path, ec)) return path;
   if (fs::is_regular_file(path + ".gz", ec)) return path + ".gz";
   return "";
+}
+
+std::string nonfinite_literals_to_null(const std::string& text) {
+  static const char* const kLiterals[] = {"-Infinity", "Infinity", "-NaN", "NaN", "-nan", "nan", "-inf", "inf"};
+  std::string out;
+  out.reserve(text.size());
+  bool in_string = false;
+  char last = 0;  // the last character outside strings and blanks: a value follows ':', '[' or ','
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[i + 1];
+        i += 2;
+        continue;
+      }
+      if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      last = c;
+      out += c;
+      ++i;
+      continue;
+    }
+    if (last == ':' || last == '[' || last == ',') {
+      bool replaced = false;
+      for (const char* lit : kLiterals) {
+        const size_t n = std::char_traits<char>::length(lit);
+        const bool word_ends = i + n >= text.size() || !std::isalnum(static_cast<unsigned char>(text[i + n]));
+        if (text.compare(i, n, lit) == 0 && word_ends) {
+          out += "null";
+          i += n;
+          last = 'l';
+          replaced = true;
+          break;
+        }
+      }
+      if (replaced) continue;
+    }
+    if (!std::isspace(static_cast<unsigned char>(c))) last = c;
+    out += c;
+    ++i;
+  }
+  return out;
 }
 
 }  // namespace fdc

@@ -67,7 +67,7 @@ done
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-attn-prefill" \
   "$R/h200-1gpu-20261204-gemm" "$R/h200-1gpu-20261204-attn-decode-auto" "$R/h200-1gpu-20261204-attn-prefill-tma" \
   "$R/h200-1gpu-20261205-gemm-rows" "$R/h200-1gpu-20261205-attn-decode-shared" "$R/h200-1gpu-20261205-attn-decode-r96" \
-  ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
+  "$R/h200-1gpu-20261205-attn-decode-tables" "$R/h200-1gpu-20261205-small-ops-reps" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
 L4=docs/results/layer-check-20261204d
 args=()
 for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do

@@ -226,6 +226,9 @@ int run_plan(const ProfilePlan& plan, const RunOptions& o) {
     std::fprintf(stderr, "fdcsim profile: %d-GPU cases skipped: this build has no NCCL\n", g);
 #endif
   }
+  // Google Benchmark writes non-finite aggregates of repeated cases as bare NaN: keep the raw
+  // files valid JSON.
+  for (const std::string& path : outputs) rewrite_nonfinite_as_null(path);
   const std::string summary = summarize_profile(outputs);
   std::ofstream(out / "summary.md") << summary;
   if (!o.quiet) std::cout << summary;

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "core/text_file.h"
 
 namespace fdc::profile {
 namespace {
@@ -143,17 +146,39 @@ std::string summarize_benchmarks(const std::vector<Json>& docs) {
   return os.str();
 }
 
+int rewrite_nonfinite_as_null(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) return 0;
+  const std::string text = read_text_file(path);
+  const std::string clean = nonfinite_literals_to_null(text);
+  if (clean == text) return 0;
+  // Each literal becomes "null": count by the change in the number of "null" occurrences.
+  auto count = [](const std::string& s) {
+    int n = 0;
+    for (size_t i = s.find("null"); i != std::string::npos; i = s.find("null", i + 4)) ++n;
+    return n;
+  };
+  const int replaced = count(clean) - count(text);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << clean;
+    if (!f.flush()) throw std::ios_base::failure(tmp + ": write failed");
+  }
+  std::filesystem::rename(tmp, path);
+  return replaced;
+}
+
 std::string summarize_profile(const std::vector<std::string>& json_paths) {
   std::vector<Json> docs;
   std::string missing;
   for (const auto& p : json_paths) {
-    std::ifstream f(p);
-    if (!f) {
+    if (!std::filesystem::is_regular_file(p)) {
       missing += "missing: " + p + "\n";
       continue;
     }
     try {
-      docs.push_back(Json::parse(f));
+      // Google Benchmark writes non-finite aggregates (of repeated cases) as bare NaN.
+      docs.push_back(Json::parse(nonfinite_literals_to_null(read_text_file(p))));
     } catch (const std::exception& e) {
       missing += "unreadable: " + p + " (" + e.what() + ")\n";
     }

@@ -15,4 +15,10 @@ namespace fdc::profile {
 std::string summarize_profile(const std::vector<std::string>& json_paths);
 std::string summarize_benchmarks(const std::vector<nlohmann::json>& docs);
 
+// Rewrites a Google Benchmark JSON file whose text has bare NaN / inf literals (its aggregates of
+// repeated cases, e.g. the coefficient of variation of a counter that is 0 in every repetition)
+// with null in their place, so that the raw file is valid JSON for any reader. Returns how many
+// literals were replaced (0: the file is left untouched; a missing file is left to the summary).
+int rewrite_nonfinite_as_null(const std::string& path);
+
 }  // namespace fdc::profile

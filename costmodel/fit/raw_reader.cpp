@@ -22,9 +22,11 @@ namespace {
 
 constexpr double kElemBytes = 2.0;  // bf16 / fp16 throughout the profile
 
-// A raw file, plain or gzip-compressed (raw folders may be stored compressed, docs/profile.md).
+// A raw file, plain or gzip-compressed (raw folders may be stored compressed, docs/profile.md),
+// with Google Benchmark's bare NaN / inf literals read as null (its aggregates of repeated cases
+// carry them; the reader skips aggregates, and a null counter elsewhere is refused by name).
 Json parse_file(const std::string& path) {
-  const std::string text = read_text_file(path);
+  const std::string text = nonfinite_literals_to_null(read_text_file(path));
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {

@@ -79,3 +79,15 @@ TEST_CASE("existing_plain_or_gz finds a name stored plain or compressed") {
   CHECK(existing_plain_or_gz(base) == gz);
   CHECK(existing_plain_or_gz(base + ".missing").empty());
 }
+
+TEST_CASE("nonfinite_literals_to_null: bare NaN / inf values become null, strings and keys stay") {
+  CHECK(nonfinite_literals_to_null(R"({"a": NaN, "b": -inf, "c": [Infinity, 1, -Infinity], "d": -NaN})") ==
+        R"({"a": null, "b": null, "c": [null, 1, null], "d": null})");
+  CHECK(nonfinite_literals_to_null(R"({"a":nan,"b":inf})") == R"({"a":null,"b":null})");
+  // Inside strings (names, escaped quotes) nothing changes; neither do keys or finite numbers.
+  const std::string s = R"({"name": "NaN, inf: \"NaN\"", "NaN": 1.5e-3, "x": "inf"})";
+  CHECK(nonfinite_literals_to_null(s) == s);
+  // Only whole literals: a longer bare word is left for the parser to refuse.
+  CHECK(nonfinite_literals_to_null(R"({"a": nanx})") == R"({"a": nanx})");
+  CHECK(Json::parse(nonfinite_literals_to_null("{\"v\": [\n  NaN\n]}"))["v"][0].is_null());
+}

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "bench/ops/attention_grid.h"
@@ -459,4 +461,34 @@ TEST_CASE("profile summary: of a case's repetitions the table shows the median o
   CHECK(table.find("| 17.0 |") != std::string::npos);
   CHECK(table.find("| 31.0 |") == std::string::npos);
   CHECK(table.find("| 99.0 |") == std::string::npos);
+}
+
+TEST_CASE(
+    "profile output with Google Benchmark's bare NaN aggregates: rewritten as valid JSON, then summarized and fitted") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "fdcsim_profile_nan";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string path = (dir / "ops.json").string();
+  // As written on an H200 with --repetitions 3: three runs of a KV append case, then the "cv"
+  // aggregate of its counters, whose all-zero `flops` has no coefficient of variation.
+  std::string runs;
+  for (int rep = 0; rep < 3; ++rep)
+    runs +=
+        R"({"name": "kv_append/llama-2-13b/r32/m12/iterations:250/manual_time", "run_type": "iteration",
+      "repetitions": 3, "repetition_index": )" +
+        std::to_string(rep) + R"(, "real_time": )" + std::to_string(5.0 + rep) +
+        R"(, "time_unit": "us", "bytes": 61440, "flops": 0, "tokens": 12, "kv_heads": 40, "rank": 32, "kv_dims": 64},
+    )";
+  std::ofstream(path)
+      << R"({"context": {}, "benchmarks": [)" << runs
+      << R"({"name": "kv_append/llama-2-13b/r32/m12/iterations:250/manual_time_cv", "run_type": "aggregate",
+      "aggregate_name": "cv", "real_time": 0.1266, "time_unit": "us", "bytes": 0.0, "flops": NaN, "tokens": 0.0}]})";
+  CHECK_THROWS(nlohmann::json::parse(std::ifstream(path)));
+  CHECK(rewrite_nonfinite_as_null(path) == 1);
+  const nlohmann::json doc = nlohmann::json::parse(std::ifstream(path));
+  CHECK(doc["benchmarks"][3]["flops"].is_null());
+  CHECK(rewrite_nonfinite_as_null(path) == 0);  // nothing left to replace: untouched
+  CHECK(summarize_profile({path}).find("unreadable") == std::string::npos);
+  fs::remove_all(dir);
 }
