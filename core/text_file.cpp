@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cctype>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -41,7 +40,7 @@ std::string read_gzip(const std::string& path, const std::string& what) {
     if (n == 0) break;
     out.append(buf.data(), static_cast<size_t>(n));
   }
-  // gzread returns 0 both at the end and on a stream cut short; gzclose_r tells them apart.
+  // gzread returns 0 both at the end and on a stream cut short; gzclose's code tells them apart.
   const int rc = gzclose(f);
   if (rc == Z_BUF_ERROR) throw InputError(path + ": truncated gzip data (the file ends inside the stream)");
   if (rc != Z_OK) throw InputError(path + ": corrupt gzip data (zlib error " + std::to_string(rc) + ")");
@@ -77,18 +76,11 @@ std::string read_text_file(const std::string& path, const std::string& what) {
   return ss.str();
 }
 
-std::string existing_plain_or_gz(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return path;
-  if (fs::is_regular_file(path + ".gz", ec)) return path + ".gz";
-  return "";
-}
-
-std::string nonfinite_literals_to_null(const std::string& text) {
+std::string nonfinite_literals_to_null(const std::string& text, int* replaced_count) {
   static const char* const kLiterals[] = {"-Infinity", "Infinity", "-NaN", "NaN", "-nan", "nan", "-inf", "inf"};
   std::string out;
   out.reserve(text.size());
+  int count = 0;
   bool in_string = false;
   char last = 0;  // the last character outside strings and blanks: a value follows ':', '[' or ','
   for (size_t i = 0; i < text.size();) {
@@ -118,6 +110,7 @@ std::string nonfinite_literals_to_null(const std::string& text) {
         const bool word_ends = i + n >= text.size() || !std::isalnum(static_cast<unsigned char>(text[i + n]));
         if (text.compare(i, n, lit) == 0 && word_ends) {
           out += "null";
+          ++count;
           i += n;
           last = 'l';
           replaced = true;
@@ -130,6 +123,7 @@ std::string nonfinite_literals_to_null(const std::string& text) {
     out += c;
     ++i;
   }
+  if (replaced_count != nullptr) *replaced_count = count;
   return out;
 }
 

@@ -16,15 +16,11 @@ bool have_gzip_support();
 // it), "<path>: corrupt gzip data (...)", "<path>: truncated gzip data (...)".
 std::string read_text_file(const std::string& path, const std::string& what = "");
 
-// The path itself when it exists as a file, else path + ".gz" when that exists, else "" (for
-// readers that look for fixed names in a folder: ops.json or ops.json.gz).
-std::string existing_plain_or_gz(const std::string& path);
-
 // JSON text with every bare non-finite number literal (NaN, -NaN, nan, inf, -inf, Infinity,
 // -Infinity; outside strings, where a value stands) replaced by null. Google Benchmark writes
 // non-finite counters so (e.g. the coefficient of variation of a counter that is 0 in every
 // repetition), which JSON parsers refuse; a reader then meets null where a number was expected and
-// says so. Other text is returned unchanged.
-std::string nonfinite_literals_to_null(const std::string& json_text);
+// says so. Other text is returned unchanged; `replaced`, when given, receives how many literals were.
+std::string nonfinite_literals_to_null(const std::string& json_text, int* replaced = nullptr);
 
 }  // namespace fdc
