@@ -5,8 +5,8 @@
 #include <ios>
 #include <utility>
 
+#include "core/config.h"
 #include "core/error.h"
-#include "core/text_file.h"
 
 namespace fdc::fit {
 namespace {
@@ -428,13 +428,7 @@ void write_profile(const FittedProfile& p, const std::string& command, const std
 }
 
 FittedProfile read_profile(const std::string& path) {
-  Json j;
-  try {
-    j = Json::parse(read_text_file(path, "profile"));
-  } catch (const Json::parse_error& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
-  return profile_from_json(j, path);
+  return profile_from_json(load_json_file(path), path);  // plain or gzip; errors name the line
 }
 
 }  // namespace fdc::fit

@@ -8,6 +8,7 @@
 #include <set>
 #include <utility>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/text_file.h"
 #include "costmodel/attention_dims.h"
@@ -26,12 +27,7 @@ constexpr double kElemBytes = 2.0;  // bf16 / fp16 throughout the profile
 // with Google Benchmark's bare NaN / inf literals read as null (its aggregates of repeated cases
 // carry them; the reader skips aggregates, and a null counter elsewhere is refused by name).
 Json parse_file(const std::string& path) {
-  const std::string text = nonfinite_literals_to_null(read_text_file(path));
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
+  return parse_json_text(nonfinite_literals_to_null(read_text_file(path)), path);
 }
 
 // The benchmark file a folder entry is, its ".gz" taken off ("ops.json.gz" -> "ops.json"), or ""
@@ -589,7 +585,6 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
     // Measured before the tensor-core kernels of one width existed: the general kernel ran.
     const Json& date = src.provenance.value("date_utc", Json());
     out.mma_one_width = !date.is_string() || date.get<std::string>() >= kMmaOneWidthSince;
-    std::vector<std::string> files;
     std::map<std::string, std::string> by_name;  // "ops.json" -> the file read for it
     for (const auto& f : fs::directory_iterator(folder)) {
       const std::string fn = benchmark_file_name(f.path());
@@ -597,9 +592,9 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
       const auto [it, fresh] = by_name.emplace(fn, f.path().string());
       FDC_INPUT_CHECK(fresh, folder << ": both " << it->second << " and " << f.path().string()
                                     << " (one benchmark file stored plain and compressed); keep one");
-      files.push_back(f.path().string());
     }
-    std::sort(files.begin(), files.end());
+    std::vector<std::string> files;  // in the order of their names, whether stored plain or not
+    for (const auto& [name, path] : by_name) files.push_back(path);
     FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json, attention.json or comm-<n>gpu.json (plain or .gz)");
     std::map<std::string, int> measured;
     for (const std::string& f : files) read_benchmark_file(f, out, src, &measured);
