@@ -73,6 +73,10 @@ FittedCostModel::FittedCostModel(const ModelSpec& model, const ModelDims& dims, 
   for (const LayerShapes& g : groups_)
     if (g.token_classes && profile_.find("attn_decode/shared_pages"))
       decode_shared_pages_ = need("attn_decode/shared_pages", "decode attention with token classes on shared pages");
+  for (int k = 0; k < kNumDecodeKernels; ++k) {
+    const auto it = profile_.attn_decode_in_layer.find(std::string(decode_kernel_law(static_cast<DecodeKernel>(k))));
+    if (it != profile_.attn_decode_in_layer.end()) decode_extra_s_[static_cast<size_t>(k)] = it->second.extra_us * 1e-6;
+  }
   if (par.sp > 1) {
     const std::string sp = "/sp" + std::to_string(par.sp), why = "sequence parallelism sp=" + std::to_string(par.sp);
     pack_ = need("ulysses/pack" + sp, why);
@@ -120,8 +124,17 @@ std::vector<RangeUse> FittedCostModel::outside_measured() const {
   return out;
 }
 
+DecodeKernel FittedCostModel::decode_kernel(const OpCall& c) const {
+  if (decode_shared_pages_ && c.layer && c.layer->token_classes) return DecodeKernel::kSharedPages;
+  if (decode_tensor_cores_ && c.layer && c.layer->shard.decode_tensor_cores) return DecodeKernel::kTensorCores;
+  return DecodeKernel::kCudaCores;
+}
+
 double FittedCostModel::seconds(const OpCall& c) const {
   const double s = law_seconds(c);
+  // A decode kernel's call in the stream of a forward pass against back to back, calibrated from
+  // measured layers: its extra time per call.
+  if (c.kind == OpKind::kAttnDecode) return s + decode_extra_s_[static_cast<size_t>(decode_kernel(c))];
   // The element-wise ops in the stream of a forward pass against alone, calibrated from measured
   // layers (their launches ramp and drain between the layer's other kernels), at the batch's rows.
   if (profile_.elementwise_in_layer && is_elementwise(c.kind))
@@ -131,10 +144,12 @@ double FittedCostModel::seconds(const OpCall& c) const {
 
 double FittedCostModel::law_seconds(const OpCall& c) const {
   const fit::OpFit* f = law_[static_cast<size_t>(c.kind)];
-  if (c.kind == OpKind::kAttnDecode && decode_tensor_cores_ && c.layer && c.layer->shard.decode_tensor_cores)
-    f = decode_tensor_cores_;
-  if (c.kind == OpKind::kAttnDecode && decode_shared_pages_ && c.layer && c.layer->token_classes)
-    f = decode_shared_pages_;  // one launch over both classes (for_each_decode_attention)
+  if (c.kind == OpKind::kAttnDecode) {
+    const DecodeKernel k = decode_kernel(c);
+    if (k == DecodeKernel::kTensorCores) f = decode_tensor_cores_;
+    if (k == DecodeKernel::kSharedPages)
+      f = decode_shared_pages_;  // one launch over both classes (for_each_decode_attention)
+  }
   fit::OpQuery q{c.work.bytes, c.work.flops, 0, 0, 0};
   // Every query is checked against its law's measured ranges (the main law of composite ops).
   auto priced = [&](const fit::OpFit* law, const fit::OpQuery& query) {
@@ -204,7 +219,10 @@ double FittedCostModel::law_seconds(const OpCall& c) const {
 template <bool kBreakdown>
 double FittedCostModel::add(const OpCall& c, double total, OpBreakdown* bd) const {
   const double s = seconds(c);
-  if constexpr (kBreakdown) record(*bd, c, s);
+  if constexpr (kBreakdown) {
+    record(*bd, c, s);
+    if (c.kind == OpKind::kAttnDecode) bd->decode_calls[static_cast<size_t>(decode_kernel(c))] += c.times;
+  }
   return total + s * c.times;
 }
 
@@ -286,6 +304,7 @@ std::string FittedCostModel::describe() const {
   if (profile_.gemm_in_layer) os << "; GEMMs calibrated in measured layers";
   if (profile_.attn_prefill_in_layer) os << "; prefill attention calibrated in measured layers";
   if (profile_.elementwise_in_layer) os << "; element-wise ops calibrated in measured layers";
+  if (!profile_.attn_decode_in_layer.empty()) os << "; decode attention calibrated in measured layers";
   return os.str();
 }
 

@@ -68,6 +68,7 @@ class FittedCostModel final : public CostModel {
   template <bool kBreakdown>
   double add(const OpCall& c, double total, OpBreakdown* bd) const;
   double seconds(const OpCall& c) const;      // law_seconds, calibrated in measured layers where the profile is
+  DecodeKernel decode_kernel(const OpCall& c) const;  // the kernel (and law) of a decode attention call
   double law_seconds(const OpCall& c) const;  // the op's law (GEMMs and prefill attention: with their calibration)
   double us(const fit::OpFit* f, const fit::OpQuery& q) const { return fit::predict_time_us(*f, q); }
   // Counts the query of op `k` against its law's measured ranges.
@@ -90,6 +91,8 @@ class FittedCostModel final : public CostModel {
   // (attn_decode/shared_pages): such layers are then priced as one launch over both classes; null
   // when the profile has no such law (they are then two passes of attn_decode, forward_pass.h).
   const fit::OpFit* decode_shared_pages_ = nullptr;
+  // Per decode kernel: its calls' extra time inside a layer (the profile's attn_decode_in_layer), s.
+  std::array<double, kNumDecodeKernels> decode_extra_s_{};
   const fit::OpFit *pack_ = nullptr, *unpack_qkv_ = nullptr, *unpack_out_ = nullptr;  // Ulysses stages
   std::vector<std::string> used_ops_, extrapolated_ops_;
   mutable DecodeCache cache_;  // one model serves one simulator (not shared across threads)

@@ -102,9 +102,27 @@ inline double allreduce_send_factor(int g) { return g > 1 ? 2.0 * (g - 1) / g : 
 inline double allgather_send_factor(int g) { return g > 1 ? static_cast<double>(g - 1) / g : 0.0; }
 
 // Per-op time totals of one iteration, on request.
+// The decode attention kernels the fitted cost model prices with their own laws (their profile
+// names: attn_decode, attn_decode/tensor_cores, attn_decode/shared_pages).
+enum class DecodeKernel : int { kCudaCores, kTensorCores, kSharedPages, kCount };
+constexpr int kNumDecodeKernels = static_cast<int>(DecodeKernel::kCount);
+constexpr std::string_view decode_kernel_law(DecodeKernel k) {
+  switch (k) {
+    case DecodeKernel::kTensorCores:
+      return "attn_decode/tensor_cores";
+    case DecodeKernel::kSharedPages:
+      return "attn_decode/shared_pages";
+    default:
+      return "attn_decode";
+  }
+}
+
 struct OpBreakdown {
   std::array<double, kNumOpKinds> seconds{};
   std::array<OpWork, kNumOpKinds> work{};
+  // Decode attention calls by the kernel that runs them (the fitted cost model records them; the
+  // roofline leaves them at zero).
+  std::array<double, kNumDecodeKernels> decode_calls{};
 };
 
 }  // namespace fdc::costmodel

@@ -9,10 +9,12 @@
 # --attn-in-layer-from`, as the committed profiles are since 2026-12-04), and
 # --elementwise-in-layer, which also calibrates the norms, RoPE, KV append, residual and activation
 # on them (`fit --elementwise-in-layer-from`; off: the per-op events inflate these short kernels,
-# docs/fit.md); without any flag the committed profiles are reproduced.
+# docs/fit.md), and --no-decode-in-layer, which leaves the decode kernels without their extra time
+# per call in a layer (`fit --decode-in-layer-from`, on since 2026-12-05 night); without any flag
+# the committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
-# docs/results/layer-check-20261128b for the H100, -20261204d for the H200) and the iteration overhead on engine timelines
+# docs/results/layer-check-20261205c for the H100, -20261204d and -20261205 for the H200) and the iteration overhead on engine timelines
 # (`fit --overhead-from`); a100-extrapolated.json derived
 # from the H100 profile. Which folders and timelines, and why, is in docs/fit.md; the raw folders
 # are described in configs/profiles/raw/README.md. Rebuild afterwards: the profiles are embedded.
@@ -22,10 +24,12 @@ bin=${1:-build/fdcsim}
 fit_flags=()
 attn_in_layer=1
 elementwise_in_layer=0
+decode_in_layer=1
 for f in "${@:2}"; do
   case "$f" in
     --no-attn-in-layer) attn_in_layer=0 ;;
     --elementwise-in-layer) elementwise_in_layer=1 ;;
+    --no-decode-in-layer) decode_in_layer=0 ;;
     --attn-in-layer) attn_in_layer=1 ;;  # the default; accepted for older command lines
     *) fit_flags+=("$f") ;;
   esac
@@ -38,19 +42,26 @@ tmp=results/refit-profiles
 rm -rf "$tmp" && mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 
-# H100: the 2026-11-28 re-profile (current kernels), its KV append / classification cases and the
-# first H100 collectives; overheads calibrated on the burst (saturation) runs of Llama-2-13B (1 GPU,
-# the engine with the one-wave append kernel) and Llama-2-7B sp=2 (2 GPUs).
+# H100: the 2026-11-28 re-profile, its KV append / classification cases and the first H100
+# collectives, with attention (the wgmma prefill kernel, the tensor-core and shared-page decode
+# kernels, the policies' rank tables), the GEMMs with cold weights and the small ops twice measured
+# again on 2026-12-05 (later folders replace the cases they hold); GEMMs and prefill attention in a
+# layer from that evening's per-op layer checks (two rounds of the four policies, prefill rows,
+# table decode rows); overheads calibrated on that evening's bursts of Llama-2-13B (1 GPU, the four
+# policies) and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
 "$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
-  "$R/h100-2gpu-20261128-comm/ulysses" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
-L=docs/results/layer-check-20261128b
+  "$R/h100-2gpu-20261128-comm/ulysses" "$R/h100-1gpu-20261205-attn" "$R/h100-1gpu-20261205-ops" \
+  ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
+L=docs/results/layer-check-20261205c
 args=()
-for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
-  args+=(--in-layer-from "$L/layer-h100-$p-perop.json")
-  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L/layer-h100-$p-perop.json"); fi
-  if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L/layer-h100-$p-perop.json"); fi
+for f in "$L"/layer-h100-*.json; do
+  args+=(--in-layer-from "$f")
+  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$f"); fi
+  # the table decode rows run no prefill; the prefill rows no decode
+  if ((attn_in_layer)) && [[ $f != *-decode-perop.json ]]; then args+=(--attn-in-layer-from "$f"); fi
+  if ((decode_in_layer)) && [[ $f != *-rows-perop.json ]]; then args+=(--decode-in-layer-from "$f"); fi
 done
-for f in "$R"/h100-1gpu-20261128-engine2/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
+for f in "$R"/h100-1gpu-20261205-engine/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$f")
 done
 "$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json
@@ -81,6 +92,16 @@ for p in none-rows fdc-uniform-50-rows; do
   if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
   if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
 done
+# Decode attention in a layer: the reports on the current decode kernels (the CUDA-core kernel of
+# 2026-12-04 night; the tensor-core kernels of one width and token classes on shared pages of
+# 2026-12-05).
+if ((decode_in_layer)); then
+  for f in "$L4"/layer-h200-none-perop.json "$L4"/layer-h200-fdc-uniform-50-perop.json \
+    "$L5"/layer-h200-fdc-table-llama-2-13b-perop.json "$L5"/layer-h200-fdc-table-hybrid-llama-2-13b-perop.json \
+    docs/results/layer-check-20261205b/layer-h200-none-perop-decode-rows.json; do
+    args+=(--decode-in-layer-from "$f")
+  done
+fi
 for f in "$R"/h200-1gpu-20261204-engine2/*.jsonl.gz; do args+=(--overhead-from "$f"); done
 for f in "$R"/h200-2gpu-20261127-engine/*.jsonl.gz; do args+=(--overhead-from "$f"); done
 "$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json

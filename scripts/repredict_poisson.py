@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 6
-Llama-2-13B H200 runs of the engine and kernels of 2026-12-04 afternoon and night; with
+Llama-2-13B H200 runs of the engine and kernels of 2026-12-04 afternoon and night and the 4 H100
+runs of 2026-12-05 evening; with
 --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before the faster wgmma prefill)
 with the given profiles and counts the targets met (docs/validate.md; docs/fit.md).
 
@@ -43,7 +44,7 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # wgmma prefill before commit 1aa31cf (up to 1.4x slower at d = 128);
 # "current": the same five policies and rates on one H200 in the afternoon of 2026-12-04, and policy
 # none at 3.4375 req/s again in the evening with the prefill kernel copying K/V by TMA, as the engine
-# runs now.
+# runs now; and four policies on one H100 in the evening of 2026-12-05 (the engine of commit 5714426).
 RUN_SETS = {
     "20261128": [
         ("13B 1x H100", "capacity-20261128b/h100-llama-2-13b", "h100.json", 6),
@@ -58,6 +59,7 @@ RUN_SETS = {
     "current": [
         ("13B 1x H200 (12-04 pm)", "capacity-20261204b/h200-llama-2-13b", "h200.json", 5),
         ("13B 1x H200 (12-04 eve, TMA prefill)", "capacity-20261204c/h200-llama-2-13b", "h200.json", 1),
+        ("13B 1x H100 (12-05 eve)", "capacity-20261205/h100-llama-2-13b", "h100.json", 4),
     ],
 }
 
@@ -103,7 +105,7 @@ def main():
     ap.add_argument("--runs", choices=sorted(RUN_SETS), default="20261128",
                     help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28), 20261203 (the 16 "
                          "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill) or current (the "
-                         "5 runs of the engine and kernels as they are now)")
+                         "6 H200 and 4 H100 runs of the engine and kernels as they are now)")
     ap.add_argument("--band", type=float, metavar="PCT",
                     help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
                          "validate --band`) and count the request metrics measured within that band")

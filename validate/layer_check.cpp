@@ -287,6 +287,7 @@ LayerPrediction predict_layer(const sim::Experiment& e, const LayerWindow& w, co
     p.op_s[i] = bd.seconds[i] / w.timed();
     p.total_s += p.op_s[i];
   }
+  for (size_t k = 0; k < p.decode_calls.size(); ++k) p.decode_calls[k] = bd.decode_calls[k] / w.timed();
   p.outside_measured = cost->outside_measured();
   return p;
 }

@@ -117,6 +117,8 @@ void check_layer_batches(const sim::Experiment& e, const std::vector<LayerBatch>
 struct LayerPrediction {
   std::array<double, costmodel::kNumOpKinds> op_s{};  // seconds per layer
   double total_s = 0;
+  // Decode attention calls per layer, by kernel (fitted profiles; zero with the roofline).
+  std::array<double, costmodel::kNumDecodeKernels> decode_calls{};
   // Fitted profiles: the ops priced outside their measured ranges, with the first such query.
   std::vector<costmodel::RangeUse> outside_measured;
 };

@@ -137,6 +137,13 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
        << " (median / P90) with the laws alone, held out " << pct((*g)->held_out.median_ape_pct) << " / "
        << pct((*g)->held_out.p90_ape_pct) << "\n    " << (*g)->note << "\n";
   }
+  for (const auto& [law, x] : p.attn_decode_in_layer) {
+    std::snprintf(line, sizeof line, "  decode attention in a layer (attn_decode_in_layer): %s %+.1f us per call;",
+                  law.c_str(), x.extra_us);
+    os << line << " layer decode time error " << pct(x.before.median_ape_pct) << " / " << pct(x.before.p90_ape_pct)
+       << " (median / P90) with the laws alone, held out " << pct(x.held_out.median_ape_pct) << " / "
+       << pct(x.held_out.p90_ape_pct) << "\n    " << x.note << "\n";
+  }
   if (p.derived.is_object() && p.derived.contains("method"))
     os << "  derived: " << p.derived["method"].get<std::string>() << "\n";
 }
@@ -190,11 +197,11 @@ std::string held(const fit::HeldOutError& h) {
 // iterations once the ops are priced as they run in a layer).
 int run_calibrate(const FitOptions& o) {
   FDC_INPUT_CHECK(!o.from.empty(),
-                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from / --elementwise-in-layer-from needs "
-                  "--from PROFILE (the profile to calibrate)");
+                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from / --elementwise-in-layer-from / "
+                  "--decode-in-layer-from needs --from PROFILE (the profile to calibrate)");
   FDC_INPUT_CHECK(o.raw_dirs.empty() && !o.derive,
-                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from / --elementwise-in-layer-from takes "
-                  "no raw inputs and no --derive");
+                  "fit --overhead-from / --in-layer-from / --attn-in-layer-from / --elementwise-in-layer-from / "
+                  "--decode-in-layer-from takes no raw inputs and no --derive");
   auto [prof, ref] = sim::load_profile(o.from, "", "--from");
   // The calibration comes after whatever made the profile: keep both commands.
   std::string command = prof.fitted_by.empty() ? "" : prof.fitted_by + "; then ";
@@ -222,6 +229,19 @@ int run_calibrate(const FitOptions& o) {
     std::cout << "    layer op time error: laws alone " << held(g.before) << "; held out (" << g.held_out.method << ") "
               << held(g.held_out) << "\n";
   }
+  if (!o.decode_in_layer_from.empty()) {
+    const bool had = !prof.attn_decode_in_layer.empty();
+    prof.attn_decode_in_layer = validate::calibrate_decode_in_layer(prof, ref, o.decode_in_layer_from);
+    for (const auto& r : o.decode_in_layer_from) command += " --decode-in-layer-from " + r;
+    std::cout << "  attn_decode_in_layer:" << (had ? " replacing the profile's" : "") << "\n";
+    for (const auto& [law, x] : prof.attn_decode_in_layer) {
+      char line[200];
+      std::snprintf(line, sizeof line, "    %-26s %+.1f us per call, from %d decode batches\n", law.c_str(), x.extra_us,
+                    x.points);
+      std::cout << line << "      layer decode time error: laws alone " << held(x.before) << "; held out ("
+                << x.held_out.method << ") " << held(x.held_out) << "\n";
+    }
+  }
   std::vector<validate::OverheadCalibration> calibrations;
   if (!o.overhead_from.empty()) {
     calibrations = validate::calibrate_overhead(prof, ref, o.overhead_from);
@@ -244,6 +264,7 @@ int run_calibrate(const FitOptions& o) {
   if (!o.in_layer_from.empty()) what.push_back("GEMMs calibrated in measured layers");
   if (!o.attn_in_layer_from.empty()) what.push_back("prefill attention calibrated in measured layers");
   if (!o.elementwise_in_layer_from.empty()) what.push_back("element-wise ops calibrated in measured layers");
+  if (!o.decode_in_layer_from.empty()) what.push_back("decode attention calibrated in measured layers");
   if (!calibrations.empty()) what.push_back("calibrated overheads");
   std::cout << "  wrote " << o.out << " (profile '" << ref.name << "' with ";
   for (size_t i = 0; i < what.size(); ++i) std::cout << (i == 0 ? "" : " and ") << what[i];
@@ -343,6 +364,12 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
                   "(docs/fit.md) and write the profile to --out; repeatable; with --overhead-from, this comes "
                   "first")
       ->check(CLI::ExistingFile);
+  sub->add_option("--decode-in-layer-from", o.decode_in_layer_from,
+                  "Calibrate --from's decode attention as it runs inside a layer from `fdcsim layer-check --per-op` "
+                  "reports measured on that GPU: per decode kernel, the extra time of one call, from the reports' "
+                  "decode-only batches (docs/fit.md) and write the profile to --out; repeatable; with "
+                  "--overhead-from, this comes first")
+      ->check(CLI::ExistingFile);
   sub->add_flag("--decode-units", o.decode_units,
                 "Price the balanced decode plan's work units in the decode attention law (an eighth column, "
                 "off by default: docs/fit.md, \"Decode attention: the plan's units\")");
@@ -370,11 +397,11 @@ void add_profile_report_command(CLI::App& app, ProfileReportOptions& o) {
 int run_fit(const FitOptions& o) {
   return run_guarded([&]() -> int {
     const bool calibrate = !o.overhead_from.empty() || !o.in_layer_from.empty() || !o.attn_in_layer_from.empty() ||
-                           !o.elementwise_in_layer_from.empty();
+                           !o.elementwise_in_layer_from.empty() || !o.decode_in_layer_from.empty();
     FDC_INPUT_CHECK(o.residuals.empty() || (!o.derive && !calibrate),
                     "fit: --residuals lists the held-out predictions of a fit from raw folders; it does not apply "
-                    "to --derive, --overhead-from, --in-layer-from, --attn-in-layer-from or "
-                    "--elementwise-in-layer-from");
+                    "to --derive, --overhead-from, --in-layer-from, --attn-in-layer-from, "
+                    "--elementwise-in-layer-from or --decode-in-layer-from");
     if (o.derive) return run_derive(o);
     if (calibrate) return run_calibrate(o);
     FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");

@@ -5,7 +5,8 @@
 // per-iteration overhead calibrated from engine runs (validate/calibrate.h);
 // `fdcsim fit --from PROFILE --in-layer-from REPORT... --out FILE`: its GEMMs calibrated on layers
 // measured per op (validate/calibrate_in_layer.h; with --overhead-from too, this comes first);
-// `--attn-in-layer-from REPORT...` likewise for its prefill attention (off by default, docs/fit.md);
+// `--attn-in-layer-from REPORT...` likewise for its prefill attention, `--decode-in-layer-from
+// REPORT...` for its decode attention kernels (an extra time per call; docs/fit.md);
 // `fdcsim profile-report PROFILE`: prints each op's form, coverage and held-out error.
 #pragma once
 
@@ -28,6 +29,7 @@ struct FitOptions {
   std::vector<std::string> in_layer_from;  // layer-check --per-op reports calibrating --from's GEMMs in a layer
   std::vector<std::string> attn_in_layer_from;  // ... calibrating --from's prefill attention in a layer
   std::vector<std::string> elementwise_in_layer_from;  // ... its norms, RoPE, KV append, residual, activation
+  std::vector<std::string> decode_in_layer_from;       // ... its decode attention kernels' extra time per call
   bool decode_units = false;      // price the balanced decode plan's units in the decode law (docs/fit.md)
   bool prefill_makespan = false;  // try the prefill law with its blocks' makespan over the SMs (docs/fit.md)
   std::string residuals;          // CSV of every case's held-out prediction ("" = none)

@@ -157,10 +157,16 @@ int run_layer_check(const LayerCheckOptions& o) {
     if (!o.out.empty()) {
       const std::filesystem::path path(o.out);
       if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-      std::ofstream probe(path);  // fails early, before any GPU work, when the path is not writable
-      if (!probe)
-        throw std::filesystem::filesystem_error("cannot write the report", path,
-                                                std::make_error_code(std::errc::io_error));
+      // Fails early, before any GPU work, when the path is not writable; appends nothing and leaves
+      // no empty file behind, so that a run that fails later keeps an earlier report whole.
+      const bool existed = std::filesystem::exists(path);
+      {
+        std::ofstream probe(path, std::ios::app);
+        if (!probe)
+          throw std::filesystem::filesystem_error("cannot write the report", path,
+                                                  std::make_error_code(std::errc::io_error));
+      }
+      if (!existed) std::filesystem::remove(path);
     }
     engine::LayerTimingOptions to;
     to.repeats = o.repeats;

@@ -104,9 +104,15 @@ int run_profile(const ProfileOptions& o) {
 #else
     // A build without CUDA only plans (--dry-run), for --gpus GPUs (default 1).
     if (!o.dry_run) {
+#if FDCSIM_CUDA_WITHOUT_BENCHMARKS
+      std::cerr << "fdcsim profile: this build has CUDA but was configured with -DFDCSIM_BUILD_BENCHMARKS=OFF: the "
+                   "microbenchmarks run on Google Benchmark; configure with -DFDCSIM_BUILD_BENCHMARKS=ON "
+                   "(scripts/gpu/profile.sh does); --dry-run plans the grid on any build\n";
+#else
       std::cerr << "fdcsim profile: this build has no CUDA: the microbenchmarks need a GPU build (put nvcc on PATH "
                    "and configure with -DFDCSIM_CUDA=AUTO or ON; scripts/gpu/profile.sh does both); --dry-run "
                    "plans the grid on any build\n";
+#endif
       return kExitBadInput;
     }
     const int visible = std::max(o.gpus, 1);

@@ -104,6 +104,11 @@ FittedProfile derive_profile(const FittedProfile& from, const std::string& from_
     (*mine)->note = "carried over unchanged from " + from_label + " (" + from.gpu + "): " + (*theirs)->note;
     (*mine)->held_out = {"none (carried over, not measured)", 0, std::nullopt, std::nullopt, {}};
   }
+  p.attn_decode_in_layer = from.attn_decode_in_layer;
+  for (auto& [law, o] : p.attn_decode_in_layer) {
+    o.note = "carried over unchanged from " + from_label + " (" + from.gpu + "): " + o.note;
+    o.held_out = {"none (carried over, not measured)", 0, std::nullopt, std::nullopt, {}};
+  }
   return p;
 }
 

@@ -26,6 +26,17 @@ struct InLayerCalibration {
   double efficiency(double rows_m) const;
 };
 
+// Decode attention inside a forward pass against back to back (fdcsim fit --decode-in-layer-from;
+// docs/fit.md): the time one call of a decode kernel (one layer's launch) takes longer in the stream
+// of a layer than its law says, added to the law's time.
+struct InLayerOffset {
+  double extra_us = 0;    // per call
+  int points = 0;         // batches of the layer-check reports it comes from
+  HeldOutError held_out;  // the layers' decode time per batch, each report predicted by the others' offsets
+  HeldOutError before;    // the same batches without the offsets
+  std::string note;       // where it comes from
+};
+
 struct FittedProfile {
   std::string gpu;
   std::string fitted_by;         // the command(s) that made it, as read back (written by write_profile's `command`)
@@ -41,6 +52,9 @@ struct FittedProfile {
   std::optional<InLayerCalibration> attn_prefill_in_layer;  // absent: prefill attention as its law says
   // Norms, RoPE (+ rotation), KV append, residual adds and the MLP activation; absent: as their laws say.
   std::optional<InLayerCalibration> elementwise_in_layer;
+  // Per decode kernel, by its law's name (attn_decode, attn_decode/tensor_cores,
+  // attn_decode/shared_pages); a kernel absent: as its law says.
+  std::map<std::string, InLayerOffset> attn_decode_in_layer;
   const OpFit* find(const std::string& op) const {
     const auto it = ops.find(op);
     return it == ops.end() ? nullptr : &it->second;

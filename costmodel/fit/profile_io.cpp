@@ -368,6 +368,42 @@ InLayerCalibration in_layer_from_json(const Json& j, const std::string& source, 
   return g;
 }
 
+Json offsets_json(const std::map<std::string, InLayerOffset>& m) {
+  Json j = Json::object();
+  for (const auto& [law, o] : m)
+    j[law] = {{"form", "in_layer_offset"},
+              {"extra_us_per_call", o.extra_us},
+              {"points", o.points},
+              {"held_out", held_out_json(o.held_out)},
+              {"before", held_out_json(o.before)},
+              {"note", o.note}};
+  return j;
+}
+
+std::map<std::string, InLayerOffset> offsets_from_json(const Json& j, const std::string& source) {
+  const std::string key = "attn_decode_in_layer";
+  FDC_INPUT_CHECK(j.is_object(), source << ": '" << key << "' must be an object of decode laws");
+  std::map<std::string, InLayerOffset> m;
+  for (const auto& [law, o] : j.items()) {
+    FDC_INPUT_CHECK(
+        law == "attn_decode" || law == "attn_decode/tensor_cores" || law == "attn_decode/shared_pages",
+        source << ": " << key << ": '" << law
+               << "' is not a decode law (attn_decode, attn_decode/tensor_cores, attn_decode/shared_pages)");
+    const Reader r(source + ": " + key + "/" + law);
+    FDC_INPUT_CHECK(o.is_object(), source << ": " << key << "/" << law << " must be an object");
+    InLayerOffset x;
+    x.extra_us = r.number(o, "extra_us_per_call");
+    FDC_INPUT_CHECK(std::isfinite(x.extra_us),
+                    source << ": " << key << "/" << law << ": extra_us_per_call must be finite");
+    x.points = static_cast<int>(r.number(o, "points"));
+    x.held_out = r.held_out(r.at(o, "held_out"));
+    x.before = r.held_out(r.at(o, "before"));
+    if (o.contains("note") && o["note"].is_string()) x.note = o["note"].get<std::string>();
+    m[law] = x;
+  }
+  return m;
+}
+
 }  // namespace
 
 Json profile_to_json(const FittedProfile& p, const std::string& command) {
@@ -388,6 +424,7 @@ Json profile_to_json(const FittedProfile& p, const std::string& command) {
   // Written only when calibrated, so that profiles without it keep their bytes.
   if (p.attn_prefill_in_layer) j["attn_prefill_in_layer"] = in_layer_json(*p.attn_prefill_in_layer);
   if (p.elementwise_in_layer) j["elementwise_in_layer"] = in_layer_json(*p.elementwise_in_layer);
+  if (!p.attn_decode_in_layer.empty()) j["attn_decode_in_layer"] = offsets_json(p.attn_decode_in_layer);
   return j;
 }
 
@@ -417,6 +454,8 @@ FittedProfile profile_from_json(const Json& j, const std::string& source) {
        {std::pair{"gemm_in_layer", &p.gemm_in_layer}, std::pair{"attn_prefill_in_layer", &p.attn_prefill_in_layer},
         std::pair{"elementwise_in_layer", &p.elementwise_in_layer}})
     if (j.contains(key) && !j[key].is_null()) *field = in_layer_from_json(j[key], source, key);
+  if (j.contains("attn_decode_in_layer") && !j["attn_decode_in_layer"].is_null())
+    p.attn_decode_in_layer = offsets_from_json(j["attn_decode_in_layer"], source);
   return p;
 }
 

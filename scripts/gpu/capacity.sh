@@ -12,7 +12,7 @@
 #  2. one Poisson run per fraction of the *measured* capacity (default 50% and 90%), each with
 #     --requests requests (default: the config's), through scripts/gpu/validate.sh.
 # Outputs: DIR/<policy>_burst/ and DIR/<policy>_burst.txt (the burst run), DIR/<policy>_r<rate>/ and
-# .txt (the Poisson runs), and DIR/capacity.csv (policy, burst requests, measured and predicted
+# .txt (the Poisson runs), and DIR/capacity.csv (appended to, a row per policy: burst requests, measured and predicted
 # capacity, error, the rates run). Builds fdcsim into build-validate unless --bin names a folder
 # with a built fdcsim. Needs python3 (reads validation.json).
 set -euo pipefail
@@ -51,7 +51,9 @@ if [[ -z "$bin" ]]; then
 fi
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$out/nvidia-smi.csv"
-echo "policy,burst_requests,capacity_measured_rps,capacity_predicted_rps,error,rates_run" > "$out/capacity.csv"
+# Appended to, so that runs into the same folder (one policy at a time) keep every row.
+[[ -s "$out/capacity.csv" ]] ||
+  echo "policy,burst_requests,capacity_measured_rps,capacity_predicted_rps,error,rates_run" > "$out/capacity.csv"
 for policy in "${policies[@]}"; do
   name="${policy}_burst"
   args=(validate --config "$config" --gpus "$gpus" --set "policy=$policy" --set 'workload.arrival={"process":"burst"}'

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "core/error.h"
 #include "costmodel/fit/derive.h"
@@ -339,4 +340,91 @@ TEST_CASE("element-wise ops calibrated in measured layers: new rows, the five sh
 
   // Written under its own key (absent when not calibrated), read back, carried over when derived.
   check_stored(profile, *p, validate::InLayerTarget::kElementwise, "elementwise_in_layer", c);
+}
+
+TEST_CASE("decode in-layer extra times: least squares over the kernels' calls per layer") {
+  using validate::DecodeInLayerPoint;
+  // CUDA cores 2 us and tensor cores 10 us per call, the shared-page kernel run by no point.
+  const std::vector<DecodeInLayerPoint> pts = {
+      {0, {4, 0, 0}, 100, 108}, {0, {0, 4, 0}, 50, 90}, {1, {2, 2, 0}, 70, 94}, {1, {1, 0, 0}, 30, 32}};
+  const auto e = validate::decode_in_layer_extra_us(pts);
+  CHECK(e[0] == doctest::Approx(2.0));
+  CHECK(e[1] == doctest::Approx(10.0));
+  CHECK(e[2] == 0);
+  CHECK(input_error_of([] { validate::decode_in_layer_extra_us({}); }).find("no measured decode batches") !=
+        std::string::npos);
+}
+
+TEST_CASE("decode attention calibrated in measured layers: per kernel, decode-only batches, its own key") {
+  using costmodel::OpKind;
+  const auto decode = static_cast<size_t>(OpKind::kAttnDecode);
+  auto [profile, ref] = sim::load_profile("h100", "", "test");
+  profile.attn_decode_in_layer.clear();  // the laws alone
+  auto plain = std::make_shared<fit::FittedProfile>(profile);
+  sim::Experiment none = experiment("none"), table = experiment("fdc-table-llama-2-13b");
+  none.profile = table.profile = plain;
+  const auto batches = validate::parse_layer_batches(kMixedBatches);  // one decode-only batch of three
+  const validate::LayerWindow w{0, 2, 6};
+  const test::SavedReport a(test::synthetic_report(none, batches, w, true));
+  const test::SavedReport b(test::synthetic_report(table, batches, w, true));
+
+  const auto points = validate::decode_in_layer_points(profile, ref, {a.path, b.path});
+  REQUIRE(points.size() == 2);  // decode:32x1024 of each report; prefill and mixed batches left out
+  const auto sa = validate::read_layer_check_report(a.path);
+  CHECK(points[0].report == 0);
+  CHECK(points[0].calls[0] == doctest::Approx(1.0));  // one CUDA-core call per layer
+  CHECK(points[1].calls[1] == doctest::Approx(1.0));  // the table policy's layers decode on the tensor cores
+  CHECK(points[0].predicted_us == doctest::Approx(validate::predict_layer(none, w, batches[1]).op_s[decode] * 1e6));
+  CHECK(points[0].measured_us == doctest::Approx(sa.rows[1].measured_op_ms[decode] * 1e3));
+
+  const auto m = validate::calibrate_decode_in_layer(profile, ref, {a.path, b.path});
+  REQUIRE(m.size() == 2);
+  const fit::InLayerOffset& cuda = m.at("attn_decode");
+  const fit::InLayerOffset& tc = m.at("attn_decode/tensor_cores");
+  CHECK(cuda.extra_us == doctest::Approx(points[0].measured_us - points[0].predicted_us));
+  CHECK(tc.extra_us == doctest::Approx(points[1].measured_us - points[1].predicted_us));
+  CHECK(cuda.points == 1);
+  REQUIRE(cuda.before.median_ape_pct);
+  CHECK_FALSE(cuda.held_out.median_ape_pct);  // no other report runs the CUDA-core kernel
+  CHECK(cuda.held_out.method.find("no other report") != std::string::npos);
+  CHECK(cuda.note.find(std::filesystem::path(b.path).filename().string()) != std::string::npos);
+
+  // The cost model adds each kernel's extra time per call to its decode calls, nothing else.
+  auto p = std::make_shared<fit::FittedProfile>(profile);
+  p->attn_decode_in_layer = m;
+  sim::Experiment none_after = experiment("none"), table_after = experiment("fdc-table-llama-2-13b");
+  none_after.profile = table_after.profile = p;
+  for (const auto& [before, after, extra] :
+       {std::tuple{&none, &none_after, cuda.extra_us}, std::tuple{&table, &table_after, tc.extra_us}}) {
+    each_batch(*before, *after, batches, w, [&](size_t i, const auto& x, const auto& y) {
+      const double calls = i == 0 ? 0.0 : 1.0;  // the prompt alone decodes nothing
+      CHECK(y.op_s[decode] == doctest::Approx(x.op_s[decode] + calls * extra * 1e-6));
+      CHECK(gemms(y) == doctest::Approx(gemms(x)));
+    });
+  }
+  CHECK(sim::make_cost_model(none_after)->describe().find("decode attention calibrated in measured layers") !=
+        std::string::npos);
+
+  // Written under its own key (absent when not calibrated), read back, carried over when derived.
+  CHECK_FALSE(fit::profile_to_json(profile, "test").contains("attn_decode_in_layer"));
+  const Json j = fit::profile_to_json(*p, "test");
+  const fit::FittedProfile back = fit::profile_from_json(j, "p.json");
+  REQUIRE(back.attn_decode_in_layer.size() == 2);
+  CHECK(back.attn_decode_in_layer.at("attn_decode/tensor_cores").extra_us == doctest::Approx(tc.extra_us));
+  const fit::SpecSheet from{"p5", profile.gpu, 989, 3350, 900}, to{"p4de", "A100-SXM4-80GB", 312, 2039, 600};
+  const fit::FittedProfile derived = fit::derive_profile(*p, "h100", from, to);
+  REQUIRE(derived.attn_decode_in_layer.size() == 2);
+  CHECK(derived.attn_decode_in_layer.at("attn_decode").note.find("carried over unchanged from h100") == 0);
+  Json bad = j;
+  bad["attn_decode_in_layer"]["attn_prefill"] = bad["attn_decode_in_layer"]["attn_decode"];
+  CHECK(input_error_of([&] {
+          fit::profile_from_json(bad, "p.json");
+        }).find("p.json: attn_decode_in_layer: 'attn_prefill' is not a decode law") != std::string::npos);
+
+  // A report without a decode-only batch cannot calibrate it, and says so.
+  const test::SavedReport prefill_only(
+      test::synthetic_report(none, validate::parse_layer_batches("prefill:1x512"), w, true));
+  CHECK(input_error_of([&] {
+          validate::calibrate_decode_in_layer(profile, ref, {prefill_only.path});
+        }).find(prefill_only.path + ": no batch decodes only") != std::string::npos);
 }
