@@ -57,10 +57,21 @@ args=()
 for f in "$L"/layer-h100-*.json; do
   args+=(--in-layer-from "$f")
   if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$f"); fi
-  # the table decode rows run no prefill; the prefill rows no decode
+  # the table decode rows run no prefill
   if ((attn_in_layer)) && [[ $f != *-decode-perop.json ]]; then args+=(--attn-in-layer-from "$f"); fi
-  if ((decode_in_layer)) && [[ $f != *-rows-perop.json ]]; then args+=(--decode-in-layer-from "$f"); fi
 done
+# Decode attention in a layer: the uniform policies at layers 2-5 (every layer the same), the
+# per-head policies over windows spread across the model (their layers' extra time differs:
+# layers 2-13 of the table policy about 14 us, layers 18-39 0-3 us; docs/fit.md).
+if ((decode_in_layer)); then
+  L6=docs/results/layer-check-20261205d
+  for f in "$L"/layer-h100-none-perop-2.json "$L"/layer-h100-fdc-uniform-50-perop.json \
+    "$L"/layer-h100-fdc-uniform-50-perop-2.json "$L"/layer-h100-fdc-table-hybrid-llama-2-13b-perop.json \
+    "$L6"/layer-h100-fdc-table-llama-2-13b-first{0,8,16,24,34}-perop.json \
+    "$L6"/layer-h100-fdc-table-hybrid-llama-2-13b-first{16,34}-perop.json; do
+    args+=(--decode-in-layer-from "$f")
+  done
+fi
 for f in "$R"/h100-1gpu-20261205-engine/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$f")
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 6
-Llama-2-13B H200 runs of the engine and kernels of 2026-12-04 afternoon and night and the 4 H100
+Llama-2-13B H200 runs of the engine and kernels of 2026-12-04 afternoon and night and the 5 H100
 runs of 2026-12-05 evening; with
 --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before the faster wgmma prefill)
 with the given profiles and counts the targets met (docs/validate.md; docs/fit.md).
@@ -59,7 +59,7 @@ RUN_SETS = {
     "current": [
         ("13B 1x H200 (12-04 pm)", "capacity-20261204b/h200-llama-2-13b", "h200.json", 5),
         ("13B 1x H200 (12-04 eve, TMA prefill)", "capacity-20261204c/h200-llama-2-13b", "h200.json", 1),
-        ("13B 1x H100 (12-05 eve)", "capacity-20261205/h100-llama-2-13b", "h100.json", 4),
+        ("13B 1x H100 (12-05 eve)", "capacity-20261205/h100-llama-2-13b", "h100.json", 5),
     ],
 }
 
@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--runs", choices=sorted(RUN_SETS), default="20261128",
                     help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28), 20261203 (the 16 "
                          "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill) or current (the "
-                         "6 H200 and 4 H100 runs of the engine and kernels as they are now)")
+                         "6 H200 and 5 H100 runs of the engine and kernels as they are now)")
     ap.add_argument("--band", type=float, metavar="PCT",
                     help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
                          "validate --band`) and count the request metrics measured within that band")
