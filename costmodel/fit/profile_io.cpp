@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "costmodel/ops.h"
 
 namespace fdc::fit {
 namespace {
@@ -385,10 +386,12 @@ std::map<std::string, InLayerOffset> offsets_from_json(const Json& j, const std:
   FDC_INPUT_CHECK(j.is_object(), source << ": '" << key << "' must be an object of decode laws");
   std::map<std::string, InLayerOffset> m;
   for (const auto& [law, o] : j.items()) {
-    FDC_INPUT_CHECK(
-        law == "attn_decode" || law == "attn_decode/tensor_cores" || law == "attn_decode/shared_pages",
-        source << ": " << key << ": '" << law
-               << "' is not a decode law (attn_decode, attn_decode/tensor_cores, attn_decode/shared_pages)");
+    bool known = false;
+    for (int k = 0; k < costmodel::kNumDecodeKernels; ++k)
+      known = known || law == costmodel::decode_kernel_law(static_cast<costmodel::DecodeKernel>(k));
+    FDC_INPUT_CHECK(known, source << ": " << key << ": '" << law
+                                  << "' is not a decode law (attn_decode, attn_decode/tensor_cores, "
+                                     "attn_decode/shared_pages)");
     const Reader r(source + ": " + key + "/" + law);
     FDC_INPUT_CHECK(o.is_object(), source << ": " << key << "/" << law << " must be an object");
     InLayerOffset x;
