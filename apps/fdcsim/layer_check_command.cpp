@@ -190,6 +190,7 @@ int run_layer_check(const LayerCheckOptions& o) {
     prov["batches"] = o.batches;
     prov["repeats"] = o.repeats;
     prov["per_op"] = o.per_op;
+    prov["gemm_planning"] = timings.gemm_planning;
     write_report(o, ctx, rows, prov);
     return 0;
 #else

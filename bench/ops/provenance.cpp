@@ -12,6 +12,7 @@
 #include "bench/ops/runner.h"
 #include "core/wall_clock.h"
 #include "kernels/common/cuda_check.h"
+#include "kernels/ops/launch.h"
 #ifdef FDCSIM_HAVE_NCCL
 #include <nccl.h>
 #endif
@@ -58,6 +59,7 @@ nlohmann::json collect_provenance(const std::string& command_line) {
       cublasDestroy(h);
     }
     j["cublaslt"] = static_cast<uint64_t>(cublasLtGetVersion());
+    j["gemm_planning"] = kernels::ops::to_string(kernels::ops::GemmRunner::planning_from_env());
   }
 #ifdef FDCSIM_HAVE_NCCL
   int nv = 0;

@@ -17,6 +17,18 @@ namespace fdc::kernels::ops {
 
 const char* to_string(GemmBackend b) { return b == GemmBackend::kCublasLt ? "cublaslt" : "cublas"; }
 
+const char* to_string(GemmRunner::Planning p) {
+  switch (p) {
+    case GemmRunner::Planning::kTuned:
+      return "tuned";
+    case GemmRunner::Planning::kBucketed:
+      return "bucketed";
+    case GemmRunner::Planning::kExact:
+      return "exact";
+  }
+  return "?";
+}
+
 namespace {
 cudaDataType_t cuda_type(DType t) { return t == DType::kBF16 ? CUDA_R_16BF : CUDA_R_16F; }
 }  // namespace
@@ -33,13 +45,16 @@ struct GemmRunner::LtPlan {
   }
 };
 
-GemmRunner::GemmRunner(size_t workspace_bytes) : workspace_(workspace_bytes) {
-  if (const char* env = std::getenv("FDCSIM_GEMM_PLANNING")) {
-    const std::string v = env;
-    FDC_INPUT_CHECK(v == "bucketed" || v == "exact",
-                    "FDCSIM_GEMM_PLANNING: expected 'bucketed' or 'exact', found '" << v << "'");
-    planning_ = v == "exact" ? Planning::kExact : Planning::kBucketed;
-  }
+GemmRunner::Planning GemmRunner::planning_from_env() {
+  const char* env = std::getenv("FDCSIM_GEMM_PLANNING");
+  if (!env) return Planning::kTuned;
+  const std::string v = env;
+  FDC_INPUT_CHECK(v == "tuned" || v == "bucketed" || v == "exact",
+                  "FDCSIM_GEMM_PLANNING: expected 'tuned', 'bucketed' or 'exact', found '" << v << "'");
+  return v == "exact" ? Planning::kExact : v == "bucketed" ? Planning::kBucketed : Planning::kTuned;
+}
+
+GemmRunner::GemmRunner(size_t workspace_bytes) : workspace_(workspace_bytes), planning_(planning_from_env()) {
   CUBLAS_CHECK(cublasLtCreate(&lt_));
   CUBLAS_CHECK(cublasCreate(&blas_));
   CUBLAS_CHECK(cublasSetWorkspace(blas_, workspace_.data(), workspace_.bytes()));
@@ -47,6 +62,8 @@ GemmRunner::GemmRunner(size_t workspace_bytes) : workspace_(workspace_bytes) {
 
 GemmRunner::~GemmRunner() {
   plans_.clear();
+  if (tune_start_) cudaEventDestroy(tune_start_);
+  if (tune_end_) cudaEventDestroy(tune_end_);
   if (blas_) cublasDestroy(blas_);
   if (lt_) cublasLtDestroy(lt_);
 }
@@ -68,7 +85,77 @@ void describe(cublasLtMatmulDesc_t* desc, cublasLtMatrixLayout_t* a, cublasLtMat
 
 }  // namespace
 
-const GemmRunner::LtPlan& GemmRunner::plan(const GemmParams& p) {
+namespace {
+
+using Preference = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, cublasStatus_t (*)(cublasLtMatmulPreference_t)>;
+
+Preference preference(uint64_t workspace_bytes) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  Preference own(pref, cublasLtMatmulPreferenceDestroy);
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                                    sizeof workspace_bytes));
+  return own;
+}
+
+}  // namespace
+
+void GemmRunner::launch(const LtPlan& pl, const cublasLtMatmulAlgo_t& algo, const GemmParams& p,
+                        cudaStream_t stream) {
+  const float one = 1.f, zero = 0.f;
+  CUBLAS_CHECK(cublasLtMatmul(lt_, pl.desc, &one, p.w, pl.a, p.x, pl.b, &zero, p.out, pl.c, p.out, pl.c, &algo,
+                              workspace_.data(), workspace_.bytes(), stream));
+}
+
+// The heuristic's answers for the bucket's row count, each timed at p's rows (exact: p's
+// descriptor and layouts); the fastest, or the first answer unless another is over 1% faster.
+cublasLtMatmulAlgo_t GemmRunner::tune(const LtPlan& bucket, const LtPlan& exact, const GemmParams& p,
+                                      cudaStream_t stream) {
+  const Preference pref = preference(workspace_.bytes());
+  cublasLtMatmulHeuristicResult_t results[kTuneCandidates]{};
+  int found = 0;
+  ++heuristic_queries_;
+  CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, bucket.desc, bucket.a, bucket.b, bucket.c, bucket.c, pref.get(),
+                                              kTuneCandidates, results, &found));
+  FDC_CHECK(found > 0, "cuBLASLt has no algorithm for gemm m=" << p.m << " n=" << p.n << " k=" << p.k << " "
+                                                                 << to_string(p.dtype));
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone || found == 1) return results[0].algo;
+  if (!tune_start_) {
+    CUDA_CHECK(cudaEventCreate(&tune_start_));
+    CUDA_CHECK(cudaEventCreate(&tune_end_));
+  }
+  int best = -1;
+  float best_ms = 0, first_ms = -1;
+  for (int i = 0; i < found; ++i) {
+    cublasLtMatmulHeuristicResult_t check{};
+    if (results[i].state != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulAlgoCheck(lt_, exact.desc, exact.a, exact.b, exact.c, exact.c, &results[i].algo, &check) !=
+            CUBLAS_STATUS_SUCCESS ||
+        check.workspaceSize > workspace_.bytes())
+      continue;
+    launch(exact, results[i].algo, p, stream);  // loads the kernel
+    CUDA_CHECK(cudaEventRecord(tune_start_, stream));
+    for (int r = 0; r < kTuneLaunches; ++r) launch(exact, results[i].algo, p, stream);
+    CUDA_CHECK(cudaEventRecord(tune_end_, stream));
+    CUDA_CHECK(cudaEventSynchronize(tune_end_));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, tune_start_, tune_end_));
+    if (i == 0) first_ms = ms;
+    if (best < 0 || ms < best_ms) {
+      best = i;
+      best_ms = ms;
+    }
+  }
+  if (best < 0) return results[0].algo;  // none holds for these rows: the caller asks again for them
+  ++tuned_buckets_;
+  if (best == 0 || (first_ms >= 0 && best_ms >= 0.99f * first_ms)) return results[0].algo;
+  ++retuned_buckets_;
+  return results[best].algo;
+}
+
+const GemmRunner::LtPlan& GemmRunner::plan(const GemmParams& p, cudaStream_t stream) {
   const int dt = static_cast<int>(p.dtype);
   const Key key = std::make_tuple(p.m, p.n, p.k, dt);
   auto it = plans_.find(key);
@@ -76,40 +163,36 @@ const GemmRunner::LtPlan& GemmRunner::plan(const GemmParams& p) {
   auto pl = std::make_unique<LtPlan>();
   describe(&pl->desc, &pl->a, &pl->b, &pl->c, p.m, p.n, p.k, p.dtype);
 
-  cublasLtMatmulPreference_t pref = nullptr;
-  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  const std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, cublasStatus_t (*)(cublasLtMatmulPreference_t)> own(
-      pref, cublasLtMatmulPreferenceDestroy);
-  const uint64_t ws = workspace_.bytes();
-  CUBLAS_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
   // The heuristic's first choice for m rows (desc and layouts of that m).
   auto heuristic = [&](cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
                        cublasLtMatrixLayout_t c, int64_t m) {
+    const Preference pref = preference(workspace_.bytes());
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     ++heuristic_queries_;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, desc, a, b, c, c, pref, 1, &result, &found));
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, desc, a, b, c, c, pref.get(), 1, &result, &found));
     FDC_CHECK(found > 0, "cuBLASLt has no algorithm for gemm m=" << m << " n=" << p.n << " k=" << p.k << " "
                                                                    << to_string(p.dtype));
     return result.algo;
   };
 
   bool chosen = false;
-  if (planning_ == Planning::kBucketed) {
+  if (planning_ != Planning::kExact) {
     const int64_t bucket = gemm_row_bucket(p.m);
     const Key bkey = std::make_tuple(bucket, p.n, p.k, dt);
     auto b = bucket_algos_.find(bkey);
     if (b == bucket_algos_.end()) {
       LtPlan bp;
       describe(&bp.desc, &bp.a, &bp.b, &bp.c, bucket, p.n, p.k, p.dtype);
-      b = bucket_algos_.emplace(bkey, heuristic(bp.desc, bp.a, bp.b, bp.c, bucket)).first;
+      const cublasLtMatmulAlgo_t algo = planning_ == Planning::kTuned ? tune(bp, *pl, p, stream)
+                                                                      : heuristic(bp.desc, bp.a, bp.b, bp.c, bucket);
+      b = bucket_algos_.emplace(bkey, algo).first;
     }
     // The bucket's algorithm must also hold for these exact rows.
     cublasLtMatmulHeuristicResult_t check{};
     if (cublasLtMatmulAlgoCheck(lt_, pl->desc, pl->a, pl->b, pl->c, pl->c, &b->second, &check) ==
             CUBLAS_STATUS_SUCCESS &&
-        check.workspaceSize <= ws) {
+        check.workspaceSize <= workspace_.bytes()) {
       pl->algo = b->second;
       chosen = true;
     }
@@ -132,9 +215,8 @@ void GemmRunner::run(const GemmParams& p, GemmBackend backend, cudaStream_t stre
   validate(p);
   const float one = 1.f, zero = 0.f;
   if (backend == GemmBackend::kCublasLt) {
-    const LtPlan& pl = plan(p);
-    CUBLAS_CHECK(cublasLtMatmul(lt_, pl.desc, &one, p.w, pl.a, p.x, pl.b, &zero, p.out, pl.c, p.out, pl.c, &pl.algo,
-                                workspace_.data(), workspace_.bytes(), stream));
+    const LtPlan& pl = plan(p, stream);
+    launch(pl, pl.algo, p, stream);
     return;
   }
   FDC_INPUT_CHECK(p.m <= INT32_MAX && p.n <= INT32_MAX && p.k <= INT32_MAX,

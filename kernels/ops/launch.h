@@ -27,14 +27,23 @@ const char* to_string(GemmBackend b);
 
 // Projections through cuBLASLt (the production path, 32 MiB workspace) or cublasGemmEx (the
 // reference timed beside it). Both compute out = x w^T in fp32 and round once. cuBLASLt's
-// algorithm is chosen by its heuristic once per shape and row bucket (gemm_row_bucket in
-// op_params.h) and checked against each exact row count before use (an algorithm the check
-// refuses gets a heuristic of its own); FDCSIM_GEMM_PLANNING=exact in the environment asks the
-// heuristic for every distinct row count instead (the behaviour before buckets, kept to compare).
-// One runner per device; not thread-safe.
+// algorithm is chosen once per shape and row bucket (gemm_row_bucket in op_params.h) and checked
+// against each exact row count before use (an algorithm the check refuses gets a heuristic of its
+// own). The choice, by FDCSIM_GEMM_PLANNING in the environment:
+//  - tuned (default): the heuristic's first kTuneCandidates answers for the bucket are each timed
+//    at the row count that first meets the bucket (one untimed launch, then kTuneLaunches timed
+//    ones on the caller's stream) and the fastest is kept; the heuristic's first answer stays
+//    unless another is over 1% faster. Its first answer alone is up to 31% slower than
+//    cublasGemmEx at some row counts (H100, 2100 rows of Llama-2-13B's MLP down projection).
+//  - bucketed: the heuristic's first answer for the bucket (the choice before tuning).
+//  - exact: the heuristic's first answer for every distinct row count (the choice before buckets).
+// A stream being captured into a CUDA graph is never synchronised: its buckets take the
+// heuristic's first answer. One runner per device; not thread-safe.
 class GemmRunner {
  public:
-  enum class Planning { kBucketed, kExact };
+  enum class Planning { kTuned, kBucketed, kExact };
+  static constexpr int kTuneCandidates = 8;
+  static constexpr int kTuneLaunches = 3;
 
   explicit GemmRunner(size_t workspace_bytes = size_t{32} << 20);
   ~GemmRunner();
@@ -49,21 +58,32 @@ class GemmRunner {
   void warm(const GemmParams& p, int64_t max_m, cudaStream_t stream);
 
   Planning planning() const { return planning_; }
+  // The planning FDCSIM_GEMM_PLANNING asks for (tuned when unset); throws on another value.
+  static Planning planning_from_env();
   // Heuristic queries made so far (one per shape and bucket, plus refused checks).
   int64_t heuristic_queries() const { return heuristic_queries_; }
+  // Buckets whose algorithm was chosen by timing, and of those, where it is not the heuristic's
+  // first answer.
+  int64_t tuned_buckets() const { return tuned_buckets_; }
+  int64_t retuned_buckets() const { return retuned_buckets_; }
 
  private:
   struct LtPlan;
-  const LtPlan& plan(const GemmParams& p);
+  const LtPlan& plan(const GemmParams& p, cudaStream_t stream);
+  cublasLtMatmulAlgo_t tune(const LtPlan& bucket, const LtPlan& exact, const GemmParams& p, cudaStream_t stream);
+  void launch(const LtPlan& pl, const cublasLtMatmulAlgo_t& algo, const GemmParams& p, cudaStream_t stream);
 
   cublasLtHandle_t lt_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   DeviceBuffer<uint8_t> workspace_;
-  Planning planning_ = Planning::kBucketed;
-  int64_t heuristic_queries_ = 0;
+  Planning planning_;
+  int64_t heuristic_queries_ = 0, tuned_buckets_ = 0, retuned_buckets_ = 0;
+  cudaEvent_t tune_start_ = nullptr, tune_end_ = nullptr;
   using Key = std::tuple<int64_t, int64_t, int64_t, int>;  // m, n, k, dtype
   std::map<Key, std::unique_ptr<LtPlan>> plans_;           // exact row counts
   std::map<Key, cublasLtMatmulAlgo_t> bucket_algos_;       // m = the bucket
 };
+
+const char* to_string(GemmRunner::Planning p);
 
 }  // namespace fdc::kernels::ops

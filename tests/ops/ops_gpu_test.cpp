@@ -6,7 +6,9 @@
 #include <cuda_runtime_api.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -237,9 +239,9 @@ TEST_CASE("projections through cuBLASLt and cuBLAS match the reference") {
           }
 }
 
-TEST_CASE("bucketed cuBLASLt planning: one heuristic query per bucket, results equal the reference") {
+TEST_CASE("bucketed and tuned cuBLASLt planning: one heuristic query per bucket, results equal the reference") {
   GemmRunner runner;
-  if (runner.planning() != GemmRunner::Planning::kBucketed) return;  // FDCSIM_GEMM_PLANNING=exact
+  if (runner.planning() == GemmRunner::Planning::kExact) return;  // FDCSIM_GEMM_PLANNING=exact
   const DType t = DType::kBF16;
   const int64_t n = 136, k = 520, max_m = 1100;
   const auto xh = random_bits(t, size_t(max_m * k), 3), wh = random_bits(t, size_t(n * k), 4);
@@ -248,6 +250,14 @@ TEST_CASE("bucketed cuBLASLt planning: one heuristic query per bucket, results e
   CUDA_CHECK(cudaDeviceSynchronize());
   const int64_t after_warm = runner.heuristic_queries();
   CHECK(after_warm <= 7 + 30 + 1);  // buckets 8 .. 1152
+  if (runner.planning() == GemmRunner::Planning::kTuned) {
+    // Buckets are timed once each (those where the heuristic has a single answer are not).
+    CHECK(runner.tuned_buckets() >= 1);
+    CHECK(runner.tuned_buckets() <= 7 + 30 + 1);
+    CHECK(runner.retuned_buckets() <= runner.tuned_buckets());
+  } else {
+    CHECK(runner.tuned_buckets() == 0);
+  }
   for (int64_t m : {1, 5, 26, 27, 935, 941, 1100}) {
     CAPTURE(m);
     std::vector<uint16_t> ref(size_t(m * n));
@@ -262,6 +272,21 @@ TEST_CASE("bucketed cuBLASLt planning: one heuristic query per bucket, results e
   }
   // Row counts inside warmed buckets ask the heuristic again only where the check refused.
   CHECK(runner.heuristic_queries() - after_warm <= 7);
+}
+
+TEST_CASE("FDCSIM_GEMM_PLANNING: tuned when unset, an unknown value refused") {
+  const char* before = std::getenv("FDCSIM_GEMM_PLANNING");
+  const std::string saved = before ? before : "";
+  ::unsetenv("FDCSIM_GEMM_PLANNING");
+  CHECK(GemmRunner::planning_from_env() == GemmRunner::Planning::kTuned);
+  ::setenv("FDCSIM_GEMM_PLANNING", "bucketed", 1);
+  CHECK(GemmRunner::planning_from_env() == GemmRunner::Planning::kBucketed);
+  ::setenv("FDCSIM_GEMM_PLANNING", "fastest", 1);
+  CHECK_THROWS_WITH_AS(GemmRunner::planning_from_env(), doctest::Contains("found 'fastest'"), fdc::InputError);
+  if (before)
+    ::setenv("FDCSIM_GEMM_PLANNING", saved.c_str(), 1);
+  else
+    ::unsetenv("FDCSIM_GEMM_PLANNING");
 }
 
 TEST_CASE("norms, residual add and activations match the reference") {

@@ -213,6 +213,7 @@ void run_rank(sim::Experiment& exp, const EngineOptions& opt, const std::string&
   EngineTotals tot;
   tot.device = model.device_name();
   tot.decode_kernels = model.decode_kernels();
+  tot.gemm_planning = model.gemm_planning();
   tot.kv_blocks = layout.num_blocks;
   // Warm-up on a scratch scheduler: loads kernels and cuBLASLt plans for prefill and decode, so
   // the first measured iterations do not pay one-time costs.
@@ -339,11 +340,13 @@ void run_rank(sim::Experiment& exp, const EngineOptions& opt, const std::string&
   if (!opt.quiet) {
     std::printf(
         "  %s x %d: %llu completed, %llu rejected, %llu iterations, %llu preemptions, %lld KV blocks\n"
-        "  wall %.3f s, busy %.3f s (GPU %.3f s, host planning %.3f s)\n  decode kernel: %s\n  timeline: %s\n",
+        "  wall %.3f s, busy %.3f s (GPU %.3f s, host planning %.3f s)\n  decode kernel: %s\n  GEMM planning: %s\n"
+        "  timeline: %s\n",
         tot.device.c_str(), ranks, static_cast<unsigned long long>(tot.completed),
         static_cast<unsigned long long>(tot.rejected), static_cast<unsigned long long>(tot.iterations),
         static_cast<unsigned long long>(tot.preemptions), static_cast<long long>(tot.kv_blocks), tot.wall_s,
-        tot.busy_s, tot.gpu_s, tot.host_s, tot.decode_kernels.c_str(), timeline_path.c_str());
+        tot.busy_s, tot.gpu_s, tot.host_s, tot.decode_kernels.c_str(), tot.gemm_planning.c_str(),
+        timeline_path.c_str());
   }
 }
 

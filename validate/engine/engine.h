@@ -37,6 +37,7 @@ struct EngineTotals {
   int64_t kv_blocks = 0;  // per replica
   std::string device;
   std::string decode_kernels;  // GpuModel::decode_kernels() of rank 0
+  std::string gemm_planning;   // GpuModel::gemm_planning() of rank 0
 };
 
 // Runs the experiment (one replica: sim::Experiment::num_replicas() must be 1, tp = 1) and writes

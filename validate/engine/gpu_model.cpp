@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <future>
+#include <iomanip>
 #include <map>
 #include <optional>
 #include <set>
@@ -164,6 +165,7 @@ struct GpuModel::Impl {
   std::vector<int> op_tags;
   bool op_events_on = true;  // GpuModel::set_op_events
   ops::GemmRunner gemm;
+  double gemm_warm_s = 0;  // warm_gemms(), wall seconds
   std::vector<LayoutGroup> groups;
   std::vector<Layer> layers;
   DeviceBuffer<bf16> embed, positions, final_norm, final_norm_bias, lm_head;
@@ -483,8 +485,10 @@ GpuModel::GpuModel(const GpuModelConfig& c) : impl_(std::make_unique<Impl>(c)) {
     g.decode_path = attn::choose_decode_path(g.local, c.decode_path);
     g.plan_opt = attn::decode_plan_options_for_device(c.device, g.decode_path);
   }
+  const auto warm_start = std::chrono::steady_clock::now();
   I.warm_gemms();
   CUDA_CHECK(cudaStreamSynchronize(I.stream));
+  I.gemm_warm_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - warm_start).count();
 }
 
 GpuModel::~GpuModel() = default;
@@ -498,6 +502,17 @@ std::string GpuModel::device_name() const {
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, impl_->cfg.device));
   return prop.name;
+}
+
+std::string GpuModel::gemm_planning() const {
+  const Impl& I = *impl_;
+  std::ostringstream out;
+  out << ops::to_string(I.gemm.planning());
+  if (I.gemm.planning() == ops::GemmRunner::Planning::kTuned)
+    out << ": " << I.gemm.tuned_buckets() << " row buckets timed (" << I.gemm.retuned_buckets()
+        << " not the heuristic's first answer)";
+  out << ", warm-up " << std::fixed << std::setprecision(1) << I.gemm_warm_s << " s";
+  return out.str();
 }
 
 std::string GpuModel::decode_kernels() const {

@@ -93,6 +93,9 @@ class GpuModel {
   // The decode kernel the layers run, e.g. "CUDA cores (40 layers)" or "tensor cores (32 layers),
   // CUDA cores (8 layers)".
   std::string decode_kernels() const;
+  // How the projections' cuBLASLt algorithms were chosen at construction, e.g. "tuned: 412 row
+  // buckets timed (37 not the heuristic's first answer), 3.1 s" (kernels/ops/launch.h).
+  std::string gemm_planning() const;
   int64_t weight_bytes() const;        // on the GPU
   int64_t kv_bytes_per_block() const;  // summed over layers
   // Logits of the emitting rows of the last forward() that this rank computed (fp32,

@@ -53,6 +53,7 @@ LayerTimings time_layers(const sim::Experiment& exp, const validate::LayerWindow
 
   LayerTimings out;
   out.device = short_model->device_name();
+  out.gemm_planning = long_model->gemm_planning();
   std::vector<int32_t> next;
   for (size_t bi = 0; bi < batches.size(); ++bi) {
     const validate::LayerBatch& b = batches[bi];

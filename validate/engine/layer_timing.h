@@ -25,6 +25,7 @@ struct LayerTimingOptions {
 
 struct LayerTimings {
   std::string device;                               // GPU name
+  std::string gemm_planning;                        // GpuModel::gemm_planning() of the longer window
   std::vector<validate::LayerMeasurement> batches;  // in the order of the batches given
 };
 
