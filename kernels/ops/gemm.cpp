@@ -5,12 +5,9 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "kernels/common/cuda_check.h"
 #include "kernels/ops/cublas_check.h"
@@ -129,50 +126,33 @@ cublasLtMatmulAlgo_t GemmRunner::tune(const LtPlan& bucket, const LtPlan& exact,
     CUDA_CHECK(cudaEventCreate(&tune_start_));
     CUDA_CHECK(cudaEventCreate(&tune_end_));
   }
-  std::vector<int> valid;  // the answers that hold for these exact rows, in the heuristic's order
+  int best = -1;
+  float best_ms = 0, first_ms = -1;
   for (int i = 0; i < found; ++i) {
     cublasLtMatmulHeuristicResult_t check{};
-    if (results[i].state == CUBLAS_STATUS_SUCCESS &&
-        cublasLtMatmulAlgoCheck(lt_, exact.desc, exact.a, exact.b, exact.c, exact.c, &results[i].algo, &check) ==
-            CUBLAS_STATUS_SUCCESS &&
-        check.workspaceSize <= workspace_.bytes())
-      valid.push_back(i);
-  }
-  if (valid.empty()) return results[0].algo;  // none holds for these rows: the caller asks again for them
-  if (valid.size() == 1) return results[valid[0]].algo;
-  auto elapsed_ms = [&] {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulAlgoCheck(lt_, exact.desc, exact.a, exact.b, exact.c, exact.c, &results[i].algo, &check) !=
+            CUBLAS_STATUS_SUCCESS ||
+        check.workspaceSize > workspace_.bytes())
+      continue;
+    launch(exact, results[i].algo, p, stream);  // loads the kernel
+    CUDA_CHECK(cudaEventRecord(tune_start_, stream));
+    for (int r = 0; r < kTuneLaunches; ++r) launch(exact, results[i].algo, p, stream);
+    CUDA_CHECK(cudaEventRecord(tune_end_, stream));
     CUDA_CHECK(cudaEventSynchronize(tune_end_));
     float ms = 0;
     CUDA_CHECK(cudaEventElapsedTime(&ms, tune_start_, tune_end_));
-    return ms;
-  };
-  // One launch of each first: every kernel is loaded and the clocks are up before anything is
-  // timed (a candidate timed first, straight after an idle GPU, measured slow and lost to slower
-  // ones). The first launch's time sizes the timed bursts: at least kTuneLaunches launches and
-  // about 0.5 ms of work, so that short GEMMs are not timed at the events' resolution.
-  CUDA_CHECK(cudaEventRecord(tune_start_, stream));
-  launch(exact, results[valid[0]].algo, p, stream);
-  CUDA_CHECK(cudaEventRecord(tune_end_, stream));
-  const float once_ms = std::max(elapsed_ms(), 1e-3f);
-  for (size_t j = 1; j < valid.size(); ++j) launch(exact, results[valid[j]].algo, p, stream);
-  const int launches = std::clamp(static_cast<int>(std::ceil(0.5f / once_ms)), kTuneLaunches, 64);
-  // Two timed passes, the second in reverse order (a drift of the clocks over the passes reaches
-  // the first and last candidates alike); each candidate's faster burst counts.
-  std::vector<float> ms(valid.size(), std::numeric_limits<float>::infinity());
-  for (int pass = 0; pass < 2; ++pass)
-    for (size_t o = 0; o < valid.size(); ++o) {
-      const size_t j = pass == 0 ? o : valid.size() - 1 - o;
-      CUDA_CHECK(cudaEventRecord(tune_start_, stream));
-      for (int r = 0; r < launches; ++r) launch(exact, results[valid[j]].algo, p, stream);
-      CUDA_CHECK(cudaEventRecord(tune_end_, stream));
-      ms[j] = std::min(ms[j], elapsed_ms() / static_cast<float>(launches));
+    if (i == 0) first_ms = ms;
+    if (best < 0 || ms < best_ms) {
+      best = i;
+      best_ms = ms;
     }
+  }
+  if (best < 0) return results[0].algo;  // none holds for these rows: the caller asks again for them
   ++tuned_buckets_;
-  const size_t best = static_cast<size_t>(std::min_element(ms.begin(), ms.end()) - ms.begin());
-  // The heuristic's own choice stays unless another is clearly faster.
-  if (best == 0 || ms[best] >= (1.0f - kTuneMargin) * ms[0]) return results[valid[0]].algo;
+  if (best == 0 || (first_ms >= 0 && best_ms >= 0.99f * first_ms)) return results[0].algo;
   ++retuned_buckets_;
-  return results[valid[best]].algo;
+  return results[best].algo;
 }
 
 const GemmRunner::LtPlan& GemmRunner::plan(const GemmParams& p, cudaStream_t stream) {

@@ -30,13 +30,11 @@ const char* to_string(GemmBackend b);
 // algorithm is chosen once per shape and row bucket (gemm_row_bucket in op_params.h) and checked
 // against each exact row count before use (an algorithm the check refuses gets a heuristic of its
 // own). The choice, by FDCSIM_GEMM_PLANNING in the environment:
-//  - tuned (default): the heuristic's first kTuneCandidates answers for the bucket are timed at
-//    the row count that first meets the bucket, on the caller's stream: one launch of each (kernels
-//    loaded, clocks up), then two passes of bursts (at least kTuneLaunches launches and about
-//    0.5 ms each, the second pass in reverse order); each candidate's faster burst counts, and the
-//    heuristic's first answer stays unless another is more than kTuneMargin faster. Its first
-//    answer alone is up to 31% slower than cublasGemmEx at some row counts (H100, 2100 rows of
-//    Llama-2-13B's MLP down projection).
+//  - tuned (default): the heuristic's first kTuneCandidates answers for the bucket are each timed
+//    at the row count that first meets the bucket (one untimed launch, then kTuneLaunches timed
+//    ones on the caller's stream) and the fastest is kept; the heuristic's first answer stays
+//    unless another is over 1% faster. Its first answer alone is up to 31% slower than
+//    cublasGemmEx at some row counts (H100, 2100 rows of Llama-2-13B's MLP down projection).
 //  - bucketed: the heuristic's first answer for the bucket (the choice before tuning).
 //  - exact: the heuristic's first answer for every distinct row count (the choice before buckets).
 // A stream being captured into a CUDA graph is never synchronised: its buckets take the
@@ -46,7 +44,6 @@ class GemmRunner {
   enum class Planning { kTuned, kBucketed, kExact };
   static constexpr int kTuneCandidates = 8;
   static constexpr int kTuneLaunches = 3;
-  static constexpr float kTuneMargin = 0.02f;
 
   explicit GemmRunner(size_t workspace_bytes = size_t{32} << 20);
   ~GemmRunner();
