@@ -14,7 +14,7 @@
 # the committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
-# docs/results/layer-check-20261205c for the H100, -20261204d and -20261205 for the H200) and the iteration overhead on engine timelines
+# docs/results/layer-check-20261206 for the H100, -20261204d and -20261205 for the H200) and the iteration overhead on engine timelines
 # (`fit --overhead-from`); a100-extrapolated.json derived
 # from the H100 profile. Which folders and timelines, and why, is in docs/fit.md; the raw folders
 # are described in configs/profiles/raw/README.md. Rebuild afterwards: the profiles are embedded.
@@ -44,17 +44,18 @@ trap 'rm -rf "$tmp"' EXIT
 
 # H100: the 2026-11-28 re-profile, its KV append / classification cases and the first H100
 # collectives, with attention (the wgmma prefill kernel, the tensor-core and shared-page decode
-# kernels, the policies' rank tables), the GEMMs with cold weights and the small ops twice measured
-# again on 2026-12-05 (later folders replace the cases they hold); GEMMs and prefill attention in a
-# layer from that evening's per-op layer checks (two rounds of the four policies, prefill rows,
-# table decode rows); overheads calibrated on that evening's bursts of Llama-2-13B (1 GPU, the four
-# policies) and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
+# kernels, the policies' rank tables) and the small ops twice measured again on 2026-12-05, and the
+# GEMMs with the algorithms chosen by timing on 2026-12-06 (later folders replace the cases they
+# hold); GEMMs and prefill attention in a layer from the per-op layer checks of 2026-12-06 (the four
+# policies, prefill rows); decode attention in a layer from those of 2026-12-05 (below); overheads
+# calibrated on the bursts of Llama-2-13B of 2026-12-06 (none, table, FDC 50%) and 2026-12-05 (the
+# token-class policy), and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
 "$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
   "$R/h100-2gpu-20261128-comm/ulysses" "$R/h100-1gpu-20261205-attn" "$R/h100-1gpu-20261205-ops" \
-  ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
+  "$R/h100-1gpu-20261206-gemm" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
 L=docs/results/layer-check-20261205c
 args=()
-for f in "$L"/layer-h100-*.json; do
+for f in docs/results/layer-check-20261206/layer-h100-*.json; do  # the GEMMs as the engine plans them now
   args+=(--in-layer-from "$f")
   if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$f"); fi
   # the table decode rows run no prefill
@@ -72,7 +73,8 @@ if ((decode_in_layer)); then
     args+=(--decode-in-layer-from "$f")
   done
 fi
-for f in "$R"/h100-1gpu-20261205-engine/*.jsonl.gz "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
+for f in "$R"/h100-1gpu-20261206-engine/*.jsonl.gz "$R"/h100-1gpu-20261205-engine/*hybrid*.jsonl.gz \
+  "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$f")
 done
 "$bin" fit --from "$tmp/h100.json" "${args[@]}" --out configs/profiles/h100.json

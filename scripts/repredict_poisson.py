@@ -44,7 +44,10 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # wgmma prefill before commit 1aa31cf (up to 1.4x slower at d = 128);
 # "current": the same five policies and rates on one H200 in the afternoon of 2026-12-04, and policy
 # none at 3.4375 req/s again in the evening with the prefill kernel copying K/V by TMA, as the engine
-# runs now; and four policies on one H100 in the evening of 2026-12-05 (the engine of commit 5714426).
+# ran then (the GEMM algorithms the heuristic's first answer per row bucket), and three policies on
+# one H100 on 2026-12-06 with the GEMM algorithms chosen by timing (commit 627a6d8);
+# "20261205": four policies on one H100 in the evening of 2026-12-05 (the engine of commit 5714426,
+# before the GEMM tuning).
 RUN_SETS = {
     "20261128": [
         ("13B 1x H100", "capacity-20261128b/h100-llama-2-13b", "h100.json", 6),
@@ -59,6 +62,9 @@ RUN_SETS = {
     "current": [
         ("13B 1x H200 (12-04 pm)", "capacity-20261204b/h200-llama-2-13b", "h200.json", 5),
         ("13B 1x H200 (12-04 eve, TMA prefill)", "capacity-20261204c/h200-llama-2-13b", "h200.json", 1),
+        ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 3),
+    ],
+    "20261205": [
         ("13B 1x H100 (12-05 eve)", "capacity-20261205/h100-llama-2-13b", "h100.json", 5),
     ],
 }

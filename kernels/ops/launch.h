@@ -33,8 +33,11 @@ const char* to_string(GemmBackend b);
 //  - tuned (default): the heuristic's first kTuneCandidates answers for the bucket are each timed
 //    at the row count that first meets the bucket (one untimed launch, then kTuneLaunches timed
 //    ones on the caller's stream) and the fastest is kept; the heuristic's first answer stays
-//    unless another is over 1% faster. Its first answer alone is up to 31% slower than
-//    cublasGemmEx at some row counts (H100, 2100 rows of Llama-2-13B's MLP down projection).
+//    unless another is over 1% faster. Its first answer alone is up to 36% slower than
+//    cublasGemmEx at some row counts (H100: 2100 rows of Llama-2-13B's MLP down projection, 31%).
+//    Measured side by side on an H100 (docs/validate.md, "GEMM algorithms chosen by timing"): 11
+//    of 88 cases over 5% faster, 4 over 5% slower (the LM head at 2048 and 4096 rows, the MLP up
+//    projection at 4096), where this short timing misjudged the candidates.
 //  - bucketed: the heuristic's first answer for the bucket (the choice before tuning).
 //  - exact: the heuristic's first answer for every distinct row count (the choice before buckets).
 // A stream being captured into a CUDA graph is never synchronised: its buckets take the

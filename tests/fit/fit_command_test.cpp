@@ -119,12 +119,12 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   const fs::path tmp = fs::temp_directory_path() / ("fdcsim_fit_il_" + std::to_string(::getpid()));
   fs::create_directories(tmp);
   const std::string out = (tmp / "h100.json").string();
-  // The H100 checks of 2026-12-05 night (the numbers below move when the H100 profile's laws do).
-  const std::string dir = "docs/results/layer-check-20261205c/";
+  // The H100 checks of 2026-12-06 (the numbers below move when the H100 profile's laws do).
+  const std::string dir = "docs/results/layer-check-20261206/";
   const Result r = capture([&] {
     cli::FitOptions o;
     o.from = "h100";
-    for (const char* p : {"none-perop-2", "fdc-uniform-50-perop", "fdc-table-hybrid-llama-2-13b-perop"}) {
+    for (const char* p : {"none-perop", "fdc-uniform-50-perop", "fdc-table-hybrid-llama-2-13b-perop"}) {
       o.in_layer_from.push_back(test::source_path(dir + "layer-h100-" + p + ".json"));
       o.attn_in_layer_from.push_back(o.in_layer_from.back());
       o.elementwise_in_layer_from.push_back(o.in_layer_from.back());
@@ -134,29 +134,29 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
     return cli::run_fit(o);
   });
   REQUIRE(r.code == cli::kExitOk);
-  CHECK(r.out.find("gemm_in_layer: 6 knots from 35 measured batches (rows 8..2048), replacing the profile's") !=
+  CHECK(r.out.find("gemm_in_layer: 6 knots from 33 measured batches (rows 8..2048), replacing the profile's") !=
         std::string::npos);
-  CHECK(r.out.find("2048 rows: efficiency 0.994") != std::string::npos);
+  CHECK(r.out.find("2048 rows: efficiency 0.909") != std::string::npos);
   // Prefill attention from the same reports: the 12 batches with a prompt, at 512 and 2048 prompt rows.
   CHECK(r.out.find("attn_prefill_in_layer: 2 knots from 12 measured batches (rows 512..2048)") != std::string::npos);
-  CHECK(r.out.find("2048 rows: efficiency 0.747") != std::string::npos);
+  CHECK(r.out.find("2048 rows: efficiency 0.723") != std::string::npos);
   // The element-wise ops from the same reports: every per-op batch, at its new rows.
-  CHECK(r.out.find("elementwise_in_layer: 6 knots from 35 measured batches (rows 8..2048)") != std::string::npos);
+  CHECK(r.out.find("elementwise_in_layer: 6 knots from 33 measured batches (rows 8..2048)") != std::string::npos);
   // Decode attention: the decode-only batches, per kernel (the CUDA-core kernel of none and FDC 50%,
   // the shared-page kernel of the token-class policy, which no other report runs: not held out).
-  CHECK(r.out.find("attn_decode                +1.6 us per call, from 15 decode batches") != std::string::npos);
-  CHECK(r.out.find("attn_decode/shared_pages   +10.5 us per call, from 8 decode batches") != std::string::npos);
+  CHECK(r.out.find("attn_decode                +1.3 us per call, from 14 decode batches") != std::string::npos);
+  CHECK(r.out.find("attn_decode/shared_pages   +9.7 us per call, from 7 decode batches") != std::string::npos);
   CHECK(r.out.find("held out (none (no other report runs this kernel))") != std::string::npos);
   CHECK(r.out.find("GEMMs calibrated in measured layers and prefill attention calibrated in measured layers and "
                    "element-wise ops calibrated in measured layers and decode attention calibrated in measured "
                    "layers") != std::string::npos);
   const Result report = capture([&] { return cli::run_profile_report({out, {}}); });
   CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
-  CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.669 at 512 rows") !=
+  CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.659 at 512 rows") !=
         std::string::npos);
-  CHECK(report.out.find("element-wise ops in a layer (elementwise_in_layer): efficiency 0.578 at 8 rows") !=
+  CHECK(report.out.find("element-wise ops in a layer (elementwise_in_layer): efficiency 0.587 at 8 rows") !=
         std::string::npos);
-  CHECK(report.out.find("decode attention in a layer (attn_decode_in_layer): attn_decode/shared_pages +10.5 us per "
+  CHECK(report.out.find("decode attention in a layer (attn_decode_in_layer): attn_decode/shared_pages +9.7 us per "
                         "call") != std::string::npos);
 
   // A report of the other GPU is refused, naming it (exit 2).
