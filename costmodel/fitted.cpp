@@ -250,8 +250,12 @@ Nanos FittedCostModel::compute(const BatchTotals& b, std::span<const SeqWork> se
               "prefill makespan: the batch lists " << seqs.size() << " sequences, its totals " << b.num_seqs);
     set_prefill_makespans(seqs);
   }
-  double total = 0;
-  for_each_op(model_, par_, groups_, b, [&](const OpCall& c) { total = add<kBreakdown>(c, total, bd); });
+  double total = 0, overhead = 0;
+  for_each_op(model_, par_, groups_, b, [&](const OpCall& c) {
+    const double before = total;
+    total = add<kBreakdown>(c, total, bd);
+    if (c.kind == OpKind::kIterationOverhead) overhead += total - before;
+  });
   // Decode attention last, as in the roofline: decode_time_shifted() resumes from the cached sum
   // of the rest with the same additions in the same order, so it gives the same bits.
   if constexpr (!kBreakdown) {
@@ -259,6 +263,15 @@ Nanos FittedCostModel::compute(const BatchTotals& b, std::span<const SeqWork> se
   }
   for_each_decode_attention(
       groups_, b, [&](const OpCall& c) { total = add<kBreakdown>(c, total, bd); }, decode_shared_pages_ != nullptr);
+  // A calibrated overhead's prefill term: the ops' time times the batch's share of prefill rows,
+  // times prefill_scale (decode-only batches, which decode_time_shifted() prices, have none).
+  const fit::OpFit* oh = law_[static_cast<size_t>(OpKind::kIterationOverhead)];
+  if (oh->prefill_scale != 0 && b.prefill_tokens > 0) {
+    const double share = static_cast<double>(b.prefill_tokens) / static_cast<double>(b.new_tokens);
+    const double extra = oh->prefill_scale * (total - overhead) * share;
+    total += extra;
+    if constexpr (kBreakdown) bd->seconds[static_cast<size_t>(OpKind::kIterationOverhead)] += extra;
+  }
   return Nanos::from_seconds(total);
 }
 

@@ -26,6 +26,7 @@ struct FitOptions {
   std::string hardware;                    // --derive: the target hardware config (name or path)
   std::string from_hardware;               // --derive: the measured GPU's hardware config ("" = the one naming --from)
   std::vector<std::string> overhead_from;  // engine timelines calibrating --from's iteration overhead
+  bool overhead_prefill = false;           // ... with a term for the prefill rows' op time (docs/fit.md)
   std::vector<std::string> in_layer_from;  // layer-check --per-op reports calibrating --from's GEMMs in a layer
   std::vector<std::string> attn_in_layer_from;  // ... calibrating --from's prefill attention in a layer
   std::vector<std::string> elementwise_in_layer_from;  // ... its norms, RoPE, KV append, residual, activation

@@ -131,6 +131,10 @@ struct OpFit {
   // attention_linear: per sequence, and per unit of the longest sequence's work (bytes for decode,
   // flops for prefill) with the balanced split and without it.
   double us_per_seq = 0, us_per_straggler = 0, us_per_straggler_unbalanced = 0;
+  // constant (a calibrated iteration overhead): the iteration's op time times its share of prefill
+  // rows, times this, is added (the engine runs prefill faster or slower than the profile's ops
+  // predict; validate/calibrate.h). 0 in profiles calibrated before the term.
+  double prefill_scale = 0;
   // attention_linear, decode: per staged byte (AttnFeatures::stage_bytes), what a stage costs beyond
   // the bytes it holds.
   double us_per_stage_byte = 0;

@@ -52,6 +52,7 @@ Json op_json(const OpFit& f) {
   } else if (base == FitForm::kConstant) {
     params = {{"alpha_us", f.alpha_us}};
     if (f.us_per_seq != 0) params["us_per_seq"] = f.us_per_seq;  // a calibrated iteration overhead
+    if (f.prefill_scale != 0) params["prefill_scale"] = f.prefill_scale;
   } else if (base == FitForm::kAttentionLinear || base == FitForm::kAttentionLinearEfficiency) {
     params = {{"alpha_us", f.alpha_us},
               {"us_per_byte", f.us_per_byte},
@@ -233,6 +234,11 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   } else if (base == FitForm::kConstant) {
     f.alpha_us = r.number(params, "alpha_us");
     if (params.contains("us_per_seq")) f.us_per_seq = r.number(params, "us_per_seq");
+    if (params.contains("prefill_scale")) {
+      f.prefill_scale = r.number(params, "prefill_scale");
+      FDC_INPUT_CHECK(f.prefill_scale > -1,
+                      source << ": ops." << op << ".params.prefill_scale must be > -1, found " << f.prefill_scale);
+    }
   } else if (base == FitForm::kAttentionLinear || base == FitForm::kAttentionLinearEfficiency) {
     f.alpha_us = r.number(params, "alpha_us"), f.us_per_byte = r.number(params, "us_per_byte");
     f.us_per_flop = r.number(params, "us_per_flop"), f.us_per_seq = r.number(params, "us_per_seq");

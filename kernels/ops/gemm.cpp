@@ -83,10 +83,6 @@ void describe(cublasLtMatmulDesc_t* desc, cublasLtMatrixLayout_t* a, cublasLtMat
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(c, t, static_cast<uint64_t>(n), static_cast<uint64_t>(m), n));
 }
 
-}  // namespace
-
-namespace {
-
 using Preference = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, cublasStatus_t (*)(cublasLtMatmulPreference_t)>;
 
 Preference preference(uint64_t workspace_bytes) {

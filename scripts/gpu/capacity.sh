@@ -13,8 +13,9 @@
 #     --requests requests (default: the config's), through scripts/gpu/validate.sh.
 # Outputs: DIR/<policy>_burst/ and DIR/<policy>_burst.txt (the burst run), DIR/<policy>_r<rate>/ and
 # .txt (the Poisson runs), and DIR/capacity.csv (appended to, a row per policy: burst requests, measured and predicted
-# capacity, error, the rates run). Builds fdcsim into build-validate unless --bin names a folder
-# with a built fdcsim. Needs python3 (reads validation.json).
+# capacity, error, the rates run), and DIR/gpu-clocks.csv (SM clock, power and temperature every
+# 100 ms while the script runs; scripts/gpu/clock_log.sh). Builds fdcsim into build-validate unless
+# --bin names a folder with a built fdcsim. Needs python3 (reads validation.json).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 config=""
@@ -34,7 +35,7 @@ while [[ $# -gt 0 ]]; do
     --requests) requests="$2"; shift 2 ;;
     --fractions) fractions="$2"; shift 2 ;;
     --bin) bin="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "capacity.sh: unknown option $1" >&2; exit 2 ;;
     *) policies+=("$1"); shift ;;
   esac
@@ -51,6 +52,8 @@ if [[ -z "$bin" ]]; then
 fi
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$out/nvidia-smi.csv"
+source scripts/gpu/clock_log.sh
+start_clock_log "$out/gpu-clocks.csv"
 # Appended to, so that runs into the same folder (one policy at a time) keep every row.
 [[ -s "$out/capacity.csv" ]] ||
   echo "policy,burst_requests,capacity_measured_rps,capacity_predicted_rps,error,rates_run" > "$out/capacity.csv"

@@ -11,7 +11,8 @@
 # Builds fdcsim with CUDA into build-validate, unless --bin names a folder with a built fdcsim.
 # Writes DIR/layer-<TAG>-<policy>[-perop].json (TAG defaults to the GPU's short name, e.g. h200)
 # and DIR/layer-<TAG>-<policy>[-perop].txt (the table). With --per-op every op is timed too
-# (docs/cli.md: the totals come from forwards without the per-op events). Re-predict a report on
+# (docs/cli.md: the totals come from forwards without the per-op events), and DIR/gpu-clocks-<TAG>.csv
+# (SM clock, power and temperature every 100 ms; scripts/gpu/clock_log.sh). Re-predict a report on
 # any machine with `fdcsim layer-check --measured REPORT`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,6 +51,8 @@ if [[ -z "$tag" ]]; then
         sed -e 's/^nvidia //' -e 's/ .*//' -e 's/[^a-z0-9]\+/-/g')
 fi
 mkdir -p "$out"
+source scripts/gpu/clock_log.sh
+start_clock_log "$out/gpu-clocks-$tag.csv"
 flags=()
 suffix=""
 if ((per_op)); then flags+=(--per-op); suffix="-perop"; fi

@@ -114,6 +114,44 @@ TEST_CASE("fit command: fits the committed H100 folder, reports it, refuses a pa
   fs::remove_all(tmp);
 }
 
+TEST_CASE("fit --overhead-from --overhead-prefill: an H100 burst calibrates the overhead with its prefill term") {
+  namespace fs = std::filesystem;
+  const fs::path tmp = fs::temp_directory_path() / ("fdcsim_fit_oh_" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string burst =
+      test::source_path("configs/profiles/raw/h100-1gpu-20261206-engine/llama-2-13b-fdc-uniform-50-burst160.jsonl.gz");
+  const Result r = capture([&] {
+    cli::FitOptions o;
+    o.from = "h100";
+    o.overhead_from = {burst};
+    o.overhead_prefill = true;
+    o.out = (tmp / "h100.json").string();
+    return cli::run_fit(o);
+  });
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("iteration_overhead/llama-2-13b/tp1sp1: ") != std::string::npos);
+  CHECK(r.out.find("x the prefill rows' op time, from ") != std::string::npos);
+  const fit::FittedProfile p = fit::read_profile((tmp / "h100.json").string());
+  const fit::OpFit& oh = p.ops.at("iteration_overhead/llama-2-13b/tp1sp1");
+  CHECK(oh.prefill_scale < -0.02);  // the H100's prefill steps run faster in the engine than priced
+  CHECK(oh.prefill_scale > -0.15);
+  CHECK(p.fitted_by.find("--overhead-prefill") != std::string::npos);
+  // The flag alone is refused (exit 2), naming what it needs.
+  const Result alone = capture([&] {
+    cli::FitOptions o;
+    o.from = "h100";
+    o.overhead_prefill = true;
+    o.in_layer_from = {test::source_path("docs/results/layer-check-20261206/layer-h100-none-perop.json")};
+    o.out = (tmp / "x.json").string();
+    return cli::run_fit(o);
+  });
+  CHECK(alone.code == cli::kExitBadInput);
+  CHECK(alone.err.find("--overhead-prefill is a term of the overhead calibration; it needs --overhead-from") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(tmp / "x.json"));
+  fs::remove_all(tmp);
+}
+
 TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the GEMMs, then the overhead") {
   namespace fs = std::filesystem;
   const fs::path tmp = fs::temp_directory_path() / ("fdcsim_fit_il_" + std::to_string(::getpid()));
