@@ -52,6 +52,10 @@ struct BatchTotals {
       prefill_tiles.add(c, p);
     }
   }
+  // The share of the batch's rows that are prompt rows (0 for a decode-only or empty batch).
+  double prefill_share() const {
+    return new_tokens > 0 ? static_cast<double>(prefill_tokens) / static_cast<double>(new_tokens) : 0.0;
+  }
 };
 
 struct Batch {

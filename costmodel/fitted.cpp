@@ -267,8 +267,7 @@ Nanos FittedCostModel::compute(const BatchTotals& b, std::span<const SeqWork> se
   // times prefill_scale (decode-only batches, which decode_time_shifted() prices, have none).
   const fit::OpFit* oh = law_[static_cast<size_t>(OpKind::kIterationOverhead)];
   if (oh->prefill_scale != 0 && b.prefill_tokens > 0) {
-    const double share = static_cast<double>(b.prefill_tokens) / static_cast<double>(b.new_tokens);
-    const double extra = oh->prefill_scale * (total - overhead) * share;
+    const double extra = oh->prefill_scale * (total - overhead) * b.prefill_share();
     total += extra;
     if constexpr (kBreakdown) bd->seconds[static_cast<size_t>(OpKind::kIterationOverhead)] += extra;
   }

@@ -127,9 +127,7 @@ std::vector<OverheadCalibration> calibrate_overhead(const fit::FittedProfile& pr
       it.measured_us = static_cast<double>(rec.duration_ns) * 1e-3;
       it.seqs = static_cast<double>(rec.batch.totals.num_seqs);
       // The prediction is ops x (1 + prefill_scale x share) + alpha + per-seq x seqs.
-      const auto& tot = rec.batch.totals;
-      const double share =
-          tot.new_tokens > 0 ? static_cast<double>(tot.prefill_tokens) / static_cast<double>(tot.new_tokens) : 0.0;
+      const double share = rec.batch.totals.prefill_share();
       it.ops_us = (static_cast<double>(cost.iteration_time(rec.batch).ns()) * 1e-3 - current->alpha_us -
                    current->us_per_seq * it.seqs) /
                   (1.0 + current->prefill_scale * share);
