@@ -293,7 +293,8 @@ TEST_CASE("norms, residual add and activations match the reference") {
   for (DType t : {DType::kBF16, DType::kFP16}) {
     CAPTURE(to_string(t));
     for (int64_t rows : {1, 3, 17, 129})
-      for (int dim : {8, 136, 5120})
+      // Widths for 1, 2, 4 and 8 vectors per thread, and rows that leave threads idle.
+      for (int dim : {8, 136, 4096, 5120, 8200, 24576, 65536})
         for (NormKind kind : {NormKind::kRmsNorm, NormKind::kLayerNorm}) {
           CAPTURE(rows);
           CAPTURE(dim);
