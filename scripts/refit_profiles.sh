@@ -14,7 +14,7 @@
 # the committed profiles are reproduced.
 # configs/profiles/h100.json and h200.json: `fdcsim fit` over the raw folders, then the GEMMs
 # calibrated on layers measured per op (`fit --in-layer-from`, the layer-check reports of
-# docs/results/layer-check-20261206 for the H100, -20261204d and -20261205 for the H200) and the iteration overhead on engine timelines
+# docs/results/layer-check-20261206 for both GPUs) and the iteration overhead on engine timelines
 # (`fit --overhead-from`); a100-extrapolated.json derived
 # from the H100 profile. Which folders and timelines, and why, is in docs/fit.md; the raw folders
 # are described in configs/profiles/raw/README.md. Rebuild afterwards: the profiles are embedded.
@@ -83,29 +83,26 @@ done
 
 # H200: the 2026-11-28 re-profile, its KV append / classification cases and the 2026-11-27
 # collectives, with prefill attention measured again on 2026-12-04 with the wgmma kernel (last, the
-# night's folder with its K/V copies by TMA, as the engine runs it) and the GEMMs with cold weights
-# on a denser grid (a later folder replaces the cases it holds, the GEMM folder also the peaks);
-# GEMMs and prefill attention in a layer from the per-op layer checks of the machine that measured
-# the night's prefill cases; overheads from the Llama-2-13B bursts of the afternoon (the engine
-# before the TMA copies) and the 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held
-# out to evaluate it).
+# night's folder with its K/V copies by TMA, as the engine runs it), the decode kernels and small
+# ops of 2026-12-05, and on 2026-12-06 the GEMMs with the algorithms chosen by timing and the norms
+# and RoPE (alone and fused) with that day's kernels (a later folder replaces the cases it holds, the
+# GEMM folders also the peaks); GEMMs and prefill attention in a layer from the per-op layer checks
+# of 2026-12-06 (the four policies, prefill rows); overheads from the Llama-2-13B bursts of
+# 2026-12-06 (none, FDC 50%; the current engine), the token-class burst of 2026-12-04 and the
+# 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it).
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-attn-prefill" \
   "$R/h200-1gpu-20261204-gemm" "$R/h200-1gpu-20261204-attn-decode-auto" "$R/h200-1gpu-20261204-attn-prefill-tma" \
   "$R/h200-1gpu-20261205-gemm-rows" "$R/h200-1gpu-20261205-attn-decode-shared" "$R/h200-1gpu-20261205-attn-decode-r96" \
-  "$R/h200-1gpu-20261205-attn-decode-tables" "$R/h200-1gpu-20261205-small-ops-reps" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
+  "$R/h200-1gpu-20261205-attn-decode-tables" "$R/h200-1gpu-20261205-small-ops-reps" "$R/h200-1gpu-20261206-gemm" \
+  "$R/h200-1gpu-20261206-ops" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
 L4=docs/results/layer-check-20261204d
-args=()
-for p in none fdc-uniform-50 fdc-table-hybrid-llama-2-13b; do
-  args+=(--in-layer-from "$L4/layer-h200-$p-perop.json")
-  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L4/layer-h200-$p-perop.json"); fi
-  if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L4/layer-h200-$p-perop.json"); fi
-done
 L5=docs/results/layer-check-20261205
-for p in none-rows fdc-uniform-50-rows; do
-  args+=(--in-layer-from "$L5/layer-h200-$p-perop.json")
-  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
-  if ((attn_in_layer)); then args+=(--attn-in-layer-from "$L5/layer-h200-$p-perop.json"); fi
+args=()
+for f in docs/results/layer-check-20261206/layer-h200-*.json; do  # the GEMMs as the engine plans them now
+  args+=(--in-layer-from "$f")
+  if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$f"); fi
+  if ((attn_in_layer)); then args+=(--attn-in-layer-from "$f"); fi
 done
 # Decode attention in a layer: the reports on the current decode kernels (the CUDA-core kernel of
 # 2026-12-04 night; the tensor-core kernels of one width and token classes on shared pages of
@@ -117,7 +114,9 @@ if ((decode_in_layer)); then
     args+=(--decode-in-layer-from "$f")
   done
 fi
-for f in "$R"/h200-1gpu-20261204-engine2/*.jsonl.gz; do args+=(--overhead-from "$f"); done
+for f in "$R"/h200-1gpu-20261206-engine/*.jsonl.gz "$R"/h200-1gpu-20261204-engine2/*hybrid*.jsonl.gz; do
+  args+=(--overhead-from "$f")
+done
 for f in "$R"/h200-2gpu-20261127-engine/*.jsonl.gz; do args+=(--overhead-from "$f"); done
 "$bin" fit --from "$tmp/h200.json" "${args[@]}" --out configs/profiles/h200.json
 

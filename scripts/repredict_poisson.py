@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 6
-Llama-2-13B H200 runs of the engine and kernels of 2026-12-04 afternoon and night and the 5 H100
-runs of 2026-12-05 evening; with
---runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before the faster wgmma prefill)
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the
+Llama-2-13B runs of the engine of 2026-12-06, 3 on one H100 and 1 on one H200; with --runs 20261204
+the 6 H200 runs of 2026-12-04 afternoon and night; with --runs 20261205 the 5 H100 runs of
+2026-12-05 evening; with --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before the faster wgmma prefill)
 with the given profiles and counts the targets met (docs/validate.md; docs/fit.md).
 
 The runs: Llama-2-13B on one H100 and one H200 (docs/results/capacity-20261128b/, 12 runs) and
@@ -42,10 +42,12 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # "20261128": the 24 held-out Poisson runs of 2026-11-28 (the engine of that day);
 # "20261203": the Llama-2-13B runs on one H200 of 2026-12-03 and the morning of 2026-12-04, with the
 # wgmma prefill before commit 1aa31cf (up to 1.4x slower at d = 128);
-# "current": the same five policies and rates on one H200 in the afternoon of 2026-12-04, and policy
+# "20261204": the same five policies and rates on one H200 in the afternoon of 2026-12-04, and policy
 # none at 3.4375 req/s again in the evening with the prefill kernel copying K/V by TMA, as the engine
-# ran then (the GEMM algorithms the heuristic's first answer per row bucket), and three policies on
-# one H100 on 2026-12-06 with the GEMM algorithms chosen by timing (commit 627a6d8);
+# ran then (the GEMM algorithms the heuristic's first answer per row bucket);
+# "current": three policies on one H100 on 2026-12-06 with the GEMM algorithms chosen by timing
+# (commit 627a6d8), and policy none on one H200 later that day, also with that day's norm and RoPE
+# kernels (commit 667f638);
 # "20261205": four policies on one H100 in the evening of 2026-12-05 (the engine of commit 5714426,
 # before the GEMM tuning).
 RUN_SETS = {
@@ -59,10 +61,13 @@ RUN_SETS = {
         ("13B 1x H200 (12-03)", "capacity-20261203/h200-llama-2-13b", "h200.json", 11),
         ("13B 1x H200 (12-04)", "capacity-20261204/h200-llama-2-13b", "h200.json", 5),
     ],
-    "current": [
+    "20261204": [
         ("13B 1x H200 (12-04 pm)", "capacity-20261204b/h200-llama-2-13b", "h200.json", 5),
         ("13B 1x H200 (12-04 eve, TMA prefill)", "capacity-20261204c/h200-llama-2-13b", "h200.json", 1),
+    ],
+    "current": [
         ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 3),
+        ("13B 1x H200 (12-06, tuned GEMMs)", "capacity-20261206/h200-llama-2-13b", "h200.json", 1),
     ],
     "20261205": [
         ("13B 1x H100 (12-05 eve)", "capacity-20261205/h100-llama-2-13b", "h100.json", 5),
@@ -110,8 +115,9 @@ def main():
     ap.add_argument("--out", required=True, help="output folder (created; its run folders are replaced)")
     ap.add_argument("--runs", choices=sorted(RUN_SETS), default="20261128",
                     help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28), 20261203 (the 16 "
-                         "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill) or current (the "
-                         "6 H200 and 5 H100 runs of the engine and kernels as they are now)")
+                         "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill), 20261204 (the 6 H200 "
+                         "runs of 2026-12-04 afternoon and night), 20261205 (the 5 H100 runs of 2026-12-05 "
+                         "evening) or current (the 3 H100 and 1 H200 runs of the engine as it is now)")
     ap.add_argument("--band", type=float, metavar="PCT",
                     help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
                          "validate --band`) and count the request metrics measured within that band")
