@@ -312,7 +312,8 @@ Json Report::to_json() const {
                                     {"error", requests.throughput_rps.error()}};
   j["sustained_throughput_requests_per_s"] = {{"measured", requests.sustained_rps.measured},
                                               {"predicted", requests.sustained_rps.predicted},
-                                              {"error", requests.sustained_rps.error()}};
+                                              {"error", requests.sustained_rps.error()},
+                                              {"loaded", requests.sustained_loaded()}};
   j["completed"] = {{"measured", requests.measured_completed}, {"predicted", requests.predicted_completed}};
   if (slo) {
     auto side = [](const SloFigures& f) {

@@ -141,6 +141,9 @@ void print_report(std::ostream& os, const validate::Report& r, const std::string
   std::snprintf(line, sizeof line, "  sustained (req/s)  %12.3f %10.3f %+8.2f%%   (until the last request was scheduled)\n",
                 r.requests.sustained_rps.measured, r.requests.sustained_rps.predicted, 100 * r.requests.sustained_rps.error());
   os << line;
+  if (r.requests.sustained_rps.measured > 0 && !r.requests.sustained_loaded())
+    os << "    (under half the throughput: every request was scheduled early, so this is no capacity; a burst "
+          "needs more requests than the server holds at once)\n";
   if (r.slo) {
     const auto& s = *r.slo;
     std::snprintf(line, sizeof line, "  SLO (TTFT <= %g ms, TPOT <= %g ms)\n", s.slo.ttft_ms, s.slo.tpot_ms);

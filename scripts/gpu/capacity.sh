@@ -72,14 +72,12 @@ if m <= 0:
     sys.exit("capacity.sh: %s: the burst run has no sustained throughput (every request was scheduled at once: "
              "use a larger --burst)" % sys.argv[1])
 # A server that holds the whole burst at once schedules the last request within the first
-# prefills: the window then holds almost no decode and its rate is no capacity (an H200 with FDC
-# 50% took all 160 requests of a burst and gave 0.04 req/s against 5.1 req/s completed). A real
-# capacity is at least the run's overall throughput, which includes the drain.
-done = j["throughput_requests_per_s"]["measured"]
-if m < 0.5 * done:
+# prefills: the window then holds almost no decode and its rate is no capacity (`loaded`: the
+# sustained throughput is at least half the run's, validate/compare.h).
+if not v["loaded"]:
     sys.exit("capacity.sh: %s: the sustained throughput %.3f req/s is under half the run's throughput %.3f "
              "req/s: the server scheduled the whole burst at once, so the burst does not load it; use a larger "
-             "--burst" % (sys.argv[1], m, done))
+             "--burst" % (sys.argv[1], m, j["throughput_requests_per_s"]["measured"]))
 rates = ["%.3f" % (float(f) * m) for f in sys.argv[2].split(",")]
 print("%.4f %.4f %.4f %s" % (m, p, p / m - 1, ";".join(rates)))
 EOF

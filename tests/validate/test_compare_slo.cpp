@@ -146,9 +146,25 @@ TEST_CASE("sustained throughput: output tokens until the last request is first s
   CHECK(e.throughput_rps.measured == doctest::Approx(2.0));
   CHECK(e.sustained_rps.measured == doctest::Approx(5.0));
   CHECK(e.sustained_rps.error() == 0.0);
+  CHECK(e.sustained_loaded());
   SUBCASE("every request scheduled at its arrival: no window, no figure") {
     for (auto& r : t.requests) r.first_scheduled_ns = r.arrival_ns;
     CHECK(validate::sustained_throughput(t) == 0.0);
+    CHECK_FALSE(validate::compare_requests(t, t).sustained_loaded());
+  }
+  SUBCASE("a window that holds almost no decode: a rate, but no capacity") {
+    // The last request first scheduled at 1 s, and only one token (of 8, mean 2) emitted by then:
+    // 0.5 mean requests in 1 s, against 4 requests completed over 0 .. 2 s.
+    sim::Timeline w;
+    w.requests.push_back(completed(0, 0, {1900, 1950}));
+    w.requests.push_back(completed(1, 0, {1950}));
+    w.requests.push_back(completed(2, 0, {100, 1960}));
+    w.requests.push_back(completed(3, 0, {1990, 1995, 2000}));
+    w.requests[3].first_scheduled_ns = 1000 * kMs;
+    const validate::RequestErrors early = validate::compare_requests(w, w);
+    CHECK(early.sustained_rps.measured == doctest::Approx(0.5));
+    CHECK(early.throughput_rps.measured == doctest::Approx(2.0));
+    CHECK_FALSE(early.sustained_loaded());
   }
 }
 
