@@ -52,10 +52,10 @@ trap 'rm -rf "$tmp"' EXIT
 # token-class policy), and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
 "$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
   "$R/h100-2gpu-20261128-comm/ulysses" "$R/h100-1gpu-20261205-attn" "$R/h100-1gpu-20261205-ops" \
-  "$R/h100-1gpu-20261206-gemm" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
+  "$R/h100-1gpu-20261206-gemm" "$R/h100-1gpu-20261206-ops" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
 L=docs/results/layer-check-20261205c
 args=()
-for f in docs/results/layer-check-20261206/layer-h100-*.json; do  # the GEMMs as the engine plans them now
+for f in docs/results/layer-check-20261206{,b}/layer-h100-*.json; do  # the GEMMs as the engine plans them now
   args+=(--in-layer-from "$f")
   if ((elementwise_in_layer)); then args+=(--elementwise-in-layer-from "$f"); fi
   # the table decode rows run no prefill
@@ -73,7 +73,8 @@ if ((decode_in_layer)); then
     args+=(--decode-in-layer-from "$f")
   done
 fi
-for f in "$R"/h100-1gpu-20261206-engine/*.jsonl.gz "$R"/h100-1gpu-20261205-engine/*hybrid*.jsonl.gz \
+for f in "$R"/h100-1gpu-20261206-engine/*.jsonl.gz "$R"/h100-1gpu-20261206-engine2/*.jsonl.gz \
+  "$R"/h100-1gpu-20261205-engine/*hybrid*.jsonl.gz \
   "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$f")
 done
