@@ -4,7 +4,9 @@
 // output written from the registers. Every thread has its loads in flight at once, and a row of up
 // to 8192 elements is one vector per thread: the time follows the bytes moved (an earlier version
 // capped blocks at 512 threads and read the row twice; a 5120-wide row took two dependent loads per
-// thread and the time stepped with the width, not the bytes).
+// thread and the time stepped with the width, not the bytes). Loading the weight with the row
+// (before the reductions) measured no faster for few rows and 7-30% slower for 544-4096 rows on an
+// H100 (docs/kernels.md, "Two kernel variants that lost (2026-12-06)").
 #include <algorithm>
 
 #include "kernels/common/cuda_check.h"

@@ -27,7 +27,10 @@
 //    with a fixed step, each row's pointers read from the table.
 //  - Measured variants (docs/profile.md, "RoPE + rotation on the H200, 2026-12-03") that lost: two
 //    m16 tiles per warp sharing every fragment of R (half the warps per SM), cos/sin loaded a phase
-//    earlier (register spills), 48-column groups, R's stride fixed at d + 8 with constant offsets.
+//    earlier (register spills), 48-column groups, R's stride fixed at d + 8 with constant offsets;
+//    and (docs/kernels.md, "Two kernel variants that lost (2026-12-06)") the rows loaded straight
+//    into the A fragments' registers (R's rows permuted to match, RoPE in registers, no staging):
+//    more instructions, 1-13% slower on an H100.
 // RoPE alone writes the rotated halves straight from registers, one thread per 8 column pairs.
 #include <algorithm>
 #include <map>
