@@ -47,9 +47,11 @@ trap 'rm -rf "$tmp"' EXIT
 # kernels, the policies' rank tables) and the small ops twice measured again on 2026-12-05, and the
 # GEMMs with the algorithms chosen by timing on 2026-12-06 (later folders replace the cases they
 # hold); GEMMs and prefill attention in a layer from the per-op layer checks of 2026-12-06 (the four
-# policies, prefill rows); decode attention in a layer from those of 2026-12-05 (below); overheads
-# calibrated on the bursts of Llama-2-13B of 2026-12-06 (none, table, FDC 50%) and 2026-12-05 (the
-# token-class policy), and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
+# policies, prefill rows; both H100 units of that day); decode attention in a layer from those of
+# 2026-12-05 (below); the norms and RoPE of 2026-12-06 (the kernels of commit 667f638, last);
+# overheads calibrated on the bursts of Llama-2-13B of 2026-12-06 (the current engine: none, table,
+# FDC 50% in the morning; none, table, FDC 50% and the token-class policy later that morning), and
+# the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
 "$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
   "$R/h100-2gpu-20261128-comm/ulysses" "$R/h100-1gpu-20261205-attn" "$R/h100-1gpu-20261205-ops" \
   "$R/h100-1gpu-20261206-gemm" "$R/h100-1gpu-20261206-ops" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
@@ -74,7 +76,6 @@ if ((decode_in_layer)); then
   done
 fi
 for f in "$R"/h100-1gpu-20261206-engine/*.jsonl.gz "$R"/h100-1gpu-20261206-engine2/*.jsonl.gz \
-  "$R"/h100-1gpu-20261205-engine/*hybrid*.jsonl.gz \
   "$R"/h100-2gpu-20261128-engine/*.jsonl.gz; do
   args+=(--overhead-from "$f")
 done
