@@ -70,6 +70,7 @@ RUN_SETS = {
         ("13B 1x H200 (12-06, tuned GEMMs)", "capacity-20261206/h200-llama-2-13b", "h200.json", 1),
         ("13B 1x H100 (12-06 06:00, new norm / RoPE)", "capacity-20261206b/h100-llama-2-13b", "h100.json", 1),
         ("13B 1x H100 (12-06 06:42, FDC policies)", "capacity-20261206c/h100-llama-2-13b", "h100.json", 3),
+        ("13B 1x H100 (12-06 06:52, FDC policies, bursts held out too)", "capacity-20261206d/h100-llama-2-13b", "h100.json", 3),
     ],
     "20261205": [
         ("13B 1x H100 (12-05 eve)", "capacity-20261205/h100-llama-2-13b", "h100.json", 5),
