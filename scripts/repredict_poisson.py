@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the
-Llama-2-13B runs of the engine of 2026-12-06, 3 on one H100 and 1 on one H200; with --runs 20261204
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 11
+Llama-2-13B runs of the engine of 2026-12-06, 10 on H100s and 1 on one H200; with --runs 20261204
 the 6 H200 runs of 2026-12-04 afternoon and night; with --runs 20261205 the 5 H100 runs of
-2026-12-05 evening; with --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before the faster wgmma prefill)
-with the given profiles and counts the targets met (docs/validate.md; docs/fit.md).
+2026-12-05 evening; with --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before
+the faster wgmma prefill) with the given profiles and counts the targets met (docs/validate.md;
+docs/fit.md).
 
 The runs: Llama-2-13B on one H100 and one H200 (docs/results/capacity-20261128b/, 12 runs) and
 Llama-2-7B sp=2 on two H100s and two H200s (docs/results/capacity-20261128/, 12 runs); every
@@ -25,7 +26,8 @@ Usage (from anywhere; paths are taken relative to the repository root unless abs
 
     scripts/repredict_poisson.py --fdcsim build/fdcsim --profiles configs/profiles --out results/repredict
 
-Writes OUT/summary.json and OUT/summary.md and prints the table. Exit 2 on bad arguments or missing
+Writes OUT/summary-<runs>.json and OUT/summary-<runs>.md (so that several sets share one folder)
+and prints the table. Exit 2 on bad arguments or missing
 inputs, 1 when an fdcsim run fails (its stderr is printed).
 """
 import argparse
@@ -45,9 +47,9 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # "20261204": the same five policies and rates on one H200 in the afternoon of 2026-12-04, and policy
 # none at 3.4375 req/s again in the evening with the prefill kernel copying K/V by TMA, as the engine
 # ran then (the GEMM algorithms the heuristic's first answer per row bucket);
-# "current": three policies on one H100 on 2026-12-06 with the GEMM algorithms chosen by timing
-# (commit 627a6d8), and policy none on one H200 later that day, also with that day's norm and RoPE
-# kernels (commit 667f638);
+# "current": the engine of 2026-12-06: three policies on one H100 with the GEMM algorithms chosen
+# by timing (commit 627a6d8); with that day's norm and RoPE kernels (commit 667f638) policy none on
+# one H200 and on a second H100, and the three FDC policies on H100s of two later calls;
 # "20261205": four policies on one H100 in the evening of 2026-12-05 (the engine of commit 5714426,
 # before the GEMM tuning).
 RUN_SETS = {
@@ -120,7 +122,7 @@ def main():
                     help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28), 20261203 (the 16 "
                          "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill), 20261204 (the 6 H200 "
                          "runs of 2026-12-04 afternoon and night), 20261205 (the 5 H100 runs of 2026-12-05 "
-                         "evening) or current (the 3 H100 and 1 H200 runs of the engine as it is now)")
+                         "evening) or current (the 11 runs of the engine as it is now, 10 on H100s, 1 on an H200)")
     ap.add_argument("--band", type=float, metavar="PCT",
                     help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
                          "validate --band`) and count the request metrics measured within that band")
@@ -222,9 +224,9 @@ def main():
                      f"{summary['request_metrics_within_band']} of {summary['request_metrics']} (TTFT P50: "
                      f"{summary['ttft_p50_within_band']}, P99: {summary['ttft_p99_within_band']}).")
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "summary.json"), "w") as f:
+    with open(os.path.join(out, f"summary-{a.runs}.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    with open(os.path.join(out, "summary.md"), "w") as f:
+    with open(os.path.join(out, f"summary-{a.runs}.md"), "w") as f:
         f.write(text)
     print(text, end="")
 
