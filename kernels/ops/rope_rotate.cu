@@ -337,12 +337,21 @@ __global__ void __launch_bounds__(kRotThreads, 2)
     dev::cp_async_commit();
     __syncthreads();  // every warp is done with the previous head's R
     {
+      // R's D rows x rpad columns in 16-byte vectors: a thread keeps one column vector and steps
+      // over rows, so the indices are compile-time shifts (a runtime division per vector cost about
+      // a tenth of the instructions of a mid-size launch). Vectors past rpad are skipped.
+      constexpr int kVecsMax = D / 8, kRowStep = kRotThreads / kVecsMax;
+      static_assert(kRotThreads % kVecsMax == 0, "the R load maps whole rows to the block");
       const T* r = static_cast<const T*>(p.rotation) + static_cast<int64_t>(D) * h.k_offset;
-      const int cvecs = rpad / 8;
-      for (int i = threadIdx.x; i < D * cvecs; i += kRotThreads) {
-        const int row = i / cvecs, c = (i % cvecs) * 8;
+      const int c = (threadIdx.x % kVecsMax) * 8;
+      if (c < rpad) {
         const bool ok = c < h.rk;  // columns up to the next multiple of 16 are zeros
-        dev::cp_async16(rs + row * ldr + c, ok ? r + static_cast<int64_t>(row) * h.rk + c : r, ok ? 16 : 0);
+        const int row0 = threadIdx.x / kVecsMax;
+        const T* src = ok ? r + static_cast<int64_t>(row0) * h.rk + c : r;
+        const int64_t src_step = ok ? static_cast<int64_t>(kRowStep) * h.rk : 0;
+#pragma unroll
+        for (int k = 0; k < D / kRowStep; ++k)
+          dev::cp_async16(rs + (row0 + k * kRowStep) * ldr + c, src + k * src_step, ok ? 16 : 0);
       }
     }
     dev::cp_async_commit();
