@@ -70,6 +70,11 @@ void print_report(std::ostream& os, const fit::FittedProfile& p) {
   }
   for (const auto& [name, f] : p.ops)
     if (f.extrapolated && !p.extrapolated) os << "  extrapolated " << name << ": " << f.note << "\n";
+  for (const auto& [name, f] : p.ops)
+    if (f.form == fit::FitForm::kGemmRooflineGrid && f.grid.interpolation_first)
+      os << "  " << name
+         << ": grid read interpolation first (where a query lies beyond the shapes measured at its rows, or beyond "
+            "the rows measured at its shape, the reading that interpolates alone)\n";
   for (const auto& [name, f] : p.ops)  // decode fitted on naive cases too: the plan the simulator prices
     if (f.held_out_balanced)
       os << "  " << name << ": held out on its " << f.held_out_balanced->points

@@ -35,8 +35,11 @@ namespace {
 
 bool is_gemm(FitForm f) { return f == FitForm::kGemmRooflineEfficiency || f == FitForm::kGemmRooflineGrid; }
 
-// Piecewise-linear in x through (x, y) pairs sorted by x, constant beyond the ends.
-double interpolate(const std::vector<std::pair<double, double>>& xy, double x) {
+// Piecewise-linear in x through (x, y) pairs sorted by x, constant beyond the ends; `clamped` (when
+// given) is set where x lies beyond them.
+double interpolate(const std::vector<std::pair<double, double>>& xy, double x, bool* clamped = nullptr) {
+  const bool outside = x < xy.front().first || x > xy.back().first;
+  if (clamped && outside) *clamped = true;
   if (x <= xy.front().first) return xy.front().second;
   if (x >= xy.back().first) return xy.back().second;
   const auto hi = std::upper_bound(xy.begin(), xy.end(), x, [](double v, const auto& p) { return v < p.first; });
@@ -45,15 +48,17 @@ double interpolate(const std::vector<std::pair<double, double>>& xy, double x) {
 }
 
 // Across the lines (sorted by `at`) at `at`, each line read at x: the two lines around `at`,
-// interpolated linearly between them, clamped to the first or last line beyond the ends.
-double across(const std::vector<GemmGrid::Line>& lines, double at, double x) {
-  if (at <= lines.front().at) return interpolate(lines.front().xy, x);
-  if (at >= lines.back().at) return interpolate(lines.back().xy, x);
+// interpolated linearly between them, clamped to the first or last line beyond the ends. `clamped`
+// is set where `at` lies beyond the lines or x beyond a line it reads.
+double across(const std::vector<GemmGrid::Line>& lines, double at, double x, bool* clamped) {
+  if (at < lines.front().at || at > lines.back().at) *clamped = true;
+  if (at <= lines.front().at) return interpolate(lines.front().xy, x, clamped);
+  if (at >= lines.back().at) return interpolate(lines.back().xy, x, clamped);
   const auto hi =
       std::upper_bound(lines.begin(), lines.end(), at, [](double v, const GemmGrid::Line& l) { return v < l.at; });
   const auto lo = hi - 1;
   const double w = (at - lo->at) / (hi->at - lo->at);
-  return (1 - w) * interpolate(lo->xy, x) + w * interpolate(hi->xy, x);
+  return (1 - w) * interpolate(lo->xy, x, clamped) + w * interpolate(hi->xy, x, clamped);
 }
 
 // Lines of (at, x, y) triples: grouped by equal `at`, equal x within a line averaged.
@@ -144,7 +149,7 @@ Range range_of(const std::vector<Sample>& s, double Sample::*field) {
 // The fit of one form on the given samples (no held-out error); `curve_on_flops`: an
 // alpha_beta_efficiency curve over the flops slot.
 OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, bool with_flops,
-               bool curve_on_flops = false) {
+               bool curve_on_flops = false, bool interpolation_first = false) {
   OpFit fit;
   fit.form = form;
   fit.curve_on_flops = form == FitForm::kAlphaBetaEfficiency && curve_on_flops;
@@ -164,6 +169,7 @@ OpFit fit_form(FitForm form, const std::vector<Sample>& s, const Peaks& peaks, b
     std::vector<GridPoint> points;
     for (const Sample& x : s) points.push_back({x.m, x.n, x.k, base_us(fit, OpQuery::of(x)) / x.time_us});
     fit.grid = GemmGrid::of(std::move(points));
+    fit.grid.interpolation_first = interpolation_first;
   } else if (form != FitForm::kAlphaBeta) {
     std::map<double, std::pair<double, int>> by_axis;  // equal sizes share one knot: mean efficiency
     for (const Sample& x : s) {
@@ -390,7 +396,13 @@ GemmGrid GemmGrid::of(std::vector<GridPoint> points) {
 double GemmGrid::efficiency(double m, double n, double k) const {
   FDC_CHECK(!by_m.empty() && m > 0 && n > 0 && k > 0, "GEMM grid query m " << m << " n " << n << " k " << k);
   const double lm = std::log2(m), lnk = std::log2(n * k);
-  return std::exp(0.5 * (across(by_m, lm, lnk) + across(by_shape, lnk, lm)));
+  bool shape_clamped = false, m_clamped = false;
+  const double across_shapes = across(by_m, lm, lnk, &shape_clamped);
+  const double along_m = across(by_shape, lnk, lm, &m_clamped);
+  // Where one reading interpolates and the other only holds its nearest end (a shape beyond the
+  // measured ones at this m, or an m beyond those measured at this shape), the interpolation alone.
+  if (interpolation_first && shape_clamped != m_clamped) return std::exp(shape_clamped ? along_m : across_shapes);
+  return std::exp(0.5 * (across_shapes + along_m));
 }
 
 double straggler_work(const OpQuery& q, bool on_flops) {
@@ -925,12 +937,13 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
                                     {gemm ? FitForm::kGemmRooflineGrid : FitForm::kAlphaBetaEfficiency, {}}};
   if (!gemm && with_flops && std::all_of(samples.begin(), samples.end(), [](const Sample& s) { return s.flops > 0; }))
     tries.push_back({FitForm::kAlphaBetaEfficiency, {}, true});
+  if (gemm) tries.push_back({FitForm::kGemmRooflineGrid, {}, false, true});
   OpFit best;
   for (CandidateError& c : tries) {
     c.held_out = cross_validate(measured, 1, [&](const std::vector<int>& train, int test) {
       std::vector<Sample> sub;
       for (int i : train) sub.push_back(samples[static_cast<size_t>(i)]);
-      return predict(fit_form(c.form, sub, peaks, with_flops, c.curve_on_flops),
+      return predict(fit_form(c.form, sub, peaks, with_flops, c.curve_on_flops, c.interpolation_first),
                      OpQuery::of(samples[static_cast<size_t>(test)]))
           .time_us;
     });
@@ -939,7 +952,8 @@ OpFit fit_op(const std::string& op, std::vector<Sample> samples, const Peaks& pe
   // The more detailed form (efficiency curve, grid) only when it is nearer the held-out target.
   const size_t pick = closest_to_target(best.candidates);
   std::vector<CandidateError> candidates = best.candidates;
-  best = fit_form(candidates[pick].form, samples, peaks, with_flops, candidates[pick].curve_on_flops);
+  best = fit_form(candidates[pick].form, samples, peaks, with_flops, candidates[pick].curve_on_flops,
+                  candidates[pick].interpolation_first);
   best.op = op;
   best.held_out = candidates[pick].held_out;
   for (const Sample& s : samples) best.held_out_cases.emplace_back(s.where, s.time_us);

@@ -89,6 +89,10 @@ struct GemmGrid {
   };
   std::vector<GridPoint> points;  // equal shapes averaged, sorted by (m, n, k)
   std::vector<Line> by_m, by_shape;
+  // Where one of the two readings interpolates and the other only holds its nearest end (a shape
+  // beyond those measured at the query's m, or an m beyond those measured at its shape), the
+  // interpolating one alone instead of the mean; chosen per op by held-out error.
+  bool interpolation_first = false;
   static GemmGrid of(std::vector<GridPoint> points);
   double efficiency(double m, double n, double k) const;
 };
@@ -112,6 +116,7 @@ struct CandidateError {  // a form tried for this op and its held-out error
   FitForm form;
   HeldOutError held_out;
   bool curve_on_flops = false;  // alpha_beta_efficiency: its curve over the flops slot (OpFit)
+  bool interpolation_first = false;  // gemm_roofline_grid: GemmGrid::interpolation_first
 };
 
 // How far the repetitions of one case lie apart, over an op's cases measured more than once

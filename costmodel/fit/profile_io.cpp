@@ -95,6 +95,7 @@ Json op_json(const OpFit& f) {
     Json h = held_out_json(c.held_out);
     h["form"] = form_name(c.form);
     if (c.curve_on_flops) h["axis"] = "flops";  // an alpha_beta_efficiency curve over the flops slot
+    if (c.interpolation_first) h["interpolation_first"] = true;  // a gemm_roofline_grid variant
     candidates.push_back(h);
   }
   Json j = {{"form", form_name(f.form)}, {"axis", f.axis_name()}, {"params", params},
@@ -110,6 +111,7 @@ Json op_json(const OpFit& f) {
     Json grid = Json::array();
     for (const GridPoint& p : f.grid.points) grid.push_back(Json::array({p.m, p.n, p.k, p.efficiency}));
     j["efficiency_grid"] = grid;  // [m, n, k, efficiency] per measured shape
+    if (f.grid.interpolation_first) j["interpolation_first"] = true;
   }
   if (f.form == FitForm::kAttentionPrefillNeighbours) {
     FDC_CHECK(prefill_neighbour_base(f.neighbour_base),
@@ -315,6 +317,12 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
     }
     FDC_INPUT_CHECK(!points.empty(), source << ": ops." << op << ": 'efficiency_grid' is empty");
     f.grid = GemmGrid::of(std::move(points));
+    if (j.contains("interpolation_first")) {
+      FDC_INPUT_CHECK(j.at("interpolation_first").is_boolean(),
+                      source << ": ops." << op << ": 'interpolation_first' must be true or false, found "
+                             << j.at("interpolation_first").dump());
+      f.grid.interpolation_first = j.at("interpolation_first").get<bool>();
+    }
   }
   const Json& cov = r.at(j, "coverage");
   if (!f.extrapolated && f.form != FitForm::kConstant) f.axis = r.range(cov, f.axis_name());
@@ -338,7 +346,8 @@ OpFit op_from_json(const std::string& op, const Json& j, const std::string& sour
   }
   if (j.contains("candidates"))
     for (const Json& c : j["candidates"])
-      f.candidates.push_back({r.form(c), r.held_out(c), c.contains("axis") && c["axis"] == "flops"});
+      f.candidates.push_back({r.form(c), r.held_out(c), c.contains("axis") && c["axis"] == "flops",
+                              c.contains("interpolation_first") && c["interpolation_first"] == true});
   return f;
 }
 

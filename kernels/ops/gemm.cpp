@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,8 @@ const char* to_string(GemmRunner::Planning p) {
   switch (p) {
     case GemmRunner::Planning::kTuned:
       return "tuned";
+    case GemmRunner::Planning::kTunedNeighbours:
+      return "tuned-neighbours";
     case GemmRunner::Planning::kBucketed:
       return "bucketed";
     case GemmRunner::Planning::kExact:
@@ -49,12 +52,18 @@ GemmRunner::Planning GemmRunner::planning_from_env() {
   const char* env = std::getenv("FDCSIM_GEMM_PLANNING");
   if (!env) return Planning::kTuned;
   const std::string v = env;
-  FDC_INPUT_CHECK(v == "tuned" || v == "bucketed" || v == "exact",
-                  "FDCSIM_GEMM_PLANNING: expected 'tuned', 'bucketed' or 'exact', found '" << v << "'");
-  return v == "exact" ? Planning::kExact : v == "bucketed" ? Planning::kBucketed : Planning::kTuned;
+  FDC_INPUT_CHECK(v == "tuned" || v == "tuned-neighbours" || v == "bucketed" || v == "exact",
+                  "FDCSIM_GEMM_PLANNING: expected 'tuned', 'tuned-neighbours', 'bucketed' or 'exact', found '"
+                      << v << "'");
+  return v == "exact"              ? Planning::kExact
+         : v == "bucketed"         ? Planning::kBucketed
+         : v == "tuned-neighbours" ? Planning::kTunedNeighbours
+                                   : Planning::kTuned;
 }
 
-GemmRunner::GemmRunner(size_t workspace_bytes) : workspace_(workspace_bytes), planning_(planning_from_env()) {
+GemmRunner::GemmRunner(size_t workspace_bytes) : GemmRunner(workspace_bytes, planning_from_env()) {}
+
+GemmRunner::GemmRunner(size_t workspace_bytes, Planning planning) : workspace_(workspace_bytes), planning_(planning) {
   CUBLAS_CHECK(cublasLtCreate(&lt_));
   CUBLAS_CHECK(cublasCreate(&blas_));
   CUBLAS_CHECK(cublasSetWorkspace(blas_, workspace_.data(), workspace_.bytes()));
@@ -103,18 +112,34 @@ void GemmRunner::launch(const LtPlan& pl, const cublasLtMatmulAlgo_t& algo, cons
                               workspace_.data(), workspace_.bytes(), stream));
 }
 
-// The heuristic's answers for the bucket's row count, each timed at p's rows (exact: p's
-// descriptor and layouts); the fastest, or the first answer unless another is over 1% faster.
-cublasLtMatmulAlgo_t GemmRunner::tune(const LtPlan& bucket, const LtPlan& exact, const GemmParams& p,
-                                      cudaStream_t stream) {
+// The heuristic's answers for the bucket's row count (with kTunedNeighbours also those for the
+// next bucket's, which at small row counts often hold a faster kernel), each timed at p's rows
+// (exact: p's descriptor and layouts); the fastest, or the bucket's first answer unless another is
+// over 1% faster.
+cublasLtMatmulAlgo_t GemmRunner::tune(const LtPlan& bucket, const LtPlan* next, const LtPlan& exact,
+                                      const GemmParams& p, cudaStream_t stream) {
   const Preference pref = preference(workspace_.bytes());
-  cublasLtMatmulHeuristicResult_t results[kTuneCandidates]{};
+  cublasLtMatmulHeuristicResult_t results[2 * kTuneCandidates]{};
   int found = 0;
   ++heuristic_queries_;
   CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, bucket.desc, bucket.a, bucket.b, bucket.c, bucket.c, pref.get(),
                                               kTuneCandidates, results, &found));
   FDC_CHECK(found > 0, "cuBLASLt has no algorithm for gemm m=" << p.m << " n=" << p.n << " k=" << p.k << " "
                                                                  << to_string(p.dtype));
+  if (next) {
+    cublasLtMatmulHeuristicResult_t more[kTuneCandidates]{};
+    int found_more = 0;
+    ++heuristic_queries_;
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, next->desc, next->a, next->b, next->c, next->c, pref.get(),
+                                                kTuneCandidates, more, &found_more));
+    const int own = found;
+    for (int j = 0; j < found_more; ++j) {
+      const auto same = [&](const cublasLtMatmulHeuristicResult_t& r) {
+        return std::memcmp(r.algo.data, more[j].algo.data, sizeof r.algo.data) == 0;
+      };
+      if (std::none_of(results, results + own, same)) results[found++] = more[j];
+    }
+  }
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
   if (capture != cudaStreamCaptureStatusNone || found == 1) return results[0].algo;
@@ -178,10 +203,13 @@ const GemmRunner::LtPlan& GemmRunner::plan(const GemmParams& p, cudaStream_t str
     const Key bkey = std::make_tuple(bucket, p.n, p.k, dt);
     auto b = bucket_algos_.find(bkey);
     if (b == bucket_algos_.end()) {
-      LtPlan bp;
+      LtPlan bp, np;
       describe(&bp.desc, &bp.a, &bp.b, &bp.c, bucket, p.n, p.k, p.dtype);
-      const cublasLtMatmulAlgo_t algo = planning_ == Planning::kTuned ? tune(bp, *pl, p, stream)
-                                                                      : heuristic(bp.desc, bp.a, bp.b, bp.c, bucket);
+      const bool neighbours = planning_ == Planning::kTunedNeighbours;
+      if (neighbours) describe(&np.desc, &np.a, &np.b, &np.c, gemm_row_bucket(bucket + 1), p.n, p.k, p.dtype);
+      const cublasLtMatmulAlgo_t algo = planning_ == Planning::kTuned || neighbours
+                                            ? tune(bp, neighbours ? &np : nullptr, *pl, p, stream)
+                                            : heuristic(bp.desc, bp.a, bp.b, bp.c, bucket);
       b = bucket_algos_.emplace(bkey, algo).first;
     }
     // The bucket's algorithm must also hold for these exact rows.

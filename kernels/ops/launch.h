@@ -38,17 +38,20 @@ const char* to_string(GemmBackend b);
 //    Measured side by side on an H100 (docs/validate.md, "GEMM algorithms chosen by timing"): 11
 //    of 88 cases over 5% faster, 4 over 5% slower (the LM head at 2048 and 4096 rows, the MLP up
 //    projection at 4096), where this short timing misjudged the candidates.
+//  - tuned-neighbours: as tuned, with the heuristic's first kTuneCandidates answers for the next
+//    bucket's row count timed too (those already among the bucket's are not timed twice).
 //  - bucketed: the heuristic's first answer for the bucket (the choice before tuning).
 //  - exact: the heuristic's first answer for every distinct row count (the choice before buckets).
 // A stream being captured into a CUDA graph is never synchronised: its buckets take the
 // heuristic's first answer. One runner per device; not thread-safe.
 class GemmRunner {
  public:
-  enum class Planning { kTuned, kBucketed, kExact };
+  enum class Planning { kTuned, kTunedNeighbours, kBucketed, kExact };
   static constexpr int kTuneCandidates = 8;
   static constexpr int kTuneLaunches = 3;
 
   explicit GemmRunner(size_t workspace_bytes = size_t{32} << 20);
+  GemmRunner(size_t workspace_bytes, Planning planning);  // this planning, whatever the environment says
   ~GemmRunner();
   GemmRunner(const GemmRunner&) = delete;
   GemmRunner& operator=(const GemmRunner&) = delete;
@@ -63,7 +66,8 @@ class GemmRunner {
   Planning planning() const { return planning_; }
   // The planning FDCSIM_GEMM_PLANNING asks for (tuned when unset); throws on another value.
   static Planning planning_from_env();
-  // Heuristic queries made so far (one per shape and bucket, plus refused checks).
+  // Heuristic queries made so far (one per shape and bucket, two with tuned-neighbours, plus refused
+  // checks).
   int64_t heuristic_queries() const { return heuristic_queries_; }
   // Buckets whose algorithm was chosen by timing, and of those, where it is not the heuristic's
   // first answer.
@@ -73,7 +77,8 @@ class GemmRunner {
  private:
   struct LtPlan;
   const LtPlan& plan(const GemmParams& p, cudaStream_t stream);
-  cublasLtMatmulAlgo_t tune(const LtPlan& bucket, const LtPlan& exact, const GemmParams& p, cudaStream_t stream);
+  cublasLtMatmulAlgo_t tune(const LtPlan& bucket, const LtPlan* next, const LtPlan& exact, const GemmParams& p,
+                            cudaStream_t stream);
   void launch(const LtPlan& pl, const cublasLtMatmulAlgo_t& algo, const GemmParams& p, cudaStream_t stream);
 
   cublasLtHandle_t lt_ = nullptr;

@@ -201,8 +201,11 @@ TEST_CASE("fit: the GEMM grid interpolates in (log2 m, log2 n k), clamps beyond 
     }
   const OpFit f = fit_op("gemm/x/cublaslt", s, peaks, false);
   CHECK(f.form == FitForm::kGemmRooflineGrid);
-  REQUIRE(f.candidates.size() == 2);
+  REQUIRE(f.candidates.size() == 3);  // the curve, the grid, the grid read interpolation first
   CHECK(*f.candidates[1].held_out.median_ape_pct < *f.candidates[0].held_out.median_ape_pct);
+  CHECK_FALSE(f.candidates[1].interpolation_first);
+  CHECK(f.candidates[2].interpolation_first);
+  CHECK(f.candidates[2].form == FitForm::kGemmRooflineGrid);
   for (const Sample& x : s) CHECK(predict(f, OpQuery::of(x)).time_us == doctest::Approx(x.time_us));
   CHECK_FALSE(predict(f, OpQuery::gemm(512, 4096, 3000)).extrapolated);
   const Prediction out = predict(f, OpQuery::gemm(8192, 4096, 4096));
@@ -218,6 +221,52 @@ TEST_CASE("fit: the GEMM grid interpolates in (log2 m, log2 n k), clamps beyond 
   CHECK(b.form == FitForm::kGemmRooflineGrid);
   const OpQuery q = OpQuery::gemm(700, 4096, 1500);
   CHECK(predict_time_us(b, q) == doctest::Approx(predict_time_us(f, q)));
+}
+
+TEST_CASE("fit: the GEMM grid read interpolation first: a shape measured at fewer rows") {
+  // Shapes k = 1024..4096 at m = 64, 256, 1024; k = 8192 only at m = 64 and 1024. At (256, k 8192)
+  // the reading across shapes holds the m = 256 line's last shape (k = 4096), the reading along m
+  // interpolates between the two measured rows of its own shape.
+  std::vector<GridPoint> points;
+  for (double m : {64.0, 256.0, 1024.0})
+    for (double k : {1024.0, 2048.0, 4096.0}) points.push_back({m, 4096, k, grid_eff(m, 4096, k)});
+  for (double m : {64.0, 1024.0}) points.push_back({m, 4096, 8192, grid_eff(m, 4096, 8192)});
+  GemmGrid g = GemmGrid::of(points);
+  const double exact = grid_eff(256, 4096, 8192), held = grid_eff(256, 4096, 4096);
+  CHECK(g.efficiency(256, 4096, 8192) == doctest::Approx(std::sqrt(exact * held)));  // the mean of the logs
+  g.interpolation_first = true;
+  CHECK(g.efficiency(256, 4096, 8192) == doctest::Approx(exact));
+  // Both readings interpolate, or both hold an end: the mean as before.
+  CHECK(g.efficiency(128, 4096, 3000) == doctest::Approx(grid_eff(128, 4096, 3000)).epsilon(1e-9));
+  CHECK(g.efficiency(1 << 16, 4096, 1 << 15) == doctest::Approx(grid_eff(1024, 4096, 8192)));
+
+  // Chosen when its held-out error is nearer the target, and read back from the profile.
+  const Peaks peaks{800.0, 4000.0};
+  std::vector<Sample> s;
+  for (const GridPoint& p : points) {
+    const OpQuery q = OpQuery::gemm(p.m, p.n, p.k);
+    s.push_back(gemm(p.m, p.n, p.k, std::max(q.flops / 800e6, q.bytes / 4000e3) / p.efficiency));
+  }
+  OpFit f = fit_op("gemm/x/cublaslt", s, peaks, false);
+  REQUIRE(f.candidates.size() == 3);
+  f.form = FitForm::kGemmRooflineGrid;
+  f.grid = g;
+  FittedProfile p;
+  p.gpu = "test";
+  p.peaks = peaks;
+  p.ops[f.op] = f;
+  const Json j = profile_to_json(p, "test");
+  CHECK(j["ops"][f.op]["interpolation_first"] == true);
+  const FittedProfile back = profile_from_json(j, "p.json");
+  const OpFit& b = *back.find(f.op);
+  CHECK(b.grid.interpolation_first);
+  CHECK(b.candidates.at(2).interpolation_first);
+  const OpQuery q = OpQuery::gemm(256, 4096, 8192);
+  CHECK(predict_time_us(b, q) == doctest::Approx(std::max(q.flops / 800e6, q.bytes / 4000e3) / exact));
+  Json bad = j;
+  bad["ops"][f.op]["interpolation_first"] = "yes";
+  CHECK_THROWS_WITH_AS(profile_from_json(bad, "p.json"), doctest::Contains("'interpolation_first' must be true or false"),
+                       fdc::InputError);
 }
 
 TEST_CASE("fit: alpha-beta queries outside the measured bytes are flagged") {
