@@ -265,8 +265,8 @@ TEST_CASE("fit: the GEMM grid read interpolation first: a shape measured at fewe
   CHECK(predict_time_us(b, q) == doctest::Approx(std::max(q.flops / 800e6, q.bytes / 4000e3) / exact));
   Json bad = j;
   bad["ops"][f.op]["interpolation_first"] = "yes";
-  CHECK_THROWS_WITH_AS(profile_from_json(bad, "p.json"), doctest::Contains("'interpolation_first' must be true or false"),
-                       fdc::InputError);
+  CHECK_THROWS_WITH_AS(profile_from_json(bad, "p.json"),
+                       doctest::Contains("'interpolation_first' must be true or false"), fdc::InputError);
 }
 
 TEST_CASE("fit: alpha-beta queries outside the measured bytes are flagged") {
