@@ -52,9 +52,9 @@ GemmRunner::Planning GemmRunner::planning_from_env() {
   const char* env = std::getenv("FDCSIM_GEMM_PLANNING");
   if (!env) return Planning::kTuned;
   const std::string v = env;
-  FDC_INPUT_CHECK(v == "tuned" || v == "tuned-neighbours" || v == "bucketed" || v == "exact",
-                  "FDCSIM_GEMM_PLANNING: expected 'tuned', 'tuned-neighbours', 'bucketed' or 'exact', found '"
-                      << v << "'");
+  FDC_INPUT_CHECK(
+      v == "tuned" || v == "tuned-neighbours" || v == "bucketed" || v == "exact",
+      "FDCSIM_GEMM_PLANNING: expected 'tuned', 'tuned-neighbours', 'bucketed' or 'exact', found '" << v << "'");
   return v == "exact"              ? Planning::kExact
          : v == "bucketed"         ? Planning::kBucketed
          : v == "tuned-neighbours" ? Planning::kTunedNeighbours

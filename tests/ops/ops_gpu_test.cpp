@@ -240,8 +240,8 @@ TEST_CASE("projections through cuBLASLt and cuBLAS match the reference") {
 }
 
 TEST_CASE("bucketed and tuned cuBLASLt planning: heuristic queries per bucket, results equal the reference") {
-  for (GemmRunner::Planning planning : {GemmRunner::Planning::kTuned, GemmRunner::Planning::kTunedNeighbours,
-                                        GemmRunner::Planning::kBucketed}) {
+  for (GemmRunner::Planning planning :
+       {GemmRunner::Planning::kTuned, GemmRunner::Planning::kTunedNeighbours, GemmRunner::Planning::kBucketed}) {
     CAPTURE(to_string(planning));
     GemmRunner runner(size_t{32} << 20, planning);
     const bool tuned = planning != GemmRunner::Planning::kBucketed;
