@@ -39,7 +39,9 @@ const char* to_string(GemmBackend b);
 //    of 88 cases over 5% faster, 4 over 5% slower (the LM head at 2048 and 4096 rows, the MLP up
 //    projection at 4096), where this short timing misjudged the candidates.
 //  - tuned-neighbours: as tuned, with the heuristic's first kTuneCandidates answers for the next
-//    bucket's row count timed too (those already among the bucket's are not timed twice).
+//    bucket's row count timed too (those already among the bucket's are not timed twice). On an
+//    H100 (docs/validate.md, "The next bucket's answers too"): output projections at 1-64 rows up
+//    to 11% faster, a few cases above 64 rows up to 7% slower; opt-in until measured on an H200.
 //  - bucketed: the heuristic's first answer for the bucket (the choice before tuning).
 //  - exact: the heuristic's first answer for every distinct row count (the choice before buckets).
 // A stream being captured into a CUDA graph is never synchronised: its buckets take the
