@@ -31,12 +31,32 @@ inline int hi_count(int64_t n, int hi_slots, int block_size) {
 }
 
 // Device workspace and kernels of the prefill classification.
+//
+// Two methods give the same classes and slots. kCount (the default): a row's rank in its segment is
+// the number of the segment's rows of larger importance, plus those of equal importance before it,
+// counted by tiles of rows against tiles of the segment's rows in shared memory: three launches
+// (importance, counts, classes) whose work grows with the square of a segment's length, a few
+// microseconds for prompts of a few thousand rows. Batches of more than kMaxCountRows rows use
+// kSort: CUB's segmented radix sort (one block per segment, several passes), which takes 50-60 us
+// even for one row on an H100. `FDCSIM_CLASSIFY=count|sort` picks the method of a default-made
+// classifier (side-by-side measurements).
 class TokenClassifier {
  public:
-  TokenClassifier() = default;
+  enum class Method { kCount, kSort };
+  // Batches of more rows than this are sorted whatever the method.
+  static constexpr int kMaxCountRows = 16384;
+
+  // The method named by FDCSIM_CLASSIFY ("count" or "sort"; kCount when unset); throws
+  // fdc::InputError naming the variable for anything else.
+  static Method method_from_env();
+
+  TokenClassifier() : TokenClassifier(method_from_env()) {}
+  explicit TokenClassifier(Method method) : method_(method) {}
   TokenClassifier(const TokenClassifier&) = delete;
   TokenClassifier& operator=(const TokenClassifier&) = delete;
   ~TokenClassifier();
+
+  Method method() const { return method_; }
 
   // Prefill rows [0, rows) (bf16 packed k/v rows, strides k_row / v_row elements) form `segments`
   // prompts: segment s is rows [cu[s], cu[s + 1]), seg_of[r] its segment. Segment s keeps n_hi[s]
@@ -53,11 +73,16 @@ class TokenClassifier {
   void reserve(int rows, int segments, const int* cu, cudaStream_t st);
 
  private:
+  bool sorts(int rows) const { return method_ == Method::kSort || rows > kMaxCountRows; }
+
+  Method method_;
   float* keys_ = nullptr;  // [2][cap_rows]: importance in, sorted out
-  int* values_ = nullptr;  // [2][cap_rows]: row index in, sorted out
+  int* values_ = nullptr;  // [2][cap_rows]: row index in, sorted out (kCount: the ranks)
   void* temp_ = nullptr;
   size_t temp_bytes_ = 0;
   int cap_rows_ = 0;
 };
+
+const char* to_string(TokenClassifier::Method m);
 
 }  // namespace fdc::kernels::attn

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -118,9 +119,31 @@ void run_case(TokenClassifier& classifier, const HeadLayout& L, const std::vecto
 TEST_CASE("classifier keeps each prompt's most important rows hi, ties in row order") {
   // Per-head ranks with token classes (lo ranks below the hi ones; one head without a tail).
   const HeadLayout L(6, 3, {{64, 32, 16, 16}, {128, 96, 32, 24}, {48, 48, 48, 48}}, kBlock);
-  TokenClassifier classifier;  // one workspace, grown and reused across the cases
-  const std::vector<std::vector<int>> cases = {{1}, {3}, {17, 0, 129, 5}, {1000}, {4097, 1, 17}, {2, 3}};
-  uint64_t seed = 1;
-  for (const auto& lengths : cases)
-    for (int hi_slots : {0, 5, 8, 16}) run_case(classifier, L, lengths, hi_slots, seed++);
+  // Both methods; the counting one's column tiles split the 1000- and 4097-row prompts, and a batch
+  // of more than kMaxCountRows rows goes to the sort whatever the method.
+  for (const auto method : {TokenClassifier::Method::kCount, TokenClassifier::Method::kSort}) {
+    INFO("method " << to_string(method));
+    TokenClassifier classifier(method);  // one workspace, grown and reused across the cases
+    CHECK(classifier.method() == method);
+    const std::vector<std::vector<int>> cases = {
+        {1},           {3},    {17, 0, 129, 5},       {1000},
+        {4097, 1, 17}, {2, 3}, {255, 257, 0, 1, 300}, {TokenClassifier::kMaxCountRows + 7}};
+    uint64_t seed = 1;
+    for (const auto& lengths : cases)
+      for (int hi_slots : {0, 5, 8, 16}) run_case(classifier, L, lengths, hi_slots, seed++);
+  }
+}
+
+TEST_CASE("FDCSIM_CLASSIFY picks the default classifier's method") {
+  const char* before = std::getenv("FDCSIM_CLASSIFY");
+  const std::string saved = before ? before : "";
+  setenv("FDCSIM_CLASSIFY", "sort", 1);
+  CHECK(TokenClassifier().method() == TokenClassifier::Method::kSort);
+  setenv("FDCSIM_CLASSIFY", "count", 1);
+  CHECK(TokenClassifier().method() == TokenClassifier::Method::kCount);
+  setenv("FDCSIM_CLASSIFY", "quick", 1);
+  CHECK_THROWS_WITH_AS(TokenClassifier::method_from_env(), doctest::Contains("FDCSIM_CLASSIFY"), fdc::InputError);
+  unsetenv("FDCSIM_CLASSIFY");
+  CHECK(TokenClassifier().method() == TokenClassifier::Method::kCount);
+  if (before) setenv("FDCSIM_CLASSIFY", saved.c_str(), 1);
 }
