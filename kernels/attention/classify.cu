@@ -12,31 +12,64 @@
 namespace fdc::kernels::attn {
 namespace {
 
-// One warp per row: the energy of the dims a lo token drops, over every KV head. index[row] = row
-// for the sort, or 0 (the count's start) with zero_index.
-__global__ void importance_kernel(const __nv_bfloat16* k, int k_row, const __nv_bfloat16* v, int v_row,
-                                  const HeadInfo* heads, int num_heads, int rows, float* score, int* index,
-                                  bool zero_index) {
-  const int row = blockIdx.x * (blockDim.x / 32) + static_cast<int>(threadIdx.x / 32);
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  if (row >= rows) return;
+// The energy of one head's dropped dims of a row, [k_lo, k_hi) of k and [v_lo, v_hi) of v, summed
+// over this lane's share: the k and v dims are one range over the warp's lanes, so a head's loads
+// are in flight together. 16-byte loads where both ranges allow them (ranks, offsets and strides are
+// multiples of 8 elements in the engine and the benchmarks), element loads otherwise.
+__device__ __forceinline__ float dropped_energy(const __nv_bfloat16* kr, int k_lo, int k_hi, const __nv_bfloat16* vr,
+                                                int v_lo, int v_hi, int lane) {
   float e = 0.f;
-  for (int h = 0; h < num_heads; ++h) {
-    const HeadInfo hd = heads[h];
-    const __nv_bfloat16* kr = k + static_cast<int64_t>(row) * k_row + hd.k_offset;
-    const __nv_bfloat16* vr = v + static_cast<int64_t>(row) * v_row + hd.v_offset;
-    for (int d = hd.rk_lo + lane; d < hd.rk; d += 32) {
-      const float x = __bfloat162float(kr[d]);
-      e += x * x;
+  const int nk = k_hi - k_lo, nv = v_hi - v_lo;
+  const bool vec = ((nk | nv | k_lo | v_lo) & 7) == 0 &&
+                   ((reinterpret_cast<uintptr_t>(kr) | reinterpret_cast<uintptr_t>(vr)) & 15) == 0;
+  if (vec) {
+    const int vk = nk / 8, n = vk + nv / 8;
+    for (int i = lane; i < n; i += 32) {
+      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(i < vk ? kr + k_lo + 8 * i : vr + v_lo + 8 * (i - vk)));
+      const __nv_bfloat162* x = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 f = __bfloat1622float2(x[j]);
+        e += f.x * f.x + f.y * f.y;
+      }
     }
-    for (int d = hd.rv_lo + lane; d < hd.rv; d += 32) {
-      const float x = __bfloat162float(vr[d]);
+  } else {
+#pragma unroll 4
+    for (int i = lane; i < nk + nv; i += 32) {
+      const float x = __bfloat162float(i < nk ? kr[k_lo + i] : vr[v_lo + i - nk]);
       e += x * x;
     }
   }
+  return e;
+}
+
+// One block per row, its warps taking the KV heads in turn: the energy of the dims a lo token
+// drops, over every KV head. index[row] = row for the sort, or 0 (the count's start) with
+// zero_index. (One warp walking a row's heads one after another, as before, waited on two
+// dependent loads per head: about 33 us for one row of 40 heads on an H100.)
+constexpr int kImportanceWarps = 8;
+
+__global__ void __launch_bounds__(kImportanceWarps * 32)
+    importance_kernel(const __nv_bfloat16* k, int k_row, const __nv_bfloat16* v, int v_row, const HeadInfo* heads,
+                      int num_heads, float* score, int* index, bool zero_index) {
+  __shared__ float part[kImportanceWarps];
+  const int row = static_cast<int>(blockIdx.x);
+  const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+  const __nv_bfloat16* kr = k + static_cast<int64_t>(row) * k_row;
+  const __nv_bfloat16* vr = v + static_cast<int64_t>(row) * v_row;
+  float e = 0.f;
+  for (int h = warp; h < num_heads; h += kImportanceWarps) {
+    const HeadInfo hd = heads[h];
+    e += dropped_energy(kr + hd.k_offset, hd.rk_lo, hd.rk, vr + hd.v_offset, hd.rv_lo, hd.rv, lane);
+  }
   for (int o = 16; o > 0; o >>= 1) e += __shfl_xor_sync(0xffffffffu, e, o);
-  if (lane == 0) {
-    score[row] = e;
+  if (lane == 0) part[warp] = e;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < kImportanceWarps; ++w) sum += part[w];
+    score[row] = sum;
     index[row] = zero_index ? 0 : row;
   }
 }
@@ -146,11 +179,10 @@ void TokenClassifier::classify(const uint16_t* k, int k_row, const uint16_t* v, 
                                int* cls_of, int* pos_of, cudaStream_t st) {
   if (rows == 0 || segments == 0) return;
   reserve(rows, segments, cu, st);
-  constexpr int kWarps = 8;
   const bool sort = sorts(rows);
-  importance_kernel<<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), kWarps * 32, 0, st>>>(
+  importance_kernel<<<static_cast<unsigned>(rows), kImportanceWarps * 32, 0, st>>>(
       reinterpret_cast<const __nv_bfloat16*>(k), k_row, reinterpret_cast<const __nv_bfloat16*>(v), v_row, heads,
-      num_heads, rows, keys_, values_, !sort);
+      num_heads, keys_, values_, !sort);
   CUDA_CHECK_LAUNCH();
   if (!sort) {
     const dim3 grid(static_cast<unsigned>((rows + kRankRows - 1) / kRankRows),
