@@ -84,12 +84,14 @@ inline OpWork kv_append_work(double tokens, double kv_dims_per_token, double e) 
 }
 
 // Bytes a segmented radix sort of 32-bit keys and values moves per key: four 8-bit digit passes,
-// each reading and writing the key and its value.
+// each reading and writing the key and its value. The engine ranks a prompt's rows by counting
+// instead (kernels/attention/classify.h), which reads each key once per 256-row tile of its prompt:
+// about as many bytes for prompts of 4096 rows, fewer for shorter ones.
 inline constexpr double kSortBytesPerKey = 4 * 2 * (4 + 4);
 
 // Token classification of `tokens` prompt rows (hybrid token classes): each row's importance is
 // the energy of the dims a lo token drops (tail_dims_per_token elements over the KV heads: a
-// multiply-add each), then the rows of each prompt are sorted by it (kSortBytesPerKey per row) and
+// multiply-add each), then the rows of each prompt are ranked by it (kSortBytesPerKey per row) and
 // assigned a class and slot (a class and a slot written per row).
 inline OpWork kv_classify_work(double tokens, double tail_dims_per_token, double e) {
   return {2.0 * tokens * tail_dims_per_token, tokens * (e * tail_dims_per_token + kSortBytesPerKey + 2 * 4.0), 0.0};

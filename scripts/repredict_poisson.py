@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 11
-Llama-2-13B runs of the engine of 2026-12-06, 10 on H100s and 1 on one H200; with --runs 20261204
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 10
+Llama-2-13B runs of the engine of 2026-12-06 afternoon, 9 on H100s and 1 on one H200; with --runs
+20261206 the 2 token-class runs of that morning, before the classification ranked by counting;
+with --runs 20261204
 the 6 H200 runs of 2026-12-04 afternoon and night; with --runs 20261205 the 5 H100 runs of
 2026-12-05 evening; with --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before
 the faster wgmma prefill) with the given profiles and counts the targets met (docs/validate.md;
@@ -49,7 +51,10 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # ran then (the GEMM algorithms the heuristic's first answer per row bucket);
 # "current": the engine of 2026-12-06: three policies on one H100 with the GEMM algorithms chosen
 # by timing (commit 627a6d8); with that day's norm and RoPE kernels (commit 667f638) policy none on
-# one H200 and on a second H100, and the three FDC policies on H100s of two later calls;
+# one H200 and on a second H100, the FDC 50% and table policies on H100s of two later calls, and
+# the token-class policy with the classification ranked by counting (commit 4c1f5ad) that
+# afternoon; "20261206": the token-class policy's runs of those two later calls (the
+# classification before commit 4c1f5ad);
 # "20261205": four policies on one H100 in the evening of 2026-12-05 (the engine of commit 5714426,
 # before the GEMM tuning).
 RUN_SETS = {
@@ -71,8 +76,18 @@ RUN_SETS = {
         ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 3),
         ("13B 1x H200 (12-06, tuned GEMMs)", "capacity-20261206/h200-llama-2-13b", "h200.json", 1),
         ("13B 1x H100 (12-06 06:00, new norm / RoPE)", "capacity-20261206b/h100-llama-2-13b", "h100.json", 1),
-        ("13B 1x H100 (12-06 06:42, FDC policies)", "capacity-20261206c/h100-llama-2-13b", "h100.json", 3),
-        ("13B 1x H100 (12-06 06:52, FDC policies, bursts held out too)", "capacity-20261206d/h100-llama-2-13b", "h100.json", 3),
+        ("13B 1x H100 (12-06 06:42, FDC policies)", "capacity-20261206c/h100-llama-2-13b", "h100.json", 2,
+         {"skip": ["fdc-table-hybrid-llama-2-13b"]}),
+        ("13B 1x H100 (12-06 06:52, FDC policies, bursts held out too)", "capacity-20261206d/h100-llama-2-13b",
+         "h100.json", 2, {"skip": ["fdc-table-hybrid-llama-2-13b"]}),
+        ("13B 1x H100 (12-06 16:00, token classes ranked by counting)", "capacity-20261206e/h100-llama-2-13b",
+         "h100.json", 1),
+    ],
+    "20261206": [
+        ("13B 1x H100 (12-06 06:42, token classes sorted)", "capacity-20261206c/h100-llama-2-13b", "h100.json", 1,
+         {"only": ["fdc-table-hybrid-llama-2-13b"]}),
+        ("13B 1x H100 (12-06 06:52, token classes sorted)", "capacity-20261206d/h100-llama-2-13b", "h100.json", 1,
+         {"only": ["fdc-table-hybrid-llama-2-13b"]}),
     ],
     "20261205": [
         ("13B 1x H100 (12-05 eve)", "capacity-20261205/h100-llama-2-13b", "h100.json", 5),
@@ -93,11 +108,17 @@ def rooted(p):
 
 def runs(run_set):
     out = []
-    for label, folder, profile, expected in RUN_SETS[run_set]:
+    for label, folder, profile, expected, *which in RUN_SETS[run_set]:
         path = os.path.join(ROOT, "docs", "results", folder)
         if not os.path.isdir(path):
             fail(f"{path}: missing (the committed engine runs)")
         files = sorted(glob.glob(os.path.join(path, "*_r*.measured_timeline.jsonl.gz")))
+        if which:  # a folder's runs of some policies only, or all but some
+            pol = lambda f: os.path.basename(f).rsplit("_r", 1)[0]
+            if "only" in which[0]:
+                files = [f for f in files if pol(f) in which[0]["only"]]
+            if "skip" in which[0]:
+                files = [f for f in files if pol(f) not in which[0]["skip"]]
         if len(files) != expected:
             fail(f"{path}: expected {expected} Poisson timelines (*_r<rate>.measured_timeline.jsonl.gz), "
                  f"found {len(files)}")
@@ -122,7 +143,8 @@ def main():
                     help="which engine runs: 20261128 (default, the 24 runs of 2026-11-28), 20261203 (the 16 "
                          "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill), 20261204 (the 6 H200 "
                          "runs of 2026-12-04 afternoon and night), 20261205 (the 5 H100 runs of 2026-12-05 "
-                         "evening) or current (the 11 runs of the engine as it is now, 10 on H100s, 1 on an H200)")
+                         "evening), 20261206 (the 2 token-class runs of 2026-12-06 morning, before the classification ranked "
+                         "by counting) or current (the 10 runs of the engine as it is now, 9 on H100s, 1 on an H200)")
     ap.add_argument("--band", type=float, metavar="PCT",
                     help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
                          "validate --band`) and count the request metrics measured within that band")

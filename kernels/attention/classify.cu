@@ -46,7 +46,8 @@ __device__ __forceinline__ float dropped_energy(const __nv_bfloat16* kr, int k_l
 // One block per row, its warps taking the KV heads in turn: the energy of the dims a lo token
 // drops, over every KV head. index[row] = row for the sort, or 0 (the count's start) with
 // zero_index. (One warp walking a row's heads one after another, as before, waited on two
-// dependent loads per head: about 33 us for one row of 40 heads on an H100.)
+// dependent loads per head: a one-row prompt of 40 heads took 39 us on an H100 with it, 13 us
+// with this kernel, docs/kernels.md.)
 constexpr int kImportanceWarps = 8;
 
 __global__ void __launch_bounds__(kImportanceWarps * 32)

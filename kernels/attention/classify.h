@@ -37,8 +37,8 @@ inline int hi_count(int64_t n, int hi_slots, int block_size) {
 // counted by tiles of rows against tiles of the segment's rows in shared memory: three launches
 // (importance, counts, classes) whose work grows with the square of a segment's length, a few
 // microseconds for prompts of a few thousand rows. Batches of more than kMaxCountRows rows use
-// kSort: CUB's segmented radix sort (one block per segment, several passes), which takes 50-60 us
-// even for one row on an H100. `FDCSIM_CLASSIFY=count|sort` picks the method of a default-made
+// kSort: CUB's segmented radix sort (one block per segment, several passes), about 20 us more than
+// the count for a one-row prompt on an H100. `FDCSIM_CLASSIFY=count|sort` picks the method of a default-made
 // classifier (side-by-side measurements).
 class TokenClassifier {
  public:
