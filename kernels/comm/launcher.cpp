@@ -40,9 +40,6 @@ bool read_exact(int fd, std::string& s, size_t n) {
 [[noreturn]] void worker(int rank, int n, const std::vector<int>& write_fds, int read_fd,
                          const std::function<std::string()>& make_token,
                          const std::function<int(int, int, const std::string&)>& work) {
-  // Default signal dispositions: the parent's handlers (a test framework's crash reporter, say)
-  // must not run in a worker that is stopped with SIGTERM.
-  for (int sig : {SIGTERM, SIGINT, SIGSEGV, SIGABRT, SIGFPE, SIGILL, SIGBUS, SIGPIPE}) ::signal(sig, SIG_DFL);
   int code = 0;
   try {
     std::string token;
@@ -85,10 +82,20 @@ RankResult run_ranks(int num_ranks, const std::function<std::string()>& make_tok
   std::fflush(stdout);
   std::fflush(stderr);
   std::vector<pid_t> pids;
+  // Signals stay blocked across fork() until the worker has default dispositions: the parent's
+  // handlers (a test framework's crash reporter, say) must not run in a worker stopped with SIGTERM,
+  // even one stopped before its first instruction. A signal that arrives meanwhile is delivered
+  // once the worker unblocks it, to the default disposition.
+  sigset_t all, before;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &before);
   for (int r = 0; r < num_ranks; ++r) {
     const pid_t pid = ::fork();
+    if (pid < 0) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     FDC_CHECK(pid >= 0, "fork() failed for rank " << r);
     if (pid == 0) {
+      for (int sig : {SIGTERM, SIGINT, SIGSEGV, SIGABRT, SIGFPE, SIGILL, SIGBUS, SIGPIPE}) ::signal(sig, SIG_DFL);
+      ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
       std::vector<int> mine;  // write ends this worker keeps (rank 0: all)
       for (int i = 1; i < num_ranks; ++i) {
         if (i != r) ::close(rd[static_cast<size_t>(i)]);
@@ -101,6 +108,7 @@ RankResult run_ranks(int num_ranks, const std::function<std::string()>& make_tok
     }
     pids.push_back(pid);
   }
+  ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   for (int i = 1; i < num_ranks; ++i) {
     ::close(rd[static_cast<size_t>(i)]);
     ::close(wr[static_cast<size_t>(i)]);
