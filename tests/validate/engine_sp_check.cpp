@@ -1,11 +1,19 @@
-// The engine's forward pass with sequence parallelism (Ulysses, sp=2, one process per GPU over
+// The engine's forward pass with sequence parallelism (Ulysses, sp = N, one process per GPU over
 // NCCL) against the plain CPU forward: each rank checks the logits of the emitting rows it holds,
 // over prefill, mixed decode + chunked-prefill and continued-prefill batches, for Llama with FDC
 // ranks 32/48, and with token classes (prompts prefilled whole, then decode steps). Its own
-// program (not doctest): the parent must not initialise CUDA before forking the ranks. Exit 0 when every rank passed or fewer than 2 GPUs are visible (says so).
+// program (not doctest): the parent must not initialise CUDA before forking the ranks.
+//
+//   fdcsim_engine_sp_check [--ranks N]     (N = 2 by default, 1..8)
+//
+// N <= 2 runs the tiny Llama of the other engine tests (2 KV heads); more ranks run a model with
+// 3N/2 KV heads, so the ranks hold uneven head blocks (4 ranks: 2/2/1/1). Exit 0 when every rank
+// passed or fewer than N GPUs are visible (says so).
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -22,12 +30,24 @@ namespace {
 constexpr int kSkip = 77;
 constexpr uint64_t kSeed = 11;
 
+// The model checked at `ranks` ranks: the tiny Llama up to 2, else one with 3 * ranks / 2 KV heads
+// (GQA 2, head dim 64), so that some ranks hold one KV head more than others.
+costmodel::ModelSpec model_for(int ranks) {
+  costmodel::ModelSpec m = test::tiny_llama();
+  if (ranks <= 2) return m;
+  m.name = "tiny-llama-sp" + std::to_string(ranks);
+  m.num_kv_heads = 3 * ranks / 2;
+  m.num_heads = 2 * m.num_kv_heads;
+  m.hidden = m.num_heads * m.head_dim;
+  return m;
+}
+
 int check_rank(int rank, int ranks, const std::string& token, const std::string& weights, const test::Tensors& t) {
   int visible = 0;
   if (cudaGetDeviceCount(&visible) != cudaSuccess || visible < ranks) return kSkip;
   if (cudaSetDevice(rank) != cudaSuccess) return 3;
   kernels::comm::NcclComm comm(rank, ranks, token);
-  const auto m = test::tiny_llama();
+  const auto m = model_for(ranks);
   const auto dims = test::uniform_dims(m, 32, 48);
   engine::GpuModelConfig c = test::tiny_engine_config(m, dims, kSeed, weights, "sp-check");
   c.device = rank;
@@ -106,10 +126,32 @@ int check_rank(int rank, int ranks, const std::string& token, const std::string&
 
 }  // namespace
 
-int main() {
-  const int ranks = 2;
-  const auto m = test::tiny_llama();
-  const std::string weights = (std::filesystem::temp_directory_path() / "fdcsim-sp-check.safetensors").string();
+int main(int argc, char** argv) {
+  int ranks = 2;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+      std::printf(
+          "usage: fdcsim_engine_sp_check [--ranks N]\n"
+          "  Checks the engine's forward pass with sequence parallelism over N GPUs (1..8, default 2)\n"
+          "  against the CPU forward; exits 0 with a message when fewer than N GPUs are visible.\n");
+      return 0;
+    }
+    if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
+      char* end = nullptr;
+      const long n = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || n < 1 || n > 8) {
+        std::fprintf(stderr, "fdcsim_engine_sp_check: --ranks expects an integer 1..8, found '%s'\n", argv[i]);
+        return 2;
+      }
+      ranks = static_cast<int>(n);
+      continue;
+    }
+    std::fprintf(stderr, "fdcsim_engine_sp_check: unknown argument '%s' (see --help)\n", argv[i]);
+    return 2;
+  }
+  const auto m = model_for(ranks);
+  const std::string weights =
+      (std::filesystem::temp_directory_path() / ("fdcsim-sp-check-" + std::to_string(ranks) + ".safetensors")).string();
   const test::Tensors t = test::write_checkpoint(m, weights);
   const auto r = kernels::comm::run_ranks(
       ranks, [] { return kernels::comm::make_nccl_token(); },
