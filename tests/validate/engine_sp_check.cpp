@@ -10,10 +10,9 @@
 // 3N/2 KV heads, so the ranks hold uneven head blocks (4 ranks: 2/2/1/1). Exit 0 when every rank
 // passed or fewer than N GPUs are visible (says so).
 #include <cuda_runtime_api.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -128,27 +127,12 @@ int check_rank(int rank, int ranks, const std::string& token, const std::string&
 
 int main(int argc, char** argv) {
   int ranks = 2;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      std::printf(
-          "usage: fdcsim_engine_sp_check [--ranks N]\n"
-          "  Checks the engine's forward pass with sequence parallelism over N GPUs (1..8, default 2)\n"
-          "  against the CPU forward; exits 0 with a message when fewer than N GPUs are visible.\n");
-      return 0;
-    }
-    if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
-      char* end = nullptr;
-      const long n = std::strtol(argv[++i], &end, 10);
-      if (*end != '\0' || n < 1 || n > 8) {
-        std::fprintf(stderr, "fdcsim_engine_sp_check: --ranks expects an integer 1..8, found '%s'\n", argv[i]);
-        return 2;
-      }
-      ranks = static_cast<int>(n);
-      continue;
-    }
-    std::fprintf(stderr, "fdcsim_engine_sp_check: unknown argument '%s' (see --help)\n", argv[i]);
-    return 2;
-  }
+  CLI::App app{
+      "Checks the engine's forward pass with sequence parallelism over N GPUs against the CPU forward; "
+      "exits 0 with a message when fewer than N GPUs are visible.",
+      "fdcsim_engine_sp_check"};
+  app.add_option("--ranks", ranks, "GPUs (sequence-parallel ranks)")->check(CLI::Range(1, 8))->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   const auto m = model_for(ranks);
   const std::string weights =
       (std::filesystem::temp_directory_path() / ("fdcsim-sp-check-" + std::to_string(ranks) + ".safetensors")).string();
