@@ -38,11 +38,26 @@ __global__ void __launch_bounds__(kMaxThreads) norm_kernel(const NormParams p) {
   const uint4* x = reinterpret_cast<const uint4*>(static_cast<const T*>(p.x) + row * p.dim);
   uint4* out = reinterpret_cast<uint4*>(static_cast<T*>(p.out) + row * p.dim);
   const int vecs = p.dim / 8;
-  float f[VPT][8];
+  // The row in registers: as fp32 up to 4 vectors a thread; 8 vectors (rows over 32768 wide) stay
+  // packed (32 registers, unpacked at each use), since 64 fp32 values do not fit the 64 registers a
+  // thread of a 1024-thread block has and spilled to local memory.
+  constexpr bool kPacked = VPT >= 8;
+  float f[kPacked ? 1 : VPT][8];
+  uint4 raw[kPacked ? VPT : 1];
+  const auto row_vec = [&](int i, float (&g)[8]) {  // vector i of this thread, as fp32
+    if constexpr (kPacked) {
+      dev::unpack8<T>(raw[i], g);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) g[j] = f[i][j];
+    }
+  };
 #pragma unroll
   for (int i = 0; i < VPT; ++i) {
     const int v = threadIdx.x + i * blockDim.x;
-    if (v < vecs) {
+    if constexpr (kPacked) {
+      raw[i] = v < vecs ? x[v] : make_uint4(0, 0, 0, 0);  // zero bits: 0.0 in bf16 and fp16
+    } else if (v < vecs) {
       dev::unpack8<T>(x[v], f[i]);
     } else {
 #pragma unroll
@@ -53,32 +68,38 @@ __global__ void __launch_bounds__(kMaxThreads) norm_kernel(const NormParams p) {
   if (p.kind == NormKind::kLayerNorm) {
     float s = 0.f;
 #pragma unroll
-    for (int i = 0; i < VPT; ++i)
+    for (int i = 0; i < VPT; ++i) {
+      float g[8];
+      row_vec(i, g);
 #pragma unroll
-      for (int j = 0; j < 8; ++j) s += f[i][j];
+      for (int j = 0; j < 8; ++j) s += g[j];
+    }
     mean = block_sum(s, red) / static_cast<float>(p.dim);
   }
   float sq = 0.f;
 #pragma unroll
   for (int i = 0; i < VPT; ++i) {
     if (threadIdx.x + i * blockDim.x >= vecs) continue;  // padding lanes: (0 - mean)^2 must not count
+    float g[8];
+    row_vec(i, g);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) sq += (f[i][j] - mean) * (f[i][j] - mean);
+    for (int j = 0; j < 8; ++j) sq += (g[j] - mean) * (g[j] - mean);
   }
   const float inv = rsqrtf(block_sum(sq, red) / static_cast<float>(p.dim) + p.eps);
 #pragma unroll
   for (int i = 0; i < VPT; ++i) {
     const int v = threadIdx.x + i * blockDim.x;
     if (v >= vecs) continue;
-    float w[8], b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float g[8], w[8], b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    row_vec(i, g);
     dev::unpack8<T>(reinterpret_cast<const uint4*>(p.weight)[v], w);
     if (p.bias) dev::unpack8<T>(reinterpret_cast<const uint4*>(p.bias)[v], b);
     uint4 o;
     uint32_t* ow = reinterpret_cast<uint32_t*>(&o);
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-      ow[j] = dev::pack2<T>((f[i][2 * j] - mean) * inv * w[2 * j] + b[2 * j],
-                            (f[i][2 * j + 1] - mean) * inv * w[2 * j + 1] + b[2 * j + 1]);
+      ow[j] = dev::pack2<T>((g[2 * j] - mean) * inv * w[2 * j] + b[2 * j],
+                            (g[2 * j + 1] - mean) * inv * w[2 * j + 1] + b[2 * j + 1]);
     out[v] = o;
   }
 }
