@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kMaxThreads) norm_kernel(const NormParams p) {
   constexpr bool kPacked = VPT >= 8;
   float f[kPacked ? 1 : VPT][8];
   uint4 raw[kPacked ? VPT : 1];
-  const auto row_vec = [&](int i, float (&g)[8]) {  // vector i of this thread, as fp32
+  const auto row_vec = [&](int i, float(&g)[8]) {  // vector i of this thread, as fp32
     if constexpr (kPacked) {
       dev::unpack8<T>(raw[i], g);
     } else {
