@@ -389,6 +389,10 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_flag("--prefill-makespan", o.prefill_makespan,
                 "Try a prefill attention law with the makespan of the kernel's blocks over the SMs as a candidate "
                 "(attention_makespan, off by default: docs/fit.md, \"Prefill attention: the blocks' makespan\")");
+  sub->add_option("--whole-ops-from", o.whole_ops_from,
+                  "A raw folder among the inputs whose ops are taken from it alone: every earlier input's case of "
+                  "an op it measured is dropped, not only the same cases (a re-measurement on another unit or "
+                  "day, whose launch floor differs); its peak cases are not taken (docs/fit.md); repeatable");
   sub->add_option("--residuals", o.residuals,
                   "Also write a CSV of every measured case's held-out prediction (op, case, measured_us, "
                   "held_out_us, error_pct): where each op's held-out error comes from");
@@ -417,17 +421,21 @@ int run_fit(const FitOptions& o) {
                     "--elementwise-in-layer-from or --decode-in-layer-from");
     FDC_INPUT_CHECK(!o.overhead_prefill || !o.overhead_from.empty(),
                     "fit: --overhead-prefill is a term of the overhead calibration; it needs --overhead-from");
+    FDC_INPUT_CHECK(o.whole_ops_from.empty() || (!o.derive && !calibrate),
+                    "fit: --whole-ops-from picks among the raw inputs of a fit from raw folders; it does not apply "
+                    "to --derive or the calibrations");
     if (o.derive) return run_derive(o);
     if (calibrate) return run_calibrate(o);
     FDC_INPUT_CHECK(!o.raw_dirs.empty(), "fit: no input (raw profile folders or Vidur CSVs; or --derive)");
     std::string command = "fdcsim fit";
     for (const std::string& d : o.raw_dirs) command += " " + d;
     if (!o.gpu.empty()) command += " --gpu '" + o.gpu + "'";
+    for (const std::string& d : o.whole_ops_from) command += " --whole-ops-from " + d;
     if (o.decode_units) command += " --decode-units";
     if (o.prefill_makespan) command += " --prefill-makespan";
     command += " --out " + o.out;
     const fit::FittedProfile p =
-        fit::fit_profile(fit::read_raw_profiles(o.raw_dirs, o.gpu),
+        fit::fit_profile(fit::read_raw_profiles(o.raw_dirs, o.gpu, o.whole_ops_from),
                          {.decode_units = o.decode_units, .prefill_makespan = o.prefill_makespan});
     fit::write_profile(p, command, o.out);
     print_report(std::cout, p);

@@ -19,6 +19,7 @@ namespace fdc::cli {
 
 struct FitOptions {
   std::vector<std::string> raw_dirs;  // raw folders, Vidur CSVs or folders of them
+  std::vector<std::string> whole_ops_from;  // raw folders among raw_dirs whose ops are taken from them alone
   std::string out;
   std::string gpu;  // GPU name when no input names one (Vidur CSVs)
   bool derive = false;

@@ -40,6 +40,10 @@ FittedProfile fit_profile(const RawProfile& raw, const FitSwitches& switches) {
     Json src = {
         {"folder", s.folder}, {"cases_used", s.used}, {"cases_excluded", s.excluded}, {"provenance", s.provenance}};
     if (s.replaced > 0) src["cases_replaced"] = s.replaced;  // by a later folder's cases; only when some were
+    if (s.whole_ops) {  // `fit --whole-ops-from`: its ops from it alone, its peaks not taken
+      src["whole_ops"] = true;
+      src["peak_cases_not_taken"] = s.peaks_not_taken;
+    }
     p.sources.push_back(std::move(src));
   }
   std::map<std::string, std::vector<Sample>> groups;

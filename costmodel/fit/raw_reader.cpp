@@ -526,9 +526,25 @@ void peaks_from_samples(RawProfile& out) {
 
 }  // namespace
 
-RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::string& gpu_name) {
+RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::string& gpu_name,
+                             const std::vector<std::string>& whole_op_inputs) {
   FDC_INPUT_CHECK(!inputs.empty(), "fit: no raw profile folder or Vidur CSV given");
   namespace fs = std::filesystem;
+  const auto same_path = [](const std::string& a, const std::string& b) {
+    auto norm = [](const std::string& x) {
+      std::string n = fs::path(x).lexically_normal().string();
+      while (n.size() > 1 && n.back() == '/') n.pop_back();
+      return n;
+    };
+    return norm(a) == norm(b);
+  };
+  const auto whole_ops = [&](const std::string& input) {
+    return std::any_of(whole_op_inputs.begin(), whole_op_inputs.end(),
+                       [&](const std::string& w) { return same_path(w, input); });
+  };
+  for (const std::string& w : whole_op_inputs)
+    FDC_INPUT_CHECK(std::any_of(inputs.begin(), inputs.end(), [&](const std::string& i) { return same_path(w, i); }),
+                    "fit --whole-ops-from " << w << ": not one of the raw inputs (give the folder as an input too)");
   RawProfile out;
   // Cases measured in more than one raw folder: the folder given last stands. `holder`: per
   // replacement key, the folder whose cases of it stand (its index in out.sources) and how many;
@@ -536,11 +552,13 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
   std::map<std::string, std::pair<size_t, int>> holder;
   std::set<std::pair<size_t, std::string>> dropped;
   std::vector<size_t> sample_source;
+  std::map<std::string, std::string> group_of_case;  // a raw folder's case name -> its op (Sample::group)
   std::string peak_folder[2];  // the folder of peak/gemm_bf16 and of peak/device_copy
   bool peak_replaced = false;
   for (const std::string& input : inputs) {
     if (fs::is_regular_file(input)) {
       FDC_INPUT_CHECK(is_csv(input), input << ": expected a raw profile folder or a Vidur profiling CSV (.csv)");
+      FDC_INPUT_CHECK(!whole_ops(input), "fit --whole-ops-from " << input << ": a Vidur CSV, not a raw profile folder");
       read_vidur_input(input, {input}, out);
       sample_source.resize(out.samples.size(), out.sources.size() - 1);
       continue;
@@ -549,6 +567,8 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
                     input << ": not a folder or file (expected a raw profile folder or a Vidur profiling CSV)");
     const std::string& folder = input;
     if (!fs::exists(fs::path(folder) / "provenance.json")) {
+      FDC_INPUT_CHECK(!whole_ops(folder),
+                      "fit --whole-ops-from " << folder << ": no provenance.json (not a raw profile folder)");
       std::vector<std::string> csvs;
       for (const auto& f : fs::directory_iterator(folder))
         if (f.is_regular_file() && is_csv(f.path()) && vidur_csv_kind(f.path().string()) != VidurCsvKind::kNone)
@@ -597,8 +617,39 @@ RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::
     for (const auto& [name, path] : by_name) files.push_back(path);
     FDC_INPUT_CHECK(!files.empty(), folder << ": no ops.json, attention.json or comm-<n>gpu.json (plain or .gz)");
     std::map<std::string, int> measured;
+    const size_t first_sample = out.samples.size();
+    const double peak_tflops = out.peak_tflops, peak_gbps = out.peak_gbps;
     for (const std::string& f : files) read_benchmark_file(f, out, src, &measured);
     const size_t index = out.sources.size();
+    if (whole_ops(folder)) {
+      src.whole_ops = true;
+      // Its peaks are not taken: the earlier ones stand, and its peak cases replace nothing.
+      out.peak_tflops = peak_tflops, out.peak_gbps = peak_gbps;
+      for (auto it = measured.begin(); it != measured.end();) {
+        if (it->first.rfind("peak/", 0) == 0) {
+          src.used -= it->second, src.peaks_not_taken += it->second;
+          it = measured.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      // Every earlier case of the ops it measured is dropped; the same cases are replaced below.
+      std::set<std::string> ops;
+      for (size_t k = first_sample; k < out.samples.size(); ++k) ops.insert(out.samples[k].group);
+      for (auto it = holder.begin(); it != holder.end();) {
+        const auto op = group_of_case.find(it->first);
+        if (!measured.count(it->first) && op != group_of_case.end() && ops.count(op->second)) {
+          RawSource& earlier = out.sources[it->second.first];
+          earlier.used -= it->second.second, earlier.replaced += it->second.second;
+          dropped.emplace(it->second.first, it->first);
+          it = holder.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (size_t k = first_sample; k < out.samples.size(); ++k)
+      if (!out.samples[k].case_name.empty()) group_of_case.emplace(out.samples[k].case_name, out.samples[k].group);
     for (const auto& [key, cases] : measured) {
       const auto it = holder.find(key);
       if (it != holder.end()) {  // measured again here: the earlier folder's cases of it are replaced

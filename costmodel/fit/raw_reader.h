@@ -88,6 +88,8 @@ struct RawSource {
   // and measured but replaced by the same case of a later input folder (read_raw_profiles);
   // used + replaced = the folder's measured cases.
   int used = 0, excluded = 0, replaced = 0;
+  bool whole_ops = false;   // given with `fit --whole-ops-from`: its ops taken from it alone
+  int peaks_not_taken = 0;  // its peak cases, when whole_ops (the earlier folders' peaks stand)
 };
 
 struct RawProfile {
@@ -125,6 +127,12 @@ void read_raw_benchmark_file(const std::string& path, RawProfile& out, RawSource
 // earlier folders' samples of it are dropped and counted in their RawSource::replaced. A case that
 // failed or was skipped (error_occurred) replaces nothing. The same name twice within one folder
 // keeps both.
-RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::string& gpu_name = "");
+// `whole_op_inputs` (each also one of `inputs`, a raw folder): folders whose ops are taken from them
+// alone: every earlier folder's case of an op such a folder measured is dropped (counted as
+// replaced), not only the same cases, so that the op's cases all come from one run (a
+// re-measurement on another unit or day, whose launch floor differs); its peak cases are not taken
+// (the peaks scale the GEMM laws of the folders that measured the GEMMs).
+RawProfile read_raw_profiles(const std::vector<std::string>& inputs, const std::string& gpu_name = "",
+                             const std::vector<std::string>& whole_op_inputs = {});
 
 }  // namespace fdc::fit

@@ -12,6 +12,7 @@
 
 #include <doctest/doctest.h>
 
+#include "core/error.h"
 #include "costmodel/fit/op_fit.h"
 #include "costmodel/fit/profile_fit.h"
 #include "costmodel/fit/raw_reader.h"
@@ -161,6 +162,68 @@ TEST_CASE("fit: without overlap nothing is replaced; the same case twice in one 
   CHECK(t.sources[1].used == 1);
   CHECK(t.sources[1].replaced == 2);
   CHECK(t.sources[2].used == 1);
+}
+
+namespace {
+// residual/d<width>/m<rows>: an element-wise op of its own group ("residual").
+std::string residual(int width, int rows, double time_us) {
+  std::ostringstream os;
+  os << R"({"name": "residual/d)" << width << "/m" << rows << R"(/iterations:250/manual_time", "real_time": )"
+     << time_us << R"(, "time_unit": "us", "count": )" << width * rows << "}";
+  return os.str();
+}
+int residual_samples(const RawProfile& r) {
+  int n = 0;
+  for (const Sample& s : r.samples) n += s.group == "residual";
+  return n;
+}
+}  // namespace
+
+TEST_CASE("fit --whole-ops-from: the folder's ops from it alone, its peaks not taken") {
+  // The earlier folder: GEMMs, residual adds at 1, 12 and 64 rows, peaks. The later one, another
+  // unit: residual adds at 1 and 64 rows only (12 not measured), its own peaks.
+  const RawFolder old_folder(with_peaks({gemm(16, 10.0, 250), gemm(64, 20.0, 250), residual(4096, 1, 3.5),
+                                         residual(4096, 12, 4.6), residual(4096, 64, 4.2)},
+                                        700, 3000));
+  const RawFolder new_folder(with_peaks({residual(4096, 1, 3.1), residual(4096, 64, 3.3)}, 750, 3100));
+
+  // By default only the same cases are replaced: the 12-row case of the other unit stays, and the
+  // later peaks win.
+  const RawProfile by_case = read_raw_profiles({old_folder.path(), new_folder.path()});
+  CHECK(residual_samples(by_case) == 3);
+  CHECK(by_case.peak_tflops == 750);
+
+  // Whole ops: every earlier residual case is dropped (counted as replaced), the GEMMs stay, and
+  // the earlier peaks stand (the later folder's are counted as not taken).
+  const RawProfile whole = read_raw_profiles({old_folder.path(), new_folder.path()}, "", {new_folder.path() + "/"});
+  CHECK(residual_samples(whole) == 2);
+  for (const Sample& s : whole.samples)
+    if (s.group == "residual") CHECK(s.where.find(new_folder.path()) != std::string::npos);
+  CHECK(samples_at(whole, 16).size() == 1);
+  CHECK(samples_at(whole, 64).size() == 1);
+  CHECK(whole.peak_tflops == 700);
+  CHECK(whole.peak_gbps == 3000);
+  CHECK(whole.sources[0].used == 4);      // two GEMMs and the two peaks
+  CHECK(whole.sources[0].replaced == 3);  // the three residual adds
+  CHECK(whole.sources[1].used == 2);
+  CHECK(whole.sources[1].whole_ops);
+  CHECK(whole.sources[1].peaks_not_taken == 2);
+  CHECK_FALSE(whole.sources[0].whole_ops);
+  const FittedProfile p = fit_profile(whole);
+  CHECK(p.sources[1].at("whole_ops") == true);
+  CHECK(p.sources[1].at("peak_cases_not_taken") == 2);
+  CHECK_FALSE(p.sources[0].contains("whole_ops"));
+  CHECK(p.peaks.tflops == 700);
+
+  // A folder not among the inputs is refused, named.
+  const RawFolder other({residual(4096, 1, 3.0)});
+  try {
+    (void)read_raw_profiles({old_folder.path(), new_folder.path()}, "", {other.path()});
+    FAIL("expected an input error");
+  } catch (const fdc::InputError& e) {
+    CHECK(std::string(e.what()).find("--whole-ops-from " + other.path()) != std::string::npos);
+    CHECK(std::string(e.what()).find("not one of the raw inputs") != std::string::npos);
+  }
 }
 
 namespace {
