@@ -49,14 +49,18 @@ trap 'rm -rf "$tmp"' EXIT
 # hold); GEMMs and prefill attention in a layer from the per-op layer checks of 2026-12-06 (the four
 # policies, prefill rows; both H100 units of that day); decode attention in a layer from those of
 # 2026-12-05 (below); the token classification of 2026-12-06 afternoon (ranked by counting, commit
-# 4c1f5ad); the norms and RoPE of 2026-12-06 (the kernels of commit 667f638, last; its peaks stand);
+# 4c1f5ad); the norms and RoPE of 2026-12-06 (the kernels of commit 667f638; its peaks stand); the
+# small ops (norms, residual add, SwiGLU, RoPE alone and fused, KV append, classification) of
+# 2026-12-07 on a denser token grid, last and taken whole (`--whole-ops-from`: every earlier case of
+# those ops dropped, so no earlier unit's launch floor stays between its points; its peaks not taken);
 # overheads calibrated on the bursts of Llama-2-13B of 2026-12-06 (the current engine: none, table,
 # FDC 50% in the morning; none, table, FDC 50% later that morning; the token-class policy in the
 # afternoon, with the classification as it runs now), and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
 "$bin" fit "$R/h100-1gpu-20261128-k2" "$R/h100-1gpu-20261128-kv" "$R/h100-2gpu-20261128-comm/collectives" \
   "$R/h100-2gpu-20261128-comm/ulysses" "$R/h100-1gpu-20261205-attn" "$R/h100-1gpu-20261205-ops" \
-  "$R/h100-1gpu-20261206-classify" "$R/h100-1gpu-20261206-gemm" "$R/h100-1gpu-20261206-ops" ${fit_flags[@]+"${fit_flags[@]}"} \
-  --out "$tmp/h100.json"
+  "$R/h100-1gpu-20261206-classify" "$R/h100-1gpu-20261206-gemm" "$R/h100-1gpu-20261206-ops" \
+  "$R/h100-1gpu-20261207-dense-small-ops" --whole-ops-from "$R/h100-1gpu-20261207-dense-small-ops" \
+  ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
 L=docs/results/layer-check-20261205c
 args=()
 for f in docs/results/layer-check-20261206{,b}/layer-h100-*.json; do  # the GEMMs as the engine plans them now

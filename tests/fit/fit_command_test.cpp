@@ -192,7 +192,7 @@ TEST_CASE("fit --in-layer-from: the committed per-op layer checks calibrate the 
   CHECK(report.out.find("GEMMs in a layer (gemm_in_layer)") != std::string::npos);
   CHECK(report.out.find("prefill attention in a layer (attn_prefill_in_layer): efficiency 0.659 at 512 rows") !=
         std::string::npos);
-  CHECK(report.out.find("element-wise ops in a layer (elementwise_in_layer): efficiency 0.620 at 8 rows") !=
+  CHECK(report.out.find("element-wise ops in a layer (elementwise_in_layer): efficiency 0.603 at 8 rows") !=
         std::string::npos);
   CHECK(report.out.find("decode attention in a layer (attn_decode_in_layer): attn_decode/shared_pages +9.7 us per "
                         "call") != std::string::npos);
