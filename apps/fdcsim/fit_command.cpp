@@ -356,7 +356,8 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_option("--overhead-from", o.overhead_from,
                   "Calibrate --from's per-iteration overhead from engine timelines (`fdcsim engine` / `validate "
                   "--config` runs on that GPU) and write the profile to --out; repeatable")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   sub->add_flag("--overhead-prefill", o.overhead_prefill,
                 "With --overhead-from: also fit a term for the engine's prefill steps, c x the ops' time of the "
                 "iteration's prefill rows (off by default: on an H100 the engine's prefill steps ran 5-8% faster "
@@ -365,24 +366,28 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
                   "Calibrate --from's GEMMs as they run inside a layer from `fdcsim layer-check --per-op` reports "
                   "measured on that GPU (docs/fit.md) and write the profile to --out; repeatable; with "
                   "--overhead-from, this comes first")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   sub->add_option("--attn-in-layer-from", o.attn_in_layer_from,
                   "Calibrate --from's prefill attention as it runs inside a layer from `fdcsim layer-check --per-op` "
                   "reports measured on that GPU (off by default: docs/fit.md) and write the profile to --out; "
                   "repeatable; with --overhead-from, this comes first")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   sub->add_option("--elementwise-in-layer-from", o.elementwise_in_layer_from,
                   "Calibrate --from's norms, RoPE (+ rotation), KV append, residual adds and activation as they "
                   "run inside a layer from `fdcsim layer-check --per-op` reports measured on that GPU "
                   "(docs/fit.md) and write the profile to --out; repeatable; with --overhead-from, this comes "
                   "first")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   sub->add_option("--decode-in-layer-from", o.decode_in_layer_from,
                   "Calibrate --from's decode attention as it runs inside a layer from `fdcsim layer-check --per-op` "
                   "reports measured on that GPU: per decode kernel, the extra time of one call, from the reports' "
                   "decode-only batches (docs/fit.md) and write the profile to --out; repeatable; with "
                   "--overhead-from, this comes first")
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   sub->add_flag("--decode-units", o.decode_units,
                 "Price the balanced decode plan's work units in the decode attention law (an eighth column, "
                 "off by default: docs/fit.md, \"Decode attention: the plan's units\")");
@@ -392,7 +397,8 @@ void add_fit_command(CLI::App& app, FitOptions& o) {
   sub->add_option("--whole-ops-from", o.whole_ops_from,
                   "A raw folder among the inputs whose ops are taken from it alone: every earlier input's case of "
                   "an op it measured is dropped, not only the same cases (a re-measurement on another unit or "
-                  "day, whose launch floor differs); its peak cases are not taken (docs/fit.md); repeatable");
+                  "day, whose launch floor differs); its peak cases are not taken (docs/fit.md); repeatable")
+      ->allow_extra_args(false);
   sub->add_option("--residuals", o.residuals,
                   "Also write a CSV of every measured case's held-out prediction (op, case, measured_us, "
                   "held_out_us, error_pct): where each op's held-out error comes from");

@@ -33,10 +33,13 @@
 //    more instructions, 1-13% slower on an H100.
 // RoPE alone writes the rotated halves straight from registers, one thread per 8 column pairs.
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 
+#include "core/error.h"
 #include "kernels/attention/mma.cuh"
 #include "kernels/common/cuda_check.h"
 #include "kernels/common/device_utils.cuh"
@@ -303,10 +306,18 @@ __device__ __forceinline__ void rope_chunk(const RopeRotateParams& p, T* x, int 
 // Two blocks per SM is what shared memory allows at d = 128 (the launch bound also keeps ptxas from
 // spilling). chunks_per_head = ceil(num_tokens * (group + 1) / 16); the block covers chunk units
 // [blockIdx.x * total / gridDim.x, (blockIdx.x + 1) * total / gridDim.x) of the heads in order.
+// Split by head instead (by_head.per_block > 0; rotate_split): a grid of (blocks per head, heads),
+// block (j, head) serving chunks [j q + min(j, rem), (j + 1) q + min(j + 1, rem)) of its head, with
+// q = by_head.per_block and rem = by_head.rem (chunks_per_head = blocks per head x q + rem), so no
+// block loads two heads' R one after the other, and no division on the way.
+struct HeadSplit {
+  int64_t per_block = 0;  // 0: contiguous ranges over a 1-D grid
+  int rem = 0;
+};
 // log2_block: log2 of the cache block size (a power of two; 0 without a cache write).
 template <typename T, int D>
 __global__ void __launch_bounds__(kRotThreads, 2)
-    rotate_kernel(const RopeRotateParams p, int64_t chunks_per_head, int log2_block) {
+    rotate_kernel(const RopeRotateParams p, int64_t chunks_per_head, HeadSplit by_head, int log2_block) {
   extern __shared__ __align__(128) unsigned char smem[];
   constexpr int LDX = D + 8;  // odd multiple of 16 bytes: conflict-free ldmatrix and 16-byte rows
   constexpr int KSTEPS = D / 16;
@@ -319,7 +330,15 @@ __global__ void __launch_bounds__(kRotThreads, 2)
   RowDst<T>* dsts = reinterpret_cast<RowDst<T>*>(stages_end) + warp * kChunkRows;  // [16]
   const int rows_per_head = p.num_tokens * vecs;  // < 2^31: num_tokens x at most 9 vectors
   const int64_t total = chunks_per_head * p.num_kv_heads;
-  const int64_t u_begin = blockIdx.x * total / gridDim.x, u_end = (blockIdx.x + 1) * total / gridDim.x;
+  int64_t u_begin, u_end;
+  if (by_head.per_block > 0) {
+    const int j = static_cast<int>(blockIdx.x);
+    u_begin = blockIdx.y * chunks_per_head + j * by_head.per_block + min(j, by_head.rem);
+    u_end = u_begin + by_head.per_block + (j < by_head.rem ? 1 : 0);
+  } else {
+    u_begin = blockIdx.x * total / gridDim.x;
+    u_end = (blockIdx.x + 1) * total / gridDim.x;
+  }
 
   for (int64_t u = u_begin; u < u_end;) {
     const int kv = static_cast<int>(u / chunks_per_head);
@@ -441,6 +460,49 @@ std::pair<int, int> rotate_occupancy(Kernel kernel, size_t smem) {
   return cache[key] = {per_sm, sms};
 }
 
+// How the fused kernel's blocks split the chunks. A block runs its chunks one per warp, eight at a
+// time, after loading its head's R; a block whose contiguous range crosses into the next head loads
+// the second R and runs those chunks after the first head's (a second prologue on its critical
+// path). Split by head, every block serves one head, with blocks_per_head = the wave's blocks / heads
+// (fewer blocks in all). Both are costed in rounds (a prologue, then one round per eight chunks of
+// a head) for the block that takes longest, and the cheaper is taken: by head where it avoids a
+// second prologue without adding rounds (mid-size launches), contiguous where it keeps more blocks
+// busy. FDCSIM_ROPE_ROTATE_SPLIT=contiguous|heads forces one (for comparisons).
+struct RotateSplit {
+  dim3 grid;
+  HeadSplit by_head;  // per_block 0: contiguous ranges
+};
+
+RotateSplit rotate_split(int64_t chunks_per_head, int kv_heads, int64_t wave) {
+  const int64_t total = chunks_per_head * kv_heads;
+  auto rounds = [](int64_t chunks) { return (chunks + kRotWarps - 1) / kRotWarps; };
+  const int64_t blocks = std::min(wave, total);
+  const RotateSplit contiguous{dim3(static_cast<unsigned>(blocks)), {}};
+  int64_t cost_contiguous = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    int64_t u = b * total / blocks, cost = 0;
+    const int64_t end = (b + 1) * total / blocks;
+    while (u < end) {
+      const int64_t seg_end = std::min(end, (u / chunks_per_head + 1) * chunks_per_head);
+      cost += 1 + rounds(seg_end - u);
+      u = seg_end;
+    }
+    cost_contiguous = std::max(cost_contiguous, cost);
+  }
+  const int64_t per_head = std::min<int64_t>(chunks_per_head, wave / kv_heads);
+  // Read at every launch (a few hundred ns), so that a test can compare both splits in one process.
+  const char* env = std::getenv("FDCSIM_ROPE_ROTATE_SPLIT");
+  const std::string forced = env ? env : "";
+  FDC_INPUT_CHECK(forced.empty() || forced == "contiguous" || forced == "heads",
+                  "FDCSIM_ROPE_ROTATE_SPLIT: expected 'contiguous' or 'heads', found '" << forced << "'");
+  if (per_head < 1 || forced == "contiguous") return contiguous;
+  const RotateSplit heads{dim3(static_cast<unsigned>(per_head), static_cast<unsigned>(kv_heads)),
+                          {chunks_per_head / per_head, static_cast<int>(chunks_per_head % per_head)}};
+  if (forced == "heads") return heads;
+  const int64_t cost_heads = 1 + rounds((chunks_per_head + per_head - 1) / per_head);
+  return cost_heads <= cost_contiguous ? heads : contiguous;
+}
+
 template <typename T, int D>
 void launch_rotate(const RopeRotateParams& p, cudaStream_t stream) {
   auto kernel = rotate_kernel<T, D>;
@@ -448,11 +510,11 @@ void launch_rotate(const RopeRotateParams& p, cudaStream_t stream) {
   const auto [per_sm, sms] = rotate_occupancy<T, D>(kernel, smem);
   const int group = p.num_q_heads / p.num_kv_heads;
   const int64_t chunks_per_head = (static_cast<int64_t>(p.num_tokens) * (group + 1) + kChunkRows - 1) / kChunkRows;
-  // One wave of resident blocks (more would only add R loads); fewer when there are fewer chunks.
-  const int64_t blocks = std::min<int64_t>(static_cast<int64_t>(sms) * per_sm, chunks_per_head * p.num_kv_heads);
+  // One wave of resident blocks at most (more would only add R loads).
+  const RotateSplit split = rotate_split(chunks_per_head, p.num_kv_heads, static_cast<int64_t>(sms) * per_sm);
   int log2_block = 0;  // validate(): a power of two when the cache is written
   while (p.hi_pool && (1 << log2_block) < p.block_size) ++log2_block;
-  kernel<<<static_cast<unsigned>(blocks), kRotThreads, smem, stream>>>(p, chunks_per_head, log2_block);
+  kernel<<<split.grid, kRotThreads, smem, stream>>>(p, chunks_per_head, split.by_head, log2_block);
   CUDA_CHECK_LAUNCH();
 }
 

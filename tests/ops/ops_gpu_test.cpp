@@ -183,6 +183,33 @@ TEST_CASE("fused rope + rotation: long batches, full rank beside a narrow head")
   }
 }
 
+TEST_CASE("fused rope + rotation: blocks split by head and in contiguous ranges (FDCSIM_ROPE_ROTATE_SPLIT)") {
+  // Token counts where the contiguous ranges cross KV heads (40 heads: 96 and 544 tokens) and where
+  // a head's chunks outnumber its blocks' warps (4097); each split forced, then the launcher's pick.
+  const char* old = std::getenv("FDCSIM_ROPE_ROTATE_SPLIT");
+  const std::string saved = old ? old : "";
+  std::vector<int> ranks40;
+  for (int h = 0; h < 40; ++h) ranks40.push_back(16 + 8 * (h % 15));  // 16..128
+  for (const char* split : {"contiguous", "heads", ""}) {
+    CAPTURE(split);
+    if (*split)
+      ::setenv("FDCSIM_ROPE_ROTATE_SPLIT", split, 1);
+    else
+      ::unsetenv("FDCSIM_ROPE_ROTATE_SPLIT");
+    for (int tokens : {1, 96, 544}) check_rope_case(DType::kBF16, 128, 1, tokens, true, ranks40);
+    check_rope_case(DType::kFP16, 128, 4, 4097, true, {128, 24});
+    check_rope_case(DType::kBF16, 64, 8, 300, true, {16, 40, 64});
+  }
+  ::setenv("FDCSIM_ROPE_ROTATE_SPLIT", "rows", 1);
+  CHECK_THROWS_WITH_AS(check_rope_case(DType::kBF16, 128, 1, 96, true, {64, 64}),
+                       doctest::Contains("FDCSIM_ROPE_ROTATE_SPLIT: expected 'contiguous' or 'heads', found 'rows'"),
+                       fdc::InputError);
+  if (old)
+    ::setenv("FDCSIM_ROPE_ROTATE_SPLIT", saved.c_str(), 1);
+  else
+    ::unsetenv("FDCSIM_ROPE_ROTATE_SPLIT");
+}
+
 TEST_CASE("fused rope + rotation: every rank, every group, k to the cache or the packed row only") {
   // Ranks 16..d in steps of 8 (the layout's smallest rank up to a full row; odd vector counts) for
   // every GQA group the layout supports, whose 16-row chunks start at every offset within a
