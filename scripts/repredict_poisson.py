@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 10
-Llama-2-13B runs of the engine of 2026-12-06 afternoon, 9 on H100s and 1 on one H200; with --runs
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 11
+Llama-2-13B runs of the engine since 2026-12-06, 10 on H100s (the last on the RoPE kernel of
+2026-12-07) and 1 on one H200; with --runs
 20261206 the 2 token-class runs of that morning, before the classification ranked by counting;
 with --runs 20261204
 the 6 H200 runs of 2026-12-04 afternoon and night; with --runs 20261205 the 5 H100 runs of
@@ -82,6 +83,7 @@ RUN_SETS = {
          "h100.json", 2, {"skip": ["fdc-table-hybrid-llama-2-13b"]}),
         ("13B 1x H100 (12-06 16:00, token classes ranked by counting)", "capacity-20261206e/h100-llama-2-13b",
          "h100.json", 1),
+        ("13B 1x H100 (12-07 07:38, RoPE blocks split by head)", "capacity-20261207/h100-llama-2-13b", "h100.json", 1),
     ],
     "20261206": [
         ("13B 1x H100 (12-06 06:42, token classes sorted)", "capacity-20261206c/h100-llama-2-13b", "h100.json", 1,
@@ -144,7 +146,7 @@ def main():
                          "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill), 20261204 (the 6 H200 "
                          "runs of 2026-12-04 afternoon and night), 20261205 (the 5 H100 runs of 2026-12-05 "
                          "evening), 20261206 (the 2 token-class runs of 2026-12-06 morning, before the classification ranked "
-                         "by counting) or current (the 10 runs of the engine as it is now, 9 on H100s, 1 on an H200)")
+                         "by counting) or current (the 11 runs of the engine since 2026-12-06, 10 on H100s, 1 on an H200)")
     ap.add_argument("--band", type=float, metavar="PCT",
                     help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
                          "validate --band`) and count the request metrics measured within that band")
