@@ -465,9 +465,10 @@ std::pair<int, int> rotate_occupancy(Kernel kernel, size_t smem) {
 // the second R and runs those chunks after the first head's (a second prologue on its critical
 // path). Split by head, every block serves one head, with blocks_per_head = the wave's blocks / heads
 // (fewer blocks in all). Both are costed in rounds (a prologue, then one round per eight chunks of
-// a head) for the block that takes longest, and the cheaper is taken: by head where it avoids a
-// second prologue without adding rounds (mid-size launches), contiguous where it keeps more blocks
-// busy. FDCSIM_ROPE_ROTATE_SPLIT=contiguous|heads forces one (for comparisons).
+// a head) for the block that takes longest, and the cheaper is taken, by head at a tie (fewer R
+// loads; on an H100 the split by head was 0.72-1.04x the contiguous time over the Llama models'
+// cases, docs/kernels.md): by head where it avoids a second prologue, contiguous where it would keep
+// more blocks busy. FDCSIM_ROPE_ROTATE_SPLIT=contiguous|heads forces one (for comparisons).
 struct RotateSplit {
   dim3 grid;
   HeadSplit by_head;  // per_block 0: contiguous ranges
