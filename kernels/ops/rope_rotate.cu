@@ -474,22 +474,35 @@ struct RotateSplit {
   HeadSplit by_head;  // per_block 0: contiguous ranges
 };
 
-RotateSplit rotate_split(int64_t chunks_per_head, int kv_heads, int64_t wave) {
+int64_t rotate_rounds(int64_t chunks) { return (chunks + kRotWarps - 1) / kRotWarps; }
+
+// The contiguous split's rounds for its slowest block: a walk over the wave's blocks, cached per
+// shape (the engine launches the op in every layer of every iteration; shapes repeat).
+int64_t contiguous_rounds(int64_t chunks_per_head, int kv_heads, int64_t blocks) {
+  static std::mutex mu;
+  static std::map<std::tuple<int64_t, int, int64_t>, int64_t> cache;
+  const auto key = std::make_tuple(chunks_per_head, kv_heads, blocks);
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
   const int64_t total = chunks_per_head * kv_heads;
-  auto rounds = [](int64_t chunks) { return (chunks + kRotWarps - 1) / kRotWarps; };
-  const int64_t blocks = std::min(wave, total);
-  const RotateSplit contiguous{dim3(static_cast<unsigned>(blocks)), {}};
-  int64_t cost_contiguous = 0;
+  int64_t worst = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     int64_t u = b * total / blocks, cost = 0;
     const int64_t end = (b + 1) * total / blocks;
     while (u < end) {
       const int64_t seg_end = std::min(end, (u / chunks_per_head + 1) * chunks_per_head);
-      cost += 1 + rounds(seg_end - u);
+      cost += 1 + rotate_rounds(seg_end - u);
       u = seg_end;
     }
-    cost_contiguous = std::max(cost_contiguous, cost);
+    worst = std::max(worst, cost);
   }
+  if (cache.size() >= 4096) cache.clear();  // bounded: prefill chunks of every length are possible
+  return cache[key] = worst;
+}
+
+RotateSplit rotate_split(int64_t chunks_per_head, int kv_heads, int64_t wave) {
+  const int64_t blocks = std::min(wave, chunks_per_head * kv_heads);
+  const RotateSplit contiguous{dim3(static_cast<unsigned>(blocks)), {}};
   const int64_t per_head = std::min<int64_t>(chunks_per_head, wave / kv_heads);
   // Read at every launch (a few hundred ns), so that a test can compare both splits in one process.
   const char* env = std::getenv("FDCSIM_ROPE_ROTATE_SPLIT");
@@ -500,8 +513,8 @@ RotateSplit rotate_split(int64_t chunks_per_head, int kv_heads, int64_t wave) {
   const RotateSplit heads{dim3(static_cast<unsigned>(per_head), static_cast<unsigned>(kv_heads)),
                           {chunks_per_head / per_head, static_cast<int>(chunks_per_head % per_head)}};
   if (forced == "heads") return heads;
-  const int64_t cost_heads = 1 + rounds((chunks_per_head + per_head - 1) / per_head);
-  return cost_heads <= cost_contiguous ? heads : contiguous;
+  const int64_t cost_heads = 1 + rotate_rounds((chunks_per_head + per_head - 1) / per_head);
+  return cost_heads <= contiguous_rounds(chunks_per_head, kv_heads, blocks) ? heads : contiguous;
 }
 
 template <typename T, int D>
