@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 11
-Llama-2-13B runs of the engine since 2026-12-06, 10 on H100s (the last on the RoPE kernel of
-2026-12-07) and 1 on one H200; with --runs
-20261206 the 2 token-class runs of that morning, before the classification ranked by counting;
-with --runs 20261204
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 8
+Llama-2-13B runs of the engine as it runs now: policy none on H100s and one H200 since 2026-12-06,
+the FDC policies on H100s on the fused RoPE kernel with blocks split by head of 2026-12-07; with
+--runs 20261206 the 9 FDC-policy runs on H100s of 2026-12-06 (the fused RoPE kernel's contiguous
+split; 2 token-class runs before the classification ranked by counting); with --runs 20261204
 the 6 H200 runs of 2026-12-04 afternoon and night; with --runs 20261205 the 5 H100 runs of
 2026-12-05 evening; with --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before
 the faster wgmma prefill) with the given profiles and counts the targets met (docs/validate.md;
@@ -50,12 +50,14 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # "20261204": the same five policies and rates on one H200 in the afternoon of 2026-12-04, and policy
 # none at 3.4375 req/s again in the evening with the prefill kernel copying K/V by TMA, as the engine
 # ran then (the GEMM algorithms the heuristic's first answer per row bucket);
-# "current": the engine of 2026-12-06: three policies on one H100 with the GEMM algorithms chosen
-# by timing (commit 627a6d8); with that day's norm and RoPE kernels (commit 667f638) policy none on
-# one H200 and on a second H100, the FDC 50% and table policies on H100s of two later calls, and
-# the token-class policy with the classification ranked by counting (commit 4c1f5ad) that
-# afternoon; "20261206": the token-class policy's runs of those two later calls (the
-# classification before commit 4c1f5ad);
+# "current": the engine as it runs now: policy none with the GEMM algorithms chosen by timing
+# (commit 627a6d8) on one H100 and one H200, and with the norm and RoPE kernels of commit 667f638
+# on a second H100 (2026-12-06); the FDC policies on H100s with the fused RoPE kernel's blocks split
+# by head (commit b71b570, 2026-12-07; the table policy at 90%, FDC 50% and the token-class policy
+# at 50% and 90%);
+# "20261206": the FDC policies' runs on H100s of 2026-12-06 (the fused RoPE kernel's contiguous
+# split): FDC 50% and table at 90% in three calls, the token-class policy with the classification
+# ranked by counting (commit 4c1f5ad) and, in two earlier calls, sorted;
 # "20261205": four policies on one H100 in the evening of 2026-12-05 (the engine of commit 5714426,
 # before the GEMM tuning).
 RUN_SETS = {
@@ -74,18 +76,23 @@ RUN_SETS = {
         ("13B 1x H200 (12-04 eve, TMA prefill)", "capacity-20261204c/h200-llama-2-13b", "h200.json", 1),
     ],
     "current": [
-        ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 3),
+        ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 1,
+         {"only": ["none"]}),
         ("13B 1x H200 (12-06, tuned GEMMs)", "capacity-20261206/h200-llama-2-13b", "h200.json", 1),
         ("13B 1x H100 (12-06 06:00, new norm / RoPE)", "capacity-20261206b/h100-llama-2-13b", "h100.json", 1),
+        ("13B 1x H100 (12-07 07:38, RoPE blocks split by head)", "capacity-20261207/h100-llama-2-13b", "h100.json", 1),
+        ("13B 1x H100 (12-07 08:53, RoPE blocks split by head)", "capacity-20261207b/h100-llama-2-13b", "h100.json",
+         4),
+    ],
+    "20261206": [
+        ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 2,
+         {"skip": ["none"]}),
         ("13B 1x H100 (12-06 06:42, FDC policies)", "capacity-20261206c/h100-llama-2-13b", "h100.json", 2,
          {"skip": ["fdc-table-hybrid-llama-2-13b"]}),
         ("13B 1x H100 (12-06 06:52, FDC policies, bursts held out too)", "capacity-20261206d/h100-llama-2-13b",
          "h100.json", 2, {"skip": ["fdc-table-hybrid-llama-2-13b"]}),
         ("13B 1x H100 (12-06 16:00, token classes ranked by counting)", "capacity-20261206e/h100-llama-2-13b",
          "h100.json", 1),
-        ("13B 1x H100 (12-07 07:38, RoPE blocks split by head)", "capacity-20261207/h100-llama-2-13b", "h100.json", 1),
-    ],
-    "20261206": [
         ("13B 1x H100 (12-06 06:42, token classes sorted)", "capacity-20261206c/h100-llama-2-13b", "h100.json", 1,
          {"only": ["fdc-table-hybrid-llama-2-13b"]}),
         ("13B 1x H100 (12-06 06:52, token classes sorted)", "capacity-20261206d/h100-llama-2-13b", "h100.json", 1,
