@@ -44,6 +44,17 @@ void add_profile_command(CLI::App& app, ProfileOptions& o) {
                   "shared pages as the engine lays them out; 0 = no classes (default 0,0.4,0.7; match your "
                   "policies' 1 - important_fraction)")
       ->delimiter(',');
+  sub->add_option("--attn-prefill-seqs", o.attn_prefill_seqs,
+                  "Prefill attention: sequences per batch (default 1,4,8); with --attn-prefill-tokens and "
+                  "--attn-prefill-prefix the grid of prefill cases, batches of more than 8192 new tokens left out")
+      ->delimiter(',');
+  sub->add_option("--attn-prefill-tokens", o.attn_prefill_tokens,
+                  "Prefill attention: new tokens per sequence (default 128,512,2048,8192)")
+      ->delimiter(',');
+  sub->add_option("--attn-prefill-prefix", o.attn_prefill_prefix,
+                  "Prefill attention: cached tokens before the new ones, a chunked prompt's earlier chunks (default "
+                  "0,1024,4096)")
+      ->delimiter(',');
   sub->add_option("--attn-lo-rank-share", o.attn_lo_rank_share,
                   "Share of each head's ranks a lo token keeps in those cases (default 0.5; a policy's "
                   "token_classes.qk_lo_share)")
@@ -92,6 +103,9 @@ int run_profile(const ProfileOptions& o) {
     if (!o.rank_fractions.empty()) g.rank_fractions = o.rank_fractions;
     if (!o.tp.empty()) g.tp = o.tp;
     if (!o.attn_lo_fractions.empty()) g.attn_lo_fractions = o.attn_lo_fractions;
+    if (!o.attn_prefill_seqs.empty()) g.attn_prefill_seqs = o.attn_prefill_seqs;
+    if (!o.attn_prefill_tokens.empty()) g.attn_prefill_tokens = o.attn_prefill_tokens;
+    if (!o.attn_prefill_prefix.empty()) g.attn_prefill_prefix = o.attn_prefill_prefix;
     g.attn_lo_rank_share = o.attn_lo_rank_share;
     g.attn_policies = o.attn_policies;
     g.budget_s = o.budget_s;

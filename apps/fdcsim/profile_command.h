@@ -20,6 +20,9 @@ struct ProfileOptions {
   std::vector<double> rank_fractions;  // empty = 1, 0.75, 0.5, 0.25
   std::vector<int> tp;                 // empty = 1, 2, 4, 8
   std::vector<double> attn_lo_fractions;  // empty = 0, 0.4, 0.7 (GridOptions)
+  std::vector<int> attn_prefill_seqs;     // empty = 1, 4, 8 (GridOptions)
+  std::vector<int> attn_prefill_tokens;   // empty = 128, 512, 2048, 8192
+  std::vector<int> attn_prefill_prefix;   // empty = 0, 1024, 4096
   double attn_lo_rank_share = 0.5;
   std::vector<std::string> attn_policies;  // decode attention also at these policies' rank tables
   int gpus = 0;                        // 0 = every visible GPU

@@ -316,6 +316,12 @@ void check_fractions(const GridOptions& o) {
                                                                         << o.attn_block_size << " tokens (" << hi
                                                                         << " hi); use 0 for no token classes");
   }
+  for (int n : o.attn_prefill_seqs)
+    FDC_INPUT_CHECK(n >= 1 && n <= 4096, "profile: --attn-prefill-seqs value " << n << " is outside [1, 4096]");
+  for (int n : o.attn_prefill_tokens)
+    FDC_INPUT_CHECK(n >= 1 && n <= (1 << 20), "profile: --attn-prefill-tokens value " << n << " is outside [1, 2^20]");
+  for (int n : o.attn_prefill_prefix)
+    FDC_INPUT_CHECK(n >= 0 && n <= (1 << 20), "profile: --attn-prefill-prefix value " << n << " is outside [0, 2^20]");
   FDC_INPUT_CHECK(!o.rank_fractions.empty(), "profile: --rank-fractions needs at least one value");
   for (double f : o.rank_fractions)
     FDC_INPUT_CHECK(f > 0 && f <= 1, "profile: rank fraction " << f << " is outside (0, 1]");

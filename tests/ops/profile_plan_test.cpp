@@ -226,6 +226,44 @@ TEST_CASE("attention grid: skewed batches keep their mean, counters follow the a
   CHECK(pf->shape.at("prefix") == 1024);
 }
 
+TEST_CASE("profile plan: the prefill attention grid from the command line, and bad values refused") {
+  GridOptions o;
+  o.models = {"llama-2-13b"};
+  o.tp = {1};
+  o.filters = {"attn_prefill/"};
+  o.attn_prefill_seqs = {2, 16};
+  o.attn_prefill_tokens = {256, 1024};
+  o.attn_prefill_prefix = {0, 2048};
+  o.budget_s = 1e6;
+  const ProfilePlan p = make_profile_plan(o);
+  // 16 x 1024 new tokens is over the 8192 a batch may hold: 3 (seqs, tokens) pairs x 2 prefixes x
+  // 5 rank sets (r32 .. r128 at the default fractions, and the mixed table); the two peak cases
+  // run whatever the filter.
+  int prefill = 0;
+  for (const BenchCase& c : p.run) {
+    CHECK((c.kind == "attn_prefill" || c.op == "peak"));
+    prefill += c.kind == "attn_prefill";
+  }
+  CHECK(prefill == 3 * 2 * 5);
+  const BenchCase* c = find(p, "attn_prefill/llama-2-13b/s16/q256/ctx2048/mixed");
+  REQUIRE(c);
+  CHECK(c->shape.at("tokens") == 16 * 256);
+  CHECK(c->shape.at("ctx_mean") == 2048);
+  CHECK(c->shape.at("prefix") == 2048);
+  CHECK(find(p, "attn_prefill/llama-2-13b/s2/q1024/ctx0/r96"));
+  CHECK_FALSE(find(p, "attn_prefill/llama-2-13b/s16/q1024/ctx0/r96"));
+  CHECK_FALSE(find(p, "attn_prefill/llama-2-13b/s1/q512/ctx0/r96"));  // not in the grid asked for
+  GridOptions bad = o;
+  bad.attn_prefill_seqs = {0};
+  CHECK_THROWS_WITH_AS(make_profile_plan(bad), doctest::Contains("--attn-prefill-seqs value 0"), InputError);
+  bad = o;
+  bad.attn_prefill_tokens = {512, -1};
+  CHECK_THROWS_WITH_AS(make_profile_plan(bad), doctest::Contains("--attn-prefill-tokens value -1"), InputError);
+  bad = o;
+  bad.attn_prefill_prefix = {-16};
+  CHECK_THROWS_WITH_AS(make_profile_plan(bad), doctest::Contains("--attn-prefill-prefix value -16"), InputError);
+}
+
 TEST_CASE("profile plan: KV append and prompt classification cases, tp 1, bytes from costmodel/ops.h") {
   GridOptions o;
   o.models = {"llama-2-13b", "llama-3-8b"};
