@@ -54,6 +54,8 @@ trap 'rm -rf "$tmp"' EXIT
 # 2026-12-07 on a denser token grid, last and taken whole (`--whole-ops-from`: every earlier case of
 # those ops dropped, so no earlier unit's launch floor stays between its points; its peaks not taken);
 # RoPE alone and fused again, last and whole, with the fused kernel's blocks split by head (2026-12-07);
+# prefill attention on a denser grid (sequences 1, 2, 4, 8 x new tokens 128..8192 x prefixes
+# 0..4096, measured twice; 2026-12-07), last and whole;
 # overheads calibrated on the bursts of Llama-2-13B of 2026-12-06 (the current engine: none, table,
 # FDC 50% in the morning; none, table, FDC 50% later that morning; the token-class policy in the
 # afternoon, with the classification as it runs now), and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
@@ -62,6 +64,7 @@ trap 'rm -rf "$tmp"' EXIT
   "$R/h100-1gpu-20261206-classify" "$R/h100-1gpu-20261206-gemm" "$R/h100-1gpu-20261206-ops" \
   "$R/h100-1gpu-20261207-dense-small-ops" --whole-ops-from "$R/h100-1gpu-20261207-dense-small-ops" \
   "$R/h100-1gpu-20261207-rope-split" --whole-ops-from "$R/h100-1gpu-20261207-rope-split" \
+  "$R/h100-1gpu-20261207-attn-prefill-dense" --whole-ops-from "$R/h100-1gpu-20261207-attn-prefill-dense" \
   ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
 L=docs/results/layer-check-20261205c
 args=()
