@@ -104,13 +104,18 @@ done
 # GEMM folders also the peaks); GEMMs and prefill attention in a layer from the per-op layer checks
 # of 2026-12-06 (the four policies, prefill rows); overheads from the Llama-2-13B bursts of
 # 2026-12-06 (none, FDC 50%; the current engine), the token-class burst of 2026-12-04 and the
-# 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it).
+# 2026-11-27 sp=2 engine runs (the 2026-11-28 sp=2 runs are held out to evaluate it). Last, the
+# small ops on the dense token grid of 2026-12-07, three times each, taken whole (as the H100's),
+# and prefill attention on the denser grid of the same call (416 of its cases, the budget's cut),
+# which replace the earlier folders' cases of the same name and add the others.
 "$bin" fit "$R/h200-1gpu-20261128-k2" "$R/h200-1gpu-20261128-kv" "$R/h200-2gpu-20261127-collectives" \
   "$R/h200-2gpu-20261127-ulysses" "$R/h200-4gpu-20261127-collectives" "$R/h200-1gpu-20261204-attn-prefill" \
   "$R/h200-1gpu-20261204-gemm" "$R/h200-1gpu-20261204-attn-decode-auto" "$R/h200-1gpu-20261204-attn-prefill-tma" \
   "$R/h200-1gpu-20261205-gemm-rows" "$R/h200-1gpu-20261205-attn-decode-shared" "$R/h200-1gpu-20261205-attn-decode-r96" \
   "$R/h200-1gpu-20261205-attn-decode-tables" "$R/h200-1gpu-20261205-small-ops-reps" "$R/h200-1gpu-20261206-gemm" \
-  "$R/h200-1gpu-20261206-ops" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
+  "$R/h200-1gpu-20261206-ops" \
+  "$R/h200-1gpu-20261207-dense-small-ops" --whole-ops-from "$R/h200-1gpu-20261207-dense-small-ops" \
+  "$R/h200-1gpu-20261207-attn-prefill-dense" ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h200.json"
 L4=docs/results/layer-check-20261204d
 L5=docs/results/layer-check-20261205
 args=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 12
+"""Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 13
 Llama-2-13B runs of the engine as it runs now: policy none on H100s and one H200 since 2026-12-06,
-all four policies on H100s on the fused RoPE kernel with blocks split by head of 2026-12-07; with
+all four policies on H100s and FDC 50% on an H200 on the fused RoPE kernel with blocks split by
+head of 2026-12-07; with
 --runs 20261206 the 9 FDC-policy runs on H100s of 2026-12-06 (the fused RoPE kernel's contiguous
 split; 2 token-class runs before the classification ranked by counting); with --runs 20261204
 the 6 H200 runs of 2026-12-04 afternoon and night; with --runs 20261205 the 5 H100 runs of
@@ -54,7 +55,8 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # (commit 627a6d8) on one H100 and one H200, and with the norm and RoPE kernels of commit 667f638
 # on a second H100 (2026-12-06); the FDC policies on H100s with the fused RoPE kernel's blocks split
 # by head (commit b71b570, 2026-12-07; the table policy at 90%, FDC 50% and the token-class policy
-# at 50% and 90%, then policy none and the table policy at 50% and 90% on one H100 of a later call);
+# at 50% and 90%, then policy none and the table policy at 50% and 90% on one H100 of a later call;
+# FDC 50% at 90% on one H200 that afternoon);
 # "20261206": the FDC policies' runs on H100s of 2026-12-06 (the fused RoPE kernel's contiguous
 # split): FDC 50% and table at 90% in three calls, the token-class policy with the classification
 # ranked by counting (commit 4c1f5ad) and, in two earlier calls, sorted;
@@ -85,6 +87,8 @@ RUN_SETS = {
          4),
         ("13B 1x H100 (12-07 09:01, RoPE blocks split by head)", "capacity-20261207c/h100-llama-2-13b", "h100.json",
          4),
+        ("13B 1x H200 (12-07 12:57, RoPE blocks split by head)", "capacity-20261207d/h200-llama-2-13b", "h200.json",
+         1),
     ],
     "20261206": [
         ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 2,
@@ -155,7 +159,7 @@ def main():
                          "Llama-2-13B H200 runs of 2026-12-03 and -04 before the faster prefill), 20261204 (the 6 H200 "
                          "runs of 2026-12-04 afternoon and night), 20261205 (the 5 H100 runs of 2026-12-05 "
                          "evening), 20261206 (the 2 token-class runs of 2026-12-06 morning, before the classification ranked "
-                         "by counting) or current (the 11 runs of the engine since 2026-12-06, 10 on H100s, 1 on an H200)")
+                         "by counting) or current (the 13 runs of the engine since 2026-12-06, 11 on H100s, 2 on H200s)")
     ap.add_argument("--band", type=float, metavar="PCT",
                     help="also predict each run with every iteration PCT percent shorter and longer (`fdcsim "
                          "validate --band`) and count the request metrics measured within that band")
