@@ -2,8 +2,7 @@
 """Re-predicts held-out Poisson engine runs (the 24 of 2026-11-28; with --runs current the 13
 Llama-2-13B runs of the engine as it runs now: policy none on H100s and one H200 since 2026-12-06,
 all four policies on H100s and FDC 50% on an H200 on the fused RoPE kernel with blocks split by
-head of 2026-12-07; with
---runs 20261206 the 9 FDC-policy runs on H100s of 2026-12-06 (the fused RoPE kernel's contiguous
+head of 2026-12-07; with --runs 20261206 the 9 FDC-policy runs on H100s of 2026-12-06 (the fused RoPE kernel's contiguous
 split; 2 token-class runs before the classification ranked by counting); with --runs 20261204
 the 6 H200 runs of 2026-12-04 afternoon and night; with --runs 20261205 the 5 H100 runs of
 2026-12-05 evening; with --runs 20261203 the 16 Llama-2-13B H200 runs of 2026-12-03/04 made before
