@@ -279,3 +279,44 @@ TEST_CASE("per-op events: on, every op timed and summing to the forward; off, no
   CHECK_THROWS_AS(plain.set_op_events(true), InternalError);
   plain.set_op_events(false);  // nothing to turn off: fine
 }
+
+TEST_CASE("plans before the start event: the same forward, every op still timed") {
+  // Token classes with two layouts (layers 0 and 1 keep different shares of important tokens):
+  // two layout groups, each planned on the host. With plans_before_start the forward uploads both
+  // groups' plans before its start event; the results must be those of the engine's order.
+  auto make = [](bool before) {
+    GpuModelConfig c = random_tiny_config(before ? "plans first" : "plans at each group");
+    c.dims = test::hybrid_dims(c.model);
+    c.op_times = true;
+    c.plans_before_start = before;
+    return std::make_unique<GpuModel>(c);
+  };
+  const auto engine_order = make(false);
+  const auto plans_first = make(true);
+  const auto ids = random_ids(40, test::tiny_llama().vocab, 9);
+  std::vector<int32_t> b0{3, 7, 1}, b1{2, 9, 4}, prev, next_a, next_b;
+  for (int step = 0; step < 3; ++step) {
+    // Step 0: two prompts (17 and 23 tokens); then two decode steps of both, each fed the tokens
+    // the step before emitted.
+    std::vector<SeqStep> s;
+    if (step == 0) {
+      s = {{17, 0, true, ids.data(), b0.data(), 3}, {23, 0, true, ids.data() + 17, b1.data(), 3}};
+    } else {
+      prev = next_a;
+      s = {{1, 16 + step, true, prev.data(), b0.data(), 3}, {1, 22 + step, true, prev.data() + 1, b1.data(), 3}};
+    }
+    StepTimes ta, tb;
+    engine_order->forward(s, next_a, &ta);
+    plans_first->forward(s, next_b, &tb);
+    INFO("step " << step);
+    REQUIRE(next_a.size() == 2);
+    CHECK(next_b == next_a);
+    CHECK(plans_first->last_logits() == engine_order->last_logits());
+    double sum = tb.outside_layers_ms;
+    for (double ms : tb.op_ms) sum += ms;
+    CHECK(sum == doctest::Approx(tb.gpu_ms).epsilon(1e-3));
+    const auto attn = step == 0 ? costmodel::OpKind::kAttnPrefill : costmodel::OpKind::kAttnDecode;
+    CHECK(tb.op_ms[static_cast<size_t>(attn)] > 0);
+    CHECK(tb.host_ms > 0);
+  }
+}

@@ -692,8 +692,13 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
   ++I.iteration;
 
   cudaStream_t st = I.stream;
-  CUDA_CHECK(cudaEventRecord(I.ev_start, st));
-  CUDA_CHECK(cudaMemcpyAsync(d, h, off * sizeof(int), cudaMemcpyHostToDevice, st));
+  // The forward's timed span starts here, or (GpuModelConfig::plans_before_start) once every
+  // group's plans are uploaded, below.
+  auto start_timing = [&] {
+    CUDA_CHECK(cudaEventRecord(I.ev_start, st));
+    CUDA_CHECK(cudaMemcpyAsync(d, h, off * sizeof(int), cudaMemcpyHostToDevice, st));
+  };
+  if (!I.cfg.plans_before_start) start_timing();
   // GpuModelConfig::op_times: an event after each op, tagged with the op it ends.
   size_t op_marks = 0;
   auto mark = [&](int tag) {
@@ -875,6 +880,10 @@ void GpuModel::forward(const std::vector<SeqStep>& seqs, std::vector<int32_t>& n
     g.planned = I.iteration;
     group_host_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   };
+  if (I.cfg.plans_before_start) {
+    for (auto* g : pending) finish_group(*g);
+    start_timing();
+  }
   kern::embed(d + o_ids + t0, d + o_pos + t0, I.embed.data(), m.rope ? nullptr : I.positions.data(), I.x.data(),
               static_cast<int>(Ts), static_cast<int>(D), st);
   mark(kOutsideLayers);

@@ -45,6 +45,11 @@ struct GpuModelConfig {
   // returns the GPU time split by op (StepTimes::op_ms); about a microsecond per op. Off: no events
   // but the forward's start and end.
   bool op_times = false;
+  // forward() waits for every layout group's plans and uploads them before it records its start
+  // event, so gpu_ms holds the layers' GPU time and no wait for the host's planning (the layer
+  // checks time layers this way). Off (the engine): a group's plans are waited for at its first
+  // layer while the GPU runs the layers before it, as serving runs them.
+  bool plans_before_start = false;
   // Decode kernel of every layer; kAuto: attn::choose_decode_path of the layer's layout.
   kernels::attn::DecodePath decode_path = kernels::attn::DecodePath::kAuto;
 };

@@ -36,6 +36,7 @@ LayerTimings time_layers(const sim::Experiment& exp, const validate::LayerWindow
     mc.seed = exp.seed;
     mc.device = opt.device;
     mc.op_times = opt.per_op;
+    mc.plans_before_start = true;  // the layers' GPU time, not the host's planning
     std::ostringstream name;
     name << exp.source << " (" << layers << " of " << exp.model.name << "'s layers, " << num_blocks
          << " KV blocks for the largest batch)";
