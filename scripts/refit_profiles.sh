@@ -56,6 +56,8 @@ trap 'rm -rf "$tmp"' EXIT
 # RoPE alone and fused again, last and whole, with the fused kernel's blocks split by head (2026-12-07);
 # prefill attention on a denser grid (sequences 1, 2, 4, 8 x new tokens 128..8192 x prefixes
 # 0..4096, measured twice; 2026-12-07), last and whole;
+# decode attention on shared pages at lo shares 0.4 / 0.53 / 0.6 / 0.7 (an even split of the page
+# runs faster than the shares on either side; 2026-12-07), last;
 # overheads calibrated on the bursts of Llama-2-13B of 2026-12-06 (the current engine: none, table,
 # FDC 50% in the morning; none, table, FDC 50% later that morning; the token-class policy in the
 # afternoon, with the classification as it runs now), and the 2026-11-28 Llama-2-7B sp=2 bursts (2 GPUs).
@@ -65,6 +67,7 @@ trap 'rm -rf "$tmp"' EXIT
   "$R/h100-1gpu-20261207-dense-small-ops" --whole-ops-from "$R/h100-1gpu-20261207-dense-small-ops" \
   "$R/h100-1gpu-20261207-rope-split" --whole-ops-from "$R/h100-1gpu-20261207-rope-split" \
   "$R/h100-1gpu-20261207-attn-prefill-dense" --whole-ops-from "$R/h100-1gpu-20261207-attn-prefill-dense" \
+  "$R/h100-1gpu-20261207-decode-lo" \
   ${fit_flags[@]+"${fit_flags[@]}"} --out "$tmp/h100.json"
 L=docs/results/layer-check-20261205c
 args=()
