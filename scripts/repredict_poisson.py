@@ -55,7 +55,8 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # on a second H100 (2026-12-06); the FDC policies on H100s with the fused RoPE kernel's blocks split
 # by head (commit b71b570, 2026-12-07; the table policy at 90%, FDC 50% and the token-class policy
 # at 50% and 90%, then policy none and the table policy at 50% and 90% on one H100 of a later call;
-# FDC 50% at 90% on one H200 that afternoon);
+# FDC 50% at 90% on one H200 that afternoon; the token-class policy at 50% and 90% on one H100
+# later, after the H100 profile's refit on the even split of the page);
 # "20261206": the FDC policies' runs on H100s of 2026-12-06 (the fused RoPE kernel's contiguous
 # split): FDC 50% and table at 90% in three calls, the token-class policy with the classification
 # ranked by counting (commit 4c1f5ad) and, in two earlier calls, sorted;
@@ -88,6 +89,7 @@ RUN_SETS = {
          4),
         ("13B 1x H200 (12-07 12:57, RoPE blocks split by head)", "capacity-20261207d/h200-llama-2-13b", "h200.json",
          1),
+        ("13B 1x H100 (12-07 15:42, token classes)", "capacity-20261207e/h100-llama-2-13b", "h100.json", 2),
     ],
     "20261206": [
         ("13B 1x H100 (12-06, tuned GEMMs)", "capacity-20261206/h100-llama-2-13b", "h100.json", 2,
