@@ -363,6 +363,9 @@ void print_layer_table(std::ostream& os, const LayerCheckContext& c, const std::
      << "  per layer = (t(" << w.long_layers << " layers) - t(" << w.short_layers << " layers)) / " << w.timed()
      << ": policy layers " << w.timed_begin() << ".." << w.timed_end() - 1 << ", " << c.warmup
      << " warm-up forwards per model and batch\n";
+  if (!c.timed_from_plans_upload)
+    os << "  forwards timed with the host's planning of the layers inside (a report from before the timing started "
+          "at the plans' upload)\n";
   if (!c.measured_report.empty()) os << "  measurements read from " << c.measured_report << ", predictions made now\n";
   os << "\n";
   char line[256];
@@ -441,6 +444,7 @@ Json layer_check_json(const LayerCheckContext& c, const std::vector<LayerCheckRo
               {"long_layers", w.long_layers},
               {"timed_layers", {w.timed_begin(), w.timed_end()}}}},
             {"warmup_forwards", c.warmup},
+            {"timed_from_plans_upload", c.timed_from_plans_upload},
             {"target_abs_error", kLayerCheckTarget}};
   if (!c.measured_report.empty()) j["measured_report"] = c.measured_report;
   Json batches = Json::array();
@@ -529,6 +533,7 @@ SavedLayerCheck read_layer_check_report(const std::string& path) {
   c.window.short_layers = w.get<int>("short_layers", Bounds::at_least(1));
   c.window.long_layers = w.get<int>("long_layers", Bounds::at_least(2));
   c.warmup = root.get<int>("warmup_forwards", Bounds::non_negative());
+  c.timed_from_plans_upload = root.get_or<bool>("timed_from_plans_upload", false);
   c.measured_report = path;
 
   const std::vector<ConfigNode> rows = root.array_of_objects("batches");

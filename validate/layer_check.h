@@ -188,6 +188,10 @@ struct LayerCheckContext {
   std::string model, policy, cost_model;
   LayerWindow window;
   int warmup = 0;
+  // The forwards were timed from the upload of every layout group's plans (GpuModelConfig::
+  // plans_before_start; every run since 2026-12-07); false: the host's planning could fall inside
+  // the timed forward (reports written before, which lack "timed_from_plans_upload").
+  bool timed_from_plans_upload = true;
   std::string measured_report;  // re-predicted: the report whose measurements these are ("" = measured now)
 };
 

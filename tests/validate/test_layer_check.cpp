@@ -330,8 +330,10 @@ TEST_CASE("layer-check report: table and JSON") {
   CHECK(t.find("mlp_up 100%") != std::string::npos);
   CHECK(t.find("within 5%: 1 of 2 batches") != std::string::npos);
   CHECK(t.find("outside the profile's measured ranges") == std::string::npos);
+  CHECK(t.find("planning of the layers inside") == std::string::npos);  // timed from the plans' upload
 
   const Json j = validate::layer_check_json(c, rows, Json{{"git_commit", "abc"}});
+  CHECK(j["timed_from_plans_upload"] == true);
   CHECK(j["format"] == "fdcsim-layer-check");
   CHECK(j["window"]["timed_layers"] == Json::array({2, 6}));
   CHECK(j["target_abs_error"] == 0.05);
@@ -624,6 +626,21 @@ TEST_CASE("layer-check saved report: per-op measurements read back; reports with
   }
   const Json o2 = validate::layer_check_json(o.context, validate::repredict_layer_check(e, o), o.provenance);
   CHECK_FALSE(o2["batches"][0].contains("measured_ops_ms"));
+
+  // Timed from the plans' upload (every run now) or, reports written before that field, not: read
+  // back as such, kept when written again, and said under the table.
+  CHECK(s.context.timed_from_plans_upload);
+  CHECK(k["timed_from_plans_upload"] == true);
+  Json before = with;
+  before.erase("timed_from_plans_upload");
+  const SavedReport before_file(before);
+  const auto b = validate::read_layer_check_report(before_file.path);
+  CHECK_FALSE(b.context.timed_from_plans_upload);
+  CHECK(validate::layer_check_json(b.context, validate::repredict_layer_check(e, b),
+                                   b.provenance)["timed_from_plans_upload"] == false);
+  std::ostringstream table;
+  validate::print_layer_table(table, b.context, validate::repredict_layer_check(e, b));
+  CHECK(table.str().find("forwards timed with the host's planning of the layers inside") != std::string::npos);
 
   // An op name the cost model does not know is refused, naming the key.
   Json bad = with;
