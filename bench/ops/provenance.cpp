@@ -11,6 +11,7 @@
 
 #include "bench/ops/runner.h"
 #include "core/wall_clock.h"
+#include "kernels/attention/attention.h"
 #include "kernels/attention/classify.h"
 #include "kernels/common/cuda_check.h"
 #include "kernels/ops/launch.h"
@@ -62,6 +63,7 @@ nlohmann::json collect_provenance(const std::string& command_line) {
     j["cublaslt"] = static_cast<uint64_t>(cublasLtGetVersion());
     j["gemm_planning"] = kernels::ops::to_string(kernels::ops::GemmRunner::planning_from_env());
     j["classify_method"] = kernels::attn::to_string(kernels::attn::TokenClassifier::method_from_env());
+    j["decode_slot_index"] = kernels::attn::to_string(kernels::attn::decode_uneven_slot_index());
   }
 #ifdef FDCSIM_HAVE_NCCL
   int nv = 0;

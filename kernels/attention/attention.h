@@ -172,6 +172,14 @@ class DeviceDecodePlan {
 // resolve kAuto with choose_decode_path first, as the engine and `fdcsim profile` do).
 DecodePath resolve_decode_path(DecodePath path);
 
+// How launch_decode finds pages on shared pages whose slot counts are not powers of two (plan.h,
+// SlotIndex): kDivide, the kernels both GPUs' profiles measured, or kMultiply when the environment
+// variable FDCSIM_DECODE_SLOT_INDEX is "multiply" (not yet run on a GPU: docs/kernels.md; "divide"
+// or unset: kDivide; anything else throws InputError naming the value). Read at every launch, so
+// that one process can time both; `fdcsim profile` records it in provenance.
+SlotIndex decode_uneven_slot_index();
+const char* to_string(SlotIndex s);
+
 // Options for plan_decode_balanced that match the device and the decode kernel of `path`.
 DecodePlanOptions decode_plan_options_for_device(int device, DecodePath path = DecodePath::kAuto);
 

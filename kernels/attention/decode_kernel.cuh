@@ -53,11 +53,13 @@ constexpr int decode_min_blocks() {
   return G <= 2 ? 4 : (G == 4 ? 3 : 2);
 }
 
-// kAnySlots: pages hold any number of a class's tokens (shared pages); otherwise a power of two
-// (the block size), and a token's page and slot are a shift and a mask as before shared pages.
-template <typename T, int TX, int W, int G, bool kAnySlots>
-__device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeUnit& u,
+// I = kShift: a class's pages hold a power of two of its tokens (the block size, or shared pages
+// of such counts), and a token's page and slot are a shift and a mask; otherwise any count
+// (shared pages), found by a division (kDivide) or by slot_page (kMultiply).
+template <typename T, int TX, int W, int G, SlotIndex I>
+__device__ __forceinline__ void decode_unit(const DecodeParams& p, const SlotDivisors& sd, const DecodeUnit& u,
                                             unsigned char* smem_raw) {
+  constexpr bool kAnySlots = I != SlotIndex::kShift;
   constexpr int NTY = kDecodeThreads / TX;      // token slots
   constexpr int TILE = decode_tile_tokens<TX, W>();
   constexpr int TPS = TILE / NTY;               // tokens per slot per tile
@@ -71,14 +73,13 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
 
   const int kv_head = u.head_cls >> 1;
   const HeadInfo hd = p.heads[kv_head];
-  const UnitRows<T> ur = unit_rows<T>(p, u, hd);
+  const UnitRows<T> ur = unit_rows<T>(p, sd, u, hd);
   const int rk = ur.rk, rv = ur.rv;
   const int tid = threadIdx.x;
   const int tx = tid % TX;
   const int ty = tid / TX;
   // Tokens of this class per page: block_size, or a shared page's hi / lo slots (any count).
-  const int slots = ur.slots;
-  const int log2_slots = kAnySlots ? 0 : __ffs(slots) - 1;
+  const int log2_slots = kAnySlots ? 0 : __ffs(ur.slots) - 1;
 
   const int* pages = ur.pages;
   const int64_t page_elems = ur.page_elems;
@@ -123,18 +124,18 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
       const int tk = t0 + rowk;
       if (rowk < TILE && tk < u.end) {
         const int c = i - rowk * kchunks;
-        const int pg = kAnySlots ? tk / slots : tk >> log2_slots;
-        const int sl = kAnySlots ? tk - pg * slots : tk & (slots - 1);
-        const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
+        const int2 ps = page_slot<I>(tk, ur, log2_slots);
+        const int sl = ps.y;
+        const int64_t base = static_cast<int64_t>(pages[ps.x]) * page_elems;
         cp_async16(dk + rowk * DP + c * 8, kpool + base + sl * rk + c * 8);
       }
       const int rowv = __float2int_rz((static_cast<float>(i) + 0.5f) * inv_v);
       const int tv = t0 + rowv;
       if (rowv < TILE && tv < u.end) {
         const int c = i - rowv * vchunks;
-        const int pg = kAnySlots ? tv / slots : tv >> log2_slots;
-        const int sl = kAnySlots ? tv - pg * slots : tv & (slots - 1);
-        const int64_t base = static_cast<int64_t>(pages[pg]) * page_elems;
+        const int2 ps = page_slot<I>(tv, ur, log2_slots);
+        const int sl = ps.y;
+        const int64_t base = static_cast<int64_t>(pages[ps.x]) * page_elems;
         cp_async16(dv + rowv * DP + c * 8, vpool + base + sl * rv + c * 8);
       }
     }
@@ -281,14 +282,18 @@ __device__ __forceinline__ void decode_unit(const DecodeParams& p, const DecodeU
   }
 }
 
-template <typename T, int G, bool kAnySlots>
-__global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>()) decode_kernel(DecodeParams p) {
+template <typename T, int G, SlotIndex I>
+__global__ void __launch_bounds__(kDecodeThreads, decode_min_blocks<G>())
+    decode_kernel(DecodeParams p, SlotDivisors sd) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const DecodeUnit u = p.units[blockIdx.x];
   const int width = head_width(p.heads[u.head_cls >> 1], u.head_cls & 1);
-  if (width <= 32) decode_unit<T, 4, 32, G, kAnySlots>(p, u, smem_raw);
-  else if (width <= 64) decode_unit<T, 8, 64, G, kAnySlots>(p, u, smem_raw);
-  else decode_unit<T, 16, 128, G, kAnySlots>(p, u, smem_raw);
+  if (width <= 32)
+    decode_unit<T, 4, 32, G, I>(p, sd, u, smem_raw);
+  else if (width <= 64)
+    decode_unit<T, 8, 64, G, I>(p, sd, u, smem_raw);
+  else
+    decode_unit<T, 16, 128, G, I>(p, sd, u, smem_raw);
 }
 
 // One block per (sequence, q head): merges the units of the pair (skips single-unit pairs, which

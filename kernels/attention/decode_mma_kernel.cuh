@@ -94,12 +94,15 @@ static_assert(decode_mma_warp_bytes<48>() <= decode_mma_warp_bytes<64>() &&
               "widths 48 and 96 fit the launch's footprint");
 static_assert(decode_mma_smem_bytes() == kDecodeMmaSmemBytes, "attention.h keeps the footprint");
 
-template <typename T, int W, bool kAnySlots>
-__device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const DecodeUnit& u, unsigned char* smem_raw) {
+template <typename T, int W, SlotIndex I>
+__device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const SlotDivisors& sd, const DecodeUnit& u,
+                                                unsigned char* smem_raw) {
+  constexpr bool kAnySlots = I != SlotIndex::kShift;
   constexpr int S = decode_mma_stages<W>();
-  // Pages whose slot counts are not multiples of 16 look a page up per 16-byte chunk: there four
-  // slices per stage at W = 32 spill registers, so that kernel keeps two.
-  constexpr int SUB = kAnySlots && W == 32 ? 2 : decode_mma_sub<W>();
+  // Pages whose slot counts are not multiples of 16 look a page up per 16-byte chunk. With the
+  // integer divisions of kDivide, four slices per stage at W = 32 spilled registers, so that kernel
+  // keeps two; kMultiply (a float quotient for the chunk's row, slot_page for its page) has four.
+  constexpr int SUB = I == SlotIndex::kDivide && W == 32 ? 2 : decode_mma_sub<W>();
   constexpr int LD = decode_mma_ld<W>();  // row stride in shared memory, elements
   constexpr int ROWS = SUB * 16;          // rows of one stage
   constexpr int KS = W / 16;              // 16-wide steps over dims at full width
@@ -108,7 +111,7 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
   const int group = p.num_q_heads / p.num_kv_heads;
   const int kv_head = u.head_cls >> 1;
   const HeadInfo hd = p.heads[kv_head];
-  const UnitRows<T> ur = unit_rows<T>(p, u, hd);
+  const UnitRows<T> ur = unit_rows<T>(p, sd, u, hd);
   const int rk = ur.rk, rv = ur.rv;
   const int kr = rk >> 3;  // 16-byte chunks of a K row in the page
   const int vr = rv >> 3;
@@ -186,14 +189,18 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
       // Chunk i of the slice's K (V) rows: row i / chunks, column (i % chunks) * 8, its page looked up.
       auto copy_chunk = [&](int i, int chunks, int rank, const T* base, uint32_t dst) {
         if (i >= 16 * chunks) return;
-        const int row = i / chunks;
+        // kMultiply: the float quotient is exact (i < 256, chunks <= 16: (i + 0.5) / chunks is at
+        // least 1/32 from an integer) and takes fewer registers than the division (W = 128 kept
+        // under the launch's 168 only so).
+        const int row = I == SlotIndex::kMultiply
+                            ? __float2int_rz((static_cast<float>(i) + 0.5f) * __frcp_rn(static_cast<float>(chunks)))
+                            : i / chunks;
         const bool ok = row < valid;
         const T* src = base;
         if (ok) {
           const int t = t0 + row;
-          const int pg = kAnySlots ? t / slots : t >> log2_slots;
-          const int sl = kAnySlots ? t - pg * slots : t & (slots - 1);
-          src = base + static_cast<int64_t>(pages[pg]) * page_elems + sl * rank + (i - row * chunks) * 8;
+          const int2 ps = page_slot<I>(t, ur, log2_slots);
+          src = base + static_cast<int64_t>(pages[ps.x]) * page_elems + ps.y * rank + (i - row * chunks) * 8;
         }
         cp_async16(dst, src, ok ? 16 : 0);
       };
@@ -407,20 +414,20 @@ __device__ __forceinline__ void decode_mma_unit(const DecodeParams& p, const Dec
 // 33..48 or 65..96 wide), so one width is built and its three-stage pipeline has the registers to
 // itself; the general kernel (kOnlyW = 0) runs such units at widths 64 and 128 with two stages (a
 // fourth width there pushed it past its registers).
-template <typename T, bool kAnySlots, int kOnlyW = 0>
-__global__ void __launch_bounds__(kDecodeMmaThreads, 3) decode_mma_kernel(DecodeParams p) {
+template <typename T, SlotIndex I, int kOnlyW = 0>
+__global__ void __launch_bounds__(kDecodeMmaThreads, 3) decode_mma_kernel(DecodeParams p, SlotDivisors sd) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const DecodeUnit u = p.units[blockIdx.x];
   if constexpr (kOnlyW != 0) {
-    decode_mma_unit<T, kOnlyW, kAnySlots>(p, u, smem_raw);
+    decode_mma_unit<T, kOnlyW, I>(p, sd, u, smem_raw);
   } else {
     const int width = head_width(p.heads[u.head_cls >> 1], u.head_cls & 1);
     if (width <= 32)
-      decode_mma_unit<T, 32, kAnySlots>(p, u, smem_raw);
+      decode_mma_unit<T, 32, I>(p, sd, u, smem_raw);
     else if (width <= 64)
-      decode_mma_unit<T, 64, kAnySlots>(p, u, smem_raw);
+      decode_mma_unit<T, 64, I>(p, sd, u, smem_raw);
     else
-      decode_mma_unit<T, 128, kAnySlots>(p, u, smem_raw);
+      decode_mma_unit<T, 128, I>(p, sd, u, smem_raw);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -93,6 +94,18 @@ int detail::class_slots(const char* what, const char* cls, int slots, int block_
   FDC_INPUT_CHECK(slots > 0 && slots <= block_size, what << ": " << slots << " " << cls << " slots per page; expected 1 .. "
                                                          << block_size << " (the block size), or 0 for the block size");
   return slots;
+}
+
+SlotIndex decode_uneven_slot_index() {
+  const char* env = std::getenv("FDCSIM_DECODE_SLOT_INDEX");
+  const std::string forced = env ? env : "";
+  FDC_INPUT_CHECK(forced.empty() || forced == "multiply" || forced == "divide",
+                  "FDCSIM_DECODE_SLOT_INDEX: expected 'multiply' or 'divide', found '" << forced << "'");
+  return forced == "multiply" ? SlotIndex::kMultiply : SlotIndex::kDivide;
+}
+
+const char* to_string(SlotIndex s) {
+  return s == SlotIndex::kShift ? "shift" : s == SlotIndex::kMultiply ? "multiply" : "divide";
 }
 
 void launch_decode(const DecodeParams& params, cudaStream_t stream) {

@@ -71,11 +71,43 @@ constexpr unsigned decode_width_class(int width) {
                        : kDecodeWidth128;
 }
 
-// Shared pages whose slot counts are not both powers of two take the decode kernels that divide
-// slot indices (kAnySlots); whole pages (slots = block size, a power of two) never do.
+// Shared pages whose slot counts are not both powers of two take the decode kernels that find a
+// token's page without a shift (kAnySlots); whole pages (slots = block size, a power of two) never do.
 constexpr bool decode_any_slots(int slots_hi, int slots_lo) {
   return !(slots_hi > 0 && (slots_hi & (slots_hi - 1)) == 0) || !(slots_lo > 0 && (slots_lo & (slots_lo - 1)) == 0);
 }
+
+// A token's page among its class's pages, t / slots, by a multiply-high and a shift instead of a
+// division (which takes a few dozen instructions on the GPU, for every K and V row a kernel loads):
+// with l = ceil(log2 slots) and mul = ceil(2^(31 + l) / slots), t / slots = (2 t * mul) >> (32 + l)
+// for every 0 <= t < 2^31 (the rounding of mul adds less than t / 2^(31 + l) < 2^-l <= 1 / slots,
+// which never carries past the next multiple of slots). mul < 2^32 for slots in 1..2^16.
+struct SlotDivisor {
+  uint32_t mul = 0;
+  int shift = 0;  // l
+};
+constexpr SlotDivisor slot_divisor(int slots) {
+  int l = 0;
+  while ((1 << l) < slots) ++l;
+  return SlotDivisor{static_cast<uint32_t>(((uint64_t{1} << (31 + l)) + static_cast<uint64_t>(slots) - 1) /
+                                           static_cast<uint64_t>(slots)),
+                     l};
+}
+constexpr int slot_page(int t, SlotDivisor d) {
+#ifdef __CUDA_ARCH__
+  return static_cast<int>(__umulhi(2u * static_cast<uint32_t>(t), d.mul) >> d.shift);
+#else
+  return static_cast<int>((static_cast<uint64_t>(2u * static_cast<uint32_t>(t)) * d.mul) >> (32 + d.shift));
+#endif
+}
+// How the decode kernels find a token's page and slot among its class's pages: by shift and mask
+// (slot counts that are powers of two), or for any slot counts by an integer division (kDivide, the
+// default) or by slot_page (kMultiply, FDCSIM_DECODE_SLOT_INDEX=multiply; docs/kernels.md).
+enum class SlotIndex : int { kShift = 0, kMultiply = 1, kDivide = 2 };
+// The divisors of a launch's two classes (slots_hi, slots_lo), as the kAnySlots kernels take them.
+struct SlotDivisors {
+  SlotDivisor hi, lo;
+};
 
 // The tensor-core kernel a launch runs: of one width, 48 or 96, when every unit is in that width
 // class and no slot index needs dividing; 0 = the general kernel, which stages units at widths 32,

@@ -197,21 +197,39 @@ TEST_CASE("decode with token classes: unimportant tokens use the first r_lo dims
 }
 
 TEST_CASE("decode over shared pages: a block's hi and lo slots in one page, slot counts not powers of two") {
+  // Both ways of finding a token's page (slot_page, and the division it replaced), at widths 32..128.
+  const char* env = std::getenv("FDCSIM_DECODE_SLOT_INDEX");
+  const std::string saved = env ? env : "";
   uint64_t seed = 1300;
-  for (int block : {16, 32}) {
-    for (int hi_slots : {1, 4, 5, 11, block - 1}) {
-      for (bool balanced : {true, false}) {
-        CAPTURE(block);
-        CAPTURE(hi_slots);
-        const HeadLayout base = ranks_layout(8, 2, block, 24, true);
-        std::vector<HeadRanks> r;
-        for (int h = 0; h < base.num_kv_heads(); ++h) r.push_back(base.ranks(h));
-        const HeadLayout L = HeadLayout::shared(8, 2, r, block, hi_slots);
-        REQUIRE(L.page_elems(TokenClass::kHi) == L.page_elems(TokenClass::kLo));
-        run_decode_case(L, {1, 0, 17, 129, 1000, 300}, {0, 3, 40, 129, 2900, 1}, DType::kBF16, balanced, ++seed);
+  for (const char* index : {"multiply", "divide"}) {
+    ::setenv("FDCSIM_DECODE_SLOT_INDEX", index, 1);
+    for (int block : {16, 32}) {
+      for (int hi_slots : {1, 4, 5, 10, 11, block - 1}) {
+        for (int ranks_base : {24, 104}) {
+          for (bool balanced : {true, false}) {
+            CAPTURE(index);
+            CAPTURE(block);
+            CAPTURE(hi_slots);
+            CAPTURE(ranks_base);
+            const HeadLayout base = ranks_layout(8, 2, block, ranks_base, true);
+            std::vector<HeadRanks> r;
+            for (int h = 0; h < base.num_kv_heads(); ++h) r.push_back(base.ranks(h));
+            const HeadLayout L = HeadLayout::shared(8, 2, r, block, hi_slots);
+            REQUIRE(L.page_elems(TokenClass::kHi) == L.page_elems(TokenClass::kLo));
+            run_decode_case(L, {1, 0, 17, 129, 1000, 300}, {0, 3, 40, 129, 2900, 1}, DType::kBF16, balanced, ++seed);
+          }
+        }
       }
     }
   }
+  ::setenv("FDCSIM_DECODE_SLOT_INDEX", "by-table", 1);
+  const HeadLayout L = HeadLayout::shared(8, 2, {{64, 64, 32, 32}, {64, 64, 32, 32}}, 16, 6);
+  CHECK_THROWS_WITH_AS(run_decode_case(L, {5}, {7}, DType::kBF16, true, 1), doctest::Contains("by-table"),
+                       fdc::InputError);
+  if (env)
+    ::setenv("FDCSIM_DECODE_SLOT_INDEX", saved.c_str(), 1);
+  else
+    ::unsetenv("FDCSIM_DECODE_SLOT_INDEX");
 }
 
 TEST_CASE("two-class append writes hi and lo tokens of shared pages like the reference") {

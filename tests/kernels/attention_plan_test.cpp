@@ -210,3 +210,26 @@ TEST_CASE("a decode plan records the width classes of its units") {
   CHECK(classes(classes_layout, hi, lo) == (kDecodeWidth96 | kDecodeWidth48));
   CHECK(classes(classes_layout, hi, {5, 0}) == (kDecodeWidth96 | kDecodeWidth48 | kDecodeWidth32));
 }
+
+TEST_CASE("slot_page divides by any slot count without a division, for every token index an int holds") {
+  // Every slot count a page can have (block sizes up to 64) and a few far larger, at every token
+  // index up to 2^18 and around the multiples of the count near 2^31.
+  std::vector<int> counts;
+  for (int d = 1; d <= 64; ++d) counts.push_back(d);
+  for (int d : {100, 127, 255, 1000, 4095, 65535, 65536}) counts.push_back(d);
+  for (int d : counts) {
+    CAPTURE(d);
+    const SlotDivisor div = slot_divisor(d);
+    int wrong = 0;
+    for (int t = 0; t < (1 << 18); ++t) wrong += slot_page(t, div) != t / d;
+    CHECK(wrong == 0);
+    const int64_t top = (int64_t{1} << 31) - 1;
+    for (int64_t m = top / d - 3; m <= top / d + 1; ++m)
+      for (int64_t t = m * d - 2; t <= m * d + 2; ++t)
+        if (t >= 0 && t <= top) CHECK(slot_page(static_cast<int>(t), div) == static_cast<int>(t / d));
+  }
+  // Powers of two are what the shift and mask serve; the divisor agrees with them.
+  CHECK(slot_divisor(16).mul == (1u << 31));
+  CHECK(slot_divisor(16).shift == 4);
+  CHECK(slot_page(47, slot_divisor(16)) == 2);
+}
