@@ -81,8 +81,8 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
                        << ",\"tid\":" << r << ",\"args\":{\"name\":\"replica " << r << "\"}}";
   }
   if (out_.timeline) {
-    write_header(*out_.timeline, TimelineHeader{"simulator", "", static_cast<int>(replicas_.size()),
-                                                layout_.num_blocks, layout_.block_size, exp_.resolved});
+    write_header(*out_.timeline, TimelineHeader{"simulator", "", static_cast<int>(replicas_.size()), layout_.num_blocks,
+                                                layout_.block_size, exp_.resolved, Json()});
   }
   std::optional<traces::RequestSpec> pending = exp_.workload->next();
   if (pending) push(pending->arrival.ns(), kArrival, 0);

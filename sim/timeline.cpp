@@ -18,6 +18,7 @@ void write_header(std::ostream& os, const TimelineHeader& h) {
             {"kv_blocks_per_replica", h.kv_blocks_per_replica},
             {"block_size", h.block_size},
             {"config", h.config}};
+  if (!h.kernels.is_null()) j["kernels"] = h.kernels;
   os << j.dump() << '\n';
 }
 
@@ -91,6 +92,11 @@ Timeline parse_timeline(std::istream& in, const std::string& source) {
       t.header.kv_blocks_per_replica = field<int64_t>(j, "kv_blocks_per_replica", where);
       t.header.block_size = field<int>(j, "block_size", where);
       t.header.config = field<Json>(j, "config", where);
+      if (j.contains("kernels")) {
+        t.header.kernels = j["kernels"];
+        if (!t.header.kernels.is_object())
+          throw InputError(where + ": key \"kernels\": expected an object, found " + describe_json(t.header.kernels));
+      }
       have_header = true;
       continue;
     }

@@ -27,6 +27,10 @@ struct TimelineHeader {
   int64_t kv_blocks_per_replica = 0;
   int block_size = 0;
   Json config;  // the resolved experiment config
+  // Engine runs: the kernels that ran (`decode`: the decode kernel of the layers; `decode_slot_index`:
+  // how decode found tokens on shared pages of uneven slot counts; `gemm_planning`). Null for the
+  // simulator and in timelines written before 2026-12-07 evening.
+  Json kernels;
 };
 
 struct IterationRecord {

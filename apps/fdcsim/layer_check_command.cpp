@@ -14,6 +14,7 @@
 #include "core/wall_clock.h"
 #include "sim/experiment.h"
 #if FDCSIM_HAVE_CUDA
+#include "kernels/attention/attention.h"
 #include "validate/engine/layer_timing.h"
 #endif
 
@@ -191,6 +192,7 @@ int run_layer_check(const LayerCheckOptions& o) {
     prov["repeats"] = o.repeats;
     prov["per_op"] = o.per_op;
     prov["gemm_planning"] = timings.gemm_planning;
+    prov["decode_slot_index"] = kernels::attn::to_string(kernels::attn::decode_uneven_slot_index());
     write_report(o, ctx, rows, prov);
     return 0;
 #else

@@ -115,6 +115,21 @@ TEST_CASE("bad timelines are refused with file and line") {
             .find("t.jsonl:2: 1 token times for 2 output tokens") == 0);
   CHECK(error_of(header + "{\"type\":\"iteration\",\"replica\":0,\"start_ns\":0,\"duration_ns\":0,\"seqs\":[[1,0,1]]}\n")
             .find("t.jsonl:2: duration_ns must be > 0") == 0);
+  std::string bad_kernels = header;
+  bad_kernels.insert(bad_kernels.size() - 2, ",\"kernels\":\"CUDA cores\"");
+  CHECK(error_of(bad_kernels).find("t.jsonl:1: key \"kernels\": expected an object, found") == 0);
+}
+
+TEST_CASE("an engine timeline's header says which kernels ran; timelines without it still read") {
+  const Json kernels = {
+      {"decode", "CUDA cores (40 layers)"}, {"decode_slot_index", "divide"}, {"gemm_planning", "tuned"}};
+  std::stringstream with, without;
+  sim::write_header(with, sim::TimelineHeader{"engine", "H100", 1, 10, 16, Json::object(), kernels});
+  sim::write_header(without, sim::TimelineHeader{"engine", "H100", 1, 10, 16, Json::object(), Json()});
+  CHECK(with.str().find("\"kernels\"") != std::string::npos);
+  CHECK(without.str().find("\"kernels\"") == std::string::npos);
+  CHECK(sim::parse_timeline(with, "a.jsonl").header.kernels == kernels);
+  CHECK(sim::parse_timeline(without, "b.jsonl").header.kernels.is_null());
 }
 
 TEST_CASE("costmodel.time_scale: every iteration and op of the experiment's cost model scaled, a bad scale refused") {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/attention/attention.h"
 #include "kernels/comm/launcher.h"
 #include "kernels/common/cuda_check.h"
 #include "sim/kv_memory.h"
@@ -240,8 +241,12 @@ void run_rank(sim::Experiment& exp, const EngineOptions& opt, const std::string&
 
   std::ofstream timeline(timeline_path);
   if (!timeline) throw InputError(timeline_path + ": cannot write the timeline");
-  sim::write_header(timeline, sim::TimelineHeader{"engine", tot.device, 1, layout.num_blocks, layout.block_size,
-                                                  exp.resolved});
+  sim::write_header(timeline,
+                    sim::TimelineHeader{
+                        "engine", tot.device, 1, layout.num_blocks, layout.block_size, exp.resolved,
+                        Json{{"decode", tot.decode_kernels},
+                             {"decode_slot_index", kernels::attn::to_string(kernels::attn::decode_uneven_slot_index())},
+                             {"gemm_planning", tot.gemm_planning}}});
   // Token ids of every live request: prompt ids drawn from the seed, then the generated ones.
   std::unordered_map<uint64_t, std::vector<int32_t>> tokens;
   std::mt19937_64 gen(exp.seed ^ 0x5eed5eedULL);
