@@ -10,8 +10,6 @@
 
 namespace fdc::validate {
 
-namespace {
-// Linear interpolation between order statistics (the "R-7" definition).
 double quantile_sorted(const std::vector<double>& v, double q) {
   if (v.empty()) return 0.0;
   const double pos = q * static_cast<double>(v.size() - 1);
@@ -19,7 +17,6 @@ double quantile_sorted(const std::vector<double>& v, double q) {
   const size_t hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
-}  // namespace
 
 ErrorStats error_stats(std::vector<double> errors) {
   ErrorStats s;
@@ -95,13 +92,7 @@ std::vector<SizeBin> by_size(const IterationErrors& it, const char* kind, const 
 std::vector<SizeBin> decode_by_sequences(const IterationErrors& it) { return by_size(it, "decode", it.seqs); }
 std::vector<SizeBin> prefill_by_tokens(const IterationErrors& it) { return by_size(it, "prefill", it.new_tokens); }
 
-namespace {
-struct RequestSamples {
-  std::vector<double> ttft, tbt, jct;
-  int64_t completed = 0;
-  double first_arrival = 0, last_finish = 0;
-};
-RequestSamples samples_of(const sim::Timeline& t) {
+RequestSamples request_samples(const sim::Timeline& t) {
   RequestSamples s;
   bool any = false;
   for (const auto& r : t.requests) {
@@ -120,7 +111,6 @@ RequestSamples samples_of(const sim::Timeline& t) {
   for (auto* v : {&s.ttft, &s.tbt, &s.jct}) std::sort(v->begin(), v->end());
   return s;
 }
-}  // namespace
 
 double sustained_throughput(const sim::Timeline& t) {
   int64_t first_arrival = 0, last_scheduled = 0, completed = 0, tokens = 0;
@@ -145,7 +135,7 @@ double sustained_throughput(const sim::Timeline& t) {
 
 RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timeline& predicted) {
   RequestErrors out;
-  const RequestSamples m = samples_of(measured), p = samples_of(predicted);
+  const RequestSamples m = request_samples(measured), p = request_samples(predicted);
   const std::array<double, 3> qs = {0.5, 0.9, 0.99};
   // The share of the sorted samples a below v, ties counted half.
   auto quantile_of = [](const std::vector<double>& a, double v) {
@@ -183,7 +173,7 @@ SloFigures slo_figures(const sim::Timeline& t, const sim::SloConfig& slo) {
     last_finish = f.completed ? std::max(last_finish, r.token_ns.back()) : r.token_ns.back();
     ++f.completed;
     const Nanos ttft(r.token_ns.front() - r.arrival_ns);
-    const Nanos tpot(r.output > 1 ? (r.token_ns.back() - r.token_ns.front()) / (r.output - 1) : 0);
+    const Nanos tpot(request_tpot_ns(r));
     const bool ttft_ok = ttft.ms() <= slo.ttft_ms, tpot_ok = tpot.ms() <= slo.tpot_ms;
     f.ttft_met += ttft_ok;
     f.tpot_met += tpot_ok;
@@ -193,6 +183,10 @@ SloFigures slo_figures(const sim::Timeline& t, const sim::SloConfig& slo) {
   const double span = static_cast<double>(last_finish - first_arrival) * 1e-9;
   if (span > 0) f.goodput_rps = static_cast<double>(f.met) / span;
   return f;
+}
+
+int64_t request_tpot_ns(const sim::RequestRecord& r) {
+  return r.output > 1 && !r.token_ns.empty() ? (r.token_ns.back() - r.token_ns.front()) / (r.output - 1) : 0;
 }
 
 SloComparison compare_slo(const sim::Timeline& measured, const sim::Timeline& predicted, const sim::SloConfig& slo) {

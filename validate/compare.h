@@ -23,6 +23,9 @@
 
 namespace fdc::validate {
 
+// The q-quantile of sorted values, linear between order statistics (the "R-7" definition); 0 when empty.
+double quantile_sorted(const std::vector<double>& v, double q);
+
 // Relative errors (predicted / measured - 1) of a set of items.
 struct ErrorStats {
   size_t count = 0;
@@ -83,6 +86,13 @@ struct RequestErrors {
     return sustained_rps.measured > 0 && sustained_rps.measured >= 0.5 * throughput_rps.measured;
   }
 };
+// A timeline's completed requests as samples, each list sorted: TTFT, every TBT gap, JCT (seconds).
+struct RequestSamples {
+  std::vector<double> ttft, tbt, jct;
+  int64_t completed = 0;
+  double first_arrival = 0, last_finish = 0;  // seconds, over the completed requests
+};
+RequestSamples request_samples(const sim::Timeline& t);
 // A timeline's sustained throughput (as RequestErrors::sustained_rps).
 double sustained_throughput(const sim::Timeline& t);
 RequestErrors compare_requests(const sim::Timeline& measured, const sim::Timeline& predicted);
@@ -97,6 +107,8 @@ struct SloFigures {
   double goodput_rps = 0;              // met per second, first arrival to last token of completed requests
 };
 SloFigures slo_figures(const sim::Timeline& t, const sim::SloConfig& slo);
+// A completed request's TPOT as the SLO counts it, in integer nanoseconds.
+int64_t request_tpot_ns(const sim::RequestRecord& r);
 
 struct SloComparison {
   sim::SloConfig slo;

@@ -17,6 +17,7 @@
 #include "sim/simulator.h"
 #include "sim/timeline.h"
 #include "validate/compare.h"
+#include "validate/report_files.h"
 
 namespace fdc::cli {
 
@@ -38,45 +39,6 @@ void add_validate_command(CLI::App& app, ValidateOptions& o) {
 }
 
 namespace {
-
-// Predicted vs measured iteration times, log-log, one dot per iteration, coloured by batch kind.
-void write_scatter_svg(std::ostream& os, const validate::IterationErrors& it) {
-  const double w = 640, h = 640, pad = 60;
-  double lo = 1e9, hi = 0;
-  for (size_t i = 0; i < it.measured_s.size(); ++i) {
-    lo = std::min({lo, it.measured_s[i], it.predicted_s[i]});
-    hi = std::max({hi, it.measured_s[i], it.predicted_s[i]});
-  }
-  if (!(lo > 0) || !(hi > lo)) {
-    lo = 1e-4;
-    hi = 1.0;
-  }
-  const double l0 = std::log10(lo) - 0.05, l1 = std::log10(hi) + 0.05;
-  auto x = [&](double v) { return pad + (std::log10(v) - l0) / (l1 - l0) * (w - 2 * pad); };
-  auto y = [&](double v) { return h - pad - (std::log10(v) - l0) / (l1 - l0) * (h - 2 * pad); };
-  os << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << w << "\" height=\"" << h << "\">\n"
-     << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-     << "<text x=\"" << w / 2 << "\" y=\"24\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"16\">"
-     << "Iteration time: predicted vs measured (log-log)</text>\n"
-     << "<line x1=\"" << x(std::pow(10, l0)) << "\" y1=\"" << y(std::pow(10, l0)) << "\" x2=\"" << x(std::pow(10, l1))
-     << "\" y2=\"" << y(std::pow(10, l1)) << "\" stroke=\"#888\" stroke-dasharray=\"4\"/>\n"
-     << "<text x=\"" << w / 2 << "\" y=\"" << h - 15
-     << "\" text-anchor=\"middle\" font-family=\"sans-serif\">measured (s), " << std::pow(10, l0) << " .. "
-     << std::pow(10, l1) << "</text>\n"
-     << "<text x=\"18\" y=\"" << h / 2 << "\" transform=\"rotate(-90 18 " << h / 2
-     << ")\" text-anchor=\"middle\" font-family=\"sans-serif\">predicted (s)</text>\n";
-  for (size_t i = 0; i < it.measured_s.size(); ++i) {
-    const char* colour = it.kind[i] == "decode" ? "#1f77b4" : (it.kind[i] == "prefill" ? "#d62728" : "#2ca02c");
-    os << "<circle cx=\"" << x(it.measured_s[i]) << "\" cy=\"" << y(it.predicted_s[i]) << "\" r=\"2\" fill=\"" << colour
-       << "\" fill-opacity=\"0.6\"/>\n";
-  }
-  os << "<text x=\"" << pad << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#1f77b4\">decode</text>"
-     << "<text x=\"" << pad + 60
-     << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#d62728\">prefill</text>"
-     << "<text x=\"" << pad + 120
-     << "\" y=\"48\" font-family=\"sans-serif\" font-size=\"12\" fill=\"#2ca02c\">mixed</text>\n"
-     << "</svg>\n";
-}
 
 void print_report(std::ostream& os, const validate::Report& r, const std::string& device,
                   const std::optional<validate::PredictionBand>& band) {
@@ -259,26 +221,19 @@ int run_validate(const ValidateOptions& o) {
     std::ofstream(out / "validation.json") << j.dump(2) << "\n";
     {
       std::ofstream f(out / "iterations.csv");
-      f << "index,kind,seqs,new_tokens,measured_ms,predicted_ms,error";
-      for (int k = 0; k < costmodel::kNumOpKinds; ++k) f << ",pred_" << costmodel::op_name(static_cast<costmodel::OpKind>(k)) << "_ms";
-      f << "\n";
-      const auto& it = report.iterations;
-      for (size_t i = 0; i < it.measured_s.size(); ++i) {
-        char line[200];
-        std::snprintf(line, sizeof line, "%zu,%s,%lld,%lld,%.6f,%.6f,%.6f", i, it.kind[i].c_str(),
-                      static_cast<long long>(it.seqs[i]), static_cast<long long>(it.new_tokens[i]), it.measured_s[i] * 1e3,
-                      it.predicted_s[i] * 1e3, it.predicted_s[i] / it.measured_s[i] - 1.0);
-        f << line;
-        for (double s : it.predicted_op_s[i]) {
-          std::snprintf(line, sizeof line, ",%.6f", s * 1e3);
-          f << line;
-        }
-        f << "\n";
-      }
+      validate::write_iterations_csv(f, report.iterations);
+    }
+    {
+      std::ofstream f(out / "requests.csv");
+      validate::write_requests_csv(f, measured, predicted);
     }
     {
       std::ofstream f(out / "iteration_times.svg");
-      write_scatter_svg(f, report.iterations);
+      validate::write_iteration_scatter_svg(f, report.iterations);
+    }
+    {
+      std::ofstream f(out / "request_cdfs.svg");
+      validate::write_request_cdfs_svg(f, validate::request_samples(measured), validate::request_samples(predicted));
     }
     if (!o.engine.quiet) {
       print_report(std::cout, report, measured.header.device, band);
@@ -290,7 +245,8 @@ int run_validate(const ValidateOptions& o) {
         std::cout << line << u.example << "\n";
       }
       std::cout << "\n  outputs in " << out.string()
-                << ": validation.json, iterations.csv, iteration_times.svg, predicted_timeline.jsonl\n";
+                << ": validation.json, iterations.csv, requests.csv, iteration_times.svg, request_cdfs.svg, "
+                   "predicted_timeline.jsonl\n";
     }
     return kExitOk;
   });

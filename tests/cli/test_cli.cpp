@@ -144,6 +144,8 @@ TEST_CASE("validate --band: the saved run against itself lies inside the band, w
     v.engine.quiet = true;
     v.out_dir = (dir / ("band-" + std::to_string(pct))).string();
     REQUIRE(cli::run_validate(v) == cli::kExitOk);
+    for (const char* file : {"iterations.csv", "requests.csv", "iteration_times.svg", "request_cdfs.svg"})
+      CHECK(std::filesystem::file_size(std::filesystem::path(v.out_dir) / file) > 0);
     std::ifstream f(std::filesystem::path(v.out_dir) / "validation.json");
     return Json::parse(f)["band"];
   };
