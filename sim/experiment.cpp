@@ -246,4 +246,17 @@ Experiment load_experiment(const std::string& config_path, const std::vector<std
   return load_experiment_json(std::move(in.config), in.source, in.base_dir);
 }
 
+std::vector<ExperimentInput> with_policies(const ExperimentInput& in, const std::vector<std::string>& policies) {
+  if (policies.empty()) return {in};
+  std::vector<ExperimentInput> out;
+  for (const auto& name : policies) {
+    FDC_INPUT_CHECK(!name.empty(), "--compare-policy: an empty policy name");
+    ExperimentInput p = in;
+    p.config["policy"] = name;
+    p.source = in.source + " with policy " + name;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 }  // namespace fdc::sim

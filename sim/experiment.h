@@ -108,4 +108,8 @@ ExperimentInput on_one_server(ExperimentInput in, int gpus);
 // load_experiment of that input.
 Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides, int gpus);
 
+// `--compare-policy` of max-rate and min-servers: the input once per policy name (policy set, the
+// source noting it), or the input alone for no names. Throws InputError on an empty name.
+std::vector<ExperimentInput> with_policies(const ExperimentInput& in, const std::vector<std::string>& policies);
+
 }  // namespace fdc::sim

@@ -40,11 +40,20 @@ void check_max_rate_options(const MaxRateOptions& o) {
 }
 
 Json RateProbe::to_json() const {
-  return Json{{"rate_per_s", rate_per_s},       {"attainment", attainment},
-              {"goodput_per_s", goodput_per_s}, {"throughput_per_s", throughput_per_s},
-              {"completed", completed},         {"slo_met", slo_met},
-              {"rejected", rejected},           {"ttft_p90_ms", ttft_p90_ms},
-              {"tpot_p90_ms", tpot_p90_ms},     {"meets", meets}};
+  return Json{{"rate_per_s", rate_per_s},
+              {"offered_per_s", offered_per_s},
+              {"servers", servers},
+              {"gpus", gpus},
+              {"price_per_hour_usd", price_per_hour_usd},
+              {"attainment", attainment},
+              {"goodput_per_s", goodput_per_s},
+              {"throughput_per_s", throughput_per_s},
+              {"completed", completed},
+              {"slo_met", slo_met},
+              {"rejected", rejected},
+              {"ttft_p90_ms", ttft_p90_ms},
+              {"tpot_p90_ms", tpot_p90_ms},
+              {"meets", meets}};
 }
 
 const char* to_string(MaxRateStatus s) {
@@ -172,17 +181,21 @@ MaxRateResult search_max_rate(const RateProbeFn& probe_fn, double start_rate, co
 
 // --- simulation-backed ----------------------------------------------------------------------------
 
-double max_rate_start(const ExperimentInput& in, std::string* policy) {
+void check_explicit_slo(const ExperimentInput& in, const std::string& command) {
   const Json& cfg = in.config;
   for (const char* key : {"ttft_ms", "tpot_ms"}) {
     const bool present = cfg.is_object() && cfg.contains("slo") && cfg["slo"].is_object() && cfg["slo"].contains(key);
-    FDC_INPUT_CHECK(present, in.source << ": /slo/" << key
-                                       << ": max-rate needs an explicit SLO; set it in the config's \"slo\" section "
+    FDC_INPUT_CHECK(present, in.source << ": /slo/" << key << ": " << command
+                                       << " needs an explicit SLO; set it in the config's \"slo\" section "
                                           "or with --set slo."
                                        << key << "=MS (the summary's default would be used silently)");
   }
+}
+
+double max_rate_start(const ExperimentInput& in, std::string* policy) {
+  check_explicit_slo(in, "max-rate");
   // Everything else (zero or negative SLO values, the workload, the model fitting) as any run reads it.
-  Experiment e = load_experiment_json(cfg, in.source, in.base_dir);
+  Experiment e = load_experiment_json(in.config, in.source, in.base_dir);
   if (policy) *policy = e.policy.name;
   const Json& arrival = e.resolved["workload"]["arrival"];
   const std::string process = arrival.value("process", "");
@@ -195,15 +208,29 @@ double max_rate_start(const ExperimentInput& in, std::string* policy) {
 }
 
 RateProbe simulate_at_rate(const ExperimentInput& in, double rate, const CostModelFactory& cost_factory) {
-  Json cfg = in.config;
-  cfg["workload"]["arrival"]["rate_per_s"] = rate;
-  Experiment e = load_experiment_json(std::move(cfg), in.source, in.base_dir);
+  ExperimentInput at = in;
+  at.config["workload"]["arrival"]["rate_per_s"] = rate;
+  RateProbe p = simulate_slo(at, cost_factory);
+  p.rate_per_s = rate;
+  return p;
+}
+
+RateProbe simulate_slo(const ExperimentInput& in, const CostModelFactory& cost_factory) {
+  Experiment e = load_experiment_json(in.config, in.source, in.base_dir);
   auto cost = cost_factory ? cost_factory(e) : make_cost_model(e);
   Simulator sim(e, *cost, OutputStreams{});
   sim.run();
   const Json s = sim.summary();
   RateProbe p;
-  p.rate_per_s = rate;
+  const Json& arrival = e.resolved["workload"]["arrival"];
+  if (arrival.contains("rate_per_s") && arrival["rate_per_s"].is_number())
+    p.rate_per_s = arrival["rate_per_s"].get<double>();
+  const SimulationTotals& t = sim.totals();
+  if (t.arrived > 1 && t.last_arrival > t.first_arrival)
+    p.offered_per_s = static_cast<double>(t.arrived - 1) / (t.last_arrival - t.first_arrival).seconds();
+  p.servers = s["cluster"]["servers"].get<int64_t>();
+  p.gpus = s["cluster"]["gpus"].get<int64_t>();
+  p.price_per_hour_usd = s["cluster"].value("price_per_hour_usd", 0.0);
   p.attainment = s["slo"]["attainment"].get<double>();
   p.goodput_per_s = s["slo"]["goodput_requests_per_s"].get<double>();
   p.throughput_per_s = s["throughput"]["requests_per_s"].get<double>();

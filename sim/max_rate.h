@@ -42,6 +42,9 @@ struct RateProbe {
   double attainment = 0;        // slo.attainment of the run: met / completed
   double goodput_per_s = 0;     // requests meeting the SLO per second of makespan
   double throughput_per_s = 0;  // completed requests per second of makespan
+  double offered_per_s = 0;     // arrivals per second between the first and the last (0 with one arrival)
+  int64_t servers = 0, gpus = 0;  // the cluster simulated
+  double price_per_hour_usd = 0;  // the cluster's, from the hardware config (0 when it has no price)
   uint64_t completed = 0, slo_met = 0, rejected = 0;
   double ttft_p90_ms = 0, tpot_p90_ms = 0;
   bool meets = false;  // attainment >= the target (set by the search)
@@ -94,8 +97,15 @@ using CostModelFactory = std::function<std::unique_ptr<costmodel::CostModel>(con
 // policy: when given, set to the experiment's policy name.
 double max_rate_start(const ExperimentInput& in, std::string* policy = nullptr);
 
-// Simulates the experiment with workload.arrival.rate_per_s = rate. cost: null = the config's own
-// cost model (make_cost_model).
+// Throws InputError unless the config sets slo.ttft_ms and slo.tpot_ms itself (a search on the
+// summary's defaults would answer a question nobody asked); `command` names the search.
+void check_explicit_slo(const ExperimentInput& in, const std::string& command);
+
+// Simulates the experiment as given and returns its SLO figures (rate_per_s: the config's arrival
+// rate, 0 for processes without one). cost: null = the config's own cost model (make_cost_model).
+RateProbe simulate_slo(const ExperimentInput& in, const CostModelFactory& cost = {});
+
+// simulate_slo with workload.arrival.rate_per_s = rate.
 RateProbe simulate_at_rate(const ExperimentInput& in, double rate_per_s, const CostModelFactory& cost = {});
 
 // max_rate_start + search_max_rate over simulate_at_rate; result.policy is the experiment's policy.

@@ -127,6 +127,7 @@ void Simulator::run(const std::function<void(const Progress&)>& progress) {
 void Simulator::on_arrival(const traces::RequestSpec& r) {
   ++totals_.arrived;
   if (totals_.first_arrival.ns() < 0) totals_.first_arrival = r.arrival;
+  totals_.last_arrival = r.arrival;
   const uint32_t idx = route();
   Replica& rep = replicas_[idx];
   if (auto rej = rep.sched.check_admissible(r.prompt_tokens, r.output_tokens)) {

@@ -47,7 +47,7 @@ struct SimulationTotals {
   uint64_t max_batch_seqs = 0;                    // most sequences in one iteration of any replica
   uint64_t prompt_tokens = 0, output_tokens = 0;  // of completed requests
   std::map<std::string, uint64_t> rejected_by_reason;
-  Nanos first_arrival = Nanos(-1), last_completion;
+  Nanos first_arrival = Nanos(-1), last_arrival = Nanos(-1), last_completion;
   LatencyStats ttft, tbt, jct, queue, tpot;
   int64_t busy_ns = 0;  // replica time spent in iterations
   __extension__ using Int128 = __int128;

@@ -10,6 +10,7 @@
 #include "apps/fdcsim/fit_command.h"
 #include "apps/fdcsim/layer_check_command.h"
 #include "apps/fdcsim/max_rate_command.h"
+#include "apps/fdcsim/min_servers_command.h"
 #include "apps/fdcsim/profile_command.h"
 #include "apps/fdcsim/simulate_command.h"
 #include "apps/fdcsim/validate_command.h"
@@ -17,7 +18,8 @@
 int main(int argc, char** argv) {
   CLI::App app{"fdcsim " FDCSIM_VERSION
                ": simulate LLM serving clusters under FDC KV dimensionality compression.\n"
-               "Exit codes: 0 ok, 1 max-rate: no rate meets the SLO, 2 bad input (command line, config, trace), 3 "
+               "Exit codes: 0 ok, 1 max-rate / min-servers: no rate / server count meets the SLO, 2 bad input (command "
+               "line, config, trace), 3 "
                "internal error, 4 output not writable."};
   app.set_version_flag("--version", "fdcsim " FDCSIM_VERSION);
   app.require_subcommand(1);
@@ -25,6 +27,8 @@ int main(int argc, char** argv) {
   fdc::cli::add_simulate_command(app, sim_opts);
   fdc::cli::MaxRateCommandOptions max_rate_opts;
   fdc::cli::add_max_rate_command(app, max_rate_opts);
+  fdc::cli::MinServersCommandOptions min_servers_opts;
+  fdc::cli::add_min_servers_command(app, min_servers_opts);
   fdc::cli::ValidateOptions val_opts;
   fdc::cli::add_validate_command(app, val_opts);
   fdc::cli::EngineCommandOptions engine_opts;
@@ -52,6 +56,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
     if (app.got_subcommand("max-rate")) return fdc::cli::run_max_rate(max_rate_opts);
+    if (app.got_subcommand("min-servers")) return fdc::cli::run_min_servers(min_servers_opts);
     if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
     if (app.got_subcommand("engine")) return fdc::cli::run_engine_command(engine_opts);
     if (app.got_subcommand("layer-check")) return fdc::cli::run_layer_check(layer_opts);

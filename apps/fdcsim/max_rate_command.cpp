@@ -8,7 +8,6 @@
 #include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/run_guarded.h"
-#include "core/error.h"
 #include "sim/experiment.h"
 #include "sim/max_rate.h"
 
@@ -143,18 +142,7 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     base = sim::on_one_server(std::move(base), o.gpus);  // as the engine runs it
 
     // Every policy's config is checked before the first probe runs.
-    std::vector<sim::ExperimentInput> inputs;
-    if (o.policies.empty()) {
-      inputs.push_back(base);
-    } else {
-      for (const auto& name : o.policies) {
-        FDC_INPUT_CHECK(!name.empty(), "--compare-policy: an empty policy name");
-        sim::ExperimentInput in = base;
-        in.config["policy"] = name;
-        in.source = base.source + " with policy " + name;
-        inputs.push_back(std::move(in));
-      }
-    }
+    const std::vector<sim::ExperimentInput> inputs = sim::with_policies(base, o.policies);
     std::vector<std::string> policy_names(inputs.size());
     for (size_t i = 0; i < inputs.size(); ++i) sim::max_rate_start(inputs[i], &policy_names[i]);
     std::unique_ptr<std::ofstream> json_file;

@@ -9,23 +9,15 @@
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/max_rate_command.h"
 #include "core/config.h"
+#include "tests/captured_output.h"
 #include "tests/test_paths.h"
 
 using namespace fdc;
 
 namespace {
-struct Output {
-  int code;
-  std::string out, err;
-};
-Output max_rate(cli::MaxRateCommandOptions o) {
-  std::ostringstream out, err;
-  auto* old_out = std::cout.rdbuf(out.rdbuf());
-  auto* old_err = std::cerr.rdbuf(err.rdbuf());
-  int code = cli::run_max_rate(o);
-  std::cout.rdbuf(old_out);
-  std::cerr.rdbuf(old_err);
-  return {code, out.str(), err.str()};
+using Output = test::CapturedRun;
+Output max_rate(const cli::MaxRateCommandOptions& o) {
+  return test::captured([&] { return cli::run_max_rate(o); });
 }
 // The embedded default (Llama-2-13B) on one A100 with few requests: a probe takes milliseconds.
 cli::MaxRateCommandOptions small() {

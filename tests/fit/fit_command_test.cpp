@@ -12,25 +12,16 @@
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/fit_command.h"
 #include "costmodel/fit/profile_io.h"
+#include "tests/captured_output.h"
 #include "tests/test_paths.h"
 
 namespace fdc {
 namespace {
 
-struct Result {
-  int code;
-  std::string out, err;
-};
-
+using Result = test::CapturedRun;
 template <class F>
 Result capture(F&& run) {
-  std::ostringstream out, err;
-  auto* old_out = std::cout.rdbuf(out.rdbuf());
-  auto* old_err = std::cerr.rdbuf(err.rdbuf());
-  const int code = run();
-  std::cout.rdbuf(old_out);
-  std::cerr.rdbuf(old_err);
-  return {code, out.str(), err.str()};
+  return test::captured(std::forward<F>(run));
 }
 
 }  // namespace

@@ -1,0 +1,142 @@
+#include "apps/fdcsim/min_servers_command.h"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/run_guarded.h"
+#include "sim/experiment.h"
+#include "sim/min_servers.h"
+
+namespace fdc::cli {
+
+void add_min_servers_command(CLI::App& app, MinServersCommandOptions& o) {
+  CLI::App* sub = app.add_subcommand(
+      "min-servers",
+      "Find the fewest servers (cluster.servers) at which the config's workload, as given (any arrival process, "
+      "replayed traces too), meets its SLO (slo.ttft_ms, slo.tpot_ms) for a target fraction of requests: doubling, "
+      "then bisection, each probe a full simulation with the config's seed. Progress on stderr, the result table "
+      "(servers, GPUs, price per hour) on stdout. Exit 1 when no count tried meets the SLO.");
+  sub->add_option("--config,-c", o.config,
+                  "Experiment JSON file or embedded experiment name, as for simulate (none = default); it must set "
+                  "slo.ttft_ms and slo.tpot_ms");
+  sub->add_option("--set", o.overrides, "Override a config value, KEY=VALUE (as for simulate); repeatable");
+  sub->add_option("--attainment", o.attainment, "Target fraction of completed requests meeting the SLO, in (0, 1]")
+      ->capture_default_str();
+  sub->add_option("--servers-lo", o.servers_lo,
+                  "The first server count tried (a count that meets there is an upper "
+                  "bound)")
+      ->capture_default_str();
+  sub->add_option("--max-servers", o.max_servers, "The most servers tried before the search gives up (exit 1)")
+      ->capture_default_str();
+  sub->add_option("--compare-policy", o.policies,
+                  "Run the same search for each of these policies (repeatable, or a comma list: "
+                  "none,fdc-uniform-50) and print them side by side")
+      ->delimiter(',');
+  sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
+}
+
+namespace {
+
+void print_table(std::ostream& os, const std::vector<sim::MinServersResult>& results) {
+  const sim::MinServersResult* base =
+      results.size() > 1 && results[0].status == sim::MinServersStatus::kFound ? &results[0] : nullptr;
+  char line[240];
+  std::snprintf(line, sizeof line, "  %-26s %9s %6s %12s %11s %16s %7s%s\n", "policy", "servers", "GPUs", "$ per hour",
+                "attainment", "goodput (req/s)", "probes", base ? ("   vs " + results[0].policy).c_str() : "");
+  os << line;
+  for (const auto& r : results) {
+    const sim::RateProbe& p = r.at_servers();
+    std::string servers = std::to_string(r.servers), vs;
+    if (r.status == sim::MinServersStatus::kUpperBound) servers = "<= " + servers;
+    if (r.status == sim::MinServersStatus::kNoneMeets) servers = "> " + servers;
+    if (base && r.status != sim::MinServersStatus::kNoneMeets) {
+      char b[32];
+      std::snprintf(b, sizeof b, "   %s%.2fx", r.status == sim::MinServersStatus::kUpperBound ? "<= " : "",
+                    static_cast<double>(r.servers) / static_cast<double>(base->servers));
+      vs = b;
+    }
+    char price[32] = "-";
+    if (p.price_per_hour_usd > 0) std::snprintf(price, sizeof price, "%.2f", p.price_per_hour_usd);
+    std::snprintf(line, sizeof line, "  %-26s %9s %6lld %12s %10.1f%% %16.3f %7zu%s\n", r.policy.c_str(),
+                  servers.c_str(), static_cast<long long>(p.gpus), price, 100 * p.attainment, p.goodput_per_s,
+                  r.probes.size(), vs.c_str());
+    os << line;
+  }
+  os << "\n";
+  for (const auto& r : results) {
+    os << "  " << r.policy << ": " << r.message() << "\n";
+    if (const std::string w = r.warning(); !w.empty()) os << "  " << r.policy << ": WARNING: " << w << "\n";
+  }
+}
+
+}  // namespace
+
+int run_min_servers(const MinServersCommandOptions& o) {
+  return run_guarded([&]() -> int {
+    sim::MinServersOptions mo;
+    mo.attainment = o.attainment;
+    mo.servers_lo = o.servers_lo;
+    mo.max_servers = o.max_servers;
+    sim::check_min_servers_options(mo);
+    const sim::ExperimentInput base = sim::read_experiment_input(o.config, o.overrides);
+
+    // Every policy's config is checked before the first probe runs.
+    const std::vector<sim::ExperimentInput> inputs = sim::with_policies(base, o.policies);
+    std::vector<std::string> policy_names;
+    for (const auto& in : inputs) policy_names.push_back(sim::min_servers_check(in));
+    std::unique_ptr<std::ofstream> json_file;
+    if (!o.json_out.empty()) {
+      json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
+      if (!*json_file) throw std::ios_base::failure(o.json_out + ": cannot open for writing");
+    }
+
+    std::vector<sim::MinServersResult> results;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      int n = 0;
+      const std::string& policy = policy_names[i];
+      auto progress = [&](const sim::RateProbe& p, int64_t failed, int64_t met) {
+        char line[320];
+        std::snprintf(line, sizeof line,
+                      "fdcsim min-servers: %s: probe %d with %lld servers (%lld GPUs): attainment %.1f%% (%s), "
+                      "goodput %.3f req/s, throughput %.3f of %.3f req/s offered; bracket [%s, %s]\n",
+                      policy.c_str(), ++n, static_cast<long long>(p.servers), static_cast<long long>(p.gpus),
+                      100 * p.attainment, p.meets ? "meets" : "fails", p.goodput_per_s, p.throughput_per_s,
+                      p.offered_per_s, failed > 0 ? std::to_string(failed).c_str() : "?",
+                      met > 0 ? std::to_string(met).c_str() : "?");
+        std::cerr << line << std::flush;
+      };
+      results.push_back(sim::search_min_servers(inputs[i], mo, progress));
+    }
+
+    const Json& slo = base.config["slo"];
+    const std::string name = base.config.value("name", "unnamed");
+    std::cout << "fdcsim min-servers: " << name << " (" << base.source << ")\n"
+              << "  SLO: TTFT <= " << slo["ttft_ms"].dump() << " ms and TPOT <= " << slo["tpot_ms"].dump()
+              << " ms for >= " << 100 * o.attainment << "% of requests";
+    if (base.config.contains("workload") && base.config["workload"].contains("num_requests"))
+      std::cout << "; " << base.config["workload"]["num_requests"].dump() << " requests per probe";
+    std::cout << "\n\n";
+    print_table(std::cout, results);
+
+    bool none = false;
+    for (const auto& r : results) none = none || r.status == sim::MinServersStatus::kNoneMeets;
+    if (json_file) {
+      Json j{{"experiment", name},
+             {"source", base.source},
+             {"slo", {{"ttft_ms", slo["ttft_ms"]}, {"tpot_ms", slo["tpot_ms"]}}},
+             {"target_attainment", o.attainment},
+             {"servers_lo", o.servers_lo},
+             {"max_servers", o.max_servers},
+             {"searches", Json::array()}};
+      for (const auto& r : results) j["searches"].push_back(r.to_json());
+      *json_file << j.dump(2) << "\n";
+      if (!json_file->flush()) throw std::ios_base::failure(o.json_out + ": could not be written");
+    }
+    return none ? kExitNotMet : kExitOk;
+  });
+}
+
+}  // namespace fdc::cli
