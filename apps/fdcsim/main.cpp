@@ -11,6 +11,7 @@
 #include "apps/fdcsim/layer_check_command.h"
 #include "apps/fdcsim/max_rate_command.h"
 #include "apps/fdcsim/min_servers_command.h"
+#include "apps/fdcsim/parallel_tasks.h"
 #include "apps/fdcsim/profile_command.h"
 #include "apps/fdcsim/simulate_command.h"
 #include "apps/fdcsim/validate_command.h"
@@ -26,8 +27,10 @@ int main(int argc, char** argv) {
   fdc::cli::SimulateOptions sim_opts;
   fdc::cli::add_simulate_command(app, sim_opts);
   fdc::cli::MaxRateCommandOptions max_rate_opts;
+  max_rate_opts.jobs = fdc::cli::default_jobs();
   fdc::cli::add_max_rate_command(app, max_rate_opts);
   fdc::cli::MinServersCommandOptions min_servers_opts;
+  min_servers_opts.jobs = fdc::cli::default_jobs();
   fdc::cli::add_min_servers_command(app, min_servers_opts);
   fdc::cli::ValidateOptions val_opts;
   fdc::cli::add_validate_command(app, val_opts);

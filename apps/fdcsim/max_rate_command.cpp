@@ -4,9 +4,11 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 
 #include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/parallel_tasks.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "sim/experiment.h"
 #include "sim/max_rate.h"
@@ -47,6 +49,10 @@ void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& o) {
                   "--gpus N` runs the engine")
       ->check(CLI::PositiveNumber);
   sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
+  sub->add_option("--jobs,-j", o.jobs,
+                  "Run the independent searches (one per policy, and with --band its two ends) on up to this many "
+                  "threads; every result is the same as with 1 (default: the machine's hardware threads)")
+      ->check(CLI::PositiveNumber);
   add_band_option(sub, o.band_pct,
                   "Also search with every iteration PCT percent longer and shorter (costmodel.time_scale) and print "
                   "the band of rates: how far the answer moves for a cost model off by that much");
@@ -153,9 +159,8 @@ int run_max_rate(const MaxRateCommandOptions& o) {
 
     const Json& slo = base.config["slo"];
     const std::string name = base.config.value("name", "unnamed");
-    std::vector<sim::MaxRateResult> results;
-    std::vector<BandResult> bands;
     const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
+    std::mutex stderr_mutex;  // one progress line at a time from the searches' threads
     auto search = [&](const sim::ExperimentInput& in, const std::string& policy) {
       int n = 0;
       auto progress = [&](const sim::RateProbe& p, double lo, double hi) {
@@ -166,18 +171,35 @@ int run_max_rate(const MaxRateCommandOptions& o) {
                       policy.c_str(), ++n, p.rate_per_s, 100 * p.attainment, p.meets ? "meets" : "fails",
                       p.goodput_per_s, p.throughput_per_s, lo > 0 ? fmt("%.4g", lo).c_str() : "?",
                       hi > 0 ? fmt("%.4g", hi).c_str() : "?");
+        const std::lock_guard<std::mutex> lock(stderr_mutex);
         std::cerr << line << std::flush;
       };
       return sim::search_max_rate(in, mo, progress);
     };
+    // The searches, each independent: per policy the cost model's own times and, with --band, the
+    // slower and faster ends; on up to --jobs threads, every result as a run in order gives.
+    struct Search {
+      sim::ExperimentInput input;
+      std::string label;
+      sim::MaxRateResult result;
+    };
+    std::vector<Search> searches;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      results.push_back(search(inputs[i], policy_names[i]));
+      searches.push_back({inputs[i], policy_names[i], {}});
+      if (o.band_pct)
+        for (double scale : {1 + band, 1 - band})
+          searches.push_back(
+              {scaled_input(inputs[i], scale), policy_names[i] + " (iterations x " + fmt("%g", scale) + ")", {}});
+    }
+    run_tasks(searches.size(), o.jobs,
+              [&](size_t k) { searches[k].result = search(searches[k].input, searches[k].label); });
+    std::vector<sim::MaxRateResult> results;
+    std::vector<BandResult> bands;
+    const size_t per_policy = o.band_pct ? 3 : 1;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      results.push_back(std::move(searches[i * per_policy].result));
       if (o.band_pct) {
-        BandResult b;
-        b.slower =
-            search(scaled_input(inputs[i], 1 + band), policy_names[i] + " (iterations x " + fmt("%g", 1 + band) + ")");
-        b.faster =
-            search(scaled_input(inputs[i], 1 - band), policy_names[i] + " (iterations x " + fmt("%g", 1 - band) + ")");
+        BandResult b{std::move(searches[i * per_policy + 1].result), std::move(searches[i * per_policy + 2].result)};
         b.slower.policy = b.faster.policy = results.back().policy;
         bands.push_back(std::move(b));
       }

@@ -22,6 +22,7 @@ struct MaxRateCommandOptions {
   std::vector<std::string> policies;  // --compare-policy (repeatable or comma list); empty = the config's
   std::string json_out;               // "" = none
   std::optional<double> band_pct;     // --band: also search with every iteration +-this percent
+  int jobs = 1;  // threads for the independent searches (the command line's default: default_jobs())
 };
 
 void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& opts);

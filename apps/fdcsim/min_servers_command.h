@@ -18,6 +18,7 @@ struct MinServersCommandOptions {
   int max_servers = 4096;
   std::vector<std::string> policies;  // --compare-policy (repeatable or comma list); empty = the config's
   std::string json_out;               // "" = none
+  int jobs = 1;                       // threads for the searches (the command line's default: default_jobs())
 };
 
 void add_min_servers_command(CLI::App& app, MinServersCommandOptions& opts);
