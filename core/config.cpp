@@ -323,18 +323,20 @@ Json load_json_file(const std::string& path) {
   return parse_json_text(text, path);
 }
 
+Json override_value(const std::string& text) {
+  try {
+    return Json::parse(text);
+  } catch (const nlohmann::json::parse_error&) {
+    return text;  // a bare word is a string
+  }
+}
+
 void apply_override(Json& root, const std::string& assignment) {
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
     throw InputError("--set " + assignment + ": expected key=value (for example scheduler.max_num_seqs=128)");
   std::string key = assignment.substr(0, eq);
-  std::string text = assignment.substr(eq + 1);
-  Json value;
-  try {
-    value = Json::parse(text);
-  } catch (const nlohmann::json::parse_error&) {
-    value = text;  // a bare word is a string
-  }
+  const Json value = override_value(assignment.substr(eq + 1));
   Json* node = &root;
   std::string walked;
   size_t start = 0;

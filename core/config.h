@@ -86,5 +86,7 @@ Json parse_json_text(const std::string& text, const std::string& source);
 // Applies `--set a.b.c=value`: value is parsed as JSON when it is valid JSON, else taken as a
 // string. Intermediate objects are created; an intermediate that is not an object is an error.
 void apply_override(Json& root, const std::string& assignment);
+// The value of such an assignment: JSON when `text` is valid JSON, else the string itself.
+Json override_value(const std::string& text);
 
 }  // namespace fdc

@@ -246,15 +246,61 @@ Experiment load_experiment(const std::string& config_path, const std::vector<std
   return load_experiment_json(std::move(in.config), in.source, in.base_dir);
 }
 
-std::vector<ExperimentInput> with_policies(const ExperimentInput& in, const std::vector<std::string>& policies) {
-  if (policies.empty()) return {in};
-  std::vector<ExperimentInput> out;
+std::vector<Variant> variants_of(const ExperimentInput& in, const std::vector<std::string>& vary,
+                                 const std::vector<std::string>& policies) {
+  // The dimensions: (key, value texts), in the order the keys first appear.
+  std::vector<std::pair<std::string, std::vector<std::string>>> dims;
+  auto add = [&](const std::string& key, const std::string& value) {
+    auto it = std::find_if(dims.begin(), dims.end(), [&](const auto& d) { return d.first == key; });
+    if (it == dims.end()) it = dims.insert(dims.end(), {key, {}});
+    it->second.push_back(value);
+  };
+  for (const auto& v : vary) {
+    const auto eq = v.find('=');
+    FDC_INPUT_CHECK(eq != std::string::npos && eq > 0,
+                    "--vary " << v << ": expected KEY=V1,V2,... (for example hardware=p4de,p5)");
+    const std::string key = v.substr(0, eq), text = v.substr(eq + 1);
+    if (!text.empty() &&
+        (!override_value(text).is_string() || text.front() == '"')) {  // valid JSON as a whole: one value
+      add(key, text);
+      continue;
+    }
+    size_t start = 0;
+    while (true) {
+      const size_t comma = text.find(',', start);
+      const std::string piece = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      FDC_INPUT_CHECK(!piece.empty(), "--vary " << v << ": an empty value");
+      add(key, piece);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  if (!policies.empty()) {
+    const auto it = std::find_if(dims.begin(), dims.end(), [](const auto& d) { return d.first == "policy"; });
+    FDC_INPUT_CHECK(it == dims.end(), "--compare-policy and --vary policy=...: give the policies once");
+  }
   for (const auto& name : policies) {
     FDC_INPUT_CHECK(!name.empty(), "--compare-policy: an empty policy name");
-    ExperimentInput p = in;
-    p.config["policy"] = name;
-    p.source = in.source + " with policy " + name;
-    out.push_back(std::move(p));
+    add("policy", name);
+  }
+  std::vector<Variant> out{{in, "", Json::object()}};
+  for (const auto& [key, values] : dims) {
+    std::vector<Variant> next;
+    for (const Variant& v : out)
+      for (const std::string& text : values) {
+        Variant w = v;
+        apply_override(w.input.config, key + "=" + text);
+        w.settings[key] = override_value(text);
+        w.label += (w.label.empty() ? "" : ", ") + text;
+        next.push_back(std::move(w));
+      }
+    out = std::move(next);
+  }
+  for (Variant& v : out) {
+    if (v.settings.empty()) continue;
+    std::string set;
+    for (const auto& [key, value] : v.settings.items()) set += (set.empty() ? "" : ", ") + key + "=" + value.dump();
+    v.input.source = in.source + " with " + set;
   }
   return out;
 }

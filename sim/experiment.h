@@ -108,8 +108,19 @@ ExperimentInput on_one_server(ExperimentInput in, int gpus);
 // load_experiment of that input.
 Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides, int gpus);
 
-// `--compare-policy` of max-rate and min-servers: the input once per policy name (policy set, the
-// source noting it), or the input alone for no names. Throws InputError on an empty name.
-std::vector<ExperimentInput> with_policies(const ExperimentInput& in, const std::vector<std::string>& policies);
+// One configuration of a comparison (max-rate, min-servers): the input with some keys set.
+struct Variant {
+  ExperimentInput input;  // its source notes the settings
+  std::string label;      // the values set, ", "-joined ("p5, fdc-uniform-50"); "" for the input alone
+  Json settings;          // key -> value (an object; empty for the input alone)
+};
+// `--vary KEY=V1,V2,...` (repeatable; a key given again adds values) and `--compare-policy NAME...`:
+// the cross product of their values, the --vary keys outermost in the order first given, the
+// policies innermost; the input alone when there are none. A value text that is valid JSON as a
+// whole is one value ({"process": "burst"}); otherwise it is split at commas, and each piece is
+// read as --set reads a value (JSON when valid, else a string). Throws InputError naming the
+// option on an empty key or value.
+std::vector<Variant> variants_of(const ExperimentInput& in, const std::vector<std::string>& vary,
+                                 const std::vector<std::string>& policies);
 
 }  // namespace fdc::sim

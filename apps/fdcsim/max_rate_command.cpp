@@ -48,6 +48,10 @@ void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& o) {
                   "Simulate one server of N GPUs (hardware.gpus_per_server=N, cluster.servers=1), as `validate "
                   "--gpus N` runs the engine")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--vary", o.vary,
+                  "KEY=V1,V2,...: run the same search for each value of this config key (repeatable; with several "
+                  "keys and --compare-policy, every combination), e.g. --vary hardware=p4de,p5; a value that is JSON "
+                  "as a whole is one value");
   sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
   sub->add_option("--jobs,-j", o.jobs,
                   "Run the independent searches (one per policy, and with --band its two ends) on up to this many "
@@ -66,14 +70,17 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-void print_table(std::ostream& os, const std::vector<sim::MaxRateResult>& results) {
+// labels: each search's row name (its policy, or with --vary its variant's values).
+void print_table(std::ostream& os, const std::vector<sim::MaxRateResult>& results,
+                 const std::vector<std::string>& labels, const char* label_title) {
   const bool compare = results.size() > 1;
   const sim::MaxRateResult* base = compare && results[0].status == sim::MaxRateStatus::kFound ? &results[0] : nullptr;
   char line[240];
-  std::snprintf(line, sizeof line, "  %-26s %16s %10s %11s %16s %7s%s\n", "policy", "max rate (req/s)", "fails at",
-                "attainment", "goodput (req/s)", "probes", base ? ("   vs " + results[0].policy).c_str() : "");
+  std::snprintf(line, sizeof line, "  %-26s %16s %10s %11s %16s %7s%s\n", label_title, "max rate (req/s)", "fails at",
+                "attainment", "goodput (req/s)", "probes", base ? ("   vs " + labels[0]).c_str() : "");
   os << line;
-  for (const auto& r : results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    const sim::MaxRateResult& r = results[i];
     const sim::RateProbe& p = r.at_rate();
     std::string rate, fails = "-", vs;
     switch (r.status) {
@@ -92,14 +99,14 @@ void print_table(std::ostream& os, const std::vector<sim::MaxRateResult>& result
     if (base && r.status != sim::MaxRateStatus::kNoneMeets)
       vs = (r.status == sim::MaxRateStatus::kLowerBound ? "   >= " : "   ") +
            fmt("%.2fx", r.rate_per_s / base->rate_per_s);
-    std::snprintf(line, sizeof line, "  %-26s %16s %10s %10.1f%% %16.3f %7zu%s\n", r.policy.c_str(), rate.c_str(),
+    std::snprintf(line, sizeof line, "  %-26s %16s %10s %10.1f%% %16.3f %7zu%s\n", labels[i].c_str(), rate.c_str(),
                   fails.c_str(), 100 * p.attainment, p.goodput_per_s, r.probes.size(), vs.c_str());
     os << line;
   }
   os << "\n";
-  for (const auto& r : results) {
-    os << "  " << r.policy << ": " << r.message() << "\n";
-    if (const std::string w = r.warning(); !w.empty()) os << "  " << r.policy << ": WARNING: " << w << "\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    os << "  " << labels[i] << ": " << results[i].message() << "\n";
+    if (const std::string w = results[i].warning(); !w.empty()) os << "  " << labels[i] << ": WARNING: " << w << "\n";
   }
 }
 
@@ -147,10 +154,15 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     sim::max_rate_start(base);  // the SLO must be in the config itself, before --gpus resolves it
     base = sim::on_one_server(std::move(base), o.gpus);  // as the engine runs it
 
-    // Every policy's config is checked before the first probe runs.
-    const std::vector<sim::ExperimentInput> inputs = sim::with_policies(base, o.policies);
-    std::vector<std::string> policy_names(inputs.size());
-    for (size_t i = 0; i < inputs.size(); ++i) sim::max_rate_start(inputs[i], &policy_names[i]);
+    // Every variant's config is checked before the first probe runs.
+    const std::vector<sim::Variant> variants = sim::variants_of(base, o.vary, o.policies);
+    std::vector<sim::ExperimentInput> inputs;
+    std::vector<std::string> policy_names(variants.size()), labels;
+    for (size_t i = 0; i < variants.size(); ++i) {
+      inputs.push_back(variants[i].input);
+      sim::max_rate_start(inputs[i], &policy_names[i]);
+      labels.push_back(o.vary.empty() ? policy_names[i] : variants[i].label);
+    }
     std::unique_ptr<std::ofstream> json_file;
     if (!o.json_out.empty()) {
       json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
@@ -185,11 +197,11 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     };
     std::vector<Search> searches;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      searches.push_back({inputs[i], policy_names[i], {}});
+      searches.push_back({inputs[i], labels[i], {}});
       if (o.band_pct)
         for (double scale : {1 + band, 1 - band})
           searches.push_back(
-              {scaled_input(inputs[i], scale), policy_names[i] + " (iterations x " + fmt("%g", scale) + ")", {}});
+              {scaled_input(inputs[i], scale), labels[i] + " (iterations x " + fmt("%g", scale) + ")", {}});
     }
     run_tasks(searches.size(), o.jobs,
               [&](size_t k) { searches[k].result = search(searches[k].input, searches[k].label); });
@@ -213,14 +225,14 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     if (base.config.contains("workload") && base.config["workload"].contains("num_requests"))
       std::cout << "; " << base.config["workload"]["num_requests"].dump() << " requests per probe";
     std::cout << "\n\n";
-    print_table(std::cout, results);
+    print_table(std::cout, results, labels, o.vary.empty() ? "policy" : "variant");
     if (o.band_pct) {
       std::cout << "\n  band: the search again with every iteration " << fmt("%g", 100 * band) << "% longer and "
                 << fmt("%g", 100 * band) << "% shorter (costmodel.time_scale)\n";
       for (size_t i = 0; i < bands.size(); ++i) {
         char line[240];
         std::snprintf(line, sizeof line, "  %-26s %s .. %s req/s (%s at the cost model's own times)\n",
-                      results[i].policy.c_str(), rate_text(bands[i].slower).c_str(), rate_text(bands[i].faster).c_str(),
+                      labels[i].c_str(), rate_text(bands[i].slower).c_str(), rate_text(bands[i].faster).c_str(),
                       rate_text(results[i]).c_str());
         std::cout << line;
       }
@@ -240,6 +252,7 @@ int run_max_rate(const MaxRateCommandOptions& o) {
       if (o.rate_hi) j["rate_hi"] = *o.rate_hi;
       for (size_t i = 0; i < results.size(); ++i) {
         Json r = results[i].to_json();
+        if (!variants[i].settings.empty()) r["variant"] = variants[i].settings;
         if (o.band_pct)
           r["band"] = {{"iteration_time_fraction", band},
                        {"slower", bands[i].slower.to_json()},

@@ -20,6 +20,7 @@ struct MaxRateCommandOptions {
   int max_doublings = 8;
   int gpus = 0;                       // > 0: one server of this many GPUs, as validate/engine --gpus
   std::vector<std::string> policies;  // --compare-policy (repeatable or comma list); empty = the config's
+  std::vector<std::string> vary;      // --vary KEY=V1,V2 (sim::variants_of)
   std::string json_out;               // "" = none
   std::optional<double> band_pct;     // --band: also search with every iteration +-this percent
   int jobs = 1;  // threads for the independent searches (the command line's default: default_jobs())

@@ -37,6 +37,10 @@ void add_min_servers_command(CLI::App& app, MinServersCommandOptions& o) {
                   "Run the same search for each of these policies (repeatable, or a comma list: "
                   "none,fdc-uniform-50) and print them side by side")
       ->delimiter(',');
+  sub->add_option("--vary", o.vary,
+                  "KEY=V1,V2,...: run the same search for each value of this config key (repeatable; with several "
+                  "keys and --compare-policy, every combination), e.g. --vary hardware=p4de,p5; a value that is JSON "
+                  "as a whole is one value");
   sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
   sub->add_option("--jobs,-j", o.jobs,
                   "Run the searches of the policies on up to this many threads; every result is the same as with 1 "
@@ -46,14 +50,17 @@ void add_min_servers_command(CLI::App& app, MinServersCommandOptions& o) {
 
 namespace {
 
-void print_table(std::ostream& os, const std::vector<sim::MinServersResult>& results) {
+// labels: each search's row name (its policy, or with --vary its variant's values).
+void print_table(std::ostream& os, const std::vector<sim::MinServersResult>& results,
+                 const std::vector<std::string>& labels, const char* label_title) {
   const sim::MinServersResult* base =
       results.size() > 1 && results[0].status == sim::MinServersStatus::kFound ? &results[0] : nullptr;
   char line[240];
-  std::snprintf(line, sizeof line, "  %-26s %9s %6s %12s %11s %16s %7s%s\n", "policy", "servers", "GPUs", "$ per hour",
-                "attainment", "goodput (req/s)", "probes", base ? ("   vs " + results[0].policy).c_str() : "");
+  std::snprintf(line, sizeof line, "  %-26s %9s %6s %12s %11s %16s %7s%s\n", label_title, "servers", "GPUs",
+                "$ per hour", "attainment", "goodput (req/s)", "probes", base ? ("   vs " + labels[0]).c_str() : "");
   os << line;
-  for (const auto& r : results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    const sim::MinServersResult& r = results[i];
     const sim::RateProbe& p = r.at_servers();
     std::string servers = std::to_string(r.servers), vs;
     if (r.status == sim::MinServersStatus::kUpperBound) servers = "<= " + servers;
@@ -66,15 +73,15 @@ void print_table(std::ostream& os, const std::vector<sim::MinServersResult>& res
     }
     char price[32] = "-";
     if (p.price_per_hour_usd > 0) std::snprintf(price, sizeof price, "%.2f", p.price_per_hour_usd);
-    std::snprintf(line, sizeof line, "  %-26s %9s %6lld %12s %10.1f%% %16.3f %7zu%s\n", r.policy.c_str(),
+    std::snprintf(line, sizeof line, "  %-26s %9s %6lld %12s %10.1f%% %16.3f %7zu%s\n", labels[i].c_str(),
                   servers.c_str(), static_cast<long long>(p.gpus), price, 100 * p.attainment, p.goodput_per_s,
                   r.probes.size(), vs.c_str());
     os << line;
   }
   os << "\n";
-  for (const auto& r : results) {
-    os << "  " << r.policy << ": " << r.message() << "\n";
-    if (const std::string w = r.warning(); !w.empty()) os << "  " << r.policy << ": WARNING: " << w << "\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    os << "  " << labels[i] << ": " << results[i].message() << "\n";
+    if (const std::string w = results[i].warning(); !w.empty()) os << "  " << labels[i] << ": WARNING: " << w << "\n";
   }
 }
 
@@ -90,9 +97,14 @@ int run_min_servers(const MinServersCommandOptions& o) {
     const sim::ExperimentInput base = sim::read_experiment_input(o.config, o.overrides);
 
     // Every policy's config is checked before the first probe runs.
-    const std::vector<sim::ExperimentInput> inputs = sim::with_policies(base, o.policies);
-    std::vector<std::string> policy_names;
-    for (const auto& in : inputs) policy_names.push_back(sim::min_servers_check(in));
+    const std::vector<sim::Variant> variants = sim::variants_of(base, o.vary, o.policies);
+    std::vector<sim::ExperimentInput> inputs;
+    std::vector<std::string> labels;
+    for (const auto& v : variants) {
+      inputs.push_back(v.input);
+      const std::string policy = sim::min_servers_check(v.input);
+      labels.push_back(o.vary.empty() ? policy : v.label);
+    }
     std::unique_ptr<std::ofstream> json_file;
     if (!o.json_out.empty()) {
       json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
@@ -104,7 +116,7 @@ int run_min_servers(const MinServersCommandOptions& o) {
     std::mutex stderr_mutex;  // one progress line at a time from the searches' threads
     run_tasks(inputs.size(), o.jobs, [&](size_t i) {
       int n = 0;
-      const std::string& policy = policy_names[i];
+      const std::string& policy = labels[i];
       auto progress = [&](const sim::RateProbe& p, int64_t failed, int64_t met) {
         char line[320];
         std::snprintf(line, sizeof line,
@@ -128,7 +140,7 @@ int run_min_servers(const MinServersCommandOptions& o) {
     if (base.config.contains("workload") && base.config["workload"].contains("num_requests"))
       std::cout << "; " << base.config["workload"]["num_requests"].dump() << " requests per probe";
     std::cout << "\n\n";
-    print_table(std::cout, results);
+    print_table(std::cout, results, labels, o.vary.empty() ? "policy" : "variant");
 
     bool none = false;
     for (const auto& r : results) none = none || r.status == sim::MinServersStatus::kNoneMeets;
@@ -140,7 +152,11 @@ int run_min_servers(const MinServersCommandOptions& o) {
              {"servers_lo", o.servers_lo},
              {"max_servers", o.max_servers},
              {"searches", Json::array()}};
-      for (const auto& r : results) j["searches"].push_back(r.to_json());
+      for (size_t i = 0; i < results.size(); ++i) {
+        Json r = results[i].to_json();
+        if (!variants[i].settings.empty()) r["variant"] = variants[i].settings;
+        j["searches"].push_back(std::move(r));
+      }
       *json_file << j.dump(2) << "\n";
       if (!json_file->flush()) throw std::ios_base::failure(o.json_out + ": could not be written");
     }

@@ -17,6 +17,7 @@ struct MinServersCommandOptions {
   int servers_lo = 1;
   int max_servers = 4096;
   std::vector<std::string> policies;  // --compare-policy (repeatable or comma list); empty = the config's
+  std::vector<std::string> vary;      // --vary KEY=V1,V2 (sim::variants_of)
   std::string json_out;               // "" = none
   int jobs = 1;                       // threads for the searches (the command line's default: default_jobs())
 };

@@ -140,3 +140,20 @@ TEST_CASE("max-rate --band: slower iterations lower the rate, faster ones raise 
   REQUIRE(max_rate(slowed).code == cli::kExitOk);
   CHECK(load_json_file(slowed.json_out)["searches"][0]["rate_per_s"].get<double>() == doctest::Approx(slow));
 }
+
+TEST_CASE("max-rate --vary: one search per value, rows named by it, the setting in the JSON") {
+  cli::MaxRateCommandOptions o = small();
+  o.tol = 0.05;
+  o.vary = {"scheduler.chunked_prefill=false,true"};
+  o.json_out = (std::filesystem::temp_directory_path() / "fdcsim-max-rate-vary.json").string();
+  Output r = max_rate(o);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("  variant ") != std::string::npos);
+  CHECK(r.out.find("vs false") != std::string::npos);
+  CHECK(r.out.find("\n  true ") != std::string::npos);
+  Json j = load_json_file(o.json_out);
+  REQUIRE(j["searches"].size() == 2);
+  CHECK(j["searches"][0]["variant"] == Json{{"scheduler.chunked_prefill", false}});
+  CHECK(j["searches"][1]["variant"] == Json{{"scheduler.chunked_prefill", true}});
+  CHECK(j["searches"][1]["probes"][0]["rate_per_s"] == j["searches"][0]["probes"][0]["rate_per_s"]);
+}

@@ -99,3 +99,27 @@ TEST_CASE("min-servers: bad input exits 2 naming the option or key; a count met 
     CHECK(r.out.find("> 3") != std::string::npos);
   }
 }
+
+TEST_CASE("min-servers --vary: every hardware and policy combination, labelled, with the settings in the JSON") {
+  cli::MinServersCommandOptions o = busy();
+  o.vary = {"hardware=p4de,h200x8"};
+  o.policies = {"none", "fdc-uniform-50"};
+  o.json_out = (std::filesystem::temp_directory_path() / "fdcsim-min-servers-vary.json").string();
+  Output r = min_servers(o);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("  variant ") != std::string::npos);
+  CHECK(r.out.find("vs p4de, none") != std::string::npos);
+  CHECK(r.out.find("\n  h200x8, fdc-uniform-50 ") != std::string::npos);
+  CHECK(r.err.find("fdcsim min-servers: h200x8, none: probe 1 with 1 servers") != std::string::npos);
+  Json j = load_json_file(o.json_out);
+  REQUIRE(j["searches"].size() == 4);
+  CHECK(j["searches"][2]["variant"] == Json{{"hardware", "h200x8"}, {"policy", "none"}});
+  CHECK(j["searches"][2]["policy"] == "none");
+  // The same search as a run of that hardware alone.
+  cli::MinServersCommandOptions alone = busy();
+  alone.overrides.push_back("hardware=h200x8");
+  alone.overrides.push_back("policy=none");
+  alone.json_out = (std::filesystem::temp_directory_path() / "fdcsim-min-servers-alone.json").string();
+  REQUIRE(min_servers(alone).code == cli::kExitOk);
+  CHECK(load_json_file(alone.json_out)["searches"][0]["probes"] == j["searches"][2]["probes"]);
+}
