@@ -1,5 +1,6 @@
 #include "sim/experiment.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "configs/embedded_configs.h"
@@ -244,6 +245,18 @@ ExperimentInput on_one_server(ExperimentInput in, int gpus) {
 Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides, int gpus) {
   ExperimentInput in = on_one_server(read_experiment_input(config_path, overrides), gpus);
   return load_experiment_json(std::move(in.config), in.source, in.base_dir);
+}
+
+ExperimentInput with_time_scale(ExperimentInput in, double scale) {
+  double base = 1.0;
+  if (in.config.contains("costmodel") && in.config["costmodel"].is_object() &&
+      in.config["costmodel"].contains("time_scale") && in.config["costmodel"]["time_scale"].is_number())
+    base = in.config["costmodel"]["time_scale"].get<double>();
+  in.config["costmodel"]["time_scale"] = base * scale;
+  char note[48];
+  std::snprintf(note, sizeof note, ", every iteration x %g", scale);
+  in.source += note;
+  return in;
 }
 
 std::vector<Variant> variants_of(const ExperimentInput& in, const std::vector<std::string>& vary,

@@ -108,6 +108,10 @@ ExperimentInput on_one_server(ExperimentInput in, int gpus);
 // load_experiment of that input.
 Experiment load_experiment(const std::string& config_path, const std::vector<std::string>& overrides, int gpus);
 
+// The input with every iteration `scale` times as long as its cost model says, on top of any
+// costmodel.time_scale it sets (the ends of a search's --band); the source notes it.
+ExperimentInput with_time_scale(ExperimentInput in, double scale);
+
 // One configuration of a comparison (max-rate, min-servers): the input with some keys set.
 struct Variant {
   ExperimentInput input;  // its source notes the settings

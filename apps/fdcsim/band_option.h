@@ -1,4 +1,4 @@
-// `--band PCT` of simulate, max-rate and validate: the prediction band, every iteration PCT
+// `--band PCT` of simulate, max-rate, min-servers and validate: the prediction band, every iteration PCT
 // percent longer and shorter (costmodel.time_scale; docs/cli.md, "The prediction band").
 #pragma once
 

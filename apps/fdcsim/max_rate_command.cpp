@@ -123,18 +123,6 @@ std::string rate_text(const sim::MaxRateResult& r) {
   return "none";
 }
 
-// The input with every iteration `scale` times as long as its cost model says (on top of any
-// costmodel.time_scale it sets).
-sim::ExperimentInput scaled_input(sim::ExperimentInput in, double scale) {
-  double base = 1.0;
-  if (in.config.contains("costmodel") && in.config["costmodel"].is_object() &&
-      in.config["costmodel"].contains("time_scale") && in.config["costmodel"]["time_scale"].is_number())
-    base = in.config["costmodel"]["time_scale"].get<double>();
-  in.config["costmodel"]["time_scale"] = base * scale;
-  in.source += ", every iteration x " + fmt("%g", scale);
-  return in;
-}
-
 struct BandResult {
   sim::MaxRateResult slower, faster;  // every iteration (1 + f) and (1 - f) times as long
 };
@@ -201,7 +189,7 @@ int run_max_rate(const MaxRateCommandOptions& o) {
       if (o.band_pct)
         for (double scale : {1 + band, 1 - band})
           searches.push_back(
-              {scaled_input(inputs[i], scale), labels[i] + " (iterations x " + fmt("%g", scale) + ")", {}});
+              {sim::with_time_scale(inputs[i], scale), labels[i] + " (iterations x " + fmt("%g", scale) + ")", {}});
     }
     run_tasks(searches.size(), o.jobs,
               [&](size_t k) { searches[k].result = search(searches[k].input, searches[k].label); });

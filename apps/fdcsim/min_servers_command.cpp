@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 
+#include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/parallel_tasks.h"
 #include "apps/fdcsim/run_guarded.h"
@@ -42,9 +43,12 @@ void add_min_servers_command(CLI::App& app, MinServersCommandOptions& o) {
                   "keys and --compare-policy, every combination), e.g. --vary hardware=p4de,p5; a value that is JSON "
                   "as a whole is one value");
   sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
+  add_band_option(sub, o.band_pct,
+                  "Also search with every iteration PCT percent longer and shorter (costmodel.time_scale) and print "
+                  "the band of server counts: how far the answer moves for a cost model off by that much");
   sub->add_option("--jobs,-j", o.jobs,
-                  "Run the searches of the policies on up to this many threads; every result is the same as with 1 "
-                  "(default: the machine's hardware threads)")
+                  "Run the independent searches (one per variant, and with --band its two ends) on up to this many "
+                  "threads; every result is the same as with 1 (default: the machine's hardware threads)")
       ->check(CLI::PositiveNumber);
 }
 
@@ -111,12 +115,28 @@ int run_min_servers(const MinServersCommandOptions& o) {
       if (!*json_file) throw std::ios_base::failure(o.json_out + ": cannot open for writing");
     }
 
-    // One search per policy, on up to --jobs threads; every result as a run in order gives.
-    std::vector<sim::MinServersResult> results(inputs.size());
+    // The searches, each independent: per variant the cost model's own times and, with --band, the
+    // slower and faster ends; on up to --jobs threads, every result as a run in order gives.
+    const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
+    const size_t per_variant = o.band_pct ? 3 : 1;
+    std::vector<sim::ExperimentInput> search_inputs;
+    std::vector<std::string> search_labels;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      search_inputs.push_back(inputs[i]);
+      search_labels.push_back(labels[i]);
+      if (o.band_pct)
+        for (double scale : {1 + band, 1 - band}) {
+          search_inputs.push_back(sim::with_time_scale(inputs[i], scale));
+          char note[48];
+          std::snprintf(note, sizeof note, " (iterations x %g)", scale);
+          search_labels.push_back(labels[i] + note);
+        }
+    }
+    std::vector<sim::MinServersResult> searched(search_inputs.size());
     std::mutex stderr_mutex;  // one progress line at a time from the searches' threads
-    run_tasks(inputs.size(), o.jobs, [&](size_t i) {
+    run_tasks(search_inputs.size(), o.jobs, [&](size_t i) {
       int n = 0;
-      const std::string& policy = labels[i];
+      const std::string& policy = search_labels[i];
       auto progress = [&](const sim::RateProbe& p, int64_t failed, int64_t met) {
         char line[320];
         std::snprintf(line, sizeof line,
@@ -129,8 +149,10 @@ int run_min_servers(const MinServersCommandOptions& o) {
         const std::lock_guard<std::mutex> lock(stderr_mutex);
         std::cerr << line << std::flush;
       };
-      results[i] = sim::search_min_servers(inputs[i], mo, progress);
+      searched[i] = sim::search_min_servers(search_inputs[i], mo, progress);
     });
+    std::vector<sim::MinServersResult> results;
+    for (size_t i = 0; i < inputs.size(); ++i) results.push_back(searched[i * per_variant]);
 
     const Json& slo = base.config["slo"];
     const std::string name = base.config.value("name", "unnamed");
@@ -141,6 +163,30 @@ int run_min_servers(const MinServersCommandOptions& o) {
       std::cout << "; " << base.config["workload"]["num_requests"].dump() << " requests per probe";
     std::cout << "\n\n";
     print_table(std::cout, results, labels, o.vary.empty() ? "policy" : "variant");
+    // A search's count as the band prints it: "3", "<= 3", "> 4096".
+    auto count_text = [](const sim::MinServersResult& r) {
+      const std::string n = std::to_string(r.servers);
+      switch (r.status) {
+        case sim::MinServersStatus::kFound:
+          break;
+        case sim::MinServersStatus::kUpperBound:
+          return "<= " + n;
+        case sim::MinServersStatus::kNoneMeets:
+          return "> " + n;
+      }
+      return n;
+    };
+    if (o.band_pct) {
+      std::cout << "\n  band: the search again with every iteration " << 100 * band << "% longer and " << 100 * band
+                << "% shorter (costmodel.time_scale)\n";
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        char line[240];
+        std::snprintf(line, sizeof line, "  %-26s %s .. %s servers (%s at the cost model's own times)\n",
+                      labels[i].c_str(), count_text(searched[i * per_variant + 1]).c_str(),
+                      count_text(searched[i * per_variant + 2]).c_str(), count_text(results[i]).c_str());
+        std::cout << line;
+      }
+    }
 
     bool none = false;
     for (const auto& r : results) none = none || r.status == sim::MinServersStatus::kNoneMeets;
@@ -155,6 +201,10 @@ int run_min_servers(const MinServersCommandOptions& o) {
       for (size_t i = 0; i < results.size(); ++i) {
         Json r = results[i].to_json();
         if (!variants[i].settings.empty()) r["variant"] = variants[i].settings;
+        if (o.band_pct)
+          r["band"] = {{"iteration_time_fraction", band},
+                       {"slower", searched[i * per_variant + 1].to_json()},
+                       {"faster", searched[i * per_variant + 2].to_json()}};
         j["searches"].push_back(std::move(r));
       }
       *json_file << j.dump(2) << "\n";

@@ -3,6 +3,7 @@
 // (sim/min_servers.h); optionally for several policies side by side, with their GPUs and price.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct MinServersCommandOptions {
   std::vector<std::string> policies;  // --compare-policy (repeatable or comma list); empty = the config's
   std::vector<std::string> vary;      // --vary KEY=V1,V2 (sim::variants_of)
   std::string json_out;               // "" = none
+  std::optional<double> band_pct;     // --band: also search with every iteration +-this percent
   int jobs = 1;                       // threads for the searches (the command line's default: default_jobs())
 };
 

@@ -123,3 +123,30 @@ TEST_CASE("min-servers --vary: every hardware and policy combination, labelled, 
   REQUIRE(min_servers(alone).code == cli::kExitOk);
   CHECK(load_json_file(alone.json_out)["searches"][0]["probes"] == j["searches"][2]["probes"]);
 }
+
+TEST_CASE("min-servers --band: slower iterations need no fewer servers, faster ones no more") {
+  cli::MinServersCommandOptions o = busy();
+  o.policies = {"none", "fdc-uniform-50"};
+  o.band_pct = 10;
+  o.json_out = (std::filesystem::temp_directory_path() / "fdcsim-min-servers-band.json").string();
+  Output r = min_servers(o);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("band: the search again with every iteration 10% longer and 10% shorter") != std::string::npos);
+  CHECK(r.err.find("fdcsim min-servers: none (iterations x 1.1): probe 1") != std::string::npos);
+  Json j = load_json_file(o.json_out);
+  REQUIRE(j["searches"].size() == 2);
+  for (const auto& s : j["searches"]) {
+    const Json& b = s["band"];
+    CHECK(b["iteration_time_fraction"] == 0.1);
+    CHECK(b["slower"]["servers"].get<int64_t>() >= s["servers"].get<int64_t>());
+    CHECK(b["faster"]["servers"].get<int64_t>() <= s["servers"].get<int64_t>());
+    CHECK(b["slower"]["policy"] == s["policy"]);
+  }
+  // The central searches are those of a run without --band.
+  cli::MinServersCommandOptions plain = busy();
+  plain.policies = o.policies;
+  plain.json_out = (std::filesystem::temp_directory_path() / "fdcsim-min-servers-noband.json").string();
+  REQUIRE(min_servers(plain).code == cli::kExitOk);
+  const Json p = load_json_file(plain.json_out);
+  for (size_t i = 0; i < 2; ++i) CHECK(p["searches"][i]["probes"] == j["searches"][i]["probes"]);
+}
