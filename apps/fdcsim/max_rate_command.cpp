@@ -54,7 +54,7 @@ void add_max_rate_command(CLI::App& app, MaxRateCommandOptions& o) {
                   "as a whole is one value");
   sub->add_option("--json-out", o.json_out, "Write every probe and the result to this JSON file");
   sub->add_option("--jobs,-j", o.jobs,
-                  "Run the independent searches (one per policy, and with --band its two ends) on up to this many "
+                  "Run the independent searches (one per variant, and with --band its two ends) on up to this many "
                   "threads; every result is the same as with 1 (default: the machine's hardware threads)")
       ->check(CLI::PositiveNumber);
   add_band_option(sub, o.band_pct,
