@@ -100,12 +100,10 @@ int run_min_servers(const MinServersCommandOptions& o) {
     sim::check_min_servers_options(mo);
     const sim::ExperimentInput base = sim::read_experiment_input(o.config, o.overrides);
 
-    // Every policy's config is checked before the first probe runs.
+    // Every variant's config is checked before the first probe runs.
     const std::vector<sim::Variant> variants = sim::variants_of(base, o.vary, o.policies);
-    std::vector<sim::ExperimentInput> inputs;
     std::vector<std::string> labels;
     for (const auto& v : variants) {
-      inputs.push_back(v.input);
       const std::string policy = sim::min_servers_check(v.input);
       labels.push_back(o.vary.empty() ? policy : v.label);
     }
@@ -121,12 +119,12 @@ int run_min_servers(const MinServersCommandOptions& o) {
     const size_t per_variant = o.band_pct ? 3 : 1;
     std::vector<sim::ExperimentInput> search_inputs;
     std::vector<std::string> search_labels;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      search_inputs.push_back(inputs[i]);
+    for (size_t i = 0; i < variants.size(); ++i) {
+      search_inputs.push_back(variants[i].input);
       search_labels.push_back(labels[i]);
       if (o.band_pct)
         for (double scale : {1 + band, 1 - band}) {
-          search_inputs.push_back(sim::with_time_scale(inputs[i], scale));
+          search_inputs.push_back(sim::with_time_scale(variants[i].input, scale));
           char note[48];
           std::snprintf(note, sizeof note, " (iterations x %g)", scale);
           search_labels.push_back(labels[i] + note);
@@ -152,7 +150,7 @@ int run_min_servers(const MinServersCommandOptions& o) {
       searched[i] = sim::search_min_servers(search_inputs[i], mo, progress);
     });
     std::vector<sim::MinServersResult> results;
-    for (size_t i = 0; i < inputs.size(); ++i) results.push_back(searched[i * per_variant]);
+    for (size_t i = 0; i < variants.size(); ++i) results.push_back(searched[i * per_variant]);
 
     const Json& slo = base.config["slo"];
     const std::string name = base.config.value("name", "unnamed");
@@ -179,7 +177,7 @@ int run_min_servers(const MinServersCommandOptions& o) {
     if (o.band_pct) {
       std::cout << "\n  band: the search again with every iteration " << 100 * band << "% longer and " << 100 * band
                 << "% shorter (costmodel.time_scale)\n";
-      for (size_t i = 0; i < inputs.size(); ++i) {
+      for (size_t i = 0; i < variants.size(); ++i) {
         char line[240];
         std::snprintf(line, sizeof line, "  %-26s %s .. %s servers (%s at the cost model's own times)\n",
                       labels[i].c_str(), count_text(searched[i * per_variant + 1]).c_str(),
