@@ -56,6 +56,10 @@ Json RateProbe::to_json() const {
               {"meets", meets}};
 }
 
+bool meets_target(const RateProbe& p, double attainment) {
+  return p.completed > 0 && p.attainment >= attainment - 1e-12;
+}
+
 const char* to_string(MaxRateStatus s) {
   switch (s) {
     case MaxRateStatus::kFound:
@@ -129,8 +133,7 @@ MaxRateResult search_max_rate(const RateProbeFn& probe_fn, double start_rate, co
               "max-rate: more than " << o.max_probes << " probes without converging");
     RateProbe p = probe_fn(rate);
     p.rate_per_s = rate;
-    // A small allowance so that, say, 180 of 200 meets a 0.9 target whatever the rounding.
-    p.meets = p.completed > 0 && p.attainment >= o.attainment - 1e-12;
+    p.meets = meets_target(p, o.attainment);
     if (p.meets) {
       lo = rate;
     } else {

@@ -51,6 +51,11 @@ struct RateProbe {
   Json to_json() const;
 };
 
+// Whether a run meets an attainment target: it completed requests and its attainment is at least
+// the target, with a small allowance so that 180 of 200 meets 0.9 whatever the rounding (max-rate
+// and min-servers alike).
+bool meets_target(const RateProbe& p, double attainment);
+
 enum class MaxRateStatus {
   kFound,       // lo meets, hi fails, hi - lo <= tol * lo
   kLowerBound,  // still met after max_doublings doublings: the true maximum is higher

@@ -16,11 +16,6 @@ std::string num(double v) {
   return buf;
 }
 
-// A small allowance, as max-rate's, so that 180 of 200 meets a 0.9 target whatever the rounding.
-bool meets_target(const RateProbe& p, double attainment) {
-  return p.completed > 0 && p.attainment >= attainment - 1e-12;
-}
-
 }  // namespace
 
 void check_min_servers_options(const MinServersOptions& o) {
