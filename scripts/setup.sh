@@ -5,7 +5,7 @@
 #   FDCSIM_CMAKE_ARGS   extra CMake arguments, e.g. "-DFDCSIM_CUDA=OFF -DFDCSIM_WERROR=ON"
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-packages=(g++ cmake ninja-build libboost-dev nlohmann-json3-dev libeigen3-dev libcli11-dev doctest-dev libbenchmark-dev zlib1g-dev)
+packages=(g++ cmake ninja-build libboost-dev nlohmann-json3-dev libeigen3-dev libcli11-dev doctest-dev libbenchmark-dev zlib1g-dev libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

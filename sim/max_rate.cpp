@@ -22,6 +22,13 @@ bool positive_finite(double v) { return std::isfinite(v) && v > 0; }
 
 }  // namespace
 
+MaxRateStatus max_rate_status_from(const std::string& s) {
+  for (MaxRateStatus v : {MaxRateStatus::kFound, MaxRateStatus::kLowerBound, MaxRateStatus::kNoneMeets})
+    if (s == to_string(v)) return v;
+  FDC_CHECK(false, "unknown max-rate status \"" << s << "\"");
+  return MaxRateStatus::kNoneMeets;
+}
+
 void check_max_rate_options(const MaxRateOptions& o) {
   FDC_INPUT_CHECK(
       std::isfinite(o.attainment) && o.attainment > 0 && o.attainment <= 1,
@@ -54,6 +61,32 @@ Json RateProbe::to_json() const {
               {"ttft_p90_ms", ttft_p90_ms},
               {"tpot_p90_ms", tpot_p90_ms},
               {"meets", meets}};
+}
+
+RateProbe RateProbe::from_json(const Json& j) {
+  RateProbe p;
+  p.rate_per_s = json_field<double>(j, "rate_per_s", "a probe");
+  p.offered_per_s = json_field<double>(j, "offered_per_s", "a probe");
+  p.servers = json_field<int64_t>(j, "servers", "a probe");
+  p.gpus = json_field<int64_t>(j, "gpus", "a probe");
+  p.price_per_hour_usd = json_field<double>(j, "price_per_hour_usd", "a probe");
+  p.attainment = json_field<double>(j, "attainment", "a probe");
+  p.goodput_per_s = json_field<double>(j, "goodput_per_s", "a probe");
+  p.throughput_per_s = json_field<double>(j, "throughput_per_s", "a probe");
+  p.completed = json_field<uint64_t>(j, "completed", "a probe");
+  p.slo_met = json_field<uint64_t>(j, "slo_met", "a probe");
+  p.rejected = json_field<uint64_t>(j, "rejected", "a probe");
+  p.ttft_p90_ms = json_field<double>(j, "ttft_p90_ms", "a probe");
+  p.tpot_p90_ms = json_field<double>(j, "tpot_p90_ms", "a probe");
+  p.meets = json_field<bool>(j, "meets", "a probe");
+  return p;
+}
+
+std::vector<RateProbe> probes_from_json(const Json& j, const char* what) {
+  FDC_CHECK(j.is_object() && j.contains("probes") && j["probes"].is_array(), what << ": no \"probes\" array");
+  std::vector<RateProbe> probes;
+  for (const Json& p : j["probes"]) probes.push_back(RateProbe::from_json(p));
+  return probes;
 }
 
 bool meets_target(const RateProbe& p, double attainment) {
@@ -118,6 +151,18 @@ Json MaxRateResult::to_json() const {
   j["probes"] = Json::array();
   for (const auto& p : probes) j["probes"].push_back(p.to_json());
   return j;
+}
+
+MaxRateResult MaxRateResult::from_json(const Json& j) {
+  MaxRateResult r;
+  r.policy = json_field<std::string>(j, "policy", "a max-rate result");
+  r.status = max_rate_status_from(json_field<std::string>(j, "status", "a max-rate result"));
+  r.target = json_field<double>(j, "target_attainment", "a max-rate result");
+  r.rate_per_s = json_field<double>(j, "rate_per_s", "a max-rate result");
+  if (r.status == MaxRateStatus::kFound)
+    r.upper_rate_per_s = json_field<double>(j, "upper_rate_per_s", "a max-rate result");
+  r.probes = probes_from_json(j, "a max-rate result");
+  return r;
 }
 
 MaxRateResult search_max_rate(const RateProbeFn& probe_fn, double start_rate, const MaxRateOptions& o,

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "costmodel/cost_model.h"
 #include "sim/experiment.h"
 
@@ -49,6 +50,9 @@ struct RateProbe {
   double ttft_p90_ms = 0, tpot_p90_ms = 0;
   bool meets = false;  // attainment >= the target (set by the search)
   Json to_json() const;
+  // The inverse of to_json, exact (doubles round-trip): how the searches of an MPI launch send
+  // their results to rank 0. Throws InternalError on a malformed object.
+  static RateProbe from_json(const Json& j);
 };
 
 // Whether a run meets an attainment target: it completed requests and its attainment is at least
@@ -62,6 +66,7 @@ enum class MaxRateStatus {
   kNoneMeets,   // even the lowest rate tried fails
 };
 const char* to_string(MaxRateStatus s);
+MaxRateStatus max_rate_status_from(const std::string& s);  // the inverse; InternalError for others
 
 struct MaxRateResult {
   std::string policy;  // the policy searched (set by the simulation-backed search)
@@ -80,7 +85,24 @@ struct MaxRateResult {
   std::string warning() const;
   static constexpr double kSteadyThroughput = 0.9;
   Json to_json() const;
+  static MaxRateResult from_json(const Json& j);  // the inverse of to_json, exact
 };
+
+// The probes of a result's JSON ("probes": [...]); `what` names the object in errors.
+std::vector<RateProbe> probes_from_json(const Json& j, const char* what);
+
+// j[key] as a T; InternalError naming `what` and the key when it is missing or of another type
+// (for JSON that fdcsim wrote itself).
+template <class T>
+T json_field(const Json& j, const char* key, const char* what) {
+  FDC_CHECK(j.is_object() && j.contains(key), what << ": no \"" << key << "\"");
+  try {
+    return j[key].get<T>();
+  } catch (const Json::exception& e) {
+    FDC_CHECK(false, what << ": \"" << key << "\" has another type: " << e.what());
+  }
+  return T{};
+}
 
 // rate (req/s) -> the run's SLO figures. `meets` is left for the search to set.
 using RateProbeFn = std::function<RateProbe(double rate_per_s)>;

@@ -72,6 +72,26 @@ std::string MinServersResult::warning() const {
          "low; raise workload.num_requests until the answer stops moving";
 }
 
+MinServersResult MinServersResult::from_json(const Json& j) {
+  MinServersResult r;
+  r.policy = json_field<std::string>(j, "policy", "a min-servers result");
+  const std::string status = json_field<std::string>(j, "status", "a min-servers result");
+  bool known = false;
+  for (MinServersStatus s : {MinServersStatus::kFound, MinServersStatus::kUpperBound, MinServersStatus::kNoneMeets})
+    if (status == to_string(s)) r.status = s, known = true;
+  FDC_CHECK(known, "unknown min-servers status \"" << status << "\"");
+  r.target = json_field<double>(j, "target_attainment", "a min-servers result");
+  r.servers = json_field<int64_t>(j, "servers", "a min-servers result");
+  r.probes = probes_from_json(j, "a min-servers result");
+  if (j.contains("longer_workload")) {
+    const Json& l = j["longer_workload"];
+    r.longer_requests = json_field<int64_t>(l, "num_requests", "a min-servers result's longer_workload");
+    FDC_CHECK(l.contains("run"), "a min-servers result's longer_workload: no \"run\"");
+    r.longer = RateProbe::from_json(l["run"]);
+  }
+  return r;
+}
+
 Json MinServersResult::to_json() const {
   Json j{{"policy", policy},
          {"status", to_string(status)},

@@ -61,6 +61,7 @@ struct MinServersResult {
   // ended before the queues reached a steady state, so the SLO holds only because the run is short.
   std::string warning() const;
   Json to_json() const;
+  static MinServersResult from_json(const Json& j);  // the inverse of to_json, exact
 };
 
 // servers -> the run's SLO figures. `meets` is left for the search to set.

@@ -1,6 +1,7 @@
 // fdcsim: predicts how an LLM serving cluster performs under FDC KV dimensionality compression.
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -11,12 +12,16 @@
 #include "apps/fdcsim/layer_check_command.h"
 #include "apps/fdcsim/max_rate_command.h"
 #include "apps/fdcsim/min_servers_command.h"
+#include "apps/fdcsim/mpi_ranks.h"
 #include "apps/fdcsim/parallel_tasks.h"
 #include "apps/fdcsim/profile_command.h"
+#include "apps/fdcsim/run_guarded.h"
 #include "apps/fdcsim/simulate_command.h"
 #include "apps/fdcsim/validate_command.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_command(int argc, char** argv) {
   CLI::App app{"fdcsim " FDCSIM_VERSION
                ": simulate LLM serving clusters under FDC KV dimensionality compression.\n"
                "Exit codes: 0 ok, 1 max-rate / min-servers: no rate / server count meets the SLO, 2 bad input (command "
@@ -46,14 +51,26 @@ int main(int argc, char** argv) {
   fdc::cli::add_profile_report_command(app, report_opts);
   for (int i = 0; i < argc; ++i) prof_opts.command_line += (i ? " " : "") + std::string(argv[i]);
   layer_opts.command_line = prof_opts.command_line;
+  // The ranks of an MPI launch parse the same command line: rank 0 alone prints help, version or
+  // a parse error, and every rank ends alike.
+  const bool rank0 = fdc::cli::mpi_ranks().rank == 0;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
+    return rank0 ? app.exit(e) : fdc::cli::kExitOk;
   } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
+    return rank0 ? app.exit(e) : fdc::cli::kExitOk;
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    if (rank0) app.exit(e);
+    fdc::cli::mark_failure_shared();
+    return fdc::cli::kExitBadInput;
+  }
+  if (fdc::cli::mpi_ranks().size > 1 && !app.got_subcommand("max-rate") && !app.got_subcommand("min-servers")) {
+    if (rank0)
+      std::cerr << "fdcsim: error: an MPI launch of " << fdc::cli::mpi_ranks().size << " ranks runs max-rate and "
+                << "min-servers, whose searches it spreads over the ranks; run " << app.get_subcommands()[0]->get_name()
+                << " as one process\n";
+    fdc::cli::mark_failure_shared();
     return fdc::cli::kExitBadInput;
   }
   try {
@@ -71,4 +88,18 @@ int main(int argc, char** argv) {
     return fdc::cli::kExitInternal;
   }
   return fdc::cli::kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::unique_ptr<fdc::cli::MpiLaunch> mpi;
+  try {
+    mpi = std::make_unique<fdc::cli::MpiLaunch>(&argc, &argv);
+  } catch (const std::exception&) {
+    const fdc::cli::FailureReport r = fdc::cli::report_of(std::current_exception());
+    std::cerr << r.message << "\n";
+    return r.exit_code;
+  }
+  return mpi->finish(run_command(argc, argv));
 }

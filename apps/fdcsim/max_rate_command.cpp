@@ -8,7 +8,7 @@
 
 #include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
-#include "apps/fdcsim/parallel_tasks.h"
+#include "apps/fdcsim/mpi_ranks.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "sim/experiment.h"
 #include "sim/max_rate.h"
@@ -131,31 +131,37 @@ struct BandResult {
 
 int run_max_rate(const MaxRateCommandOptions& o) {
   return run_guarded([&]() -> int {
+    // Everything checked before the first probe runs, on every rank of an MPI launch alike
+    // (apps/fdcsim/mpi_ranks.h); rank 0 alone writes the JSON file.
     sim::MaxRateOptions mo;
-    mo.attainment = o.attainment;
-    mo.tol = o.tol;
-    mo.rate_lo = o.rate_lo;
-    mo.rate_hi = o.rate_hi;
-    mo.max_doublings = o.max_doublings;
-    sim::check_max_rate_options(mo);
-    sim::ExperimentInput base = sim::read_experiment_input(o.config, o.overrides);
-    sim::max_rate_start(base);  // the SLO must be in the config itself, before --gpus resolves it
-    base = sim::on_one_server(std::move(base), o.gpus);  // as the engine runs it
-
-    // Every variant's config is checked before the first probe runs.
-    const std::vector<sim::Variant> variants = sim::variants_of(base, o.vary, o.policies);
+    sim::ExperimentInput base;
+    std::vector<sim::Variant> variants;
     std::vector<sim::ExperimentInput> inputs;
-    std::vector<std::string> policy_names(variants.size()), labels;
-    for (size_t i = 0; i < variants.size(); ++i) {
-      inputs.push_back(variants[i].input);
-      sim::max_rate_start(inputs[i], &policy_names[i]);
-      labels.push_back(o.vary.empty() ? policy_names[i] : variants[i].label);
-    }
+    std::vector<std::string> policy_names, labels;
     std::unique_ptr<std::ofstream> json_file;
-    if (!o.json_out.empty()) {
-      json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
-      if (!*json_file) throw std::ios_base::failure(o.json_out + ": cannot open for writing");
-    }
+    const bool rank0 = mpi_ranks().rank == 0;
+    all_ranks([&] {
+      mo.attainment = o.attainment;
+      mo.tol = o.tol;
+      mo.rate_lo = o.rate_lo;
+      mo.rate_hi = o.rate_hi;
+      mo.max_doublings = o.max_doublings;
+      sim::check_max_rate_options(mo);
+      base = sim::read_experiment_input(o.config, o.overrides);
+      sim::max_rate_start(base);  // the SLO must be in the config itself, before --gpus resolves it
+      base = sim::on_one_server(std::move(base), o.gpus);  // as the engine runs it
+      variants = sim::variants_of(base, o.vary, o.policies);
+      policy_names.resize(variants.size());
+      for (size_t i = 0; i < variants.size(); ++i) {
+        inputs.push_back(variants[i].input);
+        sim::max_rate_start(inputs[i], &policy_names[i]);
+        labels.push_back(o.vary.empty() ? policy_names[i] : variants[i].label);
+      }
+      if (!o.json_out.empty() && rank0) {
+        json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
+        if (!*json_file) throw std::ios_base::failure(o.json_out + ": cannot open for writing");
+      }
+    });
 
     const Json& slo = base.config["slo"];
     const std::string name = base.config.value("name", "unnamed");
@@ -177,7 +183,8 @@ int run_max_rate(const MaxRateCommandOptions& o) {
       return sim::search_max_rate(in, mo, progress);
     };
     // The searches, each independent: per policy the cost model's own times and, with --band, the
-    // slower and faster ends; on up to --jobs threads, every result as a run in order gives.
+    // slower and faster ends; on up to --jobs threads (and over the ranks of an MPI launch), every
+    // result as a run in order gives.
     struct Search {
       sim::ExperimentInput input;
       std::string label;
@@ -191,8 +198,11 @@ int run_max_rate(const MaxRateCommandOptions& o) {
           searches.push_back(
               {sim::with_time_scale(inputs[i], scale), labels[i] + " (iterations x " + fmt("%g", scale) + ")", {}});
     }
-    run_tasks(searches.size(), o.jobs,
-              [&](size_t k) { searches[k].result = search(searches[k].input, searches[k].label); });
+    const std::vector<std::string> found = run_tasks_over_ranks(searches.size(), o.jobs, [&](size_t k) {
+      return search(searches[k].input, searches[k].label).to_json().dump();
+    });
+    for (size_t k = 0; k < searches.size(); ++k)
+      searches[k].result = sim::MaxRateResult::from_json(Json::parse(found[k]));
     std::vector<sim::MaxRateResult> results;
     std::vector<BandResult> bands;
     const size_t per_policy = o.band_pct ? 3 : 1;
@@ -204,6 +214,10 @@ int run_max_rate(const MaxRateCommandOptions& o) {
         bands.push_back(std::move(b));
       }
     }
+
+    bool none = false;
+    for (const auto& r : results) none = none || r.status == sim::MaxRateStatus::kNoneMeets;
+    if (!rank0) return none ? kExitNotMet : kExitOk;  // rank 0 reports
 
     std::cout << "fdcsim max-rate: " << name << " (" << base.source << ")\n"
               << "  SLO: TTFT <= " << fmt("%g", slo["ttft_ms"].get<double>())
@@ -226,8 +240,6 @@ int run_max_rate(const MaxRateCommandOptions& o) {
       }
     }
 
-    bool none = false;
-    for (const auto& r : results) none = none || r.status == sim::MaxRateStatus::kNoneMeets;
     if (json_file) {
       Json j{{"experiment", name},
              {"source", base.source},

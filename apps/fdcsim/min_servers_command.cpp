@@ -8,7 +8,7 @@
 
 #include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
-#include "apps/fdcsim/parallel_tasks.h"
+#include "apps/fdcsim/mpi_ranks.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "sim/experiment.h"
 #include "sim/min_servers.h"
@@ -93,28 +93,34 @@ void print_table(std::ostream& os, const std::vector<sim::MinServersResult>& res
 
 int run_min_servers(const MinServersCommandOptions& o) {
   return run_guarded([&]() -> int {
+    // Everything checked before the first probe runs, on every rank of an MPI launch alike
+    // (apps/fdcsim/mpi_ranks.h); rank 0 alone writes the JSON file.
     sim::MinServersOptions mo;
-    mo.attainment = o.attainment;
-    mo.servers_lo = o.servers_lo;
-    mo.max_servers = o.max_servers;
-    sim::check_min_servers_options(mo);
-    const sim::ExperimentInput base = sim::read_experiment_input(o.config, o.overrides);
-
-    // Every variant's config is checked before the first probe runs.
-    const std::vector<sim::Variant> variants = sim::variants_of(base, o.vary, o.policies);
+    sim::ExperimentInput base;
+    std::vector<sim::Variant> variants;
     std::vector<std::string> labels;
-    for (const auto& v : variants) {
-      const std::string policy = sim::min_servers_check(v.input);
-      labels.push_back(o.vary.empty() ? policy : v.label);
-    }
     std::unique_ptr<std::ofstream> json_file;
-    if (!o.json_out.empty()) {
-      json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
-      if (!*json_file) throw std::ios_base::failure(o.json_out + ": cannot open for writing");
-    }
+    const bool rank0 = mpi_ranks().rank == 0;
+    all_ranks([&] {
+      mo.attainment = o.attainment;
+      mo.servers_lo = o.servers_lo;
+      mo.max_servers = o.max_servers;
+      sim::check_min_servers_options(mo);
+      base = sim::read_experiment_input(o.config, o.overrides);
+      variants = sim::variants_of(base, o.vary, o.policies);
+      for (const auto& v : variants) {
+        const std::string policy = sim::min_servers_check(v.input);
+        labels.push_back(o.vary.empty() ? policy : v.label);
+      }
+      if (!o.json_out.empty() && rank0) {
+        json_file = std::make_unique<std::ofstream>(o.json_out, std::ios::binary);
+        if (!*json_file) throw std::ios_base::failure(o.json_out + ": cannot open for writing");
+      }
+    });
 
     // The searches, each independent: per variant the cost model's own times and, with --band, the
-    // slower and faster ends; on up to --jobs threads, every result as a run in order gives.
+    // slower and faster ends; on up to --jobs threads (and over the ranks of an MPI launch), every
+    // result as a run in order gives.
     const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
     const size_t per_variant = o.band_pct ? 3 : 1;
     std::vector<sim::ExperimentInput> search_inputs;
@@ -132,7 +138,7 @@ int run_min_servers(const MinServersCommandOptions& o) {
     }
     std::vector<sim::MinServersResult> searched(search_inputs.size());
     std::mutex stderr_mutex;  // one progress line at a time from the searches' threads
-    run_tasks(search_inputs.size(), o.jobs, [&](size_t i) {
+    const std::vector<std::string> found = run_tasks_over_ranks(search_inputs.size(), o.jobs, [&](size_t i) {
       int n = 0;
       const std::string& policy = search_labels[i];
       auto progress = [&](const sim::RateProbe& p, int64_t failed, int64_t met) {
@@ -147,10 +153,15 @@ int run_min_servers(const MinServersCommandOptions& o) {
         const std::lock_guard<std::mutex> lock(stderr_mutex);
         std::cerr << line << std::flush;
       };
-      searched[i] = sim::search_min_servers(search_inputs[i], mo, progress);
+      return sim::search_min_servers(search_inputs[i], mo, progress).to_json().dump();
     });
+    for (size_t i = 0; i < found.size(); ++i) searched[i] = sim::MinServersResult::from_json(Json::parse(found[i]));
     std::vector<sim::MinServersResult> results;
     for (size_t i = 0; i < variants.size(); ++i) results.push_back(searched[i * per_variant]);
+
+    bool none = false;
+    for (const auto& r : results) none = none || r.status == sim::MinServersStatus::kNoneMeets;
+    if (!rank0) return none ? kExitNotMet : kExitOk;  // rank 0 reports
 
     const Json& slo = base.config["slo"];
     const std::string name = base.config.value("name", "unnamed");
@@ -186,8 +197,6 @@ int run_min_servers(const MinServersCommandOptions& o) {
       }
     }
 
-    bool none = false;
-    for (const auto& r : results) none = none || r.status == sim::MinServersStatus::kNoneMeets;
     if (json_file) {
       Json j{{"experiment", name},
              {"source", base.source},

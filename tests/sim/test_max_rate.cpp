@@ -224,6 +224,30 @@ TEST_CASE("max-rate on the simulator: the threshold reasoned out by hand") {
   check_bracket(all, o.tol);
   CHECK(all.rate_per_s <= 18.0 / 17.0 / 0.1);
   CHECK(all.upper_rate_per_s > 18.0 / 17.0 / 0.1);
+
+  // Through JSON text and back (how the ranks of an MPI launch send results): exact.
+  for (const sim::MaxRateResult* res : {&r, &all}) {
+    const sim::MaxRateResult back = sim::MaxRateResult::from_json(Json::parse(res->to_json().dump()));
+    CHECK(back.to_json() == res->to_json());
+    CHECK(back.status == res->status);
+    CHECK(back.rate_per_s == res->rate_per_s);
+    CHECK(back.upper_rate_per_s == res->upper_rate_per_s);
+    REQUIRE(back.probes.size() == res->probes.size());
+    for (size_t i = 0; i < back.probes.size(); ++i) {
+      CHECK(back.probes[i].attainment == res->probes[i].attainment);
+      CHECK(back.probes[i].ttft_p90_ms == res->probes[i].ttft_p90_ms);
+      CHECK(back.probes[i].completed == res->probes[i].completed);
+    }
+  }
+  Json broken = r.to_json();
+  broken["status"] = "almost";
+  CHECK_THROWS_AS(sim::MaxRateResult::from_json(broken), InternalError);
+  broken = r.to_json();
+  broken["probes"][0].erase("goodput_per_s");
+  CHECK_THROWS_AS(sim::MaxRateResult::from_json(broken), InternalError);
+  broken = r.to_json();
+  broken["probes"][0]["completed"] = "ten";
+  CHECK_THROWS_AS(sim::MaxRateResult::from_json(broken), InternalError);
 }
 
 TEST_CASE("max-rate on the simulator: configs it cannot search are refused naming the key") {

@@ -163,6 +163,22 @@ TEST_CASE("min-servers on the simulator: a workload too short to fill the queues
   CHECK_FALSE(r.longer->meets);
   CHECK(r.warning().find("with twice the requests (20) 3 servers meet the SLO for only") == 0);
   CHECK(r.to_json()["warning"] == r.warning());
+
+  // Through JSON text and back (how the ranks of an MPI launch send results): exact, the longer
+  // run and its warning too.
+  const sim::MinServersResult back = sim::MinServersResult::from_json(Json::parse(r.to_json().dump()));
+  CHECK(back.to_json() == r.to_json());
+  CHECK(back.servers == 3);
+  REQUIRE(back.longer.has_value());
+  CHECK(back.longer->attainment == r.longer->attainment);
+  CHECK(back.longer_requests == 20);
+  CHECK(back.warning() == r.warning());
+  Json broken = r.to_json();
+  broken["status"] = "maybe";
+  CHECK_THROWS_AS(sim::MinServersResult::from_json(broken), InternalError);
+  broken = r.to_json();
+  broken["longer_workload"].erase("run");
+  CHECK_THROWS_AS(sim::MinServersResult::from_json(broken), InternalError);
 }
 
 TEST_CASE("min-servers on the simulator: configs it cannot search are refused naming the key") {
