@@ -12,6 +12,18 @@
 
 namespace fdc::sim {
 
+const char* to_string(RouterKind r) {
+  switch (r) {
+    case RouterKind::kRoundRobin:
+      return "round_robin";
+    case RouterKind::kLeastOutstanding:
+      return "least_outstanding";
+    case RouterKind::kKvAware:
+      return "kv_aware";
+  }
+  return "?";
+}
+
 namespace {
 
 // A profile or hardware reference that names a file (a path, or a .json name) rather than an
@@ -76,9 +88,10 @@ Experiment load_experiment_json(Json input, const std::string& source, const std
   e.servers = cluster.get_or<int>("servers", 1, Bounds::at_least(1));
   e.parallel.tp = cluster.get_or<int>("tp", 1, Bounds::at_least(1));
   e.parallel.sp = cluster.get_or<int>("sp", 1, Bounds::at_least(1));
-  e.router = cluster.get_enum_or("router", "round_robin", {"round_robin", "least_outstanding"}) == "round_robin"
-                 ? RouterKind::kRoundRobin
-                 : RouterKind::kLeastOutstanding;
+  const std::string router =
+      cluster.get_enum_or("router", "round_robin", {"round_robin", "least_outstanding", "kv_aware"});
+  for (RouterKind k : {RouterKind::kRoundRobin, RouterKind::kLeastOutstanding, RouterKind::kKvAware})
+    if (router == to_string(k)) e.router = k;
   cluster.finish();
   const int g = e.parallel.gpus();
   if (e.hardware.gpus_per_server % g != 0)

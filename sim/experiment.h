@@ -23,7 +23,8 @@
 
 namespace fdc::sim {
 
-enum class RouterKind { kRoundRobin, kLeastOutstanding };
+enum class RouterKind { kRoundRobin, kLeastOutstanding, kKvAware };
+const char* to_string(RouterKind r);
 enum class CostModelKind { kRoofline, kProfile };
 
 struct SloConfig {

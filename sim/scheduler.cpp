@@ -62,6 +62,7 @@ SlotId Scheduler::add(uint64_t request_id, Nanos arrival, int32_t prompt, int32_
   q.prompt = prompt;
   q.output = output;
   waiting_.push_back(s);
+  waiting_blocks_ += blocks_for_tokens(q.known(), cfg_.block_size);
   return s;
 }
 
@@ -86,6 +87,7 @@ void Scheduler::preempt_back() {
   q.computed = 0;
   q.preemptions += 1;
   waiting_.push_front(v);
+  waiting_blocks_ += blocks_for_tokens(q.known(), cfg_.block_size);
   preempted_.push_back(v);
 }
 
@@ -102,6 +104,7 @@ void Scheduler::admit(SlotId s, int32_t take, Nanos now) {
   Sequence& q = seqs_[s];
   kv_.allocate(q.blocks, blocks_for_tokens(q.computed + take, cfg_.block_size) - static_cast<int64_t>(q.blocks.size()));
   waiting_.pop_front();
+  waiting_blocks_ -= blocks_for_tokens(q.known(), cfg_.block_size);
   running_.push_back(s);
   push(s, take, now);
 }

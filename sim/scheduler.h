@@ -92,6 +92,9 @@ class Scheduler {
   const KvBlockManager& kv() const { return kv_; }
   const SchedulerConfig& config() const { return cfg_; }
   size_t num_waiting() const { return waiting_.size(); }
+  // KV blocks the waiting sequences need for all they know (prompt, plus the tokens generated
+  // before a preemption): the load a KV-aware router sees queued here.
+  int64_t waiting_blocks() const { return waiting_blocks_; }
   size_t num_running() const { return running_.size(); }
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
 
@@ -112,6 +115,7 @@ class Scheduler {
   std::vector<Sequence> seqs_;
   std::vector<SlotId> free_slots_;
   std::deque<SlotId> waiting_;
+  int64_t waiting_blocks_ = 0;   // sum of blocks_for_tokens(known()) over waiting_
   std::vector<SlotId> running_;  // admission order: the back is preempted first
   costmodel::Batch batch_;
   std::vector<SlotId> batch_slots_;

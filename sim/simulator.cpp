@@ -63,8 +63,20 @@ uint32_t Simulator::route() {
     return r;
   }
   uint32_t best = 0;
+  if (exp_.router == RouterKind::kLeastOutstanding) {
+    for (uint32_t i = 1; i < n; ++i)
+      if (replicas_[i].outstanding < replicas_[best].outstanding) best = i;
+    return best;
+  }
+  // kv_aware: the fewest KV blocks in use now plus those its waiting queue needs; ties go to the
+  // fewest requests in flight, then the lowest index.
+  auto load = [&](uint32_t i) {
+    const Replica& rep = replicas_[i];
+    return std::pair{used_blocks_now(rep) + rep.sched.waiting_blocks(), rep.outstanding};
+  };
+  auto best_load = load(0);
   for (uint32_t i = 1; i < n; ++i)
-    if (replicas_[i].outstanding < replicas_[best].outstanding) best = i;
+    if (const auto l = load(i); l < best_load) best = i, best_load = l;
   return best;
 }
 
@@ -293,6 +305,16 @@ int64_t Simulator::used_blocks_at(const Replica& rep, Nanos t) const {
   return rep.run.used[started_after_first];
 }
 
+int64_t Simulator::used_blocks_now(const Replica& rep) const {
+  if (!rep.run.active()) return rep.sched.kv().used_blocks();
+  // As stepping has it when an arrival at `now` is routed: iteration ends at `now` come first, so
+  // every iteration that started at or before `now` holds its blocks.
+  const auto& ends = rep.run.ends;
+  const size_t started_after_first =
+      static_cast<size_t>(std::upper_bound(ends.begin(), ends.end() - 1, now_.ns()) - ends.begin());
+  return rep.run.used[started_after_first];
+}
+
 void Simulator::add_tbt(int64_t gap_ns, uint64_t count) {
   if (gap_ns != tbt_gap_) {
     flush_tbt();
@@ -448,7 +470,7 @@ Json Simulator::summary() const {
                   {"replicas", replicas_.size()},
                   {"tp", exp_.parallel.tp},
                   {"sp", exp_.parallel.sp},
-                  {"router", exp_.router == RouterKind::kRoundRobin ? "round_robin" : "least_outstanding"},
+                  {"router", to_string(exp_.router)},
                   {"price_per_hour_usd", exp_.hardware.price_per_hour_usd * exp_.servers}};
   j["kv_cache"] = {
       {"blocks_per_replica", layout_.num_blocks},

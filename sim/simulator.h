@@ -103,6 +103,7 @@ class Simulator {
   void plan_run(uint32_t r, Nanos first_duration, int64_t used);
   void finish_run(uint32_t r);
   int64_t used_blocks_at(const Replica& rep, Nanos t) const;
+  int64_t used_blocks_now(const Replica& rep) const;  // at an arrival now (kv_aware routing)
   uint32_t route();
   void on_arrival(const traces::RequestSpec& r);
   void start_iteration(uint32_t r);

@@ -8,6 +8,7 @@
 
 #include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/label_width.h"
 #include "apps/fdcsim/mpi_ranks.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "sim/experiment.h"
@@ -73,11 +74,12 @@ std::string fmt(const char* f, double v) {
 // labels: each search's row name (its policy, or with --vary its variant's values).
 void print_table(std::ostream& os, const std::vector<sim::MaxRateResult>& results,
                  const std::vector<std::string>& labels, const char* label_title) {
+  const int width = label_width(labels);
   const bool compare = results.size() > 1;
   const sim::MaxRateResult* base = compare && results[0].status == sim::MaxRateStatus::kFound ? &results[0] : nullptr;
   char line[240];
-  std::snprintf(line, sizeof line, "  %-26s %16s %10s %11s %16s %7s%s\n", label_title, "max rate (req/s)", "fails at",
-                "attainment", "goodput (req/s)", "probes", base ? ("   vs " + labels[0]).c_str() : "");
+  std::snprintf(line, sizeof line, "  %-*s %16s %10s %11s %16s %7s%s\n", width, label_title, "max rate (req/s)",
+                "fails at", "attainment", "goodput (req/s)", "probes", base ? ("   vs " + labels[0]).c_str() : "");
   os << line;
   for (size_t i = 0; i < results.size(); ++i) {
     const sim::MaxRateResult& r = results[i];
@@ -99,8 +101,8 @@ void print_table(std::ostream& os, const std::vector<sim::MaxRateResult>& result
     if (base && r.status != sim::MaxRateStatus::kNoneMeets)
       vs = (r.status == sim::MaxRateStatus::kLowerBound ? "   >= " : "   ") +
            fmt("%.2fx", r.rate_per_s / base->rate_per_s);
-    std::snprintf(line, sizeof line, "  %-26s %16s %10s %10.1f%% %16.3f %7zu%s\n", labels[i].c_str(), rate.c_str(),
-                  fails.c_str(), 100 * p.attainment, p.goodput_per_s, r.probes.size(), vs.c_str());
+    std::snprintf(line, sizeof line, "  %-*s %16s %10s %10.1f%% %16.3f %7zu%s\n", width, labels[i].c_str(),
+                  rate.c_str(), fails.c_str(), 100 * p.attainment, p.goodput_per_s, r.probes.size(), vs.c_str());
     os << line;
   }
   os << "\n";
@@ -233,9 +235,9 @@ int run_max_rate(const MaxRateCommandOptions& o) {
                 << fmt("%g", 100 * band) << "% shorter (costmodel.time_scale)\n";
       for (size_t i = 0; i < bands.size(); ++i) {
         char line[240];
-        std::snprintf(line, sizeof line, "  %-26s %s .. %s req/s (%s at the cost model's own times)\n",
-                      labels[i].c_str(), rate_text(bands[i].slower).c_str(), rate_text(bands[i].faster).c_str(),
-                      rate_text(results[i]).c_str());
+        std::snprintf(line, sizeof line, "  %-*s %s .. %s req/s (%s at the cost model's own times)\n",
+                      label_width(labels), labels[i].c_str(), rate_text(bands[i].slower).c_str(),
+                      rate_text(bands[i].faster).c_str(), rate_text(results[i]).c_str());
         std::cout << line;
       }
     }

@@ -8,6 +8,7 @@
 
 #include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
+#include "apps/fdcsim/label_width.h"
 #include "apps/fdcsim/mpi_ranks.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "sim/experiment.h"
@@ -57,10 +58,11 @@ namespace {
 // labels: each search's row name (its policy, or with --vary its variant's values).
 void print_table(std::ostream& os, const std::vector<sim::MinServersResult>& results,
                  const std::vector<std::string>& labels, const char* label_title) {
+  const int width = label_width(labels);
   const sim::MinServersResult* base =
       results.size() > 1 && results[0].status == sim::MinServersStatus::kFound ? &results[0] : nullptr;
   char line[240];
-  std::snprintf(line, sizeof line, "  %-26s %9s %6s %12s %11s %16s %7s%s\n", label_title, "servers", "GPUs",
+  std::snprintf(line, sizeof line, "  %-*s %9s %6s %12s %11s %16s %7s%s\n", width, label_title, "servers", "GPUs",
                 "$ per hour", "attainment", "goodput (req/s)", "probes", base ? ("   vs " + labels[0]).c_str() : "");
   os << line;
   for (size_t i = 0; i < results.size(); ++i) {
@@ -77,7 +79,7 @@ void print_table(std::ostream& os, const std::vector<sim::MinServersResult>& res
     }
     char price[32] = "-";
     if (p.price_per_hour_usd > 0) std::snprintf(price, sizeof price, "%.2f", p.price_per_hour_usd);
-    std::snprintf(line, sizeof line, "  %-26s %9s %6lld %12s %10.1f%% %16.3f %7zu%s\n", labels[i].c_str(),
+    std::snprintf(line, sizeof line, "  %-*s %9s %6lld %12s %10.1f%% %16.3f %7zu%s\n", width, labels[i].c_str(),
                   servers.c_str(), static_cast<long long>(p.gpus), price, 100 * p.attainment, p.goodput_per_s,
                   r.probes.size(), vs.c_str());
     os << line;
@@ -190,8 +192,8 @@ int run_min_servers(const MinServersCommandOptions& o) {
                 << "% shorter (costmodel.time_scale)\n";
       for (size_t i = 0; i < variants.size(); ++i) {
         char line[240];
-        std::snprintf(line, sizeof line, "  %-26s %s .. %s servers (%s at the cost model's own times)\n",
-                      labels[i].c_str(), count_text(searched[i * per_variant + 1]).c_str(),
+        std::snprintf(line, sizeof line, "  %-*s %s .. %s servers (%s at the cost model's own times)\n",
+                      label_width(labels), labels[i].c_str(), count_text(searched[i * per_variant + 1]).c_str(),
                       count_text(searched[i * per_variant + 2]).c_str(), count_text(results[i]).c_str());
         std::cout << line;
       }

@@ -61,10 +61,10 @@ Json sharegpt(const std::string& policy, bool chunked, const std::string& router
 }
 }  // namespace
 
-TEST_CASE("fast-forward equals stepping: ShareGPT loads, both schedulers and routers, FDC policies") {
+TEST_CASE("fast-forward equals stepping: ShareGPT loads, both schedulers, every router, FDC policies") {
   for (const char* policy : {"none", "fdc-uniform-50", "fdc-hybrid"}) {
     for (bool chunked : {false, true}) {
-      for (std::string router : {"round_robin", "least_outstanding"}) {
+      for (std::string router : {"round_robin", "least_outstanding", "kv_aware"}) {
         for (double rate : {4.0, 40.0}) {  // light load, and overload with preemptions
           CAPTURE(policy);
           CAPTURE(chunked);
@@ -79,22 +79,25 @@ TEST_CASE("fast-forward equals stepping: ShareGPT loads, both schedulers and rou
 
 TEST_CASE("fast-forward equals stepping under heavy preemption, bursts and equal timestamps") {
   for (bool chunked : {false, true}) {
-    CAPTURE(chunked);
-    Json j = test::toy_experiment(40, 4, chunked, chunked ? 32 : 200);
-    j["hardware"]["gpus_per_server"] = 2;
-    j["cluster"] = {{"servers", 2}, {"router", "least_outstanding"}};
-    Rng rng(9);
-    boost::random::uniform_int_distribution<int> prompt(1, 80), output(1, 60), gap(0, 3);
-    std::vector<traces::RequestSpec> reqs;
-    int64_t t = 0;
-    for (uint64_t i = 0; i < 500; ++i) {
-      t += gap(rng) * 1'000'000;  // many arrivals share a timestamp, and land on iteration ends
-      reqs.push_back({i, Nanos(t), prompt(rng), output(rng)});
+    for (const char* router : {"least_outstanding", "kv_aware"}) {
+      CAPTURE(chunked);
+      CAPTURE(router);
+      Json j = test::toy_experiment(40, 4, chunked, chunked ? 32 : 200);
+      j["hardware"]["gpus_per_server"] = 2;
+      j["cluster"] = {{"servers", 2}, {"router", router}};
+      Rng rng(9);
+      boost::random::uniform_int_distribution<int> prompt(1, 80), output(1, 60), gap(0, 3);
+      std::vector<traces::RequestSpec> reqs;
+      int64_t t = 0;
+      for (uint64_t i = 0; i < 500; ++i) {
+        t += gap(rng) * 1'000'000;  // many arrivals share a timestamp, and land on iteration ends
+        reqs.push_back({i, Nanos(t), prompt(rng), output(rng)});
+      }
+      test::ToyCostModel cost(1'000'000, 0, 0);  // every iteration 1 ms: ends coincide with arrivals
+      check_same(j, &reqs, &cost);
+      test::ToyCostModel cost2(500'000, 5'000, 100);
+      check_same(j, &reqs, &cost2);
     }
-    test::ToyCostModel cost(1'000'000, 0, 0);  // every iteration 1 ms: ends coincide with arrivals
-    check_same(j, &reqs, &cost);
-    test::ToyCostModel cost2(500'000, 5'000, 100);
-    check_same(j, &reqs, &cost2);
   }
 }
 

@@ -1,7 +1,7 @@
 // Invariants under stress: every arrived request completes or is rejected with a reason, KV in
 // use stays within capacity (the block manager checks every allocation), time never goes back
 // (the event loop checks every event) — here under heavy preemption, with both schedulers and
-// both routers.
+// every router.
 #include <doctest/doctest.h>
 
 #include <boost/random/uniform_int_distribution.hpp>
@@ -14,7 +14,7 @@ using namespace fdc;
 
 TEST_CASE("invariants hold under memory pressure") {
   for (bool chunked : {false, true}) {
-    for (std::string router : {"round_robin", "least_outstanding"}) {
+    for (std::string router : {"round_robin", "least_outstanding", "kv_aware"}) {
       CAPTURE(chunked);
       CAPTURE(router);
       Json j = test::toy_experiment(40, 4, chunked, chunked ? 32 : 200);

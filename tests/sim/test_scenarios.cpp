@@ -100,3 +100,53 @@ TEST_CASE("a preemption by recompute, exact times") {
   // B's gap across its preemption: from 6.24 to 10.40.
   CHECK(s.totals().tbt.max() == doctest::Approx(0.00416));
 }
+
+namespace {
+// request id -> the replica it was routed to (requests.csv's second column).
+std::map<uint64_t, int> replicas_of(const std::string& csv) {
+  std::map<uint64_t, int> out;
+  std::istringstream in(csv);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    const size_t a = line.find(','), b = line.find(',', a + 1);
+    out[std::stoull(line.substr(0, a))] = std::stoi(line.substr(a + 1, b - a - 1));
+  }
+  return out;
+}
+
+std::map<uint64_t, int> route(const std::string& router, std::vector<traces::RequestSpec> reqs, bool fast_forward) {
+  Json j = test::toy_experiment(100, 4);
+  j["hardware"]["gpus_per_server"] = 2;  // two replicas
+  j["cluster"] = {{"servers", 1}, {"router", router}};
+  j["simulator"] = {{"fast_forward", fast_forward}};
+  auto e = test::make_toy(j, std::move(reqs));
+  test::ToyCostModel cost(1'000'000, 10'000);
+  std::ostringstream csv;
+  sim::Simulator s(e, cost, {&csv, nullptr, nullptr});
+  s.run();
+  CHECK(s.summary()["cluster"]["router"] == router);
+  return replicas_of(csv.str());
+}
+}  // namespace
+
+TEST_CASE("routers: round robin, fewest in flight, and fewest KV blocks (in use and queued)") {
+  // A long prompt (20 blocks of 4 tokens) on replica 0, then three short ones (1-2 blocks each).
+  // At 5 ms both replicas hold one request: fewest-in-flight ties to replica 0 (and sends the next
+  // to replica 1), the KV-aware router sees 20+ blocks there against 2 and sends both to replica 1.
+  const std::vector<traces::RequestSpec> reqs = {req(0, 0, 80, 50), req(1, 0.1, 4, 50), req(2, 5, 4, 50),
+                                                 req(3, 5.1, 4, 50)};
+  for (bool ff : {false, true}) {
+    CAPTURE(ff);
+    CHECK(route("round_robin", reqs, ff) == std::map<uint64_t, int>{{0, 0}, {1, 1}, {2, 0}, {3, 1}});
+    CHECK(route("least_outstanding", reqs, ff) == std::map<uint64_t, int>{{0, 0}, {1, 1}, {2, 0}, {3, 1}});
+    CHECK(route("kv_aware", reqs, ff) == std::map<uint64_t, int>{{0, 0}, {1, 1}, {2, 1}, {3, 1}});
+  }
+  // Queued blocks count: replica 0 prefills 8 tokens (2 blocks) until 1.08 ms; request 1 (80
+  // tokens) starts on idle replica 1 (20 blocks); request 2 (80) goes to replica 0 (2 < 20) and
+  // waits there, 20 blocks queued; request 3 then sees 22 against 20 and goes to replica 1 (by
+  // blocks in use alone it would go to replica 0).
+  const std::vector<traces::RequestSpec> queued = {req(0, 0, 8, 5), req(1, 0.01, 80, 5), req(2, 0.02, 80, 5),
+                                                   req(3, 0.03, 4, 5)};
+  CHECK(route("kv_aware", queued, false) == std::map<uint64_t, int>{{0, 0}, {1, 1}, {2, 0}, {3, 1}});
+}

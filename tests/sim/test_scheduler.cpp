@@ -97,3 +97,31 @@ TEST_CASE("the block manager never hands out more blocks than exist") {
   CHECK(kv.free_blocks() == 3);
   CHECK(a.empty());
 }
+
+TEST_CASE("waiting_blocks: what the waiting queue needs, preempted sequences with their generated tokens") {
+  Scheduler s(cfg(false, 100), 5);
+  s.add(0, Nanos(0), 8, 10);
+  s.add(1, Nanos(0), 7, 10);
+  CHECK(s.waiting_blocks() == 2 + 2);
+  s.schedule(Nanos(0));  // prefills both: 4 of the 5 blocks
+  CHECK(s.num_waiting() == 0);
+  CHECK(s.waiting_blocks() == 0);
+  // Decoding, A (9, 10, ... tokens) and B soon need 6 blocks: B, admitted last, is preempted.
+  int64_t t = 0;
+  while (s.preempted().empty() && s.has_work()) {
+    s.complete(Nanos(t += 1000));
+    s.schedule(Nanos(t));
+  }
+  REQUIRE(s.preempted().size() == 1);
+  const Sequence& b = s.seq(s.preempted()[0]);
+  CHECK(b.request_id == 1);
+  CHECK(b.generated >= 1);
+  CHECK(s.num_waiting() == 1);
+  CHECK(s.waiting_blocks() == (b.known() + 3) / 4);
+  while (s.has_work()) {
+    s.complete(Nanos(t += 1000));
+    s.schedule(Nanos(t));
+    if (s.num_waiting() == 0) CHECK(s.waiting_blocks() == 0);
+  }
+  CHECK(s.waiting_blocks() == 0);
+}
