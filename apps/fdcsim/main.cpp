@@ -17,6 +17,7 @@
 #include "apps/fdcsim/profile_command.h"
 #include "apps/fdcsim/run_guarded.h"
 #include "apps/fdcsim/simulate_command.h"
+#include "apps/fdcsim/sweep_command.h"
 #include "apps/fdcsim/validate_command.h"
 
 namespace {
@@ -37,6 +38,9 @@ int run_command(int argc, char** argv) {
   fdc::cli::MinServersCommandOptions min_servers_opts;
   min_servers_opts.jobs = fdc::cli::default_jobs();
   fdc::cli::add_min_servers_command(app, min_servers_opts);
+  fdc::cli::SweepOptions sweep_opts;
+  sweep_opts.jobs = fdc::cli::default_jobs();
+  fdc::cli::add_sweep_command(app, sweep_opts);
   fdc::cli::ValidateOptions val_opts;
   fdc::cli::add_validate_command(app, val_opts);
   fdc::cli::EngineCommandOptions engine_opts;
@@ -65,11 +69,12 @@ int run_command(int argc, char** argv) {
     fdc::cli::mark_failure_shared();
     return fdc::cli::kExitBadInput;
   }
-  if (fdc::cli::mpi_ranks().size > 1 && !app.got_subcommand("max-rate") && !app.got_subcommand("min-servers")) {
+  if (fdc::cli::mpi_ranks().size > 1 && !app.got_subcommand("max-rate") && !app.got_subcommand("min-servers") &&
+      !app.got_subcommand("sweep")) {
     if (rank0)
-      std::cerr << "fdcsim: error: an MPI launch of " << fdc::cli::mpi_ranks().size << " ranks runs max-rate and "
-                << "min-servers, whose searches it spreads over the ranks; run " << app.get_subcommands()[0]->get_name()
-                << " as one process\n";
+      std::cerr << "fdcsim: error: an MPI launch of " << fdc::cli::mpi_ranks().size << " ranks runs max-rate, "
+                << "min-servers and sweep, whose runs it spreads over the ranks; run "
+                << app.get_subcommands()[0]->get_name() << " as one process\n";
     fdc::cli::mark_failure_shared();
     return fdc::cli::kExitBadInput;
   }
@@ -77,6 +82,7 @@ int run_command(int argc, char** argv) {
     if (app.got_subcommand("simulate")) return fdc::cli::run_simulate(sim_opts);
     if (app.got_subcommand("max-rate")) return fdc::cli::run_max_rate(max_rate_opts);
     if (app.got_subcommand("min-servers")) return fdc::cli::run_min_servers(min_servers_opts);
+    if (app.got_subcommand("sweep")) return fdc::cli::run_sweep(sweep_opts);
     if (app.got_subcommand("validate")) return fdc::cli::run_validate(val_opts);
     if (app.got_subcommand("engine")) return fdc::cli::run_engine_command(engine_opts);
     if (app.got_subcommand("layer-check")) return fdc::cli::run_layer_check(layer_opts);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ctest `mpi_searches`: max-rate and min-servers under an MPI launch of 3 ranks print and write
+# ctest `mpi_searches`: max-rate, min-servers and sweep under an MPI launch of 3 ranks print and write
 # byte for byte what one process does (exit codes too), and failures every rank shares are reported
 # once with their exit code.
 #   usage: mpi_searches.sh FDCSIM MPIEXEC NP_FLAG
@@ -21,7 +21,7 @@ same_as_one_process() {
   [ "$rc_mpi" = "$want" ] || fail "$name: 3 ranks exited $rc_mpi, expected $want: $(tail -3 "$work/$name.mpi.err")"
   cmp -s "$work/$name.one.txt" "$work/$name.mpi.txt" || fail "$name: stdout differs: $(diff "$work/$name.one.txt" "$work/$name.mpi.txt" | head -5)"
   cmp -s "$work/$name.one.json" "$work/$name.mpi.json" || fail "$name: --json-out differs"
-  grep -q '"searches"' "$work/$name.mpi.json" || fail "$name: no searches in the JSON"
+  grep -q '"searches"\|"runs"' "$work/$name.mpi.json" || fail "$name: no searches or runs in the JSON"
 }
 
 # shared_failure NAME EXPECTED_EXIT PATTERN ARGS...: 3 ranks exit with the code, the message once.
@@ -41,6 +41,9 @@ same_as_one_process max_rate 0 max-rate "${small[@]}" --compare-policy none,fdc-
 same_as_one_process min_servers 0 min-servers --set workload.num_requests=600 --set workload.arrival.rate_per_s=30 \
   --compare-policy none,fdc-uniform-50 --vary hardware=p4de,p5
 same_as_one_process none_meets 1 min-servers "${small[@]}" --set slo.ttft_ms=1 --max-servers 2 \
+  --compare-policy none,fdc-uniform-50,fdc-hybrid
+
+same_as_one_process sweep 0 sweep "${small[@]}" --vary workload.arrival.rate_per_s=4,12 \
   --compare-policy none,fdc-uniform-50,fdc-hybrid
 
 shared_failure bad_value 2 "fdcsim: error: " max-rate --set scheduler.max_num_seqs='"many"'
