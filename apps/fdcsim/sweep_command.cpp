@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 
+#include "apps/fdcsim/band_option.h"
 #include "apps/fdcsim/exit_codes.h"
 #include "apps/fdcsim/label_width.h"
 #include "apps/fdcsim/mpi_ranks.h"
@@ -37,6 +38,10 @@ void add_sweep_command(CLI::App& app, SweepOptions& o) {
   sub->add_option("--gpus", o.gpus, "Simulate one server of N GPUs (as simulate --gpus)")->check(CLI::PositiveNumber);
   sub->add_option("--csv-out", o.csv_out, "Write one row per run (its varied values and figures) to this CSV file");
   sub->add_option("--json-out", o.json_out, "Write every run's variant and whole summary to this JSON file");
+  add_band_option(sub, o.band_pct,
+                  "Also run every combination with every iteration PCT percent longer and shorter "
+                  "(costmodel.time_scale) and report each figure's band over the three runs: how far the answer "
+                  "moves for a cost model off by that much");
   sub->add_option("--jobs,-j", o.jobs,
                   "Run up to this many simulations at once; every result is the same as with 1 (default: the "
                   "machine's hardware threads)")
@@ -81,6 +86,19 @@ const std::vector<Column>& csv_columns() {
       {"kv_max_utilization", {"kv_cache", "max_utilization"}},
       {"gpu_busy_fraction", {"gpu_busy_fraction"}},
       {"makespan_s", {"makespan_s"}},
+  };
+  return cols;
+}
+
+// The figures whose band --band reports (the table's, and CSV columns NAME_band_lo / _band_hi).
+const std::vector<Column>& band_columns() {
+  static const std::vector<Column> cols = {
+      {"throughput_requests_per_s", {"throughput", "requests_per_s"}},
+      {"slo_attainment", {"slo", "attainment"}},
+      {"ttft_p50_ms", {"latency", "ttft", "p50_ms"}},
+      {"ttft_p99_ms", {"latency", "ttft", "p99_ms"}},
+      {"tbt_p99_ms", {"latency", "tbt", "p99_ms"}},
+      {"jct_p50_ms", {"latency", "jct", "p50_ms"}},
   };
   return cols;
 }
@@ -142,34 +160,64 @@ int run_sweep(const SweepOptions& o) {
       }
     });
 
+    // The runs: per variant the cost model's own times and, with --band, the slower and faster ends.
+    const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
+    const size_t per_variant = o.band_pct ? 3 : 1;
+    std::vector<sim::ExperimentInput> run_inputs;
+    std::vector<std::string> run_labels;
+    for (size_t i = 0; i < variants.size(); ++i) {
+      run_inputs.push_back(variants[i].input);
+      run_labels.push_back(labels[i]);
+      if (o.band_pct)
+        for (double scale : {1 + band, 1 - band}) {
+          run_inputs.push_back(sim::with_time_scale(variants[i].input, scale));
+          char note[48];
+          std::snprintf(note, sizeof note, " (iterations x %g)", scale);
+          run_labels.push_back(labels[i] + note);
+        }
+    }
     std::mutex stderr_mutex;
-    const std::vector<std::string> found = run_tasks_over_ranks(variants.size(), o.jobs, [&](size_t i) {
-      const sim::ExperimentInput& in = variants[i].input;
+    const std::vector<std::string> found = run_tasks_over_ranks(run_inputs.size(), o.jobs, [&](size_t i) {
+      const sim::ExperimentInput& in = run_inputs[i];
       sim::Experiment e = sim::load_experiment_json(in.config, in.source, in.base_dir);
       auto cost = sim::make_cost_model(e);
       sim::Simulator s(e, *cost, sim::OutputStreams{});
       s.run();
       Json summary = s.summary();
       char line[320];
-      std::snprintf(
-          line, sizeof line, "fdcsim sweep: %s: %.3f req/s, SLO met for %.1f%% of %llu completed, TTFT P99 %.1f ms\n",
-          labels[i].c_str(), num(summary, {"throughput", "requests_per_s"}), 100 * num(summary, {"slo", "attainment"}),
-          static_cast<unsigned long long>(num(summary, {"requests", "completed"})),
-          num(summary, {"latency", "ttft", "p99_ms"}));
+      std::snprintf(line, sizeof line,
+                    "fdcsim sweep: %s: %.3f req/s, SLO met for %.1f%% of %llu completed, TTFT P99 %.1f ms\n",
+                    run_labels[i].c_str(), num(summary, {"throughput", "requests_per_s"}),
+                    100 * num(summary, {"slo", "attainment"}),
+                    static_cast<unsigned long long>(num(summary, {"requests", "completed"})),
+                    num(summary, {"latency", "ttft", "p99_ms"}));
       const std::lock_guard<std::mutex> lock(stderr_mutex);
       std::cerr << line << std::flush;
       return summary.dump();
     });
     if (!rank0) return kExitOk;  // rank 0 reports
-    std::vector<Json> summaries;
-    for (const std::string& s : found) summaries.push_back(Json::parse(s));
+    std::vector<Json> summaries, slower, faster;
+    for (size_t i = 0; i < found.size(); ++i) {
+      const size_t k = i % per_variant;
+      (k == 0 ? summaries : k == 1 ? slower : faster).push_back(Json::parse(found[i]));
+    }
+    // A figure's smallest and largest value over a variant's run and its two ends (a queue near
+    // saturation need not move monotonically with the scale).
+    auto band_of = [&](size_t i, const Column& c) {
+      double lo = num(summaries[i], c.path), hi = lo;
+      for (const Json* s : {&slower[i], &faster[i]})
+        lo = std::min(lo, num(*s, c.path)), hi = std::max(hi, num(*s, c.path));
+      return std::pair{lo, hi};
+    };
 
     // The SLO the runs were measured against (as resolved: the summary's), when they share one.
     auto slo_of = [](const Json& s) { return std::pair{num(s, {"slo", "ttft_ms"}), num(s, {"slo", "tpot_ms"})}; };
     bool one_slo = true;
     for (const Json& s : summaries) one_slo = one_slo && slo_of(s) == slo_of(summaries.front());
     std::cout << "fdcsim sweep: " << base.config.value("name", "unnamed") << " (" << base.source << "), "
-              << variants.size() << " runs; ";
+              << variants.size() << " runs";
+    if (o.band_pct) std::cout << " (" << run_inputs.size() << " simulations with the band's ends)";
+    std::cout << "; ";
     if (one_slo)
       std::cout << "SLO TTFT <= " << slo_of(summaries.front()).first
                 << " ms and TPOT <= " << slo_of(summaries.front()).second << " ms\n";
@@ -204,6 +252,23 @@ int run_sweep(const SweepOptions& o) {
                     static_cast<long long>(num(s, {"requests", "preemptions"})));
       std::cout << line;
     }
+    if (o.band_pct) {
+      std::cout << "\n  band: every iteration " << 100 * band << "% longer .. " << 100 * band
+                << "% shorter (costmodel.time_scale); smallest .. largest over the three runs\n";
+      std::snprintf(line, sizeof line, "  %-*s %17s %18s %24s %22s\n", width, "", "SLO met", "req/s", "TTFT P99 ms",
+                    "TBT P99 ms");
+      std::cout << line;
+      for (size_t i = 0; i < summaries.size(); ++i) {
+        const auto cols = band_columns();
+        const auto [s_lo, s_hi] = band_of(i, cols[1]);
+        const auto [r_lo, r_hi] = band_of(i, cols[0]);
+        const auto [t_lo, t_hi] = band_of(i, cols[3]);
+        const auto [b_lo, b_hi] = band_of(i, cols[4]);
+        std::snprintf(line, sizeof line, "  %-*s %6.1f .. %6.1f%% %7.3f .. %7.3f %10.1f .. %10.1f %9.1f .. %9.1f\n",
+                      width, labels[i].c_str(), 100 * s_lo, 100 * s_hi, r_lo, r_hi, t_lo, t_hi, b_lo, b_hi);
+        std::cout << line;
+      }
+    }
 
     if (csv_file) {
       // Columns: the label, one per varied key (and the policy), then the figures.
@@ -211,6 +276,8 @@ int run_sweep(const SweepOptions& o) {
       for (const auto& k : keys) text += "," + csv_field(k);
       if (std::find(keys.begin(), keys.end(), "policy") == keys.end()) text += ",policy_name";
       for (const auto& c : csv_columns()) text += std::string(",") + c.name;
+      if (o.band_pct)
+        for (const auto& c : band_columns()) text += std::string(",") + c.name + "_band_lo," + c.name + "_band_hi";
       text += "\n";
       for (size_t i = 0; i < summaries.size(); ++i) {
         text += csv_field(labels[i]);
@@ -218,14 +285,22 @@ int run_sweep(const SweepOptions& o) {
         if (std::find(keys.begin(), keys.end(), "policy") == keys.end())
           text += "," + csv_field(at(summaries[i], {"policy", "name"}));
         for (const auto& c : csv_columns()) text += "," + csv_field(at(summaries[i], c.path));
+        if (o.band_pct)
+          for (const auto& c : band_columns()) {
+            const auto [lo, hi] = band_of(i, c);
+            text += "," + Json(lo).dump() + "," + Json(hi).dump();
+          }
         text += "\n";
       }
       write_or_fail(*csv_file, o.csv_out, text);
     }
     if (json_file) {
       Json j{{"experiment", base.config.value("name", "unnamed")}, {"source", base.source}, {"runs", Json::array()}};
-      for (size_t i = 0; i < summaries.size(); ++i)
-        j["runs"].push_back({{"label", labels[i]}, {"variant", variants[i].settings}, {"summary", summaries[i]}});
+      for (size_t i = 0; i < summaries.size(); ++i) {
+        Json r{{"label", labels[i]}, {"variant", variants[i].settings}, {"summary", summaries[i]}};
+        if (o.band_pct) r["band"] = {{"iteration_time_fraction", band}, {"slower", slower[i]}, {"faster", faster[i]}};
+        j["runs"].push_back(std::move(r));
+      }
       write_or_fail(*json_file, o.json_out, j.dump(2) + "\n");
     }
     return kExitOk;

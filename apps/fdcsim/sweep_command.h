@@ -4,6 +4,7 @@
 // (--jobs) and over the ranks of an MPI launch (apps/fdcsim/mpi_ranks.h), with the same output.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ struct SweepOptions {
   int gpus = 0;                        // > 0: one server of this many GPUs (as simulate --gpus)
   std::string csv_out;                 // "" = none
   std::string json_out;                // "" = none
+  std::optional<double> band_pct;      // --band: every run again with every iteration +-this percent
   int jobs = 1;                        // threads for the runs (the command line's default: default_jobs())
 };
 

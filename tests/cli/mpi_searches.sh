@@ -44,7 +44,7 @@ same_as_one_process none_meets 1 min-servers "${small[@]}" --set slo.ttft_ms=1 -
   --compare-policy none,fdc-uniform-50,fdc-hybrid
 
 same_as_one_process sweep 0 sweep "${small[@]}" --vary workload.arrival.rate_per_s=4,12 \
-  --compare-policy none,fdc-uniform-50,fdc-hybrid
+  --compare-policy none,fdc-uniform-50,fdc-hybrid --band 5 --csv-out "$work/sweep.csv"
 
 shared_failure bad_value 2 "fdcsim: error: " max-rate --set scheduler.max_num_seqs='"many"'
 shared_failure bad_option 2 "The following argument was not expected" min-servers --no-such-option

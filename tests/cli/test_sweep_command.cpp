@@ -108,6 +108,58 @@ TEST_CASE("sweep: --jobs changes nothing but the order of the progress lines") {
   CHECK(read_text(temp("fdcsim-sweep-j1.csv")) == read_text(temp("fdcsim-sweep-j3.csv")));
 }
 
+TEST_CASE("sweep --band: every run at its two ends, each figure's band around the run's own value") {
+  cli::SweepOptions o = rates_by_policy();
+  o.band_pct = 5.0;
+  o.csv_out = temp("fdcsim-sweep-band.csv");
+  o.json_out = temp("fdcsim-sweep-band.json");
+  const test::CapturedRun r = sweep(o);
+  REQUIRE(r.code == cli::kExitOk);
+  CHECK(r.out.find("4 runs (12 simulations with the band's ends)") != std::string::npos);
+  CHECK(r.out.find("band: every iteration 5% longer .. 5% shorter") != std::string::npos);
+  CHECK(r.err.find("fdcsim sweep: 12, none (iterations x 1.05): ") != std::string::npos);
+  const Json j = load_json_file(o.json_out);
+  REQUIRE(j["runs"].size() == 4);
+  for (const Json& run : j["runs"]) {
+    REQUIRE(run.contains("band"));
+    CHECK(run["band"]["iteration_time_fraction"] == 0.05);
+    // Longer iterations, longer decode gaps: TBT P50 moves with the scale (no queue in the way).
+    const auto tbt = [](const Json& s) { return s["latency"]["tbt"]["p50_ms"].get<double>(); };
+    CHECK(tbt(run["band"]["slower"]) > tbt(run["summary"]));
+    CHECK(tbt(run["band"]["faster"]) < tbt(run["summary"]));
+  }
+  // The CSV's band columns hold the smallest and largest of the three runs.
+  std::istringstream csv(read_text(o.csv_out));
+  std::string header, line;
+  std::getline(csv, header);
+  std::vector<std::string> names;
+  for (std::istringstream h(header); std::getline(h, line, ',');) names.push_back(line);
+  const auto col = [&](const std::string& n) {
+    return static_cast<size_t>(std::find(names.begin(), names.end(), n) - names.begin());
+  };
+  REQUIRE(col("ttft_p99_ms_band_hi") < names.size());
+  std::vector<std::string> rows;
+  while (std::getline(csv, line)) rows.push_back(line);
+  REQUIRE(rows.size() == 4);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::vector<std::string> f{""};  // the quoted label holds a comma: skip it
+    for (std::istringstream s(rows[i].substr(rows[i].find("\",") + 2)); std::getline(s, line, ',');) f.push_back(line);
+    const Json& run = j["runs"][i];
+    for (const std::string n : {"ttft_p99_ms", "slo_attainment"}) {
+      CAPTURE(n);
+      const double lo = std::stod(f[col(n + "_band_lo")]), mid = std::stod(f[col(n)]),
+                   hi = std::stod(f[col(n + "_band_hi")]);
+      CHECK(lo <= mid);
+      CHECK(mid <= hi);
+    }
+    const double ttft_hi = std::stod(f[col("ttft_p99_ms_band_hi")]);
+    double expected = run["summary"]["latency"]["ttft"]["p99_ms"].get<double>();
+    for (const char* end : {"slower", "faster"})
+      expected = std::max(expected, run["band"][end]["latency"]["ttft"]["p99_ms"].get<double>());
+    CHECK(ttft_hi == expected);
+  }
+}
+
 TEST_CASE("sweep: a single run, bad values and unwritable files") {
   SUBCASE("no --vary: the config alone, named by its policy, with its policy in the CSV") {
     cli::SweepOptions o;
