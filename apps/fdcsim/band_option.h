@@ -4,8 +4,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "sim/experiment.h"
 
 namespace fdc::cli {
 
@@ -20,6 +24,32 @@ inline void add_band_option(CLI::App* sub, std::optional<double>& pct, const std
             return {};
           },
           "in (0, 50]"));
+}
+
+// The runs of a command with --band: each input, then (with a band) its slower and faster ends,
+// every iteration (1 + PCT/100) and (1 - PCT/100) times as long, labelled "LABEL (iterations x
+// 1.05)". Input i's runs are per_input * i .. per_input * i + per_input - 1.
+struct BandRuns {
+  std::vector<sim::ExperimentInput> inputs;
+  std::vector<std::string> labels;
+  size_t per_input = 1;
+};
+inline BandRuns with_band_ends(const std::vector<sim::ExperimentInput>& inputs, const std::vector<std::string>& labels,
+                               const std::optional<double>& pct) {
+  BandRuns r;
+  r.per_input = pct ? 3 : 1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    r.inputs.push_back(inputs[i]);
+    r.labels.push_back(labels[i]);
+    if (!pct) continue;
+    for (double scale : {1 + *pct / 100, 1 - *pct / 100}) {
+      r.inputs.push_back(sim::with_time_scale(inputs[i], scale));
+      char note[48];
+      std::snprintf(note, sizeof note, " (iterations x %g)", scale);
+      r.labels.push_back(labels[i] + note);
+    }
+  }
+  return r;
 }
 
 }  // namespace fdc::cli

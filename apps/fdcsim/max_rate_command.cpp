@@ -187,31 +187,18 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     // The searches, each independent: per policy the cost model's own times and, with --band, the
     // slower and faster ends; on up to --jobs threads (and over the ranks of an MPI launch), every
     // result as a run in order gives.
-    struct Search {
-      sim::ExperimentInput input;
-      std::string label;
-      sim::MaxRateResult result;
-    };
-    std::vector<Search> searches;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      searches.push_back({inputs[i], labels[i], {}});
-      if (o.band_pct)
-        for (double scale : {1 + band, 1 - band})
-          searches.push_back(
-              {sim::with_time_scale(inputs[i], scale), labels[i] + " (iterations x " + fmt("%g", scale) + ")", {}});
-    }
-    const std::vector<std::string> found = run_tasks_over_ranks(searches.size(), o.jobs, [&](size_t k) {
-      return search(searches[k].input, searches[k].label).to_json().dump();
-    });
-    for (size_t k = 0; k < searches.size(); ++k)
-      searches[k].result = sim::MaxRateResult::from_json(Json::parse(found[k]));
+    const BandRuns runs = with_band_ends(inputs, labels, o.band_pct);
+    const std::vector<std::string> found = run_tasks_over_ranks(
+        runs.inputs.size(), o.jobs, [&](size_t k) { return search(runs.inputs[k], runs.labels[k]).to_json().dump(); });
+    std::vector<sim::MaxRateResult> searched;
+    for (const std::string& f : found) searched.push_back(sim::MaxRateResult::from_json(Json::parse(f)));
     std::vector<sim::MaxRateResult> results;
     std::vector<BandResult> bands;
-    const size_t per_policy = o.band_pct ? 3 : 1;
+    const size_t per_policy = runs.per_input;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      results.push_back(std::move(searches[i * per_policy].result));
+      results.push_back(std::move(searched[i * per_policy]));
       if (o.band_pct) {
-        BandResult b{std::move(searches[i * per_policy + 1].result), std::move(searches[i * per_policy + 2].result)};
+        BandResult b{std::move(searched[i * per_policy + 1]), std::move(searched[i * per_policy + 2])};
         b.slower.policy = b.faster.policy = results.back().policy;
         bands.push_back(std::move(b));
       }

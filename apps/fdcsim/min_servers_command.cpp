@@ -124,20 +124,12 @@ int run_min_servers(const MinServersCommandOptions& o) {
     // slower and faster ends; on up to --jobs threads (and over the ranks of an MPI launch), every
     // result as a run in order gives.
     const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
-    const size_t per_variant = o.band_pct ? 3 : 1;
-    std::vector<sim::ExperimentInput> search_inputs;
-    std::vector<std::string> search_labels;
-    for (size_t i = 0; i < variants.size(); ++i) {
-      search_inputs.push_back(variants[i].input);
-      search_labels.push_back(labels[i]);
-      if (o.band_pct)
-        for (double scale : {1 + band, 1 - band}) {
-          search_inputs.push_back(sim::with_time_scale(variants[i].input, scale));
-          char note[48];
-          std::snprintf(note, sizeof note, " (iterations x %g)", scale);
-          search_labels.push_back(labels[i] + note);
-        }
-    }
+    std::vector<sim::ExperimentInput> variant_inputs;
+    for (const auto& v : variants) variant_inputs.push_back(v.input);
+    const BandRuns runs = with_band_ends(variant_inputs, labels, o.band_pct);
+    const size_t per_variant = runs.per_input;
+    const std::vector<sim::ExperimentInput>& search_inputs = runs.inputs;
+    const std::vector<std::string>& search_labels = runs.labels;
     std::vector<sim::MinServersResult> searched(search_inputs.size());
     std::mutex stderr_mutex;  // one progress line at a time from the searches' threads
     const std::vector<std::string> found = run_tasks_over_ranks(search_inputs.size(), o.jobs, [&](size_t i) {

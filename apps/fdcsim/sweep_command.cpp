@@ -162,20 +162,12 @@ int run_sweep(const SweepOptions& o) {
 
     // The runs: per variant the cost model's own times and, with --band, the slower and faster ends.
     const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
-    const size_t per_variant = o.band_pct ? 3 : 1;
-    std::vector<sim::ExperimentInput> run_inputs;
-    std::vector<std::string> run_labels;
-    for (size_t i = 0; i < variants.size(); ++i) {
-      run_inputs.push_back(variants[i].input);
-      run_labels.push_back(labels[i]);
-      if (o.band_pct)
-        for (double scale : {1 + band, 1 - band}) {
-          run_inputs.push_back(sim::with_time_scale(variants[i].input, scale));
-          char note[48];
-          std::snprintf(note, sizeof note, " (iterations x %g)", scale);
-          run_labels.push_back(labels[i] + note);
-        }
-    }
+    std::vector<sim::ExperimentInput> variant_inputs;
+    for (const auto& v : variants) variant_inputs.push_back(v.input);
+    const BandRuns runs = with_band_ends(variant_inputs, labels, o.band_pct);
+    const size_t per_variant = runs.per_input;
+    const std::vector<sim::ExperimentInput>& run_inputs = runs.inputs;
+    const std::vector<std::string>& run_labels = runs.labels;
     std::mutex stderr_mutex;
     const std::vector<std::string> found = run_tasks_over_ranks(run_inputs.size(), o.jobs, [&](size_t i) {
       const sim::ExperimentInput& in = run_inputs[i];
