@@ -72,7 +72,8 @@ uint32_t Simulator::route() {
   // fewest requests in flight, then the lowest index.
   auto load = [&](uint32_t i) {
     const Replica& rep = replicas_[i];
-    return std::pair{used_blocks_now(rep) + rep.sched.waiting_blocks(), rep.outstanding};
+    // As stepping has it when an arrival at `now` is routed: iteration ends at `now` come first.
+    return std::pair{used_blocks_at(rep, now_, true) + rep.sched.waiting_blocks(), rep.outstanding};
   };
   auto best_load = load(0);
   for (uint32_t i = 1; i < n; ++i)
@@ -295,24 +296,15 @@ void Simulator::finish_run(uint32_t r) {
   run.used.clear();
 }
 
-int64_t Simulator::used_blocks_at(const Replica& rep, Nanos t) const {
+int64_t Simulator::used_blocks_at(const Replica& rep, Nanos t, bool ends_at_t_done) const {
   if (!rep.run.active()) return rep.sched.kv().used_blocks();
-  // Iteration j's blocks are taken when iteration j-1 ends; the state just before t counts the
-  // iterations that started before t.
+  // Iteration j's blocks are taken when iteration j-1 ends: count the iterations that started
+  // before t (or at t too, when the iteration ending at t has been processed).
   const auto& ends = rep.run.ends;
-  const size_t started_after_first =
-      static_cast<size_t>(std::lower_bound(ends.begin(), ends.end() - 1, t.ns()) - ends.begin());
-  return rep.run.used[started_after_first];
-}
-
-int64_t Simulator::used_blocks_now(const Replica& rep) const {
-  if (!rep.run.active()) return rep.sched.kv().used_blocks();
-  // As stepping has it when an arrival at `now` is routed: iteration ends at `now` come first, so
-  // every iteration that started at or before `now` holds its blocks.
-  const auto& ends = rep.run.ends;
-  const size_t started_after_first =
-      static_cast<size_t>(std::upper_bound(ends.begin(), ends.end() - 1, now_.ns()) - ends.begin());
-  return rep.run.used[started_after_first];
+  const auto last = ends.end() - 1;
+  const auto started =
+      ends_at_t_done ? std::upper_bound(ends.begin(), last, t.ns()) : std::lower_bound(ends.begin(), last, t.ns());
+  return rep.run.used[static_cast<size_t>(started - ends.begin())];
 }
 
 void Simulator::add_tbt(int64_t gap_ns, uint64_t count) {
@@ -414,7 +406,7 @@ void Simulator::sample_kv_until(Nanos t) {
     int64_t mx = 0, total = 0;
     uint64_t running = 0, waiting = 0;
     for (const auto& rep : replicas_) {
-      const int64_t used = used_blocks_at(rep, next_kv_sample_);
+      const int64_t used = used_blocks_at(rep, next_kv_sample_, false);
       mx = std::max(mx, used);
       total += used;
       running += rep.sched.num_running();

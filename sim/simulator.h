@@ -102,8 +102,9 @@ class Simulator {
   void push(int64_t time, uint32_t kind, uint32_t replica, uint64_t version = 0);
   void plan_run(uint32_t r, Nanos first_duration, int64_t used);
   void finish_run(uint32_t r);
-  int64_t used_blocks_at(const Replica& rep, Nanos t) const;
-  int64_t used_blocks_now(const Replica& rep) const;  // at an arrival now (kv_aware routing)
+  // A replica's blocks in use at t: just before t (KV samples), or after the iterations ending at
+  // t (an arrival at t, routed by kv_aware).
+  int64_t used_blocks_at(const Replica& rep, Nanos t, bool ends_at_t_done) const;
   uint32_t route();
   void on_arrival(const traces::RequestSpec& r);
   void start_iteration(uint32_t r);

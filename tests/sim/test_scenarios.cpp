@@ -115,13 +115,14 @@ std::map<uint64_t, int> replicas_of(const std::string& csv) {
   return out;
 }
 
-std::map<uint64_t, int> route(const std::string& router, std::vector<traces::RequestSpec> reqs, bool fast_forward) {
+std::map<uint64_t, int> route(const std::string& router, std::vector<traces::RequestSpec> reqs, bool fast_forward,
+                              int64_t per_token_ns = 10'000) {
   Json j = test::toy_experiment(100, 4);
   j["hardware"]["gpus_per_server"] = 2;  // two replicas
   j["cluster"] = {{"servers", 1}, {"router", router}};
   j["simulator"] = {{"fast_forward", fast_forward}};
   auto e = test::make_toy(j, std::move(reqs));
-  test::ToyCostModel cost(1'000'000, 10'000);
+  test::ToyCostModel cost(1'000'000, per_token_ns);
   std::ostringstream csv;
   sim::Simulator s(e, cost, {&csv, nullptr, nullptr});
   s.run();
@@ -149,4 +150,15 @@ TEST_CASE("routers: round robin, fewest in flight, and fewest KV blocks (in use 
   const std::vector<traces::RequestSpec> queued = {req(0, 0, 8, 5), req(1, 0.01, 80, 5), req(2, 0.02, 80, 5),
                                                    req(3, 0.03, 4, 5)};
   CHECK(route("kv_aware", queued, false) == std::map<uint64_t, int>{{0, 0}, {1, 1}, {2, 0}, {3, 1}});
+
+  // An arrival at the very end of an iteration sees the next iteration's blocks, as stepping does,
+  // also inside a fast-forwarded stretch. Every iteration 1 ms; replica 0 decodes a 6-token prompt,
+  // replica 1 a 4-token one. At 5 ms replica 1's next decode step takes its third block (9 tokens)
+  // as replica 0 holds three (11 tokens): a tie, to replica 0; a router reading replica 1 before
+  // that step would see two blocks and pick it.
+  const std::vector<traces::RequestSpec> at_end = {req(0, 0, 6, 30), req(1, 0, 4, 30), req(2, 5, 4, 5)};
+  for (bool ff : {false, true}) {
+    CAPTURE(ff);
+    CHECK(route("kv_aware", at_end, ff, 0) == std::map<uint64_t, int>{{0, 0}, {1, 1}, {2, 0}});
+  }
 }
