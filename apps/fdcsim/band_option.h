@@ -26,24 +26,24 @@ inline void add_band_option(CLI::App* sub, std::optional<double>& pct, const std
           "in (0, 50]"));
 }
 
-// The runs of a command with --band: each input, then (with a band) its slower and faster ends,
-// every iteration (1 + PCT/100) and (1 - PCT/100) times as long, labelled "LABEL (iterations x
-// 1.05)". Input i's runs are per_input * i .. per_input * i + per_input - 1.
+// The runs of a command with --band: each variant's input, then (with a band) its slower and
+// faster ends, every iteration (1 + PCT/100) and (1 - PCT/100) times as long, labelled "LABEL
+// (iterations x 1.05)". Variant i's runs are per_input * i .. per_input * i + per_input - 1.
 struct BandRuns {
   std::vector<sim::ExperimentInput> inputs;
   std::vector<std::string> labels;
   size_t per_input = 1;
 };
-inline BandRuns with_band_ends(const std::vector<sim::ExperimentInput>& inputs, const std::vector<std::string>& labels,
+inline BandRuns with_band_ends(const std::vector<sim::Variant>& variants, const std::vector<std::string>& labels,
                                const std::optional<double>& pct) {
   BandRuns r;
   r.per_input = pct ? 3 : 1;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    r.inputs.push_back(inputs[i]);
+  for (size_t i = 0; i < variants.size(); ++i) {
+    r.inputs.push_back(variants[i].input);
     r.labels.push_back(labels[i]);
     if (!pct) continue;
     for (double scale : {1 + *pct / 100, 1 - *pct / 100}) {
-      r.inputs.push_back(sim::with_time_scale(inputs[i], scale));
+      r.inputs.push_back(sim::with_time_scale(variants[i].input, scale));
       char note[48];
       std::snprintf(note, sizeof note, " (iterations x %g)", scale);
       r.labels.push_back(labels[i] + note);

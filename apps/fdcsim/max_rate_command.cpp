@@ -138,7 +138,6 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     sim::MaxRateOptions mo;
     sim::ExperimentInput base;
     std::vector<sim::Variant> variants;
-    std::vector<sim::ExperimentInput> inputs;
     std::vector<std::string> policy_names, labels;
     std::unique_ptr<std::ofstream> json_file;
     const bool rank0 = mpi_ranks().rank == 0;
@@ -155,8 +154,7 @@ int run_max_rate(const MaxRateCommandOptions& o) {
       variants = sim::variants_of(base, o.vary, o.policies);
       policy_names.resize(variants.size());
       for (size_t i = 0; i < variants.size(); ++i) {
-        inputs.push_back(variants[i].input);
-        sim::max_rate_start(inputs[i], &policy_names[i]);
+        sim::max_rate_start(variants[i].input, &policy_names[i]);
         labels.push_back(o.vary.empty() ? policy_names[i] : variants[i].label);
       }
       if (!o.json_out.empty() && rank0) {
@@ -187,7 +185,7 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     // The searches, each independent: per policy the cost model's own times and, with --band, the
     // slower and faster ends; on up to --jobs threads (and over the ranks of an MPI launch), every
     // result as a run in order gives.
-    const BandRuns runs = with_band_ends(inputs, labels, o.band_pct);
+    const BandRuns runs = with_band_ends(variants, labels, o.band_pct);
     const std::vector<std::string> found = run_tasks_over_ranks(
         runs.inputs.size(), o.jobs, [&](size_t k) { return search(runs.inputs[k], runs.labels[k]).to_json().dump(); });
     std::vector<sim::MaxRateResult> searched;
@@ -195,7 +193,7 @@ int run_max_rate(const MaxRateCommandOptions& o) {
     std::vector<sim::MaxRateResult> results;
     std::vector<BandResult> bands;
     const size_t per_policy = runs.per_input;
-    for (size_t i = 0; i < inputs.size(); ++i) {
+    for (size_t i = 0; i < variants.size(); ++i) {
       results.push_back(std::move(searched[i * per_policy]));
       if (o.band_pct) {
         BandResult b{std::move(searched[i * per_policy + 1]), std::move(searched[i * per_policy + 2])};

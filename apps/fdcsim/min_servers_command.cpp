@@ -124,9 +124,7 @@ int run_min_servers(const MinServersCommandOptions& o) {
     // slower and faster ends; on up to --jobs threads (and over the ranks of an MPI launch), every
     // result as a run in order gives.
     const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
-    std::vector<sim::ExperimentInput> variant_inputs;
-    for (const auto& v : variants) variant_inputs.push_back(v.input);
-    const BandRuns runs = with_band_ends(variant_inputs, labels, o.band_pct);
+    const BandRuns runs = with_band_ends(variants, labels, o.band_pct);
     const size_t per_variant = runs.per_input;
     const std::vector<sim::ExperimentInput>& search_inputs = runs.inputs;
     const std::vector<std::string>& search_labels = runs.labels;

@@ -162,9 +162,7 @@ int run_sweep(const SweepOptions& o) {
 
     // The runs: per variant the cost model's own times and, with --band, the slower and faster ends.
     const double band = o.band_pct ? *o.band_pct / 100 : 0.0;
-    std::vector<sim::ExperimentInput> variant_inputs;
-    for (const auto& v : variants) variant_inputs.push_back(v.input);
-    const BandRuns runs = with_band_ends(variant_inputs, labels, o.band_pct);
+    const BandRuns runs = with_band_ends(variants, labels, o.band_pct);
     const size_t per_variant = runs.per_input;
     const std::vector<sim::ExperimentInput>& run_inputs = runs.inputs;
     const std::vector<std::string>& run_labels = runs.labels;
